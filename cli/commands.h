@@ -1,0 +1,10 @@
+// The tessera command's subcommands. Each lives in its own file and uses only tessera.h.
+#pragma once
+
+namespace tessera_cli {
+
+// Each returns the process exit code: 0 on success, 1 on a failure it reported, 2 on a
+// usage error.
+int cmd_inspect(int argc, char** argv);
+
+}  // namespace tessera_cli

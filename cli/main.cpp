@@ -1,0 +1,49 @@
+// The `tessera` command: dispatches to one subcommand per file.
+#include <cstdio>
+#include <cstring>
+
+#include "commands.h"
+#include "tessera.h"
+
+namespace {
+
+struct Command {
+    const char* name;
+    int (*run)(int argc, char** argv);
+    const char* summary;
+};
+
+const Command kCommands[] = {
+    {"inspect", tessera_cli::cmd_inspect, "print a GGUF file's metadata and tensors"},
+};
+
+void print_usage(std::FILE* out) {
+    std::fprintf(out,
+                 "tessera %s: a CPU-first LLM inference runtime\n\n"
+                 "usage: tessera <command> [options]\n\ncommands:\n",
+                 tessera_version());
+    for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
+    std::fprintf(out, "\n'tessera <command> --help' describes a command's options.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        print_usage(stderr);
+        return 2;
+    }
+    const char* name = argv[1];
+    if (!std::strcmp(name, "--help") || !std::strcmp(name, "-h") || !std::strcmp(name, "help")) {
+        print_usage(stdout);
+        return 0;
+    }
+    if (!std::strcmp(name, "--version") || !std::strcmp(name, "version")) {
+        std::printf("tessera %s\n", tessera_version());
+        return 0;
+    }
+    for (const Command& c : kCommands)
+        if (!std::strcmp(name, c.name)) return c.run(argc - 1, argv + 1);
+    std::fprintf(stderr, "error: unknown command '%s' (try 'tessera --help')\n", name);
+    return 2;
+}
