@@ -98,6 +98,11 @@ else()
 endif()
 
 # ---- sanitizers ----
+# A fuzz build always runs with ASan+UBSan: a fuzzer finds crashes, the sanitizers turn
+# silent memory errors into crashes.
+if(TESSERA_FUZZ AND NOT TESSERA_SANITIZE)
+  set(TESSERA_SANITIZE "address,undefined")
+endif()
 set(TESSERA_SANITIZE_FLAGS "")
 if(TESSERA_SANITIZE)
   string(REPLACE ";" "," _san "${TESSERA_SANITIZE}")
@@ -112,6 +117,7 @@ if(TESSERA_FUZZ)
   if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
     message(FATAL_ERROR "TESSERA_FUZZ=ON needs clang (configure with CXX=clang++ CC=clang)")
   endif()
+  add_compile_options(-fsanitize=fuzzer-no-link)
   tessera_summary(TESSERA_FUZZ "on (libFuzzer)")
 else()
   tessera_summary(TESSERA_FUZZ "off")

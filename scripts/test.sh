@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds Tessera, runs every test, and ends with ctest's
+# summary. Exits non-zero on any failure.
+#
+# Besides the main build (build/), it builds the GGUF reader and `tessera inspect` with
+# AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/) and runs their tests, and
+# runs the GGUF libFuzzer target (build-fuzz/, clang) for TESSERA_FUZZ_SECONDS (60).
+#
+# Environment: TESSERA_JOBS (build jobs, default: all cores), TESSERA_FUZZ_SECONDS
+# (0 skips fuzzing), TESSERA_SKIP_SANITIZERS=1 (skip the ASan and fuzz builds).
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+jobs=${TESSERA_JOBS:-$(nproc)}
+fuzz_seconds=${TESSERA_FUZZ_SECONDS:-60}
+status=0
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "setup"
+bash scripts/setup.sh || exit 1
+
+step "configure and build (build/)"
+start=$(date +%s)
+mkdir -p build
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >build/configure.log 2>&1 ||
+    { cat build/configure.log; exit 1; }
+grep -A20 "Tessera .* configuration" build/configure.log | sed -n '1,/^-- $/p'
+cmake --build build -j "$jobs" || exit 1
+echo "build: $(( $(date +%s) - start )) s"
+
+if [ "${TESSERA_SKIP_SANITIZERS:-0}" != 1 ]; then
+    step "GGUF reader and tessera inspect under ASan+UBSan (build-asan/)"
+    mkdir -p build-asan
+    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DTESSERA_SANITIZE=address,undefined -DTESSERA_CUDA=OFF -DTESSERA_VULKAN=OFF \
+        -DTESSERA_BLAS=off >build-asan/configure.log 2>&1 || { cat build-asan/configure.log; exit 1; }
+    if cmake --build build-asan -j "$jobs" --target gguf_test tessera-cli gguf-corpus; then
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+            ctest --test-dir build-asan -R '^(gguf_test|cli_inspect)$' --output-on-failure ||
+            { echo "FAILED: sanitizer tests"; status=1; }
+    else
+        echo "FAILED: sanitizer build"; status=1
+    fi
+
+    if [ "$fuzz_seconds" -gt 0 ]; then
+        step "GGUF reader fuzzing for ${fuzz_seconds} s (build-fuzz/)"
+        mkdir -p build-fuzz
+        CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+            -DTESSERA_FUZZ=ON -DTESSERA_BUILD_TESTS=OFF -DTESSERA_BUILD_CLI=OFF -DTESSERA_CUDA=OFF \
+            -DTESSERA_VULKAN=OFF -DTESSERA_BLAS=off >build-fuzz/configure.log 2>&1 ||
+            { cat build-fuzz/configure.log; exit 1; }
+        if cmake --build build-fuzz -j "$jobs" --target gguf_fuzz; then
+            corpus=build-fuzz/corpus
+            rm -rf "$corpus" build-fuzz/seeds && mkdir -p "$corpus"
+            build/tests/gguf-corpus build-fuzz/seeds
+            if build-fuzz/tests/fuzz/gguf_fuzz -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 \
+                -max_len=16384 -print_final_stats=1 -artifact_prefix=build-fuzz/ \
+                "$corpus" build-fuzz/seeds >build-fuzz/fuzz.log 2>&1; then
+                grep -E "^Done|number_of_executed_units|new_units_added|peak_rss" build-fuzz/fuzz.log
+            else
+                tail -40 build-fuzz/fuzz.log
+                echo "FAILED: the fuzzer found a crash (input saved under build-fuzz/)"; status=1
+            fi
+        else
+            echo "FAILED: fuzz build"; status=1
+        fi
+    fi
+fi
+
+step "tests"
+ctest --test-dir build --output-on-failure -j "$jobs" || status=1
+exit $status
