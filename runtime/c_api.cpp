@@ -1,4 +1,4 @@
-// Implements include/tessera.h: C++ exceptions become status codes plus a thread-local
+// Implements include/tessera.h (errors, types, GGUF inspection): C++ exceptions become status codes plus a thread-local
 // message; nothing throws across the boundary.
 #include "tessera.h"
 
@@ -9,6 +9,7 @@
 #include "tensor/dtype.h"
 #include "tensor/error.h"
 #include "tensor/gguf.h"
+#include "runtime/c_api_internal.h"
 
 #ifndef TESSERA_VERSION_STRING
 #define TESSERA_VERSION_STRING "0.0.0"
@@ -18,42 +19,36 @@ struct tessera_gguf {
     std::unique_ptr<tessera::gguf::File> file;
 };
 
-namespace {
+using tessera::capi::guard;
+using tessera::capi::set_error;
 
+namespace tessera::capi {
+
+namespace {
 thread_local std::string g_last_error;
+}
 
 tessera_status set_error(tessera_status status, const std::string& message) {
     g_last_error = message;
     return status;
 }
 
-tessera_status status_of(tessera::ErrorKind kind) {
+tessera_status status_of(ErrorKind kind) {
     switch (kind) {
-    case tessera::ErrorKind::InvalidArgument: return TESSERA_ERROR_INVALID_ARGUMENT;
-    case tessera::ErrorKind::Io: return TESSERA_ERROR_IO;
-    case tessera::ErrorKind::BadFile: return TESSERA_ERROR_BAD_FILE;
-    case tessera::ErrorKind::Unsupported: return TESSERA_ERROR_UNSUPPORTED;
-    case tessera::ErrorKind::Internal: return TESSERA_ERROR_INTERNAL;
+    case ErrorKind::InvalidArgument: return TESSERA_ERROR_INVALID_ARGUMENT;
+    case ErrorKind::Io: return TESSERA_ERROR_IO;
+    case ErrorKind::BadFile: return TESSERA_ERROR_BAD_FILE;
+    case ErrorKind::Unsupported: return TESSERA_ERROR_UNSUPPORTED;
+    case ErrorKind::Internal: return TESSERA_ERROR_INTERNAL;
     }
     return TESSERA_ERROR_INTERNAL;
 }
 
-// Runs `f`, turning any exception into a status and the thread's message.
-template <typename F>
-tessera_status guard(F&& f, tessera_status on_error_kind_default = TESSERA_ERROR_INTERNAL) {
-    try {
-        f();
-        return TESSERA_OK;
-    } catch (const tessera::Error& e) {
-        return set_error(status_of(e.kind()), e.what());
-    } catch (const std::bad_alloc&) {
-        return set_error(TESSERA_ERROR_OUT_OF_MEMORY, "out of memory");
-    } catch (const std::exception& e) {
-        return set_error(on_error_kind_default, e.what());
-    } catch (...) {
-        return set_error(TESSERA_ERROR_INTERNAL, "unknown internal error");
-    }
-}
+const char* last_error() { return g_last_error.c_str(); }
+
+}  // namespace tessera::capi
+
+namespace {
 
 const tessera::gguf::Value* unwrap(const tessera_gguf_value* v) {
     return reinterpret_cast<const tessera::gguf::Value*>(v);
@@ -78,7 +73,7 @@ tessera_status value_call(const tessera_gguf_value* v, F&& f) {
 
 extern "C" {
 
-const char* tessera_last_error(void) { return g_last_error.c_str(); }
+const char* tessera_last_error(void) { return tessera::capi::last_error(); }
 
 const char* tessera_status_name(tessera_status status) {
     switch (status) {

@@ -1,0 +1,37 @@
+// Shared plumbing of the C API's implementation files: the thread's last error and the
+// guard that turns C++ exceptions into status codes.
+#pragma once
+
+#include <exception>
+#include <new>
+#include <string>
+
+#include "tensor/error.h"
+#include "tessera.h"
+
+namespace tessera::capi {
+
+// Records `message` as the calling thread's last error and returns `status`.
+tessera_status set_error(tessera_status status, const std::string& message);
+
+tessera_status status_of(ErrorKind kind);
+const char* last_error();
+
+// Runs `f`, turning any exception into a status and the thread's message.
+template <typename F>
+tessera_status guard(F&& f) {
+    try {
+        f();
+        return TESSERA_OK;
+    } catch (const Error& e) {
+        return set_error(status_of(e.kind()), e.what());
+    } catch (const std::bad_alloc&) {
+        return set_error(TESSERA_ERROR_OUT_OF_MEMORY, "out of memory");
+    } catch (const std::exception& e) {
+        return set_error(TESSERA_ERROR_INTERNAL, e.what());
+    } catch (...) {
+        return set_error(TESSERA_ERROR_INTERNAL, "unknown internal error");
+    }
+}
+
+}  // namespace tessera::capi
