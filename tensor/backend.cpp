@@ -1,0 +1,50 @@
+// Backend registry and tensor placement in buffers.
+#include "tensor/backend.h"
+
+#include "tensor/error.h"
+
+namespace tessera {
+
+std::unique_ptr<Buffer> allocate_tensors(Backend& backend, std::span<Tensor* const> tensors, BufferUsage usage,
+                                         size_t alignment) {
+    size_t total = 0;
+    for (const Tensor* t : tensors) {
+        if (t->view_src) throw Error("allocate_tensors: '" + std::string(t->name) + "' is a view");
+        total = (total + alignment - 1) / alignment * alignment + t->n_bytes();
+    }
+    std::unique_ptr<Buffer> buf = backend.alloc_buffer(total ? total : 1, usage);
+    size_t offset = 0;
+    for (Tensor* t : tensors) {
+        offset = (offset + alignment - 1) / alignment * alignment;
+        t->data = static_cast<char*>(buf->base()) + offset;
+        t->buffer = buf.get();
+        offset += t->n_bytes();
+    }
+    return buf;
+}
+
+std::vector<BackendFactory>& backend_registry() {
+    static std::vector<BackendFactory> registry;
+    return registry;
+}
+
+void register_backend(BackendFactory factory) {
+    for (const BackendFactory& f : backend_registry())
+        if (f.name == factory.name) return;
+    backend_registry().push_back(std::move(factory));
+}
+
+std::vector<std::unique_ptr<Backend>> create_available_backends() {
+    std::vector<std::unique_ptr<Backend>> out;
+    std::unique_ptr<Backend> cpu;
+    for (const BackendFactory& f : backend_registry()) {
+        if (!f.available()) continue;
+        auto b = f.create();
+        if (f.name == "CPU") cpu = std::move(b);
+        else out.push_back(std::move(b));
+    }
+    if (cpu) out.push_back(std::move(cpu));
+    return out;
+}
+
+}  // namespace tessera

@@ -1,0 +1,85 @@
+// The backend interface and registry. A backend owns memory (buffers) on its device and
+// computes segments of a graph whose nodes it said it supports. The scheduler (not the
+// backend) decides which node runs where; a backend never knows which model it runs.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace tessera {
+
+class Backend;
+
+enum class BufferUsage { Weights, Compute, Cache };
+
+// A block of device memory. Tensors placed in it point into it (Tensor::data), and
+// persistent ones (weights, caches) point back at it (Tensor::buffer).
+class Buffer {
+public:
+    virtual ~Buffer() = default;
+    virtual void* base() = 0;
+    virtual size_t size() const = 0;
+    Backend& backend() const { return *backend_; }
+    BufferUsage usage() const { return usage_; }
+
+protected:
+    Buffer(Backend* backend, BufferUsage usage) : backend_(backend), usage_(usage) {}
+
+private:
+    Backend* backend_;
+    BufferUsage usage_;
+};
+
+struct DeviceMemory {
+    size_t free = 0;
+    size_t total = 0;
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual const std::string& name() const = 0;
+    // True when the CPU can read and write this backend's memory directly.
+    virtual bool host_memory() const = 0;
+    virtual DeviceMemory memory() const = 0;
+    virtual std::unique_ptr<Buffer> alloc_buffer(size_t size, BufferUsage usage) = 0;
+    // Copies bytes between host memory and a tensor's memory (offset in bytes from the
+    // tensor's data pointer).
+    virtual void upload(Tensor* t, const void* src, size_t offset, size_t n) = 0;
+    virtual void download(const Tensor* t, void* dst, size_t offset, size_t n) = 0;
+    // Whether this backend can compute `node` (its op, types and layout).
+    virtual bool supports(const Tensor& node) const = 0;
+    // Scratch bytes `compute` needs for these nodes; the scheduler provides them.
+    virtual size_t work_size(std::span<Tensor* const> nodes) const = 0;
+    // Computes nodes in order (a segment: inputs are in this backend's memory).
+    virtual void compute(std::span<Tensor* const> nodes, void* work, size_t work_size) = 0;
+    virtual void synchronize() {}
+    virtual void set_threads(int n) { (void)n; }
+};
+
+// Places `tensors` (leaves) one after another in a new buffer of `backend`, setting
+// their data and buffer pointers. Each tensor starts at a multiple of `alignment`.
+std::unique_ptr<Buffer> allocate_tensors(Backend& backend, std::span<Tensor* const> tensors, BufferUsage usage,
+                                         size_t alignment = 64);
+
+// The compiled-in backends. Each factory says whether its device is really present, so a
+// binary built with a GPU backend still runs on a machine without the driver.
+struct BackendFactory {
+    std::string name;
+    std::function<bool()> available;
+    std::function<std::unique_ptr<Backend>()> create;
+};
+
+std::vector<BackendFactory>& backend_registry();
+void register_backend(BackendFactory factory);
+// Creates every available backend, the CPU last.
+std::vector<std::unique_ptr<Backend>> create_available_backends();
+
+}  // namespace tessera

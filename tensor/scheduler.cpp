@@ -1,0 +1,238 @@
+// Scheduler: backend assignment, segments, seam copies, memory plan, evaluation.
+#include "tensor/scheduler.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <map>
+
+#include "tensor/alloc.h"
+#include "tensor/error.h"
+
+namespace tessera {
+
+namespace {
+
+constexpr size_t kAlignment = 64;
+
+bool is_persistent(const Tensor* t) { return t->root()->buffer != nullptr; }
+
+// Nodes that write memory of their own (not views, not writes into another tensor).
+bool owns_graph_memory(const Tensor* t) {
+    if (t->view_src) return false;
+    if (t->op == Op::None) return (t->flags & kFlagInput) != 0;
+    return true;
+}
+
+}  // namespace
+
+Scheduler::Scheduler(std::vector<Backend*> backends) : backends_(std::move(backends)) {
+    if (backends_.empty()) throw Error("Scheduler: no backends");
+    compute_buffers_.resize(backends_.size());
+    work_buffers_.resize(backends_.size());
+    planned_.assign(backends_.size(), 0);
+    work_sizes_.assign(backends_.size(), 0);
+}
+
+Scheduler::~Scheduler() = default;
+
+size_t Scheduler::n_copies() const {
+    size_t n = 0;
+    for (const Segment& s : segments_) n += s.copies.size();
+    return n;
+}
+
+size_t Scheduler::reserved_bytes(int i) const {
+    const auto& b = compute_buffers_[static_cast<size_t>(i)];
+    return b ? b->size() : 0;
+}
+
+// The backend whose memory holds `t`'s data.
+int Scheduler::home_of(const Tensor* t) const {
+    const Tensor* r = t->root();
+    if (r->buffer) {
+        for (size_t i = 0; i < backends_.size(); ++i)
+            if (&r->buffer->backend() == backends_[i]) return static_cast<int>(i);
+        throw Error("scheduler: tensor '" + std::string(r->name) + "' lives on backend '" +
+                    r->buffer->backend().name() + "', which this scheduler does not use");
+    }
+    if (r->backend >= 0) return r->backend;
+    return static_cast<int>(backends_.size()) - 1;  // inputs and host pointers: the fallback
+}
+
+int Scheduler::assign(const Tensor* node) const {
+    const int fallback = static_cast<int>(backends_.size()) - 1;
+    int want = -1;
+    // A write into persistent memory (KV cache) runs where that memory is.
+    if ((node->op == Op::Cpy || node->op == Op::SetRows) && is_persistent(node)) want = home_of(node);
+    // Otherwise where its weights live...
+    for (int i = 0; want < 0 && i < kMaxSrc; ++i)
+        if (node->src[i] && is_persistent(node->src[i])) want = home_of(node->src[i]);
+    // ...else where its first input lives.
+    for (int i = 0; want < 0 && i < kMaxSrc; ++i)
+        if (node->src[i]) want = home_of(node->src[i]);
+    if (want < 0) want = fallback;
+    if (!backends_[static_cast<size_t>(want)]->supports(*node)) want = fallback;
+    if (!backends_[static_cast<size_t>(want)]->supports(*node))
+        throw Error(std::string("scheduler: no backend supports ") + op_name(node->op) + " '" + node->name + "' " +
+                    shape_string(node) + " " + std::string(type_name(node->type)));
+    return want;
+}
+
+void Scheduler::plan(Graph& g) {
+    segments_.clear();
+    copy_tensors_.clear();
+    const int fallback = static_cast<int>(backends_.size()) - 1;
+    auto& tensors = g.tensors();
+
+    // 1. Backends: leaves stay where their memory is, views follow their source, nodes
+    //    are assigned. Then segments of same-backend runs.
+    for (Tensor& t : tensors) t.backend = -1;
+    for (Tensor& t : tensors) {
+        if (t.op == Op::None) {
+            if (!t.buffer && !t.data && !(t.flags & kFlagInput))
+                throw Error("scheduler: leaf '" + std::string(t.name) + "' " + shape_string(&t) +
+                            " has no data and is not an input");
+            t.backend = static_cast<int16_t>(t.buffer ? home_of(&t) : fallback);
+        } else if (t.op == Op::View) {
+            t.backend = static_cast<int16_t>(home_of(&t));
+        } else {
+            t.backend = static_cast<int16_t>(assign(&t));
+            if ((t.op == Op::Cpy || t.op == Op::SetRows) && home_of(&t) != t.backend &&
+                !backends_[static_cast<size_t>(home_of(&t))]->host_memory())
+                throw Error(std::string("scheduler: ") + op_name(t.op) + " '" + t.name +
+                            "' must write into memory of a backend that cannot run it");
+            if (segments_.empty() || segments_.back().backend != t.backend)
+                segments_.push_back(Segment{t.backend, {}, {}});
+            segments_.back().nodes.push_back(&t);
+        }
+    }
+
+    // 2. Seams: an input living on another backend is copied once into the consumer's
+    //    backend. Persistent host memory read by a host backend needs no copy.
+    std::map<std::pair<const Tensor*, int>, Tensor*> copies;
+    for (Segment& seg : segments_) {
+        for (Tensor* node : seg.nodes) {
+            for (int i = 0; i < kMaxSrc; ++i) {
+                Tensor* s = node->src[i];
+                if (!s) continue;
+                // The destination of a write is reached through the node's own memory.
+                if ((node->op == Op::Cpy && i == 1) || (node->op == Op::SetRows && i == 0)) continue;
+                int home = home_of(s);
+                if (home == seg.backend) continue;
+                if (is_persistent(s) && backends_[static_cast<size_t>(home)]->host_memory() &&
+                    backends_[static_cast<size_t>(seg.backend)]->host_memory())
+                    continue;
+                auto key = std::make_pair(static_cast<const Tensor*>(s), seg.backend);
+                auto it = copies.find(key);
+                if (it == copies.end()) {
+                    Tensor& c = copy_tensors_.emplace_back();
+                    c.type = s->type;
+                    std::copy(s->ne, s->ne + kMaxDims, c.ne);
+                    std::copy(s->nb, s->nb + kMaxDims, c.nb);
+                    std::snprintf(c.name, sizeof c.name, "%.36s (copy)", s->name);
+                    c.backend = static_cast<int16_t>(seg.backend);
+                    seg.copies.push_back(Copy{s, &c});
+                    it = copies.emplace(key, &c).first;
+                }
+                node->src[i] = it->second;
+            }
+        }
+    }
+
+    // 3. Memory: steps follow segment order (copies run at their segment's first step).
+    //    A tensor lives from its producing step to its last reader; views keep their
+    //    source alive; outputs live to the end.
+    std::map<const Tensor*, int> first, last;
+    int step = 0;
+    auto touch = [&](const Tensor* t, int at) {
+        const Tensor* r = t->root();
+        auto [it, fresh] = last.emplace(r, at);
+        if (!fresh) it->second = std::max(it->second, at);
+    };
+    for (Tensor& t : tensors)
+        if (t.op == Op::None && (t.flags & kFlagInput)) first[&t] = 0;
+    for (Segment& seg : segments_) {
+        for (Copy& c : seg.copies) {
+            first[c.dst] = step;
+            touch(c.src, step);
+        }
+        for (Tensor* node : seg.nodes) {
+            ++step;
+            if (owns_graph_memory(node)) first[node] = step;
+            touch(node, step);
+            for (int i = 0; i < kMaxSrc; ++i)
+                if (node->src[i]) touch(node->src[i], step);
+        }
+        ++step;
+    }
+    for (Tensor& t : tensors)
+        if (t.flags & kFlagOutput) touch(&t, INT_MAX);
+
+    std::vector<std::vector<Lifetime>> lifetimes(backends_.size());
+    std::vector<std::vector<Tensor*>> owners(backends_.size());
+    for (auto& [t, f] : first) {
+        Tensor* tt = const_cast<Tensor*>(t);
+        auto it = last.find(t);
+        int l = it == last.end() ? f : it->second;
+        size_t b = static_cast<size_t>(tt->backend);
+        lifetimes[b].push_back(Lifetime{tt->n_bytes(), f, l, 0});
+        owners[b].push_back(tt);
+    }
+
+    for (size_t b = 0; b < backends_.size(); ++b) {
+        size_t peak = plan_memory(lifetimes[b], kAlignment);
+        planned_[b] = peak;
+        if (peak > 0 && (!compute_buffers_[b] || compute_buffers_[b]->size() < peak)) {
+            compute_buffers_[b].reset();
+            compute_buffers_[b] = backends_[b]->alloc_buffer(peak, BufferUsage::Compute);
+        }
+        for (size_t i = 0; i < owners[b].size(); ++i)
+            owners[b][i]->data = static_cast<char*>(compute_buffers_[b]->base()) + lifetimes[b][i].offset;
+    }
+    // Views (and writes into other tensors) point into their source's memory.
+    for (Tensor& t : tensors)
+        if (t.view_src) t.data = static_cast<char*>(t.view_src->data) + t.view_offset;
+
+    // 4. Scratch memory for each backend's segments.
+    std::fill(work_sizes_.begin(), work_sizes_.end(), 0);
+    for (const Segment& seg : segments_) {
+        size_t b = static_cast<size_t>(seg.backend);
+        work_sizes_[b] = std::max(work_sizes_[b], backends_[b]->work_size(seg.nodes));
+    }
+    for (size_t b = 0; b < backends_.size(); ++b)
+        if (work_sizes_[b] > 0 && (!work_buffers_[b] || work_buffers_[b]->size() < work_sizes_[b]))
+            work_buffers_[b] = backends_[b]->alloc_buffer(work_sizes_[b], BufferUsage::Compute);
+
+    planned_graph_ = &g;
+    planned_graph_size_ = g.size();
+}
+
+void Scheduler::compute(Graph& g) {
+    if (planned_graph_ != &g || planned_graph_size_ != g.size()) plan(g);
+    for (const Segment& seg : segments_) {
+        Backend& dst_backend = *backends_[static_cast<size_t>(seg.backend)];
+        for (const Copy& c : seg.copies) {
+            Backend& src_backend = *backends_[static_cast<size_t>(home_of(c.src))];
+            size_t n = c.src->n_bytes();
+            src_backend.synchronize();
+            if (dst_backend.host_memory()) {
+                src_backend.download(c.src, c.dst->data, 0, n);
+            } else if (src_backend.host_memory()) {
+                dst_backend.upload(c.dst, c.src->data, 0, n);
+            } else {
+                throw Error("scheduler: copies between two device backends need a host staging buffer");
+            }
+        }
+        size_t b = static_cast<size_t>(seg.backend);
+        void* work = work_buffers_[b] ? work_buffers_[b]->base() : nullptr;
+        dst_backend.compute(seg.nodes, work, work_sizes_[b]);
+    }
+    for (Backend* b : backends_) b->synchronize();
+}
+
+void Scheduler::read(const Tensor* t, void* dst, size_t n) const {
+    backends_[static_cast<size_t>(home_of(t))]->download(t, dst, 0, n);
+}
+
+}  // namespace tessera

@@ -1,0 +1,75 @@
+// The scheduler: splits a graph across backends and runs it.
+//
+// A node runs where its weights (or cache) live; otherwise where its inputs live;
+// otherwise on the fallback backend (the CPU, last in the list). A backend that does not
+// support a node hands it to the fallback. Runs of same-backend nodes form segments;
+// a tensor crossing a seam is copied once into the consuming backend's memory. With the
+// layers of a model in order this gives one seam per CPU/GPU boundary.
+//
+// Memory: each backend gets one compute buffer holding the graph's intermediate tensors,
+// placed by liveness (tensor/alloc). Planning a graph allocates; evaluating an already
+// planned graph allocates nothing. A buffer is only re-allocated when a graph needs more
+// than the one reserved.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "tensor/backend.h"
+#include "tensor/graph.h"
+
+namespace tessera {
+
+class Scheduler {
+public:
+    // `backends`: the last one is the fallback and must support every op.
+    explicit Scheduler(std::vector<Backend*> backends);
+    ~Scheduler();
+    Scheduler(const Scheduler&) = delete;
+    Scheduler& operator=(const Scheduler&) = delete;
+
+    // Assigns backends, inserts seam copies and places memory. compute() calls it when
+    // `g` is not the graph planned last.
+    void plan(Graph& g);
+    void compute(Graph& g);
+
+    // Reads `n` bytes of a tensor (an output) into host memory.
+    void read(const Tensor* t, void* dst, size_t n) const;
+
+    struct Copy {
+        Tensor* src;
+        Tensor* dst;  // same shape and strides, in the consuming backend's memory
+    };
+    struct Segment {
+        int backend;
+        std::vector<Tensor*> nodes;
+        std::vector<Copy> copies;  // done before the nodes run
+    };
+    const std::vector<Segment>& segments() const { return segments_; }
+    size_t n_copies() const;
+    // Bytes of the compute buffer reserved on backend i (the largest plan so far), and
+    // the peak of the last planned graph.
+    size_t reserved_bytes(int i) const;
+    size_t planned_bytes(int i) const { return planned_[static_cast<size_t>(i)]; }
+    Backend& backend(int i) const { return *backends_[static_cast<size_t>(i)]; }
+    int n_backends() const { return static_cast<int>(backends_.size()); }
+
+private:
+    int home_of(const Tensor* t) const;
+    int assign(const Tensor* node) const;
+
+    std::vector<Backend*> backends_;
+    std::vector<std::unique_ptr<Buffer>> compute_buffers_;
+    std::vector<std::unique_ptr<Buffer>> work_buffers_;
+    std::vector<size_t> planned_;
+    std::vector<size_t> work_sizes_;
+    std::vector<Segment> segments_;
+    std::deque<Tensor> copy_tensors_;
+    const Graph* planned_graph_ = nullptr;
+    size_t planned_graph_size_ = 0;
+};
+
+}  // namespace tessera

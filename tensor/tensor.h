@@ -1,0 +1,100 @@
+// A tensor is a node of a compute graph: up to 4 dimensions (ne[i] elements, nb[i] byte
+// strides, ne[0] the fastest), a type, the op that produces it and that op's inputs.
+// Views (view, reshape, permute, transpose) share their source's memory and cost nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "tensor/dtype.h"
+
+namespace tessera {
+
+inline constexpr int kMaxDims = 4;
+inline constexpr int kMaxSrc = 4;
+inline constexpr int kMaxOpParams = 12;  // int32 slots; floats are stored bit-wise
+
+enum class Op : uint8_t {
+    None,  // a leaf: an input, a weight, a cache
+    View,  // view, reshape, permute, transpose: no computation
+    Cont,  // a contiguous copy of a (possibly strided) tensor
+    GetRows,
+    Add,
+    Mul,
+    Scale,
+    RmsNorm,
+    Norm,
+    MulMat,
+    Rope,
+    SoftMax,
+    FlashAttn,
+    Silu,
+    Gelu,
+    GeluErf,
+    Swiglu,
+    Geglu,
+    Cpy,
+    SetRows,
+    Concat,
+    Argmax,
+    Count,
+};
+
+const char* op_name(Op op);
+
+class Buffer;
+
+// Leaf roles, which decide where memory comes from.
+enum TensorFlags : uint8_t {
+    kFlagInput = 1,   // set by the caller before each evaluation; lives in the compute buffer
+    kFlagOutput = 2,  // read after evaluation: its memory is never reused within the graph
+};
+
+struct Tensor {
+    DType type = DType::F32;
+    int64_t ne[kMaxDims] = {1, 1, 1, 1};
+    size_t nb[kMaxDims] = {0, 0, 0, 0};
+
+    Op op = Op::None;
+    Tensor* src[kMaxSrc] = {};
+    int32_t params[kMaxOpParams] = {};
+
+    Tensor* view_src = nullptr;  // the tensor whose memory this one views (never itself a view)
+    size_t view_offset = 0;
+
+    void* data = nullptr;      // set by a buffer (leaves) or by the memory plan (nodes)
+    Buffer* buffer = nullptr;  // persistent memory (weights, KV cache); null for graph memory
+    uint8_t flags = 0;
+    int16_t backend = -1;  // index into the scheduler's backends, set when planned
+    char name[48] = {};
+
+    int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
+    int64_t n_rows() const { return ne[1] * ne[2] * ne[3]; }
+    // Bytes spanned by the tensor's elements (for a contiguous tensor, its size).
+    size_t n_bytes() const;
+    bool is_contiguous() const;
+    // ne[1..3] may be strided, but each row of ne[0] elements is contiguous.
+    bool rows_contiguous() const { return nb[0] == type_traits(type).type_size; }
+    // The tensor that owns the memory: the view source for views, else itself.
+    Tensor* root() { return view_src ? view_src : this; }
+    const Tensor* root() const { return view_src ? view_src : this; }
+
+    void set_name(const char* n);
+    float param_f(int i) const {
+        float f;
+        std::memcpy(&f, &params[i], sizeof f);
+        return f;
+    }
+    void set_param_f(int i, float f) { std::memcpy(&params[i], &f, sizeof f); }
+
+    // Address of element row (i1, i2, i3).
+    char* row_ptr(int64_t i1, int64_t i2 = 0, int64_t i3 = 0) const {
+        return static_cast<char*>(data) + i1 * nb[1] + i2 * nb[2] + i3 * nb[3];
+    }
+};
+
+// Strides of a contiguous tensor of this type and shape.
+void contiguous_strides(DType type, const int64_t ne[kMaxDims], size_t nb[kMaxDims]);
+
+}  // namespace tessera
