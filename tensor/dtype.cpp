@@ -48,6 +48,8 @@ constexpr std::array<TypeTraits, kTypeCount> make_table() {
     set(DType::TQ1_0, "TQ1_0", QKK, 54, true, false);
     set(DType::TQ2_0, "TQ2_0", QKK, 66, true, false);
     set(DType::MXFP4, "MXFP4", QK, 17, true, false);
+    set(DType::NVFP4, "NVFP4", 64, 36, true, false);
+    set(DType::Q1_0, "Q1_0", 128, 18, true, false);
     return t;
 }
 

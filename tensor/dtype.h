@@ -44,6 +44,8 @@ enum class DType : uint32_t {
     TQ2_0 = 35,
     // 36..38 were the interleaved IQ4_NL variants, removed from the format.
     MXFP4 = 39,
+    NVFP4 = 40,
+    Q1_0 = 41,
 };
 
 // What the runtime knows about a type. A type with `known == false` is an unused id.
@@ -57,7 +59,7 @@ struct TypeTraits {
     bool has_reference = false;
 };
 
-inline constexpr uint32_t kTypeCount = 40;  // one past the largest id
+inline constexpr uint32_t kTypeCount = 42;  // one past the largest id
 
 // Traits of a type id; an unknown id (including ids past the table) gives
 // a value with `known == false`.

@@ -28,7 +28,10 @@ std::string tname(DType t) { return std::string(type_name(t)); }
 
 std::string dims(std::initializer_list<int64_t> ne) {
     std::string s;
-    for (int64_t d : ne) s += (s.empty() ? "" : "x") + std::to_string(d);
+    for (int64_t d : ne) {
+        if (!s.empty()) s += "x";
+        s += std::to_string(d);
+    }
     return s;
 }
 
@@ -106,7 +109,10 @@ OpCase binary_case(bool add, std::vector<int64_t> a_ne, std::vector<int64_t> b_n
     OpCase c;
     auto str = [](const std::vector<int64_t>& v) {
         std::string s;
-        for (int64_t d : v) s += (s.empty() ? "" : "x") + std::to_string(d);
+        for (int64_t d : v) {
+            if (!s.empty()) s += "x";
+            s += std::to_string(d);
+        }
         return s;
     };
     c.name = std::string(add ? "add" : "mul") + " a " + str(a_ne) + " b " + str(b_ne) +

@@ -182,7 +182,7 @@ std::vector<CorpusCase> malformed_gguf_corpus() {
     add("tensor-bytes-overflow", one_tensor({1ull << 31, 1ull << 31}, 28, 0, 64), "byte size overflows");
     add("tensor-type-4", one_tensor({32}, 4, 0, 64), "unknown tensor type id 4");
     add("tensor-type-31", one_tensor({32}, 31, 0, 64), "unknown tensor type id 31");
-    add("tensor-type-40", one_tensor({32}, 40, 0, 64), "unknown tensor type id 40");
+    add("tensor-type-42", one_tensor({32}, 42, 0, 64), "unknown tensor type id 42");
     add("tensor-type-max", one_tensor({32}, 0xffffffff, 0, 64), "unknown tensor type id");
     add("tensor-row-not-block-multiple", one_tensor({33}, 2, 0, 64), "not a multiple of the Q4_0 block size");
     add("tensor-offset-misaligned", one_tensor({4}, 0, 1, 64), "not a multiple of the alignment");
