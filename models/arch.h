@@ -1,0 +1,59 @@
+// The interface every model architecture implements: hyper-parameters from GGUF
+// metadata, the weight list with expected shapes, and the graph of one forward pass.
+// Architectures never know which backend runs them.
+#pragma once
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "models/hparams.h"
+#include "models/weights.h"
+#include "tensor/gguf.h"
+#include "tensor/graph.h"
+
+namespace tessera::models {
+
+// Hands weight tensors to an architecture, checking names and shapes. A missing or
+// misshapen tensor is recorded and reported together with every other problem.
+class WeightSource {
+public:
+    virtual ~WeightSource() = default;
+    virtual Tensor* require(const std::string& name, std::initializer_list<int64_t> ne) = 0;
+    // Null when absent; a present tensor with the wrong shape is still an error.
+    virtual Tensor* optional(const std::string& name, std::initializer_list<int64_t> ne) = 0;
+};
+
+// Inputs of one forward pass over a batch of tokens of one sequence.
+struct ForwardInputs {
+    Graph* g = nullptr;
+    const HParams* hp = nullptr;
+    const Weights* w = nullptr;
+    Tensor* tokens = nullptr;    // I32 [n_tokens]
+    Tensor* positions = nullptr; // I32 [n_tokens]
+    Tensor* mask = nullptr;      // F16 [n_kv, n_tokens]: 0 visible, -inf hidden (causal)
+    Tensor* mask_swa = nullptr;  // the same for sliding-window layers (null if none)
+    Tensor* out_ids = nullptr;   // I32 [n_out]: the batch rows whose logits are wanted
+    const std::vector<Tensor*>* k_cache = nullptr;  // per layer [n_embd_k_gqa, n_ctx]
+    const std::vector<Tensor*>* v_cache = nullptr;
+    int64_t n_tokens = 0;
+    int64_t n_kv = 0;  // cache rows attended to (a multiple of the padding, <= n_ctx)
+};
+
+class Architecture {
+public:
+    virtual ~Architecture() = default;
+    virtual std::string_view name() const = 0;
+    virtual void read_hparams(const gguf::File& f, HParams& hp) const = 0;
+    virtual void load_weights(WeightSource& src, const HParams& hp, Weights& w) const = 0;
+    // Logits F32 [n_vocab, n_out].
+    virtual Tensor* build(const ForwardInputs& in) const = 0;
+};
+
+// The architecture for `general.architecture`, or null.
+const Architecture* find_architecture(std::string_view name);
+// Names of the supported architectures, for error messages.
+std::vector<std::string> supported_architectures();
+
+}  // namespace tessera::models

@@ -1,0 +1,26 @@
+// general.architecture -> the architecture that runs it.
+#include <array>
+
+#include "models/arch.h"
+
+namespace tessera::models {
+
+const Architecture& llama_architecture();
+
+namespace {
+const Architecture* const kArchitectures[] = {&llama_architecture()};
+}  // namespace
+
+const Architecture* find_architecture(std::string_view name) {
+    for (const Architecture* a : kArchitectures)
+        if (a->name() == name) return a;
+    return nullptr;
+}
+
+std::vector<std::string> supported_architectures() {
+    std::vector<std::string> out;
+    for (const Architecture* a : kArchitectures) out.emplace_back(a->name());
+    return out;
+}
+
+}  // namespace tessera::models

@@ -1,0 +1,151 @@
+// decode(): builds the architecture's graph for a batch, fills its inputs (tokens,
+// positions, the causal mask over the cache) and runs it.
+#include "runtime/context.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "tensor/error.h"
+#include "tensor/fp16.h"
+
+namespace tessera::runtime {
+
+namespace {
+
+constexpr int32_t kKvPadding = 32;  // attend to a multiple of this many cache rows
+
+int32_t choose_n_ctx(const Model& m, int32_t requested) {
+    if (requested > 0) return requested;
+    int32_t train = m.hp.n_ctx_train > 0 ? m.hp.n_ctx_train : 4096;
+    return std::min(train, 4096);
+}
+
+std::vector<Backend*> scheduler_backends(const Model& m, int32_t threads) {
+    std::vector<Backend*> out;
+    for (const auto& b : m.backends) {
+        b->set_threads(threads);
+        out.push_back(b.get());
+    }
+    return out;
+}
+
+}  // namespace
+
+Context::Context(const Model& model, const ContextOptions& options)
+    : model_(model),
+      options_(options),
+      cache_(model.cpu(), model.hp, choose_n_ctx(model, options.n_ctx), options.kv_type),
+      scheduler_(scheduler_backends(model, options.n_threads)) {
+    if (options_.n_batch <= 0) options_.n_batch = 512;
+}
+
+Context::~Context() = default;
+
+size_t Context::compute_bytes() const {
+    size_t n = 0;
+    for (int i = 0; i < scheduler_.n_backends(); ++i) n += scheduler_.reserved_bytes(i);
+    return n;
+}
+
+void Context::truncate(int32_t n) { n_past_ = std::clamp(n, 0, n_past_); }
+
+const float* Context::logits(int32_t i) const {
+    if (n_outputs_ == 0) return nullptr;
+    if (i < 0) i = n_outputs_ - 1;
+    if (i >= n_outputs_) return nullptr;
+    return logits_.data() + static_cast<size_t>(i) * static_cast<size_t>(model_.hp.n_vocab);
+}
+
+void Context::decode(std::span<const int32_t> tokens, bool all_logits) {
+    const int32_t n = static_cast<int32_t>(tokens.size());
+    if (n == 0) throw Error("decode: no tokens");
+    if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx())
+        throw Error("decode: " + std::to_string(n) + " tokens after " + std::to_string(n_past_) +
+                    " do not fit in the context of " + std::to_string(n_ctx()) + " tokens");
+    for (int32_t t : tokens)
+        if (t < 0 || t >= model_.hp.n_vocab)
+            throw Error("decode: token id " + std::to_string(t) + " is outside the vocabulary of " +
+                        std::to_string(model_.hp.n_vocab));
+
+    auto t0 = std::chrono::steady_clock::now();
+    const size_t n_vocab = static_cast<size_t>(model_.hp.n_vocab);
+    logits_.resize((all_logits ? static_cast<size_t>(n) : 1) * n_vocab);
+    n_outputs_ = 0;
+    const int32_t start = n_past_;
+    try {
+        for (int32_t i = 0; i < n; i += options_.n_batch) {
+            const int32_t nb = std::min(options_.n_batch, n - i);
+            const bool last = i + nb == n;
+            if (all_logits || last) decode_batch(tokens.data() + i, nb, all_logits);
+            else decode_batch(tokens.data() + i, nb, false), n_outputs_ = 0;  // logits of a middle batch unused
+        }
+    } catch (...) {
+        n_past_ = start;
+        n_outputs_ = 0;
+        throw;
+    }
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (n > 1) {
+        timings_.prompt_ms += ms;
+        timings_.prompt_tokens += n;
+    } else {
+        timings_.gen_ms += ms;
+        timings_.gen_tokens += 1;
+    }
+}
+
+void Context::decode_batch(const int32_t* tokens, int32_t n, bool all_logits) {
+    const models::HParams& hp = model_.hp;
+    const int32_t n_kv = std::min(n_ctx(), (n_past_ + n + kKvPadding - 1) / kKvPadding * kKvPadding);
+    const int32_t n_out = all_logits ? n : 1;
+
+    Graph g;
+    models::ForwardInputs in;
+    in.g = &g;
+    in.hp = &hp;
+    in.w = &model_.weights;
+    in.tokens = g.input(DType::I32, {n}, "tokens");
+    in.positions = g.input(DType::I32, {n}, "positions");
+    in.mask = g.input(DType::F16, {n_kv, n}, "mask");
+    const bool any_swa = hp.sliding_window > 0 &&
+                         std::any_of(hp.layer_is_swa.begin(), hp.layer_is_swa.end(), [](bool b) { return b; });
+    if (any_swa) in.mask_swa = g.input(DType::F16, {n_kv, n}, "mask_swa");
+    in.out_ids = g.input(DType::I32, {n_out}, "out_ids");
+    in.k_cache = &cache_.k();
+    in.v_cache = &cache_.v();
+    in.n_tokens = n;
+    in.n_kv = n_kv;
+    Tensor* logits = model_.arch->build(in);
+    g.mark_output(logits);
+    scheduler_.plan(g);
+
+    int32_t* tok = static_cast<int32_t*>(in.tokens->data);
+    int32_t* pos = static_cast<int32_t*>(in.positions->data);
+    for (int32_t i = 0; i < n; ++i) {
+        tok[i] = tokens[i];
+        pos[i] = n_past_ + i;
+    }
+    int32_t* out_ids = static_cast<int32_t*>(in.out_ids->data);
+    for (int32_t i = 0; i < n_out; ++i) out_ids[i] = all_logits ? i : n - 1;
+    const uint16_t zero = fp32_to_fp16(0.0f), hidden = fp32_to_fp16(-INFINITY);
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t p = n_past_ + i;
+        uint16_t* row = static_cast<uint16_t*>(in.mask->data) + static_cast<size_t>(i) * n_kv;
+        for (int32_t j = 0; j < n_kv; ++j) row[j] = j <= p ? zero : hidden;
+        if (in.mask_swa) {
+            uint16_t* srow = static_cast<uint16_t*>(in.mask_swa->data) + static_cast<size_t>(i) * n_kv;
+            for (int32_t j = 0; j < n_kv; ++j) srow[j] = (j <= p && p - j < hp.sliding_window) ? zero : hidden;
+        }
+    }
+
+    scheduler_.compute(g);
+    const size_t n_vocab = static_cast<size_t>(hp.n_vocab);
+    scheduler_.read(logits, logits_.data() + static_cast<size_t>(n_outputs_) * n_vocab,
+                    static_cast<size_t>(n_out) * n_vocab * sizeof(float));
+    n_outputs_ += n_out;
+    n_past_ += n;
+}
+
+}  // namespace tessera::runtime

@@ -1,0 +1,68 @@
+// A context: one sequence's KV cache, the compute buffers and the logits of the last
+// decode. decode() appends tokens to the sequence, in batches of at most n_batch.
+// A context belongs to one thread at a time; many contexts may share one model.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "runtime/kv_cache.h"
+#include "runtime/loader.h"
+#include "tensor/scheduler.h"
+
+namespace tessera::runtime {
+
+struct ContextOptions {
+    int32_t n_ctx = 0;     // 0: the model's training context, at most 4096
+    int32_t n_batch = 512; // tokens per forward pass
+    int32_t n_threads = 0; // 0: all cores
+    DType kv_type = DType::F16;
+};
+
+struct Timings {
+    double prompt_ms = 0;  // decodes of more than one token
+    int64_t prompt_tokens = 0;
+    double gen_ms = 0;     // decodes of one token
+    int64_t gen_tokens = 0;
+};
+
+class Context {
+public:
+    Context(const Model& model, const ContextOptions& options);
+    ~Context();
+
+    // Appends `tokens` at the end of the sequence. With all_logits, logits of every
+    // token are kept (perplexity); otherwise only the last token's. Throws when the
+    // tokens do not fit in the context or an id is out of range; the sequence is then
+    // unchanged.
+    void decode(std::span<const int32_t> tokens, bool all_logits);
+    // Logits of output row i of the last decode (-1: the last row); null if none.
+    const float* logits(int32_t i) const;
+    int32_t n_outputs() const { return n_outputs_; }
+
+    int32_t n_past() const { return n_past_; }
+    int32_t n_ctx() const { return cache_.n_ctx(); }
+    // Forgets tokens from position n on.
+    void truncate(int32_t n);
+    const Timings& timings() const { return timings_; }
+    void reset_timings() { timings_ = Timings{}; }
+    const Model& model() const { return model_; }
+    const KvCache& cache() const { return cache_; }
+    size_t compute_bytes() const;
+
+private:
+    void decode_batch(const int32_t* tokens, int32_t n, bool all_logits);
+
+    const Model& model_;
+    ContextOptions options_;
+    KvCache cache_;
+    Scheduler scheduler_;
+    int32_t n_past_ = 0;
+    std::vector<float> logits_;  // [n_outputs][n_vocab]
+    int32_t n_outputs_ = 0;
+    Timings timings_;
+};
+
+}  // namespace tessera::runtime

@@ -1,0 +1,144 @@
+// The model loader: architecture lookup, weight checks, placement on the CPU backend
+// (zero-copy from the file mapping by default).
+#include "runtime/loader.h"
+
+#include <chrono>
+#include <cstring>
+
+#include "backends/registry.h"
+#include "tensor/error.h"
+
+namespace tessera::runtime {
+
+namespace {
+
+// The file mapping seen as a CPU buffer: weight tensors point straight into it.
+class FileBuffer : public Buffer {
+public:
+    FileBuffer(Backend* b, const gguf::File& f) : Buffer(b, BufferUsage::Weights), f_(f) {}
+    void* base() override { return const_cast<uint8_t*>(f_.bytes()); }
+    size_t size() const override { return static_cast<size_t>(f_.file_size()); }
+
+private:
+    const gguf::File& f_;
+};
+
+std::string shape_text(std::initializer_list<int64_t> ne) {
+    std::string s = "[";
+    for (int64_t d : ne) s += (s.size() > 1 ? ", " : "") + std::to_string(d);
+    return s + "]";
+}
+
+std::string shape_text(const gguf::TensorInfo& t) {
+    std::string s = "[";
+    for (int i = 0; i < t.n_dims; ++i) s += (i ? ", " : "") + std::to_string(t.ne[i]);
+    return s + "]";
+}
+
+// Creates weight leaves for the tensors an architecture asks for, checking each.
+class FileWeights : public models::WeightSource {
+public:
+    FileWeights(const gguf::File& f, Graph& g) : f_(f), g_(g) {}
+
+    Tensor* require(const std::string& name, std::initializer_list<int64_t> ne) override {
+        Tensor* t = get(name, ne);
+        if (!t && !f_.find_tensor(name)) problems_.push_back("missing tensor '" + name + "' " + shape_text(ne));
+        return t;
+    }
+
+    Tensor* optional(const std::string& name, std::initializer_list<int64_t> ne) override { return get(name, ne); }
+
+    const std::vector<std::string>& problems() const { return problems_; }
+    const std::vector<std::pair<Tensor*, const gguf::TensorInfo*>>& loaded() const { return loaded_; }
+
+private:
+    Tensor* get(const std::string& name, std::initializer_list<int64_t> ne) {
+        const gguf::TensorInfo* info = f_.find_tensor(name);
+        if (!info) return nullptr;
+        for (auto& [t, i] : loaded_)
+            if (i == info) return t;  // asked for twice (tied embeddings)
+        bool same = true;
+        int d = 0;
+        for (int64_t want : ne) same = same && info->ne[d++] == want;
+        for (; d < gguf::kMaxDims; ++d) same = same && info->ne[d] == 1;
+        if (!same) {
+            problems_.push_back("tensor '" + name + "' has shape " + shape_text(*info) + ", expected " + shape_text(ne));
+            return nullptr;
+        }
+        if (!type_traits(info->type).has_reference) {
+            problems_.push_back("tensor '" + name + "' has type " + std::string(type_name(info->type)) +
+                                ", which this build cannot compute with");
+            return nullptr;
+        }
+        Tensor* t = g_.new_tensor(info->type, std::span<const int64_t>(info->ne, static_cast<size_t>(gguf::kMaxDims)),
+                                  name.c_str());
+        loaded_.emplace_back(t, info);
+        return t;
+    }
+
+    const gguf::File& f_;
+    Graph& g_;
+    std::vector<std::string> problems_;
+    std::vector<std::pair<Tensor*, const gguf::TensorInfo*>> loaded_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOptions& options) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto m = std::make_unique<Model>();
+    m->file = std::move(file);
+    const gguf::File& f = *m->file;
+
+    const gguf::Value* arch_value = f.find("general.architecture");
+    if (!arch_value) throw Error(f.path() + ": missing metadata key 'general.architecture'", ErrorKind::BadFile);
+    std::string arch_name(f.get_string("general.architecture"));
+    m->arch = models::find_architecture(arch_name);
+    if (!m->arch) {
+        std::string list;
+        for (const std::string& a : models::supported_architectures()) list += (list.empty() ? "" : ", ") + a;
+        throw Error(f.path() + ": architecture '" + arch_name + "' is not supported (supported: " + list + ")",
+                    ErrorKind::Unsupported);
+    }
+    m->hp.arch = arch_name;
+    m->arch->read_hparams(f, m->hp);
+
+    FileWeights source(f, m->weights_graph);
+    m->arch->load_weights(source, m->hp, m->weights);
+    if (!source.problems().empty()) {
+        std::string msg = f.path() + ": the " + arch_name + " model's tensors do not match its metadata: ";
+        for (size_t i = 0; i < source.problems().size(); ++i) msg += (i ? "; " : "") + source.problems()[i];
+        throw Error(msg, ErrorKind::BadFile);
+    }
+
+    m->backends = backends::create_available();
+    Backend& cpu = m->cpu();
+    std::vector<Tensor*> tensors;
+    for (auto& [t, info] : source.loaded()) {
+        tensors.push_back(t);
+        m->weight_bytes += info->n_bytes;
+        m->n_params += static_cast<uint64_t>(info->n_elements);
+    }
+    if (options.use_mmap) {
+        auto buf = std::make_unique<FileBuffer>(&cpu, f);
+        for (auto& [t, info] : source.loaded()) {
+            t->data = const_cast<uint8_t*>(info->data);
+            t->buffer = buf.get();
+        }
+        m->buffers.push_back(std::move(buf));
+        if (options.progress && !options.progress(1.0f)) throw Error(f.path() + ": loading cancelled");
+    } else {
+        m->buffers.push_back(allocate_tensors(cpu, tensors, BufferUsage::Weights));
+        size_t done = 0;
+        for (auto& [t, info] : source.loaded()) {
+            cpu.upload(t, info->data, 0, info->n_bytes);
+            done += info->n_bytes;
+            if (options.progress && !options.progress(static_cast<float>(done) / static_cast<float>(m->weight_bytes)))
+                throw Error(f.path() + ": loading cancelled");
+        }
+    }
+    m->load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    return m;
+}
+
+}  // namespace tessera::runtime

@@ -1,0 +1,45 @@
+// GGUF -> an architecture's hyper-parameters and weights placed on a backend.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/arch.h"
+#include "tensor/backend.h"
+#include "tensor/gguf.h"
+
+namespace tessera::runtime {
+
+struct LoadOptions {
+    // Weights stay in the memory-mapped file (no copy) when true; else they are read
+    // into allocated memory.
+    bool use_mmap = true;
+    // Called with progress in [0, 1]; returning false cancels the load.
+    std::function<bool(float)> progress;
+};
+
+// A loaded model: immutable after load, shareable by contexts on several threads.
+class Model {
+public:
+    std::unique_ptr<gguf::File> file;
+    const models::Architecture* arch = nullptr;
+    models::HParams hp;
+    models::Weights weights;
+    std::vector<std::unique_ptr<Backend>> backends;  // the CPU last
+    Graph weights_graph;                             // the weight leaves
+    std::vector<std::unique_ptr<Buffer>> buffers;
+    size_t weight_bytes = 0;
+    uint64_t n_params = 0;
+    double load_ms = 0;
+
+    Backend& cpu() const { return *backends.back(); }
+};
+
+// Opens `path` (or takes an open file) and loads the architecture its metadata names.
+// Errors name the file and what is wrong: an unsupported architecture lists the
+// supported ones; every missing or misshapen tensor is listed.
+std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOptions& options);
+
+}  // namespace tessera::runtime
