@@ -25,13 +25,19 @@ private:
 
 std::string shape_text(std::initializer_list<int64_t> ne) {
     std::string s = "[";
-    for (int64_t d : ne) s += (s.size() > 1 ? ", " : "") + std::to_string(d);
+    for (int64_t d : ne) {
+        if (s.size() > 1) s += ", ";
+        s += std::to_string(d);
+    }
     return s + "]";
 }
 
 std::string shape_text(const gguf::TensorInfo& t) {
     std::string s = "[";
-    for (int i = 0; i < t.n_dims; ++i) s += (i ? ", " : "") + std::to_string(t.ne[i]);
+    for (int i = 0; i < t.n_dims; ++i) {
+        if (i) s += ", ";
+        s += std::to_string(t.ne[i]);
+    }
     return s + "]";
 }
 
@@ -96,7 +102,10 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
     m->arch = models::find_architecture(arch_name);
     if (!m->arch) {
         std::string list;
-        for (const std::string& a : models::supported_architectures()) list += (list.empty() ? "" : ", ") + a;
+        for (const std::string& a : models::supported_architectures()) {
+            if (!list.empty()) list += ", ";
+            list += a;
+        }
         throw Error(f.path() + ": architecture '" + arch_name + "' is not supported (supported: " + list + ")",
                     ErrorKind::Unsupported);
     }
@@ -107,7 +116,10 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
     m->arch->load_weights(source, m->hp, m->weights);
     if (!source.problems().empty()) {
         std::string msg = f.path() + ": the " + arch_name + " model's tensors do not match its metadata: ";
-        for (size_t i = 0; i < source.problems().size(); ++i) msg += (i ? "; " : "") + source.problems()[i];
+        for (size_t i = 0; i < source.problems().size(); ++i) {
+            if (i) msg += "; ";
+            msg += source.problems()[i];
+        }
         throw Error(msg, ErrorKind::BadFile);
     }
 

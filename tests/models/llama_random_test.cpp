@@ -1,0 +1,171 @@
+// Random-weight Llama models of awkward shapes against logits from an independent NumPy
+// forward pass (tests/models/llama_reference.py, outputs committed in reference/).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "runtime/context.h"
+#include "tensor/error.h"
+#include "tensor/gguf_writer.h"
+#include "runtime/loader.h"
+#include "tests/models/random_model.h"
+#include "tests/test_support.h"
+
+using namespace tessera;
+
+namespace {
+
+struct Reference {
+    std::string fingerprint;
+    std::vector<int32_t> tokens;
+    std::vector<std::vector<double>> f32, f16;  // logits per token
+};
+
+Reference read_reference(const std::string& name) {
+    std::ifstream f(std::string(TESSERA_SOURCE_DIR) + "/tests/models/reference/" + name + ".txt");
+    REQUIRE_MESSAGE(f.good(), "missing reference file for ", name);
+    Reference r;
+    std::string line;
+    while (std::getline(f, line)) {
+        std::istringstream in(line);
+        std::string tag;
+        in >> tag;
+        if (tag == "fingerprint") in >> r.fingerprint;
+        else if (tag == "tokens") for (int32_t t; in >> t;) r.tokens.push_back(t);
+        else {
+            std::vector<double> row;
+            for (double v; in >> v;) row.push_back(v);
+            (tag == "f32" ? r.f32 : r.f16).push_back(row);
+        }
+    }
+    return r;
+}
+
+struct Compare {
+    double nmse = 0, max_abs = 0;
+    int top1_agree = 0, rows = 0;
+};
+
+Compare compare(const runtime::Context& ctx, const std::vector<std::vector<double>>& want) {
+    Compare c;
+    double err = 0, norm = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+        const float* got = ctx.logits(static_cast<int32_t>(i));
+        REQUIRE(got != nullptr);
+        size_t best_got = 0, best_want = 0;
+        for (size_t j = 0; j < want[i].size(); ++j) {
+            double d = got[j] - want[i][j];
+            err += d * d;
+            norm += want[i][j] * want[i][j];
+            c.max_abs = std::max(c.max_abs, std::abs(d));
+            if (got[j] > got[best_got]) best_got = j;
+            if (want[i][j] > want[i][best_want]) best_want = j;
+        }
+        c.top1_agree += best_got == best_want;
+        c.rows++;
+    }
+    c.nmse = err / norm;
+    return c;
+}
+
+}  // namespace
+
+TEST_CASE("random-weight Llama models match the NumPy reference") {
+    test::ScratchDir dir;
+    for (const auto& cfg : test::random_llama_configs()) {
+        CAPTURE(cfg.name);
+        std::string path = dir.file(cfg.name + ".gguf").string();
+        test::write_random_llama(cfg, path);
+        Reference ref = read_reference(cfg.name);
+        char fp[32];
+        std::snprintf(fp, sizeof fp, "%016llx", static_cast<unsigned long long>(test::file_fingerprint(path)));
+        REQUIRE_MESSAGE(ref.fingerprint == fp, "the generated model differs from the one the reference was made "
+                                               "from: rerun tests/models/llama_reference.py");
+        REQUIRE(ref.tokens == test::reference_tokens(cfg));
+
+        auto model = runtime::load_model(gguf::File::open(path), {});
+        for (DType kv : {DType::F32, DType::F16}) {
+            CAPTURE(type_name(kv));
+            runtime::ContextOptions opt;
+            opt.n_ctx = 64;
+            opt.kv_type = kv;
+            opt.n_threads = 2;
+            runtime::Context ctx(*model, opt);
+            ctx.decode(ref.tokens, /*all_logits=*/true);
+            Compare c = compare(ctx, kv == DType::F32 ? ref.f32 : ref.f16);
+            MESSAGE(cfg.name, " kv ", type_name(kv), ": nmse ", c.nmse, ", max |err| ", c.max_abs, ", top-1 ",
+                    c.top1_agree, "/", c.rows);
+            CHECK(c.nmse < (kv == DType::F32 ? 1e-9 : 1e-6));
+            CHECK(c.top1_agree == c.rows);
+        }
+
+        // The same logits whether the prompt goes in one batch, in batches of 3, or one
+        // token at a time through the cache.
+        runtime::ContextOptions opt;
+        opt.n_ctx = 64;
+        opt.kv_type = DType::F32;
+        opt.n_batch = 3;
+        runtime::Context batched(*model, opt);
+        batched.decode(ref.tokens, true);
+        CHECK(compare(batched, ref.f32).nmse < 1e-9);
+        runtime::Context stepwise(*model, opt);
+        for (size_t i = 0; i < ref.tokens.size(); ++i) {
+            stepwise.decode(std::span<const int32_t>(&ref.tokens[i], 1), false);
+            Compare c = compare(stepwise, {ref.f32[i]});
+            CHECK(c.nmse < 1e-9);
+        }
+        CHECK(stepwise.n_past() == static_cast<int32_t>(ref.tokens.size()));
+    }
+}
+
+TEST_CASE("decode refuses what does not fit, and leaves the sequence unchanged") {
+    test::ScratchDir dir;
+    const auto cfg = test::random_llama_configs().front();
+    std::string path = dir.file("m.gguf").string();
+    test::write_random_llama(cfg, path);
+    auto model = runtime::load_model(gguf::File::open(path), {});
+    runtime::ContextOptions opt;
+    opt.n_ctx = 8;
+    runtime::Context ctx(*model, opt);
+    std::vector<int32_t> toks = {1, 2, 3, 4, 5, 6};
+    ctx.decode(toks, false);
+    CHECK_THROWS_WITH(ctx.decode(toks, false), doctest::Contains("do not fit in the context of 8"));
+    CHECK(ctx.n_past() == 6);
+    std::vector<int32_t> bad = {cfg.n_vocab};
+    CHECK_THROWS_WITH(ctx.decode(bad, false), doctest::Contains("outside the vocabulary"));
+    CHECK(ctx.n_past() == 6);
+}
+
+TEST_CASE("the loader names what is wrong with a model file") {
+    test::ScratchDir dir;
+    auto cfg = test::random_llama_configs().front();
+    std::string path = dir.file("m.gguf").string();
+    test::write_random_llama(cfg, path);
+    // Drop a tensor and misshape another by rewriting the file through the writer.
+    auto f = gguf::File::open(path);
+    gguf::Writer w;
+    for (size_t i = 0; i < f->n_kv(); ++i) w.set(f->kv(i).key, gguf::OwnedValue::copy_of(f->kv(i).value));
+    for (size_t i = 0; i < f->n_tensors(); ++i) {
+        const auto& t = f->tensor(i);
+        if (t.name == "blk.1.ffn_up.weight") continue;
+        if (t.name == "blk.0.ffn_gate.weight") {
+            const int64_t ne[] = {t.ne[1], t.ne[0]};
+            w.add_tensor(t.name, t.type, ne, t.data);
+            continue;
+        }
+        w.add_tensor(t.name, t.type, std::span<const int64_t>(t.ne, static_cast<size_t>(t.n_dims)), t.data);
+    }
+    std::string bad = dir.file("bad.gguf").string();
+    w.write(bad);
+    try {
+        runtime::load_model(gguf::File::open(bad), {});
+        FAIL("loaded a model with a missing and a misshapen tensor");
+    } catch (const Error& e) {
+        std::string msg = e.what();
+        CAPTURE(msg);
+        CHECK(msg.find("missing tensor 'blk.1.ffn_up.weight' [128, 96]") != std::string::npos);
+        CHECK(msg.find("tensor 'blk.0.ffn_gate.weight' has shape [96, 128], expected [128, 96]") != std::string::npos);
+    }
+}
