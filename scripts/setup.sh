@@ -11,7 +11,8 @@ packages=(
     doctest-dev       # unit tests
     clang             # libFuzzer target, sanitizer builds
     libclang-rt-dev   # clang's sanitizer and fuzzer runtimes
-    python3           # test helpers (JSON checks)
+    python3           # test helpers (JSON checks), model download (scripts/get-model.sh)
+    python3-pip
     ca-certificates
 )
 
