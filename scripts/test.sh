@@ -7,7 +7,8 @@
 # runs the GGUF libFuzzer target (build-fuzz/, clang) for TESSERA_FUZZ_SECONDS (60).
 #
 # Environment: TESSERA_JOBS (build jobs, default: all cores), TESSERA_FUZZ_SECONDS
-# (0 skips fuzzing), TESSERA_SKIP_SANITIZERS=1 (skip the ASan and fuzz builds).
+# (0 skips fuzzing), TESSERA_SKIP_SANITIZERS=1 (skip the ASan and fuzz builds),
+# TESSERA_SKIP_MODELS=1 (do not download the real models; their tests skip).
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -67,6 +68,12 @@ if [ "${TESSERA_SKIP_SANITIZERS:-0}" != 1 ]; then
             echo "FAILED: fuzz build"; status=1
         fi
     fi
+fi
+
+step "models for the model tests"
+if [ "${TESSERA_SKIP_MODELS:-0}" != 1 ]; then
+    bash scripts/get-model.sh smollm2-135m-instruct >/dev/null ||
+        echo "warning: could not download smollm2-135m-instruct; its tests will skip"
 fi
 
 step "tests"
