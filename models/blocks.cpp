@@ -162,7 +162,8 @@ Tensor* self_attention(const ForwardInputs& in, const LayerWeights& l, int il, T
     RopeParams rp;
     rp.n_dims = hp.n_rot;
     rp.mode = hp.rope_mode;
-    rp.freq_base = hp.rope_freq_base;
+    const bool swa = hp.layer_is_swa[static_cast<size_t>(il)];
+    rp.freq_base = swa && hp.rope_freq_base_swa > 0.0f ? hp.rope_freq_base_swa : hp.rope_freq_base;
     rp.freq_scale = hp.rope_freq_scale;
     rp.ext_factor = hp.rope_yarn_ext_factor;
     rp.attn_factor = hp.rope_attn_factor;

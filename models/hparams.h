@@ -26,6 +26,7 @@ struct HParams {
     float norm_eps = 1e-5f;
     RopeMode rope_mode = RopeMode::Normal;
     float rope_freq_base = 10000.0f;
+    float rope_freq_base_swa = 0.0f;  // sliding-window layers' base, when it differs (gemma 3)
     float rope_freq_scale = 1.0f;  // 1 / rope.scaling.factor for linear scaling
     float rope_yarn_ext_factor = 0.0f;
     float rope_attn_factor = 1.0f;

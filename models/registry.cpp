@@ -6,9 +6,10 @@
 namespace tessera::models {
 
 const Architecture& llama_architecture();
+const Architecture& gemma3_architecture();
 
 namespace {
-const Architecture* const kArchitectures[] = {&llama_architecture()};
+const Architecture* const kArchitectures[] = {&llama_architecture(), &gemma3_architecture()};
 }  // namespace
 
 const Architecture* find_architecture(std::string_view name) {
