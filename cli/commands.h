@@ -6,5 +6,6 @@ namespace tessera_cli {
 // Each returns the process exit code: 0 on success, 1 on a failure it reported, 2 on a
 // usage error.
 int cmd_inspect(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
 
 }  // namespace tessera_cli

@@ -15,6 +15,7 @@ struct Command {
 
 const Command kCommands[] = {
     {"inspect", tessera_cli::cmd_inspect, "print a GGUF file's metadata and tensors"},
+    {"tokenize", tessera_cli::cmd_tokenize, "turn text into token ids with a model's tokenizer"},
 };
 
 void print_usage(std::FILE* out) {

@@ -135,6 +135,79 @@ tessera_status tessera_gguf_tensor(const tessera_gguf* file, int64_t i, tessera_
 /* The index of the tensor named `name`, or -1 when absent. */
 int64_t tessera_gguf_find_tensor(const tessera_gguf* file, const char* name);
 
+/* ---- models and tokenization ----------------------------------------------------
+ * A model is immutable once loaded and may be used from several threads at once; a
+ * detokenizer belongs to one thread at a time. Token ids are int32_t; functions that
+ * return an id return -1 for "none".
+ */
+
+typedef struct tessera_model tessera_model;
+
+typedef struct tessera_model_params {
+    int32_t vocab_only;        /* 1: load only the tokenizer (the only mode this build supports yet) */
+    int32_t allow_unknown_pre; /* 1: an unknown tokenizer.ggml.pre falls back to the GPT-2 split, with a warning */
+} tessera_model_params;
+
+/* The defaults: vocab_only = 1, allow_unknown_pre = 0. */
+tessera_model_params tessera_model_default_params(void);
+
+/* Opens `path` and loads its tokenizer (params may be NULL for the defaults); on success
+ * *out owns the model (free it with tessera_model_free), on failure *out is NULL and the
+ * error names the file and the bad key. Warnings (an unknown pre-tokenizer allowed to
+ * fall back) go to stderr. vocab_only = 0 gives TESSERA_ERROR_UNSUPPORTED in this build. */
+tessera_status tessera_model_load(const char* path, const tessera_model_params* params, tessera_model** out);
+/* Releases the model. NULL is ignored. Detokenizers made from it must be freed first. */
+void tessera_model_free(tessera_model* model);
+
+/* The number of tokens in the vocabulary (0 for NULL). */
+int32_t tessera_vocab_size(const tessera_model* model);
+/* The beginning- and end-of-sequence token ids, -1 if the vocabulary has none. */
+int32_t tessera_token_bos(const tessera_model* model);
+int32_t tessera_token_eos(const tessera_model* model);
+
+/* Tokenizes len bytes of text (any bytes; invalid UTF-8 is tokenized too, never an error).
+ * add_special: add BOS/EOS (and SEP) as the model's metadata says. parse_special: the text
+ * of control and user-defined tokens becomes those tokens; otherwise it is plain text.
+ * Writes at most n_max ids; *n_out gets the number needed (call again with a larger
+ * buffer when *n_out > n_max; nothing is truncated silently: the status is
+ * TESSERA_ERROR_INVALID_ARGUMENT in that case). tokens may be NULL when n_max is 0. */
+tessera_status tessera_tokenize(const tessera_model* model, const char* text, size_t len, int32_t add_special,
+                                int32_t parse_special, int32_t* tokens, int32_t n_max, int32_t* n_out);
+
+/* The raw piece of one token as the detokenizer would emit it (bytes, not NUL-terminated
+ * unless room is left; may be a partial UTF-8 sequence, e.g. a byte token <0xE2>; empty
+ * for control tokens such as BOS). Writes at most buf_size bytes; *len_out gets the
+ * length needed; TESSERA_ERROR_INVALID_ARGUMENT when it does not fit or for an id out of
+ * range. buf may be NULL when buf_size is 0. */
+tessera_status tessera_token_to_piece(const tessera_model* model, int32_t token, char* buf, size_t buf_size,
+                                      size_t* len_out);
+
+/* The token's text exactly as the vocabulary stores it (e.g. "<s>", "\xe2\x96\x81the",
+ * "<0x0A>"); *text points into the model (valid until it is freed), not NUL-terminated.
+ * TESSERA_ERROR_INVALID_ARGUMENT for an id out of range. */
+tessera_status tessera_token_text(const tessera_model* model, int32_t token, const char** text, size_t* len);
+
+/* Detokenizes a whole sequence into valid UTF-8 text (an invalid or unfinished sequence
+ * becomes U+FFFD; control tokens emit nothing; the space a SPM tokenizer put in front is
+ * removed). Same sizing rule as tessera_token_to_piece with *len_out; a NUL follows the
+ * text when room is left. TESSERA_ERROR_INVALID_ARGUMENT for an id out of range. */
+tessera_status tessera_detokenize(const tessera_model* model, const int32_t* tokens, int32_t n, char* buf,
+                                  size_t buf_size, size_t* len_out);
+
+/* Streaming: feed tokens one at a time, get only complete UTF-8 text back. The pushed
+ * text followed by tessera_detokenizer_flush equals tessera_detokenize of the same ids. */
+typedef struct tessera_detokenizer tessera_detokenizer;
+/* Makes a detokenizer for `model` (which must outlive it); free it with tessera_detokenizer_free. */
+tessera_status tessera_detokenizer_new(const tessera_model* model, tessera_detokenizer** out);
+/* Adds one token; *text and *len get the text it completed (maybe empty: an unfinished
+ * character is held back). NUL-terminated; valid until the next call on d. An id out of
+ * range gives TESSERA_ERROR_INVALID_ARGUMENT and leaves the state unchanged. */
+tessera_status tessera_detokenizer_push(tessera_detokenizer* d, int32_t token, const char** text, size_t* len);
+/* Ends the stream: whatever is held back comes out as U+FFFD; d then starts afresh. */
+tessera_status tessera_detokenizer_flush(tessera_detokenizer* d, const char** text, size_t* len);
+/* Releases the detokenizer. NULL is ignored. */
+void tessera_detokenizer_free(tessera_detokenizer* d);
+
 #ifdef __cplusplus
 }
 #endif

@@ -152,7 +152,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ucd", default="/usr/share/unicode", help="folder with UnicodeData.txt and PropList.txt")
     here = os.path.dirname(os.path.abspath(__file__))
-    ap.add_argument("--out", default=os.path.join(here, "..", "runtime", "vocab", "unicode_tables.inc"))
+    ap.add_argument("--out", default=os.path.normpath(os.path.join(here, "..", "runtime", "vocab", "unicode_tables.inc")))
     args = ap.parse_args()
 
     data = os.path.join(args.ucd, "UnicodeData.txt")

@@ -1,0 +1,175 @@
+// Implements the "models and tokenization" part of include/tessera.h over runtime::Vocab.
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/c_api_internal.h"
+#include "runtime/model.h"
+#include "runtime/vocab/vocab.h"
+#include "tensor/error.h"
+#include "tensor/gguf.h"
+#include "tessera.h"
+
+struct tessera_detokenizer {
+    explicit tessera_detokenizer(const tessera::vocab::Vocab& v) : stream(v) {}
+    tessera::vocab::Detokenizer stream;
+    std::string text;  // NUL-terminated copy handed out
+};
+
+using tessera::Error;
+using tessera::ErrorKind;
+using tessera::capi::guard;
+
+namespace {
+
+const tessera::vocab::Vocab& vocab_of(const tessera_model* model) {
+    if (!model || !model->vocab) throw Error("null model", ErrorKind::InvalidArgument);
+    return *model->vocab;
+}
+
+// Copies bytes out under the API's sizing rule: *len_out = needed; too small a buffer is
+// an error (nothing truncated silently); a NUL follows when there is room.
+void copy_out(std::string_view bytes, char* buf, size_t buf_size, size_t* len_out, const char* what) {
+    if (!len_out) throw Error("len_out is null", ErrorKind::InvalidArgument);
+    *len_out = bytes.size();
+    if (bytes.size() > buf_size)
+        throw Error(std::string(what) + " needs " + std::to_string(bytes.size()) + " bytes, the buffer has " +
+                        std::to_string(buf_size),
+                    ErrorKind::InvalidArgument);
+    if (!buf) {
+        if (!bytes.empty()) throw Error("buf is null", ErrorKind::InvalidArgument);
+        return;
+    }
+    if (!bytes.empty()) std::memcpy(buf, bytes.data(), bytes.size());
+    if (bytes.size() < buf_size) buf[bytes.size()] = '\0';
+}
+
+}  // namespace
+
+extern "C" {
+
+tessera_model_params tessera_model_default_params(void) {
+    tessera_model_params p;
+    p.vocab_only = 1;
+    p.allow_unknown_pre = 0;
+    return p;
+}
+
+tessera_status tessera_model_load(const char* path, const tessera_model_params* params, tessera_model** out) {
+    if (out) *out = nullptr;
+    return guard([&] {
+        if (!path) throw Error("model path is null", ErrorKind::InvalidArgument);
+        if (!out) throw Error("out is null", ErrorKind::InvalidArgument);
+        const tessera_model_params p = params ? *params : tessera_model_default_params();
+        if (!p.vocab_only)
+            throw Error(
+                std::string(path) + ": loading weights is not in this build yet; load with vocab_only = 1 to tokenize",
+                ErrorKind::Unsupported);
+        auto model = std::make_unique<tessera_model>();
+        model->file = tessera::gguf::File::open(path);
+        tessera::vocab::LoadOptions options;
+        options.allow_unknown_pre = p.allow_unknown_pre != 0;
+        model->vocab = tessera::vocab::Vocab::load(*model->file, options);
+        for (const std::string& w : model->vocab->warnings()) std::fprintf(stderr, "tessera: warning: %s\n", w.c_str());
+        *out = model.release();
+    });
+}
+
+void tessera_model_free(tessera_model* model) { delete model; }
+
+int32_t tessera_vocab_size(const tessera_model* model) { return model && model->vocab ? model->vocab->size() : 0; }
+
+int32_t tessera_token_bos(const tessera_model* model) { return model && model->vocab ? model->vocab->bos() : -1; }
+
+int32_t tessera_token_eos(const tessera_model* model) { return model && model->vocab ? model->vocab->eos() : -1; }
+
+tessera_status tessera_tokenize(const tessera_model* model, const char* text, size_t len, int32_t add_special,
+                                int32_t parse_special, int32_t* tokens, int32_t n_max, int32_t* n_out) {
+    return guard([&] {
+        const auto& vocab = vocab_of(model);
+        if (!n_out) throw Error("n_out is null", ErrorKind::InvalidArgument);
+        *n_out = 0;
+        if (!text && len > 0) throw Error("text is null", ErrorKind::InvalidArgument);
+        if (n_max < 0) throw Error("n_max is negative", ErrorKind::InvalidArgument);
+        if (!tokens && n_max > 0) throw Error("tokens is null", ErrorKind::InvalidArgument);
+        std::vector<int32_t> ids;
+        vocab.tokenize(std::string_view(text ? text : "", len), add_special != 0, parse_special != 0, ids);
+        if (ids.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max()))
+            throw Error("the text gives more than 2^31 tokens", ErrorKind::InvalidArgument);
+        *n_out = static_cast<int32_t>(ids.size());
+        const size_t n = std::min(ids.size(), static_cast<size_t>(n_max));
+        if (n) std::memcpy(tokens, ids.data(), n * sizeof(int32_t));
+        if (ids.size() > static_cast<size_t>(n_max))
+            throw Error("the text gives " + std::to_string(ids.size()) + " tokens but the buffer holds " +
+                            std::to_string(n_max),
+                        ErrorKind::InvalidArgument);
+    });
+}
+
+tessera_status tessera_token_to_piece(const tessera_model* model, int32_t token, char* buf, size_t buf_size,
+                                      size_t* len_out) {
+    return guard([&] {
+        const auto& vocab = vocab_of(model);
+        if (len_out) *len_out = 0;
+        copy_out(vocab.piece(token), buf, buf_size, len_out, "the piece");
+    });
+}
+
+tessera_status tessera_token_text(const tessera_model* model, int32_t token, const char** text, size_t* len) {
+    return guard([&] {
+        const auto& vocab = vocab_of(model);
+        if (!text || !len) throw Error("text or len is null", ErrorKind::InvalidArgument);
+        vocab.check_token(token);
+        const std::string_view t = vocab.token_text(token);
+        *text = t.data();
+        *len = t.size();
+    });
+}
+
+tessera_status tessera_detokenize(const tessera_model* model, const int32_t* tokens, int32_t n, char* buf,
+                                  size_t buf_size, size_t* len_out) {
+    return guard([&] {
+        const auto& vocab = vocab_of(model);
+        if (len_out) *len_out = 0;
+        if (n < 0) throw Error("n is negative", ErrorKind::InvalidArgument);
+        if (!tokens && n > 0) throw Error("tokens is null", ErrorKind::InvalidArgument);
+        const std::string text = vocab.detokenize(std::span<const int32_t>(tokens, static_cast<size_t>(n)));
+        copy_out(text, buf, buf_size, len_out, "the text");
+    });
+}
+
+tessera_status tessera_detokenizer_new(const tessera_model* model, tessera_detokenizer** out) {
+    if (out) *out = nullptr;
+    return guard([&] {
+        const auto& vocab = vocab_of(model);
+        if (!out) throw Error("out is null", ErrorKind::InvalidArgument);
+        *out = new tessera_detokenizer(vocab);
+    });
+}
+
+tessera_status tessera_detokenizer_push(tessera_detokenizer* d, int32_t token, const char** text, size_t* len) {
+    return guard([&] {
+        if (!d) throw Error("null detokenizer", ErrorKind::InvalidArgument);
+        if (!text || !len) throw Error("text or len is null", ErrorKind::InvalidArgument);
+        d->text.assign(d->stream.push(token));
+        *text = d->text.c_str();
+        *len = d->text.size();
+    });
+}
+
+tessera_status tessera_detokenizer_flush(tessera_detokenizer* d, const char** text, size_t* len) {
+    return guard([&] {
+        if (!d) throw Error("null detokenizer", ErrorKind::InvalidArgument);
+        if (!text || !len) throw Error("text or len is null", ErrorKind::InvalidArgument);
+        d->text.assign(d->stream.flush());
+        *text = d->text.c_str();
+        *len = d->text.size();
+    });
+}
+
+void tessera_detokenizer_free(tessera_detokenizer* d) { delete d; }
+
+}  // extern "C"
