@@ -7,5 +7,8 @@ namespace tessera_cli {
 // usage error.
 int cmd_inspect(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
+int cmd_run(int argc, char** argv);
+int cmd_perplexity(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
 
 }  // namespace tessera_cli

@@ -15,6 +15,9 @@ struct Command {
 
 const Command kCommands[] = {
     {"inspect", tessera_cli::cmd_inspect, "print a GGUF file's metadata and tensors"},
+    {"run", tessera_cli::cmd_run, "generate text from a prompt"},
+    {"perplexity", tessera_cli::cmd_perplexity, "measure a model's perplexity on a text file"},
+    {"bench", tessera_cli::cmd_bench, "measure prompt and generation speed (tokens/s)"},
     {"tokenize", tessera_cli::cmd_tokenize, "turn text into token ids with a model's tokenizer"},
 };
 

@@ -182,6 +182,7 @@ int cmd_tokenize(int argc, char** argv) {
     }
 
     tessera_model_params params = tessera_model_default_params();
+    params.vocab_only = 1;
     params.allow_unknown_pre = allow_unknown_pre ? 1 : 0;
     tessera_model* model = nullptr;
     if (tessera_model_load(model_path, &params, &model) != TESSERA_OK) return failure(tessera_last_error());

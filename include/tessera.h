@@ -143,18 +143,25 @@ int64_t tessera_gguf_find_tensor(const tessera_gguf* file, const char* name);
 
 typedef struct tessera_model tessera_model;
 
+/* Load progress in [0, 1]; return 0 to cancel the load. */
+typedef int32_t (*tessera_progress_fn)(float progress, void* user);
+
 typedef struct tessera_model_params {
-    int32_t vocab_only;        /* 1: load only the tokenizer (the only mode this build supports yet) */
+    int32_t vocab_only;        /* 1: load only the tokenizer (to tokenize; no contexts) */
     int32_t allow_unknown_pre; /* 1: an unknown tokenizer.ggml.pre falls back to the GPT-2 split, with a warning */
+    int32_t use_mmap;          /* 1: weights stay in the memory-mapped file (no copy); 0: read into memory */
+    tessera_progress_fn progress; /* optional */
+    void* progress_user;
 } tessera_model_params;
 
-/* The defaults: vocab_only = 1, allow_unknown_pre = 0. */
+/* The defaults: vocab_only = 0, allow_unknown_pre = 0, use_mmap = 1, no progress callback. */
 tessera_model_params tessera_model_default_params(void);
 
-/* Opens `path` and loads its tokenizer (params may be NULL for the defaults); on success
- * *out owns the model (free it with tessera_model_free), on failure *out is NULL and the
- * error names the file and the bad key. Warnings (an unknown pre-tokenizer allowed to
- * fall back) go to stderr. vocab_only = 0 gives TESSERA_ERROR_UNSUPPORTED in this build. */
+/* Opens `path` and loads its tokenizer and (unless vocab_only) its weights; params may be
+ * NULL for the defaults. On success *out owns the model (free it with tessera_model_free),
+ * on failure *out is NULL and the error names the file and what is wrong: a bad key, an
+ * unsupported architecture (listing the supported ones), every missing or misshapen
+ * tensor. Warnings (an unknown pre-tokenizer allowed to fall back) go to stderr. */
 tessera_status tessera_model_load(const char* path, const tessera_model_params* params, tessera_model** out);
 /* Releases the model. NULL is ignored. Detokenizers made from it must be freed first. */
 void tessera_model_free(tessera_model* model);
@@ -207,6 +214,102 @@ tessera_status tessera_detokenizer_push(tessera_detokenizer* d, int32_t token, c
 tessera_status tessera_detokenizer_flush(tessera_detokenizer* d, const char** text, size_t* len);
 /* Releases the detokenizer. NULL is ignored. */
 void tessera_detokenizer_free(tessera_detokenizer* d);
+
+/* ---- contexts, decoding and sampling ----------------------------------------------
+ * A context holds one sequence's KV cache and the logits of its last decode. Several
+ * contexts may share one model, each used from its own thread; one context belongs to
+ * one thread at a time.
+ */
+
+typedef struct tessera_context tessera_context;
+
+typedef struct tessera_context_params {
+    int32_t n_ctx;     /* tokens the sequence may hold; 0: the model's training context, at most 4096 */
+    int32_t n_batch;   /* tokens per forward pass; 0: 512 */
+    int32_t n_threads; /* CPU threads; 0: all cores */
+    int32_t kv_type;   /* type id of the KV cache: 1 (F16, the default), 0 (F32) or 8 (Q8_0) */
+} tessera_context_params;
+
+/* The defaults: n_ctx 0, n_batch 512, n_threads 0, kv_type F16. */
+tessera_context_params tessera_context_default_params(void);
+/* Makes a context for a model loaded with weights (vocab_only = 0); *out owns it (free it
+ * with tessera_context_free before the model). params may be NULL for the defaults. */
+tessera_status tessera_context_new(const tessera_model* model, const tessera_context_params* params,
+                                   tessera_context** out);
+/* Releases the context. NULL is ignored. */
+void tessera_context_free(tessera_context* ctx);
+/* The context size in tokens, and how many tokens the sequence holds now. */
+int32_t tessera_context_n_ctx(const tessera_context* ctx);
+int32_t tessera_context_n_past(const tessera_context* ctx);
+/* Forgets the tokens from position n on (0 clears the sequence). */
+void tessera_context_truncate(tessera_context* ctx, int32_t n);
+
+/* Appends n tokens to the sequence and runs the model over them (in batches of n_batch).
+ * all_logits = 0 keeps the logits of the last token only; 1 keeps every token's. Tokens
+ * that do not fit in the context, or an id outside the vocabulary, give
+ * TESSERA_ERROR_INVALID_ARGUMENT and leave the sequence as it was. */
+tessera_status tessera_decode(tessera_context* ctx, const int32_t* tokens, int32_t n, int32_t all_logits);
+/* The logits (n_vocab floats) of output row i of the last decode; -1 is the last row.
+ * NULL when there is no such row. Valid until the next decode on ctx. */
+const float* tessera_get_logits(const tessera_context* ctx, int32_t i);
+/* The number of logit rows the last decode produced. */
+int32_t tessera_get_n_logits(const tessera_context* ctx);
+
+typedef struct tessera_timings {
+    double load_ms;        /* model load */
+    double prompt_ms;      /* decodes of more than one token */
+    int64_t prompt_tokens;
+    double gen_ms;         /* decodes of one token */
+    int64_t gen_tokens;
+} tessera_timings;
+/* Time spent in this context's decodes since it was made or its timings were reset. */
+tessera_status tessera_context_timings(const tessera_context* ctx, tessera_timings* out);
+void tessera_context_reset_timings(tessera_context* ctx);
+
+/* Samplers: penalties over the recent tokens, then top-k, top-p and min-p on the
+ * untempered distribution, then temperature and a seeded draw. temperature <= 0 is
+ * greedy. The same seed and logits give the same tokens on every machine. */
+typedef struct tessera_sampler tessera_sampler;
+typedef struct tessera_sampler_params {
+    float temperature;       /* 0.8 */
+    int32_t top_k;           /* 40; <= 0 off */
+    float top_p;             /* 0.95; >= 1 off */
+    float min_p;             /* 0.05; <= 0 off */
+    float repeat_penalty;    /* 1.0 (off) */
+    int32_t repeat_last_n;   /* 64 */
+    float presence_penalty;  /* 0 */
+    float frequency_penalty; /* 0 */
+    uint64_t seed;           /* 0 */
+} tessera_sampler_params;
+
+tessera_sampler_params tessera_sampler_default_params(void);
+/* Makes a sampler; *out owns it (free it with tessera_sampler_free). */
+tessera_status tessera_sampler_new(const tessera_sampler_params* params, tessera_sampler** out);
+void tessera_sampler_free(tessera_sampler* sampler);
+/* Picks a token from logit row i (-1: the last) of ctx's last decode. */
+tessera_status tessera_sampler_sample(tessera_sampler* sampler, const tessera_context* ctx, int32_t i,
+                                      int32_t* token);
+/* Records a token of the sequence (prompt or generated) for the repetition penalties. */
+void tessera_sampler_accept(tessera_sampler* sampler, int32_t token);
+/* Forgets the recorded tokens and re-seeds. */
+void tessera_sampler_reset(tessera_sampler* sampler);
+
+/* ---- model information ------------------------------------------------------------ */
+
+/* general.architecture ("llama", ...) and general.name; "" when unknown. Never NULL. */
+const char* tessera_model_architecture(const tessera_model* model);
+const char* tessera_model_name(const tessera_model* model);
+/* The training context length, layers, embedding size; 0 for a vocab-only model. */
+int32_t tessera_model_n_ctx_train(const tessera_model* model);
+int32_t tessera_model_n_layer(const tessera_model* model);
+int32_t tessera_model_n_embd(const tessera_model* model);
+/* Parameters and bytes of the weights; 0 for a vocab-only model. */
+uint64_t tessera_model_n_params(const tessera_model* model);
+uint64_t tessera_model_size(const tessera_model* model);
+/* Milliseconds the load took. */
+double tessera_model_load_ms(const tessera_model* model);
+/* The GGUF file the model was loaded from (for metadata queries); valid while the model lives. */
+const tessera_gguf* tessera_model_gguf(const tessera_model* model);
 
 #ifdef __cplusplus
 }

@@ -15,9 +15,6 @@
 #define TESSERA_VERSION_STRING "0.0.0"
 #endif
 
-struct tessera_gguf {
-    std::unique_ptr<tessera::gguf::File> file;
-};
 
 using tessera::capi::guard;
 using tessera::capi::set_error;
@@ -111,7 +108,8 @@ tessera_status tessera_gguf_open(const char* path, tessera_gguf** out) {
     if (!path) return set_error(TESSERA_ERROR_INVALID_ARGUMENT, "tessera_gguf_open: path is NULL");
     return guard([&] {
         auto g = std::make_unique<tessera_gguf>();
-        g->file = tessera::gguf::File::open(path);
+        g->owned = tessera::gguf::File::open(path);
+        g->file = g->owned.get();
         *out = g.release();
     });
 }

@@ -3,11 +3,20 @@
 #pragma once
 
 #include <exception>
+#include <memory>
 #include <new>
 #include <string>
 
 #include "tensor/error.h"
+#include "tensor/gguf.h"
 #include "tessera.h"
+
+// A GGUF file handle: owns the file when opened by tessera_gguf_open, or views the file
+// of a loaded model (tessera_model_gguf).
+struct tessera_gguf {
+    std::unique_ptr<tessera::gguf::File> owned;
+    const tessera::gguf::File* file = nullptr;
+};
 
 namespace tessera::capi {
 

@@ -1,4 +1,5 @@
 // Implements the "models and tokenization" part of include/tessera.h over runtime::Vocab.
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -53,8 +54,11 @@ extern "C" {
 
 tessera_model_params tessera_model_default_params(void) {
     tessera_model_params p;
-    p.vocab_only = 1;
+    p.vocab_only = 0;
     p.allow_unknown_pre = 0;
+    p.use_mmap = 1;
+    p.progress = nullptr;
+    p.progress_user = nullptr;
     return p;
 }
 
@@ -63,17 +67,30 @@ tessera_status tessera_model_load(const char* path, const tessera_model_params* 
     return guard([&] {
         if (!path) throw Error("model path is null", ErrorKind::InvalidArgument);
         if (!out) throw Error("out is null", ErrorKind::InvalidArgument);
+        const auto t0 = std::chrono::steady_clock::now();
         const tessera_model_params p = params ? *params : tessera_model_default_params();
-        if (!p.vocab_only)
-            throw Error(
-                std::string(path) + ": loading weights is not in this build yet; load with vocab_only = 1 to tokenize",
-                ErrorKind::Unsupported);
         auto model = std::make_unique<tessera_model>();
         model->file = tessera::gguf::File::open(path);
         tessera::vocab::LoadOptions options;
         options.allow_unknown_pre = p.allow_unknown_pre != 0;
         model->vocab = tessera::vocab::Vocab::load(*model->file, options);
         for (const std::string& w : model->vocab->warnings()) std::fprintf(stderr, "tessera: warning: %s\n", w.c_str());
+        if (!p.vocab_only) {
+            tessera::runtime::LoadOptions lo;
+            lo.use_mmap = p.use_mmap != 0;
+            if (p.progress) {
+                auto fn = p.progress;
+                void* user = p.progress_user;
+                lo.progress = [fn, user](float f) { return fn(f, user) != 0; };
+            }
+            model->runtime = tessera::runtime::load_model(std::move(model->file), lo);
+            if (model->runtime->hp.n_vocab != model->vocab->size())
+                throw Error(std::string(path) + ": the model has " + std::to_string(model->runtime->hp.n_vocab) +
+                                " output tokens but its tokenizer has " + std::to_string(model->vocab->size()),
+                            ErrorKind::BadFile);
+        }
+        model->gguf_view.file = &model->gguf();
+        model->load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         *out = model.release();
     });
 }

@@ -1,0 +1,195 @@
+// `tessera bench`: prompt-processing and generation speed in the style of llama-bench:
+// a markdown table (or JSON) of tokens/s, mean and standard deviation over repetitions.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "commands.h"
+#include "common.h"
+#include "tessera.h"
+
+namespace tessera_cli {
+namespace {
+
+const char* kBenchHelp =
+    "usage: tessera bench -m MODEL.gguf [options]\n"
+    "\n"
+    "Measures prompt processing (pp: one decode of N tokens) and text generation (tg: N\n"
+    "decodes of one token) in tokens per second, as llama-bench does, and prints a\n"
+    "markdown table (or JSON) with the mean and standard deviation over repetitions.\n"
+    "\n"
+    "options:\n"
+    "  -m, --model FILE        the GGUF model\n"
+    "  -p, --n-prompt N[,N..]  prompt lengths to test (default 512; 0 skips)\n"
+    "  -n, --n-gen N[,N..]     generation lengths to test (default 128; 0 skips)\n"
+    "  -t, --threads N[,N..]   thread counts (default: all cores)\n"
+    "  -b, --batch-size N      tokens per forward pass for pp (default 512)\n"
+    "  -r, --repetitions N     runs per test (default 5); a warm-up run comes first\n"
+    "  -o, --output FORMAT     md (default) or json\n"
+    "  -h, --help              show this help\n";
+
+bool parse_list(const char* option, const char* text, long min, std::vector<long>* out) {
+    out->clear();
+    std::string s(text);
+    size_t start = 0;
+    while (start <= s.size()) {
+        size_t comma = s.find(',', start);
+        std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        long v = 0;
+        if (!parse_int(option, item.c_str(), min, 1 << 20, &v)) return false;
+        out->push_back(v);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    return true;
+}
+
+struct Result {
+    std::string test;
+    long threads = 0;
+    long n = 0;
+    std::vector<double> tps;
+    double mean() const {
+        double s = 0;
+        for (double v : tps) s += v;
+        return tps.empty() ? 0 : s / static_cast<double>(tps.size());
+    }
+    double stdev() const {
+        if (tps.size() < 2) return 0;
+        double m = mean(), s = 0;
+        for (double v : tps) s += (v - m) * (v - m);
+        return std::sqrt(s / static_cast<double>(tps.size() - 1));
+    }
+};
+
+double now_ms() {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv) {
+    const char* model_path = nullptr;
+    std::vector<long> n_prompt = {512}, n_gen = {128}, threads = {0};
+    long n_batch = 512, reps = 5;
+    bool json = false;
+    for (int i = 1; i < argc; ++i) {
+        const char* a = argv[i];
+        if (!std::strcmp(a, "-h") || !std::strcmp(a, "--help")) {
+            std::fputs(kBenchHelp, stdout);
+            return 0;
+        }
+        const char* v = option_value(argc, argv, &i);
+        if (!v) return 2;
+        if (!std::strcmp(a, "-m") || !std::strcmp(a, "--model")) model_path = v;
+        else if (!std::strcmp(a, "-p") || !std::strcmp(a, "--n-prompt")) {
+            if (!parse_list(a, v, 0, &n_prompt)) return 2;
+        } else if (!std::strcmp(a, "-n") || !std::strcmp(a, "--n-gen")) {
+            if (!parse_list(a, v, 0, &n_gen)) return 2;
+        } else if (!std::strcmp(a, "-t") || !std::strcmp(a, "--threads")) {
+            if (!parse_list(a, v, 1, &threads)) return 2;
+        } else if (!std::strcmp(a, "-b") || !std::strcmp(a, "--batch-size")) {
+            if (!parse_int(a, v, 1, 1 << 20, &n_batch)) return 2;
+        } else if (!std::strcmp(a, "-r") || !std::strcmp(a, "--repetitions")) {
+            if (!parse_int(a, v, 1, 1000, &reps)) return 2;
+        } else if (!std::strcmp(a, "-o") || !std::strcmp(a, "--output")) {
+            if (!std::strcmp(v, "json")) json = true;
+            else if (std::strcmp(v, "md")) {
+                std::fprintf(stderr, "error: --output must be md or json (got '%s')\n", v);
+                return 2;
+            }
+        } else {
+            std::fprintf(stderr, "error: unknown option '%s' (see 'tessera bench --help')\n", a);
+            return 2;
+        }
+    }
+    if (!model_path) {
+        std::fprintf(stderr, "error: tessera bench needs -m MODEL (see --help)\n");
+        return 2;
+    }
+    tessera_model* model = load_model_or_report(model_path);
+    if (!model) return 1;
+    const int32_t n_vocab = tessera_vocab_size(model);
+    std::mt19937 rng(1234);
+    std::vector<Result> results;
+    int rc = 0;
+
+    for (long t : threads) {
+        auto run = [&](const char* kind, long n, bool prompt) -> bool {
+            if (n <= 0) return true;
+            tessera_context_params cp = tessera_context_default_params();
+            cp.n_ctx = static_cast<int32_t>(n + 1);
+            cp.n_batch = static_cast<int32_t>(n_batch);
+            cp.n_threads = static_cast<int32_t>(t);
+            tessera_context* ctx = nullptr;
+            if (tessera_context_new(model, &cp, &ctx) != TESSERA_OK) {
+                std::fprintf(stderr, "error: %s\n", tessera_last_error());
+                return false;
+            }
+            Result r;
+            r.test = std::string(kind) + std::to_string(n);
+            r.threads = t > 0 ? t : static_cast<long>(std::max(1u, std::thread::hardware_concurrency()));
+            r.n = n;
+            std::vector<int32_t> toks(static_cast<size_t>(n));
+            for (long rep = -1; rep < reps; ++rep) {  // rep -1 warms up
+                for (int32_t& x : toks) x = static_cast<int32_t>(rng() % static_cast<uint32_t>(n_vocab));
+                tessera_context_truncate(ctx, 0);
+                double t0 = now_ms();
+                bool ok = true;
+                if (prompt) ok = tessera_decode(ctx, toks.data(), static_cast<int32_t>(n), 0) == TESSERA_OK;
+                else
+                    for (long i = 0; i < n && ok; ++i) ok = tessera_decode(ctx, &toks[static_cast<size_t>(i)], 1, 0) == TESSERA_OK;
+                double ms = now_ms() - t0;
+                if (!ok) {
+                    std::fprintf(stderr, "error: %s\n", tessera_last_error());
+                    tessera_context_free(ctx);
+                    return false;
+                }
+                if (rep >= 0) r.tps.push_back(1000.0 * static_cast<double>(n) / ms);
+            }
+            tessera_context_free(ctx);
+            results.push_back(r);
+            return true;
+        };
+        for (long n : n_prompt)
+            if (!run("pp", n, true)) rc = 1;
+        for (long n : n_gen)
+            if (!run("tg", n, false)) rc = 1;
+    }
+
+    char size[32], params[32];
+    std::snprintf(size, sizeof size, "%.2f MiB", static_cast<double>(tessera_model_size(model)) / (1 << 20));
+    std::snprintf(params, sizeof params, "%.2f M", static_cast<double>(tessera_model_n_params(model)) / 1e6);
+    std::string name = std::string(tessera_model_architecture(model)) + " " + tessera_model_name(model);
+    if (json) {
+        std::printf("[\n");
+        for (size_t i = 0; i < results.size(); ++i) {
+            const Result& r = results[i];
+            std::printf("  {\"model\": \"%s\", \"model_size\": %llu, \"model_n_params\": %llu, \"backend\": \"CPU\", "
+                        "\"n_threads\": %ld, \"test\": \"%s\", \"n_tokens\": %ld, \"avg_ts\": %.3f, \"stddev_ts\": %.3f, "
+                        "\"samples_ts\": [",
+                        tessera_model_name(model), static_cast<unsigned long long>(tessera_model_size(model)),
+                        static_cast<unsigned long long>(tessera_model_n_params(model)), r.threads, r.test.c_str(), r.n,
+                        r.mean(), r.stdev());
+            for (size_t k = 0; k < r.tps.size(); ++k) std::printf("%s%.3f", k ? ", " : "", r.tps[k]);
+            std::printf("]}%s\n", i + 1 < results.size() ? "," : "");
+        }
+        std::printf("]\n");
+    } else {
+        std::printf("| model | size | params | backend | threads | test | t/s |\n");
+        std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
+        for (const Result& r : results)
+            std::printf("| %s | %s | %s | CPU | %ld | %s | %.2f ± %.2f |\n", name.c_str(), size, params, r.threads,
+                        r.test.c_str(), r.mean(), r.stdev());
+    }
+    tessera_model_free(model);
+    return rc;
+}
+
+}  // namespace tessera_cli

@@ -1,0 +1,31 @@
+// Helpers the subcommands share: option parsing, model loading with progress, tokenizing.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tessera.h"
+
+namespace tessera_cli {
+
+// Strict number parsing: the whole string must be a number in range. On failure prints
+// "error: OPTION needs ..." and returns false.
+bool parse_int(const char* option, const char* text, long min, long max, long* out);
+bool parse_float(const char* option, const char* text, double min, double max, double* out);
+
+// The next argument of an option, or an error message and nullptr.
+const char* option_value(int argc, char** argv, int* i);
+
+// Loads a model with its weights, showing progress on stderr when it is a terminal.
+// On failure prints "error: ..." and returns nullptr.
+tessera_model* load_model_or_report(const char* path);
+
+// Tokenizes `text`; on failure prints "error: ..." and returns false.
+bool tokenize(const tessera_model* model, const std::string& text, bool add_special, bool parse_special,
+              std::vector<int32_t>* out);
+
+// Reads a whole file's bytes; on failure prints "error: ..." and returns false.
+bool read_file(const char* path, std::string* out);
+
+}  // namespace tessera_cli

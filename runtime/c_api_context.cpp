@@ -1,0 +1,176 @@
+// Implements the contexts, decoding, sampling and model-information parts of tessera.h.
+#include <memory>
+#include <string>
+
+#include "runtime/c_api_internal.h"
+#include "runtime/context.h"
+#include "runtime/model.h"
+#include "runtime/sampling.h"
+
+using tessera::Error;
+using tessera::ErrorKind;
+using tessera::capi::guard;
+using tessera::capi::set_error;
+
+struct tessera_context {
+    std::unique_ptr<tessera::runtime::Context> ctx;
+    const tessera_model* model = nullptr;
+};
+
+struct tessera_sampler {
+    std::unique_ptr<tessera::runtime::Sampler> sampler;
+};
+
+extern "C" {
+
+tessera_context_params tessera_context_default_params(void) {
+    tessera_context_params p;
+    p.n_ctx = 0;
+    p.n_batch = 512;
+    p.n_threads = 0;
+    p.kv_type = static_cast<int32_t>(tessera::DType::F16);
+    return p;
+}
+
+tessera_status tessera_context_new(const tessera_model* model, const tessera_context_params* params,
+                                   tessera_context** out) {
+    if (out) *out = nullptr;
+    return guard([&] {
+        if (!model || !out) throw Error("tessera_context_new: null argument");
+        if (!model->runtime)
+            throw Error("tessera_context_new: the model was loaded vocab-only; load it with vocab_only = 0");
+        tessera_context_params p = params ? *params : tessera_context_default_params();
+        if (p.n_ctx < 0) throw Error("tessera_context_new: n_ctx " + std::to_string(p.n_ctx) + " is negative");
+        tessera::runtime::ContextOptions o;
+        o.n_ctx = p.n_ctx;
+        o.n_batch = p.n_batch > 0 ? p.n_batch : 512;
+        o.n_threads = p.n_threads;
+        o.kv_type = static_cast<tessera::DType>(p.kv_type);
+        auto c = std::make_unique<tessera_context>();
+        c->ctx = std::make_unique<tessera::runtime::Context>(*model->runtime, o);
+        c->model = model;
+        *out = c.release();
+    });
+}
+
+void tessera_context_free(tessera_context* ctx) { delete ctx; }
+
+int32_t tessera_context_n_ctx(const tessera_context* ctx) { return ctx ? ctx->ctx->n_ctx() : 0; }
+int32_t tessera_context_n_past(const tessera_context* ctx) { return ctx ? ctx->ctx->n_past() : 0; }
+
+void tessera_context_truncate(tessera_context* ctx, int32_t n) {
+    if (ctx) ctx->ctx->truncate(n);
+}
+
+tessera_status tessera_decode(tessera_context* ctx, const int32_t* tokens, int32_t n, int32_t all_logits) {
+    return guard([&] {
+        if (!ctx || (!tokens && n > 0)) throw Error("tessera_decode: null argument");
+        if (n <= 0) throw Error("tessera_decode: no tokens");
+        ctx->ctx->decode(std::span<const int32_t>(tokens, static_cast<size_t>(n)), all_logits != 0);
+    });
+}
+
+const float* tessera_get_logits(const tessera_context* ctx, int32_t i) { return ctx ? ctx->ctx->logits(i) : nullptr; }
+
+int32_t tessera_get_n_logits(const tessera_context* ctx) { return ctx ? ctx->ctx->n_outputs() : 0; }
+
+tessera_status tessera_context_timings(const tessera_context* ctx, tessera_timings* out) {
+    if (!ctx || !out) return set_error(TESSERA_ERROR_INVALID_ARGUMENT, "tessera_context_timings: null argument");
+    const auto& t = ctx->ctx->timings();
+    out->load_ms = ctx->model->load_ms;
+    out->prompt_ms = t.prompt_ms;
+    out->prompt_tokens = t.prompt_tokens;
+    out->gen_ms = t.gen_ms;
+    out->gen_tokens = t.gen_tokens;
+    return TESSERA_OK;
+}
+
+void tessera_context_reset_timings(tessera_context* ctx) {
+    if (ctx) ctx->ctx->reset_timings();
+}
+
+tessera_sampler_params tessera_sampler_default_params(void) {
+    tessera::runtime::SamplerParams d;
+    tessera_sampler_params p;
+    p.temperature = d.temperature;
+    p.top_k = d.top_k;
+    p.top_p = d.top_p;
+    p.min_p = d.min_p;
+    p.repeat_penalty = d.repeat_penalty;
+    p.repeat_last_n = d.repeat_last_n;
+    p.presence_penalty = d.presence_penalty;
+    p.frequency_penalty = d.frequency_penalty;
+    p.seed = d.seed;
+    return p;
+}
+
+tessera_status tessera_sampler_new(const tessera_sampler_params* params, tessera_sampler** out) {
+    if (out) *out = nullptr;
+    return guard([&] {
+        if (!out) throw Error("tessera_sampler_new: out is null");
+        tessera_sampler_params p = params ? *params : tessera_sampler_default_params();
+        tessera::runtime::SamplerParams s;
+        s.temperature = p.temperature;
+        s.top_k = p.top_k;
+        s.top_p = p.top_p;
+        s.min_p = p.min_p;
+        s.repeat_penalty = p.repeat_penalty;
+        s.repeat_last_n = p.repeat_last_n;
+        s.presence_penalty = p.presence_penalty;
+        s.frequency_penalty = p.frequency_penalty;
+        s.seed = p.seed;
+        if (s.repeat_penalty <= 0.0f) throw Error("tessera_sampler_new: repeat_penalty must be positive");
+        auto smp = std::make_unique<tessera_sampler>();
+        smp->sampler = std::make_unique<tessera::runtime::Sampler>(s);
+        *out = smp.release();
+    });
+}
+
+void tessera_sampler_free(tessera_sampler* sampler) { delete sampler; }
+
+tessera_status tessera_sampler_sample(tessera_sampler* sampler, const tessera_context* ctx, int32_t i,
+                                      int32_t* token) {
+    return guard([&] {
+        if (!sampler || !ctx || !token) throw Error("tessera_sampler_sample: null argument");
+        const float* logits = ctx->ctx->logits(i);
+        if (!logits) throw Error("tessera_sampler_sample: no logits row " + std::to_string(i) + " (decode first)");
+        *token = sampler->sampler->sample(logits, ctx->ctx->model().hp.n_vocab);
+    });
+}
+
+void tessera_sampler_accept(tessera_sampler* sampler, int32_t token) {
+    if (sampler) sampler->sampler->accept(token);
+}
+
+void tessera_sampler_reset(tessera_sampler* sampler) {
+    if (sampler) sampler->sampler->reset();
+}
+
+const char* tessera_model_architecture(const tessera_model* model) {
+    return model && model->runtime ? model->runtime->hp.arch.c_str() : "";
+}
+
+const char* tessera_model_name(const tessera_model* model) {
+    return model && model->runtime ? model->runtime->hp.name.c_str() : "";
+}
+
+int32_t tessera_model_n_ctx_train(const tessera_model* model) {
+    return model && model->runtime ? model->runtime->hp.n_ctx_train : 0;
+}
+int32_t tessera_model_n_layer(const tessera_model* model) {
+    return model && model->runtime ? model->runtime->hp.n_layer : 0;
+}
+int32_t tessera_model_n_embd(const tessera_model* model) {
+    return model && model->runtime ? model->runtime->hp.n_embd : 0;
+}
+uint64_t tessera_model_n_params(const tessera_model* model) {
+    return model && model->runtime ? model->runtime->n_params : 0;
+}
+uint64_t tessera_model_size(const tessera_model* model) {
+    return model && model->runtime ? model->runtime->weight_bytes : 0;
+}
+double tessera_model_load_ms(const tessera_model* model) { return model ? model->load_ms : 0.0; }
+
+const tessera_gguf* tessera_model_gguf(const tessera_model* model) { return model ? &model->gguf_view : nullptr; }
+
+}  // extern "C"
