@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# `tessera run` and `tessera perplexity`: usage and error paths always; with the real
+# SmolLM2 model (scripts/get-model.sh smollm2-135m-instruct), the greedy continuation,
+# reproducible sampling, a prompt that does not fit, and perplexity against the
+# reference in tests/models/reference.
+# usage: run_test.sh TESSERA GGUF_CORPUS_TOOL SOURCE_DIR
+set -u
+tessera=$1
+corpus_tool=$2
+src=$3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# One 'error:' line on stderr, nothing on stdout, the given exit status.
+expect_error() {
+    local want_rc=$1 fragment=$2
+    shift 2
+    "$@" >"$work/out" 2>"$work/err"
+    local rc=$?
+    [ "$rc" -eq "$want_rc" ] || fail "$*: exit $rc, expected $want_rc ($(head -c 200 "$work/err"))"
+    [ -s "$work/out" ] && fail "$*: wrote to stdout"
+    [ "$(grep -c '^error: ' "$work/err")" -eq 1 ] || fail "$*: expected one 'error:' line, got: $(cat "$work/err")"
+    grep -qF -- "$fragment" "$work/err" || fail "$*: error lacks '$fragment': $(cat "$work/err")"
+}
+
+"$tessera" run --help | grep -q -- '--temp' || fail "run --help does not describe --temp"
+"$tessera" perplexity --help | grep -q 'Final estimate' || fail "perplexity --help"
+"$tessera" bench --help | grep -q -- '--n-prompt' || fail "bench --help"
+expect_error 2 "needs -m MODEL" "$tessera" run -p hello
+expect_error 2 "--temp needs a number" "$tessera" run -m x.gguf -p hi --temp abc
+expect_error 2 "unknown option" "$tessera" run -m x.gguf -p hi --bogus 1
+expect_error 1 "No such file" "$tessera" run -m "$work/missing.gguf" -p hi
+"$corpus_tool" "$work/corpus" || fail "gguf-corpus"
+expect_error 1 "invalid GGUF" "$tessera" run -m "$work/corpus/tensor-offset-wraps.gguf" -p hi
+expect_error 1 "missing metadata key" "$tessera" run -m "$work/corpus/valid-sample.gguf" -p hi
+expect_error 1 "No such file" "$tessera" perplexity -m "$work/missing.gguf" -f "$src/tests/models/data/perplexity.txt"
+
+model=${TESSERA_MODELS:-$HOME/.cache/tessera/models}/smollm2-135m-instruct.gguf
+if [ -f "$model" ]; then
+    # Greedy: the NumPy reference's continuation, up to the end-of-text token.
+    "$tessera" run -m "$model" -p "The capital of France is" -n 32 --temp 0 -t 2 >"$work/out" 2>"$work/err" ||
+        fail "run: $(cat "$work/err")"
+    printf ' Paris.\n\nThe answer is: 2018-01-22 12:12:53.' >"$work/want"
+    cmp -s "$work/out" "$work/want" || fail "greedy continuation differs: '$(cat "$work/out")'"
+    grep -q "generation: .* tokens/s" "$work/err" || fail "run prints no speeds on stderr"
+    # The same seed gives the same text; stdout carries only the text.
+    "$tessera" run -m "$model" -p "Once upon a time" -n 12 --seed 7 -t 2 >"$work/a" 2>/dev/null
+    "$tessera" run -m "$model" -p "Once upon a time" -n 12 --seed 7 -t 1 >"$work/b" 2>/dev/null
+    cmp -s "$work/a" "$work/b" || fail "--seed 7 twice gave different text"
+    [ -s "$work/a" ] || fail "sampling produced nothing"
+    # A prompt longer than the context.
+    expect_error 1 "does not fit in the context of 8 tokens" "$tessera" run -m "$model" -c 8 \
+        -p "one two three four five six seven eight nine ten eleven twelve"
+    # Perplexity as in llama.cpp, against the independent reference.
+    "$tessera" perplexity -m "$model" -f "$src/tests/models/data/perplexity.txt" -c 128 -t 2 >"$work/out" 2>"$work/err" ||
+        fail "perplexity: $(cat "$work/err")"
+    got=$(sed -n 's/^Final estimate: PPL = \([0-9.]*\) +\/- .*/\1/p' "$work/out")
+    want=$(sed -n 's/^final //p' "$src/tests/models/reference/smollm2-135m-instruct.txt")
+    awk -v g="$got" -v w="$want" 'BEGIN { exit !(g != "" && (g / w - 1) < 0.01 && (w / g - 1) < 0.01) }' ||
+        fail "perplexity '$got' is not within 1% of the reference $want"
+else
+    echo "SKIPPED: model checks (model not downloaded: scripts/get-model.sh smollm2-135m-instruct)"
+fi
+
+echo "run/perplexity: $failures failures"
+[ "$failures" -eq 0 ]
