@@ -6,6 +6,7 @@ namespace tessera_cli {
 // Each returns the process exit code: 0 on success, 1 on a failure it reported, 2 on a
 // usage error.
 int cmd_inspect(int argc, char** argv);
+int cmd_template(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_perplexity(int argc, char** argv);

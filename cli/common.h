@@ -28,4 +28,13 @@ bool tokenize(const tessera_model* model, const std::string& text, bool add_spec
 // Reads a whole file's bytes; on failure prints "error: ..." and returns false.
 bool read_file(const char* path, std::string* out);
 
+// Appends `s` as the inside of a JSON string: control characters escaped, invalid UTF-8
+// bytes replaced by U+FFFD so the output is always valid JSON.
+void json_escape(std::string& out, const char* s, size_t n);
+// Appends `s` as a quoted JSON string.
+void json_quote(std::string& out, const std::string& s);
+
+// Where scripts/get-model.sh puts model NAME: $TESSERA_MODELS or ~/.cache/tessera/models.
+std::string default_model_path(const std::string& name);
+
 }  // namespace tessera_cli

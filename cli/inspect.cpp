@@ -9,6 +9,7 @@
 #include <string>
 
 #include "commands.h"
+#include "common.h"
 #include "tessera.h"
 
 namespace tessera_cli {
@@ -28,55 +29,6 @@ const char* kInspectHelp =
     "  --max-string N    characters of a string shown in text output (default 120; -1 all)\n"
     "  --no-tensors      leave the tensor list out (the totals stay)\n"
     "  -h, --help        show this help\n";
-
-// Appends `s` as the inside of a JSON string: control characters escaped, invalid
-// UTF-8 bytes replaced by U+FFFD so the output is always valid JSON.
-void json_escape(std::string& out, const char* s, size_t n) {
-    const auto* p = reinterpret_cast<const unsigned char*>(s);
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        if (c < 0x80) {
-            switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20 || c == 0x7f) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out += static_cast<char>(c);
-                }
-            }
-            ++i;
-            continue;
-        }
-        // Length and validity of a UTF-8 sequence (no overlongs, no surrogates, <= U+10FFFF).
-        size_t len = 0;
-        uint32_t cp = 0;
-        if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
-        bool ok = len > 0 && i + len <= n;
-        for (size_t k = 1; ok && k < len; ++k) {
-            ok = (p[i + k] & 0xc0) == 0x80;
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        if (ok) ok = !((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-                       (len == 4 && (cp < 0x10000 || cp > 0x10ffff)));
-        if (ok) {
-            out.append(s + i, len);
-            i += len;
-        } else {
-            out += "\xef\xbf\xbd";
-            ++i;
-        }
-    }
-}
 
 // A string for humans: quoted, control characters escaped, cut after `max` bytes.
 std::string text_string(const char* s, size_t n, long max) {
