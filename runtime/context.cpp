@@ -22,12 +22,9 @@ int32_t choose_n_ctx(const Model& m, int32_t requested) {
     return std::min(train, 4096);
 }
 
-std::vector<Backend*> scheduler_backends(const Model& m, int32_t threads) {
+std::vector<Backend*> scheduler_backends(const Model& m) {
     std::vector<Backend*> out;
-    for (const auto& b : m.backends) {
-        b->set_threads(threads);
-        out.push_back(b.get());
-    }
+    for (const auto& b : m.backends) out.push_back(b.get());
     return out;
 }
 
@@ -37,7 +34,8 @@ Context::Context(const Model& model, const ContextOptions& options)
     : model_(model),
       options_(options),
       cache_(model.cpu(), model.hp, choose_n_ctx(model, options.n_ctx), options.kv_type),
-      scheduler_(scheduler_backends(model, options.n_threads)) {
+      scheduler_(scheduler_backends(model)) {
+    scheduler_.set_threads(options.n_threads);
     if (options_.n_batch <= 0) options_.n_batch = 512;
 }
 

@@ -56,12 +56,13 @@ public:
     virtual void download(const Tensor* t, void* dst, size_t offset, size_t n) = 0;
     // Whether this backend can compute `node` (its op, types and layout).
     virtual bool supports(const Tensor& node) const = 0;
-    // Scratch bytes `compute` needs for these nodes; the scheduler provides them.
-    virtual size_t work_size(std::span<Tensor* const> nodes) const = 0;
-    // Computes nodes in order (a segment: inputs are in this backend's memory).
-    virtual void compute(std::span<Tensor* const> nodes, void* work, size_t work_size) = 0;
+    // Scratch bytes `compute` needs for these nodes with `n_threads` threads (0: the
+    // backend's default); the scheduler provides them.
+    virtual size_t work_size(std::span<Tensor* const> nodes, int n_threads) const = 0;
+    // Computes nodes in order (a segment: inputs are in this backend's memory). Backends
+    // are shared by the contexts of a model, so per-call state comes in as arguments.
+    virtual void compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int n_threads) = 0;
     virtual void synchronize() {}
-    virtual void set_threads(int n) { (void)n; }
 };
 
 // Places `tensors` (leaves) one after another in a new buffer of `backend`, setting

@@ -198,7 +198,7 @@ void Scheduler::plan(Graph& g) {
     std::fill(work_sizes_.begin(), work_sizes_.end(), 0);
     for (const Segment& seg : segments_) {
         size_t b = static_cast<size_t>(seg.backend);
-        work_sizes_[b] = std::max(work_sizes_[b], backends_[b]->work_size(seg.nodes));
+        work_sizes_[b] = std::max(work_sizes_[b], backends_[b]->work_size(seg.nodes, n_threads_));
     }
     for (size_t b = 0; b < backends_.size(); ++b)
         if (work_sizes_[b] > 0 && (!work_buffers_[b] || work_buffers_[b]->size() < work_sizes_[b]))
@@ -226,7 +226,7 @@ void Scheduler::compute(Graph& g) {
         }
         size_t b = static_cast<size_t>(seg.backend);
         void* work = work_buffers_[b] ? work_buffers_[b]->base() : nullptr;
-        dst_backend.compute(seg.nodes, work, work_sizes_[b]);
+        dst_backend.compute(seg.nodes, work, work_sizes_[b], n_threads_);
     }
     for (Backend* b : backends_) b->synchronize();
 }

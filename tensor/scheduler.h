@@ -35,6 +35,8 @@ public:
     // `g` is not the graph planned last.
     void plan(Graph& g);
     void compute(Graph& g);
+    // Threads each backend uses for this scheduler's graphs (0: the backend's default).
+    void set_threads(int n) { n_threads_ = n; }
 
     // Reads `n` bytes of a tensor (an output) into host memory.
     void read(const Tensor* t, void* dst, size_t n) const;
@@ -70,6 +72,7 @@ private:
     std::deque<Tensor> copy_tensors_;
     const Graph* planned_graph_ = nullptr;
     size_t planned_graph_size_ = 0;
+    int n_threads_ = 0;
 };
 
 }  // namespace tessera

@@ -79,16 +79,16 @@ bool CpuBackend::supports(const Tensor& node) const {
     return filter_ ? filter_(node) : true;
 }
 
-size_t CpuBackend::work_size(std::span<Tensor* const> nodes) const {
+size_t CpuBackend::work_size(std::span<Tensor* const> nodes, int n_threads) const {
     size_t per_thread = 0;
     for (const Tensor* n : nodes) per_thread = std::max(per_thread, round_up(work_per_thread(*n)));
-    return per_thread * static_cast<size_t>(n_threads_);
+    return per_thread * static_cast<size_t>(n_threads > 0 ? n_threads : n_threads_);
 }
 
 void CpuBackend::set_threads(int n) { n_threads_ = n > 0 ? n : default_threads(); }
 
-void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work_size) {
-    const int nth = n_threads_;
+void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int n_threads) {
+    const int nth = n_threads > 0 ? n_threads : n_threads_;
     const size_t per_thread = nth > 0 ? work_size / static_cast<size_t>(nth) / kAlign * kAlign : 0;
     auto run = [&](int ith, int team) {
         ComputeParams p;
