@@ -30,7 +30,8 @@ typedef enum tessera_status {
     TESSERA_ERROR_UNSUPPORTED = 4,      /* well-formed, but not something this build runs */
     TESSERA_ERROR_TYPE_MISMATCH = 5,    /* a value read as the wrong type */
     TESSERA_ERROR_OUT_OF_MEMORY = 6,
-    TESSERA_ERROR_INTERNAL = 7
+    TESSERA_ERROR_INTERNAL = 7,
+    TESSERA_ERROR_TEMPLATE_RAISED = 8   /* a chat template called raise_exception(message) */
 } tessera_status;
 
 /* The message of the calling thread's last failure ("" if none). Never NULL. */
@@ -294,6 +295,22 @@ void tessera_sampler_accept(tessera_sampler* sampler, int32_t token);
 /* Forgets the recorded tokens and re-seeds. */
 void tessera_sampler_reset(tessera_sampler* sampler);
 
+/* ---- high-level generation ---------------------------------------------------------- */
+
+/* Called with each piece of generated text (complete UTF-8; may be empty while a
+ * character is unfinished) and its token (-1 for text held back until the end); return
+ * 0 to stop generating. */
+typedef int32_t (*tessera_token_fn)(const char* text, size_t len, int32_t token, void* user);
+
+/* Tokenizes `prompt` (BOS as the model's metadata says, special-token text parsed),
+ * appends it to ctx's sequence and generates up to n_predict tokens with `sampler`,
+ * streaming them to `on_token` (may be NULL). Stops at the end-of-text token, when the
+ * callback returns 0, or when the context is full. *n_generated (may be NULL) gets the
+ * number of tokens generated. A prompt that does not fit gives
+ * TESSERA_ERROR_INVALID_ARGUMENT and leaves the sequence unchanged. */
+tessera_status tessera_generate(tessera_context* ctx, tessera_sampler* sampler, const char* prompt, size_t len,
+                                int32_t n_predict, tessera_token_fn on_token, void* user, int32_t* n_generated);
+
 /* ---- model information ------------------------------------------------------------ */
 
 /* general.architecture ("llama", ...) and general.name; "" when unknown. Never NULL. */
@@ -310,6 +327,30 @@ uint64_t tessera_model_size(const tessera_model* model);
 double tessera_model_load_ms(const tessera_model* model);
 /* The GGUF file the model was loaded from (for metadata queries); valid while the model lives. */
 const tessera_gguf* tessera_model_gguf(const tessera_model* model);
+
+/* ---- chat templates --------------------------------------------------------------
+ * The Jinja2 templates that models ship in tokenizer.chat_template, rendered as Python's
+ * jinja2 renders them for Hugging Face's apply_chat_template (trim_blocks, lstrip_blocks,
+ * raise_exception, strftime_now, a tojson that keeps non-ASCII characters). Errors name
+ * the template line and column.
+ */
+
+typedef struct tessera_chat_message {
+    const char* role;    /* "system", "user", "assistant", ... */
+    const char* content; /* NULL renders as None */
+} tessera_chat_message;
+
+/* Renders `tmpl` with messages, add_generation_prompt, bos_token and eos_token (a NULL token is left undefined). *out is a malloc'd NUL-terminated string the caller frees with tessera_free. */
+tessera_status tessera_chat_render(const char* tmpl, const tessera_chat_message* messages, size_t n_messages,
+                                   int32_t add_generation_prompt, const char* bos_token, const char* eos_token,
+                                   char** out);
+/* Renders `tmpl` with every top-level key of the JSON object `request_json` as a variable (messages, tools, add_generation_prompt, ...). A template that raises gives TESSERA_ERROR_TEMPLATE_RAISED and its message in tessera_last_error(); a template or JSON error gives TESSERA_ERROR_INVALID_ARGUMENT with the line. */
+tessera_status tessera_chat_render_json(const char* tmpl, const char* request_json, char** out);
+/* Like tessera_chat_render_json, with each top-level key of the JSON object `defaults_json` (NULL: none) that the request lacks added as a variable. */
+tessera_status tessera_chat_render_json_defaults(const char* tmpl, const char* request_json, const char* defaults_json,
+                                                 char** out);
+/* Frees memory the library allocated for the caller (rendered text). NULL is ignored. */
+void tessera_free(void* p);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
 // Implements the contexts, decoding, sampling and model-information parts of tessera.h.
 #include <memory>
+#include <vector>
 #include <string>
 
 #include "runtime/c_api_internal.h"
@@ -144,6 +145,51 @@ void tessera_sampler_accept(tessera_sampler* sampler, int32_t token) {
 
 void tessera_sampler_reset(tessera_sampler* sampler) {
     if (sampler) sampler->sampler->reset();
+}
+
+tessera_status tessera_generate(tessera_context* ctx, tessera_sampler* sampler, const char* prompt, size_t len,
+                                int32_t n_predict, tessera_token_fn on_token, void* user, int32_t* n_generated) {
+    if (n_generated) *n_generated = 0;
+    if (!ctx || !sampler || (!prompt && len > 0))
+        return set_error(TESSERA_ERROR_INVALID_ARGUMENT, "tessera_generate: null argument");
+    const tessera_model* model = ctx->model;
+    std::vector<int32_t> tokens(len + 8);
+    int32_t n = 0;
+    tessera_status st = tessera_tokenize(model, prompt ? prompt : "", len, 1, 1, tokens.data(),
+                                         static_cast<int32_t>(tokens.size()), &n);
+    if (st != TESSERA_OK && n > static_cast<int32_t>(tokens.size())) {
+        tokens.resize(static_cast<size_t>(n));
+        st = tessera_tokenize(model, prompt, len, 1, 1, tokens.data(), n, &n);
+    }
+    if (st != TESSERA_OK) return st;
+    if (n == 0) return set_error(TESSERA_ERROR_INVALID_ARGUMENT, "tessera_generate: the prompt has no tokens");
+    if ((st = tessera_decode(ctx, tokens.data(), n, 0)) != TESSERA_OK) return st;
+    for (int32_t i = 0; i < n; ++i) tessera_sampler_accept(sampler, tokens[static_cast<size_t>(i)]);
+
+    tessera_detokenizer* detok = nullptr;
+    if ((st = tessera_detokenizer_new(model, &detok)) != TESSERA_OK) return st;
+    const int32_t eos = tessera_token_eos(model);
+    int32_t done = 0;
+    while (done < n_predict) {
+        int32_t tok = 0;
+        if ((st = tessera_sampler_sample(sampler, ctx, -1, &tok)) != TESSERA_OK) break;
+        if (tok == eos) break;
+        tessera_sampler_accept(sampler, tok);
+        const char* text = nullptr;
+        size_t tlen = 0;
+        if ((st = tessera_detokenizer_push(detok, tok, &text, &tlen)) != TESSERA_OK) break;
+        ++done;
+        if (on_token && on_token(text, tlen, tok, user) == 0) break;
+        if (done >= n_predict || tessera_context_n_past(ctx) >= tessera_context_n_ctx(ctx)) break;
+        if ((st = tessera_decode(ctx, &tok, 1, 0)) != TESSERA_OK) break;
+    }
+    const char* rest = nullptr;
+    size_t rest_len = 0;
+    if (st == TESSERA_OK && tessera_detokenizer_flush(detok, &rest, &rest_len) == TESSERA_OK && rest_len && on_token)
+        on_token(rest, rest_len, -1, user);
+    tessera_detokenizer_free(detok);
+    if (n_generated) *n_generated = done;
+    return st;
 }
 
 const char* tessera_model_architecture(const tessera_model* model) {
