@@ -72,8 +72,9 @@ fi
 
 step "models for the model tests"
 if [ "${TESSERA_SKIP_MODELS:-0}" != 1 ]; then
-    bash scripts/get-model.sh smollm2-135m-instruct >/dev/null ||
-        echo "warning: could not download smollm2-135m-instruct; its tests will skip"
+    for m in smollm2-135m-instruct gemma3-270m; do
+        bash scripts/get-model.sh "$m" >/dev/null || echo "warning: could not download $m; its tests will skip"
+    done
 fi
 
 step "tests"

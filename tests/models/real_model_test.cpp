@@ -1,7 +1,7 @@
-// The real SmolLM2-135M-Instruct model (scripts/get-model.sh smollm2-135m-instruct)
-// against reference values from an independent NumPy implementation
-// (tests/models/smollm2_reference.py): a greedy continuation and the perplexity of
-// tests/models/data/perplexity.txt, the same method as llama.cpp's perplexity tool.
+// Real models (scripts/get-model.sh NAME) against reference values from independent
+// NumPy implementations (tests/models/*_reference.py): a greedy continuation and the
+// perplexity of tests/models/data/perplexity.txt by llama.cpp's method (chunks of 128,
+// BOS first in each chunk when the model adds one, the second half scored).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -18,12 +18,12 @@ using namespace tessera;
 
 namespace {
 
-std::filesystem::path model_path() {
+std::filesystem::path model_path(const std::string& name) {
     const char* dir = std::getenv("TESSERA_MODELS");
     std::filesystem::path base = dir && *dir ? std::filesystem::path(dir)
                                              : std::filesystem::path(std::getenv("HOME") ? std::getenv("HOME") : "/") /
                                                    ".cache/tessera/models";
-    return base / "smollm2-135m-instruct.gguf";
+    return base / (name + ".gguf");
 }
 
 struct Reference {
@@ -31,8 +31,8 @@ struct Reference {
     double final_ppl = 0;
 };
 
-Reference read_reference() {
-    std::ifstream f(std::string(TESSERA_SOURCE_DIR) + "/tests/models/reference/smollm2-135m-instruct.txt");
+Reference read_reference(const std::string& name) {
+    std::ifstream f(std::string(TESSERA_SOURCE_DIR) + "/tests/models/reference/" + name + ".txt");
     REQUIRE(f.good());
     Reference r;
     std::string line;
@@ -58,17 +58,15 @@ int32_t argmax(const float* x, int32_t n) {
     return best;
 }
 
-}  // namespace
-
-TEST_CASE("SmolLM2-135M: greedy continuation and perplexity match the reference") {
-    const auto path = model_path();
+void check_model(const std::string& name, int32_t n_layer, int32_t bos_in_chunks) {
+    const auto path = model_path(name);
     if (!std::filesystem::exists(path)) {
-        test::skip_because("model not downloaded (run scripts/get-model.sh smollm2-135m-instruct)");
+        test::skip_because("model not downloaded (run scripts/get-model.sh " + name + ")");
         return;
     }
-    Reference ref = read_reference();
+    Reference ref = read_reference(name);
     auto model = runtime::load_model(gguf::File::open(path.string()), {});
-    REQUIRE(model->hp.n_layer == 30);
+    REQUIRE(model->hp.n_layer == n_layer);
     const int32_t n_vocab = model->hp.n_vocab;
 
     runtime::ContextOptions opt;
@@ -83,10 +81,9 @@ TEST_CASE("SmolLM2-135M: greedy continuation and perplexity match the reference"
     }
     size_t same = 0;
     while (same < got.size() && got[same] == ref.greedy[same]) ++same;
-    MESSAGE("greedy continuation: ", same, " of ", ref.greedy.size(), " tokens equal to the reference");
+    MESSAGE(name, ": greedy continuation: ", same, " of ", ref.greedy.size(), " tokens equal to the reference");
     CHECK(same == ref.greedy.size());
 
-    // Perplexity: chunks of 128 tokens, the second half of each scored.
     const int32_t n_chunk = 128;
     double nll = 0;
     int64_t count = 0;
@@ -94,7 +91,9 @@ TEST_CASE("SmolLM2-135M: greedy continuation and perplexity match the reference"
     popt.n_ctx = n_chunk;
     runtime::Context pctx(*model, popt);
     for (size_t c = 0; (c + 1) * n_chunk <= ref.ppl_tokens.size(); ++c) {
-        std::span<const int32_t> chunk(ref.ppl_tokens.data() + c * n_chunk, n_chunk);
+        std::vector<int32_t> chunk(ref.ppl_tokens.begin() + static_cast<std::ptrdiff_t>(c * n_chunk),
+                                   ref.ppl_tokens.begin() + static_cast<std::ptrdiff_t>((c + 1) * n_chunk));
+        if (bos_in_chunks >= 0) chunk[0] = bos_in_chunks;
         pctx.truncate(0);
         pctx.decode(chunk, true);
         for (int32_t j = n_chunk / 2; j < n_chunk - 1; ++j) {
@@ -106,6 +105,16 @@ TEST_CASE("SmolLM2-135M: greedy continuation and perplexity match the reference"
         }
     }
     const double ppl = std::exp(nll / static_cast<double>(count));
-    MESSAGE("perplexity ", ppl, " vs reference ", ref.final_ppl);
+    MESSAGE(name, ": perplexity ", ppl, " vs reference ", ref.final_ppl);
     CHECK(std::abs(ppl / ref.final_ppl - 1.0) < 0.01);
+}
+
+}  // namespace
+
+TEST_CASE("SmolLM2-135M (llama): greedy continuation and perplexity match the reference") {
+    check_model("smollm2-135m-instruct", 30, -1);  // SmolLM2 adds no BOS
+}
+
+TEST_CASE("Gemma 3 270M (gemma3): greedy continuation and perplexity match the reference") {
+    check_model("gemma3-270m", 18, 2);  // BOS (id 2) first in each chunk
 }
