@@ -136,8 +136,7 @@ int cmd_template(int argc, char** argv) {
             template_path = a;
         }
     }
-    if (template_path.empty() == model_path.empty())
-        return usage_error("give either a template file or -m MODEL.gguf");
+    if (template_path.empty() == model_path.empty()) return usage_error("give either a template file or -m MODEL.gguf");
 
     std::string tmpl, defaults;
     if (!model_path.empty()) {

@@ -82,6 +82,7 @@ const char* tessera_status_name(tessera_status status) {
     case TESSERA_ERROR_TYPE_MISMATCH: return "type mismatch";
     case TESSERA_ERROR_OUT_OF_MEMORY: return "out of memory";
     case TESSERA_ERROR_INTERNAL: return "internal error";
+    case TESSERA_ERROR_TEMPLATE_RAISED: return "template raised an exception";
     }
     return "unknown status";
 }

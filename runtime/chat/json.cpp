@@ -196,10 +196,14 @@ private:
         for (int k = 0; k < 4; ++k) {
             const char c = s_[pos_ + static_cast<size_t>(k)];
             v <<= 4;
-            if (c >= '0' && c <= '9') v |= static_cast<uint32_t>(c - '0');
-            else if (c >= 'a' && c <= 'f') v |= static_cast<uint32_t>(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F') v |= static_cast<uint32_t>(c - 'A' + 10);
-            else fail_at(pos_ + static_cast<size_t>(k), "invalid hex digit in a \\u escape");
+            if (c >= '0' && c <= '9')
+                v |= static_cast<uint32_t>(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                v |= static_cast<uint32_t>(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F')
+                v |= static_cast<uint32_t>(c - 'A' + 10);
+            else
+                fail_at(pos_ + static_cast<size_t>(k), "invalid hex digit in a \\u escape");
         }
         pos_ += 4;
         return v;
@@ -233,29 +237,46 @@ private:
             if (pos_ >= s_.size()) fail_at(open, "unterminated string");
             const char e = s_[pos_++];
             switch (e) {
-            case '"': out += '"'; break;
-            case '\\': out += '\\'; break;
-            case '/': out += '/'; break;
-            case 'b': out += '\b'; break;
-            case 'f': out += '\f'; break;
-            case 'n': out += '\n'; break;
-            case 'r': out += '\r'; break;
-            case 't': out += '\t'; break;
-            case 'u': {
-                uint32_t cp = hex4();
-                if (cp >= 0xd800 && cp <= 0xdbff) {
-                    if (s_.substr(pos_, 2) != "\\u") fail_at(escape_at, "unpaired surrogate in a \\u escape");
-                    pos_ += 2;
-                    const uint32_t low = hex4();
-                    if (low < 0xdc00 || low > 0xdfff) fail_at(escape_at, "unpaired surrogate in a \\u escape");
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
-                } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-                    fail_at(escape_at, "unpaired surrogate in a \\u escape");
+                case '"':
+                    out += '"';
+                    break;
+                case '\\':
+                    out += '\\';
+                    break;
+                case '/':
+                    out += '/';
+                    break;
+                case 'b':
+                    out += '\b';
+                    break;
+                case 'f':
+                    out += '\f';
+                    break;
+                case 'n':
+                    out += '\n';
+                    break;
+                case 'r':
+                    out += '\r';
+                    break;
+                case 't':
+                    out += '\t';
+                    break;
+                case 'u': {
+                    uint32_t cp = hex4();
+                    if (cp >= 0xd800 && cp <= 0xdbff) {
+                        if (s_.substr(pos_, 2) != "\\u") fail_at(escape_at, "unpaired surrogate in a \\u escape");
+                        pos_ += 2;
+                        const uint32_t low = hex4();
+                        if (low < 0xdc00 || low > 0xdfff) fail_at(escape_at, "unpaired surrogate in a \\u escape");
+                        cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+                    } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+                        fail_at(escape_at, "unpaired surrogate in a \\u escape");
+                    }
+                    text::append_utf8(out, cp);
+                    break;
                 }
-                text::append_utf8(out, cp);
-                break;
-            }
-            default: fail_at(escape_at, std::string("invalid escape '\\") + e + "' in a string");
+                default:
+                    fail_at(escape_at, std::string("invalid escape '\\") + e + "' in a string");
             }
         }
     }
@@ -269,13 +290,18 @@ private:
 
 std::string key_text(const Value& k) {
     switch (k.type()) {
-    case Value::Type::String: return k.as_string();
-    case Value::Type::None: return "null";
-    case Value::Type::Bool: return k.as_bool() ? "true" : "false";
-    case Value::Type::Int: return std::to_string(k.as_int());
-    case Value::Type::Float: return text::format_float(k.as_double());
-    default:
-        throw EvalError(std::string("keys must be str, int, float, bool or None, not ") + k.type_name());
+        case Value::Type::String:
+            return k.as_string();
+        case Value::Type::None:
+            return "null";
+        case Value::Type::Bool:
+            return k.as_bool() ? "true" : "false";
+        case Value::Type::Int:
+            return std::to_string(k.as_int());
+        case Value::Type::Float:
+            return text::format_float(k.as_double());
+        default:
+            throw EvalError(std::string("keys must be str, int, float, bool or None, not ") + k.type_name());
     }
 }
 
@@ -287,58 +313,69 @@ public:
     void value(std::string& out, const Value& v, int depth) {
         if (depth > kMaxDepth) throw EvalError("Circular reference detected (or value nested too deeply)");
         switch (v.type()) {
-        case Value::Type::None: out += "null"; return;
-        case Value::Type::Bool: out += v.as_bool() ? "true" : "false"; return;
-        case Value::Type::Int: out += std::to_string(v.as_int()); return;
-        case Value::Type::Float: {
-            const double d = v.as_double();
-            if (std::isnan(d)) out += "NaN";
-            else if (std::isinf(d)) out += d < 0 ? "-Infinity" : "Infinity";
-            else out += text::format_float(d);
-            return;
-        }
-        case Value::Type::String: append_quoted(out, v.as_string(), o_.ensure_ascii); return;
-        case Value::Type::List:
-        case Value::Type::Tuple: {
-            const Array& items = v.items();
-            if (items.empty()) {
-                out += "[]";
+            case Value::Type::None:
+                out += "null";
+                return;
+            case Value::Type::Bool:
+                out += v.as_bool() ? "true" : "false";
+                return;
+            case Value::Type::Int:
+                out += std::to_string(v.as_int());
+                return;
+            case Value::Type::Float: {
+                const double d = v.as_double();
+                if (std::isnan(d))
+                    out += "NaN";
+                else if (std::isinf(d))
+                    out += d < 0 ? "-Infinity" : "Infinity";
+                else
+                    out += text::format_float(d);
                 return;
             }
-            out += '[';
-            for (size_t i = 0; i < items.size(); ++i) {
-                out += i ? item_sep_ : std::string();
-                newline(out, depth + 1);
-                value(out, items[i], depth + 1);
-            }
-            newline(out, depth);
-            out += ']';
-            return;
-        }
-        case Value::Type::Dict: {
-            std::vector<std::pair<std::string, const Value*>> entries;
-            for (const auto& [k, item] : v.as_dict().entries()) entries.emplace_back(key_text(k), &item);
-            if (o_.sort_keys)
-                std::stable_sort(entries.begin(), entries.end(),
-                                 [](const auto& a, const auto& b) { return a.first < b.first; });
-            if (entries.empty()) {
-                out += "{}";
+            case Value::Type::String:
+                append_quoted(out, v.as_string(), o_.ensure_ascii);
+                return;
+            case Value::Type::List:
+            case Value::Type::Tuple: {
+                const Array& items = v.items();
+                if (items.empty()) {
+                    out += "[]";
+                    return;
+                }
+                out += '[';
+                for (size_t i = 0; i < items.size(); ++i) {
+                    out += i ? item_sep_ : std::string();
+                    newline(out, depth + 1);
+                    value(out, items[i], depth + 1);
+                }
+                newline(out, depth);
+                out += ']';
                 return;
             }
-            out += '{';
-            for (size_t i = 0; i < entries.size(); ++i) {
-                out += i ? item_sep_ : std::string();
-                newline(out, depth + 1);
-                append_quoted(out, entries[i].first, o_.ensure_ascii);
-                out += o_.key_separator;
-                value(out, *entries[i].second, depth + 1);
+            case Value::Type::Dict: {
+                std::vector<std::pair<std::string, const Value*>> entries;
+                for (const auto& [k, item] : v.as_dict().entries()) entries.emplace_back(key_text(k), &item);
+                if (o_.sort_keys)
+                    std::stable_sort(entries.begin(), entries.end(),
+                                     [](const auto& a, const auto& b) { return a.first < b.first; });
+                if (entries.empty()) {
+                    out += "{}";
+                    return;
+                }
+                out += '{';
+                for (size_t i = 0; i < entries.size(); ++i) {
+                    out += i ? item_sep_ : std::string();
+                    newline(out, depth + 1);
+                    append_quoted(out, entries[i].first, o_.ensure_ascii);
+                    out += o_.key_separator;
+                    value(out, *entries[i].second, depth + 1);
+                }
+                newline(out, depth);
+                out += '}';
+                return;
             }
-            newline(out, depth);
-            out += '}';
-            return;
-        }
-        default:
-            throw EvalError(std::string("Object of type ") + v.type_name() + " is not JSON serializable");
+            default:
+                throw EvalError(std::string("Object of type ") + v.type_name() + " is not JSON serializable");
         }
     }
 
@@ -380,20 +417,34 @@ void append_quoted(std::string& out, std::string_view s, bool ensure_ascii) {
         }
         ++i;
         switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        default:
-            if (c < 0x20) {
-                std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                out += buf;
-            } else {
-                out += static_cast<char>(c);
-            }
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\b':
+                out += "\\b";
+                break;
+            case '\f':
+                out += "\\f";
+                break;
+            default:
+                if (c < 0x20) {
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += static_cast<char>(c);
+                }
         }
     }
     out += '"';

@@ -21,7 +21,7 @@ constexpr int kMaxDepth = 256;
 Value parse(std::string_view text);
 
 struct DumpOptions {
-    std::optional<std::string> indent;  // none: one line; else a newline and this per level
+    std::optional<std::string> indent;          // none: one line; else a newline and this per level
     std::optional<std::string> item_separator;  // default ", " (or "," when indenting)
     std::string key_separator = ": ";
     bool ensure_ascii = false;  // escape non-ASCII as \uXXXX

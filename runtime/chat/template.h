@@ -23,8 +23,8 @@ public:
 
 // Bounds that keep a hostile template from running away.
 struct RenderLimits {
-    size_t max_output_bytes = size_t{32} << 20;  // of the result and of any one string
-    uint64_t max_steps = 20'000'000;             // statements, expressions and loop items
+    size_t max_output_bytes = size_t{32} << 20;  // of the rendered text (one string: 32 MiB)
+    uint64_t max_steps = 5'000'000;              // statements, expressions and loop items
     int max_call_depth = 64;                     // nested macro calls
 };
 
@@ -39,7 +39,9 @@ public:
 
     // Renders with each key of `variables` (a dict) as a top-level name. Throws
     // TemplateRaised for raise_exception(), tessera::Error with the position for any
-    // other failure. A template may be rendered from several threads at once.
+    // other failure. A template may be rendered from several threads at once. Lists and
+    // dicts are shared, as in Python: a template that calls append() or update() on them
+    // changes `variables`.
     std::string render(const Value& variables, const RenderLimits& limits = {}) const;
 
 private:

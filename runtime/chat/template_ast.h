@@ -46,7 +46,7 @@ struct Expr {
     Value literal;
     std::vector<ExprPtr> args;
     std::vector<std::pair<std::string, ExprPtr>> kwargs;
-    ExprPtr star, star_star;        // Call, Filter, Test: *args and **kwargs
+    ExprPtr star, star_star;       // Call, Filter, Test: *args and **kwargs
     std::vector<std::string> ops;  // Compare: "==", "!=", "<", "<=", ">", ">=", "in", "notin"
     bool negated = false;          // Test: `is not`
     FilterFn filter = nullptr;     // Filter: resolved at parse time
@@ -66,7 +66,7 @@ enum class StmtKind : uint8_t {
     With,         // with targets = values: bodies[0]
     Break,
     Continue,
-    Scope,        // a block that renders its body (generation)
+    Scope,  // a block that renders its body (generation)
 };
 
 struct Stmt;
@@ -75,16 +75,16 @@ using Body = std::vector<std::unique_ptr<Stmt>>;
 struct Stmt {
     StmtKind kind;
     uint32_t offset;
-    std::string text;                    // Text: the data; Macro: the name
-    ExprPtr expr;                        // Output, For (iterable), Set (value), CallBlock (call)
-    ExprPtr filter;                      // For: the `if` clause
-    std::vector<ExprPtr> targets;        // For / Set / SetBlock / With: Name, or Attr of a Name
-    bool unpack = false;                 // For / Set: the targets form a tuple
-    std::vector<ExprPtr> conditions;     // If
-    std::vector<ExprPtr> values;         // With: one per target
-    std::vector<ExprPtr> filters;        // SetBlock / FilterBlock: Filter nodes, applied in order
-    std::vector<std::string> params;     // Macro / CallBlock
-    std::vector<ExprPtr> defaults;       // Macro / CallBlock: one per param (null: none)
+    std::string text;                 // Text: the data; Macro: the name
+    ExprPtr expr;                     // Output, For (iterable), Set (value), CallBlock (call)
+    ExprPtr filter;                   // For: the `if` clause
+    std::vector<ExprPtr> targets;     // For / Set / SetBlock / With: Name, or Attr of a Name
+    bool unpack = false;              // For / Set: the targets form a tuple
+    std::vector<ExprPtr> conditions;  // If
+    std::vector<ExprPtr> values;      // With: one per target
+    std::vector<ExprPtr> filters;     // SetBlock / FilterBlock: Filter nodes, applied in order
+    std::vector<std::string> params;  // Macro / CallBlock
+    std::vector<ExprPtr> defaults;    // Macro / CallBlock: one per param (null: none)
     std::vector<Body> bodies;
 };
 

@@ -1,6 +1,8 @@
 // The renderer: statements, expressions, scopes, loops, macros and call blocks.
 #include "runtime/chat/template_eval.h"
 
+#include <optional>
+
 #include "runtime/chat/template_builtins.h"
 #include "runtime/chat/template_ops.h"
 
@@ -93,38 +95,54 @@ Renderer::Flow Renderer::exec_stmt(const Stmt& s, std::string& out) {
     step();
     try {
         switch (s.kind) {
-        case StmtKind::Text: append(out, s.text); break;
-        case StmtKind::Output: append(out, eval(*s.expr).str()); break;
-        case StmtKind::If:
-            for (size_t i = 0; i < s.conditions.size(); ++i)
-                if (eval(*s.conditions[i]).truthy()) return exec(s.bodies[i], out);
-            if (s.bodies.size() > s.conditions.size()) return exec(s.bodies.back(), out);
-            break;
-        case StmtKind::For: return exec_for(s, out);
-        case StmtKind::Set: assign(s, eval(*s.expr)); break;
-        case StmtKind::SetBlock:
-        case StmtKind::FilterBlock: {
-            Value v = Value::string(render_block(s.bodies[0]));
-            for (const auto& f : s.filters) {
-                CallArgs args;
-                collect_args(*f, 1, args);
-                v = f->filter(*this, v, args);
+            case StmtKind::Text:
+                append(out, s.text);
+                break;
+            case StmtKind::Output:
+                append(out, eval(*s.expr).str());
+                break;
+            case StmtKind::If:
+                for (size_t i = 0; i < s.conditions.size(); ++i)
+                    if (eval(*s.conditions[i]).truthy()) return exec(s.bodies[i], out);
+                if (s.bodies.size() > s.conditions.size()) return exec(s.bodies.back(), out);
+                break;
+            case StmtKind::For:
+                return exec_for(s, out);
+            case StmtKind::Set:
+                assign(s, eval(*s.expr));
+                break;
+            case StmtKind::SetBlock:
+            case StmtKind::FilterBlock: {
+                Value v = Value::string(render_block(s.bodies[0]));
+                for (const auto& f : s.filters) {
+                    CallArgs args;
+                    collect_args(*f, 1, args);
+                    v = f->filter(*this, v, args);
+                }
+                if (s.kind == StmtKind::SetBlock)
+                    assign(s, v);
+                else
+                    append(out, v.str());
+                break;
             }
-            if (s.kind == StmtKind::SetBlock) assign(s, v);
-            else append(out, v.str());
-            break;
-        }
-        case StmtKind::Macro: scope_->vars[s.text] = make_macro(s, s.text); break;
-        case StmtKind::CallBlock: exec_call_block(s, out); break;
-        case StmtKind::With: {
-            auto scope = child_of(scope_);
-            for (size_t i = 0; i < s.targets.size(); ++i) scope->vars[s.targets[i]->name] = eval(*s.values[i]);
-            ScopeSwap swap(*this, scope);
-            return exec(s.bodies[0], out);
-        }
-        case StmtKind::Break: return Flow::Break;
-        case StmtKind::Continue: return Flow::Continue;
-        case StmtKind::Scope: return exec(s.bodies[0], out);
+            case StmtKind::Macro:
+                scope_->vars[s.text] = make_macro(s, s.text);
+                break;
+            case StmtKind::CallBlock:
+                exec_call_block(s, out);
+                break;
+            case StmtKind::With: {
+                auto scope = child_of(scope_);
+                for (size_t i = 0; i < s.targets.size(); ++i) scope->vars[s.targets[i]->name] = eval(*s.values[i]);
+                ScopeSwap swap(*this, scope);
+                return exec(s.bodies[0], out);
+            }
+            case StmtKind::Break:
+                return Flow::Break;
+            case StmtKind::Continue:
+                return Flow::Continue;
+            case StmtKind::Scope:
+                return exec(s.bodies[0], out);
         }
     } catch (const EvalError& e) {
         throw Error(program_.source.where(s.offset) + e.what());
@@ -132,27 +150,47 @@ Renderer::Flow Renderer::exec_stmt(const Stmt& s, std::string& out) {
     return Flow::Normal;
 }
 
-Value Renderer::make_loop(const Array& items, size_t i) {
+namespace {
+
+// The keys of a loop object, in the order make_loop creates them (update_loop relies on it).
+constexpr const char* kLoopKeys[] = {"index", "index0", "revindex", "revindex0", "first", "last",   "length",
+                                     "depth", "depth0", "previtem", "nextitem",  "cycle", "changed"};
+
+}  // namespace
+
+Value Renderer::make_loop(const Array& items, std::shared_ptr<size_t> index) {
     Value loop = Value::dict();
+    Dict& d = loop.as_dict();
+    for (const char* key : kLoopKeys) d.set(key, Value());
+    d.set("depth", Value::integer(1));
+    d.set("depth0", Value::integer(0));
+    d.set("length", Value::integer(static_cast<int64_t>(items.size())));
+    d.set("cycle", Value::function("cycle", [index](Renderer&, CallArgs& args) {
+              if (args.positional.empty()) throw EvalError("no items for cycling given");
+              return args.positional[*index % args.positional.size()];
+          }));
+    auto last = std::make_shared<std::optional<Value>>();  // what loop.changed() saw last
+    d.set("changed", Value::function("changed", [last](Renderer&, CallArgs& args) {
+              Value now = Value::list(args.positional);
+              if (*last && (*last)->equals(now)) return Value::boolean(false);
+              *last = std::move(now);
+              return Value::boolean(true);
+          }));
+    return loop;
+}
+
+void Renderer::update_loop(Value& loop, const Array& items, size_t i) {
     Dict& d = loop.as_dict();
     const auto n = static_cast<int64_t>(items.size());
     const auto k = static_cast<int64_t>(i);
-    d.set("index", Value::integer(k + 1));
-    d.set("index0", Value::integer(k));
-    d.set("revindex", Value::integer(n - k));
-    d.set("revindex0", Value::integer(n - k - 1));
-    d.set("first", Value::boolean(k == 0));
-    d.set("last", Value::boolean(k == n - 1));
-    d.set("length", Value::integer(n));
-    d.set("depth", Value::integer(1));
-    d.set("depth0", Value::integer(0));
-    if (i > 0) d.set("previtem", items[i - 1]);
-    if (i + 1 < items.size()) d.set("nextitem", items[i + 1]);
-    d.set("cycle", Value::function("cycle", [i](Renderer&, CallArgs& args) {
-              if (args.positional.empty()) throw EvalError("no items for cycling given");
-              return args.positional[i % args.positional.size()];
-          }));
-    return loop;
+    d.set_at(0, Value::integer(k + 1));
+    d.set_at(1, Value::integer(k));
+    d.set_at(2, Value::integer(n - k));
+    d.set_at(3, Value::integer(n - k - 1));
+    d.set_at(4, Value::boolean(k == 0));
+    d.set_at(5, Value::boolean(k == n - 1));
+    d.set_at(9, i > 0 ? items[i - 1] : Value::undefined("there is no previous item"));
+    d.set_at(10, i + 1 < items.size() ? items[i + 1] : Value::undefined("there is no next item"));
 }
 
 Renderer::Flow Renderer::exec_for(const Stmt& s, std::string& out) {
@@ -173,10 +211,27 @@ Renderer::Flow Renderer::exec_for(const Stmt& s, std::string& out) {
         ScopeSwap swap(*this, child_of(outer));
         return exec(s.bodies[1], out);
     }
+    auto index = std::make_shared<size_t>(0);
+    Value loop = make_loop(items, index);
+    // loop.changed() keeps the values it was given; drop them when the loop ends so that
+    // `loop.changed(loop)` cannot leave a cycle behind.
+    struct DropChanged {
+        Value& loop;
+        ~DropChanged() { loop.as_dict().set_at(12, Value()); }
+    } drop_changed{loop};
+    std::shared_ptr<Scope> scope;
     for (size_t i = 0; i < items.size(); ++i) {
-        ScopeSwap swap(*this, child_of(outer));  // each iteration starts from the outer names
+        // Each iteration starts from the outer names; the scope is reused when nothing
+        // kept hold of it.
+        if (scope && scope.use_count() == 1)
+            scope->vars.clear();
+        else
+            scope = child_of(outer);
+        ScopeSwap swap(*this, scope);
         assign(s, items[i]);
-        scope_->vars["loop"] = make_loop(items, i);
+        *index = i;
+        update_loop(loop, items, i);
+        scope_->vars["loop"] = loop;
         if (exec(s.bodies[0], out) == Flow::Break) break;
     }
     return Flow::Normal;
@@ -200,6 +255,7 @@ void Renderer::assign_one(const Expr& target, const Value& value) {
     }
     const Value ns = lookup(target.args[0]->name);  // {% set ns.attr = value %}
     if (!ns.is_namespace()) throw EvalError("cannot assign attribute on non-namespace object");
+    if (holds(value, ns.identity())) throw EvalError("a namespace cannot contain itself");
     ns.as_dict().set(target.name, value);
 }
 
@@ -219,8 +275,8 @@ Value Renderer::make_macro(const Stmt& def, const std::string& name) {
 Value Renderer::call_macro(const Stmt& def, const std::shared_ptr<Scope>& closure, CallArgs& args,
                            const std::string& name) {
     if (call_depth_ >= limits_.max_call_depth)
-        throw EvalError("macro calls nested deeper than " + std::to_string(limits_.max_call_depth) +
-                        " (runaway recursion in '" + name + "'?)");
+        throw EvalError("maximum recursion depth exceeded: macro calls nested deeper than " +
+                        std::to_string(limits_.max_call_depth) + " (in '" + name + "')");
     auto scope = child_of(closure);
     const size_t n = def.params.size();
     std::vector<bool> given(n, false);
@@ -238,8 +294,10 @@ Value Renderer::call_macro(const Stmt& def, const std::shared_ptr<Scope>& closur
         size_t p = 0;
         while (p < n && def.params[p] != key) ++p;
         if (p == n) {
-            if (key == "caller") scope->vars["caller"] = value;
-            else kwargs.as_dict().set(key, value);
+            if (key == "caller")
+                scope->vars["caller"] = value;
+            else
+                kwargs.as_dict().set(key, value);
             continue;
         }
         if (given[p]) throw EvalError("macro '" + name + "' got multiple values for argument '" + key + "'");
@@ -254,8 +312,9 @@ Value Renderer::call_macro(const Stmt& def, const std::shared_ptr<Scope>& closur
     ScopeSwap swap(*this, scope);
     for (size_t i = 0; i < n; ++i) {
         if (given[i]) continue;
-        scope->vars[def.params[i]] = def.defaults[i] ? eval(*def.defaults[i])
-                                                     : Value::undefined("parameter '" + def.params[i] + "' was not provided");
+        scope->vars[def.params[i]] = def.defaults[i]
+                                         ? eval(*def.defaults[i])
+                                         : Value::undefined("parameter '" + def.params[i] + "' was not provided");
     }
     scope->vars["varargs"] = Value::tuple(std::move(varargs));
     scope->vars["kwargs"] = kwargs;
@@ -333,76 +392,82 @@ Value Renderer::eval(const Expr& e) {
 
 Value Renderer::eval_expr(const Expr& e) {
     switch (e.kind) {
-    case ExprKind::Literal: return e.literal;
-    case ExprKind::Name: return lookup(e.name);
-    case ExprKind::List:
-    case ExprKind::Tuple: {
-        Array items;
-        items.reserve(e.args.size());
-        for (const auto& a : e.args) items.push_back(eval(*a));
-        return e.kind == ExprKind::List ? Value::list(std::move(items)) : Value::tuple(std::move(items));
-    }
-    case ExprKind::Dict: {
-        Value d = Value::dict();
-        for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
-            Value key = eval(*e.args[i]);
-            d.as_dict().set(key, eval(*e.args[i + 1]));
+        case ExprKind::Literal:
+            return e.literal;
+        case ExprKind::Name:
+            return lookup(e.name);
+        case ExprKind::List:
+        case ExprKind::Tuple: {
+            Array items;
+            items.reserve(e.args.size());
+            for (const auto& a : e.args) items.push_back(eval(*a));
+            return e.kind == ExprKind::List ? Value::list(std::move(items)) : Value::tuple(std::move(items));
         }
-        return d;
-    }
-    case ExprKind::Attr: return get_attribute(eval(*e.args[0]), e.name);
-    case ExprKind::Item: {
-        const Value obj = eval(*e.args[0]);
-        return get_item(obj, eval(*e.args[1]));
-    }
-    case ExprKind::Slice: {
-        const Value obj = eval(*e.args[0]);
-        auto bound = [&](size_t i) { return e.args[i] ? eval(*e.args[i]) : Value::none(); };
-        const Value start = bound(1), stop = bound(2), step_v = bound(3);
-        return slice(obj, start, stop, step_v);
-    }
-    case ExprKind::Call: return eval_call(e, nullptr);
-    case ExprKind::Filter: {
-        const Value input = eval(*e.args[0]);
-        CallArgs args;
-        collect_args(e, 1, args);
-        return e.filter(*this, input, args);
-    }
-    case ExprKind::Test: {
-        const Value input = eval(*e.args[0]);
-        CallArgs args;
-        collect_args(e, 1, args);
-        return Value::boolean(e.test(*this, input, args) != e.negated);
-    }
-    case ExprKind::Unary: {
-        const Value v = eval(*e.args[0]);
-        if (e.name == "not") return Value::boolean(!v.truthy());
-        return unary_op(e.name, v);
-    }
-    case ExprKind::Binary: {
-        const Value a = eval(*e.args[0]);
-        return binary_op(e.name, a, eval(*e.args[1]));
-    }
-    case ExprKind::Compare: {
-        Value left = eval(*e.args[0]);
-        for (size_t i = 0; i < e.ops.size(); ++i) {
-            Value right = eval(*e.args[i + 1]);
-            if (!compare_op(e.ops[i], left, right)) return Value::boolean(false);
-            left = std::move(right);
+        case ExprKind::Dict: {
+            Value d = Value::dict();
+            for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
+                Value key = eval(*e.args[i]);
+                d.as_dict().set(key, eval(*e.args[i + 1]));
+            }
+            return d;
         }
-        return Value::boolean(true);
-    }
-    case ExprKind::And: {
-        Value a = eval(*e.args[0]);
-        return a.truthy() ? eval(*e.args[1]) : a;
-    }
-    case ExprKind::Or: {
-        Value a = eval(*e.args[0]);
-        return a.truthy() ? a : eval(*e.args[1]);
-    }
-    case ExprKind::Conditional:
-        if (eval(*e.args[1]).truthy()) return eval(*e.args[0]);
-        return e.args[2] ? eval(*e.args[2]) : Value::undefined("the inline if-expression evaluated to false and no else section was defined");
+        case ExprKind::Attr:
+            return get_attribute(eval(*e.args[0]), e.name);
+        case ExprKind::Item: {
+            const Value obj = eval(*e.args[0]);
+            return get_item(obj, eval(*e.args[1]));
+        }
+        case ExprKind::Slice: {
+            const Value obj = eval(*e.args[0]);
+            auto bound = [&](size_t i) { return e.args[i] ? eval(*e.args[i]) : Value::none(); };
+            const Value start = bound(1), stop = bound(2), step_v = bound(3);
+            return slice(obj, start, stop, step_v);
+        }
+        case ExprKind::Call:
+            return eval_call(e, nullptr);
+        case ExprKind::Filter: {
+            const Value input = eval(*e.args[0]);
+            CallArgs args;
+            collect_args(e, 1, args);
+            return e.filter(*this, input, args);
+        }
+        case ExprKind::Test: {
+            const Value input = eval(*e.args[0]);
+            CallArgs args;
+            collect_args(e, 1, args);
+            return Value::boolean(e.test(*this, input, args) != e.negated);
+        }
+        case ExprKind::Unary: {
+            const Value v = eval(*e.args[0]);
+            if (e.name == "not") return Value::boolean(!v.truthy());
+            return unary_op(e.name, v);
+        }
+        case ExprKind::Binary: {
+            const Value a = eval(*e.args[0]);
+            return binary_op(e.name, a, eval(*e.args[1]));
+        }
+        case ExprKind::Compare: {
+            Value left = eval(*e.args[0]);
+            for (size_t i = 0; i < e.ops.size(); ++i) {
+                Value right = eval(*e.args[i + 1]);
+                if (!compare_op(e.ops[i], left, right)) return Value::boolean(false);
+                left = std::move(right);
+            }
+            return Value::boolean(true);
+        }
+        case ExprKind::And: {
+            Value a = eval(*e.args[0]);
+            return a.truthy() ? eval(*e.args[1]) : a;
+        }
+        case ExprKind::Or: {
+            Value a = eval(*e.args[0]);
+            return a.truthy() ? a : eval(*e.args[1]);
+        }
+        case ExprKind::Conditional:
+            if (eval(*e.args[1]).truthy()) return eval(*e.args[0]);
+            return e.args[2] ? eval(*e.args[2])
+                             : Value::undefined(
+                                   "the inline if-expression evaluated to false and no else section was defined");
     }
     return Value();
 }

@@ -60,7 +60,10 @@ private:
     void assign_one(const Expr& target, const Value& value);
     Value make_macro(const Stmt& def, const std::string& name);
     Value call_macro(const Stmt& def, const std::shared_ptr<Scope>& closure, CallArgs& args, const std::string& name);
-    Value make_loop(const Array& items, size_t i);
+    // The `loop` object of a for loop: one dict per loop, updated for each item (as
+    // Jinja's LoopContext is one object), so that an iteration allocates little.
+    Value make_loop(const Array& items, std::shared_ptr<size_t> index);
+    static void update_loop(Value& loop, const Array& items, size_t i);
 };
 
 }  // namespace tessera::chat

@@ -1,5 +1,5 @@
-// Filters (`value | name(args)`) and tests (`value is name(args)`), with the behaviour
-// of Jinja2 3.1 and of Hugging Face's `tojson` override.
+// Filters (`value | name(args)`), with the behaviour of Jinja2 3.1 and of Hugging Face's
+// `tojson` override.
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -22,6 +22,11 @@ using Args = std::vector<std::optional<Value>>;
 bool flag(const std::optional<Value>& v) { return v && v->truthy(); }
 
 std::string soft_str(const Value& v) { return v.str(); }
+
+// A string result of a filter that keeps its input's Markup-ness (soft_str then a str method).
+Value like(const Value& input, std::string s) {
+    return input.is_markup() ? Value::markup(std::move(s)) : Value::string(std::move(s));
+}
 
 // Jinja's attribute getter for map/sort/selectattr/...: "a.b.0" walks keys and indexes.
 Value attribute_path(const Value& item, const Value& attribute) {
@@ -84,7 +89,8 @@ std::optional<int64_t> parse_int(const std::string& s, int base) {
 std::optional<double> parse_float(const std::string& s) {
     std::string t = text::strip(s, std::nullopt, true, true);
     std::string lowered = text::lower(t);
-    const std::string_view body = std::string_view(lowered).substr(!lowered.empty() && (lowered[0] == '+' || lowered[0] == '-'));
+    const std::string_view body =
+        std::string_view(lowered).substr(!lowered.empty() && (lowered[0] == '+' || lowered[0] == '-'));
     const double sign = !lowered.empty() && lowered[0] == '-' ? -1.0 : 1.0;
     if (body == "inf" || body == "infinity") return sign * HUGE_VAL;
     if (body == "nan") return std::nan("");
@@ -159,13 +165,13 @@ Value f_batch(Renderer&, const Value& v, CallArgs& args) {
 
 Value f_capitalize(Renderer&, const Value& v, CallArgs& args) {
     bind_args("capitalize", args, {});
-    return Value::string(text::capitalize(soft_str(v)));
+    return like(v, text::capitalize(soft_str(v)));
 }
 
 Value f_center(Renderer&, const Value& v, CallArgs& args) {
     const Args a = bind_args("center", args, {"width"});
     const int64_t width = std::min<int64_t>(a[0] ? to_int(*a[0], "center") : 80, int64_t{1} << 20);
-    return Value::string(text::center(soft_str(v), width, U' '));
+    return like(v, text::center(soft_str(v), width, U' '));
 }
 
 Value f_default(Renderer&, const Value& v, CallArgs& args) {
@@ -192,18 +198,12 @@ Value f_dictsort(Renderer&, const Value& v, CallArgs& args) {
 
 Value f_escape(Renderer&, const Value& v, CallArgs& args) {
     bind_args("escape", args, {});
-    std::string out;
-    for (char c : soft_str(v)) {
-        switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&#34;"; break;
-        case '\'': out += "&#39;"; break;
-        default: out += c;
-        }
-    }
-    return Value::string(std::move(out));
+    return markup_escape(v);
+}
+
+Value f_forceescape(Renderer&, const Value& v, CallArgs& args) {
+    bind_args("forceescape", args, {});
+    return Value::markup(text::html_escape(v.str()));
 }
 
 Value f_first(Renderer&, const Value& v, CallArgs& args) {
@@ -247,6 +247,7 @@ Value f_format(Renderer&, const Value& v, CallArgs& args) {
     } else {
         fmt_args = Value::tuple(args.positional);
     }
+    if (v.is_markup()) return binary_op("%", v, fmt_args);
     return Value::string(percent_format(soft_str(v), fmt_args));
 }
 
@@ -257,7 +258,10 @@ Value f_indent(Renderer&, const Value& v, CallArgs& args) {
         throw EvalError(std::string("indent: expected a string, not '") + v.type_name() + "'");
     }
     std::string indention = "    ";
-    if (a[0]) indention = a[0]->is_string() ? a[0]->as_string() : std::string(static_cast<size_t>(std::clamp<int64_t>(to_int(*a[0], "indent"), 0, 4096)), ' ');
+    if (a[0])
+        indention = a[0]->is_string()
+                        ? a[0]->as_string()
+                        : std::string(static_cast<size_t>(std::clamp<int64_t>(to_int(*a[0], "indent"), 0, 4096)), ' ');
     const std::vector<std::string> lines = text::splitlines(v.as_string() + "\n", false);
     std::string out;
     for (size_t i = 0; i < lines.size(); ++i) {
@@ -267,7 +271,7 @@ Value f_indent(Renderer&, const Value& v, CallArgs& args) {
     }
     if (flag(a[1])) out = indention + out;
     check_string_size(out.size());
-    return Value::string(std::move(out));
+    return like(v, std::move(out));
 }
 
 Value f_int(Renderer&, const Value& v, CallArgs& args) {
@@ -279,7 +283,8 @@ Value f_int(Renderer&, const Value& v, CallArgs& args) {
     if (v.is_float()) {
         const double d = v.as_double();
         if (std::isnan(d)) return fallback;
-        if (std::isinf(d) || std::fabs(d) >= 9.2e18) throw EvalError("cannot convert float infinity or huge value to integer");
+        if (std::isinf(d) || std::fabs(d) >= 9.2e18)
+            throw EvalError("cannot convert float infinity or huge value to integer");
         return Value::integer(static_cast<int64_t>(d));
     }
     if (v.is_string()) {
@@ -317,12 +322,17 @@ Value f_join(Renderer&, const Value& v, CallArgs& args) {
 Value f_length(Renderer&, const Value& v, CallArgs& args) {
     bind_args("length", args, {});
     switch (v.type()) {
-    case Value::Type::Undefined: return Value::integer(0);
-    case Value::Type::String: return Value::integer(static_cast<int64_t>(text::length(v.as_string())));
-    case Value::Type::List:
-    case Value::Type::Tuple: return Value::integer(static_cast<int64_t>(v.items().size()));
-    case Value::Type::Dict: return Value::integer(static_cast<int64_t>(v.as_dict().size()));
-    default: throw EvalError(std::string("object of type '") + v.type_name() + "' has no len()");
+        case Value::Type::Undefined:
+            return Value::integer(0);
+        case Value::Type::String:
+            return Value::integer(static_cast<int64_t>(text::length(v.as_string())));
+        case Value::Type::List:
+        case Value::Type::Tuple:
+            return Value::integer(static_cast<int64_t>(v.items().size()));
+        case Value::Type::Dict:
+            return Value::integer(static_cast<int64_t>(v.as_dict().size()));
+        default:
+            throw EvalError(std::string("object of type '") + v.type_name() + "' has no len()");
     }
 }
 
@@ -333,12 +343,12 @@ Value f_list(Renderer&, const Value& v, CallArgs& args) {
 
 Value f_lower(Renderer&, const Value& v, CallArgs& args) {
     bind_args("lower", args, {});
-    return Value::string(text::lower(soft_str(v)));
+    return like(v, text::lower(soft_str(v)));
 }
 
 Value f_upper(Renderer&, const Value& v, CallArgs& args) {
     bind_args("upper", args, {});
-    return Value::string(text::upper(soft_str(v)));
+    return like(v, text::upper(soft_str(v)));
 }
 
 Value f_map(Renderer& r, const Value& v, CallArgs& args) {
@@ -347,9 +357,12 @@ Value f_map(Renderer& r, const Value& v, CallArgs& args) {
     if (args.positional.empty()) {  // map(attribute="x", default=...)
         std::optional<Value> attribute, fallback;
         for (auto& [k, x] : args.keyword) {
-            if (k == "attribute") attribute = x;
-            else if (k == "default") fallback = x;
-            else throw EvalError("map() got an unexpected keyword argument '" + k + "'");
+            if (k == "attribute")
+                attribute = x;
+            else if (k == "default")
+                fallback = x;
+            else
+                throw EvalError("map() got an unexpected keyword argument '" + k + "'");
         }
         if (!attribute) throw EvalError("map requires a filter name or attribute=");
         for (const Value& item : items) {
@@ -394,7 +407,8 @@ Value select_reject(Renderer& r, const Value& v, CallArgs& args, bool by_attribu
     }
     std::optional<std::string> test;
     if (next < args.positional.size()) test = to_str(args.positional[next++], "select");
-    const CallArgs test_args{Array(args.positional.begin() + static_cast<std::ptrdiff_t>(next), args.positional.end()), args.keyword};
+    const CallArgs test_args{Array(args.positional.begin() + static_cast<std::ptrdiff_t>(next), args.positional.end()),
+                             args.keyword};
     Array out;
     for (const Value& item : items) {
         const Value x = attribute ? attribute_path(item, *attribute) : item;
@@ -446,7 +460,17 @@ Value f_round(Renderer&, const Value& v, CallArgs& args) {
     if (v.is_undefined()) throw EvalError(v.undefined_message());
     if (!v.is_number()) throw EvalError(std::string("type ") + v.type_name() + " doesn't define __round__ method");
     if (method == "common") {
-        if (!v.is_float()) return Value::integer(v.as_int());  // round(int, n) stays an int
+        if (!v.is_float()) {  // round(int, n) stays an int; a negative n rounds half to even
+            const int64_t x = v.as_int();
+            if (precision >= 0) return Value::integer(x);
+            if (precision < -18) return Value::integer(0);
+            int64_t unit = 1;
+            for (int64_t i = 0; i < -precision; ++i) unit *= 10;
+            int64_t q = x / unit, r = x % unit;
+            if (r < 0) r += unit, q -= 1;  // floor division
+            if (2 * r > unit || (2 * r == unit && (q & 1))) q += 1;
+            return Value::integer(q * unit);
+        }
         return Value::number(round_float(v.as_double(), precision));
     }
     const double scale = std::pow(10.0, static_cast<double>(precision));
@@ -456,7 +480,7 @@ Value f_round(Renderer&, const Value& v, CallArgs& args) {
 
 Value f_safe(Renderer&, const Value& v, CallArgs& args) {
     bind_args("safe", args, {});
-    return Value::string(soft_str(v));
+    return Value::markup(soft_str(v));
 }
 
 Value f_sort(Renderer&, const Value& v, CallArgs& args) {
@@ -464,7 +488,12 @@ Value f_sort(Renderer&, const Value& v, CallArgs& args) {
     Array items = v.iterate();
     const auto key = key_function(a[2], flag(a[1]));
     std::vector<std::pair<Value, size_t>> keyed;
-    for (size_t i = 0; i < items.size(); ++i) keyed.emplace_back(key(items[i]), i);
+    // Jinja sorts by a list of keys (make_multi_attrgetter), so equal keys never meet `<`
+    // (two undefined keys compare equal instead of failing).
+    for (size_t i = 0; i < items.size(); ++i) {
+        Value k = key(items[i]);
+        keyed.emplace_back(k.is_list() ? k : Value::list({k}), i);
+    }
     const bool reverse = flag(a[0]);
     std::stable_sort(keyed.begin(), keyed.end(), [reverse](const auto& x, const auto& y) {
         return reverse ? y.first.less(x.first) : x.first.less(y.first);
@@ -476,7 +505,7 @@ Value f_sort(Renderer&, const Value& v, CallArgs& args) {
 
 Value f_string(Renderer&, const Value& v, CallArgs& args) {
     bind_args("string", args, {});
-    return Value::string(soft_str(v));
+    return like(v, soft_str(v));
 }
 
 Value f_sum(Renderer&, const Value& v, CallArgs& args) {
@@ -492,7 +521,9 @@ Value f_title(Renderer&, const Value& v, CallArgs& args) {
     bind_args("title", args, {});
     // Jinja capitalizes each piece between runs of whitespace, '-', '(', '{', '[' and '<'.
     const std::u32string u = text::to_u32(soft_str(v));
-    auto separator = [](char32_t c) { return text::is_space(c) || c == '-' || c == '(' || c == '{' || c == '[' || c == '<'; };
+    auto separator = [](char32_t c) {
+        return text::is_space(c) || c == '-' || c == '(' || c == '{' || c == '[' || c == '<';
+    };
     std::string out;
     for (size_t i = 0; i < u.size();) {
         const bool sep = separator(u[i]);
@@ -513,8 +544,9 @@ Value f_tojson(Renderer&, const Value& v, CallArgs& args) {
     o.ensure_ascii = flag(a[0]);
     o.sort_keys = flag(a[3]);
     if (a[1] && !a[1]->is_none()) {
-        o.indent = a[1]->is_string() ? a[1]->as_string()
-                                     : std::string(static_cast<size_t>(std::clamp<int64_t>(to_int(*a[1], "tojson"), 0, 256)), ' ');
+        o.indent = a[1]->is_string()
+                       ? a[1]->as_string()
+                       : std::string(static_cast<size_t>(std::clamp<int64_t>(to_int(*a[1], "tojson"), 0, 256)), ' ');
     }
     if (a[2] && !a[2]->is_none()) {
         const Array seps = a[2]->iterate();
@@ -531,16 +563,25 @@ Value f_trim(Renderer&, const Value& v, CallArgs& args) {
     const Args a = bind_args("trim", args, {"chars"});
     std::optional<std::string> chars;
     if (a[0] && !a[0]->is_none()) chars = to_str(*a[0], "trim");
-    return Value::string(text::strip(soft_str(v), chars, true, true));
+    return like(v, text::strip(soft_str(v), chars, true, true));
 }
 
 Value f_truncate(Renderer&, const Value& v, CallArgs& args) {
     const Args a = bind_args("truncate", args, {"length", "killwords", "end", "leeway"});
-    const std::u32string s = text::to_u32(soft_str(v));
     const int64_t length = a[0] ? to_int(*a[0], "truncate") : 255;
-    const std::u32string end = text::to_u32(a[2] ? to_str(*a[2], "truncate") : "...");
     const int64_t leeway = a[3] && !a[3]->is_none() ? to_int(*a[3], "truncate") : 5;
-    if (length < static_cast<int64_t>(end.size())) throw EvalError("expected length >= " + std::to_string(end.size()) + ", got " + std::to_string(length));
+    if (!v.is_string()) {  // Jinja takes len() of the value as it is: a short list passes
+        if (v.is_undefined()) return v;
+        if (!v.is_sequence() && !v.is_dict())
+            throw EvalError(std::string("object of type '") + v.type_name() + "' has no len()");
+        const auto n = static_cast<int64_t>(v.is_dict() ? v.as_dict().size() : v.items().size());
+        if (n <= length + leeway) return v;
+        throw EvalError("truncate: expected a string, not '" + std::string(v.type_name()) + "'");
+    }
+    const std::u32string s = text::to_u32(v.as_string());
+    const std::u32string end = text::to_u32(a[2] ? to_str(*a[2], "truncate") : "...");
+    if (length < static_cast<int64_t>(end.size()))
+        throw EvalError("expected length >= " + std::to_string(end.size()) + ", got " + std::to_string(length));
     if (leeway < 0) throw EvalError("expected leeway >= 0, got " + std::to_string(leeway));
     if (static_cast<int64_t>(s.size()) <= length + leeway) return Value::string(text::to_utf8(s));
     std::u32string head = s.substr(0, static_cast<size_t>(length) - end.size());
@@ -581,124 +622,28 @@ struct NamedFilter {
 };
 
 constexpr NamedFilter kFilters[] = {
-    {"abs", f_abs},           {"attr", f_attr},           {"batch", f_batch},       {"capitalize", f_capitalize},
-    {"center", f_center},     {"count", f_length},        {"d", f_default},         {"default", f_default},
-    {"dictsort", f_dictsort}, {"e", f_escape},            {"escape", f_escape},     {"first", f_first},
-    {"float", f_float},       {"forceescape", f_escape},  {"format", f_format},     {"indent", f_indent},
-    {"int", f_int},           {"items", f_items},         {"join", f_join},         {"last", f_last},
-    {"length", f_length},     {"list", f_list},           {"lower", f_lower},       {"map", f_map},
-    {"max", f_max},           {"min", f_min},             {"reject", f_reject},     {"rejectattr", f_rejectattr},
-    {"replace", f_replace},   {"reverse", f_reverse},     {"round", f_round},       {"safe", f_safe},
-    {"select", f_select},     {"selectattr", f_selectattr}, {"sort", f_sort},       {"string", f_string},
-    {"sum", f_sum},           {"title", f_title},         {"tojson", f_tojson},     {"trim", f_trim},
-    {"truncate", f_truncate}, {"unique", f_unique},       {"upper", f_upper},       {"wordcount", f_wordcount},
-};
-
-// ---- tests ----
-
-std::optional<Value> one_arg(std::string_view name, CallArgs& args) {
-    const Args a = bind_args(name, args, {"other"});
-    if (!a[0]) throw EvalError(std::string(name) + "() missing 1 required positional argument");
-    return a[0];
-}
-
-bool t_defined(Renderer&, const Value& v, CallArgs& a) { bind_args("defined", a, {}); return !v.is_undefined(); }
-bool t_undefined(Renderer&, const Value& v, CallArgs& a) { bind_args("undefined", a, {}); return v.is_undefined(); }
-bool t_none(Renderer&, const Value& v, CallArgs& a) { bind_args("none", a, {}); return v.is_none(); }
-bool t_boolean(Renderer&, const Value& v, CallArgs& a) { bind_args("boolean", a, {}); return v.is_bool(); }
-bool t_true(Renderer&, const Value& v, CallArgs& a) { bind_args("true", a, {}); return v.is_bool() && v.as_bool(); }
-bool t_false(Renderer&, const Value& v, CallArgs& a) { bind_args("false", a, {}); return v.is_bool() && !v.as_bool(); }
-bool t_integer(Renderer&, const Value& v, CallArgs& a) { bind_args("integer", a, {}); return v.is_int(); }
-bool t_float(Renderer&, const Value& v, CallArgs& a) { bind_args("float", a, {}); return v.is_float(); }
-bool t_number(Renderer&, const Value& v, CallArgs& a) { bind_args("number", a, {}); return v.is_number(); }
-bool t_string(Renderer&, const Value& v, CallArgs& a) { bind_args("string", a, {}); return v.is_string(); }
-bool t_mapping(Renderer&, const Value& v, CallArgs& a) { bind_args("mapping", a, {}); return v.is_dict(); }
-bool t_callable(Renderer&, const Value& v, CallArgs& a) { bind_args("callable", a, {}); return v.is_function(); }
-bool t_escaped(Renderer&, const Value&, CallArgs& a) { bind_args("escaped", a, {}); return false; }
-
-bool t_iterable(Renderer&, const Value& v, CallArgs& a) {
-    bind_args("iterable", a, {});
-    return v.is_undefined() || v.is_string() || v.is_sequence() || v.is_dict() || v.is_iterator();
-}
-
-bool t_sequence(Renderer&, const Value& v, CallArgs& a) {
-    bind_args("sequence", a, {});
-    return v.is_undefined() || v.is_string() || v.is_sequence() || v.is_dict();
-}
-
-bool t_odd(Renderer&, const Value& v, CallArgs& a) {
-    bind_args("odd", a, {});
-    return binary_op("%", v, Value::integer(2)).equals(Value::integer(1));
-}
-
-bool t_even(Renderer&, const Value& v, CallArgs& a) {
-    bind_args("even", a, {});
-    return binary_op("%", v, Value::integer(2)).equals(Value::integer(0));
-}
-
-bool t_divisibleby(Renderer&, const Value& v, CallArgs& a) {
-    return binary_op("%", v, *one_arg("divisibleby", a)).equals(Value::integer(0));
-}
-
-bool t_lower(Renderer&, const Value& v, CallArgs& a) {
-    bind_args("lower", a, {});
-    const std::string s = soft_str(v);
-    return text::lower(s) == s && text::upper(s) != s;
-}
-
-bool t_upper(Renderer&, const Value& v, CallArgs& a) {
-    bind_args("upper", a, {});
-    const std::string s = soft_str(v);
-    return text::upper(s) == s && text::lower(s) != s;
-}
-
-bool t_sameas(Renderer&, const Value& v, CallArgs& a) {
-    const Value other = *one_arg("sameas", a);
-    if (v.type() != other.type()) return false;
-    switch (v.type()) {
-    case Value::Type::None:
-    case Value::Type::Undefined: return true;
-    case Value::Type::Bool: return v.as_bool() == other.as_bool();
-    case Value::Type::Int: return v.as_int() == other.as_int() && v.as_int() >= -5 && v.as_int() <= 256;  // CPython's cached ints
-    case Value::Type::Float: return false;
-    default: return v.identity() == other.identity();
-    }
-}
-
-bool t_in(Renderer&, const Value& v, CallArgs& a) { return contains(*one_arg("in", a), v); }
-bool t_eq(Renderer&, const Value& v, CallArgs& a) { return compare_op("==", v, *one_arg("eq", a)); }
-bool t_ne(Renderer&, const Value& v, CallArgs& a) { return compare_op("!=", v, *one_arg("ne", a)); }
-bool t_lt(Renderer&, const Value& v, CallArgs& a) { return compare_op("<", v, *one_arg("lt", a)); }
-bool t_le(Renderer&, const Value& v, CallArgs& a) { return compare_op("<=", v, *one_arg("le", a)); }
-bool t_gt(Renderer&, const Value& v, CallArgs& a) { return compare_op(">", v, *one_arg("gt", a)); }
-bool t_ge(Renderer&, const Value& v, CallArgs& a) { return compare_op(">=", v, *one_arg("ge", a)); }
-
-bool t_filter(Renderer&, const Value& v, CallArgs& a) {
-    bind_args("filter", a, {});
-    return v.is_string() && find_filter(v.as_string()) != nullptr;
-}
-
-bool t_test(Renderer&, const Value& v, CallArgs& a) {
-    bind_args("test", a, {});
-    return v.is_string() && find_test(v.as_string()) != nullptr;
-}
-
-struct NamedTest {
-    std::string_view name;
-    TestFn fn;
-};
-
-constexpr NamedTest kTests[] = {
-    {"defined", t_defined},     {"undefined", t_undefined}, {"none", t_none},       {"boolean", t_boolean},
-    {"true", t_true},           {"false", t_false},         {"integer", t_integer}, {"float", t_float},
-    {"number", t_number},       {"string", t_string},       {"mapping", t_mapping}, {"callable", t_callable},
-    {"escaped", t_escaped},     {"iterable", t_iterable},   {"sequence", t_sequence}, {"odd", t_odd},
-    {"even", t_even},           {"divisibleby", t_divisibleby}, {"lower", t_lower}, {"upper", t_upper},
-    {"sameas", t_sameas},       {"in", t_in},               {"eq", t_eq},           {"equalto", t_eq},
-    {"==", t_eq},               {"ne", t_ne},               {"!=", t_ne},           {"lt", t_lt},
-    {"lessthan", t_lt},         {"<", t_lt},                {"le", t_le},           {"<=", t_le},
-    {"gt", t_gt},               {"greaterthan", t_gt},      {">", t_gt},            {"ge", t_ge},
-    {">=", t_ge},               {"filter", t_filter},       {"test", t_test},
+    {"abs", f_abs},           {"attr", f_attr},
+    {"batch", f_batch},       {"capitalize", f_capitalize},
+    {"center", f_center},     {"count", f_length},
+    {"d", f_default},         {"default", f_default},
+    {"dictsort", f_dictsort}, {"e", f_escape},
+    {"escape", f_escape},     {"first", f_first},
+    {"float", f_float},       {"forceescape", f_forceescape},
+    {"format", f_format},     {"indent", f_indent},
+    {"int", f_int},           {"items", f_items},
+    {"join", f_join},         {"last", f_last},
+    {"length", f_length},     {"list", f_list},
+    {"lower", f_lower},       {"map", f_map},
+    {"max", f_max},           {"min", f_min},
+    {"reject", f_reject},     {"rejectattr", f_rejectattr},
+    {"replace", f_replace},   {"reverse", f_reverse},
+    {"round", f_round},       {"safe", f_safe},
+    {"select", f_select},     {"selectattr", f_selectattr},
+    {"sort", f_sort},         {"string", f_string},
+    {"sum", f_sum},           {"title", f_title},
+    {"tojson", f_tojson},     {"trim", f_trim},
+    {"truncate", f_truncate}, {"unique", f_unique},
+    {"upper", f_upper},       {"wordcount", f_wordcount},
 };
 
 }  // namespace
@@ -706,12 +651,6 @@ constexpr NamedTest kTests[] = {
 FilterFn find_filter(std::string_view name) {
     for (const NamedFilter& f : kFilters)
         if (f.name == name) return f.fn;
-    return nullptr;
-}
-
-TestFn find_test(std::string_view name) {
-    for (const NamedTest& t : kTests)
-        if (t.name == name) return t.fn;
     return nullptr;
 }
 

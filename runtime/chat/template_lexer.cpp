@@ -49,9 +49,8 @@ std::string Source::position(size_t offset) const {
 namespace {
 
 // Operators, longest first so that "//" wins over "/".
-constexpr std::string_view kOperators[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/", "*", "%", "~",
-                                           "[",  "]",  "(",  ")",  "{",  "}",  ">", "<", "=", ".", ":", "|",
-                                           ",",  ";"};
+constexpr std::string_view kOperators[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/", "*", "%", "~", "[",
+                                           "]",  "(",  ")",  "{",  "}",  ">",  "<", "=", ".", ":", "|", ",", ";"};
 
 bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -188,27 +187,29 @@ private:
         for (size_t i = after; i + 1 < s_.size(); ++i) {
             if (s_.compare(i, 3, "+#}") == 0) return finish_at(i + 3);
             if (s_.compare(i, 3, "-#}") == 0) return finish_at(skip_space(i + 3));
-            if (s_.compare(i, 2, "#}") == 0)
-                return finish_at(i + 2 + (i + 2 < s_.size() && s_[i + 2] == '\n'));
+            if (s_.compare(i, 2, "#}") == 0) return finish_at(i + 2 + (i + 2 < s_.size() && s_[i + 2] == '\n'));
         }
         fail(open, "missing end of comment tag '#}'");
     }
 
     void tag(size_t open, size_t after, char kind) {
         const bool is_block = kind == '%';
-        tokens_.push_back(Token{is_block ? TokenKind::BlockBegin : TokenKind::VarBegin,
-                                static_cast<uint32_t>(open), {}});
+        tokens_.push_back(
+            Token{is_block ? TokenKind::BlockBegin : TokenKind::VarBegin, static_cast<uint32_t>(open), {}});
         std::string brackets;  // the closers we wait for, innermost last
         size_t p = after;
         while (true) {
             if (brackets.empty()) {
                 size_t end = 0;
-                if (is_block) end = block_end_at(p);
-                else if (s_.compare(p, 3, "-}}") == 0) end = skip_space(p + 3);
-                else if (s_.compare(p, 2, "}}") == 0) end = p + 2;
+                if (is_block)
+                    end = block_end_at(p);
+                else if (s_.compare(p, 3, "-}}") == 0)
+                    end = skip_space(p + 3);
+                else if (s_.compare(p, 2, "}}") == 0)
+                    end = p + 2;
                 if (end) {
-                    tokens_.push_back(Token{is_block ? TokenKind::BlockEnd : TokenKind::VarEnd,
-                                            static_cast<uint32_t>(p), {}});
+                    tokens_.push_back(
+                        Token{is_block ? TokenKind::BlockEnd : TokenKind::VarEnd, static_cast<uint32_t>(p), {}});
                     finish_at(end);
                     return;
                 }
@@ -292,7 +293,8 @@ private:
             if (is_float) {
                 Token t{TokenKind::Float, at, lit};
                 const auto r = std::from_chars(lit.data(), lit.data() + lit.size(), t.number);
-                if (r.ec == std::errc::result_out_of_range) t.number = lit.find("e-") != std::string::npos ? 0.0 : HUGE_VAL;
+                if (r.ec == std::errc::result_out_of_range)
+                    t.number = lit.find("e-") != std::string::npos ? 0.0 : HUGE_VAL;
                 tokens_.push_back(std::move(t));
                 return e;
             }
@@ -359,8 +361,10 @@ private:
             }
             if (pending_high) text::append_utf8(out, 0xfffd);
             pending_high = 0;
-            if (cp >= 0xd800 && cp <= 0xdbff) pending_high = cp;
-            else text::append_utf8(out, cp);
+            if (cp >= 0xd800 && cp <= 0xdbff)
+                pending_high = cp;
+            else
+                text::append_utf8(out, cp);
         };
         for (size_t i = b; i < e;) {
             if (s_[i] != '\\') {
@@ -371,36 +375,65 @@ private:
             const char c = s_[i + 1];
             i += 2;
             switch (c) {
-            case '\n': break;
-            case '\\': put('\\'); break;
-            case '\'': put('\''); break;
-            case '"': put('"'); break;
-            case 'a': put(7); break;
-            case 'b': put(8); break;
-            case 'f': put(12); break;
-            case 'n': put('\n'); break;
-            case 'r': put('\r'); break;
-            case 't': put('\t'); break;
-            case 'v': put(11); break;
-            case 'x': put(hex_digits(i, 2, esc)); i += 2; break;
-            case 'u': put(hex_digits(i, 4, esc)); i += 4; break;
-            case 'U': {
-                const uint32_t cp = hex_digits(i, 8, esc);
-                if (cp > 0x10ffff) fail(esc, "illegal Unicode character in a string literal");
-                put(cp);
-                i += 8;
-                break;
-            }
-            case 'N': fail(esc, "\\N{...} escapes are not supported in string literals");
-            default:
-                if (c >= '0' && c <= '7') {
-                    uint32_t v = static_cast<uint32_t>(c - '0');
-                    for (int k = 0; k < 2 && i < e && s_[i] >= '0' && s_[i] <= '7'; ++k) v = v * 8 + static_cast<uint32_t>(s_[i++] - '0');
-                    put(v);
-                } else {  // unknown escapes stay as written
+                case '\n':
+                    break;
+                case '\\':
                     put('\\');
-                    i = esc + 1;
+                    break;
+                case '\'':
+                    put('\'');
+                    break;
+                case '"':
+                    put('"');
+                    break;
+                case 'a':
+                    put(7);
+                    break;
+                case 'b':
+                    put(8);
+                    break;
+                case 'f':
+                    put(12);
+                    break;
+                case 'n':
+                    put('\n');
+                    break;
+                case 'r':
+                    put('\r');
+                    break;
+                case 't':
+                    put('\t');
+                    break;
+                case 'v':
+                    put(11);
+                    break;
+                case 'x':
+                    put(hex_digits(i, 2, esc));
+                    i += 2;
+                    break;
+                case 'u':
+                    put(hex_digits(i, 4, esc));
+                    i += 4;
+                    break;
+                case 'U': {
+                    const uint32_t cp = hex_digits(i, 8, esc);
+                    if (cp > 0x10ffff) fail(esc, "illegal Unicode character in a string literal");
+                    put(cp);
+                    i += 8;
+                    break;
                 }
+                case 'N':
+                    fail(esc, "\\N{...} escapes are not supported in string literals");
+                default:
+                    if (c >= '0' && c <= '7') {
+                        uint32_t v = static_cast<uint32_t>(c - '0');
+                        for (int k = 0; k < 2 && i < e && s_[i] >= '0' && s_[i] <= '7'; ++k)
+                            v = v * 8 + static_cast<uint32_t>(s_[i++] - '0');
+                        put(v);
+                    } else {  // unknown escapes stay as written
+                        put('\\');
+                        i = esc + 1;
+                    }
             }
         }
         if (pending_high) text::append_utf8(out, 0xfffd);

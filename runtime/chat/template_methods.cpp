@@ -17,8 +17,8 @@ std::vector<std::optional<Value>> bind_args(std::string_view function, CallArgs&
                                             std::initializer_list<std::string_view> names) {
     std::vector<std::optional<Value>> out(names.size());
     if (args.positional.size() > names.size())
-        throw EvalError(std::string(function) + "() takes at most " + std::to_string(names.size()) +
-                        " argument(s) (" + std::to_string(args.positional.size()) + " given)");
+        throw EvalError(std::string(function) + "() takes at most " + std::to_string(names.size()) + " argument(s) (" +
+                        std::to_string(args.positional.size()) + " given)");
     for (size_t i = 0; i < args.positional.size(); ++i) out[i] = args.positional[i];
     for (auto& [key, value] : args.keyword) {
         const auto it = std::find(names.begin(), names.end(), key);
@@ -50,7 +50,10 @@ void check_string_size(size_t bytes) {
 
 namespace {
 
-using Method = Value (*)(const Value& self, CallArgs& args);
+// Refuses to put `item` into the container `self` when `item` holds `self`.
+void check_no_cycle(const Value& self, const Value& item) {
+    if (holds(item, self.identity())) throw EvalError(std::string("a ") + self.type_name() + " cannot contain itself");
+}
 
 Value str_list(const std::vector<std::string>& parts) {
     Array out;
@@ -82,9 +85,11 @@ std::string str_format(const std::string& fmt, CallArgs& args) {
     size_t auto_index = 0;
     for (size_t i = 0; i < fmt.size(); ++i) {
         const char c = fmt[i];
-        if (c == '}' ) {
-            if (i + 1 < fmt.size() && fmt[i + 1] == '}') ++i;
-            else throw EvalError("Single '}' encountered in format string");
+        if (c == '}') {
+            if (i + 1 < fmt.size() && fmt[i + 1] == '}')
+                ++i;
+            else
+                throw EvalError("Single '}' encountered in format string");
             out += '}';
             continue;
         }
@@ -212,8 +217,7 @@ Value string_method(const Value& self, std::string_view name, CallArgs& args) {
         const std::string sep = to_str(*a[0], name);
         if (sep.empty()) throw EvalError("empty separator");
         const size_t at = name == "partition" ? s.find(sep) : s.rfind(sep);
-        if (at == std::string::npos)
-            return name == "partition" ? str_list({s, "", ""}) : str_list({"", "", s});
+        if (at == std::string::npos) return name == "partition" ? str_list({s, "", ""}) : str_list({"", "", s});
         Value t = str_list({s.substr(0, at), sep, s.substr(at + sep.size())});
         return Value::tuple(t.items());
     }
@@ -240,13 +244,38 @@ Value string_method(const Value& self, std::string_view name, CallArgs& args) {
     auto all_of = [&](auto pred) { return !u.empty() && std::all_of(u.begin(), u.end(), pred); };
     auto digit = [](char32_t c) { return (c >= '0' && c <= '9') || (c >= 0xff10 && c <= 0xff19); };
     if (name == "isdigit" || name == "isnumeric" || name == "isdecimal") return Value::boolean(all_of(digit));
-    if (name == "isalpha")
-        return Value::boolean(all_of([&](char32_t c) { return text::is_alnum(c) && !digit(c); }));
+    if (name == "isalpha") return Value::boolean(all_of([&](char32_t c) { return text::is_alnum(c) && !digit(c); }));
     if (name == "isalnum") return Value::boolean(all_of([](char32_t c) { return text::is_alnum(c); }));
     if (name == "isspace") return Value::boolean(all_of([](char32_t c) { return text::is_space(c); }));
     if (name == "islower") return Value::boolean(any_cased && all_lower);
     if (name == "isupper") return Value::boolean(any_cased && all_upper);
     throw EvalError("str has no method '" + std::string(name) + "'");
+}
+
+// Markup's methods: the arguments that become part of the text are escaped, and the
+// string results (or their pieces) are Markup again.
+Value markup_method(const Value& self, std::string_view name, CallArgs& args) {
+    static constexpr std::string_view kKeeps[] = {
+        "strip",     "lstrip",     "rstrip", "upper",  "lower",      "casefold", "title",        "capitalize",
+        "swapcase",  "replace",    "center", "ljust",  "rjust",      "zfill",    "removeprefix", "removesuffix",
+        "partition", "rpartition", "split",  "rsplit", "splitlines", "join",     "format"};
+    if (std::find(std::begin(kKeeps), std::end(kKeeps), name) == std::end(kKeeps))
+        return string_method(self, name, args);
+    if (name == "replace" && args.positional.size() >= 2) args.positional[1] = markup_escape(args.positional[1]);
+    if (name == "format") {
+        for (Value& a : args.positional) a = markup_escape(a);
+        for (auto& kw : args.keyword) kw.second = markup_escape(kw.second);
+    }
+    if (name == "join" && !args.positional.empty()) {
+        Array items;
+        for (const Value& x : args.positional[0].iterate()) items.push_back(markup_escape(x));
+        args.positional[0] = Value::list(std::move(items));
+    }
+    Value r = string_method(self, name, args);
+    if (r.is_string()) return Value::markup(r.as_string());
+    if (r.is_sequence())
+        for (Value& piece : r.items()) piece = Value::markup(piece.as_string());
+    return r;
 }
 
 Value dict_method(const Value& self, std::string_view name, CallArgs& args) {
@@ -259,6 +288,7 @@ Value dict_method(const Value& self, std::string_view name, CallArgs& args) {
         if (name == "get") return v ? *v : (a[1] ? *a[1] : Value::none());
         if (name == "setdefault") {
             if (v) return *v;
+            if (a[1]) check_no_cycle(self, *a[1]);
             d.set(*a[0], a[1] ? *a[1] : Value::none());
             return a[1] ? *a[1] : Value::none();
         }
@@ -275,15 +305,18 @@ Value dict_method(const Value& self, std::string_view name, CallArgs& args) {
         if (!args.positional.empty()) {
             const Value& other = args.positional[0];
             if (other.is_mapping_like()) {
+                for (const auto& [k, v] : other.as_dict().entries()) check_no_cycle(self, v);
                 for (const auto& [k, v] : other.as_dict().entries()) d.set(k, v);
             } else {
                 for (const Value& pair : other.iterate()) {
                     const Array kv = pair.iterate();
                     if (kv.size() != 2) throw EvalError("dictionary update sequence element has the wrong length");
+                    check_no_cycle(self, kv[1]);
                     d.set(kv[0], kv[1]);
                 }
             }
         }
+        for (auto& kw : args.keyword) check_no_cycle(self, kw.second);
         for (auto& [k, v] : args.keyword) d.set(k, v);
         return Value::none();
     }
@@ -291,9 +324,12 @@ Value dict_method(const Value& self, std::string_view name, CallArgs& args) {
     Array out;
     out.reserve(d.size());
     for (const auto& [k, v] : d.entries()) {
-        if (name == "items") out.push_back(Value::tuple({k, v}));
-        else if (name == "keys") out.push_back(k);
-        else out.push_back(v);
+        if (name == "items")
+            out.push_back(Value::tuple({k, v}));
+        else if (name == "keys")
+            out.push_back(k);
+        else
+            out.push_back(v);
     }
     if (name == "copy") {
         Value c = Value::dict();
@@ -309,6 +345,7 @@ Value list_method(const Value& self, std::string_view name, CallArgs& args) {
         const auto a = bind_args(name, args, {"object"});
         if (!a[0]) throw EvalError("append() takes exactly one argument (0 given)");
         if (items.size() >= (size_t{1} << 22)) throw EvalError("list too long");
+        check_no_cycle(self, *a[0]);
         items.push_back(*a[0]);
         return Value::none();
     }
@@ -317,6 +354,7 @@ Value list_method(const Value& self, std::string_view name, CallArgs& args) {
         if (!a[0]) throw EvalError("extend() takes exactly one argument (0 given)");
         const Array more = a[0]->iterate();
         if (items.size() + more.size() > (size_t{1} << 22)) throw EvalError("list too long");
+        for (const Value& x : more) check_no_cycle(self, x);
         items.insert(items.end(), more.begin(), more.end());
         return Value::none();
     }
@@ -327,6 +365,7 @@ Value list_method(const Value& self, std::string_view name, CallArgs& args) {
         if (name == "insert") {
             if (!a[1]) throw EvalError("insert expected 2 arguments");
             if (i < 0) i = std::max<int64_t>(0, i + n);
+            check_no_cycle(self, *a[1]);
             items.insert(items.begin() + std::min(i, n), *a[1]);
             return Value::none();
         }
@@ -347,7 +386,8 @@ Value list_method(const Value& self, std::string_view name, CallArgs& args) {
             ++n;
         }
         if (name == "count") return Value::integer(n);
-        if (found < 0) throw EvalError(name == "index" ? a[0]->repr() + " is not in list" : "list.remove(x): x not in list");
+        if (found < 0)
+            throw EvalError(name == "index" ? a[0]->repr() + " is not in list" : "list.remove(x): x not in list");
         if (name == "index") return Value::integer(found);
         items.erase(items.begin() + found);
         return Value::none();
@@ -362,13 +402,14 @@ Value list_method(const Value& self, std::string_view name, CallArgs& args) {
 }
 
 constexpr std::string_view kStringMethods[] = {
-    "strip", "lstrip", "rstrip", "upper", "lower", "casefold", "title", "capitalize", "swapcase",
-    "startswith", "endswith", "split", "rsplit", "splitlines", "replace", "find", "rfind", "index",
-    "rindex", "count", "join", "format", "center", "ljust", "rjust", "zfill", "partition", "rpartition",
-    "removeprefix", "removesuffix", "isdigit", "isnumeric", "isdecimal", "isalpha", "isalnum", "isspace",
-    "islower", "isupper"};
+    "strip",     "lstrip",     "rstrip",    "upper",      "lower",        "casefold",     "title",   "capitalize",
+    "swapcase",  "startswith", "endswith",  "split",      "rsplit",       "splitlines",   "replace", "find",
+    "rfind",     "index",      "rindex",    "count",      "join",         "format",       "center",  "ljust",
+    "rjust",     "zfill",      "partition", "rpartition", "removeprefix", "removesuffix", "isdigit", "isnumeric",
+    "isdecimal", "isalpha",    "isalnum",   "isspace",    "islower",      "isupper"};
 constexpr std::string_view kDictMethods[] = {"get", "items", "keys", "values", "copy", "pop", "update", "setdefault"};
-constexpr std::string_view kListMethods[] = {"append", "extend", "pop", "insert", "remove", "index", "count", "copy", "reverse"};
+constexpr std::string_view kListMethods[] = {"append", "extend", "pop",  "insert", "remove",
+                                             "index",  "count",  "copy", "reverse"};
 constexpr std::string_view kTupleMethods[] = {"index", "count"};
 
 template <size_t N>
@@ -381,13 +422,18 @@ bool listed(const std::string_view (&names)[N], std::string_view name) {
 std::optional<Value> find_method(const Value& self, std::string_view name) {
     using Impl = Value (*)(const Value&, std::string_view, CallArgs&);
     Impl impl = nullptr;
-    if (self.is_string() && listed(kStringMethods, name)) impl = string_method;
-    else if (self.is_dict() && listed(kDictMethods, name)) impl = dict_method;
-    else if (self.is_list() && listed(kListMethods, name)) impl = list_method;
-    else if (self.is_tuple() && listed(kTupleMethods, name)) impl = list_method;
+    if (self.is_string() && listed(kStringMethods, name))
+        impl = self.is_markup() ? markup_method : string_method;
+    else if (self.is_dict() && listed(kDictMethods, name))
+        impl = dict_method;
+    else if (self.is_list() && listed(kListMethods, name))
+        impl = list_method;
+    else if (self.is_tuple() && listed(kTupleMethods, name))
+        impl = list_method;
     if (!impl) return std::nullopt;
     std::string method(name);
-    return Value::function(method, [self, impl, method](Renderer&, CallArgs& args) { return impl(self, method, args); });
+    return Value::function(
+        method, [self, impl, method](Renderer&, CallArgs& args) { return impl(self, method, args); }, self);
 }
 
 // ---- globals ----
@@ -415,10 +461,12 @@ Value global_range(Renderer& r, CallArgs& args) {
     if (step > 0 && stop > start)
         n = (static_cast<uint64_t>(stop) - static_cast<uint64_t>(start) - 1) / static_cast<uint64_t>(step) + 1;
     else if (step < 0 && start > stop)
-        n = (static_cast<uint64_t>(start) - static_cast<uint64_t>(stop) - 1) / (static_cast<uint64_t>(-(step + 1)) + 1) + 1;
+        n = (static_cast<uint64_t>(start) - static_cast<uint64_t>(stop) - 1) /
+                (static_cast<uint64_t>(-(step + 1)) + 1) +
+            1;
     if (n > static_cast<uint64_t>(kMaxRange))
-        throw EvalError("Range too big. The sandbox blocks ranges larger than MAX_RANGE (" +
-                        std::to_string(kMaxRange) + ").");
+        throw EvalError("Range too big. The sandbox blocks ranges larger than MAX_RANGE (" + std::to_string(kMaxRange) +
+                        ").");
     r.step(n);
     Array out;
     out.reserve(static_cast<size_t>(n));

@@ -24,14 +24,16 @@ constexpr size_t kMaxListItems = size_t{1} << 22;
 
 // Checked 64-bit arithmetic (true on overflow), portable beyond GCC and Clang.
 bool add_overflow(int64_t a, int64_t b, int64_t* r) {
-    if ((b > 0 && a > std::numeric_limits<int64_t>::max() - b) || (b < 0 && a < std::numeric_limits<int64_t>::min() - b))
+    if ((b > 0 && a > std::numeric_limits<int64_t>::max() - b) ||
+        (b < 0 && a < std::numeric_limits<int64_t>::min() - b))
         return true;
     *r = a + b;
     return false;
 }
 
 bool sub_overflow(int64_t a, int64_t b, int64_t* r) {
-    if ((b < 0 && a > std::numeric_limits<int64_t>::max() + b) || (b > 0 && a < std::numeric_limits<int64_t>::min() + b))
+    if ((b < 0 && a > std::numeric_limits<int64_t>::max() + b) ||
+        (b > 0 && a < std::numeric_limits<int64_t>::min() + b))
         return true;
     *r = a - b;
     return false;
@@ -62,7 +64,7 @@ Value repeat(const Value& seq, int64_t n) {
         std::string out;
         out.reserve(s.size() * static_cast<size_t>(n));
         for (int64_t i = 0; i < n; ++i) out += s;
-        return Value::string(std::move(out));
+        return seq.is_markup() ? Value::markup(std::move(out)) : Value::string(std::move(out));
     }
     const Array& items = seq.items();
     if (!items.empty() && static_cast<uint64_t>(n) > kMaxListItems / items.size())
@@ -121,9 +123,7 @@ Value arithmetic(std::string_view op, const Value& a, const Value& b) {
         }
         int64_t r = 0;
         const int64_t x = a.as_int(), y = b.as_int();
-        const bool o = op == "+" ? add_overflow(x, y, &r)
-                       : op == "-" ? sub_overflow(x, y, &r)
-                                   : mul_overflow(x, y, &r);
+        const bool o = op == "+" ? add_overflow(x, y, &r) : op == "-" ? sub_overflow(x, y, &r) : mul_overflow(x, y, &r);
         checked(o, 0);
         return Value::integer(r);
     }
@@ -139,7 +139,8 @@ Value arithmetic(std::string_view op, const Value& a, const Value& b) {
         }
         const int64_t x = a.as_int(), y = b.as_int();
         if (y == 0) throw EvalError("integer division or modulo by zero");
-        if (x == std::numeric_limits<int64_t>::min() && y == -1) return op == "%" ? Value::integer(0) : Value::integer(checked(true, 0));
+        if (x == std::numeric_limits<int64_t>::min() && y == -1)
+            return op == "%" ? Value::integer(0) : Value::integer(checked(true, 0));
         int64_t q = x / y, m = x % y;
         if (m != 0 && ((m < 0) != (y < 0))) {
             m += y;
@@ -157,6 +158,11 @@ Value arithmetic(std::string_view op, const Value& a, const Value& b) {
 
 }  // namespace
 
+Value markup_escape(const Value& v) {
+    if (v.is_markup()) return v;
+    return Value::markup(text::html_escape(v.str()));
+}
+
 Value binary_op(std::string_view op, const Value& a, const Value& b) {
     if (op == "~") {
         std::string s = a.str() + b.str();
@@ -166,6 +172,11 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
     if (a.is_number() && b.is_number()) return arithmetic(op, a, b);
     if (op == "+") {
         if (a.is_string() && b.is_string()) {
+            if (a.is_markup() || b.is_markup()) {  // Markup + str escapes the str
+                std::string s = markup_escape(a).as_string() + markup_escape(b).as_string();
+                check_string_size(s.size());
+                return Value::markup(std::move(s));
+            }
             check_string_size(a.as_string().size() + b.as_string().size());
             return Value::string(a.as_string() + b.as_string());
         }
@@ -182,9 +193,27 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
             throw EvalError("can't multiply sequence by non-int of type 'float'");
     }
     if (op == "%" && a.is_string()) {
-        std::string s = percent_format(a.as_string(), b);
+        if (!a.is_markup()) {
+            std::string s = percent_format(a.as_string(), b);
+            check_string_size(s.size());
+            return Value::string(std::move(s));
+        }
+        // Markup % args escapes the arguments that are not numbers.
+        auto escaped = [](const Value& x) { return x.is_number() ? x : markup_escape(x); };
+        Value args;
+        if (b.is_tuple()) {
+            Array items;
+            for (const Value& x : b.items()) items.push_back(escaped(x));
+            args = Value::tuple(std::move(items));
+        } else if (b.is_dict()) {
+            args = Value::dict();
+            for (const auto& [k, x] : b.as_dict().entries()) args.as_dict().set(k, escaped(x));
+        } else {
+            args = escaped(b);
+        }
+        std::string s = percent_format(a.as_string(), args);
         check_string_size(s.size());
-        return Value::string(std::move(s));
+        return Value::markup(std::move(s));
     }
     unsupported(op, a, b);
 }
@@ -210,34 +239,37 @@ bool compare_op(std::string_view op, const Value& a, const Value& b) {
 
 bool contains(const Value& container, const Value& item) {
     switch (container.type()) {
-    case Value::Type::Undefined: return false;
-    case Value::Type::String:
-        if (!item.is_string())
-            throw EvalError(std::string("'in <string>' requires string as left operand, not ") + item.type_name());
-        return container.as_string().find(item.as_string()) != std::string::npos;
-    case Value::Type::List:
-    case Value::Type::Tuple:
-        for (const Value& v : container.items())
-            if (v.equals(item)) return true;
-        return false;
-    case Value::Type::Dict:
-        if (!item.is_undefined()) item.hash_key();  // unhashable keys are a TypeError
-        return container.as_dict().find(item) != nullptr;
-    case Value::Type::Iterator: {
-        IteratorState& it = container.as_iterator();
-        while (it.pos < it.items.size())
-            if (it.items[it.pos++].equals(item)) return true;
-        return false;
-    }
-    default:
-        throw EvalError(std::string("argument of type '") + container.type_name() + "' is not iterable");
+        case Value::Type::Undefined:
+            return false;
+        case Value::Type::String:
+            if (!item.is_string())
+                throw EvalError(std::string("'in <string>' requires string as left operand, not ") + item.type_name());
+            return container.as_string().find(item.as_string()) != std::string::npos;
+        case Value::Type::List:
+        case Value::Type::Tuple:
+            for (const Value& v : container.items())
+                if (v.equals(item)) return true;
+            return false;
+        case Value::Type::Dict:
+            if (!item.is_undefined()) item.hash_key();  // unhashable keys are a TypeError
+            return container.as_dict().find(item) != nullptr;
+        case Value::Type::Iterator: {
+            IteratorState& it = container.as_iterator();
+            while (it.pos < it.items.size())
+                if (it.items[it.pos++].equals(item)) return true;
+            return false;
+        }
+        default:
+            throw EvalError(std::string("argument of type '") + container.type_name() + "' is not iterable");
     }
 }
 
 Value slice(const Value& v, const Value& start_v, const Value& stop_v, const Value& step_v) {
     if (v.is_undefined()) throw EvalError(v.undefined_message());
+    // Jinja emits slices as Python subscripts: no undefined fallback, a TypeError.
+    if (v.is_mapping_like()) throw EvalError("unhashable type: 'slice'");
     if (!v.is_string() && !v.is_sequence())
-        return Value::undefined(std::string("'") + v.type_name() + "' object is not subscriptable");
+        throw EvalError(std::string("'") + v.type_name() + "' object is not subscriptable");
     auto bound = [](const Value& b, const char* which) -> std::optional<int64_t> {
         if (b.is_none()) return std::nullopt;
         if (b.is_undefined()) throw EvalError(b.undefined_message());
@@ -255,8 +287,10 @@ Value slice(const Value& v, const Value& start_v, const Value& stop_v, const Val
     auto adjust = [&](std::optional<int64_t> b, int64_t missing) {
         if (!b) return missing;
         int64_t x = *b;
-        if (x < 0) x = std::max(x + len, lower);
-        else if (x > upper) x = upper;
+        if (x < 0)
+            x = std::max(x + len, lower);
+        else if (x > upper)
+            x = upper;
         return x;
     };
     const int64_t start = adjust(start_o, step > 0 ? lower : upper);
@@ -264,10 +298,13 @@ Value slice(const Value& v, const Value& start_v, const Value& stop_v, const Val
     std::u32string out_chars;
     Array out;
     for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-        if (v.is_string()) out_chars += chars[static_cast<size_t>(i)];
-        else out.push_back(v.items()[static_cast<size_t>(i)]);
+        if (v.is_string())
+            out_chars += chars[static_cast<size_t>(i)];
+        else
+            out.push_back(v.items()[static_cast<size_t>(i)]);
     }
-    if (v.is_string()) return Value::string(text::to_utf8(out_chars));
+    if (v.is_string())
+        return v.is_markup() ? Value::markup(text::to_utf8(out_chars)) : Value::string(text::to_utf8(out_chars));
     return v.is_tuple() ? Value::tuple(std::move(out)) : Value::list(std::move(out));
 }
 
@@ -301,30 +338,34 @@ Value get_attribute(const Value& obj, const std::string& name) {
 Value get_item(const Value& obj, const Value& key) {
     if (obj.is_undefined()) throw EvalError(obj.undefined_message());
     switch (obj.type()) {
-    case Value::Type::Dict:
-    case Value::Type::Namespace:
-        if (key.is_string() || key.is_number() || key.is_none() || key.is_tuple()) {
-            if (const Value* v = obj.as_dict().find(key)) return *v;
-        }
-        break;
-    case Value::Type::List:
-    case Value::Type::Tuple:
-    case Value::Type::String:
-        if (key.is_int() || key.is_bool()) {
-            int64_t i = key.as_int();
-            if (obj.is_string()) {
-                const std::u32string chars = text::to_u32(obj.as_string());
-                const auto n = static_cast<int64_t>(chars.size());
-                if (i < 0) i += n;
-                if (i >= 0 && i < n) return Value::string(text::to_utf8(chars.substr(static_cast<size_t>(i), 1)));
-            } else {
-                const auto n = static_cast<int64_t>(obj.items().size());
-                if (i < 0) i += n;
-                if (i >= 0 && i < n) return obj.items()[static_cast<size_t>(i)];
+        case Value::Type::Dict:
+        case Value::Type::Namespace:
+            if (key.is_string() || key.is_number() || key.is_none() || key.is_tuple()) {
+                if (const Value* v = obj.as_dict().find(key)) return *v;
             }
-        }
-        break;
-    default: break;
+            break;
+        case Value::Type::List:
+        case Value::Type::Tuple:
+        case Value::Type::String:
+            if (key.is_int() || key.is_bool()) {
+                int64_t i = key.as_int();
+                if (obj.is_string()) {
+                    const std::u32string chars = text::to_u32(obj.as_string());
+                    const auto n = static_cast<int64_t>(chars.size());
+                    if (i < 0) i += n;
+                    if (i >= 0 && i < n) {
+                        std::string c = text::to_utf8(chars.substr(static_cast<size_t>(i), 1));
+                        return obj.is_markup() ? Value::markup(std::move(c)) : Value::string(std::move(c));
+                    }
+                } else {
+                    const auto n = static_cast<int64_t>(obj.items().size());
+                    if (i < 0) i += n;
+                    if (i >= 0 && i < n) return obj.items()[static_cast<size_t>(i)];
+                }
+            }
+            break;
+        default:
+            break;
     }
     if (key.is_string()) return get_attribute(obj, key.as_string());
     return missing_item(obj, key);
@@ -335,55 +376,59 @@ namespace {
 std::string format_one(char type, const std::string& flags, int width, int precision, const Value& arg) {
     std::string body;
     char buf[512];
-    const std::string spec = "%" + flags + (width >= 0 ? std::to_string(width) : "") +
-                             (precision >= 0 ? "." + std::to_string(precision) : "");
+    const std::string spec = text::concat({"%", flags, width >= 0 ? std::to_string(width) : "",
+                                           precision >= 0 ? "." : "", precision >= 0 ? std::to_string(precision) : ""});
     switch (type) {
-    case 's':
-    case 'r':
-    case 'a': {
-        std::string s = type == 's' ? arg.str() : arg.repr();
-        if (precision >= 0) s = text::to_utf8(text::to_u32(s).substr(0, static_cast<size_t>(precision)));
-        const auto len = static_cast<int>(text::length(s));
-        if (width > len) {
-            const std::string pad(static_cast<size_t>(width - len), ' ');
-            s = flags.find('-') != std::string::npos ? s + pad : pad + s;
+        case 's':
+        case 'r':
+        case 'a': {
+            std::string s = type == 's' ? arg.str() : arg.repr();
+            if (precision >= 0) s = text::to_utf8(text::to_u32(s).substr(0, static_cast<size_t>(precision)));
+            const auto len = static_cast<int>(text::length(s));
+            if (width > len) {
+                const std::string pad(static_cast<size_t>(width - len), ' ');
+                s = flags.find('-') != std::string::npos ? s + pad : pad + s;
+            }
+            return s;
         }
-        return s;
-    }
-    case 'd':
-    case 'i':
-    case 'u':
-    case 'x':
-    case 'X':
-    case 'o': {
-        if (!arg.is_number()) throw EvalError(std::string("%") + type + " format: a real number is required, not " + arg.type_name());
-        const long long v = arg.is_float() ? static_cast<long long>(arg.as_double()) : arg.as_int();
-        const char conv = type == 'i' || type == 'u' ? 'd' : type;
-        std::snprintf(buf, sizeof buf, (spec + "ll" + conv).c_str(), v);
-        return buf;
-    }
-    case 'f':
-    case 'F':
-    case 'e':
-    case 'E':
-    case 'g':
-    case 'G':
-        if (!arg.is_number()) throw EvalError(std::string("must be real number, not ") + arg.type_name());
-        std::snprintf(buf, sizeof buf, (spec + type).c_str(), arg.as_double());
-        return buf;
-    case 'c':
-        if (arg.is_string()) return arg.as_string();
-        body.clear();
-        text::append_utf8(body, static_cast<char32_t>(arg.as_int()));
-        return body;
-    default: throw EvalError(std::string("unsupported format character '") + type + "'");
+        case 'd':
+        case 'i':
+        case 'u':
+        case 'x':
+        case 'X':
+        case 'o': {
+            if (!arg.is_number())
+                throw EvalError(std::string("%") + type + " format: a real number is required, not " + arg.type_name());
+            const long long v = arg.is_float() ? static_cast<long long>(arg.as_double()) : arg.as_int();
+            const char conv = type == 'i' || type == 'u' ? 'd' : type;
+            std::snprintf(buf, sizeof buf, (spec + "ll" + conv).c_str(), v);
+            return buf;
+        }
+        case 'f':
+        case 'F':
+        case 'e':
+        case 'E':
+        case 'g':
+        case 'G':
+            if (!arg.is_number()) throw EvalError(std::string("must be real number, not ") + arg.type_name());
+            std::snprintf(buf, sizeof buf, (spec + type).c_str(), arg.as_double());
+            return buf;
+        case 'c':
+            if (arg.is_string()) return arg.as_string();
+            body.clear();
+            text::append_utf8(body, static_cast<char32_t>(arg.as_int()));
+            return body;
+        default:
+            throw EvalError(std::string("unsupported format character '") + type + "'");
     }
 }
 
 }  // namespace
 
 std::string percent_format(const std::string& format, const Value& args) {
-    const bool mapping = args.is_dict();
+    // Python takes any argument with __getitem__ (but a tuple or str) as a mapping, which
+    // only turns off the "not all arguments converted" check unless a key is used.
+    const bool mapping = args.is_dict() || args.is_list() || args.is_undefined();
     Array list = args.is_tuple() ? args.items() : Array{args};
     size_t next = 0;
     std::string out;
@@ -401,7 +446,7 @@ std::string percent_format(const std::string& format, const Value& args) {
         Value keyed;
         if (format[i] == '(') {
             const size_t close = format.find(')', i);
-            if (close == std::string::npos || !mapping) throw EvalError("format requires a mapping");
+            if (close == std::string::npos || !args.is_dict()) throw EvalError("format requires a mapping");
             const Value* v = args.as_dict().find(format.substr(i + 1, close - i - 1));
             if (!v) throw EvalError("KeyError: " + text::repr(format.substr(i + 1, close - i - 1)));
             keyed = *v;
@@ -409,12 +454,15 @@ std::string percent_format(const std::string& format, const Value& args) {
             i = close + 1;
         }
         std::string flags;
-        while (i < format.size() && std::string_view("-+ #0").find(format[i]) != std::string_view::npos) flags += format[i++];
+        while (i < format.size() && std::string_view("-+ #0").find(format[i]) != std::string_view::npos)
+            flags += format[i++];
         int width = -1, precision = -1;
-        while (i < format.size() && format[i] >= '0' && format[i] <= '9') width = std::max(width, 0) * 10 + (format[i++] - '0');
+        while (i < format.size() && format[i] >= '0' && format[i] <= '9')
+            width = std::max(width, 0) * 10 + (format[i++] - '0');
         if (i < format.size() && format[i] == '.') {
             precision = 0;
-            while (++i < format.size() && format[i] >= '0' && format[i] <= '9') precision = precision * 10 + (format[i] - '0');
+            while (++i < format.size() && format[i] >= '0' && format[i] <= '9')
+                precision = precision * 10 + (format[i] - '0');
         }
         if (width > 256 || precision > 256) throw EvalError("format width or precision too large");
         if (i >= format.size()) throw EvalError("incomplete format");

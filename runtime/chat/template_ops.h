@@ -18,7 +18,8 @@ Value unary_op(std::string_view op, const Value& v);
 bool compare_op(std::string_view op, const Value& a, const Value& b);
 // Python's `item in container`.
 bool contains(const Value& container, const Value& item);
-// value[start:stop:step] on strings, lists and tuples (undefined bounds mean none).
+// value[start:stop:step] on strings, lists and tuples (null bounds are none); a
+// TypeError (EvalError) on anything else, as in Python.
 Value slice(const Value& v, const Value& start, const Value& stop, const Value& step);
 
 // `obj.name`: a built-in method first (as Python's getattr finds it), then a dict key or
@@ -28,6 +29,10 @@ Value get_attribute(const Value& obj, const std::string& name);
 // `obj[key]`: a dict key, a sequence index (negative from the end) or a character;
 // then, for a string key, a method. Missing: undefined. On an undefined `obj`: EvalError.
 Value get_item(const Value& obj, const Value& key);
+
+// markupsafe's escape(): a Markup stays as it is; anything else becomes its str(),
+// HTML-escaped, as a Markup.
+Value markup_escape(const Value& v);
 
 // Python's printf-style `format % args`.
 std::string percent_format(const std::string& format, const Value& args);

@@ -17,17 +17,21 @@ char32_t decode_utf8(std::string_view s, size_t& pos) {
     }
     size_t len = 0;
     char32_t cp = 0;
-    if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, cp = c & 0x07;
     bool ok = len > 0 && pos + len <= s.size();
     for (size_t k = 1; ok && k < len; ++k) {
         const auto b = static_cast<unsigned char>(s[pos + k]);
         ok = (b & 0xc0) == 0x80;
         cp = (cp << 6) | (b & 0x3f);
     }
-    if (ok) ok = !((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-                   (len == 4 && (cp < 0x10000 || cp > 0x10ffff)));
+    if (ok)
+        ok = !((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+               (len == 4 && (cp < 0x10000 || cp > 0x10ffff)));
     if (!ok) {
         ++pos;
         return 0xfffd;
@@ -72,8 +76,7 @@ std::string to_utf8(std::u32string_view s) {
 bool valid_utf8(std::string_view s) {
     for (size_t i = 0; i < s.size();) {
         const size_t before = i;
-        if (decode_utf8(s, i) == 0xfffd && !(i - before == 3 && s.substr(before, 3) == "\xef\xbf\xbd"))
-            return false;
+        if (decode_utf8(s, i) == 0xfffd && !(i - before == 3 && s.substr(before, 3) == "\xef\xbf\xbd")) return false;
     }
     return true;
 }
@@ -85,9 +88,8 @@ size_t length(std::string_view s) {
 }
 
 bool is_space(char32_t c) {
-    return (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20) || c == 0x85 || c == 0xa0 ||
-           c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 ||
-           c == 0x202f || c == 0x205f || c == 0x3000;
+    return (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20) || c == 0x85 || c == 0xa0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
 }
 
 namespace {
@@ -99,9 +101,8 @@ struct AlternatingRun {
     bool even_upper;
 };
 constexpr AlternatingRun kAlternating[] = {
-    {0x0100, 0x012f, true}, {0x0132, 0x0137, true}, {0x0139, 0x0148, false},
-    {0x014a, 0x0177, true}, {0x0179, 0x017e, false}, {0x0460, 0x0481, true},
-    {0x048a, 0x04bf, true},
+    {0x0100, 0x012f, true},  {0x0132, 0x0137, true}, {0x0139, 0x0148, false}, {0x014a, 0x0177, true},
+    {0x0179, 0x017e, false}, {0x0460, 0x0481, true}, {0x048a, 0x04bf, true},
 };
 
 const AlternatingRun* alternating_run(char32_t c) {
@@ -155,9 +156,7 @@ char32_t to_lower(char32_t c) {
     return c;
 }
 
-bool is_cased(char32_t c) {
-    return to_upper(c) != c || to_lower(c) != c || c == 0xdf || c == 0x138 || c == 0x149;
-}
+bool is_cased(char32_t c) { return to_upper(c) != c || to_lower(c) != c || c == 0xdf || c == 0x138 || c == 0x149; }
 
 bool is_alnum(char32_t c) {
     if (c < 0x80) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -182,8 +181,7 @@ bool is_printable(char32_t c) {
     if (c <= 0xa0 || c == 0xad) return false;
     if (c == 0x1680 || c == 0x180e || (c >= 0x600 && c <= 0x605) || c == 0x61c || c == 0x6dd || c == 0x70f)
         return false;
-    if ((c >= 0x2000 && c <= 0x200f) || (c >= 0x2028 && c <= 0x202f) || (c >= 0x205f && c <= 0x206f))
-        return false;
+    if ((c >= 0x2000 && c <= 0x200f) || (c >= 0x2028 && c <= 0x202f) || (c >= 0x205f && c <= 0x206f)) return false;
     if (c == 0x3000 || c == 0xfeff || (c >= 0xfff9 && c <= 0xfffb)) return false;
     if (c >= 0xd800 && c <= 0xf8ff) return false;  // surrogates and private use
     if ((c & 0xfffe) == 0xfffe || c >= 0xe0000) return false;
@@ -201,8 +199,10 @@ std::string map_chars(std::string_view s, F&& f) {
 }
 
 void append_upper(std::string& out, char32_t c) {
-    if (c == 0xdf) out += "SS";
-    else append_utf8(out, to_upper(c));
+    if (c == 0xdf)
+        out += "SS";
+    else
+        append_utf8(out, to_upper(c));
 }
 
 }  // namespace
@@ -216,8 +216,10 @@ std::string lower(std::string_view s) {
 std::string capitalize(std::string_view s) {
     bool first = true;
     return map_chars(s, [&](std::string& out, char32_t c) {
-        if (first) append_upper(out, c);
-        else append_utf8(out, to_lower(c));
+        if (first)
+            append_upper(out, c);
+        else
+            append_utf8(out, to_lower(c));
         first = false;
     });
 }
@@ -225,17 +227,22 @@ std::string capitalize(std::string_view s) {
 std::string title(std::string_view s) {
     bool previous_cased = false;
     return map_chars(s, [&](std::string& out, char32_t c) {
-        if (previous_cased) append_utf8(out, to_lower(c));
-        else if (c == 0xdf) out += "Ss";
-        else append_utf8(out, to_upper(c));
+        if (previous_cased)
+            append_utf8(out, to_lower(c));
+        else if (c == 0xdf)
+            out += "Ss";
+        else
+            append_utf8(out, to_upper(c));
         previous_cased = is_cased(c);
     });
 }
 
 std::string swapcase(std::string_view s) {
     return map_chars(s, [](std::string& out, char32_t c) {
-        if (to_lower(c) != c) append_utf8(out, to_lower(c));
-        else append_upper(out, c);
+        if (to_lower(c) != c)
+            append_utf8(out, to_lower(c));
+        else
+            append_upper(out, c);
     });
 }
 
@@ -317,8 +324,8 @@ std::vector<std::string> splitlines(std::string_view s, bool keepends) {
     while (i < s.size()) {
         const size_t at = i;
         const char32_t c = decode_utf8(s, i);
-        const bool boundary = c == '\n' || c == '\r' || c == 0x0b || c == 0x0c || c == 0x1c || c == 0x1d ||
-                              c == 0x1e || c == 0x85 || c == 0x2028 || c == 0x2029;
+        const bool boundary = c == '\n' || c == '\r' || c == 0x0b || c == 0x0c || c == 0x1c || c == 0x1d || c == 0x1e ||
+                              c == 0x85 || c == 0x2028 || c == 0x2029;
         if (!boundary) continue;
         if (c == '\r' && i < s.size() && s[i] == '\n') ++i;
         lines.emplace_back(s.substr(start, (keepends ? i : at) - start));
@@ -381,6 +388,33 @@ std::string center(std::string_view s, int64_t width, char32_t fill) {
     return pad_l + std::string(s) + pad_r;
 }
 
+std::string html_escape(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+        switch (c) {
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&#34;";
+                break;
+            case '\'':
+                out += "&#39;";
+                break;
+            default:
+                out += c;
+        }
+    }
+    return out;
+}
+
 std::string repr(std::string_view s) {
     const bool has_single = s.find('\'') != std::string_view::npos;
     const bool has_double = s.find('"') != std::string_view::npos;
@@ -401,13 +435,25 @@ std::string repr(std::string_view s) {
         } else if (is_printable(c)) {
             append_utf8(out, c);
         } else {
-            if (c <= 0xff) std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
-            else if (c <= 0xffff) std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-            else std::snprintf(buf, sizeof buf, "\\U%08x", static_cast<unsigned>(c));
+            if (c <= 0xff)
+                std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
+            else if (c <= 0xffff)
+                std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+            else
+                std::snprintf(buf, sizeof buf, "\\U%08x", static_cast<unsigned>(c));
             out += buf;
         }
     }
     out += quote;
+    return out;
+}
+
+std::string concat(std::initializer_list<std::string_view> pieces) {
+    size_t n = 0;
+    for (std::string_view p : pieces) n += p.size();
+    std::string out;
+    out.reserve(n);
+    for (std::string_view p : pieces) out += p;
     return out;
 }
 
@@ -433,13 +479,20 @@ std::string format_float(double d) {
     const int decpt = exponent + 1;  // value = 0.DIGITS * 10^decpt
     const int n = static_cast<int>(digits.size());
     if (decpt > -4 && decpt <= 16) {
-        if (decpt <= 0) out += "0." + std::string(static_cast<size_t>(-decpt), '0') + digits;
-        else if (decpt >= n) out += digits + std::string(static_cast<size_t>(decpt - n), '0') + ".0";
-        else out += digits.substr(0, static_cast<size_t>(decpt)) + "." + digits.substr(static_cast<size_t>(decpt));
+        if (decpt <= 0)
+            out += concat({"0.", std::string(static_cast<size_t>(-decpt), '0'), digits});
+        else if (decpt >= n)
+            out += concat({digits, std::string(static_cast<size_t>(decpt - n), '0'), ".0"});
+        else
+            out +=
+                concat({digits.substr(0, static_cast<size_t>(decpt)), ".", digits.substr(static_cast<size_t>(decpt))});
         return out;
     }
     out += digits[0];
-    if (n > 1) out += "." + digits.substr(1);
+    if (n > 1) {
+        out += '.';
+        out += digits.substr(1);
+    }
     std::snprintf(buf, sizeof buf, "e%c%02d", exponent < 0 ? '-' : '+', std::abs(exponent));
     return out + buf;
 }

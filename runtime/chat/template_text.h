@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,7 +29,7 @@ bool is_space(char32_t c);
 char32_t to_upper(char32_t c);
 char32_t to_lower(char32_t c);
 bool is_cased(char32_t c);
-bool is_alnum(char32_t c);  // letters (cased or CJK/other non-ASCII) and digits
+bool is_alnum(char32_t c);      // letters (cased or CJK/other non-ASCII) and digits
 bool is_printable(char32_t c);  // Python's str.isprintable() for one character
 
 std::string upper(std::string_view s);
@@ -50,9 +51,14 @@ std::string replace(std::string_view s, std::string_view old, std::string_view r
 int64_t find(std::string_view s, std::string_view sub, bool reverse);
 int64_t count(std::string_view s, std::string_view sub);
 std::string center(std::string_view s, int64_t width, char32_t fill);
+// markupsafe's escape: & < > " ' as &amp; &lt; &gt; &#34; &#39;.
+std::string html_escape(std::string_view s);
 // Python's repr() of a str: quotes chosen as Python chooses them, escapes as Python writes.
 std::string repr(std::string_view s);
 // Python's repr() of a float ("1.0", "1e+16", "0.0001", "1e-05", "inf", "nan").
 std::string format_float(double d);
+// Joins pieces into one string (also sidesteps a GCC 12 -Wrestrict false positive on
+// `"literal" + std::string&&`).
+std::string concat(std::initializer_list<std::string_view> pieces);
 
 }  // namespace tessera::chat::text

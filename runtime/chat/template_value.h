@@ -34,11 +34,7 @@ struct CallArgs {
     std::vector<std::pair<std::string, Value>> keyword;
 };
 
-// A callable: a global (range, namespace, ...), a bound method, a macro or `caller`.
-struct Function {
-    std::string name;
-    std::function<Value(Renderer&, CallArgs&)> call;
-};
+struct Function;
 
 // The state of a one-shot iterator: iterating it consumes it.
 struct IteratorState {
@@ -50,7 +46,18 @@ struct IteratorState {
 class Value {
 public:
     enum class Type : uint8_t {
-        Undefined, None, Bool, Int, Float, String, List, Tuple, Dict, Namespace, Iterator, Function
+        Undefined,
+        None,
+        Bool,
+        Int,
+        Float,
+        String,
+        List,
+        Tuple,
+        Dict,
+        Namespace,
+        Iterator,
+        Function
     };
 
     Value() = default;  // undefined
@@ -60,13 +67,18 @@ public:
     static Value integer(int64_t i);
     static Value number(double d);
     static Value string(std::string s);
+    // A string marked safe for HTML (markupsafe's Markup): what |safe and |escape return.
+    // Python's `+` with a Markup escapes the other operand.
+    static Value markup(std::string s);
     static Value list(Array items = {});
     static Value tuple(Array items);
     static Value dict();
     static Value dict(std::shared_ptr<Dict> d);
     static Value namespace_object();
     static Value iterator(Array items, std::string kind = "generator");
+    // `receiver` is the object a bound method holds (str.strip's string, list.append's list).
     static Value function(std::string name, std::function<Value(Renderer&, CallArgs&)> call);
+    static Value function(std::string name, std::function<Value(Renderer&, CallArgs&)> call, Value receiver);
 
     Type type() const { return type_; }
     bool is_undefined() const { return type_ == Type::Undefined; }
@@ -76,6 +88,7 @@ public:
     bool is_float() const { return type_ == Type::Float; }
     bool is_number() const { return type_ == Type::Int || type_ == Type::Float || type_ == Type::Bool; }
     bool is_string() const { return type_ == Type::String; }
+    bool is_markup() const { return type_ == Type::String && markup_; }
     bool is_list() const { return type_ == Type::List; }
     bool is_tuple() const { return type_ == Type::Tuple; }
     bool is_sequence() const { return type_ == Type::List || type_ == Type::Tuple; }
@@ -116,6 +129,7 @@ public:
 
 private:
     Type type_ = Type::Undefined;
+    bool markup_ = false;
     union {
         bool b_;
         int64_t i_ = 0;
@@ -123,6 +137,18 @@ private:
     };
     std::shared_ptr<void> ptr_;  // string, array, Dict, IteratorState or Function by type_
 };
+
+// A callable: a global (range, namespace, ...), a bound method, a macro or `caller`.
+struct Function {
+    std::string name;
+    std::function<Value(Renderer&, CallArgs&)> call;
+    Value receiver;  // a bound method's object (undefined otherwise)
+};
+
+// Whether `v` holds (through lists, tuples, dicts, namespaces, iterators and bound
+// methods) the object `target`. Containers must never hold themselves: shared
+// ownership would leak them. EvalError past the nesting limit.
+bool holds(const Value& v, const void* target);
 
 // An insertion-ordered dict (Python 3.7+ semantics: re-setting a key keeps its place).
 class Dict {
@@ -132,6 +158,7 @@ public:
     void set(const Value& key, Value value);
     void set(std::string_view key, Value value) { set(Value::string(std::string(key)), std::move(value)); }
     bool erase(const Value& key);
+    void set_at(size_t i, Value value) { entries_[i].second = std::move(value); }  // i < size()
     size_t size() const { return entries_.size(); }
     bool empty() const { return entries_.empty(); }
     const std::vector<std::pair<Value, Value>>& entries() const { return entries_; }
