@@ -16,6 +16,7 @@ struct Command {
 const Command kCommands[] = {
     {"inspect", tessera_cli::cmd_inspect, "print a GGUF file's metadata and tensors"},
     {"template", tessera_cli::cmd_template, "render a chat template with a JSON request"},
+    {"chat", tessera_cli::cmd_chat, "chat with a model in the terminal (the default model without -m)"},
     {"run", tessera_cli::cmd_run, "generate text from a prompt"},
     {"perplexity", tessera_cli::cmd_perplexity, "measure a model's perplexity on a text file"},
     {"bench", tessera_cli::cmd_bench, "measure prompt and generation speed (tokens/s)"},

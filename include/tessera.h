@@ -351,6 +351,11 @@ tessera_status tessera_chat_render_json_defaults(const char* tmpl, const char* r
                                                  char** out);
 /* Frees memory the library allocated for the caller (rendered text). NULL is ignored. */
 void tessera_free(void* p);
+/* Parses a conversation saved as JSON: either {"messages": [...]} or the array itself,
+ * each message {"role": ..., "content": ...} with string values. *messages is an array
+ * of *n messages that the caller frees with tessera_chat_messages_free. */
+tessera_status tessera_chat_parse_messages(const char* json, tessera_chat_message** messages, size_t* n);
+void tessera_chat_messages_free(tessera_chat_message* messages, size_t n);
 
 #ifdef __cplusplus
 }

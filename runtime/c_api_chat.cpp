@@ -100,4 +100,52 @@ tessera_status tessera_chat_render_json(const char* tmpl, const char* request_js
 
 void tessera_free(void* p) { std::free(p); }
 
+
+tessera_status tessera_chat_parse_messages(const char* json, tessera_chat_message** messages, size_t* n) {
+    if (!messages || !n) return set_error(TESSERA_ERROR_INVALID_ARGUMENT, "tessera_chat_parse_messages: null argument");
+    *messages = nullptr;
+    *n = 0;
+    if (!json) return set_error(TESSERA_ERROR_INVALID_ARGUMENT, "tessera_chat_parse_messages: json is NULL");
+    return guard([&] {
+        chat::Value root = chat::json::parse(json);
+        const chat::Value* list = &root;
+        if (root.is_dict()) {
+            list = root.as_dict().find("messages");
+            if (!list) throw tessera::Error("the JSON object has no \"messages\" key");
+        }
+        if (!list->is_list()) throw tessera::Error("\"messages\" must be a JSON array");
+        const auto& items = list->items();
+        // Every message is checked before anything is allocated for the caller.
+        for (size_t i = 0; i < items.size(); ++i) {
+            const chat::Value* role = items[i].is_dict() ? items[i].as_dict().find("role") : nullptr;
+            const chat::Value* content = items[i].is_dict() ? items[i].as_dict().find("content") : nullptr;
+            if (!role || !role->is_string() || !content || !content->is_string())
+                throw tessera::Error("message " + std::to_string(i) + " needs string \"role\" and \"content\"");
+        }
+        auto* out = static_cast<tessera_chat_message*>(std::calloc(items.size() ? items.size() : 1, sizeof(tessera_chat_message)));
+        if (!out) throw std::bad_alloc();
+        size_t done = 0;
+        try {
+            for (; done < items.size(); ++done) {
+                out[done].role = to_c_string(items[done].as_dict().find("role")->as_string());
+                out[done].content = to_c_string(items[done].as_dict().find("content")->as_string());
+            }
+        } catch (...) {
+            tessera_chat_messages_free(out, done + 1);
+            throw;
+        }
+        *messages = out;
+        *n = items.size();
+    });
+}
+
+void tessera_chat_messages_free(tessera_chat_message* messages, size_t n) {
+    if (!messages) return;
+    for (size_t i = 0; i < n; ++i) {
+        std::free(const_cast<char*>(messages[i].role));
+        std::free(const_cast<char*>(messages[i].content));
+    }
+    std::free(messages);
+}
+
 }  // extern "C"
