@@ -39,6 +39,7 @@ struct ForwardInputs {
     const std::vector<Tensor*>* v_cache = nullptr;
     int64_t n_tokens = 0;
     int64_t n_kv = 0;  // cache rows attended to (a multiple of the padding, <= n_ctx)
+    int64_t n_ctx = 0; // the context's size (LongRoPE picks its factors by it)
 };
 
 class Architecture {

@@ -153,9 +153,25 @@ Tensor* self_attention(const ForwardInputs& in, const LayerWeights& l, int il, T
     const int64_t hd = hp.head_dim_k, hdv = hp.head_dim_v;
 
     // q: [hd, n_head, n], k: [hd, n_head_kv, n], v: [hdv * n_head_kv, n]
-    Tensor* q = g.reshape(linear(g, l.wq, l.bq, x), {hd, hp.n_head, n});
-    Tensor* k = g.reshape(linear(g, l.wk, l.bk, x), {hd, hp.n_head_kv, n});
-    Tensor* v = linear(g, l.wv, l.bv, x);
+    Tensor *q, *k, *v;
+    if (l.wqkv) {
+        // One product, then the three row ranges of its output.
+        Tensor* qkv = g.mul_mat(l.wqkv, x);
+        const int64_t nq = hd * hp.n_head, nk = hd * hp.n_head_kv, nv = hdv * hp.n_head_kv;
+        const size_t f = sizeof(float);
+        auto part = [&](int64_t rows, int64_t first) {
+            const int64_t ne[] = {rows, n};
+            const size_t nb[] = {f, qkv->nb[1]};
+            return g.cont(g.view(qkv, ne, nb, static_cast<size_t>(first) * f));
+        };
+        q = g.reshape(part(nq, 0), {hd, hp.n_head, n});
+        k = g.reshape(part(nk, nq), {hd, hp.n_head_kv, n});
+        v = part(nv, nq + nk);
+    } else {
+        q = g.reshape(linear(g, l.wq, l.bq, x), {hd, hp.n_head, n});
+        k = g.reshape(linear(g, l.wk, l.bk, x), {hd, hp.n_head_kv, n});
+        v = linear(g, l.wv, l.bv, x);
+    }
     if (l.q_norm) q = rms_norm(g, q, l.q_norm, hp.norm_eps);
     if (l.k_norm) k = rms_norm(g, k, l.k_norm, hp.norm_eps);
 
@@ -168,8 +184,11 @@ Tensor* self_attention(const ForwardInputs& in, const LayerWeights& l, int il, T
     rp.ext_factor = hp.rope_yarn_ext_factor;
     rp.attn_factor = hp.rope_attn_factor;
     rp.n_ctx_orig = hp.rope_n_ctx_orig;
-    q = g.rope(q, in.positions, in.w->rope_freqs, rp);
-    k = g.rope(k, in.positions, in.w->rope_freqs, rp);
+    Tensor* factors = in.w->rope_freqs;
+    if (in.w->rope_long && in.w->rope_short)  // LongRoPE
+        factors = in.n_ctx > hp.rope_n_ctx_orig ? in.w->rope_long : in.w->rope_short;
+    q = g.rope(q, in.positions, factors, rp);
+    k = g.rope(k, in.positions, factors, rp);
 
     // Write this batch's keys and values into the cache rows of their positions, then
     // attend over the cache's first n_kv rows (the mask hides rows not yet written).
@@ -191,10 +210,37 @@ Tensor* self_attention(const ForwardInputs& in, const LayerWeights& l, int il, T
 }
 
 Tensor* ffn_gated(Graph& g, const LayerWeights& l, Tensor* x, bool gelu) {
-    Tensor* gate = g.mul_mat(l.ffn_gate, x);
-    Tensor* up = g.mul_mat(l.ffn_up, x);
+    Tensor *gate, *up;
+    if (l.ffn_gate_up) {
+        // Fused (phi3): the first half of the product's rows is the gate, the second the up.
+        Tensor* gu = g.mul_mat(l.ffn_gate_up, x);
+        const int64_t n_ff = gu->ne[0] / 2;
+        const int64_t ne[] = {n_ff, gu->ne[1]};
+        const size_t nb[] = {sizeof(float), gu->nb[1]};
+        gate = g.cont(g.view(gu, ne, nb, 0));
+        up = g.cont(g.view(gu, ne, nb, static_cast<size_t>(n_ff) * sizeof(float)));
+    } else {
+        gate = g.mul_mat(l.ffn_gate, x);
+        up = g.mul_mat(l.ffn_up, x);
+    }
     Tensor* act = gelu ? g.geglu(gate, up) : g.swiglu(gate, up);
     return g.mul_mat(l.ffn_down, act);
+}
+
+Tensor* build_pre_norm_decoder(const ForwardInputs& in, bool gelu) {
+    Graph& g = *in.g;
+    const HParams& hp = *in.hp;
+    // x: [n_embd, n_tokens]
+    Tensor* x = g.get_rows(in.w->tok_embd, in.tokens);
+    for (int il = 0; il < hp.n_layer; ++il) {
+        const LayerWeights& l = in.w->layers[static_cast<size_t>(il)];
+        Tensor* mask = hp.layer_is_swa[static_cast<size_t>(il)] && in.mask_swa ? in.mask_swa : in.mask;
+        Tensor* h = rms_norm(g, x, l.attn_norm, hp.norm_eps);
+        x = g.add(x, self_attention(in, l, il, h, mask));
+        h = rms_norm(g, x, l.ffn_norm, hp.norm_eps);
+        x = g.add(x, ffn_gated(g, l, h, gelu));
+    }
+    return output_head(in, x);
 }
 
 Tensor* output_head(const ForwardInputs& in, Tensor* x) {

@@ -48,4 +48,8 @@ Tensor* ffn_gated(Graph& g, const LayerWeights& l, Tensor* x, bool gelu);
 // Final norm and output head for the rows in in.out_ids: [n_vocab, n_out].
 Tensor* output_head(const ForwardInputs& in, Tensor* x);
 
+// The plain pre-norm decoder most families share: embeddings, then per layer
+// x += attention(rms_norm(x)); x += ffn(rms_norm(x)); then the output head.
+Tensor* build_pre_norm_decoder(const ForwardInputs& in, bool gelu);
+
 }  // namespace tessera::models

@@ -25,21 +25,7 @@ public:
         for (int il = 0; il < hp.n_layer; ++il) load_common_layer(src, hp, il, w.layers[static_cast<size_t>(il)]);
     }
 
-    Tensor* build(const ForwardInputs& in) const override {
-        Graph& g = *in.g;
-        const HParams& hp = *in.hp;
-        // x: [n_embd, n_tokens]
-        Tensor* x = g.get_rows(in.w->tok_embd, in.tokens);
-        for (int il = 0; il < hp.n_layer; ++il) {
-            const LayerWeights& l = in.w->layers[static_cast<size_t>(il)];
-            Tensor* mask = hp.layer_is_swa[static_cast<size_t>(il)] && in.mask_swa ? in.mask_swa : in.mask;
-            Tensor* h = rms_norm(g, x, l.attn_norm, hp.norm_eps);
-            x = g.add(x, self_attention(in, l, il, h, mask));
-            h = rms_norm(g, x, l.ffn_norm, hp.norm_eps);
-            x = g.add(x, ffn_gated(g, l, h, /*gelu=*/false));
-        }
-        return output_head(in, x);
-    }
+    Tensor* build(const ForwardInputs& in) const override { return build_pre_norm_decoder(in, /*gelu=*/false); }
 };
 
 }  // namespace

@@ -36,6 +36,8 @@ struct Weights {
     Tensor* output_norm = nullptr;
     Tensor* output = nullptr;  // may alias tok_embd (tied embeddings)
     Tensor* rope_freqs = nullptr;
+    Tensor* rope_long = nullptr;   // LongRoPE (phi3): factors for contexts past the original
+    Tensor* rope_short = nullptr;
     std::vector<LayerWeights> layers;
 };
 

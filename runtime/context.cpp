@@ -115,6 +115,7 @@ void Context::decode_batch(const int32_t* tokens, int32_t n, bool all_logits) {
     in.v_cache = &cache_.v();
     in.n_tokens = n;
     in.n_kv = n_kv;
+    in.n_ctx = n_ctx();
     Tensor* logits = model_.arch->build(in);
     g.mark_output(logits);
     scheduler_.plan(g);

@@ -1,5 +1,7 @@
-// Random-weight Llama models of awkward shapes against logits from an independent NumPy
-// forward pass (tests/models/llama_reference.py, outputs committed in reference/).
+// Random-weight models of awkward shapes (llama, qwen2, qwen3, phi3, gemma3) against
+// logits from an independent NumPy forward pass (tests/models/llama_reference.py, outputs
+// committed in reference/). Float weights must match to rounding; quantized weights
+// within the bound that rounding activations to 8-bit blocks allows (as llama.cpp does).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -72,7 +74,13 @@ Compare compare(const runtime::Context& ctx, const std::vector<std::vector<doubl
 
 }  // namespace
 
-TEST_CASE("random-weight Llama models match the NumPy reference") {
+// NMSE bound for a model's logits by weight type and KV cache type.
+double bound(DType weights, DType kv) {
+    if (weights == DType::F32 || weights == DType::F16) return kv == DType::F32 ? 1e-9 : 1e-6;
+    return 5e-4;
+}
+
+TEST_CASE("random-weight models of every family match the NumPy reference") {
     test::ScratchDir dir;
     for (const auto& cfg : test::random_llama_configs()) {
         CAPTURE(cfg.name);
@@ -97,7 +105,7 @@ TEST_CASE("random-weight Llama models match the NumPy reference") {
             Compare c = compare(ctx, kv == DType::F32 ? ref.f32 : ref.f16);
             MESSAGE(cfg.name, " kv ", type_name(kv), ": nmse ", c.nmse, ", max |err| ", c.max_abs, ", top-1 ",
                     c.top1_agree, "/", c.rows);
-            CHECK(c.nmse < (kv == DType::F32 ? 1e-9 : 1e-6));
+            CHECK(c.nmse < bound(cfg.weight_type, kv));
             CHECK(c.top1_agree == c.rows);
         }
 
@@ -109,12 +117,13 @@ TEST_CASE("random-weight Llama models match the NumPy reference") {
         opt.n_batch = 3;
         runtime::Context batched(*model, opt);
         batched.decode(ref.tokens, true);
-        CHECK(compare(batched, ref.f32).nmse < 1e-9);
+        CHECK(compare(batched, ref.f32).nmse < bound(cfg.weight_type, DType::F32));
         runtime::Context stepwise(*model, opt);
         for (size_t i = 0; i < ref.tokens.size(); ++i) {
             stepwise.decode(std::span<const int32_t>(&ref.tokens[i], 1), false);
             Compare c = compare(stepwise, {ref.f32[i]});
-            CHECK(c.nmse < 1e-9);
+            CAPTURE(c.nmse);
+            CHECK(c.nmse < 4 * bound(cfg.weight_type, DType::F32));  // one row: a noisier estimate
         }
         CHECK(stepwise.n_past() == static_cast<int32_t>(ref.tokens.size()));
     }

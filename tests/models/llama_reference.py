@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent reference logits for the random-weight Llama test models.
+"""Independent reference logits for the random-weight test models (Llama and kin).
 
 A plain NumPy (float64) forward pass written from the Llama definition, reading the
 GGUF files with the `gguf` package from the Python package index (its own reader and
@@ -40,8 +40,9 @@ def rms_norm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope(x, pos, base, factors):
-    # x: [n, heads, hd]; adjacent pairs (2i, 2i+1) rotate by pos * base^(-2i/hd) / factor_i.
+def rope(x, pos, base, factors, neox=False):
+    # x: [n, heads, hd]. Normal: adjacent pairs (2i, 2i+1); NeoX: (i, i + hd/2). Pair i
+    # turns by pos * base^(-2i/hd) / factor_i.
     hd = x.shape[-1]
     i = np.arange(hd // 2)
     freq = base ** (-2.0 * i / hd)
@@ -49,6 +50,9 @@ def rope(x, pos, base, factors):
         freq = freq / factors
     theta = pos[:, None] * freq[None, :]  # [n, hd/2]
     c, s = np.cos(theta)[:, None, :], np.sin(theta)[:, None, :]
+    if neox:
+        x0, x1 = x[..., : hd // 2], x[..., hd // 2:]
+        return np.concatenate([x0 * c - x1 * s, x0 * s + x1 * c], axis=-1)
     x0, x1 = x[..., 0::2], x[..., 1::2]
     out = np.empty_like(x)
     out[..., 0::2] = x0 * c - x1 * s
@@ -56,43 +60,78 @@ def rope(x, pos, base, factors):
     return out
 
 
+def gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+
+
 def forward(meta, t, tokens, f16_cache):
+    """Logits [n, n_vocab] of the families llama (optionally with a sliding window),
+    qwen2 (QKV biases), qwen3 (q/k head norms), phi3 (fused QKV and gate+up, short
+    LongRoPE factors) and gemma3 (scaled embeddings, pre/post norms, q/k norms, GeGLU,
+    five sliding-window layers with RoPE base 10000 to every global one)."""
     a = meta["general.architecture"]
     n_layer = meta[a + ".block_count"]
     n_head = meta[a + ".attention.head_count"]
     n_kv = meta[a + ".attention.head_count_kv"]
     eps = meta[a + ".attention.layer_norm_rms_epsilon"]
     base = meta[a + ".rope.freq_base"]
-    factors = t.get("rope_freqs.weight")
+    window = meta.get(a + ".attention.sliding_window", 0)
+    neox = a in ("qwen2", "qwen3", "phi3", "gemma3")
+    gemma3 = a == "gemma3"
+    factors = t.get("rope_freqs.weight", t.get("rope_factors_short.weight"))
     n = len(tokens)
     pos = np.arange(n, dtype=np.float64)
     x = t["token_embd.weight"][tokens]  # [n, n_embd]
+    if gemma3:
+        x = x * np.sqrt(x.shape[1])
+    qp, kp = pos[:, None], pos[None, :]
+    causal = np.where(kp <= qp, 0.0, -np.inf)
+    local = np.where((kp <= qp) & (qp - kp < window), 0.0, -np.inf) if window else causal
     for il in range(n_layer):
         p = f"blk.{il}."
+        swa = window > 0 and (il % 6 < 5 if gemma3 else True)
         h = rms_norm(x, t[p + "attn_norm.weight"], eps)
-        q = h @ t[p + "attn_q.weight"].T
-        k = h @ t[p + "attn_k.weight"].T
-        v = h @ t[p + "attn_v.weight"].T
+        if p + "attn_qkv.weight" in t:
+            qkv = h @ t[p + "attn_qkv.weight"].T
+            hd = meta[a + ".attention.key_length"]
+            q, k, v = np.split(qkv, [n_head * hd, n_head * hd + n_kv * hd], axis=1)
+        else:
+            q = h @ t[p + "attn_q.weight"].T + t.get(p + "attn_q.bias", 0)
+            k = h @ t[p + "attn_k.weight"].T + t.get(p + "attn_k.bias", 0)
+            v = h @ t[p + "attn_v.weight"].T + t.get(p + "attn_v.bias", 0)
         hd = q.shape[1] // n_head
-        q = rope(q.reshape(n, n_head, hd), pos, base, factors)
-        k = rope(k.reshape(n, n_kv, hd), pos, base, factors)
-        v = v.reshape(n, n_kv, hd)
+        q, k, v = q.reshape(n, n_head, hd), k.reshape(n, n_kv, hd), v.reshape(n, n_kv, hd)
+        if p + "attn_q_norm.weight" in t:
+            q = rms_norm(q, t[p + "attn_q_norm.weight"], eps)
+            k = rms_norm(k, t[p + "attn_k_norm.weight"], eps)
+        b = 10000.0 if gemma3 and swa else base
+        q = rope(q, pos, b, factors, neox)
+        k = rope(k, pos, b, factors, neox)
         if f16_cache:
             k = k.astype(np.float16).astype(np.float64)
             v = v.astype(np.float16).astype(np.float64)
         group = n_head // n_kv
+        mask = local if swa else causal
         out = np.zeros((n, n_head, hd))
-        causal = np.triu(np.full((n, n), -np.inf), 1)
         for hh in range(n_head):
-            s = q[:, hh, :] @ k[:, hh // group, :].T / np.sqrt(hd) + causal
+            s = q[:, hh, :] @ k[:, hh // group, :].T / np.sqrt(hd) + mask
             s = np.exp(s - s.max(axis=1, keepdims=True))
             s /= s.sum(axis=1, keepdims=True)
             out[:, hh, :] = s @ v[:, hh // group, :]
-        x = x + out.reshape(n, n_head * hd) @ t[p + "attn_output.weight"].T
+        attn = out.reshape(n, n_head * hd) @ t[p + "attn_output.weight"].T
+        if gemma3:
+            attn = rms_norm(attn, t[p + "post_attention_norm.weight"], eps)
+        x = x + attn
         h = rms_norm(x, t[p + "ffn_norm.weight"], eps)
-        g = h @ t[p + "ffn_gate.weight"].T
-        u = h @ t[p + "ffn_up.weight"].T
-        x = x + (g / (1 + np.exp(-g)) * u) @ t[p + "ffn_down.weight"].T
+        if p + "ffn_gate.weight" in t:
+            g, u = h @ t[p + "ffn_gate.weight"].T, h @ t[p + "ffn_up.weight"].T
+        else:  # fused gate and up, gate first
+            g, u = np.split(h @ t[p + "ffn_up.weight"].T, 2, axis=1)
+        act = gelu_tanh(g) if gemma3 else g / (1 + np.exp(-g))
+        f = (act * u) @ t[p + "ffn_down.weight"].T
+        if gemma3:
+            f = rms_norm(f, t[p + "post_ffw_norm.weight"], eps)
+        x = x + f
     x = rms_norm(x, t["output_norm.weight"], eps)
     head = t.get("output.weight", t["token_embd.weight"])
     return x @ head.T  # [n, n_vocab]

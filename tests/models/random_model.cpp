@@ -57,6 +57,11 @@ std::vector<RandomLlamaConfig> random_llama_configs() {
         {"llama-gqa3-hd64-f16-tied", 101, 192, 2, 3, 1, 64, 160, DType::F16, true, false, 500000.0f, 2},
         {"llama-gqa4-hd128-q8_0", 83, 256, 2, 4, 1, 128, 224, DType::Q8_0, false, true, 500000.0f, 3},
         {"llama-gqa3-hd128-q4_0-tied", 59, 384, 2, 6, 2, 64 * 2, 288, DType::Q4_0, true, false, 10000.0f, 4},
+        {"llama-swa3-gqa2-f32", 61, 128, 2, 4, 2, 32, 96, DType::F32, false, false, 10000.0f, 5, "llama", 3},
+        {"qwen2-gqa2-hd64-q8_0", 71, 128, 2, 4, 2, 64, 160, DType::Q8_0, false, false, 1000000.0f, 6, "qwen2"},
+        {"qwen3-gqa2-hd128-f16", 53, 192, 2, 2, 1, 128, 96, DType::F16, true, false, 1000000.0f, 7, "qwen3"},
+        {"phi3-fused-hd32-q4_0", 67, 96, 2, 3, 3, 32, 64, DType::Q4_0, false, true, 10000.0f, 8, "phi3"},
+        {"gemma3-swa4-hd64-q8_0", 73, 128, 6, 2, 1, 64, 128, DType::Q8_0, true, false, 1000000.0f, 9, "gemma3", 4},
     };
 }
 
@@ -70,7 +75,8 @@ void write_random_llama(const RandomLlamaConfig& c, const std::string& path) {
     gguf::Writer w;
     Store st;
     Rng rng{c.seed};
-    const std::string a = "llama";
+    const std::string a = c.arch;
+    const bool phi3 = a == "phi3", gemma3 = a == "gemma3";
     w.set_string("general.architecture", a);
     w.set_string("general.name", c.name);
     w.set_u32(a + ".block_count", static_cast<uint32_t>(c.n_layer));
@@ -85,10 +91,12 @@ void write_random_llama(const RandomLlamaConfig& c, const std::string& path) {
     w.set_f32(a + ".rope.freq_base", c.rope_base);
     w.set_f32(a + ".attention.layer_norm_rms_epsilon", 1e-5f);
     w.set_u32(a + ".vocab_size", static_cast<uint32_t>(c.n_vocab));
+    if (c.sliding_window > 0) w.set_u32(a + ".attention.sliding_window", static_cast<uint32_t>(c.sliding_window));
+    if (phi3) w.set_u32(a + ".rope.scaling.original_context_length", 256);
 
     const int64_t q_out = static_cast<int64_t>(c.n_head) * c.head_dim, kv_out = static_cast<int64_t>(c.n_head_kv) * c.head_dim;
     const float ws = 1.0f / std::sqrt(static_cast<float>(c.n_embd));
-    add(w, st, rng, "token_embd.weight", c.weight_type, {c.n_embd, c.n_vocab}, 1.0f);
+    add(w, st, rng, "token_embd.weight", c.weight_type, {c.n_embd, c.n_vocab}, gemma3 ? ws : 1.0f);
     add(w, st, rng, "output_norm.weight", DType::F32, {c.n_embd}, 0.2f, 1.0f);
     if (!c.tied_output) add(w, st, rng, "output.weight", c.weight_type, {c.n_embd, c.n_vocab}, ws);
     if (c.rope_freqs) {
@@ -99,20 +107,51 @@ void write_random_llama(const RandomLlamaConfig& c, const std::string& path) {
             std::memcpy(blob->data() + i * 4, &f, 4);
         }
         const int64_t ne[] = {c.head_dim / 2};
-        w.add_tensor("rope_freqs.weight", DType::F32, ne, blob->data());
+        w.add_tensor(phi3 ? "rope_factors_short.weight" : "rope_freqs.weight", DType::F32, ne, blob->data());
+        if (phi3) {
+            // Long factors too, so the loader has both; a context of 256 uses the short ones.
+            auto lblob = std::make_unique<std::vector<uint8_t>>(*blob);
+            for (int i = 0; i < c.head_dim / 2; ++i) {
+                float f = 4.0f;
+                std::memcpy(lblob->data() + i * 4, &f, 4);
+            }
+            w.add_tensor("rope_factors_long.weight", DType::F32, ne, lblob->data());
+            st.blobs.push_back(std::move(lblob));
+        }
         st.blobs.push_back(std::move(blob));
     }
+    const float wo_scale = 1.0f / std::sqrt(static_cast<float>(q_out));
+    const float down_scale = 1.0f / std::sqrt(static_cast<float>(c.n_ff));
     for (int il = 0; il < c.n_layer; ++il) {
         const std::string p = "blk." + std::to_string(il) + ".";
         add(w, st, rng, p + "attn_norm.weight", DType::F32, {c.n_embd}, 0.2f, 1.0f);
-        add(w, st, rng, p + "attn_q.weight", c.weight_type, {c.n_embd, q_out}, ws * 2.0f);
-        add(w, st, rng, p + "attn_k.weight", c.weight_type, {c.n_embd, kv_out}, ws * 2.0f);
-        add(w, st, rng, p + "attn_v.weight", c.weight_type, {c.n_embd, kv_out}, ws);
-        add(w, st, rng, p + "attn_output.weight", c.weight_type, {q_out, c.n_embd}, 1.0f / std::sqrt(static_cast<float>(q_out)));
+        if (phi3) {
+            add(w, st, rng, p + "attn_qkv.weight", c.weight_type, {c.n_embd, q_out + 2 * kv_out}, ws * 2.0f);
+        } else {
+            add(w, st, rng, p + "attn_q.weight", c.weight_type, {c.n_embd, q_out}, ws * 2.0f);
+            add(w, st, rng, p + "attn_k.weight", c.weight_type, {c.n_embd, kv_out}, ws * 2.0f);
+            add(w, st, rng, p + "attn_v.weight", c.weight_type, {c.n_embd, kv_out}, ws);
+        }
+        if (a == "qwen2") {
+            add(w, st, rng, p + "attn_q.bias", DType::F32, {q_out}, 0.5f);
+            add(w, st, rng, p + "attn_k.bias", DType::F32, {kv_out}, 0.5f);
+            add(w, st, rng, p + "attn_v.bias", DType::F32, {kv_out}, 0.5f);
+        }
+        if (a == "qwen3" || gemma3) {
+            add(w, st, rng, p + "attn_q_norm.weight", DType::F32, {c.head_dim}, 0.2f, 1.0f);
+            add(w, st, rng, p + "attn_k_norm.weight", DType::F32, {c.head_dim}, 0.2f, 1.0f);
+        }
+        add(w, st, rng, p + "attn_output.weight", c.weight_type, {q_out, c.n_embd}, wo_scale);
+        if (gemma3) add(w, st, rng, p + "post_attention_norm.weight", DType::F32, {c.n_embd}, 0.2f, 1.0f);
         add(w, st, rng, p + "ffn_norm.weight", DType::F32, {c.n_embd}, 0.2f, 1.0f);
-        add(w, st, rng, p + "ffn_gate.weight", c.weight_type, {c.n_embd, c.n_ff}, ws * 2.0f);
-        add(w, st, rng, p + "ffn_up.weight", c.weight_type, {c.n_embd, c.n_ff}, ws * 2.0f);
-        add(w, st, rng, p + "ffn_down.weight", c.weight_type, {c.n_ff, c.n_embd}, 1.0f / std::sqrt(static_cast<float>(c.n_ff)));
+        if (phi3) {
+            add(w, st, rng, p + "ffn_up.weight", c.weight_type, {c.n_embd, 2 * c.n_ff}, ws * 2.0f);
+        } else {
+            add(w, st, rng, p + "ffn_gate.weight", c.weight_type, {c.n_embd, c.n_ff}, ws * 2.0f);
+            add(w, st, rng, p + "ffn_up.weight", c.weight_type, {c.n_embd, c.n_ff}, ws * 2.0f);
+        }
+        add(w, st, rng, p + "ffn_down.weight", c.weight_type, {c.n_ff, c.n_embd}, down_scale);
+        if (gemma3) add(w, st, rng, p + "post_ffw_norm.weight", DType::F32, {c.n_embd}, 0.2f, 1.0f);
     }
     w.write(path);
 }

@@ -18,13 +18,19 @@ struct RandomLlamaConfig {
     int32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff;
     DType weight_type;
     bool tied_output;
-    bool rope_freqs;   // Llama 3 style frequency factors
+    bool rope_freqs;   // Llama 3 style frequency factors (phi3: rope_factors_short)
     float rope_base;
     uint64_t seed;
+    // The family: "llama" (also with a sliding window), "qwen2" (QKV biases), "qwen3"
+    // (q/k head norms), "phi3" (fused QKV and gate+up), "gemma3" (scaled embeddings,
+    // pre/post norms, q/k norms, GeGLU, 5:1 sliding-window layers).
+    std::string arch = "llama";
+    int32_t sliding_window = 0;
 };
 
-// The configurations the model tests cover: GQA ratios 1, 3 and 4; head sizes 64 and
-// 128; tied and separate output heads; F32, F16, Q8_0 and Q4_0 weights.
+// The configurations the model tests cover: GQA ratios 1, 2, 3 and 4; head sizes 32, 64
+// and 128; tied and separate output heads; F32, F16, Q8_0 and Q4_0 weights; the llama,
+// qwen2, qwen3, phi3 and gemma3 families, with and without sliding windows.
 std::vector<RandomLlamaConfig> random_llama_configs();
 
 // Writes the model to `path`.
