@@ -197,7 +197,7 @@ bool Chat::turn(const std::string& user) {
     size_t same = 0;
     while (same < cached_.size() && same < tokens.size() && cached_[same] == tokens[same]) ++same;
     if (same == tokens.size()) --same;  // the last prompt token must be decoded for logits
-    tessera_context_truncate(ctx_, static_cast<int32_t>(same));
+    same = static_cast<size_t>(tessera_context_truncate(ctx_, static_cast<int32_t>(same)));
     cached_.resize(same);
     const int32_t n_new = static_cast<int32_t>(tokens.size() - same);
     if (tessera_decode(ctx_, tokens.data() + same, n_new, 0) != TESSERA_OK) {

@@ -242,8 +242,10 @@ void tessera_context_free(tessera_context* ctx);
 /* The context size in tokens, and how many tokens the sequence holds now. */
 int32_t tessera_context_n_ctx(const tessera_context* ctx);
 int32_t tessera_context_n_past(const tessera_context* ctx);
-/* Forgets the tokens from position n on (0 clears the sequence). */
-void tessera_context_truncate(tessera_context* ctx, int32_t n);
+/* Forgets the tokens from position n on (0 clears the sequence) and returns how many
+ * tokens the sequence keeps: n, or 0 when the model's sliding-window layers no longer
+ * hold the tokens that position n would attend to (decode from there again). */
+int32_t tessera_context_truncate(tessera_context* ctx, int32_t n);
 
 /* Appends n tokens to the sequence and runs the model over them (in batches of n_batch).
  * all_logits = 0 keeps the logits of the last token only; 1 keeps every token's. Tokens

@@ -194,11 +194,14 @@ Tensor* self_attention(const ForwardInputs& in, const LayerWeights& l, int il, T
     // attend over the cache's first n_kv rows (the mask hides rows not yet written).
     Tensor* kc_all = (*in.k_cache)[static_cast<size_t>(il)];
     Tensor* vc_all = (*in.v_cache)[static_cast<size_t>(il)];
-    Tensor* kc = g.set_rows(kc_all, g.reshape(k, {hd * hp.n_head_kv, n}), in.positions);
-    Tensor* vc = g.set_rows(vc_all, v, in.positions);
-    const int64_t k_ne[] = {hd, in.n_kv, hp.n_head_kv};
+    const bool ring = swa && in.rows_swa;  // a sliding-window layer with a ring cache
+    Tensor* rows = ring ? in.rows_swa : in.positions;
+    const int64_t n_kv = ring ? in.n_kv_swa : in.n_kv;
+    Tensor* kc = g.set_rows(kc_all, g.reshape(k, {hd * hp.n_head_kv, n}), rows);
+    Tensor* vc = g.set_rows(vc_all, v, rows);
+    const int64_t k_ne[] = {hd, n_kv, hp.n_head_kv};
     const size_t k_nb[] = {type_traits(kc_all->type).type_size, kc_all->nb[1], row_size(kc_all->type, hd)};
-    const int64_t v_ne[] = {hdv, in.n_kv, hp.n_head_kv};
+    const int64_t v_ne[] = {hdv, n_kv, hp.n_head_kv};
     const size_t v_nb[] = {type_traits(vc_all->type).type_size, vc_all->nb[1], row_size(vc_all->type, hdv)};
     Tensor* kv_k = g.view(kc, k_ne, k_nb, 0);
     Tensor* kv_v = g.view(vc, v_ne, v_nb, 0);

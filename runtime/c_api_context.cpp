@@ -59,9 +59,7 @@ void tessera_context_free(tessera_context* ctx) { delete ctx; }
 int32_t tessera_context_n_ctx(const tessera_context* ctx) { return ctx ? ctx->ctx->n_ctx() : 0; }
 int32_t tessera_context_n_past(const tessera_context* ctx) { return ctx ? ctx->ctx->n_past() : 0; }
 
-void tessera_context_truncate(tessera_context* ctx, int32_t n) {
-    if (ctx) ctx->ctx->truncate(n);
-}
+int32_t tessera_context_truncate(tessera_context* ctx, int32_t n) { return ctx ? ctx->ctx->truncate(n) : 0; }
 
 tessera_status tessera_decode(tessera_context* ctx, const int32_t* tokens, int32_t n, int32_t all_logits) {
     return guard([&] {

@@ -33,10 +33,12 @@ std::vector<Backend*> scheduler_backends(const Model& m) {
 Context::Context(const Model& model, const ContextOptions& options)
     : model_(model),
       options_(options),
-      cache_(model.cpu(), model.hp, choose_n_ctx(model, options.n_ctx), options.kv_type),
+      cache_(model.cpu(), model.hp, choose_n_ctx(model, options.n_ctx), options.n_batch > 0 ? options.n_batch : 512,
+             options.kv_type),
       scheduler_(scheduler_backends(model)) {
     scheduler_.set_threads(options.n_threads);
     if (options_.n_batch <= 0) options_.n_batch = 512;
+    ring_pos_.assign(static_cast<size_t>(cache_.ring_rows()), -1);
 }
 
 Context::~Context() = default;
@@ -47,7 +49,24 @@ size_t Context::compute_bytes() const {
     return n;
 }
 
-void Context::truncate(int32_t n) { n_past_ = std::clamp(n, 0, n_past_); }
+int32_t Context::truncate(int32_t n) {
+    n = std::clamp(n, 0, n_past_);
+    if (!ring_pos_.empty()) {
+        const int32_t window = model_.hp.sliding_window;
+        int32_t oldest = n_past_;  // the oldest position the ring holds below n
+        for (int32_t& p : ring_pos_) {
+            if (p >= n) p = -1;
+            else if (p >= 0) oldest = std::min(oldest, p);
+        }
+        const int32_t needed = std::max(0, n - window + 1);
+        if (n > 0 && oldest > needed) {  // overwritten: start the sequence afresh
+            n = 0;
+            std::fill(ring_pos_.begin(), ring_pos_.end(), -1);
+        }
+    }
+    n_past_ = n;
+    return n_past_;
+}
 
 const float* Context::logits(int32_t i) const {
     if (n_outputs_ == 0) return nullptr;
@@ -109,7 +128,11 @@ void Context::decode_batch(const int32_t* tokens, int32_t n, bool all_logits) {
     in.mask = g.input(DType::F16, {n_kv, n}, "mask");
     const bool any_swa = hp.sliding_window > 0 &&
                          std::any_of(hp.layer_is_swa.begin(), hp.layer_is_swa.end(), [](bool b) { return b; });
-    if (any_swa) in.mask_swa = g.input(DType::F16, {n_kv, n}, "mask_swa");
+    const int32_t ring = cache_.ring_rows();
+    const int32_t n_kv_swa = ring > 0 ? ring : n_kv;
+    if (any_swa) in.mask_swa = g.input(DType::F16, {n_kv_swa, n}, "mask_swa");
+    if (ring > 0) in.rows_swa = g.input(DType::I32, {n}, "rows_swa");
+    in.n_kv_swa = n_kv_swa;
     in.out_ids = g.input(DType::I32, {n_out}, "out_ids");
     in.k_cache = &cache_.k();
     in.v_cache = &cache_.v();
@@ -129,17 +152,27 @@ void Context::decode_batch(const int32_t* tokens, int32_t n, bool all_logits) {
     int32_t* out_ids = static_cast<int32_t*>(in.out_ids->data);
     for (int32_t i = 0; i < n_out; ++i) out_ids[i] = all_logits ? i : n - 1;
     const uint16_t zero = fp32_to_fp16(0.0f), hidden = fp32_to_fp16(-INFINITY);
+    // The ring after this batch's writes: row (n_past + i) % ring holds position n_past + i.
+    std::vector<int32_t> ring_after = ring_pos_;
+    for (int32_t i = 0; i < n && ring > 0; ++i) {
+        ring_after[static_cast<size_t>((n_past_ + i) % ring)] = n_past_ + i;
+        static_cast<int32_t*>(in.rows_swa->data)[i] = (n_past_ + i) % ring;
+    }
     for (int32_t i = 0; i < n; ++i) {
         const int32_t p = n_past_ + i;
         uint16_t* row = static_cast<uint16_t*>(in.mask->data) + static_cast<size_t>(i) * n_kv;
         for (int32_t j = 0; j < n_kv; ++j) row[j] = j <= p ? zero : hidden;
         if (in.mask_swa) {
-            uint16_t* srow = static_cast<uint16_t*>(in.mask_swa->data) + static_cast<size_t>(i) * n_kv;
-            for (int32_t j = 0; j < n_kv; ++j) srow[j] = (j <= p && p - j < hp.sliding_window) ? zero : hidden;
+            uint16_t* srow = static_cast<uint16_t*>(in.mask_swa->data) + static_cast<size_t>(i) * n_kv_swa;
+            for (int32_t j = 0; j < n_kv_swa; ++j) {
+                const int32_t q = ring > 0 ? ring_after[static_cast<size_t>(j)] : j;  // the row's position
+                srow[j] = (q >= 0 && q <= p && p - q < hp.sliding_window) ? zero : hidden;
+            }
         }
     }
 
     scheduler_.compute(g);
+    ring_pos_.swap(ring_after);
     const size_t n_vocab = static_cast<size_t>(hp.n_vocab);
     scheduler_.read(logits, logits_.data() + static_cast<size_t>(n_outputs_) * n_vocab,
                     static_cast<size_t>(n_out) * n_vocab * sizeof(float));

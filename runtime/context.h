@@ -44,8 +44,9 @@ public:
 
     int32_t n_past() const { return n_past_; }
     int32_t n_ctx() const { return cache_.n_ctx(); }
-    // Forgets tokens from position n on.
-    void truncate(int32_t n);
+    // Forgets tokens from position n on. Returns how many tokens the sequence keeps: fewer
+    // than n (0) when a sliding-window ring no longer holds what position n would see.
+    int32_t truncate(int32_t n);
     const Timings& timings() const { return timings_; }
     void reset_timings() { timings_ = Timings{}; }
     const Model& model() const { return model_; }
@@ -60,6 +61,7 @@ private:
     KvCache cache_;
     Scheduler scheduler_;
     int32_t n_past_ = 0;
+    std::vector<int32_t> ring_pos_;  // position held by each ring row (-1: none)
     std::vector<float> logits_;  // [n_outputs][n_vocab]
     int32_t n_outputs_ = 0;
     Timings timings_;

@@ -8,7 +8,7 @@
 
 namespace tessera::runtime {
 
-KvCache::KvCache(Backend& backend, const models::HParams& hp, int32_t n_ctx, DType type)
+KvCache::KvCache(Backend& backend, const models::HParams& hp, int32_t n_ctx, int32_t n_batch, DType type)
     : n_ctx_(n_ctx), type_(type) {
     if (type != DType::F16 && type != DType::F32 && type != DType::Q8_0)
         throw Error("KV cache type " + std::string(type_name(type)) + " is not supported (F16, F32, Q8_0)");
@@ -16,11 +16,19 @@ KvCache::KvCache(Backend& backend, const models::HParams& hp, int32_t n_ctx, DTy
     if (hp.head_dim_k % bs != 0 || hp.head_dim_v % bs != 0)
         throw Error("KV cache type " + std::string(type_name(type)) + " needs head sizes that are multiples of " +
                     std::to_string(bs));
+    // A ring must hold the window plus one batch: writing a batch never overwrites a row
+    // that one of the batch's own tokens still sees.
+    if (hp.sliding_window > 0 && static_cast<int64_t>(hp.sliding_window) + n_batch < n_ctx)
+        ring_rows_ = hp.sliding_window + n_batch;
     std::vector<Tensor*> all;
     for (int il = 0; il < hp.n_layer; ++il) {
         std::string kn = "cache_k_l" + std::to_string(il), vn = "cache_v_l" + std::to_string(il);
-        k_.push_back(graph_.new_tensor(type, {hp.n_embd_k_gqa(), n_ctx}, kn.c_str()));
-        v_.push_back(graph_.new_tensor(type, {hp.n_embd_v_gqa(), n_ctx}, vn.c_str()));
+        const bool ring = ring_rows_ > 0 && hp.layer_is_swa[static_cast<size_t>(il)];
+        const int64_t rows = ring ? ring_rows_ : n_ctx;
+        k_.push_back(graph_.new_tensor(type, {hp.n_embd_k_gqa(), rows}, kn.c_str()));
+        v_.push_back(graph_.new_tensor(type, {hp.n_embd_v_gqa(), rows}, vn.c_str()));
+        full_bytes_ += row_size(type, hp.n_embd_k_gqa()) * static_cast<size_t>(n_ctx) +
+                       row_size(type, hp.n_embd_v_gqa()) * static_cast<size_t>(n_ctx);
         all.push_back(k_.back());
         all.push_back(v_.back());
     }

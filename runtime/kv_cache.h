@@ -11,13 +11,19 @@
 
 namespace tessera::runtime {
 
+// Sliding-window layers keep only the rows they can still see: a ring of window +
+// n_batch rows (position p in row p % ring), instead of n_ctx rows.
 class KvCache {
 public:
-    KvCache(Backend& backend, const models::HParams& hp, int32_t n_ctx, DType type);
+    KvCache(Backend& backend, const models::HParams& hp, int32_t n_ctx, int32_t n_batch, DType type);
 
     int32_t n_ctx() const { return n_ctx_; }
+    // Rows of a sliding-window layer's ring (0: no ring; every layer has n_ctx rows).
+    int32_t ring_rows() const { return ring_rows_; }
     DType type() const { return type_; }
     size_t bytes() const { return buffer_->size(); }
+    // What the cache would take with n_ctx rows in every layer.
+    size_t full_bytes() const { return full_bytes_; }
     const std::vector<Tensor*>& k() const { return k_; }
     const std::vector<Tensor*>& v() const { return v_; }
     // Zeroes every row, so unwritten rows never hold NaN bit patterns.
@@ -25,7 +31,9 @@ public:
 
 private:
     int32_t n_ctx_;
+    int32_t ring_rows_ = 0;
     DType type_;
+    size_t full_bytes_ = 0;
     Graph graph_;
     std::vector<Tensor*> k_, v_;
     std::unique_ptr<Buffer> buffer_;

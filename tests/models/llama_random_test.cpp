@@ -178,3 +178,36 @@ TEST_CASE("the loader names what is wrong with a model file") {
         CHECK(msg.find("tensor 'blk.0.ffn_gate.weight' has shape [96, 128], expected [128, 96]") != std::string::npos);
     }
 }
+
+TEST_CASE("sliding-window layers keep only a ring of rows, and truncation respects it") {
+    test::ScratchDir dir;
+    for (const auto& cfg : test::random_llama_configs()) {
+        if (cfg.sliding_window == 0) continue;
+        CAPTURE(cfg.name);
+        std::string path = dir.file(cfg.name + ".gguf").string();
+        test::write_random_llama(cfg, path);
+        Reference ref = read_reference(cfg.name);
+        auto model = runtime::load_model(gguf::File::open(path), {});
+        runtime::ContextOptions opt;
+        opt.n_ctx = 64;
+        opt.n_batch = 2;
+        opt.kv_type = DType::F32;
+        runtime::Context ctx(*model, opt);
+        REQUIRE(ctx.cache().ring_rows() == cfg.sliding_window + 2);
+        CHECK(ctx.cache().bytes() < ctx.cache().full_bytes());
+        MESSAGE(cfg.name, ": KV cache ", ctx.cache().bytes(), " bytes instead of ", ctx.cache().full_bytes());
+        for (size_t i = 0; i < ref.tokens.size(); ++i) {
+            ctx.decode(std::span<const int32_t>(&ref.tokens[i], 1), false);
+            CHECK(compare(ctx, {ref.f32[i]}).nmse < 4 * bound(cfg.weight_type, DType::F32));
+        }
+        // The ring holds the last window + 2 positions: going back two keeps enough ...
+        const int32_t n = static_cast<int32_t>(ref.tokens.size());
+        REQUIRE(ctx.truncate(n - 2) == n - 2);
+        ctx.decode(std::span<const int32_t>(ref.tokens.data() + n - 2, 2), true);
+        CHECK(compare(ctx, {ref.f32[static_cast<size_t>(n - 2)], ref.f32[static_cast<size_t>(n - 1)]}).nmse <
+              4 * bound(cfg.weight_type, DType::F32));
+        // ... going back to the start of a long-gone window does not.
+        CHECK(ctx.truncate(1) == 0);
+        CHECK(ctx.n_past() == 0);
+    }
+}

@@ -96,6 +96,14 @@ void check_model(const std::string& name, int32_t n_layer, int32_t bos_in_chunks
     CHECK(same >= ref.greedy.size() / 2);
     CHECK(agree + 1 >= ref.greedy.size());
 
+    {
+        runtime::ContextOptions big;
+        big.n_ctx = 4096;
+        runtime::Context c4k(*model, big);
+        MESSAGE(name, ": KV cache for 4096 tokens: ", c4k.cache().bytes() / (1 << 20), " MiB (",
+                c4k.cache().full_bytes() / (1 << 20), " MiB without sliding-window rings)");
+    }
+
     const int32_t n_chunk = 128;
     double nll = 0;
     int64_t count = 0;
