@@ -250,7 +250,10 @@ Tensor* output_head(const ForwardInputs& in, Tensor* x) {
     Graph& g = *in.g;
     if (in.out_ids && in.out_ids->ne[0] < in.n_tokens) x = g.get_rows(x, in.out_ids);
     x = rms_norm(g, x, in.w->output_norm, in.hp->norm_eps);
-    return g.mul_mat(in.w->output, x);
+    Tensor* logits = g.mul_mat(in.w->output, x);
+    if (in.hp->final_softcap > 0.0f)  // c * tanh(logits / c)
+        logits = g.scale(g.tanh(g.scale(logits, 1.0f / in.hp->final_softcap)), in.hp->final_softcap);
+    return logits;
 }
 
 }  // namespace tessera::models

@@ -6,6 +6,7 @@
 namespace tessera::models {
 
 const Architecture& llama_architecture();
+const Architecture& gemma2_architecture();
 const Architecture& gemma3_architecture();
 const Architecture& qwen2_architecture();
 const Architecture& qwen3_architecture();
@@ -13,7 +14,7 @@ const Architecture& phi3_architecture();
 
 namespace {
 const Architecture* const kArchitectures[] = {&llama_architecture(), &qwen2_architecture(), &qwen3_architecture(),
-                                              &phi3_architecture(),  &gemma3_architecture()};
+                                              &phi3_architecture(),  &gemma2_architecture(), &gemma3_architecture()};
 }  // namespace
 
 const Architecture* find_architecture(std::string_view name) {

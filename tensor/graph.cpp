@@ -29,6 +29,7 @@ const char* op_name(Op op) {
     case Op::Silu: return "silu";
     case Op::Gelu: return "gelu";
     case Op::GeluErf: return "gelu_erf";
+    case Op::Tanh: return "tanh";
     case Op::Swiglu: return "swiglu";
     case Op::Geglu: return "geglu";
     case Op::Cpy: return "cpy";
@@ -400,6 +401,11 @@ Tensor* Graph::silu(Tensor* a) {
 Tensor* Graph::gelu(Tensor* a) {
     check_unary_f32("gelu", a);
     return make_op(Op::Gelu, DType::F32, shape_of(a), {a});
+}
+
+Tensor* Graph::tanh(Tensor* a) {
+    check_unary_f32("tanh", a);
+    return make_op(Op::Tanh, DType::F32, shape_of(a), {a});
 }
 
 Tensor* Graph::gelu_erf(Tensor* a) {

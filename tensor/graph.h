@@ -83,6 +83,7 @@ public:
     Tensor* silu(Tensor* a);
     Tensor* gelu(Tensor* a);      // tanh approximation
     Tensor* gelu_erf(Tensor* a);  // exact
+    Tensor* tanh(Tensor* a);
     // silu(a) * b and gelu(a) * b, a and b of the same shape.
     Tensor* swiglu(Tensor* a, Tensor* b);
     Tensor* geglu(Tensor* a, Tensor* b);

@@ -32,6 +32,7 @@ enum class Op : uint8_t {
     Silu,
     Gelu,
     GeluErf,
+    Tanh,
     Swiglu,
     Geglu,
     Cpy,

@@ -33,7 +33,7 @@ void compute_node(const Tensor& node, const ComputeParams& p);
 // Per op family (ops_*.cpp).
 void op_get_rows(const Tensor& node, const ComputeParams& p);
 void op_binary(const Tensor& node, const ComputeParams& p);  // add, mul
-void op_unary(const Tensor& node, const ComputeParams& p);   // scale, silu, gelu, gelu_erf
+void op_unary(const Tensor& node, const ComputeParams& p);   // scale, silu, gelu, gelu_erf, tanh
 void op_gate(const Tensor& node, const ComputeParams& p);    // swiglu, geglu
 void op_copy(const Tensor& node, const ComputeParams& p);    // cpy, cont
 void op_set_rows(const Tensor& node, const ComputeParams& p);

@@ -30,7 +30,8 @@ void compute_node(const Tensor& node, const ComputeParams& p) {
     case Op::Scale:
     case Op::Silu:
     case Op::Gelu:
-    case Op::GeluErf: op_unary(node, p); break;
+    case Op::GeluErf:
+    case Op::Tanh: op_unary(node, p); break;
     case Op::Swiglu:
     case Op::Geglu: op_gate(node, p); break;
     case Op::Cpy:
@@ -119,6 +120,7 @@ void op_unary(const Tensor& node, const ComputeParams& p) {
         case Op::Scale: for (int64_t i = 0; i < a.ne[0]; ++i) out[i] = x[i] * s; break;
         case Op::Silu: for (int64_t i = 0; i < a.ne[0]; ++i) out[i] = silu(x[i]); break;
         case Op::Gelu: for (int64_t i = 0; i < a.ne[0]; ++i) out[i] = gelu_tanh(x[i]); break;
+        case Op::Tanh: for (int64_t i = 0; i < a.ne[0]; ++i) out[i] = std::tanh(x[i]); break;
         default: for (int64_t i = 0; i < a.ne[0]; ++i) out[i] = gelu_erf(x[i]); break;
         }
     }

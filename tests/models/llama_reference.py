@@ -68,7 +68,9 @@ def forward(meta, t, tokens, f16_cache):
     """Logits [n, n_vocab] of the families llama (optionally with a sliding window),
     qwen2 (QKV biases), qwen3 (q/k head norms), phi3 (fused QKV and gate+up, short
     LongRoPE factors) and gemma3 (scaled embeddings, pre/post norms, q/k norms, GeGLU,
-    five sliding-window layers with RoPE base 10000 to every global one)."""
+    five sliding-window layers with RoPE base 10000 to every global one) and gemma2
+    (like gemma3 without q/k norms; every other layer slides; soft-capped attention scores
+    and logits)."""
     a = meta["general.architecture"]
     n_layer = meta[a + ".block_count"]
     n_head = meta[a + ".attention.head_count"]
@@ -76,20 +78,23 @@ def forward(meta, t, tokens, f16_cache):
     eps = meta[a + ".attention.layer_norm_rms_epsilon"]
     base = meta[a + ".rope.freq_base"]
     window = meta.get(a + ".attention.sliding_window", 0)
-    neox = a in ("qwen2", "qwen3", "phi3", "gemma3")
+    neox = a in ("qwen2", "qwen3", "phi3", "gemma2", "gemma3")
     gemma3 = a == "gemma3"
+    gemma = a in ("gemma2", "gemma3")
+    attn_cap = meta.get(a + ".attn_logit_softcapping", 0)
+    final_cap = meta.get(a + ".final_logit_softcapping", 0)
     factors = t.get("rope_freqs.weight", t.get("rope_factors_short.weight"))
     n = len(tokens)
     pos = np.arange(n, dtype=np.float64)
     x = t["token_embd.weight"][tokens]  # [n, n_embd]
-    if gemma3:
+    if gemma:
         x = x * np.sqrt(x.shape[1])
     qp, kp = pos[:, None], pos[None, :]
     causal = np.where(kp <= qp, 0.0, -np.inf)
     local = np.where((kp <= qp) & (qp - kp < window), 0.0, -np.inf) if window else causal
     for il in range(n_layer):
         p = f"blk.{il}."
-        swa = window > 0 and (il % 6 < 5 if gemma3 else True)
+        swa = window > 0 and (il % 6 < 5 if gemma3 else il % 2 == 0 if gemma else True)
         h = rms_norm(x, t[p + "attn_norm.weight"], eps)
         if p + "attn_qkv.weight" in t:
             qkv = h @ t[p + "attn_qkv.weight"].T
@@ -114,12 +119,15 @@ def forward(meta, t, tokens, f16_cache):
         mask = local if swa else causal
         out = np.zeros((n, n_head, hd))
         for hh in range(n_head):
-            s = q[:, hh, :] @ k[:, hh // group, :].T / np.sqrt(hd) + mask
+            s = q[:, hh, :] @ k[:, hh // group, :].T / np.sqrt(hd)
+            if attn_cap:
+                s = attn_cap * np.tanh(s / attn_cap)
+            s = s + mask
             s = np.exp(s - s.max(axis=1, keepdims=True))
             s /= s.sum(axis=1, keepdims=True)
             out[:, hh, :] = s @ v[:, hh // group, :]
         attn = out.reshape(n, n_head * hd) @ t[p + "attn_output.weight"].T
-        if gemma3:
+        if gemma:
             attn = rms_norm(attn, t[p + "post_attention_norm.weight"], eps)
         x = x + attn
         h = rms_norm(x, t[p + "ffn_norm.weight"], eps)
@@ -127,14 +135,17 @@ def forward(meta, t, tokens, f16_cache):
             g, u = h @ t[p + "ffn_gate.weight"].T, h @ t[p + "ffn_up.weight"].T
         else:  # fused gate and up, gate first
             g, u = np.split(h @ t[p + "ffn_up.weight"].T, 2, axis=1)
-        act = gelu_tanh(g) if gemma3 else g / (1 + np.exp(-g))
+        act = gelu_tanh(g) if gemma else g / (1 + np.exp(-g))
         f = (act * u) @ t[p + "ffn_down.weight"].T
-        if gemma3:
+        if gemma:
             f = rms_norm(f, t[p + "post_ffw_norm.weight"], eps)
         x = x + f
     x = rms_norm(x, t["output_norm.weight"], eps)
     head = t.get("output.weight", t["token_embd.weight"])
-    return x @ head.T  # [n, n_vocab]
+    logits = x @ head.T  # [n, n_vocab]
+    if final_cap:
+        logits = final_cap * np.tanh(logits / final_cap)
+    return logits
 
 
 def main():

@@ -62,6 +62,7 @@ std::vector<RandomLlamaConfig> random_llama_configs() {
         {"qwen3-gqa2-hd128-f16", 53, 192, 2, 2, 1, 128, 96, DType::F16, true, false, 1000000.0f, 7, "qwen3"},
         {"phi3-fused-hd32-q4_0", 67, 96, 2, 3, 3, 32, 64, DType::Q4_0, false, true, 10000.0f, 8, "phi3"},
         {"gemma3-swa4-hd64-q8_0", 73, 128, 6, 2, 1, 64, 128, DType::Q8_0, true, false, 1000000.0f, 9, "gemma3", 4},
+        {"gemma2-swa3-softcap-f16", 79, 128, 2, 2, 2, 64, 96, DType::F16, true, false, 10000.0f, 10, "gemma2", 3},
     };
 }
 
@@ -76,7 +77,7 @@ void write_random_llama(const RandomLlamaConfig& c, const std::string& path) {
     Store st;
     Rng rng{c.seed};
     const std::string a = c.arch;
-    const bool phi3 = a == "phi3", gemma3 = a == "gemma3";
+    const bool phi3 = a == "phi3", gemma3 = a == "gemma3", gemma = gemma3 || a == "gemma2";
     w.set_string("general.architecture", a);
     w.set_string("general.name", c.name);
     w.set_u32(a + ".block_count", static_cast<uint32_t>(c.n_layer));
@@ -93,10 +94,14 @@ void write_random_llama(const RandomLlamaConfig& c, const std::string& path) {
     w.set_u32(a + ".vocab_size", static_cast<uint32_t>(c.n_vocab));
     if (c.sliding_window > 0) w.set_u32(a + ".attention.sliding_window", static_cast<uint32_t>(c.sliding_window));
     if (phi3) w.set_u32(a + ".rope.scaling.original_context_length", 256);
+    if (a == "gemma2") {  // small caps, so random weights actually reach them
+        w.set_f32(a + ".attn_logit_softcapping", 0.5f);
+        w.set_f32(a + ".final_logit_softcapping", 2.0f);
+    }
 
     const int64_t q_out = static_cast<int64_t>(c.n_head) * c.head_dim, kv_out = static_cast<int64_t>(c.n_head_kv) * c.head_dim;
     const float ws = 1.0f / std::sqrt(static_cast<float>(c.n_embd));
-    add(w, st, rng, "token_embd.weight", c.weight_type, {c.n_embd, c.n_vocab}, gemma3 ? ws : 1.0f);
+    add(w, st, rng, "token_embd.weight", c.weight_type, {c.n_embd, c.n_vocab}, gemma ? ws : 1.0f);
     add(w, st, rng, "output_norm.weight", DType::F32, {c.n_embd}, 0.2f, 1.0f);
     if (!c.tied_output) add(w, st, rng, "output.weight", c.weight_type, {c.n_embd, c.n_vocab}, ws);
     if (c.rope_freqs) {
@@ -142,7 +147,7 @@ void write_random_llama(const RandomLlamaConfig& c, const std::string& path) {
             add(w, st, rng, p + "attn_k_norm.weight", DType::F32, {c.head_dim}, 0.2f, 1.0f);
         }
         add(w, st, rng, p + "attn_output.weight", c.weight_type, {q_out, c.n_embd}, wo_scale);
-        if (gemma3) add(w, st, rng, p + "post_attention_norm.weight", DType::F32, {c.n_embd}, 0.2f, 1.0f);
+        if (gemma) add(w, st, rng, p + "post_attention_norm.weight", DType::F32, {c.n_embd}, 0.2f, 1.0f);
         add(w, st, rng, p + "ffn_norm.weight", DType::F32, {c.n_embd}, 0.2f, 1.0f);
         if (phi3) {
             add(w, st, rng, p + "ffn_up.weight", c.weight_type, {c.n_embd, 2 * c.n_ff}, ws * 2.0f);
@@ -151,7 +156,7 @@ void write_random_llama(const RandomLlamaConfig& c, const std::string& path) {
             add(w, st, rng, p + "ffn_up.weight", c.weight_type, {c.n_embd, c.n_ff}, ws * 2.0f);
         }
         add(w, st, rng, p + "ffn_down.weight", c.weight_type, {c.n_ff, c.n_embd}, down_scale);
-        if (gemma3) add(w, st, rng, p + "post_ffw_norm.weight", DType::F32, {c.n_embd}, 0.2f, 1.0f);
+        if (gemma) add(w, st, rng, p + "post_ffw_norm.weight", DType::F32, {c.n_embd}, 0.2f, 1.0f);
     }
     w.write(path);
 }

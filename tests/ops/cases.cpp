@@ -165,6 +165,7 @@ void add_elementwise(std::vector<OpCase>& cases) {
          [](double x) { return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }},
         {"gelu_erf", [](Graph& g, Tensor* a) { return g.gelu_erf(a); },
          [](double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); }},
+        {"tanh", [](Graph& g, Tensor* a) { return g.tanh(a); }, [](double x) { return std::tanh(x); }},
     };
     for (const Unary& u : unaries) {
         for (int shape = 0; shape < 3; ++shape) {
