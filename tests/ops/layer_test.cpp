@@ -237,7 +237,9 @@ TEST_CASE("a hand-built transformer layer matches a scalar computation, prompt t
         }
         CAPTURE(err / norm);
         MESSAGE("layer step of ", n, " tokens at ", p0, ": nmse ", err / norm);
-        CHECK(err / norm < 1e-8);
+        // The weights are quantized (Q8_0, Q4_0, Q5_1), and the fast kernels round the
+        // activations to 8-bit blocks for those: the op-parity bound for quantized types.
+        CHECK(err / norm < 5e-4);
         p0 += n;
     }
 }
