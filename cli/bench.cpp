@@ -167,6 +167,7 @@ int cmd_bench(int argc, char** argv) {
     std::snprintf(size, sizeof size, "%.2f MiB", static_cast<double>(tessera_model_size(model)) / (1 << 20));
     std::snprintf(params, sizeof params, "%.2f M", static_cast<double>(tessera_model_n_params(model)) / 1e6);
     std::string name = std::string(tessera_model_architecture(model)) + " " + tessera_model_name(model);
+    std::fprintf(stderr, "%s\n", tessera_system_info());
     if (json) {
         std::printf("[\n");
         for (size_t i = 0; i < results.size(); ++i) {

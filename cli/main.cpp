@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (!std::strcmp(name, "--version") || !std::strcmp(name, "version")) {
-        std::printf("tessera %s\n", tessera_version());
+        std::printf("%s\n", tessera_system_info());
         return 0;
     }
     for (const Command& c : kCommands)

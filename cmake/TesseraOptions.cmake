@@ -97,6 +97,17 @@ else()
   tessera_summary(OpenMP "off (not found; CPU backend runs single-threaded)")
 endif()
 
+# ---- Highway (required): the CPU kernels are compiled for several instruction sets and
+# the best one is chosen at run time (backends/cpu/kernels/hwy_config.h lists them) ----
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(HWY QUIET libhwy)
+endif()
+if(NOT HWY_FOUND)
+  message(FATAL_ERROR "Highway (libhwy) not found; the CPU kernels need it (apt-get install libhwy-dev, or scripts/setup.sh)")
+endif()
+tessera_summary(Highway "${HWY_VERSION} (kernels for x86 SSE4, AVX2, AVX-512, +VNNI, Arm NEON, scalar)")
+
 # ---- sanitizers ----
 # A fuzz build always runs with ASan+UBSan: a fuzzer finds crashes, the sanitizers turn
 # silent memory errors into crashes.
@@ -128,6 +139,12 @@ function(tessera_apply_options target)
   if(TESSERA_SANITIZE_FLAGS)
     target_compile_options(${target} PRIVATE ${TESSERA_SANITIZE_FLAGS})
     target_link_options(${target} PRIVATE ${TESSERA_SANITIZE_FLAGS})
+  endif()
+  # The library's kernels use Highway: PUBLIC, as a static library hands its dependencies on.
+  if(target STREQUAL "tessera")
+    target_include_directories(tessera SYSTEM PUBLIC ${HWY_INCLUDE_DIRS})
+    target_compile_options(tessera PUBLIC ${HWY_CFLAGS_OTHER})
+    target_link_libraries(tessera PUBLIC ${HWY_LINK_LIBRARIES})
   endif()
 endfunction()
 

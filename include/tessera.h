@@ -43,6 +43,13 @@ const char* tessera_status_name(tessera_status status);
 /* The library version, e.g. "0.1.0". Never NULL. */
 const char* tessera_version(void);
 
+/* One line on this build and machine: version, the CPU code path chosen at start-up and
+ * the features it uses, hardware threads, backends present. Never NULL. */
+const char* tessera_system_info(void);
+/* The CPU kernels' code path ("avx512_vnni", "avx2", "neon", "scalar", ...), chosen at
+ * start-up for this CPU; TESSERA_CPU_TARGET=<name> forces a lower one. Never NULL. */
+const char* tessera_cpu_target(void);
+
 /* ---- element and block types (ids equal GGUF's type ids) ------------------------ */
 
 /* The type's name ("F32", "Q4_K", ...), or NULL for an unknown id. */

@@ -9,6 +9,7 @@ packages=(
     ninja-build
     pkg-config
     doctest-dev       # unit tests
+    libhwy-dev        # Highway: the CPU kernels' run-time SIMD dispatch
     clang             # libFuzzer target, sanitizer builds
     libclang-rt-dev   # clang's sanitizer and fuzzer runtimes
     python3           # test helpers (JSON checks), model download (scripts/get-model.sh)

@@ -1,9 +1,12 @@
 // Attention with an online softmax (one pass over the keys, O(D) scratch per thread):
-// scores q.k * scale (optionally soft-capped) plus the mask, accumulated into V rows.
+// scores q.k * scale (optionally soft-capped) plus the mask, accumulated into V rows. The
+// row dots and accumulations run on the SIMD kernels (F32 and F16 K/V read in place; other
+// types are dequantized a row at a time).
 #include <cmath>
 #include <cstring>
 #include <limits>
 
+#include "backends/cpu/kernels/kernels.h"
 #include "backends/cpu/ops.h"
 #include "tensor/fp16.h"
 #include "tensor/quant/quant.h"
@@ -18,6 +21,7 @@ void op_flash_attn(const Tensor& node, const ComputeParams& p) {
     const float scale = node.param_f(0), softcap = node.param_f(1);
     const int64_t D = q.ne[0], Dv = v.ne[0], n_q = q.ne[1], H = q.ne[2], n_kv = k.ne[1];
     const int64_t group = H / k.ne[2];
+    const kernels::KernelTable& kt = kernels::active();
 
     float* krow = reinterpret_cast<float*>(p.work);
     float* vrow = krow + D;
@@ -40,32 +44,36 @@ void op_flash_attn(const Tensor& node, const ComputeParams& p) {
                 if (mv == -std::numeric_limits<float>::infinity()) continue;
             }
             const char* kp = k.row_ptr(j, hk, s);
-            const float* kf = reinterpret_cast<const float*>(kp);
-            if (k.type != DType::F32) {
+            float score;
+            if (k.type == DType::F32) {
+                score = kt.dot_f32(qr, reinterpret_cast<const float*>(kp), D);
+            } else if (k.type == DType::F16) {
+                score = kt.dot_f32_f16(qr, reinterpret_cast<const uint16_t*>(kp), D);
+            } else {
                 quant::dequantize_row(k.type, kp, krow, D);
-                kf = krow;
+                score = kt.dot_f32(qr, krow, D);
             }
-            float score = 0.0f;
-            for (int64_t i = 0; i < D; ++i) score += qr[i] * kf[i];
             score *= scale;
             if (softcap > 0.0f) score = softcap * std::tanh(score / softcap);
             score += mv;
 
-            const char* vp = v.row_ptr(j, hk, s);
-            const float* vf = reinterpret_cast<const float*>(vp);
-            if (v.type != DType::F32) {
-                quant::dequantize_row(v.type, vp, vrow, Dv);
-                vf = vrow;
-            }
             // Online softmax: rescale what was accumulated when the running max grows.
             if (score > m) {
                 const float c = std::exp(m - score);
-                for (int64_t i = 0; i < Dv; ++i) acc[i] *= c;
+                kt.scale_f32(acc, c, Dv);
                 l *= c;
                 m = score;
             }
             const float w = std::exp(score - m);
-            for (int64_t i = 0; i < Dv; ++i) acc[i] += w * vf[i];
+            const char* vp = v.row_ptr(j, hk, s);
+            if (v.type == DType::F32) {
+                kt.axpy_f32(acc, w, reinterpret_cast<const float*>(vp), Dv);
+            } else if (v.type == DType::F16) {
+                kt.axpy_f16(acc, w, reinterpret_cast<const uint16_t*>(vp), Dv);
+            } else {
+                quant::dequantize_row(v.type, vp, vrow, Dv);
+                kt.axpy_f32(acc, w, vrow, Dv);
+            }
             l += w;
         }
         float* out = reinterpret_cast<float*>(node.row_ptr(h, iq, s));

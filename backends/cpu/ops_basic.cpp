@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backends/cpu/kernels/matmul.h"
 #include "backends/cpu/ops.h"
 #include "tensor/fp16.h"
 #include "tensor/quant/quant.h"
@@ -10,7 +11,7 @@ namespace tessera::cpu {
 
 size_t work_per_thread(const Tensor& node) {
     switch (node.op) {
-    case Op::MulMat: return static_cast<size_t>(node.src[0]->ne[0]) * sizeof(float);
+    case Op::MulMat: return mul_mat_work_per_thread(node);
     case Op::Cpy:
     case Op::Cont: return static_cast<size_t>(node.src[0]->ne[0]) * sizeof(float);
     case Op::FlashAttn: {

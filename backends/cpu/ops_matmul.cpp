@@ -1,37 +1,103 @@
-// Matrix product, reference path: dequantize one weight row into scratch, then dot it
-// with every activation row. Work is split over weight rows so all threads stream the
-// weights once. (The fast integer-dot and GEMM kernels are separate.)
+// Matrix product out[m][n] = sum_k W[n][k] * X[m][k], for weights W of any type and F32
+// activations X. Work is split over weight rows (and the batch dims), so every thread streams
+// its own part of the weights once. Each thread converts the activation rows to the format
+// the weight type's kernel wants (Q8_0 or Q8_K blocks, or F32 as they are) into its own
+// scratch, a chunk of rows at a time, then runs register tiles of weight rows x activation
+// rows (kernels/kernels.h), so one pass over a weight tile serves a whole tile of activations.
+// Weight types without a fast kernel are dequantized row by row and use the F32 kernel.
+//
+// Each thread quantizes the activations itself rather than sharing one copy: there is no
+// barrier inside a node, and for decoding (one row) this costs far less than the weights'
+// stream (a 4096-wide row is 16 KiB of floats against megabytes of weights); for prompts the
+// chunk is reused by every weight row of the thread.
+#include <algorithm>
+
+#include "backends/cpu/kernels/kernels.h"
+#include "backends/cpu/kernels/matmul.h"
 #include "backends/cpu/ops.h"
 #include "tensor/quant/quant.h"
 
 namespace tessera::cpu {
 
+namespace {
+
+// Activation rows quantized per step: bounds the scratch (64 rows of 4096 are 272 KiB of
+// Q8_0 blocks, which stay in L2 while the weight tiles stream past).
+constexpr int64_t kActChunk = 64;
+
+}  // namespace
+
+size_t mul_mat_work_per_thread(const Tensor& node) {
+    const Tensor& a = *node.src[0];
+    const int64_t K = a.ne[0], M = node.src[1]->ne[1];
+    // A chunk of quantized activation rows (a weight type's activation format is the same on
+    // every code path), or one dequantized weight row for types without a fast kernel.
+    const kernels::ActFormat fmt = kernels::active().act[static_cast<uint32_t>(a.type)];
+    const size_t act = fmt == kernels::ActFormat::F32
+                           ? 0
+                           : static_cast<size_t>(std::min(M, kActChunk)) * kernels::act_row_size(fmt, K);
+    return std::max(act, static_cast<size_t>(K) * sizeof(float));
+}
+
 void op_mul_mat(const Tensor& node, const ComputeParams& p) {
     const Tensor& a = *node.src[0];  // [K, N, A2, A3] weights
-    const Tensor& b = *node.src[1];  // [K, M, B2, B3] F32 activations
+    const Tensor& b = *node.src[1];  // [K, M, B2, B3] F32 activations, rows contiguous
+    const kernels::KernelTable& kt = kernels::active();
     const int64_t K = a.ne[0], N = a.ne[1], M = b.ne[1];
     const int64_t r2 = b.ne[2] / a.ne[2], r3 = b.ne[3] / a.ne[3];
-    float* w = reinterpret_cast<float*>(p.work);
 
-    // Items: (weight row n, batch i2, batch i3), n fastest.
-    const int64_t items = N * b.ne[2] * b.ne[3];
+    kernels::DotTileFn dot = kt.dot[static_cast<uint32_t>(a.type)];
+    kernels::ActFormat fmt = kt.act[static_cast<uint32_t>(a.type)];
+    const bool dequantize = dot == nullptr;
+    if (dequantize) {
+        dot = kt.dot[static_cast<uint32_t>(DType::F32)];
+        fmt = kernels::ActFormat::F32;
+    }
+    const kernels::QuantizeRowFn quantize = fmt == kernels::ActFormat::Q8_0   ? kt.quantize_q8_0
+                                            : fmt == kernels::ActFormat::Q8_K ? kt.quantize_q8_K
+                                                                              : nullptr;
+    const size_t act_bytes = kernels::act_row_size(fmt, K);
+    const int64_t chunk = quantize ? kActChunk : M;
+    const int tr = dequantize ? 1 : std::min(kt.tile_rows, kernels::kMaxTile);
+    const int tc = std::min(kt.tile_cols, kernels::kMaxTile);
+    const size_t out_stride = node.nb[1] / sizeof(float);
+    char* scratch = p.work;
+
+    // Items: (weight row n, batch i2, batch i3), n fastest; a thread's range covers runs of
+    // consecutive rows within one batch at a time.
     int64_t ib, ie;
-    split_rows(items, p.ith, p.nth, &ib, &ie);
-    for (int64_t it = ib; it < ie; ++it) {
-        const int64_t n = it % N, i2 = (it / N) % b.ne[2], i3 = it / (N * b.ne[2]);
-        const char* arow = a.row_ptr(n, i2 / r2, i3 / r3);
-        const float* wrow;
-        if (a.type == DType::F32) {
-            wrow = reinterpret_cast<const float*>(arow);
-        } else {
-            quant::dequantize_row(a.type, arow, w, K);
-            wrow = w;
-        }
-        for (int64_t m = 0; m < M; ++m) {
-            const float* x = reinterpret_cast<const float*>(b.row_ptr(m, i2, i3));
-            float sum = 0.0f;
-            for (int64_t k = 0; k < K; ++k) sum += wrow[k] * x[k];
-            *reinterpret_cast<float*>(node.row_ptr(m, i2, i3) + n * node.nb[0]) = sum;
+    split_rows(N * b.ne[2] * b.ne[3], p.ith, p.nth, &ib, &ie);
+    for (int64_t it = ib; it < ie;) {
+        const int64_t n0 = it % N, i2 = (it / N) % b.ne[2], i3 = it / (N * b.ne[2]);
+        const int64_t n1 = std::min(N, n0 + (ie - it));
+        it += n1 - n0;
+        const char* w = a.row_ptr(n0, i2 / r2, i3 / r3);
+        for (int64_t m0 = 0; m0 < M; m0 += chunk) {
+            const int64_t mc = std::min(chunk, M - m0);
+            const char* x = b.row_ptr(m0, i2, i3);
+            size_t x_stride = b.nb[1];
+            if (quantize) {
+                for (int64_t m = 0; m < mc; ++m)
+                    quantize(reinterpret_cast<const float*>(b.row_ptr(m0 + m, i2, i3)), scratch + m * act_bytes, K);
+                x = scratch;
+                x_stride = act_bytes;
+            }
+            float* out = reinterpret_cast<float*>(node.row_ptr(m0, i2, i3)) + n0;
+            for (int64_t n = n0; n < n1; n += tr) {
+                const int nr = static_cast<int>(std::min<int64_t>(tr, n1 - n));
+                const char* wn = w + (n - n0) * a.nb[1];
+                size_t w_stride = a.nb[1];
+                if (dequantize) {  // nr == 1
+                    quant::dequantize_row(a.type, wn, reinterpret_cast<float*>(scratch), K);
+                    wn = scratch;
+                    w_stride = 0;
+                }
+                for (int64_t c = 0; c < mc; c += tc) {
+                    const int nc = static_cast<int>(std::min<int64_t>(tc, mc - c));
+                    dot(K, wn, w_stride, nr, x + c * x_stride, x_stride, nc, out + c * out_stride + (n - n0),
+                        out_stride);
+                }
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ cmake -S "$src/tests/install" -B "$work/app" -G Ninja -DCMAKE_BUILD_TYPE=Release
 # pkg-config alone, with a C compiler for a C program.
 PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" pkg-config --cflags --libs tessera >"$work/pc" || fail "pkg-config"
 # shellcheck disable=SC2046
-cc -std=c11 -o "$work/simple-pc" "$src/examples/simple.c" $(cat "$work/pc") $(pkg-config --libs libhwy 2>/dev/null) \
+cc -std=c11 -o "$work/simple-pc" "$src/examples/simple.c" $(cat "$work/pc") \
     2>"$work/cc.log" || { cat "$work/cc.log"; fail "cc simple.c with pkg-config"; }
 
 model=${TESSERA_MODELS:-$HOME/.cache/tessera/models}/smollm2-135m-instruct.gguf

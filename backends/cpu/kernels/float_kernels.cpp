@@ -1,0 +1,234 @@
+// Float kernels, compiled once per Highway target with Highway's own (full-width) vectors:
+// dot tiles of F32, F16 and BF16 weights against F32 activation rows, the activation
+// quantizers (F32 -> Q8_0 and Q8_K blocks, byte for byte as tensor/quant's reference
+// quantizers), and the row helpers of flash attention. The twins are in ref_kernels.cpp.
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "backends/cpu/kernels/hwy_config.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "backends/cpu/kernels/float_kernels.cpp"
+#include "hwy/cache_control.h"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+#include "backends/cpu/kernels/fill.h"
+#include "backends/cpu/kernels/ref_kernels.h"
+#include "backends/cpu/kernels/tile_pieces.h"
+#include "tensor/fp16.h"
+#include "tensor/quant/blocks.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace tessera::cpu::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+#if HWY_TARGET == HWY_SCALAR
+void FillFloat(KernelTable* t) { ref::fill(t); }
+#else
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// Register tile: R*C accumulators plus C activation vectors (AVX3 and NEON have 32
+// registers, the others 16).
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_NEON
+constexpr int kRows = 4, kCols = 4;
+#else
+constexpr int kRows = 4, kCols = 2;
+#endif
+
+inline float to_float(float v) { return v; }
+inline float to_float(hwy::float16_t v) {
+    uint16_t bits;
+    std::memcpy(&bits, &v, 2);
+    return fp16_to_fp32(bits);
+}
+inline float to_float(hwy::bfloat16_t v) {
+    uint16_t bits;
+    std::memcpy(&bits, &v, 2);
+    return bf16_to_fp32(bits);
+}
+
+template <class T>
+HWY_INLINE VF load_as_float(const T* p) {
+    if constexpr (std::is_same_v<T, float>) {
+        return hn::LoadU(DF(), p);
+    } else {
+        return hn::PromoteTo(DF(), hn::LoadU(hn::Rebind<T, DF>(), p));
+    }
+}
+
+// R weight rows x C activation rows; the last k % lanes elements one at a time.
+template <class T, int R, int C>
+HWY_NOINLINE void tile(int64_t k, const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, float* out, size_t os) {
+    const DF df;
+    const int64_t n = static_cast<int64_t>(hn::Lanes(df));
+    const size_t prefetch_ahead = 2 * R * ws;  // the rows of the tile after next (simd_ops-inl.h)
+    VF acc[R][C];
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) acc[r][c] = hn::Zero(df);
+    int64_t i = 0;
+    for (; i + n <= k; i += n) {
+        VF xv[C];
+        for (int c = 0; c < C; ++c) xv[c] = hn::LoadU(df, reinterpret_cast<const float*>(x + c * xs) + i);
+        for (int r = 0; r < R; ++r) {
+            const T* wr = reinterpret_cast<const T*>(w + r * ws) + i;
+            hwy::Prefetch(reinterpret_cast<const uint8_t*>(wr) + prefetch_ahead);
+            const VF wv = load_as_float(wr);
+            for (int c = 0; c < C; ++c) acc[r][c] = hn::MulAdd(wv, xv[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < R; ++r) {
+        const T* wr = reinterpret_cast<const T*>(w + r * ws);
+        for (int c = 0; c < C; ++c) {
+            const float* xr = reinterpret_cast<const float*>(x + c * xs);
+            float sum = hn::GetLane(hn::SumOfLanes(df, acc[r][c]));
+            for (int64_t j = i; j < k; ++j) sum += to_float(wr[j]) * xr[j];
+            out[c * os + r] = sum;
+        }
+    }
+}
+
+template <class T>
+void dot_tile(int64_t k, const void* w, size_t ws, int nr, const void* x, size_t xs, int nc, float* out, size_t os) {
+    const uint8_t* wp = static_cast<const uint8_t*>(w);
+    const uint8_t* xp = static_cast<const uint8_t*>(x);
+    for_each_piece<kRows, kCols>(nr, nc, [&]<int R, int C>(int r, int c) {
+        tile<T, R, C>(k, wp + r * ws, ws, xp + c * xs, xs, out + c * os + r, os);
+    });
+}
+
+// ---- activation quantizers ----
+
+// x * id rounded to nearest-even and clamped to [-127, 127], as the reference does (a NaN
+// gives -127 there and here: Max returns its second operand for a NaN first one).
+template <class D>
+HWY_INLINE hn::Vec<hn::Rebind<int32_t, D> > quantize_lanes(D d, const float* x, hn::Vec<D> id) {
+    const auto v = hn::Min(hn::Max(hn::Mul(hn::LoadU(d, x), id), hn::Set(d, -127.0f)), hn::Set(d, 127.0f));
+    return hn::NearestInt(v);
+}
+
+// Largest |x| over n elements; NaNs are skipped as the reference's comparison skips them.
+template <class D>
+HWY_INLINE float abs_max(D d, const float* x, int n) {
+    auto m = hn::Zero(d);
+    for (int j = 0; j < n; j += static_cast<int>(hn::Lanes(d))) m = hn::Max(hn::Abs(hn::LoadU(d, x + j)), m);
+    return hn::GetLane(hn::MaxOfLanes(d, m));
+}
+
+void QuantizeQ8_0(const float* x, void* yv, int64_t k) {
+    const hn::CappedTag<float, quant::kQK> d;
+    const hn::Rebind<int8_t, decltype(d)> d8;
+    const int n = static_cast<int>(hn::Lanes(d));
+    auto* y = static_cast<quant::block_q8_0*>(yv);
+    for (int64_t b = 0; b < k / quant::kQK; ++b, x += quant::kQK) {
+        const uint16_t dh = fp32_to_fp16(abs_max(d, x, quant::kQK) / 127.0f);
+        const float dd = fp16_to_fp32(dh);
+        const auto id = hn::Set(d, dd != 0.0f ? 1.0f / dd : 0.0f);
+        y[b].d = dh;
+        for (int j = 0; j < quant::kQK; j += n)
+            hn::StoreU(hn::DemoteTo(d8, quantize_lanes(d, x + j, id)), d8, y[b].qs + j);
+    }
+}
+
+void QuantizeQ8_K(const float* x, void* yv, int64_t k) {
+    const hn::CappedTag<float, 16> d;  // 16 divides by the lane count: one bsum per 16 / n vectors
+    const hn::Rebind<int32_t, decltype(d)> di;
+    const hn::Rebind<int8_t, decltype(d)> d8;
+    const int n = static_cast<int>(hn::Lanes(d));
+    auto* y = static_cast<quant::block_q8_K*>(yv);
+    for (int64_t b = 0; b < k / quant::kQKK; ++b, x += quant::kQKK) {
+        const float dd = abs_max(d, x, quant::kQKK) / 127.0f;
+        const auto id = hn::Set(d, dd != 0.0f ? 1.0f / dd : 0.0f);
+        y[b].d = dd;
+        for (int g = 0; g < quant::kQKK / 16; ++g) {
+            auto sum = hn::Zero(di);
+            for (int j = 16 * g; j < 16 * g + 16; j += n) {
+                const auto q = quantize_lanes(d, x + j, id);
+                sum = hn::Add(sum, q);
+                hn::StoreU(hn::DemoteTo(d8, q), d8, y[b].qs + j);
+            }
+            y[b].bsums[g] = static_cast<int16_t>(hn::GetLane(hn::SumOfLanes(di, sum)));
+        }
+    }
+}
+
+// ---- attention row helpers ----
+
+template <class T>
+float dot_rows(const float* a, const T* b, int64_t n) {
+    const DF df;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+    VF s0 = hn::Zero(df), s1 = hn::Zero(df);
+    int64_t i = 0;
+    for (; i + 2 * lanes <= n; i += 2 * lanes) {
+        s0 = hn::MulAdd(hn::LoadU(df, a + i), load_as_float(b + i), s0);
+        s1 = hn::MulAdd(hn::LoadU(df, a + i + lanes), load_as_float(b + i + lanes), s1);
+    }
+    for (; i + lanes <= n; i += lanes) s0 = hn::MulAdd(hn::LoadU(df, a + i), load_as_float(b + i), s0);
+    float sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(s0, s1)));
+    for (; i < n; ++i) sum += a[i] * to_float(b[i]);
+    return sum;
+}
+
+template <class T>
+void axpy_rows(float* y, float a, const T* x, int64_t n) {
+    const DF df;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+    const VF va = hn::Set(df, a);
+    int64_t i = 0;
+    for (; i + lanes <= n; i += lanes)
+        hn::StoreU(hn::MulAdd(va, load_as_float(x + i), hn::LoadU(df, y + i)), df, y + i);
+    for (; i < n; ++i) y[i] += a * to_float(x[i]);
+}
+
+float DotF32(const float* a, const float* b, int64_t n) { return dot_rows(a, b, n); }
+float DotF32F16(const float* a, const uint16_t* b, int64_t n) {
+    return dot_rows(a, reinterpret_cast<const hwy::float16_t*>(b), n);
+}
+void AxpyF32(float* y, float a, const float* x, int64_t n) { axpy_rows(y, a, x, n); }
+void AxpyF16(float* y, float a, const uint16_t* x, int64_t n) {
+    axpy_rows(y, a, reinterpret_cast<const hwy::float16_t*>(x), n);
+}
+void ScaleF32(float* y, float a, int64_t n) {
+    const DF df;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+    int64_t i = 0;
+    for (; i + lanes <= n; i += lanes) hn::StoreU(hn::Mul(hn::LoadU(df, y + i), hn::Set(df, a)), df, y + i);
+    for (; i < n; ++i) y[i] *= a;
+}
+
+void FillFloat(KernelTable* t) {
+    t->target = hwy::TargetName(HWY_TARGET);
+    const auto set = [t](DType type, DotTileFn fn) {
+        t->dot[static_cast<uint32_t>(type)] = fn;
+        t->act[static_cast<uint32_t>(type)] = ActFormat::F32;
+    };
+    set(DType::F32, &dot_tile<float>);
+    set(DType::F16, &dot_tile<hwy::float16_t>);
+    set(DType::BF16, &dot_tile<hwy::bfloat16_t>);
+    t->quantize_q8_0 = QuantizeQ8_0;
+    t->quantize_q8_K = QuantizeQ8_K;
+    t->dot_f32 = DotF32;
+    t->dot_f32_f16 = DotF32F16;
+    t->axpy_f32 = AxpyF32;
+    t->axpy_f16 = AxpyF16;
+    t->scale_f32 = ScaleF32;
+}
+
+#endif  // HWY_TARGET == HWY_SCALAR
+
+}  // namespace tessera::cpu::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace tessera::cpu::kernels {
+
+HWY_EXPORT(FillFloat);
+
+void detail::fill_float_kernels(KernelTable* t) { HWY_DYNAMIC_DISPATCH(FillFloat)(t); }
+
+}  // namespace tessera::cpu::kernels
+#endif

@@ -1,0 +1,29 @@
+// Implements the system-information part of tessera.h: what this build and this machine
+// offer (CPU code path and features, thread count, backends).
+#include <string>
+#include <thread>
+
+#include "backends/cpu/cpu_info.h"
+#include "backends/registry.h"
+#include "tessera.h"
+
+extern "C" {
+
+const char* tessera_system_info(void) {
+    static const std::string info = [] {
+        std::string s = "tessera ";
+        s += tessera_version();
+        s += " | CPU: ";
+        s += tessera::cpu::cpu_target_name();
+        s += " (" + tessera::cpu::cpu_features() + ")";
+        s += " | threads: " + std::to_string(std::thread::hardware_concurrency());
+        s += " | backends:";
+        for (const auto& b : tessera::backends::create_available()) s += " " + b->name();
+        return s;
+    }();
+    return info.c_str();
+}
+
+const char* tessera_cpu_target(void) { return tessera::cpu::cpu_target_name(); }
+
+}  // extern "C"
