@@ -42,7 +42,8 @@ const char* kChatHelp =
     "  -n, --n-predict N       at most N tokens per reply (default 512)\n"
     "  -c, --ctx-size N        context size in tokens (default: the model's, at most 4096)\n"
     "  -t, --threads N         CPU threads (default: all cores)\n"
-    "  --temp T, --top-k K, --top-p P, --min-p P, --repeat-penalty R, --seed S\n"
+    "  --temp T, --top-k K, --top-p P, --min-p P, --repeat-penalty R, --repeat-last-n N,\n"
+    "  --presence-penalty P, --frequency-penalty P, --seed S\n"
     "                          sampling, as for 'tessera run' (default temp 0.8)\n"
     "  --verbose               report on stderr how many tokens each turn decoded\n"
     "  -h, --help              show this help\n";
@@ -399,8 +400,6 @@ int cmd_chat(int argc, char** argv) {
         }
         const char* v = option_value(argc, argv, &i);
         if (!v) return 2;
-        long n = 0;
-        double d = 0;
         if (is("-m", "--model")) o.model = v;
         else if (is("-s", "--system")) o.system = v;
         else if (is("-n", "--n-predict")) {
@@ -409,25 +408,8 @@ int cmd_chat(int argc, char** argv) {
             if (!parse_int(a, v, 0, 1 << 24, &o.n_ctx)) return 2;
         } else if (is("-t", "--threads")) {
             if (!parse_int(a, v, 0, 1024, &o.n_threads)) return 2;
-        } else if (is("--temp")) {
-            if (!parse_float(a, v, 0, 100, &d)) return 2;
-            o.sp.temperature = static_cast<float>(d);
-        } else if (is("--top-k")) {
-            if (!parse_int(a, v, 0, 1 << 30, &n)) return 2;
-            o.sp.top_k = static_cast<int32_t>(n);
-        } else if (is("--top-p")) {
-            if (!parse_float(a, v, 0, 1, &d)) return 2;
-            o.sp.top_p = static_cast<float>(d);
-        } else if (is("--min-p")) {
-            if (!parse_float(a, v, 0, 1, &d)) return 2;
-            o.sp.min_p = static_cast<float>(d);
-        } else if (is("--repeat-penalty")) {
-            if (!parse_float(a, v, 0.01, 100, &d)) return 2;
-            o.sp.repeat_penalty = static_cast<float>(d);
-        } else if (is("--seed")) {
-            if (!parse_int(a, v, 0, 0x7fffffffL, &n)) return 2;
-            o.sp.seed = static_cast<uint64_t>(n);
-            o.have_seed = true;
+        } else if (int r = parse_sampling_option(a, v, &o.sp, &o.have_seed); r != 0) {
+            if (r < 0) return 2;
         } else {
             std::fprintf(stderr, "error: unknown option '%s' (see 'tessera chat --help')\n", a);
             return 2;

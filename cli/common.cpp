@@ -35,6 +35,50 @@ bool parse_float(const char* option, const char* text, double min, double max, d
     return true;
 }
 
+int parse_sampling_option(const char* a, const char* v, tessera_sampler_params* sp, bool* seeded) {
+    long n = 0;
+    double d = 0;
+    auto is = [&](const char* name) { return !std::strcmp(a, name); };
+    if (is("--temp")) {
+        if (!parse_float(a, v, 0, 100, &d)) return -1;
+        sp->temperature = static_cast<float>(d);
+    } else if (is("--top-k")) {
+        if (!parse_int(a, v, 0, 1 << 30, &n)) return -1;
+        sp->top_k = static_cast<int32_t>(n);
+    } else if (is("--top-p")) {
+        if (!parse_float(a, v, 0, 1, &d)) return -1;
+        sp->top_p = static_cast<float>(d);
+    } else if (is("--min-p")) {
+        if (!parse_float(a, v, 0, 1, &d)) return -1;
+        sp->min_p = static_cast<float>(d);
+    } else if (is("--repeat-penalty")) {
+        if (!parse_float(a, v, 0.01, 100, &d)) return -1;
+        sp->repeat_penalty = static_cast<float>(d);
+    } else if (is("--repeat-last-n")) {
+        if (!parse_int(a, v, 0, 1 << 20, &n)) return -1;
+        sp->repeat_last_n = static_cast<int32_t>(n);
+    } else if (is("--presence-penalty")) {
+        if (!parse_float(a, v, -100, 100, &d)) return -1;
+        sp->presence_penalty = static_cast<float>(d);
+    } else if (is("--frequency-penalty")) {
+        if (!parse_float(a, v, -100, 100, &d)) return -1;
+        sp->frequency_penalty = static_cast<float>(d);
+    } else if (is("--seed")) {
+        char* end = nullptr;
+        errno = 0;
+        unsigned long long s = std::strtoull(v, &end, 10);
+        if (!*v || *end || *v == '-' || errno) {
+            std::fprintf(stderr, "error: --seed needs a non-negative whole number (got '%s')\n", v);
+            return -1;
+        }
+        sp->seed = s;
+        *seeded = true;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 const char* option_value(int argc, char** argv, int* i) {
     if (*i + 1 >= argc) {
         std::fprintf(stderr, "error: %s needs a value\n", argv[*i]);

@@ -14,6 +14,12 @@ namespace tessera_cli {
 bool parse_int(const char* option, const char* text, long min, long max, long* out);
 bool parse_float(const char* option, const char* text, double min, double max, double* out);
 
+// Sampling options shared by run and chat (--temp, --top-k, --top-p, --min-p,
+// --repeat-penalty, --repeat-last-n, --presence-penalty, --frequency-penalty, --seed).
+// Returns 1 when `option` was one of them and its value parsed, 0 when it is not a
+// sampling option, -1 on a bad value (the error is printed). *seeded is set by --seed.
+int parse_sampling_option(const char* option, const char* value, tessera_sampler_params* sp, bool* seeded);
+
 // The next argument of an option, or an error message and nullptr.
 const char* option_value(int argc, char** argv, int* i);
 

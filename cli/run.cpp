@@ -59,8 +59,6 @@ int parse(int argc, char** argv, RunOptions& o) {
             return !std::strcmp(a, s1) || (s2 && !std::strcmp(a, s2));
         };
         const char* v = nullptr;
-        long n = 0;
-        double d = 0;
         if (is("-h", "--help")) {
             std::fputs(kRunHelp, stdout);
             return -1;
@@ -82,39 +80,8 @@ int parse(int argc, char** argv, RunOptions& o) {
             if (!parse_int(a, v, 1, 1 << 20, &o.n_batch)) return 2;
         } else if (is("-t", "--threads")) {
             if (!parse_int(a, v, 0, 1024, &o.n_threads)) return 2;
-        } else if (is("--temp")) {
-            if (!parse_float(a, v, 0, 100, &d)) return 2;
-            o.sp.temperature = static_cast<float>(d);
-        } else if (is("--top-k")) {
-            if (!parse_int(a, v, 0, 1 << 30, &n)) return 2;
-            o.sp.top_k = static_cast<int32_t>(n);
-        } else if (is("--top-p")) {
-            if (!parse_float(a, v, 0, 1, &d)) return 2;
-            o.sp.top_p = static_cast<float>(d);
-        } else if (is("--min-p")) {
-            if (!parse_float(a, v, 0, 1, &d)) return 2;
-            o.sp.min_p = static_cast<float>(d);
-        } else if (is("--repeat-penalty")) {
-            if (!parse_float(a, v, 0.01, 100, &d)) return 2;
-            o.sp.repeat_penalty = static_cast<float>(d);
-        } else if (is("--repeat-last-n")) {
-            if (!parse_int(a, v, 0, 1 << 20, &n)) return 2;
-            o.sp.repeat_last_n = static_cast<int32_t>(n);
-        } else if (is("--presence-penalty")) {
-            if (!parse_float(a, v, -100, 100, &d)) return 2;
-            o.sp.presence_penalty = static_cast<float>(d);
-        } else if (is("--frequency-penalty")) {
-            if (!parse_float(a, v, -100, 100, &d)) return 2;
-            o.sp.frequency_penalty = static_cast<float>(d);
-        } else if (is("--seed")) {
-            char* end = nullptr;
-            unsigned long long s = std::strtoull(v, &end, 10);
-            if (!*v || *end || *v == '-') {
-                std::fprintf(stderr, "error: --seed needs a non-negative whole number (got '%s')\n", v);
-                return 2;
-            }
-            o.sp.seed = s;
-            o.have_seed = true;
+        } else if (int r = parse_sampling_option(a, v, &o.sp, &o.have_seed); r != 0) {
+            if (r < 0) return 2;
         } else {
             std::fprintf(stderr, "error: unknown option '%s' (see 'tessera run --help')\n", a);
             return 2;
