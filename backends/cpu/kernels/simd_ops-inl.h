@@ -139,7 +139,11 @@ struct Ops {
         return _mm256_shuffle_epi8(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kPairControl[j])));
     }
     // Both halves = half h of v.
-    static HWY_INLINE VW dup_half(VW v, int h) { return _mm256_permute2x128_si256(v, v, h ? 0x11 : 0x00); }
+    // (The permute takes an immediate: one call per half, so no build mode depends on
+    // constant propagation through h.)
+    static HWY_INLINE VW dup_half(VW v, int h) {
+        return h ? _mm256_permute2x128_si256(v, v, 0x11) : _mm256_permute2x128_si256(v, v, 0x00);
+    }
     static HWY_INLINE __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
     // Sum of u * y * scale, with the products of quants 0..15 scaled by lanes 0..7 of sc and of
     // 16..31 by lanes 8..15 (pairs of products share a lane); u below 64.
