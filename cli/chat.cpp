@@ -53,6 +53,14 @@ const char* kChatML =
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
     "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
+// Gemma's turn format, for Gemma models whose metadata carries no template (system text
+// goes in as a user turn).
+const char* kGemma =
+    "{{ bos_token }}{% for message in messages %}{% set role = 'model' if message['role'] == 'assistant' else "
+    "('user' if message['role'] == 'system' else message['role']) %}{{ '<start_of_turn>' + role + '\\n' + "
+    "message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<start_of_turn>model\\n' }}{% endif %}";
+
 std::atomic<bool> g_interrupted{false};
 
 void on_sigint(int) { g_interrupted.store(true); }
@@ -124,8 +132,17 @@ bool Chat::init() {
     if (k >= 0 && tessera_gguf_value_string(tessera_gguf_kv_value(g, k), &data, &len) == TESSERA_OK) {
         template_.assign(data, len);
     } else {
-        template_ = kChatML;
-        note("warning: %s has no chat template; using ChatML", opt_.model);
+        // No template: Gemma's format when the vocabulary has its turn markers, else ChatML.
+        int32_t ids[4];
+        int32_t n = 0;
+        const char* gemma_marker = "<start_of_turn>";
+        const bool gemma = tessera_tokenize(model_, gemma_marker, std::strlen(gemma_marker), 0, 1, ids, 4, &n) ==
+                               TESSERA_OK &&
+                           n == 1 && token_text(ids[0]) == gemma_marker;
+        template_ = gemma ? kGemma : kChatML;
+        note(gemma ? "warning: %s has no chat template; using Gemma's turn format"
+                   : "warning: %s has no chat template; using ChatML",
+             opt_.model);
     }
     if (int32_t b = tessera_token_bos(model_); b >= 0) bos_ = token_text(b);
     if (int32_t e = tessera_token_eos(model_); e >= 0) {
