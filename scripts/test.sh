@@ -2,8 +2,10 @@
 # Installs what is missing, builds Tessera, runs every test, and ends with ctest's
 # summary. Exits non-zero on any failure.
 #
-# Besides the main build (build/), it builds the GGUF reader and `tessera inspect` with
-# AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/) and runs their tests, and
+# Besides the main build (build/), it builds the GGUF reader, `tessera inspect` and the C
+# API test with AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer
+# (build-asan/) and runs their tests (the C API test loads the real model, generates,
+# runs two contexts on two threads and frees everything), and
 # runs the GGUF libFuzzer target (build-fuzz/, clang) for TESSERA_FUZZ_SECONDS (60).
 #
 # Environment: TESSERA_JOBS (build jobs, default: all cores), TESSERA_FUZZ_SECONDS
@@ -31,15 +33,22 @@ grep -A20 "Tessera .* configuration" build/configure.log | sed -n '1,/^-- $/p'
 cmake --build build -j "$jobs" || exit 1
 echo "build: $(( $(date +%s) - start )) s"
 
+step "models for the model tests"
+if [ "${TESSERA_SKIP_MODELS:-0}" != 1 ]; then
+    for m in smollm2-135m-instruct gemma3-270m; do
+        bash scripts/get-model.sh "$m" >/dev/null || echo "warning: could not download $m; its tests will skip"
+    done
+fi
+
 if [ "${TESSERA_SKIP_SANITIZERS:-0}" != 1 ]; then
-    step "GGUF reader and tessera inspect under ASan+UBSan (build-asan/)"
+    step "GGUF reader, tessera inspect and the C API under ASan+UBSan+LSan (build-asan/)"
     mkdir -p build-asan
     cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DTESSERA_SANITIZE=address,undefined -DTESSERA_CUDA=OFF -DTESSERA_VULKAN=OFF \
         -DTESSERA_BLAS=off >build-asan/configure.log 2>&1 || { cat build-asan/configure.log; exit 1; }
-    if cmake --build build-asan -j "$jobs" --target gguf_test tessera-cli gguf-corpus; then
+    if cmake --build build-asan -j "$jobs" --target gguf_test tessera-cli gguf-corpus c_api_test; then
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-            ctest --test-dir build-asan -R '^(gguf_test|cli_inspect)$' --output-on-failure ||
+            ctest --test-dir build-asan -R '^(gguf_test|cli_inspect|c_api_test)$' --output-on-failure ||
             { echo "FAILED: sanitizer tests"; status=1; }
     else
         echo "FAILED: sanitizer build"; status=1
@@ -68,13 +77,6 @@ if [ "${TESSERA_SKIP_SANITIZERS:-0}" != 1 ]; then
             echo "FAILED: fuzz build"; status=1
         fi
     fi
-fi
-
-step "models for the model tests"
-if [ "${TESSERA_SKIP_MODELS:-0}" != 1 ]; then
-    for m in smollm2-135m-instruct gemma3-270m; do
-        bash scripts/get-model.sh "$m" >/dev/null || echo "warning: could not download $m; its tests will skip"
-    done
 fi
 
 step "tests"
