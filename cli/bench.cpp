@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include "commands.h"
 #include "common.h"
 #include "tessera.h"
@@ -32,7 +34,16 @@ const char* kBenchHelp =
     "  -b, --batch-size N      tokens per forward pass for pp (default 512)\n"
     "  -r, --repetitions N     runs per test (default 5); a warm-up run comes first\n"
     "  -o, --output FORMAT     md (default) or json\n"
-    "  -h, --help              show this help\n";
+    "      --json              the same as -o json\n"
+    "      --membw             also measure this machine's memory read bandwidth with each\n"
+    "                          thread count, and report generation as achieved GB/s (weight\n"
+    "                          bytes read per token x tokens/s) and as %% of that limit;\n"
+    "                          without -m, only the bandwidth is measured\n"
+    "  -h, --help              show this help\n"
+    "\n"
+    "Generation reads every weight once per token except the token embedding (one row),\n"
+    "unless the embedding is also the output head. The peak resident memory of the run\n"
+    "is printed last (to stderr).\n";
 
 bool parse_list(const char* option, const char* text, long min, std::vector<long>* out) {
     out->clear();
@@ -55,6 +66,7 @@ struct Result {
     long threads = 0;
     long n = 0;
     std::vector<double> tps;
+    double membw_gbs = 0;  // measured read bandwidth with these threads (0: not measured)
     double mean() const {
         double s = 0;
         for (double v : tps) s += v;
@@ -68,6 +80,67 @@ struct Result {
     }
 };
 
+// Read bandwidth: `threads` threads each sum their part of a buffer much larger than the
+// caches; the median of 7 passes, in GB/s (1e9 bytes/s).
+double measure_read_bandwidth(long threads) {
+    const size_t n = size_t{1} << 27;  // 1 GiB of uint64_t
+    std::vector<uint64_t> buf(n);
+    for (size_t i = 0; i < n; ++i) buf[i] = i;
+    std::vector<double> gbs;
+    std::vector<uint64_t> sums(static_cast<size_t>(threads));
+    for (int pass = 0; pass < 7; ++pass) {
+        std::vector<std::thread> pool;
+        const auto t0 = std::chrono::steady_clock::now();
+        for (long t = 0; t < threads; ++t)
+            pool.emplace_back([&, t] {
+                const size_t begin = n * static_cast<size_t>(t) / static_cast<size_t>(threads);
+                const size_t end = n * static_cast<size_t>(t + 1) / static_cast<size_t>(threads);
+                uint64_t a = 0, b = 0, c = 0, d = 0;
+                size_t i = begin;
+                for (; i + 4 <= end; i += 4) {
+                    a += buf[i];
+                    b += buf[i + 1];
+                    c += buf[i + 2];
+                    d += buf[i + 3];
+                }
+                for (; i < end; ++i) a += buf[i];
+                sums[static_cast<size_t>(t)] = a + b + c + d;
+            });
+        for (auto& th : pool) th.join();
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        gbs.push_back(static_cast<double>(n * sizeof(uint64_t)) / s / 1e9);
+    }
+    uint64_t check = 0;
+    for (uint64_t v : sums) check += v;
+    if (check != static_cast<uint64_t>(n) * (n - 1) / 2) std::fprintf(stderr, "warning: bandwidth probe sum is off\n");
+    std::sort(gbs.begin(), gbs.end());
+    return gbs[gbs.size() / 2];
+}
+
+// Bytes of weights one generated token reads: every tensor but the token embedding, which
+// is gathered one row at a time, unless it is the output head too.
+uint64_t weight_bytes_per_token(const tessera_model* model) {
+    const tessera_gguf* g = tessera_model_gguf(model);
+    if (!g) return 0;
+    const bool tied = tessera_gguf_find_tensor(g, "output.weight") < 0;
+    uint64_t total = 0;
+    for (int64_t i = 0; i < tessera_gguf_tensor_count(g); ++i) {
+        tessera_tensor_info ti;
+        if (tessera_gguf_tensor(g, i, &ti) != TESSERA_OK) continue;
+        if (!tied && !std::strcmp(ti.name, "token_embd.weight")) continue;
+        total += ti.size;
+    }
+    return total;
+}
+
+long default_threads() { return static_cast<long>(std::max(1u, std::thread::hardware_concurrency())); }
+
+void report_peak_rss() {
+    struct rusage ru {};
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        std::fprintf(stderr, "peak resident memory: %.1f MiB\n", static_cast<double>(ru.ru_maxrss) / 1024.0);
+}
+
 double now_ms() {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -78,12 +151,20 @@ int cmd_bench(int argc, char** argv) {
     const char* model_path = nullptr;
     std::vector<long> n_prompt = {512}, n_gen = {128}, threads = {0};
     long n_batch = 512, reps = 5;
-    bool json = false;
+    bool json = false, membw = false;
     for (int i = 1; i < argc; ++i) {
         const char* a = argv[i];
         if (!std::strcmp(a, "-h") || !std::strcmp(a, "--help")) {
             std::fputs(kBenchHelp, stdout);
             return 0;
+        }
+        if (!std::strcmp(a, "--json")) {
+            json = true;
+            continue;
+        }
+        if (!std::strcmp(a, "--membw")) {
+            membw = true;
+            continue;
         }
         const char* v = option_value(argc, argv, &i);
         if (!v) return 2;
@@ -109,6 +190,19 @@ int cmd_bench(int argc, char** argv) {
             return 2;
         }
     }
+    if (!model_path && membw) {
+        // The bandwidth alone.
+        if (json) std::printf("[\n");
+        for (size_t i = 0; i < threads.size(); ++i) {
+            const long t = threads[i] > 0 ? threads[i] : default_threads();
+            const double gbs = measure_read_bandwidth(t);
+            if (json) std::printf("  {\"test\": \"membw\", \"n_threads\": %ld, \"read_gbs\": %.2f}%s\n", t, gbs,
+                                  i + 1 < threads.size() ? "," : "");
+            else std::printf("memory read bandwidth, %ld thread%s: %.2f GB/s\n", t, t == 1 ? "" : "s", gbs);
+        }
+        if (json) std::printf("]\n");
+        return 0;
+    }
     if (!model_path) {
         std::fprintf(stderr, "error: tessera bench needs -m MODEL (see --help)\n");
         return 2;
@@ -120,7 +214,9 @@ int cmd_bench(int argc, char** argv) {
     std::vector<Result> results;
     int rc = 0;
 
+    const uint64_t bytes_per_token = weight_bytes_per_token(model);
     for (long t : threads) {
+        const double bw = membw ? measure_read_bandwidth(t > 0 ? t : default_threads()) : 0;
         auto run = [&](const char* kind, long n, bool prompt) -> bool {
             if (n <= 0) return true;
             tessera_context_params cp = tessera_context_default_params();
@@ -136,6 +232,7 @@ int cmd_bench(int argc, char** argv) {
             r.test = std::string(kind) + std::to_string(n);
             r.threads = t > 0 ? t : static_cast<long>(std::max(1u, std::thread::hardware_concurrency()));
             r.n = n;
+            r.membw_gbs = bw;
             std::vector<int32_t> toks(static_cast<size_t>(n));
             for (long rep = -1; rep < reps; ++rep) {  // rep -1 warms up
                 for (int32_t& x : toks) x = static_cast<int32_t>(rng() % static_cast<uint32_t>(n_vocab));
@@ -179,16 +276,37 @@ int cmd_bench(int argc, char** argv) {
                         static_cast<unsigned long long>(tessera_model_n_params(model)), r.threads, r.test.c_str(), r.n,
                         r.mean(), r.stdev());
             for (size_t k = 0; k < r.tps.size(); ++k) std::printf("%s%.3f", k ? ", " : "", r.tps[k]);
-            std::printf("]}%s\n", i + 1 < results.size() ? "," : "");
+            std::printf("]");
+            if (r.test[0] == 't') {
+                const double gbs = r.mean() * static_cast<double>(bytes_per_token) / 1e9;
+                std::printf(", \"bytes_per_token\": %llu, \"avg_gbs\": %.3f",
+                            static_cast<unsigned long long>(bytes_per_token), gbs);
+                if (r.membw_gbs > 0)
+                    std::printf(", \"membw_gbs\": %.3f, \"membw_pct\": %.1f", r.membw_gbs, 100.0 * gbs / r.membw_gbs);
+            }
+            std::printf("}%s\n", i + 1 < results.size() ? "," : "");
         }
         std::printf("]\n");
     } else {
-        std::printf("| model | size | params | backend | threads | test | t/s |\n");
-        std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
-        for (const Result& r : results)
-            std::printf("| %s | %s | %s | CPU | %ld | %s | %.2f ± %.2f |\n", name.c_str(), size, params, r.threads,
+        std::printf("| model | size | params | backend | threads | test | t/s |%s\n",
+                    membw ? " GB/s | % of membw |" : " GB/s |");
+        std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |%s\n", membw ? " ---: |" : "");
+        for (const Result& r : results) {
+            std::printf("| %s | %s | %s | CPU | %ld | %s | %.2f ± %.2f |", name.c_str(), size, params, r.threads,
                         r.test.c_str(), r.mean(), r.stdev());
+            if (r.test[0] != 't') {
+                std::printf(membw ? " | |\n" : " |\n");
+                continue;
+            }
+            const double gbs = r.mean() * static_cast<double>(bytes_per_token) / 1e9;
+            std::printf(" %.1f |", gbs);
+            if (membw) std::printf(" %.0f%% of %.1f |", 100.0 * gbs / r.membw_gbs, r.membw_gbs);
+            std::printf("\n");
+        }
+        std::printf("\nGB/s: weight bytes read per generated token (%.1f MiB) x tokens/s.\n",
+                    static_cast<double>(bytes_per_token) / (1 << 20));
     }
+    report_peak_rss();
     tessera_model_free(model);
     return rc;
 }

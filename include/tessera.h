@@ -366,6 +366,30 @@ void tessera_free(void* p);
 tessera_status tessera_chat_parse_messages(const char* json, tessera_chat_message** messages, size_t* n);
 void tessera_chat_messages_free(tessera_chat_message* messages, size_t n);
 
+/* ---- Model conversion ----
+ * Writes a copy of a GGUF model with its matrices stored in another type: plain types
+ * ("F32", "F16", "BF16"), legacy blocks ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"), k-quants
+ * ("Q6_K") or the usual mixes ("Q2_K", "Q3_K_M", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M"),
+ * which keep more bits for the output head and for the value and FFN-down projections of
+ * some layers. Vectors (norms, biases) stay F32; metadata is copied. */
+
+typedef struct tessera_quantize_params {
+    const char* type;  /* one of the names above, any case; default "Q4_K_M" */
+    int32_t n_threads; /* 0: all cores */
+    int32_t pure;      /* 1: every matrix gets the base type (no mix rules) */
+    tessera_progress_fn progress; /* optional: called after each tensor; return 0 to cancel */
+    void* progress_user;
+} tessera_quantize_params;
+
+/* The defaults: type "Q4_K_M", all cores, mix rules on, no progress callback. */
+tessera_quantize_params tessera_quantize_default_params(void);
+/* Reads in_path and writes out_path (through a temporary file renamed into place: a
+ * failure or a cancel leaves no partial output and never touches the input). params may
+ * be NULL for the defaults. Errors: an unknown type or in_path == out_path
+ * (TESSERA_ERROR_INVALID_ARGUMENT), a missing or malformed input (IO, BAD_FILE), a tensor
+ * type that cannot be converted (UNSUPPORTED). Blocks until done; thread-safe. */
+tessera_status tessera_quantize(const char* in_path, const char* out_path, const tessera_quantize_params* params);
+
 #ifdef __cplusplus
 }
 #endif

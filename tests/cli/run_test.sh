@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `tessera run` and `tessera perplexity`: usage and error paths always; with the real
-# SmolLM2 model (scripts/get-model.sh smollm2-135m-instruct), the greedy continuation,
-# reproducible sampling, a prompt that does not fit, and perplexity against the
-# reference in tests/models/reference.
+# `tessera run`, `perplexity`, `bench` and `quantize`: usage and error paths always; with
+# the real SmolLM2 model (scripts/get-model.sh smollm2-135m-instruct), the greedy
+# continuation, reproducible sampling, a prompt that does not fit, perplexity against the
+# reference in tests/models/reference, bench's JSON, and a Q8_0 conversion that keeps
+# perplexity within 1%.
 # usage: run_test.sh TESSERA GGUF_CORPUS_TOOL SOURCE_DIR
 set -u
 tessera=$1
@@ -36,6 +37,13 @@ expect_error 1 "No such file" "$tessera" run -m "$work/missing.gguf" -p hi
 expect_error 1 "invalid GGUF" "$tessera" run -m "$work/corpus/tensor-offset-wraps.gguf" -p hi
 expect_error 1 "missing metadata key" "$tessera" run -m "$work/corpus/valid-sample.gguf" -p hi
 expect_error 1 "No such file" "$tessera" perplexity -m "$work/missing.gguf" -f "$src/tests/models/data/perplexity.txt"
+"$tessera" quantize --help | grep -q 'Q4_K_M' || fail "quantize --help does not list Q4_K_M"
+expect_error 2 "needs IN.gguf OUT.gguf TYPE" "$tessera" quantize "$work/a.gguf"
+expect_error 2 "unknown option" "$tessera" quantize --bogus a b c
+expect_error 1 "No such file" "$tessera" quantize -q "$work/missing.gguf" "$work/out.gguf" Q8_0
+expect_error 1 "unknown quantization type 'Q9_9'" "$tessera" quantize -q "$work/corpus/valid-sample.gguf" "$work/out.gguf" Q9_9
+[ -e "$work/out.gguf" ] && fail "a failed quantize left an output file"
+"$tessera" bench --membw -t 1 | grep -q "memory read bandwidth, 1 thread: [0-9.]* GB/s" || fail "bench --membw"
 
 model=${TESSERA_MODELS:-$HOME/.cache/tessera/models}/smollm2-135m-instruct.gguf
 if [ -f "$model" ]; then
@@ -60,6 +68,30 @@ if [ -f "$model" ]; then
     want=$(sed -n 's/^final //p' "$src/tests/models/reference/smollm2-135m-instruct.txt")
     awk -v g="$got" -v w="$want" 'BEGIN { exit !(g != "" && (g / w - 1) < 0.01 && (w / g - 1) < 0.01) }' ||
         fail "perplexity '$got' is not within 1% of the reference $want"
+    # bench --json: one object per test with the fields llama-bench users read.
+    "$tessera" bench -m "$model" -p 8 -n 4 -r 2 -t 2 --json >"$work/bench.json" 2>"$work/err" || fail "bench: $(cat "$work/err")"
+    python3 - "$work/bench.json" <<'PY' || fail "bench --json: $(cat "$work/bench.json")"
+import json, sys
+rows = json.load(open(sys.argv[1]))
+assert [r["test"] for r in rows] == ["pp8", "tg4"], rows
+for r in rows:
+    assert r["n_threads"] == 2 and r["avg_ts"] > 0 and r["stddev_ts"] >= 0 and len(r["samples_ts"]) == 2, r
+assert rows[1]["bytes_per_token"] > 80 * 2**20 and rows[1]["avg_gbs"] > 0, rows[1]
+PY
+    grep -q "peak resident memory: [0-9.]* MiB" "$work/err" || fail "bench does not report peak memory"
+    # Conversion: Q4_1/Q8_0 -> F16 is exact, so perplexity stays within 0.05% of the
+    # reference; F16 -> Q4_K_M (4-bit weights quantized a second time) within 10%.
+    "$tessera" quantize -q -t 2 "$model" "$work/f16.gguf" F16 >"$work/out" 2>"$work/err" || fail "quantize: $(cat "$work/err")"
+    "$tessera" quantize -q -t 2 "$work/f16.gguf" "$work/q4km.gguf" q4_k_m >"$work/out" 2>"$work/err" || fail "quantize: $(cat "$work/err")"
+    for pair in f16:0.0005 q4km:0.10; do
+        name=${pair%%:*} bound=${pair#*:}
+        "$tessera" perplexity -m "$work/$name.gguf" -f "$src/tests/models/data/perplexity.txt" -c 128 -t 2 >"$work/out" 2>"$work/err" ||
+            fail "perplexity of the $name copy: $(cat "$work/err")"
+        got=$(sed -n 's/^Final estimate: PPL = \([0-9.]*\) +\/- .*/\1/p' "$work/out")
+        awk -v g="$got" -v w="$want" -v b="$bound" 'BEGIN { exit !(g != "" && (g / w - 1) < b && (w / g - 1) < b) }' ||
+            fail "perplexity of the $name copy '$got' is not within $bound of $want"
+        echo "perplexity of the $name copy: $got (reference $want)"
+    done
 else
     echo "SKIPPED: model checks (model not downloaded: scripts/get-model.sh smollm2-135m-instruct)"
 fi
