@@ -35,6 +35,8 @@ const char* kBenchHelp =
     "  -r, --repetitions N     runs per test (default 5); a warm-up run comes first\n"
     "  -o, --output FORMAT     md (default) or json\n"
     "      --json              the same as -o json\n"
+    "      --no-repack         keep every weight in the file's layout (no interleaved\n"
+    "                          copies for prompt processing)\n"
     "      --membw             also measure this machine's memory read bandwidth with each\n"
     "                          thread count, and report generation as achieved GB/s (weight\n"
     "                          bytes read per token x tokens/s) and as %% of that limit;\n"
@@ -151,7 +153,7 @@ int cmd_bench(int argc, char** argv) {
     const char* model_path = nullptr;
     std::vector<long> n_prompt = {512}, n_gen = {128}, threads = {0};
     long n_batch = 512, reps = 5;
-    bool json = false, membw = false;
+    bool json = false, membw = false, repack = true;
     for (int i = 1; i < argc; ++i) {
         const char* a = argv[i];
         if (!std::strcmp(a, "-h") || !std::strcmp(a, "--help")) {
@@ -160,6 +162,10 @@ int cmd_bench(int argc, char** argv) {
         }
         if (!std::strcmp(a, "--json")) {
             json = true;
+            continue;
+        }
+        if (!std::strcmp(a, "--no-repack")) {
+            repack = false;
             continue;
         }
         if (!std::strcmp(a, "--membw")) {
@@ -207,7 +213,7 @@ int cmd_bench(int argc, char** argv) {
         std::fprintf(stderr, "error: tessera bench needs -m MODEL (see --help)\n");
         return 2;
     }
-    tessera_model* model = load_model_or_report(model_path);
+    tessera_model* model = load_model_or_report(model_path, repack);
     if (!model) return 1;
     const int32_t n_vocab = tessera_vocab_size(model);
     std::mt19937 rng(1234);

@@ -87,9 +87,10 @@ const char* option_value(int argc, char** argv, int* i) {
     return argv[++*i];
 }
 
-tessera_model* load_model_or_report(const char* path) {
+tessera_model* load_model_or_report(const char* path, bool repack) {
     tessera_model_params p = tessera_model_default_params();
     p.vocab_only = 0;
+    p.repack = repack ? 1 : 0;
     tessera_model* m = nullptr;
     if (tessera_model_load(path, &p, &m) != TESSERA_OK) {
         std::fprintf(stderr, "error: %s\n", tessera_last_error());

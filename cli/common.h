@@ -25,7 +25,7 @@ const char* option_value(int argc, char** argv, int* i);
 
 // Loads a model with its weights, showing progress on stderr when it is a terminal.
 // On failure prints "error: ..." and returns nullptr.
-tessera_model* load_model_or_report(const char* path);
+tessera_model* load_model_or_report(const char* path, bool repack = true);
 
 // Tokenizes `text`; on failure prints "error: ..." and returns false.
 bool tokenize(const tessera_model* model, const std::string& text, bool add_special, bool parse_special,

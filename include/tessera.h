@@ -158,11 +158,14 @@ typedef struct tessera_model_params {
     int32_t vocab_only;        /* 1: load only the tokenizer (to tokenize; no contexts) */
     int32_t allow_unknown_pre; /* 1: an unknown tokenizer.ggml.pre falls back to the GPT-2 split, with a warning */
     int32_t use_mmap;          /* 1: weights stay in the memory-mapped file (no copy); 0: read into memory */
+    int32_t repack;            /* 1: weights whose type has an interleaved kernel on this CPU (Q4_0 and Q8_0
+                                  with AVX-512 VNNI) are rearranged at load for faster prompt processing,
+                                  and their file pages released; 0: all weights keep the file's layout */
     tessera_progress_fn progress; /* optional */
     void* progress_user;
 } tessera_model_params;
 
-/* The defaults: vocab_only = 0, allow_unknown_pre = 0, use_mmap = 1, no progress callback. */
+/* The defaults: vocab_only = 0, allow_unknown_pre = 0, use_mmap = 1, repack = 1, no progress callback. */
 tessera_model_params tessera_model_default_params(void);
 
 /* Opens `path` and loads its tokenizer and (unless vocab_only) its weights; params may be

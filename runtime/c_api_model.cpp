@@ -57,6 +57,7 @@ tessera_model_params tessera_model_default_params(void) {
     p.vocab_only = 0;
     p.allow_unknown_pre = 0;
     p.use_mmap = 1;
+    p.repack = 1;
     p.progress = nullptr;
     p.progress_user = nullptr;
     return p;
@@ -78,6 +79,7 @@ tessera_status tessera_model_load(const char* path, const tessera_model_params* 
         if (!p.vocab_only) {
             tessera::runtime::LoadOptions lo;
             lo.use_mmap = p.use_mmap != 0;
+            lo.repack = p.repack != 0;
             if (p.progress) {
                 auto fn = p.progress;
                 void* user = p.progress_user;

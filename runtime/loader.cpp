@@ -2,9 +2,14 @@
 // (zero-copy from the file mapping by default).
 #include "runtime/loader.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstring>
+#include <vector>
 
+#include "backends/cpu/kernels/kernels.h"
 #include "backends/registry.h"
 #include "tensor/error.h"
 
@@ -22,6 +27,23 @@ public:
 private:
     const gguf::File& f_;
 };
+
+// Gives the pages wholly inside [p, p + n) of a read-only file mapping back to the kernel:
+// they leave the resident set and are read again from the file if ever touched.
+void release_file_pages(const void* p, size_t n) {
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) & ~(page - 1);
+    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+// Weights the CPU kernels want in the r16 layout: matrices (not the token embedding, which
+// get_rows reads) of a type with an r16 kernel on this CPU, in whole groups of 16 rows.
+bool wants_r16(const Tensor& t, const std::string& name) {
+    if (name == "token_embd.weight" || t.ne[2] != 1 || t.ne[3] != 1) return false;
+    if (t.ne[1] % cpu::kernels::kR16Rows != 0 || t.ne[0] % 32 != 0) return false;
+    return cpu::kernels::active().dot_r16[static_cast<uint32_t>(t.type)] != nullptr;
+}
 
 std::string shape_text(std::initializer_list<int64_t> ne) {
     std::string s = "[";
@@ -147,6 +169,32 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
             done += info->n_bytes;
             if (options.progress && !options.progress(static_cast<float>(done) / static_cast<float>(m->weight_bytes)))
                 throw Error(f.path() + ": loading cancelled");
+        }
+    }
+    if (options.repack) {
+        std::vector<std::pair<Tensor*, const gguf::TensorInfo*>> chosen;
+        std::vector<Tensor*> targets;
+        for (auto& [t, info] : source.loaded())
+            if (wants_r16(*t, info->name)) {
+                chosen.emplace_back(t, info);
+                targets.push_back(t);
+            }
+        if (options.use_mmap && !chosen.empty()) {
+            // Out of the mapping into one new buffer, tensor by tensor, releasing each one's
+            // file pages as soon as it is rearranged.
+            auto buf = allocate_tensors(cpu, targets, BufferUsage::Weights);
+            for (auto& [t, info] : chosen) {
+                cpu::kernels::repack_r16(t->type, info->data, t->data, t->ne[0], t->ne[1]);
+                release_file_pages(info->data, info->n_bytes);
+            }
+            m->buffers.push_back(std::move(buf));
+        } else {
+            // Read into memory: the copy is rewritten from the file in the new layout.
+            for (auto& [t, info] : chosen) cpu::kernels::repack_r16(t->type, info->data, t->data, t->ne[0], t->ne[1]);
+        }
+        for (auto& [t, info] : chosen) {
+            t->flags |= kFlagRepacked;
+            m->repacked_bytes += info->n_bytes;
         }
     }
     m->load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

@@ -50,6 +50,9 @@ class Buffer;
 enum TensorFlags : uint8_t {
     kFlagInput = 1,   // set by the caller before each evaluation; lives in the compute buffer
     kFlagOutput = 2,  // read after evaluation: its memory is never reused within the graph
+    // A weight stored in the CPU kernels' interleaved r16 layout (backends/cpu/kernels/repack.h):
+    // only mul_mat reads it, as its first source; same type, shape and size as before.
+    kFlagRepacked = 4,
 };
 
 struct Tensor {

@@ -30,6 +30,9 @@ constexpr int64_t kActChunk = 64;
 size_t mul_mat_work_per_thread(const Tensor& node) {
     const Tensor& a = *node.src[0];
     const int64_t K = a.ne[0], M = node.src[1]->ne[1];
+    if (a.flags & kFlagRepacked)  // Q8_0 activation rows and their block sums
+        return static_cast<size_t>(std::min(M, kActChunk)) *
+               (kernels::act_row_size(kernels::ActFormat::Q8_0, K) + static_cast<size_t>(K / quant::kQK) * sizeof(int32_t));
     // A chunk of quantized activation rows (a weight type's activation format is the same on
     // every code path), or one dequantized weight row for types without a fast kernel.
     const kernels::ActFormat fmt = kernels::active().act[static_cast<uint32_t>(a.type)];
@@ -39,9 +42,56 @@ size_t mul_mat_work_per_thread(const Tensor& node) {
     return std::max(act, static_cast<size_t>(K) * sizeof(float));
 }
 
+namespace {
+
+// mul_mat for a weight in the r16 layout (2-D, rows a multiple of 16): work split over
+// groups of 16 weight rows; each thread quantizes a chunk of activation rows (and sums each
+// block's quants) and runs every group of its range over the chunk.
+void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
+    const Tensor& a = *node.src[0];
+    const Tensor& b = *node.src[1];
+    const kernels::KernelTable& kt = kernels::active();
+    kernels::DotR16Fn dot = kt.dot_r16[static_cast<uint32_t>(a.type)];
+    if (!dot) dot = kernels::dot_r16_ref_fn(a.type);
+    const int64_t K = a.ne[0], N = a.ne[1], M = b.ne[1], nb = K / quant::kQK;
+    const int64_t groups = N / kernels::kR16Rows;
+    const size_t act_bytes = kernels::act_row_size(kernels::ActFormat::Q8_0, K);
+    const size_t out_stride = node.nb[1] / sizeof(float);
+    char* x = p.work;
+    int32_t* sums = reinterpret_cast<int32_t*>(p.work + static_cast<size_t>(std::min(M, kActChunk)) * act_bytes);
+    const size_t group_bytes = static_cast<size_t>(kernels::kR16Rows) * a.nb[1];
+
+    int64_t ib, ie;
+    split_rows(groups * b.ne[2] * b.ne[3], p.ith, p.nth, &ib, &ie);
+    for (int64_t it = ib; it < ie;) {
+        const int64_t g0 = it % groups, i2 = (it / groups) % b.ne[2], i3 = it / (groups * b.ne[2]);
+        const int64_t g1 = std::min(groups, g0 + (ie - it));
+        it += g1 - g0;
+        for (int64_t m0 = 0; m0 < M; m0 += kActChunk) {
+            const int64_t mc = std::min(kActChunk, M - m0);
+            for (int64_t m = 0; m < mc; ++m) {
+                kt.quantize_q8_0(reinterpret_cast<const float*>(b.row_ptr(m0 + m, i2, i3)), x + m * act_bytes, K);
+                kernels::act_block_sums(x + m * act_bytes, sums + m * nb, K);
+            }
+            float* out = reinterpret_cast<float*>(node.row_ptr(m0, i2, i3));
+            for (int64_t g = g0; g < g1; ++g) {
+                const char* w = static_cast<const char*>(a.data) + static_cast<size_t>(g) * group_bytes;
+                for (int64_t c = 0; c < mc; c += kernels::kR16MaxCols) {
+                    const int nc = static_cast<int>(std::min<int64_t>(kernels::kR16MaxCols, mc - c));
+                    dot(K, w, x + c * act_bytes, act_bytes, sums + c * nb, static_cast<size_t>(nb), nc,
+                        out + c * out_stride + g * kernels::kR16Rows, out_stride);
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
 void op_mul_mat(const Tensor& node, const ComputeParams& p) {
     const Tensor& a = *node.src[0];  // [K, N, A2, A3] weights
     const Tensor& b = *node.src[1];  // [K, M, B2, B3] F32 activations, rows contiguous
+    if (a.flags & kFlagRepacked) return mul_mat_r16(node, p);
     const kernels::KernelTable& kt = kernels::active();
     const int64_t K = a.ne[0], N = a.ne[1], M = b.ne[1];
     const int64_t r2 = b.ne[2] / a.ne[2], r3 = b.ne[3] / a.ne[3];

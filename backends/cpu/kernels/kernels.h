@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backends/cpu/kernels/repack.h"
 #include "tensor/dtype.h"
 
 namespace tessera::cpu::kernels {
@@ -45,6 +46,9 @@ struct KernelTable {
     // dequantizes the weight row and uses dot[F32]).
     DotTileFn dot[kTypeCount] = {};
     ActFormat act[kTypeCount] = {};
+    // Per weight type: the r16 kernel (repack.h) of this code path, null where it has none
+    // (weights are then left in the plain layout at load).
+    DotR16Fn dot_r16[kTypeCount] = {};
     QuantizeRowFn quantize_q8_0 = nullptr;
     QuantizeRowFn quantize_q8_K = nullptr;
     // The tile shape the dot kernels are fastest at (rows x activation columns).

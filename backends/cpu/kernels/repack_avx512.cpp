@@ -1,0 +1,110 @@
+// r16 dot products (repack.h) for AVX-512 with VNNI: per block, one vpdpbusd per 4-byte chunk
+// and activation row covers 16 weight rows x 4 quants, with the activation quants broadcast
+// from memory. Compiled for that instruction set by function attributes; dispatch.cpp hands
+// them out only when the CPU has it.
+#include "backends/cpu/kernels/repack.h"
+
+#include "backends/cpu/kernels/kernels.h"
+#include "tensor/quant/blocks.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#include <cstring>
+
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm512_undefined values.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#define TESSERA_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+namespace tessera::cpu::kernels {
+
+namespace {
+
+using quant::block_q8_0;
+using quant::kQK;
+
+TESSERA_AVX512_VNNI inline __m512i bcast4(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+// 16 rows x C activation rows. Q4: 4-bit quants (offset 8); else 8-bit quants stored + 128.
+template <bool Q4, int C>
+TESSERA_AVX512_VNNI void tile(int64_t nb, const uint8_t* w, const uint8_t* x, size_t xs, const int32_t* sums,
+                              size_t ss, float* out, size_t os) {
+    constexpr size_t kBlockBytes = Q4 ? 32 + 256 : 32 + 512;
+    constexpr int kOffset = Q4 ? 8 : 128;
+    const float* f16 = fp16_table();
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[C];
+    for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* wb = w + static_cast<size_t>(b) * kBlockBytes;
+        _mm_prefetch(reinterpret_cast<const char*>(wb + 4 * kBlockBytes), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wb + 4 * kBlockBytes + 256), _MM_HINT_T0);
+        const block_q8_0* y[C];
+        __m512i isum[C];
+        for (int c = 0; c < C; ++c) {
+            y[c] = reinterpret_cast<const block_q8_0*>(x + c * xs) + b;
+            isum[c] = _mm512_set1_epi32(-kOffset * sums[c * ss + static_cast<size_t>(b)]);
+        }
+        const __m512i* q = reinterpret_cast<const __m512i*>(wb + 32);
+        if constexpr (Q4) {
+            for (int t = 0; t < 4; ++t) {
+                const __m512i v = _mm512_loadu_si512(q + t);
+                const __m512i lo = _mm512_and_si512(v, low4);
+                const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+                for (int c = 0; c < C; ++c) {
+                    isum[c] = _mm512_dpbusd_epi32(isum[c], lo, bcast4(y[c]->qs + 8 * t));
+                    isum[c] = _mm512_dpbusd_epi32(isum[c], hi, bcast4(y[c]->qs + 8 * t + 4));
+                }
+            }
+        } else {
+            for (int t = 0; t < 8; ++t) {
+                const __m512i v = _mm512_loadu_si512(q + t);
+                for (int c = 0; c < C; ++c) isum[c] = _mm512_dpbusd_epi32(isum[c], v, bcast4(y[c]->qs + 4 * t));
+            }
+        }
+        const __m512 wd = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb)));
+        for (int c = 0; c < C; ++c)
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(wd, _mm512_set1_ps(f16[y[c]->d])),
+                                     acc[c]);
+    }
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(out + c * os, acc[c]);
+}
+
+template <bool Q4>
+void dot(int64_t k, const void* w, const void* x, size_t xs, const int32_t* sums, size_t ss, int nc, float* out,
+         size_t os) {
+    const int64_t nb = k / kQK;
+    const auto* wp = static_cast<const uint8_t*>(w);
+    const auto* xp = static_cast<const uint8_t*>(x);
+    int c = 0;
+    for (; c + 4 <= nc; c += 4) tile<Q4, 4>(nb, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os);
+    switch (nc - c) {
+        case 3: tile<Q4, 3>(nb, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os); break;
+        case 2: tile<Q4, 2>(nb, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os); break;
+        case 1: tile<Q4, 1>(nb, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os); break;
+        default: break;
+    }
+}
+
+}  // namespace
+
+DotR16Fn dot_r16_avx512_vnni(DType t) {
+    if (t == DType::Q4_0) return &dot<true>;
+    if (t == DType::Q8_0) return &dot<false>;
+    return nullptr;
+}
+
+}  // namespace tessera::cpu::kernels
+
+#else
+
+namespace tessera::cpu::kernels {
+DotR16Fn dot_r16_avx512_vnni(DType) { return nullptr; }
+}  // namespace tessera::cpu::kernels
+
+#endif

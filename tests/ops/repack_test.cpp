@@ -1,0 +1,176 @@
+// The interleaved r16 weight layout (backends/cpu/kernels/repack.h): conversion both ways is
+// exact; every SIMD r16 kernel this CPU runs is bit-identical to its scalar twin; the twin
+// agrees with the plain-layout reference kernels; and a model loaded with repacking gives
+// the logits of the same model loaded without it.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/kernels/kernels.h"
+#include "backends/cpu/kernels/ref_kernels.h"
+#include "backends/cpu/kernels/repack.h"
+#include "runtime/context.h"
+#include "runtime/loader.h"
+#include "tensor/fp16.h"
+#include "tensor/gguf.h"
+#include "tensor/quant/quant.h"
+#include "tests/models/random_model.h"
+#include "tests/test_support.h"
+
+using namespace tessera;
+namespace kernels = tessera::cpu::kernels;
+
+namespace {
+
+// n rows of k random floats quantized to `t`.
+std::vector<uint8_t> random_rows(DType t, int64_t k, int64_t n, std::mt19937& rng) {
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    std::vector<float> x(static_cast<size_t>(k));
+    std::vector<uint8_t> out(row_size(t, k) * static_cast<size_t>(n));
+    for (int64_t r = 0; r < n; ++r) {
+        for (float& v : x) v = dist(rng) * (1.0f + static_cast<float>(r % 5));
+        quant::quantize_row(t, x.data(), out.data() + static_cast<size_t>(r) * row_size(t, k), k);
+    }
+    return out;
+}
+
+struct Activations {
+    std::vector<uint8_t> q;       // nc rows of Q8_0 blocks
+    std::vector<int32_t> sums;    // nc rows of block sums
+    size_t row_bytes = 0;
+};
+
+Activations random_acts(int64_t k, int nc, std::mt19937& rng) {
+    Activations a;
+    a.q = random_rows(DType::Q8_0, k, nc, rng);
+    a.row_bytes = row_size(DType::Q8_0, k);
+    a.sums.resize(static_cast<size_t>(nc * (k / 32)));
+    for (int c = 0; c < nc; ++c)
+        kernels::act_block_sums(a.q.data() + c * a.row_bytes, a.sums.data() + c * (k / 32), k);
+    return a;
+}
+
+}  // namespace
+
+TEST_CASE("r16 repacking is exact both ways") {
+    std::mt19937 rng(7);
+    for (DType t : {DType::Q4_0, DType::Q8_0}) {
+        for (auto [k, n] : {std::pair<int64_t, int64_t>{32, 16}, {96, 48}, {4096, 32}}) {
+            CAPTURE(std::string(type_name(t)));
+            CAPTURE(k);
+            CAPTURE(n);
+            const std::vector<uint8_t> plain = random_rows(t, k, n, rng);
+            std::vector<uint8_t> packed(plain.size()), back(plain.size());
+            kernels::repack_r16(t, plain.data(), packed.data(), k, n);
+            CHECK(packed != plain);
+            kernels::unpack_r16(t, packed.data(), back.data(), k, n);
+            CHECK(back == plain);
+        }
+    }
+    CHECK_FALSE(kernels::r16_supported(DType::Q4_K));
+    std::vector<uint8_t> buf(row_size(DType::Q4_0, 32) * 20);
+    CHECK_THROWS(kernels::repack_r16(DType::Q4_0, buf.data(), buf.data(), 32, 20));  // not whole groups
+}
+
+TEST_CASE("the r16 scalar twin agrees with the plain-layout kernels") {
+    std::mt19937 rng(11);
+    const int64_t k = 256;
+    for (DType t : {DType::Q4_0, DType::Q8_0}) {
+        CAPTURE(std::string(type_name(t)));
+        const std::vector<uint8_t> plain = random_rows(t, k, 16, rng);
+        std::vector<uint8_t> packed(plain.size());
+        kernels::repack_r16(t, plain.data(), packed.data(), k, 16);
+        const Activations a = random_acts(k, 3, rng);
+        float got[3 * 16];
+        kernels::dot_r16_ref(t, k, packed.data(), a.q.data(), a.row_bytes, a.sums.data(), static_cast<size_t>(k / 32),
+                             3, got, 16);
+        for (int c = 0; c < 3; ++c)
+            for (int j = 0; j < 16; ++j) {
+                // The plain kernel's scalar twin, one row against one activation row.
+                const float want = kernels::ref::vec_dot(t)(k, plain.data() + static_cast<size_t>(j) * row_size(t, k),
+                                                            a.q.data() + c * a.row_bytes);
+                CHECK(got[c * 16 + j] == doctest::Approx(want).epsilon(1e-5));
+            }
+    }
+}
+
+TEST_CASE("every r16 kernel this CPU runs is bit-identical to its scalar twin") {
+    std::mt19937 rng(13);
+    int checked = 0;
+    for (const kernels::TargetInfo& target : kernels::compiled_targets()) {
+        if (!target.supported) continue;
+        REQUIRE(kernels::select_target(target.name));
+        for (DType t : {DType::Q4_0, DType::Q8_0}) {
+            const kernels::DotR16Fn fn = kernels::active().dot_r16[static_cast<uint32_t>(t)];
+            if (!fn) continue;
+            CAPTURE(target.name);
+            CAPTURE(std::string(type_name(t)));
+            for (int64_t k : {32, 64, 2048}) {
+                const std::vector<uint8_t> plain = random_rows(t, k, 32, rng);
+                std::vector<uint8_t> packed(plain.size());
+                kernels::repack_r16(t, plain.data(), packed.data(), k, 32);
+                for (int nc = 1; nc <= kernels::kR16MaxCols; ++nc) {
+                    const Activations a = random_acts(k, nc, rng);
+                    std::vector<float> want(static_cast<size_t>(nc) * 20, -1.0f), got(want.size(), -1.0f);
+                    const size_t group = plain.size() / 2;  // the second group of 16 rows
+                    kernels::dot_r16_ref(t, k, packed.data() + group, a.q.data(), a.row_bytes, a.sums.data(),
+                                         static_cast<size_t>(k / 32), nc, want.data(), 20);
+                    fn(k, packed.data() + group, a.q.data(), a.row_bytes, a.sums.data(), static_cast<size_t>(k / 32), nc,
+                       got.data(), 20);
+                    CHECK(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0);
+                    ++checked;
+                }
+            }
+        }
+    }
+    REQUIRE(kernels::select_target("best"));
+    if (checked == 0) tessera::test::skip_because("no SIMD r16 kernel on this CPU (they need AVX-512 VNNI); the scalar twin is tested above");
+}
+
+TEST_CASE("a model loaded with repacking gives the logits of the plain layout") {
+    tessera::test::ScratchDir dir;
+    for (const auto& cfg : tessera::test::random_llama_configs()) {
+        if (cfg.weight_type != DType::Q4_0 && cfg.weight_type != DType::Q8_0) continue;
+        CAPTURE(cfg.name);
+        const std::string path = dir.file(cfg.name + ".gguf").string();
+        tessera::test::write_random_llama(cfg, path);
+        const std::vector<int32_t> tokens = tessera::test::reference_tokens(cfg);
+        std::vector<std::vector<float>> logits;
+        size_t repacked = 0;
+        for (bool repack : {false, true}) {
+            runtime::LoadOptions lo;
+            lo.repack = repack;
+            auto model = runtime::load_model(gguf::File::open(path), lo);
+            if (repack) repacked = model->repacked_bytes;
+            runtime::ContextOptions opt;
+            opt.n_ctx = 32;
+            opt.n_threads = 2;
+            runtime::Context ctx(*model, opt);
+            ctx.decode(tokens, /*all_logits=*/true);
+            std::vector<float> l;
+            for (int32_t i = 0; i < static_cast<int32_t>(tokens.size()); ++i)
+                l.insert(l.end(), ctx.logits(i), ctx.logits(i) + cfg.n_vocab);
+            // And one token through the cache (decoding uses the same layout).
+            ctx.decode(std::vector<int32_t>{3}, false);
+            l.insert(l.end(), ctx.logits(0), ctx.logits(0) + cfg.n_vocab);
+            logits.push_back(l);
+        }
+        if (kernels::active().dot_r16[static_cast<uint32_t>(cfg.weight_type)] == nullptr) {
+            CHECK(repacked == 0);
+            tessera::test::skip_because("this CPU has no r16 kernel for " + std::string(type_name(cfg.weight_type)));
+            continue;
+        }
+        CHECK(repacked > 0);
+        double num = 0, den = 0;
+        for (size_t i = 0; i < logits[0].size(); ++i) {
+            num += (static_cast<double>(logits[1][i]) - logits[0][i]) * (static_cast<double>(logits[1][i]) - logits[0][i]);
+            den += static_cast<double>(logits[0][i]) * logits[0][i];
+        }
+        MESSAGE(cfg.name, ": NMSE repacked vs plain ", num / den, " (", repacked, " bytes repacked)");
+        CHECK(num / den < 1e-9);
+    }
+}
