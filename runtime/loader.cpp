@@ -41,7 +41,7 @@ void release_file_pages(const void* p, size_t n) {
 // get_rows reads) of a type with an r16 kernel on this CPU, in whole groups of 16 rows.
 bool wants_r16(const Tensor& t, const std::string& name) {
     if (name == "token_embd.weight" || t.ne[2] != 1 || t.ne[3] != 1) return false;
-    if (t.ne[1] % cpu::kernels::kR16Rows != 0 || t.ne[0] % 32 != 0) return false;
+    if (t.ne[1] % cpu::kernels::kR16Rows != 0 || t.ne[0] % type_traits(t.type).block_size != 0) return false;
     return cpu::kernels::active().dot_r16[static_cast<uint32_t>(t.type)] != nullptr;
 }
 
@@ -173,23 +173,32 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
     }
     if (options.repack) {
         std::vector<std::pair<Tensor*, const gguf::TensorInfo*>> chosen;
-        std::vector<Tensor*> targets;
         for (auto& [t, info] : source.loaded())
-            if (wants_r16(*t, info->name)) {
-                chosen.emplace_back(t, info);
-                targets.push_back(t);
-            }
+            if (wants_r16(*t, info->name)) chosen.emplace_back(t, info);
         if (options.use_mmap && !chosen.empty()) {
             // Out of the mapping into one new buffer, tensor by tensor, releasing each one's
             // file pages as soon as it is rearranged.
-            auto buf = allocate_tensors(cpu, targets, BufferUsage::Weights);
+            std::vector<size_t> offsets;
+            size_t total = 0;
             for (auto& [t, info] : chosen) {
+                offsets.push_back(total);
+                total += (cpu::kernels::r16_bytes(t->type, t->ne[0], t->ne[1]) + 63) & ~size_t{63};
+            }
+            auto buf = cpu.alloc_buffer(total, BufferUsage::Weights);
+            for (size_t i = 0; i < chosen.size(); ++i) {
+                auto [t, info] = chosen[i];
+                t->data = static_cast<uint8_t*>(buf->base()) + offsets[i];
+                t->buffer = buf.get();
                 cpu::kernels::repack_r16(t->type, info->data, t->data, t->ne[0], t->ne[1]);
                 release_file_pages(info->data, info->n_bytes);
             }
             m->buffers.push_back(std::move(buf));
         } else {
-            // Read into memory: the copy is rewritten from the file in the new layout.
+            // Read into memory: the copy is rewritten from the file in the new layout, where
+            // that layout takes the same bytes (Q4_0, Q8_0); the others stay plain.
+            std::erase_if(chosen, [](const auto& c) {
+                return cpu::kernels::r16_bytes(c.first->type, c.first->ne[0], c.first->ne[1]) != c.second->n_bytes;
+            });
             for (auto& [t, info] : chosen) cpu::kernels::repack_r16(t->type, info->data, t->data, t->ne[0], t->ne[1]);
         }
         for (auto& [t, info] : chosen) {

@@ -30,9 +30,11 @@ constexpr int64_t kActChunk = 64;
 size_t mul_mat_work_per_thread(const Tensor& node) {
     const Tensor& a = *node.src[0];
     const int64_t K = a.ne[0], M = node.src[1]->ne[1];
-    if (a.flags & kFlagRepacked)  // Q8_0 activation rows and their block sums
+    if (a.flags & kFlagRepacked)  // Q8_0 activation rows and their block sums, or Q8_K rows
         return static_cast<size_t>(std::min(M, kActChunk)) *
-               (kernels::act_row_size(kernels::ActFormat::Q8_0, K) + static_cast<size_t>(K / quant::kQK) * sizeof(int32_t));
+               (kernels::r16_uses_q8_K(a.type)
+                    ? kernels::act_row_size(kernels::ActFormat::Q8_K, K)
+                    : kernels::act_row_size(kernels::ActFormat::Q8_0, K) + static_cast<size_t>(K / quant::kQK) * sizeof(int32_t));
     // A chunk of quantized activation rows (a weight type's activation format is the same on
     // every code path), or one dequantized weight row for types without a fast kernel.
     const kernels::ActFormat fmt = kernels::active().act[static_cast<uint32_t>(a.type)];
@@ -55,11 +57,12 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
     if (!dot) dot = kernels::dot_r16_ref_fn(a.type);
     const int64_t K = a.ne[0], N = a.ne[1], M = b.ne[1], nb = K / quant::kQK;
     const int64_t groups = N / kernels::kR16Rows;
-    const size_t act_bytes = kernels::act_row_size(kernels::ActFormat::Q8_0, K);
+    const bool q8_K = kernels::r16_uses_q8_K(a.type);
+    const size_t act_bytes = kernels::act_row_size(q8_K ? kernels::ActFormat::Q8_K : kernels::ActFormat::Q8_0, K);
     const size_t out_stride = node.nb[1] / sizeof(float);
     char* x = p.work;
     int32_t* sums = reinterpret_cast<int32_t*>(p.work + static_cast<size_t>(std::min(M, kActChunk)) * act_bytes);
-    const size_t group_bytes = static_cast<size_t>(kernels::kR16Rows) * a.nb[1];
+    const size_t group_bytes = kernels::r16_bytes(a.type, K, kernels::kR16Rows);
 
     int64_t ib, ie;
     split_rows(groups * b.ne[2] * b.ne[3], p.ith, p.nth, &ib, &ie);
@@ -70,8 +73,13 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
         for (int64_t m0 = 0; m0 < M; m0 += kActChunk) {
             const int64_t mc = std::min(kActChunk, M - m0);
             for (int64_t m = 0; m < mc; ++m) {
-                kt.quantize_q8_0(reinterpret_cast<const float*>(b.row_ptr(m0 + m, i2, i3)), x + m * act_bytes, K);
-                kernels::act_block_sums(x + m * act_bytes, sums + m * nb, K);
+                const float* row = reinterpret_cast<const float*>(b.row_ptr(m0 + m, i2, i3));
+                if (q8_K) {
+                    kt.quantize_q8_K(row, x + m * act_bytes, K);
+                } else {
+                    kt.quantize_q8_0(row, x + m * act_bytes, K);
+                    kernels::act_block_sums(x + m * act_bytes, sums + m * nb, K);
+                }
             }
             float* out = reinterpret_cast<float*>(node.row_ptr(m0, i2, i3));
             for (int64_t g = g0; g < g1; ++g) {

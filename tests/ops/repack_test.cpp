@@ -15,6 +15,7 @@
 #include "backends/cpu/kernels/repack.h"
 #include "runtime/context.h"
 #include "runtime/loader.h"
+#include "runtime/quantize.h"
 #include "tensor/fp16.h"
 #include "tensor/gguf.h"
 #include "tensor/quant/quant.h"
@@ -44,13 +45,16 @@ struct Activations {
     size_t row_bytes = 0;
 };
 
-Activations random_acts(int64_t k, int nc, std::mt19937& rng) {
+// nc activation rows in the format the r16 kernels of `t` take (Q8_0 plus block sums, or Q8_K).
+Activations random_acts(DType t, int64_t k, int nc, std::mt19937& rng) {
     Activations a;
-    a.q = random_rows(DType::Q8_0, k, nc, rng);
-    a.row_bytes = row_size(DType::Q8_0, k);
+    const DType f = kernels::r16_uses_q8_K(t) ? DType::Q8_K : DType::Q8_0;
+    a.q = random_rows(f, k, nc, rng);
+    a.row_bytes = row_size(f, k);
     a.sums.resize(static_cast<size_t>(nc * (k / 32)));
-    for (int c = 0; c < nc; ++c)
-        kernels::act_block_sums(a.q.data() + c * a.row_bytes, a.sums.data() + c * (k / 32), k);
+    if (f == DType::Q8_0)
+        for (int c = 0; c < nc; ++c)
+            kernels::act_block_sums(a.q.data() + c * a.row_bytes, a.sums.data() + c * (k / 32), k);
     return a;
 }
 
@@ -58,20 +62,20 @@ Activations random_acts(int64_t k, int nc, std::mt19937& rng) {
 
 TEST_CASE("r16 repacking is exact both ways") {
     std::mt19937 rng(7);
-    for (DType t : {DType::Q4_0, DType::Q8_0}) {
-        for (auto [k, n] : {std::pair<int64_t, int64_t>{32, 16}, {96, 48}, {4096, 32}}) {
+    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
+        for (auto [k, n] : {std::pair<int64_t, int64_t>{256, 16}, {768, 48}, {4096, 32}}) {
             CAPTURE(std::string(type_name(t)));
             CAPTURE(k);
             CAPTURE(n);
             const std::vector<uint8_t> plain = random_rows(t, k, n, rng);
-            std::vector<uint8_t> packed(plain.size()), back(plain.size());
+            std::vector<uint8_t> packed(kernels::r16_bytes(t, k, n)), back(plain.size());
             kernels::repack_r16(t, plain.data(), packed.data(), k, n);
             CHECK(packed != plain);
             kernels::unpack_r16(t, packed.data(), back.data(), k, n);
             CHECK(back == plain);
         }
     }
-    CHECK_FALSE(kernels::r16_supported(DType::Q4_K));
+    CHECK_FALSE(kernels::r16_supported(DType::Q6_K));
     std::vector<uint8_t> buf(row_size(DType::Q4_0, 32) * 20);
     CHECK_THROWS(kernels::repack_r16(DType::Q4_0, buf.data(), buf.data(), 32, 20));  // not whole groups
 }
@@ -79,12 +83,12 @@ TEST_CASE("r16 repacking is exact both ways") {
 TEST_CASE("the r16 scalar twin agrees with the plain-layout kernels") {
     std::mt19937 rng(11);
     const int64_t k = 256;
-    for (DType t : {DType::Q4_0, DType::Q8_0}) {
+    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
         CAPTURE(std::string(type_name(t)));
         const std::vector<uint8_t> plain = random_rows(t, k, 16, rng);
-        std::vector<uint8_t> packed(plain.size());
+        std::vector<uint8_t> packed(kernels::r16_bytes(t, k, 16));
         kernels::repack_r16(t, plain.data(), packed.data(), k, 16);
-        const Activations a = random_acts(k, 3, rng);
+        const Activations a = random_acts(t, k, 3, rng);
         float got[3 * 16];
         kernels::dot_r16_ref(t, k, packed.data(), a.q.data(), a.row_bytes, a.sums.data(), static_cast<size_t>(k / 32),
                              3, got, 16);
@@ -104,19 +108,19 @@ TEST_CASE("every r16 kernel this CPU runs is bit-identical to its scalar twin") 
     for (const kernels::TargetInfo& target : kernels::compiled_targets()) {
         if (!target.supported) continue;
         REQUIRE(kernels::select_target(target.name));
-        for (DType t : {DType::Q4_0, DType::Q8_0}) {
+        for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
             const kernels::DotR16Fn fn = kernels::active().dot_r16[static_cast<uint32_t>(t)];
             if (!fn) continue;
             CAPTURE(target.name);
             CAPTURE(std::string(type_name(t)));
-            for (int64_t k : {32, 64, 2048}) {
+            for (int64_t k : {256, 512, 2048}) {
                 const std::vector<uint8_t> plain = random_rows(t, k, 32, rng);
-                std::vector<uint8_t> packed(plain.size());
+                std::vector<uint8_t> packed(kernels::r16_bytes(t, k, 32));
                 kernels::repack_r16(t, plain.data(), packed.data(), k, 32);
                 for (int nc = 1; nc <= kernels::kR16MaxCols; ++nc) {
-                    const Activations a = random_acts(k, nc, rng);
+                    const Activations a = random_acts(t, k, nc, rng);
                     std::vector<float> want(static_cast<size_t>(nc) * 20, -1.0f), got(want.size(), -1.0f);
-                    const size_t group = plain.size() / 2;  // the second group of 16 rows
+                    const size_t group = packed.size() / 2;  // the second group of 16 rows
                     kernels::dot_r16_ref(t, k, packed.data() + group, a.q.data(), a.row_bytes, a.sums.data(),
                                          static_cast<size_t>(k / 32), nc, want.data(), 20);
                     fn(k, packed.data() + group, a.q.data(), a.row_bytes, a.sums.data(), static_cast<size_t>(k / 32), nc,
@@ -133,11 +137,24 @@ TEST_CASE("every r16 kernel this CPU runs is bit-identical to its scalar twin") 
 
 TEST_CASE("a model loaded with repacking gives the logits of the plain layout") {
     tessera::test::ScratchDir dir;
-    for (const auto& cfg : tessera::test::random_llama_configs()) {
-        if (cfg.weight_type != DType::Q4_0 && cfg.weight_type != DType::Q8_0) continue;
+    std::vector<tessera::test::RandomLlamaConfig> configs;
+    for (const auto& cfg : tessera::test::random_llama_configs())
+        if (cfg.weight_type == DType::Q4_0 || cfg.weight_type == DType::Q8_0) configs.push_back(cfg);
+    // Q4_K: a model with rows of 256, converted with `tessera quantize`'s Q4_K_S mix.
+    configs.push_back({"llama-q4_k", 97, 256, 2, 4, 2, 64, 512, DType::Q4_K, false, false, 10000.0f, 31});
+    for (const auto& cfg : configs) {
         CAPTURE(cfg.name);
         const std::string path = dir.file(cfg.name + ".gguf").string();
-        tessera::test::write_random_llama(cfg, path);
+        if (cfg.weight_type == DType::Q4_K) {
+            auto f32 = cfg;
+            f32.weight_type = DType::F32;
+            tessera::test::write_random_llama(f32, path + ".f32");
+            QuantizeOptions qo;
+            qo.type = "Q4_K_S";
+            quantize_file(path + ".f32", path, qo);
+        } else {
+            tessera::test::write_random_llama(cfg, path);
+        }
         const std::vector<int32_t> tokens = tessera::test::reference_tokens(cfg);
         std::vector<std::vector<float>> logits;
         size_t repacked = 0;

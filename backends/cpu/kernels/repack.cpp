@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "backends/cpu/kernels/kernels.h"
+#include "backends/cpu/kernels/kquant_scales.h"
 #include "tensor/error.h"
 #include "tensor/quant/blocks.h"
 
@@ -13,8 +14,130 @@ namespace tessera::cpu::kernels {
 namespace {
 
 using quant::block_q4_0;
+using quant::block_q4_K;
 using quant::block_q8_0;
+using quant::block_q8_K;
 using quant::kQK;
+using quant::kQKK;
+
+// Q4_K group block: offsets of its parts.
+constexpr size_t kKDmin = 32, kKScales = 64, kKMins = 192, kKQuants = 320, kKBlock = 2368;
+
+// The unsigned 4-bit quant of element e (0..255) of a plain Q4_K block.
+uint8_t q4k_quant(const block_q4_K& b, int e) {
+    const int c = e / 64, in = e % 64;
+    return in < 32 ? b.qs[32 * c + in] & 0x0F : b.qs[32 * c + in - 32] >> 4;
+}
+
+// Byte position of element e of row j in a Q4_K group block's quants, and its nibble.
+void q4k_position(int j, int e, size_t* byte, bool* high) {
+    const int s = e / 32, in = e % 32, t = in / 8, i = in % 8;
+    *byte = kKQuants + static_cast<size_t>((4 * s + t) * 64 + 4 * j + i % 4);
+    *high = i >= 4;
+}
+
+void repack_q4_K(const uint8_t* src, uint8_t* dst, int64_t k, int64_t n) {
+    const int64_t nb = k / kQKK;
+    const size_t row_bytes = static_cast<size_t>(nb) * sizeof(block_q4_K);
+#pragma omp parallel for schedule(static)
+    for (int64_t g = 0; g < n / kR16Rows; ++g) {
+        for (int64_t b = 0; b < nb; ++b) {
+            uint8_t* out = dst + static_cast<size_t>(g * nb + b) * kKBlock;
+            std::memset(out, 0, kKBlock);
+            for (int j = 0; j < kR16Rows; ++j) {
+                const auto& blk = *reinterpret_cast<const block_q4_K*>(src + static_cast<size_t>(g * kR16Rows + j) * row_bytes +
+                                                                       static_cast<size_t>(b) * sizeof(block_q4_K));
+                std::memcpy(out + 2 * j, &blk.d, 2);
+                std::memcpy(out + kKDmin + 2 * j, &blk.dmin, 2);
+                uint8_t sc[8], mn[8];
+                unpack_q4_K_scales(blk.scales, sc, mn);
+                for (int s = 0; s < 8; ++s) {
+                    out[kKScales + 16 * s + j] = sc[s];
+                    out[kKMins + 32 * (s / 2) + 2 * j + s % 2] = mn[s];
+                }
+                for (int e = 0; e < kQKK; ++e) {
+                    size_t pos;
+                    bool high;
+                    q4k_position(j, e, &pos, &high);
+                    out[pos] |= static_cast<uint8_t>(q4k_quant(blk, e) << (high ? 4 : 0));
+                }
+            }
+        }
+    }
+}
+
+void unpack_q4_K(const uint8_t* src, uint8_t* dst, int64_t k, int64_t n) {
+    const int64_t nb = k / kQKK;
+    const size_t row_bytes = static_cast<size_t>(nb) * sizeof(block_q4_K);
+    for (int64_t g = 0; g < n / kR16Rows; ++g) {
+        for (int64_t b = 0; b < nb; ++b) {
+            const uint8_t* in = src + static_cast<size_t>(g * nb + b) * kKBlock;
+            for (int j = 0; j < kR16Rows; ++j) {
+                auto& blk = *reinterpret_cast<block_q4_K*>(dst + static_cast<size_t>(g * kR16Rows + j) * row_bytes +
+                                                          static_cast<size_t>(b) * sizeof(block_q4_K));
+                std::memcpy(&blk.d, in + 2 * j, 2);
+                std::memcpy(&blk.dmin, in + kKDmin + 2 * j, 2);
+                uint8_t sc[8], mn[8];
+                for (int s = 0; s < 8; ++s) {
+                    sc[s] = in[kKScales + 16 * s + j];
+                    mn[s] = in[kKMins + 32 * (s / 2) + 2 * j + s % 2];
+                }
+                for (int i = 0; i < 4; ++i) {
+                    blk.scales[i] = static_cast<uint8_t>((sc[i] & 63) | (sc[i + 4] >> 4) << 6);
+                    blk.scales[i + 4] = static_cast<uint8_t>((mn[i] & 63) | (mn[i + 4] >> 4) << 6);
+                    blk.scales[i + 8] = static_cast<uint8_t>((sc[i + 4] & 15) | (mn[i + 4] & 15) << 4);
+                }
+                std::memset(blk.qs, 0, sizeof blk.qs);
+                for (int e = 0; e < kQKK; ++e) {
+                    size_t pos;
+                    bool high;
+                    q4k_position(j, e, &pos, &high);
+                    const uint8_t q = high ? in[pos] >> 4 : in[pos] & 0x0F;
+                    const int c = e / 64, w = e % 64;
+                    if (w < 32) blk.qs[32 * c + w] |= q;
+                    else blk.qs[32 * c + w - 32] |= static_cast<uint8_t>(q << 4);
+                }
+            }
+        }
+    }
+}
+
+// The Q4_K twin: per row and block, total = sum_s scale_s * sum(q * y) and
+// mins = sum_s min_s * (sum of y over sub-block s), then
+// acc = fma(total, d * yd, acc); acc = fma(-mins, dmin * yd, acc).
+void dot_r16_q4_K_ref(int64_t k, const void* w, const void* x, size_t x_stride, int nc, float* out,
+                      size_t out_stride) {
+    const int64_t nb = k / kQKK;
+    const float* f16 = fp16_table();
+    const auto* wp = static_cast<const uint8_t*>(w);
+    for (int c = 0; c < nc; ++c) {
+        const auto* y = reinterpret_cast<const block_q8_K*>(static_cast<const uint8_t*>(x) + c * x_stride);
+        for (int j = 0; j < kR16Rows; ++j) {
+            float acc = 0.0f;
+            for (int64_t b = 0; b < nb; ++b) {
+                const uint8_t* blk = wp + static_cast<size_t>(b) * kKBlock;
+                uint16_t d, dmin;
+                std::memcpy(&d, blk + 2 * j, 2);
+                std::memcpy(&dmin, blk + kKDmin + 2 * j, 2);
+                int32_t total = 0, mins = 0;
+                for (int s = 0; s < 8; ++s) {
+                    int32_t isum = 0;
+                    for (int e = 32 * s; e < 32 * s + 32; ++e) {
+                        size_t pos;
+                        bool high;
+                        q4k_position(j, e, &pos, &high);
+                        isum += (high ? blk[pos] >> 4 : blk[pos] & 0x0F) * y[b].qs[e];
+                    }
+                    total += blk[kKScales + 16 * s + j] * isum;
+                    mins += blk[kKMins + 32 * (s / 2) + 2 * j + s % 2] * (y[b].bsums[2 * s] + y[b].bsums[2 * s + 1]);
+                }
+                acc = std::fma(static_cast<float>(total), f16[d] * y[b].d, acc);
+                acc = std::fma(-static_cast<float>(mins), f16[dmin] * y[b].d, acc);
+            }
+            out[c * out_stride + static_cast<size_t>(j)] = acc;
+        }
+    }
+}
 
 constexpr size_t kScaleBytes = kR16Rows * sizeof(uint16_t);
 
@@ -34,19 +157,26 @@ void r16_position(DType t, int row, int e, size_t* byte, bool* high) {
 
 void check(DType t, int64_t k, int64_t n) {
     if (!r16_supported(t)) throw Error("r16 layout: unsupported type " + std::string(type_name(t)));
-    if (k % kQK != 0 || n % kR16Rows != 0)
+    if (k % type_traits(t).block_size != 0 || n % kR16Rows != 0)
         throw Error("r16 layout: " + std::to_string(n) + " rows of " + std::to_string(k) +
                     " do not make whole groups of 16 rows and 32-element blocks");
 }
 
 }  // namespace
 
-bool r16_supported(DType t) { return t == DType::Q4_0 || t == DType::Q8_0; }
+bool r16_supported(DType t) { return t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K; }
 
-size_t r16_block_bytes(DType t) { return kR16Rows * type_traits(t).type_size; }
+size_t r16_block_bytes(DType t) { return t == DType::Q4_K ? kKBlock : kR16Rows * type_traits(t).type_size; }
+
+size_t r16_bytes(DType t, int64_t k, int64_t n) {
+    return static_cast<size_t>(n / kR16Rows) * static_cast<size_t>(k / type_traits(t).block_size) * r16_block_bytes(t);
+}
+
+bool r16_uses_q8_K(DType t) { return t == DType::Q4_K; }
 
 void repack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
     check(t, k, n);
+    if (t == DType::Q4_K) return repack_q4_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
     const int64_t nb = k / kQK;
     const size_t bs = type_traits(t).type_size, gb = r16_block_bytes(t), row_bytes = static_cast<size_t>(nb) * bs;
     const auto* s = static_cast<const uint8_t*>(src);
@@ -79,6 +209,7 @@ void repack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
 
 void unpack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
     check(t, k, n);
+    if (t == DType::Q4_K) return unpack_q4_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
     const int64_t nb = k / kQK;
     const size_t bs = type_traits(t).type_size, gb = r16_block_bytes(t), row_bytes = static_cast<size_t>(nb) * bs;
     const auto* s = static_cast<const uint8_t*>(src);
@@ -116,6 +247,7 @@ void act_block_sums(const void* x, int32_t* sums, int64_t k) {
 
 void dot_r16_ref(DType t, int64_t k, const void* w, const void* x, size_t x_stride, const int32_t* sums,
                  size_t sums_stride, int nc, float* out, size_t out_stride) {
+    if (t == DType::Q4_K) return dot_r16_q4_K_ref(k, w, x, x_stride, nc, out, out_stride);
     const int64_t nb = k / kQK;
     const size_t gb = r16_block_bytes(t);
     const int off = offset_of(t);
@@ -156,6 +288,7 @@ void dot_r16_ref_typed(int64_t k, const void* w, const void* x, size_t x_stride,
 DotR16Fn dot_r16_ref_fn(DType t) {
     if (t == DType::Q4_0) return &dot_r16_ref_typed<DType::Q4_0>;
     if (t == DType::Q8_0) return &dot_r16_ref_typed<DType::Q8_0>;
+    if (t == DType::Q4_K) return &dot_r16_ref_typed<DType::Q4_K>;
     return nullptr;
 }
 

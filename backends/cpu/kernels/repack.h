@@ -11,12 +11,17 @@
 //     Q4_0 (4 chunks): chunk t, byte i of row j = q[j][8t + i] | q[j][8t + 4 + i] << 4,
 //          q the unsigned 4-bit quants (value = d * (q - 8));
 //     Q8_0 (8 chunks): chunk t, byte i of row j = q[j][4t + i] + 128 (as unsigned).
-// A group takes exactly the bytes of its 16 rows in the plain layout, so the tensor keeps
-// its size and row_ptr(n) of a multiple of 16 is its group's start.
+// Q4_K (blocks of 256 in 8 sub-blocks of 32, 2368 bytes per block of a group):
+//   16 fp16 d, 16 fp16 dmin; the 6-bit sub-block scales as bytes, scale s of row j at
+//   64 + 16 s + j; the mins as byte pairs, min 2p + h of row j at 192 + 32 p + 2 j + h;
+//   then per sub-block s, 4 chunks as for Q4_0 at 320 + 64 (4 s + t).
+// A Q4_0 or Q8_0 group takes exactly the bytes of its 16 rows in the plain layout; a Q4_K
+// group 64 bytes more per block (r16_bytes).
 //
-// Dot products against Q8_0 activation blocks use the unsigned quants and subtract
-// offset * sum(y) per block (offset 8 for Q4_0, 128 for Q8_0), the sums being computed
-// once per activation row (act_block_sums).
+// Dot products of Q4_0 and Q8_0 against Q8_0 activation blocks use the unsigned quants and
+// subtract offset * sum(y) per block (offset 8 for Q4_0, 128 for Q8_0), the sums being
+// computed once per activation row (act_block_sums). Q4_K runs against Q8_K blocks, whose
+// own bsums give the mins' part.
 #pragma once
 
 #include <cstddef>
@@ -32,10 +37,15 @@ inline constexpr int kR16MaxCols = 8;
 
 // Whether `t` has an r16 layout.
 bool r16_supported(DType t);
-// Bytes of one block of the 16 rows of a group (288 for Q4_0, 544 for Q8_0).
+// Bytes of one block of the 16 rows of a group (288 for Q4_0, 544 for Q8_0, 2368 for Q4_K).
 size_t r16_block_bytes(DType t);
+// Bytes of a whole tensor of n rows of k elements in the layout.
+size_t r16_bytes(DType t, int64_t k, int64_t n);
+// Whether the type's kernels take Q8_K activation blocks (else Q8_0 plus block sums).
+bool r16_uses_q8_K(DType t);
 
-// Plain rows -> r16 groups, and back. n a multiple of 16, k of 32; src and dst distinct.
+// Plain rows -> r16 groups, and back. n a multiple of 16, k of the block size; src and dst
+// distinct.
 void repack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n);
 void unpack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n);
 
@@ -46,7 +56,8 @@ void act_block_sums(const void* x, int32_t* sums, int64_t k);
 //   out[c * out_stride + j] = sum over blocks of fma-accumulated
 //                             float(sum((u - offset) * y)) * (wd[j] * yd[c])
 // in block order, each block's integer sum exact. x: nc rows of Q8_0 blocks x_stride bytes
-// apart; sums: their act_block_sums, sums_stride int32s apart.
+// apart (Q8_K blocks for Q4_K, where the sums are unused); sums: their act_block_sums,
+// sums_stride int32s apart.
 using DotR16Fn = void (*)(int64_t k, const void* w, const void* x, size_t x_stride, const int32_t* sums,
                           size_t sums_stride, int nc, float* out, size_t out_stride);
 

@@ -75,6 +75,79 @@ TESSERA_AVX512_VNNI void tile(int64_t nb, const uint8_t* w, const uint8_t* x, si
     for (int c = 0; c < C; ++c) _mm512_storeu_ps(out + c * os, acc[c]);
 }
 
+// Q4_K: 16 rows x C activation rows of Q8_K blocks (layout in repack.h). Per block and
+// column: the 8 sub-blocks' integer sums times their scales (vpmulld), the mins against the
+// activation's sub-block sums two at a time (vpdpwssd), then two float updates.
+template <int C>
+TESSERA_AVX512_VNNI void tile_q4_K(int64_t nb, const uint8_t* w, const uint8_t* x, size_t xs, float* out, size_t os) {
+    constexpr size_t kBlock = 2368, kDmin = 32, kScales = 64, kMins = 192, kQuants = 320;
+    const float* f16 = fp16_table();
+    (void)f16;
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[C];
+    for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* wb = w + static_cast<size_t>(b) * kBlock;
+        const quant::block_q8_K* y[C];
+        __m512i total[C], mins[C];
+        for (int c = 0; c < C; ++c) {
+            y[c] = reinterpret_cast<const quant::block_q8_K*>(x + c * xs) + b;
+            total[c] = _mm512_setzero_si512();
+            mins[c] = _mm512_setzero_si512();
+        }
+        for (int s = 0; s < 8; ++s) {
+            _mm_prefetch(reinterpret_cast<const char*>(wb + 2 * kBlock + kQuants + 256 * s), _MM_HINT_T0);
+            __m512i isum[C];
+            for (int c = 0; c < C; ++c) isum[c] = _mm512_setzero_si512();
+            const __m512i* q = reinterpret_cast<const __m512i*>(wb + kQuants + 256 * s);
+            for (int t = 0; t < 4; ++t) {
+                const __m512i v = _mm512_loadu_si512(q + t);
+                const __m512i lo = _mm512_and_si512(v, low4);
+                const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+                for (int c = 0; c < C; ++c) {
+                    const int8_t* yq = y[c]->qs + 32 * s + 8 * t;
+                    isum[c] = _mm512_dpbusd_epi32(isum[c], lo, bcast4(yq));
+                    isum[c] = _mm512_dpbusd_epi32(isum[c], hi, bcast4(yq + 4));
+                }
+            }
+            const __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + kScales + 16 * s)));
+            for (int c = 0; c < C; ++c) total[c] = _mm512_add_epi32(total[c], _mm512_mullo_epi32(isum[c], sc));
+        }
+        for (int p = 0; p < 4; ++p) {
+            const __m512i mn = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + kMins + 32 * p)));
+            for (int c = 0; c < C; ++c) {
+                const int16_t* bs = y[c]->bsums + 4 * p;
+                const uint32_t pair = static_cast<uint16_t>(bs[0] + bs[1]) |
+                                      static_cast<uint32_t>(static_cast<uint16_t>(bs[2] + bs[3])) << 16;
+                mins[c] = _mm512_dpwssd_epi32(mins[c], mn, _mm512_set1_epi32(static_cast<int32_t>(pair)));
+            }
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb)));
+        const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + kDmin)));
+        for (int c = 0; c < C; ++c) {
+            const __m512 yd = _mm512_set1_ps(y[c]->d);
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total[c]), _mm512_mul_ps(d, yd), acc[c]);
+            acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mins[c]), _mm512_mul_ps(dmin, yd), acc[c]);
+        }
+    }
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(out + c * os, acc[c]);
+}
+
+void dot_q4_K(int64_t k, const void* w, const void* x, size_t xs, const int32_t*, size_t, int nc, float* out,
+              size_t os) {
+    const int64_t nb = k / quant::kQKK;
+    const auto* wp = static_cast<const uint8_t*>(w);
+    const auto* xp = static_cast<const uint8_t*>(x);
+    int c = 0;
+    for (; c + 4 <= nc; c += 4) tile_q4_K<4>(nb, wp, xp + c * xs, xs, out + c * os, os);
+    switch (nc - c) {
+        case 3: tile_q4_K<3>(nb, wp, xp + c * xs, xs, out + c * os, os); break;
+        case 2: tile_q4_K<2>(nb, wp, xp + c * xs, xs, out + c * os, os); break;
+        case 1: tile_q4_K<1>(nb, wp, xp + c * xs, xs, out + c * os, os); break;
+        default: break;
+    }
+}
+
 template <bool Q4>
 void dot(int64_t k, const void* w, const void* x, size_t xs, const int32_t* sums, size_t ss, int nc, float* out,
          size_t os) {
@@ -96,6 +169,7 @@ void dot(int64_t k, const void* w, const void* x, size_t xs, const int32_t* sums
 DotR16Fn dot_r16_avx512_vnni(DType t) {
     if (t == DType::Q4_0) return &dot<true>;
     if (t == DType::Q8_0) return &dot<false>;
+    if (t == DType::Q4_K) return &dot_q4_K;
     return nullptr;
 }
 
