@@ -321,6 +321,7 @@ typedef struct tessera_sampler_params {
     uint64_t seed;           /* 0 */
 } tessera_sampler_params;
 
+/* The defaults given beside each field above. */
 tessera_sampler_params tessera_sampler_default_params(void);
 /* Makes a sampler (params NULL: the defaults); *out owns it (free it with
  * tessera_sampler_free). TESSERA_ERROR_INVALID_ARGUMENT for a NULL out or a
