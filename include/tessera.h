@@ -5,9 +5,15 @@
  *   tessera_last_error() gives a message for the calling thread (valid until that
  *   thread's next failing call).
  * - Handles are opaque. Whatever a function returns through a pointer to a handle is
- *   owned by the caller and released with the matching *_close / *_free function.
+ *   owned by the caller and released with the matching *_close / *_free function; on
+ *   failure that pointer is set to NULL. *_close / *_free ignore NULL.
  * - Pointers into a handle (strings, values, tensor data) stay valid until that handle
  *   is closed.
+ * - A NULL handle or output pointer is TESSERA_ERROR_INVALID_ARGUMENT; functions that
+ *   return a value instead of a status return 0, -1, NULL or "" for it, as noted.
+ * - Threads: functions without a handle, and reads of a model or an open GGUF file, may
+ *   run on several threads at once; a context, sampler or detokenizer is used by one
+ *   thread at a time (each section says so).
  * - No C++ exception crosses this boundary.
  */
 #ifndef TESSERA_H
@@ -44,7 +50,8 @@ const char* tessera_status_name(tessera_status status);
 const char* tessera_version(void);
 
 /* One line on this build and machine: version, the CPU code path chosen at start-up and
- * the features it uses, hardware threads, backends present. Never NULL. */
+ * the features it uses, hardware threads, backends present. Made once per process (the
+ * same pointer every call, from any thread). Never NULL. */
 const char* tessera_system_info(void);
 /* The CPU kernels' code path ("avx512_vnni", "avx2", "neon", "scalar", ...), chosen at
  * start-up for this CPU; TESSERA_CPU_TARGET=<name> forces a lower one. Never NULL. */
@@ -87,36 +94,45 @@ typedef enum tessera_gguf_type {
 /* Opens and validates `path`; on success *out owns the file (close it with
  * tessera_gguf_close). On failure *out is set to NULL. */
 tessera_status tessera_gguf_open(const char* path, tessera_gguf** out);
-/* Releases the file and everything pointing into it. NULL is ignored. */
+/* Releases the file and everything pointing into it. NULL is ignored. Only for handles
+ * from tessera_gguf_open: the handle of tessera_model_gguf belongs to its model. */
 void tessera_gguf_close(tessera_gguf* file);
 
+/* Facts of the file; 0 for NULL. */
 uint32_t tessera_gguf_version(const tessera_gguf* file);     /* 2 or 3 */
 uint64_t tessera_gguf_alignment(const tessera_gguf* file);   /* of the tensor data */
 uint64_t tessera_gguf_data_offset(const tessera_gguf* file); /* where tensor data starts */
-uint64_t tessera_gguf_file_size(const tessera_gguf* file);
+uint64_t tessera_gguf_file_size(const tessera_gguf* file);   /* bytes */
 
-/* Metadata: key/value pairs in file order. */
+/* Metadata: key/value pairs in file order; the count is 0 for NULL. */
 int64_t tessera_gguf_kv_count(const tessera_gguf* file);
-/* The i-th key (NUL-terminated), or NULL when i is out of range. */
+/* The i-th key (NUL-terminated), or NULL when i is out of range or file is NULL. */
 const char* tessera_gguf_kv_key(const tessera_gguf* file, int64_t i);
-/* The i-th value, or NULL when i is out of range. */
+/* The i-th value, or NULL when i is out of range or file is NULL. */
 const tessera_gguf_value* tessera_gguf_kv_value(const tessera_gguf* file, int64_t i);
-/* The index of `key`, or -1 when absent. */
+/* The index of `key`, or -1 when absent (or an argument is NULL). */
 int64_t tessera_gguf_find_key(const tessera_gguf* file, const char* key);
 
-/* A value's type, and a type's name ("uint32", "string", ...; "?" if unknown). */
+/* A value's type (TESSERA_GGUF_UINT8 for NULL), and a type's name ("uint32", "string",
+ * ...; "?" for an unknown id; never NULL). */
 tessera_gguf_type tessera_gguf_value_type(const tessera_gguf_value* value);
 const char* tessera_gguf_type_name(tessera_gguf_type type);
 
-/* Scalars. _int and _uint accept every integer type and bool (checking the range);
- * _float accepts every numeric type. TESSERA_ERROR_TYPE_MISMATCH otherwise. */
+/* Scalars. _int and _uint accept every integer type and bool, and fail on a value out of
+ * their range (uint64 above INT64_MAX, a negative one for _uint); _float accepts every
+ * numeric type. TESSERA_ERROR_TYPE_MISMATCH for those failures and any other type;
+ * TESSERA_ERROR_INVALID_ARGUMENT for a NULL value or output. *out is left alone on failure. */
 tessera_status tessera_gguf_value_int(const tessera_gguf_value* value, int64_t* out);
 tessera_status tessera_gguf_value_uint(const tessera_gguf_value* value, uint64_t* out);
 tessera_status tessera_gguf_value_float(const tessera_gguf_value* value, double* out);
-/* A string's bytes (not NUL-terminated; may hold any bytes) and length. */
+/* A string's bytes (not NUL-terminated; may hold any bytes, NUL too) and length, inside
+ * the file's mapping. */
 tessera_status tessera_gguf_value_string(const tessera_gguf_value* value, const char** data, size_t* len);
 
-/* Arrays: the element type and length (TESSERA_GGUF_UINT8 and 0 for a non-array). */
+/* Arrays: the element type and length (TESSERA_GGUF_UINT8 and 0 for a non-array or NULL).
+ * The element readers convert as the scalar readers do: an index past the end is
+ * TESSERA_ERROR_INVALID_ARGUMENT; a non-array, or elements of another kind (strings read
+ * as numbers, ...), TESSERA_ERROR_TYPE_MISMATCH. */
 tessera_gguf_type tessera_gguf_array_type(const tessera_gguf_value* value);
 uint64_t tessera_gguf_array_length(const tessera_gguf_value* value);
 tessera_status tessera_gguf_array_int(const tessera_gguf_value* value, uint64_t i, int64_t* out);
@@ -124,7 +140,8 @@ tessera_status tessera_gguf_array_uint(const tessera_gguf_value* value, uint64_t
 tessera_status tessera_gguf_array_float(const tessera_gguf_value* value, uint64_t i, double* out);
 tessera_status tessera_gguf_array_string(const tessera_gguf_value* value, uint64_t i, const char** data,
                                          size_t* len);
-/* The i-th element of an array of arrays, or NULL (with the error set). */
+/* The i-th element of an array of arrays (itself an array value), or NULL with the error
+ * set: not an array of arrays, i past the end, or value NULL. */
 const tessera_gguf_value* tessera_gguf_array_item(const tessera_gguf_value* value, uint64_t i);
 
 /* Tensors, in file order. */
@@ -138,9 +155,12 @@ typedef struct tessera_tensor_info {
     const void* data; /* inside the mapping */
 } tessera_tensor_info;
 
+/* The number of tensors (0 for NULL). */
 int64_t tessera_gguf_tensor_count(const tessera_gguf* file);
+/* Fills *out with the i-th tensor (its pointers valid until the file is closed);
+ * TESSERA_ERROR_INVALID_ARGUMENT for an index out of range or a NULL argument. */
 tessera_status tessera_gguf_tensor(const tessera_gguf* file, int64_t i, tessera_tensor_info* out);
-/* The index of the tensor named `name`, or -1 when absent. */
+/* The index of the tensor named `name`, or -1 when absent (or an argument is NULL). */
 int64_t tessera_gguf_find_tensor(const tessera_gguf* file, const char* name);
 
 /* ---- models and tokenization ----------------------------------------------------
@@ -174,12 +194,13 @@ tessera_model_params tessera_model_default_params(void);
  * unsupported architecture (listing the supported ones), every missing or misshapen
  * tensor. Warnings (an unknown pre-tokenizer allowed to fall back) go to stderr. */
 tessera_status tessera_model_load(const char* path, const tessera_model_params* params, tessera_model** out);
-/* Releases the model. NULL is ignored. Detokenizers made from it must be freed first. */
+/* Releases the model. NULL is ignored. Contexts and detokenizers made from it must be
+ * freed first; its tessera_model_gguf handle goes with it. */
 void tessera_model_free(tessera_model* model);
 
 /* The number of tokens in the vocabulary (0 for NULL). */
 int32_t tessera_vocab_size(const tessera_model* model);
-/* The beginning- and end-of-sequence token ids, -1 if the vocabulary has none. */
+/* The beginning- and end-of-sequence token ids, -1 if the vocabulary has none (or NULL). */
 int32_t tessera_token_bos(const tessera_model* model);
 int32_t tessera_token_eos(const tessera_model* model);
 
@@ -215,13 +236,15 @@ tessera_status tessera_detokenize(const tessera_model* model, const int32_t* tok
 /* Streaming: feed tokens one at a time, get only complete UTF-8 text back. The pushed
  * text followed by tessera_detokenizer_flush equals tessera_detokenize of the same ids. */
 typedef struct tessera_detokenizer tessera_detokenizer;
-/* Makes a detokenizer for `model` (which must outlive it); free it with tessera_detokenizer_free. */
+/* Makes a detokenizer for `model` (which must outlive it); free it with
+ * tessera_detokenizer_free. TESSERA_ERROR_INVALID_ARGUMENT for a NULL model or out. */
 tessera_status tessera_detokenizer_new(const tessera_model* model, tessera_detokenizer** out);
 /* Adds one token; *text and *len get the text it completed (maybe empty: an unfinished
  * character is held back). NUL-terminated; valid until the next call on d. An id out of
  * range gives TESSERA_ERROR_INVALID_ARGUMENT and leaves the state unchanged. */
 tessera_status tessera_detokenizer_push(tessera_detokenizer* d, int32_t token, const char** text, size_t* len);
-/* Ends the stream: whatever is held back comes out as U+FFFD; d then starts afresh. */
+/* Ends the stream: whatever is held back comes out as U+FFFD (text and len as for push);
+ * d then starts afresh. */
 tessera_status tessera_detokenizer_flush(tessera_detokenizer* d, const char** text, size_t* len);
 /* Releases the detokenizer. NULL is ignored. */
 void tessera_detokenizer_free(tessera_detokenizer* d);
@@ -244,28 +267,31 @@ typedef struct tessera_context_params {
 /* The defaults: n_ctx 0, n_batch 512, n_threads 0, kv_type F16. */
 tessera_context_params tessera_context_default_params(void);
 /* Makes a context for a model loaded with weights (vocab_only = 0); *out owns it (free it
- * with tessera_context_free before the model). params may be NULL for the defaults. */
+ * with tessera_context_free before the model). params may be NULL for the defaults.
+ * TESSERA_ERROR_INVALID_ARGUMENT for a NULL model or out, a vocab-only model, a negative
+ * n_ctx or another kv_type; TESSERA_ERROR_OUT_OF_MEMORY when the KV cache does not fit. */
 tessera_status tessera_context_new(const tessera_model* model, const tessera_context_params* params,
                                    tessera_context** out);
 /* Releases the context. NULL is ignored. */
 void tessera_context_free(tessera_context* ctx);
-/* The context size in tokens, and how many tokens the sequence holds now. */
+/* The context size in tokens, and how many tokens the sequence holds now (0 for NULL). */
 int32_t tessera_context_n_ctx(const tessera_context* ctx);
 int32_t tessera_context_n_past(const tessera_context* ctx);
-/* Forgets the tokens from position n on (0 clears the sequence) and returns how many
- * tokens the sequence keeps: n, or 0 when the model's sliding-window layers no longer
- * hold the tokens that position n would attend to (decode from there again). */
+/* Forgets the tokens from position n on (0 clears the sequence; n is clamped to
+ * [0, n_past]) and returns how many tokens the sequence keeps: n, or 0 when the model's
+ * sliding-window layers no longer hold the tokens that position n would attend to
+ * (decode from there again). 0 for NULL. */
 int32_t tessera_context_truncate(tessera_context* ctx, int32_t n);
 
 /* Appends n tokens to the sequence and runs the model over them (in batches of n_batch).
  * all_logits = 0 keeps the logits of the last token only; 1 keeps every token's. Tokens
- * that do not fit in the context, or an id outside the vocabulary, give
- * TESSERA_ERROR_INVALID_ARGUMENT and leave the sequence as it was. */
+ * that do not fit in the context, an id outside the vocabulary, n <= 0 or a NULL
+ * argument give TESSERA_ERROR_INVALID_ARGUMENT and leave the sequence as it was. */
 tessera_status tessera_decode(tessera_context* ctx, const int32_t* tokens, int32_t n, int32_t all_logits);
 /* The logits (n_vocab floats) of output row i of the last decode; -1 is the last row.
  * NULL when there is no such row. Valid until the next decode on ctx. */
 const float* tessera_get_logits(const tessera_context* ctx, int32_t i);
-/* The number of logit rows the last decode produced. */
+/* The number of logit rows the last decode produced (0 before the first, or for NULL). */
 int32_t tessera_get_n_logits(const tessera_context* ctx);
 
 typedef struct tessera_timings {
@@ -275,13 +301,16 @@ typedef struct tessera_timings {
     double gen_ms;         /* decodes of one token */
     int64_t gen_tokens;
 } tessera_timings;
-/* Time spent in this context's decodes since it was made or its timings were reset. */
+/* Time spent in this context's decodes since it was made or its timings were reset, and
+ * the model's load time. TESSERA_ERROR_INVALID_ARGUMENT for a NULL argument. */
 tessera_status tessera_context_timings(const tessera_context* ctx, tessera_timings* out);
+/* Zeroes the decode timings. NULL is ignored. */
 void tessera_context_reset_timings(tessera_context* ctx);
 
 /* Samplers: penalties over the recent tokens, then top-k, top-p and min-p on the
  * untempered distribution, then temperature and a seeded draw. temperature <= 0 is
- * greedy. The same seed and logits give the same tokens on every machine. */
+ * greedy. The same seed and logits give the same tokens on every machine. A sampler
+ * holds its random state and recent tokens: one thread at a time. */
 typedef struct tessera_sampler tessera_sampler;
 typedef struct tessera_sampler_params {
     float temperature;       /* 0.8 */
@@ -295,23 +324,30 @@ typedef struct tessera_sampler_params {
     uint64_t seed;           /* 0 */
 } tessera_sampler_params;
 
+/* The defaults given beside each field above. */
 tessera_sampler_params tessera_sampler_default_params(void);
-/* Makes a sampler; *out owns it (free it with tessera_sampler_free). */
+/* Makes a sampler (params NULL: the defaults); *out owns it (free it with
+ * tessera_sampler_free). TESSERA_ERROR_INVALID_ARGUMENT for a NULL out or a
+ * repeat_penalty <= 0. */
 tessera_status tessera_sampler_new(const tessera_sampler_params* params, tessera_sampler** out);
+/* Releases the sampler. NULL is ignored. */
 void tessera_sampler_free(tessera_sampler* sampler);
-/* Picks a token from logit row i (-1: the last) of ctx's last decode. */
+/* Picks a token from logit row i (-1: the last) of ctx's last decode (ctx is only read).
+ * TESSERA_ERROR_INVALID_ARGUMENT for a NULL argument or when there is no such row. */
 tessera_status tessera_sampler_sample(tessera_sampler* sampler, const tessera_context* ctx, int32_t i,
                                       int32_t* token);
-/* Records a token of the sequence (prompt or generated) for the repetition penalties. */
+/* Records a token of the sequence (prompt or generated) for the repetition penalties.
+ * NULL is ignored. */
 void tessera_sampler_accept(tessera_sampler* sampler, int32_t token);
-/* Forgets the recorded tokens and re-seeds. */
+/* Forgets the recorded tokens and re-seeds with params.seed. NULL is ignored. */
 void tessera_sampler_reset(tessera_sampler* sampler);
 
 /* ---- high-level generation ---------------------------------------------------------- */
 
-/* Called with each piece of generated text (complete UTF-8; may be empty while a
- * character is unfinished) and its token (-1 for text held back until the end); return
- * 0 to stop generating. */
+/* Called on the generating thread with each piece of generated text (complete UTF-8; may
+ * be empty while a character is unfinished; valid only during the call) and its token;
+ * return 0 to stop generating. Text held back until the end (an unfinished character)
+ * comes in one last call with token -1, whose return value is ignored. */
 typedef int32_t (*tessera_token_fn)(const char* text, size_t len, int32_t token, void* user);
 
 /* Tokenizes `prompt` (BOS as the model's metadata says, special-token text parsed),
@@ -325,26 +361,28 @@ tessera_status tessera_generate(tessera_context* ctx, tessera_sampler* sampler, 
 
 /* ---- model information ------------------------------------------------------------ */
 
-/* general.architecture ("llama", ...) and general.name; "" when unknown. Never NULL. */
+/* general.architecture ("llama", ...) and general.name; "" when unknown, for a
+ * vocab-only model or NULL. Never NULL; valid while the model lives. */
 const char* tessera_model_architecture(const tessera_model* model);
 const char* tessera_model_name(const tessera_model* model);
-/* The training context length, layers, embedding size; 0 for a vocab-only model. */
+/* The training context length, layers, embedding size; 0 for a vocab-only model or NULL. */
 int32_t tessera_model_n_ctx_train(const tessera_model* model);
 int32_t tessera_model_n_layer(const tessera_model* model);
 int32_t tessera_model_n_embd(const tessera_model* model);
-/* Parameters and bytes of the weights; 0 for a vocab-only model. */
+/* Parameters and bytes of the weights; 0 for a vocab-only model or NULL. */
 uint64_t tessera_model_n_params(const tessera_model* model);
 uint64_t tessera_model_size(const tessera_model* model);
-/* Milliseconds the load took. */
+/* Milliseconds tessera_model_load took for this model (0 for NULL). */
 double tessera_model_load_ms(const tessera_model* model);
-/* The GGUF file the model was loaded from (for metadata queries); valid while the model lives. */
+/* The GGUF file the model was loaded from, for metadata queries with the tessera_gguf_*
+ * functions (NULL for NULL). Owned by the model: valid while it lives; never close it. */
 const tessera_gguf* tessera_model_gguf(const tessera_model* model);
 
 /* ---- chat templates --------------------------------------------------------------
  * The Jinja2 templates that models ship in tokenizer.chat_template, rendered as Python's
  * jinja2 renders them for Hugging Face's apply_chat_template (trim_blocks, lstrip_blocks,
  * raise_exception, strftime_now, a tojson that keeps non-ASCII characters). Errors name
- * the template line and column.
+ * the template line and column. Rendering shares no state: any thread, any time.
  */
 
 typedef struct tessera_chat_message {
@@ -352,21 +390,33 @@ typedef struct tessera_chat_message {
     const char* content; /* NULL renders as None */
 } tessera_chat_message;
 
-/* Renders `tmpl` with messages, add_generation_prompt, bos_token and eos_token (a NULL token is left undefined). *out is a malloc'd NUL-terminated string the caller frees with tessera_free. */
+/* Renders `tmpl` with messages, add_generation_prompt, bos_token and eos_token (a NULL
+ * token is left undefined). *out is a malloc'd NUL-terminated string the caller frees
+ * with tessera_free. A template that raises gives TESSERA_ERROR_TEMPLATE_RAISED; a
+ * template error or a NULL tmpl or out, TESSERA_ERROR_INVALID_ARGUMENT. */
 tessera_status tessera_chat_render(const char* tmpl, const tessera_chat_message* messages, size_t n_messages,
                                    int32_t add_generation_prompt, const char* bos_token, const char* eos_token,
                                    char** out);
-/* Renders `tmpl` with every top-level key of the JSON object `request_json` as a variable (messages, tools, add_generation_prompt, ...). A template that raises gives TESSERA_ERROR_TEMPLATE_RAISED and its message in tessera_last_error(); a template or JSON error gives TESSERA_ERROR_INVALID_ARGUMENT with the line. */
+/* Renders `tmpl` with every top-level key of the JSON object `request_json` as a variable
+ * (messages, tools, add_generation_prompt, ...); *out as for tessera_chat_render. A
+ * template that raises gives TESSERA_ERROR_TEMPLATE_RAISED and its message in
+ * tessera_last_error(); a template or JSON error gives TESSERA_ERROR_INVALID_ARGUMENT
+ * with the line. */
 tessera_status tessera_chat_render_json(const char* tmpl, const char* request_json, char** out);
-/* Like tessera_chat_render_json, with each top-level key of the JSON object `defaults_json` (NULL: none) that the request lacks added as a variable. */
+/* Like tessera_chat_render_json, with each top-level key of the JSON object
+ * `defaults_json` (NULL: none) that the request lacks added as a variable. */
 tessera_status tessera_chat_render_json_defaults(const char* tmpl, const char* request_json, const char* defaults_json,
                                                  char** out);
 /* Frees memory the library allocated for the caller (rendered text). NULL is ignored. */
 void tessera_free(void* p);
 /* Parses a conversation saved as JSON: either {"messages": [...]} or the array itself,
  * each message {"role": ..., "content": ...} with string values. *messages is an array
- * of *n messages that the caller frees with tessera_chat_messages_free. */
+ * of *n messages (non-NULL even when *n is 0) that the caller frees with
+ * tessera_chat_messages_free. Malformed JSON, another shape or a message without string
+ * role and content gives TESSERA_ERROR_INVALID_ARGUMENT (naming the message), with
+ * *messages NULL and *n 0; so does a NULL argument. */
 tessera_status tessera_chat_parse_messages(const char* json, tessera_chat_message** messages, size_t* n);
+/* Frees what tessera_chat_parse_messages returned; n is the count it gave. NULL is ignored. */
 void tessera_chat_messages_free(tessera_chat_message* messages, size_t n);
 
 /* ---- Model conversion ----

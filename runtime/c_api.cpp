@@ -5,6 +5,7 @@
 #include <exception>
 #include <new>
 #include <string>
+#include <utility>
 
 #include "tensor/dtype.h"
 #include "tensor/error.h"
@@ -54,16 +55,30 @@ const tessera_gguf_value* wrap(const tessera::gguf::Value* v) {
     return reinterpret_cast<const tessera_gguf_value*>(v);
 }
 
-// Value accessors report a type mismatch, not an invalid argument.
+// Value accessors: a null value or output is an invalid argument; what the value itself
+// refuses (wrong type, out of the asked type's range) is a type mismatch.
 template <typename F>
-tessera_status value_call(const tessera_gguf_value* v, F&& f) {
+tessera_status value_call(const tessera_gguf_value* v, const void* out, F&& f) {
     if (!v) return set_error(TESSERA_ERROR_INVALID_ARGUMENT, "null GGUF value");
+    if (!out) return set_error(TESSERA_ERROR_INVALID_ARGUMENT, "null output pointer");
     try {
         f(*unwrap(v));
         return TESSERA_OK;
     } catch (const tessera::Error& e) {
         return set_error(TESSERA_ERROR_TYPE_MISMATCH, e.what());
     }
+}
+
+// Array element accessors: as value_call, and an index past the end of an array is an
+// invalid argument (the header's rule for every index), not a type mismatch.
+template <typename F>
+tessera_status element_call(const tessera_gguf_value* v, uint64_t i, const void* out, F&& f) {
+    if (v && unwrap(v)->type() == tessera::gguf::ValueType::ARRAY && i >= unwrap(v)->size()) {
+        const std::string length = std::to_string(unwrap(v)->size());
+        return set_error(TESSERA_ERROR_INVALID_ARGUMENT,
+                         "array index " + std::to_string(i) + " out of range (the array has " + length + " elements)");
+    }
+    return value_call(v, out, std::forward<F>(f));
 }
 
 }  // namespace
@@ -147,16 +162,17 @@ const char* tessera_gguf_type_name(tessera_gguf_type t) {
 }
 
 tessera_status tessera_gguf_value_int(const tessera_gguf_value* v, int64_t* out) {
-    return value_call(v, [&](const auto& x) { *out = x.as_int(); });
+    return value_call(v, out, [&](const auto& x) { *out = x.as_int(); });
 }
 tessera_status tessera_gguf_value_uint(const tessera_gguf_value* v, uint64_t* out) {
-    return value_call(v, [&](const auto& x) { *out = x.as_uint(); });
+    return value_call(v, out, [&](const auto& x) { *out = x.as_uint(); });
 }
 tessera_status tessera_gguf_value_float(const tessera_gguf_value* v, double* out) {
-    return value_call(v, [&](const auto& x) { *out = x.as_float(); });
+    return value_call(v, out, [&](const auto& x) { *out = x.as_float(); });
 }
 tessera_status tessera_gguf_value_string(const tessera_gguf_value* v, const char** data, size_t* len) {
-    return value_call(v, [&](const auto& x) {
+    if (!data || !len) return set_error(TESSERA_ERROR_INVALID_ARGUMENT, "null output pointer");
+    return value_call(v, data, [&](const auto& x) {
         std::string_view s = x.as_string();
         *data = s.data();
         *len = s.size();
@@ -174,16 +190,17 @@ uint64_t tessera_gguf_array_length(const tessera_gguf_value* v) {
 }
 
 tessera_status tessera_gguf_array_int(const tessera_gguf_value* v, uint64_t i, int64_t* out) {
-    return value_call(v, [&](const auto& x) { *out = x.int_at(i); });
+    return element_call(v, i, out, [&](const auto& x) { *out = x.int_at(i); });
 }
 tessera_status tessera_gguf_array_uint(const tessera_gguf_value* v, uint64_t i, uint64_t* out) {
-    return value_call(v, [&](const auto& x) { *out = x.uint_at(i); });
+    return element_call(v, i, out, [&](const auto& x) { *out = x.uint_at(i); });
 }
 tessera_status tessera_gguf_array_float(const tessera_gguf_value* v, uint64_t i, double* out) {
-    return value_call(v, [&](const auto& x) { *out = x.float_at(i); });
+    return element_call(v, i, out, [&](const auto& x) { *out = x.float_at(i); });
 }
 tessera_status tessera_gguf_array_string(const tessera_gguf_value* v, uint64_t i, const char** data, size_t* len) {
-    return value_call(v, [&](const auto& x) {
+    if (!data || !len) return set_error(TESSERA_ERROR_INVALID_ARGUMENT, "null output pointer");
+    return element_call(v, i, data, [&](const auto& x) {
         std::string_view s = x.string_at(i);
         *data = s.data();
         *len = s.size();
@@ -192,13 +209,11 @@ tessera_status tessera_gguf_array_string(const tessera_gguf_value* v, uint64_t i
 
 const tessera_gguf_value* tessera_gguf_array_item(const tessera_gguf_value* v, uint64_t i) {
     const tessera::gguf::Value* item = nullptr;
-    if (value_call(v, [&](const auto& x) { item = &x.array_at(i); }) != TESSERA_OK) return nullptr;
+    if (element_call(v, i, &item, [&](const auto& x) { item = &x.array_at(i); }) != TESSERA_OK) return nullptr;
     return wrap(item);
 }
 
-int64_t tessera_gguf_tensor_count(const tessera_gguf* f) {
-    return f ? static_cast<int64_t>(f->file->n_tensors()) : 0;
-}
+int64_t tessera_gguf_tensor_count(const tessera_gguf* f) { return f ? static_cast<int64_t>(f->file->n_tensors()) : 0; }
 
 tessera_status tessera_gguf_tensor(const tessera_gguf* f, int64_t i, tessera_tensor_info* out) {
     if (!f || !out) return set_error(TESSERA_ERROR_INVALID_ARGUMENT, "tessera_gguf_tensor: null argument");

@@ -5,11 +5,13 @@
 # Besides the main build (build/), it builds the GGUF reader, `tessera inspect` and the C
 # API test with AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer
 # (build-asan/) and runs their tests (the C API test loads the real model, generates,
-# runs two contexts on two threads and frees everything), and
+# runs two contexts on two threads and frees everything over several cycles, so
+# LeakSanitizer sees any leak), builds the C API test with ThreadSanitizer (build-tsan/)
+# and runs its two-contexts-on-two-threads case, and
 # runs the GGUF libFuzzer target (build-fuzz/, clang) for TESSERA_FUZZ_SECONDS (60).
 #
 # Environment: TESSERA_JOBS (build jobs, default: all cores), TESSERA_FUZZ_SECONDS
-# (0 skips fuzzing), TESSERA_SKIP_SANITIZERS=1 (skip the ASan and fuzz builds),
+# (0 skips fuzzing), TESSERA_SKIP_SANITIZERS=1 (skip the ASan, TSan and fuzz builds),
 # TESSERA_SKIP_MODELS=1 (do not download the real models; their tests skip).
 set -uo pipefail
 
@@ -53,6 +55,29 @@ if [ "${TESSERA_SKIP_SANITIZERS:-0}" != 1 ]; then
     else
         echo "FAILED: sanitizer build"; status=1
     fi
+
+    # Only the library and the C API test, and only its threads case: two contexts of one
+    # model, one CPU thread each, so that no (uninstrumented) OpenMP team starts.
+    step "two contexts on two threads under ThreadSanitizer (build-tsan/)"
+    start=$(date +%s)
+    mkdir -p build-tsan
+    cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_SANITIZE=thread \
+        -DTESSERA_CUDA=OFF -DTESSERA_VULKAN=OFF -DTESSERA_BLAS=off >build-tsan/configure.log 2>&1 ||
+        { cat build-tsan/configure.log; exit 1; }
+    if cmake --build build-tsan -j "$jobs" --target c_api_test; then
+        # The filter must select the one case: a renamed case would otherwise pass unrun.
+        if TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 build-tsan/tests/c_api_test \
+            --test-case='two contexts of one model on two threads*' >build-tsan/tsan.log 2>&1 &&
+            grep -q 'test cases: *1 | *1 passed' build-tsan/tsan.log; then
+            grep -E '^SKIPPED|test cases:' build-tsan/tsan.log
+        else
+            cat build-tsan/tsan.log
+            echo "FAILED: ThreadSanitizer (two contexts on two threads)"; status=1
+        fi
+    else
+        echo "FAILED: ThreadSanitizer build"; status=1
+    fi
+    echo "thread sanitizer: $(( $(date +%s) - start )) s"
 
     if [ "$fuzz_seconds" -gt 0 ]; then
         step "GGUF reader fuzzing for ${fuzz_seconds} s (build-fuzz/)"

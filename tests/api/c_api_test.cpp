@@ -1,9 +1,13 @@
 // The public C API: every function's error paths (null handles, bad paths, bad files,
 // overflow, cancellation) and, with the real default model, loading with progress,
-// decoding, sampling, generation with a cancelling callback, and two contexts of one
-// model on two threads giving the same tokens as one context alone.
+// tokenizing, decoding, sampling, generation with a cancelling callback, two contexts of
+// one model on two threads giving the same tokens as one context alone, and
+// load/generate/free cycles that LeakSanitizer checks in the sanitizer build.
+// The GGUF inspection functions are in c_api_gguf_test.cpp.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -18,19 +22,50 @@ namespace {
 
 std::string model_path() {
     const char* dir = std::getenv("TESSERA_MODELS");
-    std::string base = dir && *dir ? dir : std::string(std::getenv("HOME") ? std::getenv("HOME") : "/") +
-                                              "/.cache/tessera/models";
+    std::string base =
+        dir && *dir ? dir : std::string(std::getenv("HOME") ? std::getenv("HOME") : "/") + "/.cache/tessera/models";
     return base + "/smollm2-135m-instruct.gguf";
 }
 
-bool have_model() { return std::filesystem::exists(model_path()); }
+bool have_model() {
+    if (std::filesystem::exists(model_path())) return true;
+    tessera::test::skip_because("model not downloaded (run scripts/get-model.sh smollm2-135m-instruct)");
+    return false;
+}
 
-std::vector<int32_t> greedy(const tessera_model* m, const std::vector<int32_t>& prompt, int n, int threads) {
+// The real model, loaded with weights (or only its tokenizer), freed with the object.
+struct LoadedModel {
+    tessera_model* m = nullptr;
+    explicit LoadedModel(bool vocab_only = false) {
+        tessera_model_params mp = tessera_model_default_params();
+        mp.vocab_only = vocab_only ? 1 : 0;
+        REQUIRE(tessera_model_load(model_path().c_str(), &mp, &m) == TESSERA_OK);
+        REQUIRE(m != nullptr);
+    }
+    ~LoadedModel() { tessera_model_free(m); }
+};
+
+tessera_context* new_context(const tessera_model* m, int32_t n_ctx, int32_t n_threads) {
     tessera_context_params cp = tessera_context_default_params();
-    cp.n_ctx = 128;
-    cp.n_threads = threads;
+    cp.n_ctx = n_ctx;
+    cp.n_threads = n_threads;
     tessera_context* ctx = nullptr;
     REQUIRE(tessera_context_new(m, &cp, &ctx) == TESSERA_OK);
+    return ctx;
+}
+
+std::vector<int32_t> tokenize(const tessera_model* m, const std::string& text, bool add_special, bool parse_special) {
+    int32_t n = 0;
+    const tessera_status sizing =
+        tessera_tokenize(m, text.data(), text.size(), add_special, parse_special, nullptr, 0, &n);
+    CHECK(sizing == (n == 0 ? TESSERA_OK : TESSERA_ERROR_INVALID_ARGUMENT));  // too small a buffer: the size
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    REQUIRE(tessera_tokenize(m, text.data(), text.size(), add_special, parse_special, ids.data(), n, &n) == TESSERA_OK);
+    return ids;
+}
+
+std::vector<int32_t> greedy(const tessera_model* m, const std::vector<int32_t>& prompt, int n, int threads) {
+    tessera_context* ctx = new_context(m, 128, threads);
     std::vector<int32_t> out;
     REQUIRE(tessera_decode(ctx, prompt.data(), static_cast<int32_t>(prompt.size()), 0) == TESSERA_OK);
     tessera_sampler_params sp = tessera_sampler_default_params();
@@ -48,16 +83,87 @@ std::vector<int32_t> greedy(const tessera_model* m, const std::vector<int32_t>& 
     return out;
 }
 
+// Collects what tessera_generate streams; stops after `stop_after` tokens when positive.
+struct Stream {
+    int stop_after = 0;
+    int calls = 0;
+    std::vector<int32_t> tokens;
+    std::string text;
+};
+
+int32_t collect(const char* text, size_t len, int32_t token, void* user) {
+    auto* s = static_cast<Stream*>(user);
+    ++s->calls;
+    s->text.append(text, len);
+    if (token >= 0) s->tokens.push_back(token);
+    return s->stop_after > 0 && static_cast<int>(s->tokens.size()) >= s->stop_after ? 0 : 1;
+}
+
+const char* kChatml =
+    "{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
 }  // namespace
 
-TEST_CASE("version, status and type names") {
+TEST_CASE("version, status names, system information and type names") {
     CHECK(std::strlen(tessera_version()) > 0);
+    CHECK(std::string(tessera_status_name(TESSERA_OK)) == "ok");
+    CHECK(std::string(tessera_status_name(TESSERA_ERROR_INVALID_ARGUMENT)) == "invalid argument");
+    CHECK(std::string(tessera_status_name(TESSERA_ERROR_IO)) == "i/o error");
     CHECK(std::string(tessera_status_name(TESSERA_ERROR_BAD_FILE)) == "bad file");
+    CHECK(std::string(tessera_status_name(TESSERA_ERROR_UNSUPPORTED)) == "unsupported");
+    CHECK(std::string(tessera_status_name(TESSERA_ERROR_TYPE_MISMATCH)) == "type mismatch");
+    CHECK(std::string(tessera_status_name(TESSERA_ERROR_OUT_OF_MEMORY)) == "out of memory");
+    CHECK(std::string(tessera_status_name(TESSERA_ERROR_INTERNAL)) == "internal error");
+    CHECK(std::string(tessera_status_name(TESSERA_ERROR_TEMPLATE_RAISED)) == "template raised an exception");
+    CHECK(std::string(tessera_status_name(static_cast<tessera_status>(42))) == "unknown status");
+
+    const std::string target = tessera_cpu_target();
+    const std::vector<std::string> known = {"scalar", "sse4", "avx2", "avx2_vnni", "avx512", "avx512_vnni", "neon"};
+    CHECK(std::find(known.begin(), known.end(), target) != known.end());
+    const std::string info = tessera_system_info();
+    CHECK(info.find(std::string("tessera ") + tessera_version()) == 0);
+    CHECK(info.find("CPU: " + target) != std::string::npos);
+    CHECK(info.find("threads: ") != std::string::npos);
+    CHECK(info.find("backends:") != std::string::npos);
+    CHECK(tessera_system_info() == tessera_system_info());  // one string for the process
+
+    CHECK(std::string(tessera_type_name(0)) == "F32");
     CHECK(std::string(tessera_type_name(12)) == "Q4_K");
-    CHECK(tessera_type_name(4) == nullptr);
+    CHECK(tessera_type_name(4) == nullptr);  // a retired id
+    CHECK(tessera_type_name(-1) == nullptr);
+    CHECK(tessera_type_name(1000) == nullptr);
+    CHECK(tessera_type_block_size(0) == 1);
     CHECK(tessera_type_block_size(2) == 32);
+    CHECK(tessera_type_block_size(-1) == 0);
+    CHECK(tessera_type_size(0) == 4);
     CHECK(tessera_type_size(2) == 18);
     CHECK(tessera_type_size(-1) == 0);
+    CHECK(tessera_type_size(1000) == 0);
+}
+
+TEST_CASE("default parameters are the documented ones") {
+    const tessera_model_params mp = tessera_model_default_params();
+    CHECK(mp.vocab_only == 0);
+    CHECK(mp.allow_unknown_pre == 0);
+    CHECK(mp.use_mmap == 1);
+    CHECK(!mp.progress);
+    CHECK(mp.progress_user == nullptr);
+    const tessera_context_params cp = tessera_context_default_params();
+    CHECK(cp.n_ctx == 0);
+    CHECK(cp.n_batch == 512);
+    CHECK(cp.n_threads == 0);
+    CHECK(cp.kv_type == 1);
+    const tessera_sampler_params sp = tessera_sampler_default_params();
+    CHECK(sp.temperature == doctest::Approx(0.8f));
+    CHECK(sp.top_k == 40);
+    CHECK(sp.top_p == doctest::Approx(0.95f));
+    CHECK(sp.min_p == doctest::Approx(0.05f));
+    CHECK(sp.repeat_penalty == 1.0f);
+    CHECK(sp.repeat_last_n == 64);
+    CHECK(sp.presence_penalty == 0.0f);
+    CHECK(sp.frequency_penalty == 0.0f);
+    CHECK(sp.seed == 0);
 }
 
 TEST_CASE("null handles and bad arguments give errors, never crashes") {
@@ -74,7 +180,7 @@ TEST_CASE("null handles and bad arguments give errors, never crashes") {
     CHECK(tessera_get_n_logits(nullptr) == 0);
     CHECK(tessera_context_n_ctx(nullptr) == 0);
     CHECK(tessera_context_n_past(nullptr) == 0);
-    tessera_context_truncate(nullptr, 0);
+    CHECK(tessera_context_truncate(nullptr, 0) == 0);
     tessera_context_reset_timings(nullptr);
     tessera_timings t;
     CHECK(tessera_context_timings(nullptr, &t) == TESSERA_ERROR_INVALID_ARGUMENT);
@@ -83,11 +189,14 @@ TEST_CASE("null handles and bad arguments give errors, never crashes") {
     tessera_sampler* s = reinterpret_cast<tessera_sampler*>(1);
     CHECK(tessera_sampler_new(&sp, &s) == TESSERA_ERROR_INVALID_ARGUMENT);
     CHECK(s == nullptr);
+    CHECK(tessera_sampler_new(nullptr, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
     int32_t tok = 0;
     CHECK(tessera_sampler_sample(nullptr, nullptr, -1, &tok) == TESSERA_ERROR_INVALID_ARGUMENT);
     tessera_sampler_accept(nullptr, 1);
     tessera_sampler_reset(nullptr);
-    CHECK(tessera_generate(nullptr, nullptr, "x", 1, 4, nullptr, nullptr, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
+    int32_t n_gen = -1;
+    CHECK(tessera_generate(nullptr, nullptr, "x", 1, 4, nullptr, nullptr, &n_gen) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(n_gen == 0);
     CHECK(std::string(tessera_model_architecture(nullptr)).empty());
     CHECK(std::string(tessera_model_name(nullptr)).empty());
     CHECK(tessera_model_n_params(nullptr) == 0);
@@ -95,12 +204,33 @@ TEST_CASE("null handles and bad arguments give errors, never crashes") {
     CHECK(tessera_model_n_layer(nullptr) == 0);
     CHECK(tessera_model_n_embd(nullptr) == 0);
     CHECK(tessera_model_n_ctx_train(nullptr) == 0);
+    CHECK(tessera_model_load_ms(nullptr) == 0.0);
     CHECK(tessera_model_gguf(nullptr) == nullptr);
+
     CHECK(tessera_vocab_size(nullptr) == 0);
     CHECK(tessera_token_bos(nullptr) == -1);
+    CHECK(tessera_token_eos(nullptr) == -1);
+    int32_t ids[4];
+    int32_t n = -1;
+    CHECK(tessera_tokenize(nullptr, "a", 1, 0, 0, ids, 4, &n) == TESSERA_ERROR_INVALID_ARGUMENT);
+    char buf[8];
+    size_t len = 99;
+    CHECK(tessera_token_to_piece(nullptr, 0, buf, sizeof buf, &len) == TESSERA_ERROR_INVALID_ARGUMENT);
+    const char* text = nullptr;
+    CHECK(tessera_token_text(nullptr, 0, &text, &len) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_detokenize(nullptr, ids, 1, buf, sizeof buf, &len) == TESSERA_ERROR_INVALID_ARGUMENT);
+    tessera_detokenizer* d = reinterpret_cast<tessera_detokenizer*>(1);
+    CHECK(tessera_detokenizer_new(nullptr, &d) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(d == nullptr);
+    CHECK(tessera_detokenizer_push(nullptr, 0, &text, &len) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_detokenizer_flush(nullptr, &text, &len) == TESSERA_ERROR_INVALID_ARGUMENT);
+
     tessera_model_free(nullptr);
     tessera_context_free(nullptr);
     tessera_sampler_free(nullptr);
+    tessera_detokenizer_free(nullptr);
+    tessera_free(nullptr);
+    tessera_chat_messages_free(nullptr, 3);
 }
 
 TEST_CASE("bad paths and bad files are reported, with the file named") {
@@ -114,13 +244,101 @@ TEST_CASE("bad paths and bad files are reported, with the file named") {
     CHECK(tessera_model_load(bad.c_str(), nullptr, &m) == TESSERA_ERROR_BAD_FILE);
     CHECK(std::string(tessera_last_error()).find("bad.gguf: invalid GGUF") != std::string::npos);
     CHECK(m == nullptr);
+    CHECK(tessera_model_load(dir.path().string().c_str(), nullptr, &m) == TESSERA_ERROR_IO);  // a folder
+    CHECK(m == nullptr);
+
+    // The real model cut short: its header promises more than the file holds.
+    if (!have_model()) return;
+    const std::string cut = dir.file("cut.gguf").string();
+    {
+        std::vector<uint8_t> head(1 << 20);
+        FILE* f = std::fopen(model_path().c_str(), "rb");
+        REQUIRE(f != nullptr);
+        head.resize(std::fread(head.data(), 1, head.size(), f));
+        std::fclose(f);
+        tessera::test::write_file_bytes(cut, head);
+    }
+    m = reinterpret_cast<tessera_model*>(1);
+    CHECK(tessera_model_load(cut.c_str(), nullptr, &m) == TESSERA_ERROR_BAD_FILE);
+    CHECK(m == nullptr);
+    CHECK(std::string(tessera_last_error()).find("cut.gguf") != std::string::npos);
 }
 
-TEST_CASE("with the real model: load with progress, info, overflow, cancel, threads") {
-    if (!have_model()) {
-        tessera::test::skip_because("model not downloaded (run scripts/get-model.sh smollm2-135m-instruct)");
-        return;
+TEST_CASE("chat messages parsed from JSON, rendered and freed") {
+    tessera_chat_message* msgs = nullptr;
+    size_t n = 0;
+    REQUIRE(
+        tessera_chat_parse_messages(
+            R"({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi \u00e9"}]})",
+            &msgs, &n) == TESSERA_OK);
+    REQUIRE(n == 2);
+    CHECK(std::string(msgs[0].role) == "system");
+    CHECK(std::string(msgs[0].content) == "Be brief.");
+    CHECK(std::string(msgs[1].role) == "user");
+    CHECK(std::string(msgs[1].content) == "Hi \xc3\xa9");
+    char* out = nullptr;
+    REQUIRE(tessera_chat_render(kChatml, msgs, n, 1, nullptr, nullptr, &out) == TESSERA_OK);
+    CHECK(std::string(out) ==
+          "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi \xc3\xa9<|im_end|>\n<|im_start|>assistant\n");
+    tessera_free(out);
+    tessera_chat_messages_free(msgs, n);
+
+    // The bare array, and an empty conversation.
+    REQUIRE(tessera_chat_parse_messages(R"([{"role": "user", "content": ""}])", &msgs, &n) == TESSERA_OK);
+    REQUIRE(n == 1);
+    CHECK(std::string(msgs[0].content).empty());
+    tessera_chat_messages_free(msgs, n);
+    REQUIRE(tessera_chat_parse_messages("[]", &msgs, &n) == TESSERA_OK);
+    CHECK(n == 0);
+    tessera_chat_messages_free(msgs, n);
+
+    // Errors leave *messages NULL and *n 0, and say what is wrong.
+    const char* bad[] = {
+        "",                                                // not JSON
+        "[{\"role\": \"user\", \"content\": \"x\"}",       // cut short
+        "{\"conversation\": []}",                          // no "messages"
+        "{\"messages\": {}}",                              // not an array
+        "42",                                              // neither
+        "[\"hello\"]",                                     // a message that is not an object
+        "[{\"role\": \"user\"}]",                          // no content
+        "[{\"role\": \"user\", \"content\": null}]",       // content not a string
+        "[{\"role\": 1, \"content\": \"x\"}]",             // role not a string
+        "[{\"role\": \"user\", \"content\": \"x\"}, {}]",  // the second one bad
+    };
+    for (const char* json : bad) {
+        CAPTURE(json);
+        msgs = reinterpret_cast<tessera_chat_message*>(1);
+        n = 7;
+        CHECK(tessera_chat_parse_messages(json, &msgs, &n) == TESSERA_ERROR_INVALID_ARGUMENT);
+        CHECK(msgs == nullptr);
+        CHECK(n == 0);
+        CHECK(std::strlen(tessera_last_error()) > 0);
     }
+    CHECK(tessera_chat_parse_messages("[{\"role\": \"user\"}]", &msgs, &n) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(std::string(tessera_last_error()).find("message 0") != std::string::npos);
+    CHECK(tessera_chat_parse_messages(nullptr, &msgs, &n) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_chat_parse_messages("[]", nullptr, &n) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_chat_parse_messages("[]", &msgs, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
+
+    // The other render entry points, with their error statuses.
+    REQUIRE(tessera_chat_render_json(kChatml, R"({"messages": [{"role": "user", "content": "a"}]})", &out) ==
+            TESSERA_OK);
+    CHECK(std::string(out) == "<|im_start|>user\na<|im_end|>\n");
+    tessera_free(out);
+    REQUIRE(tessera_chat_render_json_defaults(kChatml, R"({"messages": []})", R"({"add_generation_prompt": true})",
+                                              &out) == TESSERA_OK);
+    CHECK(std::string(out) == "<|im_start|>assistant\n");
+    tessera_free(out);
+    CHECK(tessera_chat_render_json("{% if", "{}", &out) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(out == nullptr);
+    CHECK(tessera_chat_render_json("{{ raise_exception('no') }}", "{}", &out) == TESSERA_ERROR_TEMPLATE_RAISED);
+    CHECK(std::string(tessera_last_error()).find("no") != std::string::npos);
+    CHECK(tessera_chat_render(nullptr, nullptr, 0, 0, nullptr, nullptr, &out) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_chat_render_json_defaults(kChatml, "{}", "[]", &out) == TESSERA_ERROR_INVALID_ARGUMENT);
+}
+
+TEST_CASE("with the real model: load with progress, cancelled load, information, its GGUF") {
+    if (!have_model()) return;
     const std::string path = model_path();
     tessera_model_params mp = tessera_model_default_params();
     int calls = 0;
@@ -133,78 +351,386 @@ TEST_CASE("with the real model: load with progress, info, overflow, cancel, thre
     REQUIRE(tessera_model_load(path.c_str(), &mp, &m) == TESSERA_OK);
     CHECK(calls >= 1);
     CHECK(std::string(tessera_model_architecture(m)) == "llama");
+    CHECK(std::string(tessera_model_name(m)).find("Smollm2") == 0);
     CHECK(tessera_model_n_layer(m) == 30);
     CHECK(tessera_model_n_embd(m) == 576);
     CHECK(tessera_model_n_ctx_train(m) == 8192);
     CHECK(tessera_model_n_params(m) > 100000000);
     CHECK(tessera_model_size(m) > 50000000);
+    CHECK(tessera_model_load_ms(m) > 0.0);
     CHECK(tessera_vocab_size(m) == 49152);
+    CHECK(tessera_token_bos(m) == 1);
+    CHECK(tessera_token_eos(m) == 2);
+
+    // The model's file, through the GGUF API (owned by the model: not closed here).
     const tessera_gguf* g = tessera_model_gguf(m);
-    CHECK(tessera_gguf_find_key(g, "tokenizer.chat_template") >= 0);
+    REQUIRE(g != nullptr);
+    CHECK(tessera_gguf_version(g) == 3);
+    CHECK(tessera_gguf_file_size(g) == std::filesystem::file_size(path));
+    const int64_t key = tessera_gguf_find_key(g, "tokenizer.chat_template");
+    REQUIRE(key >= 0);
+    const char* tmpl = nullptr;
+    size_t tmpl_len = 0;
+    REQUIRE(tessera_gguf_value_string(tessera_gguf_kv_value(g, key), &tmpl, &tmpl_len) == TESSERA_OK);
+    CHECK(std::string(tmpl, tmpl_len).find("im_start") != std::string::npos);
+    CHECK(tessera_gguf_tensor_count(g) > 0);
+    CHECK(tessera_gguf_find_tensor(g, "token_embd.weight") >= 0);
+    tessera_model_free(m);
 
     // Cancelling the load from the progress callback.
     mp.progress = [](float, void*) -> int32_t { return 0; };
-    tessera_model* cancelled = nullptr;
+    tessera_model* cancelled = reinterpret_cast<tessera_model*>(1);
     CHECK(tessera_model_load(path.c_str(), &mp, &cancelled) != TESSERA_OK);
     CHECK(std::string(tessera_last_error()).find("cancelled") != std::string::npos);
     CHECK(cancelled == nullptr);
 
-    // Context overflow leaves the sequence unchanged.
+    // Weights read into memory instead of mapped give the same model.
+    mp = tessera_model_default_params();
+    mp.use_mmap = 0;
+    REQUIRE(tessera_model_load(path.c_str(), &mp, &m) == TESSERA_OK);
+    CHECK(tessera_model_n_layer(m) == 30);
+    tessera_model_free(m);
+}
+
+TEST_CASE("with the real model: tokenize, pieces, token text, detokenize, streaming") {
+    if (!have_model()) return;
+    LoadedModel lm(true);  // the tokenizer alone
+    tessera_model* m = lm.m;
+    CHECK(tessera_vocab_size(m) == 49152);
+    CHECK(tessera_model_n_layer(m) == 0);  // vocab-only: no weights
+    CHECK(tessera_model_n_params(m) == 0);
+    CHECK(tessera_model_gguf(m) != nullptr);
+    tessera_context* ctx = reinterpret_cast<tessera_context*>(1);
+    CHECK(tessera_context_new(m, nullptr, &ctx) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(ctx == nullptr);
+    CHECK(std::string(tessera_last_error()).find("vocab-only") != std::string::npos);
+
+    const std::string text = "Hello world, caf\xc3\xa9 \xe2\x9c\x93!";
+    const std::vector<int32_t> ids = tokenize(m, text, true, false);
+    REQUIRE(ids.size() > 3);
+    CHECK(ids.front() != tessera_token_bos(m));  // SmolLM2 adds no BOS
+    int32_t n = 0;
+    std::vector<int32_t> small(2);
+    CHECK(tessera_tokenize(m, text.data(), text.size(), 1, 0, small.data(), 2, &n) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(n == static_cast<int32_t>(ids.size()));
+    CHECK(tessera_tokenize(m, text.data(), text.size(), 1, 0, nullptr, 0, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_tokenize(m, nullptr, 3, 1, 0, small.data(), 2, &n) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_tokenize(m, text.data(), text.size(), 1, 0, small.data(), -1, &n) == TESSERA_ERROR_INVALID_ARGUMENT);
+    REQUIRE(tessera_tokenize(m, nullptr, 0, 0, 0, nullptr, 0, &n) == TESSERA_OK);
+    CHECK(n == 0);
+
+    // Special-token text: one token when parsed, plain text otherwise.
+    CHECK(tokenize(m, "<|im_end|>", false, true) == std::vector<int32_t>{tessera_token_eos(m)});
+    CHECK(tokenize(m, "<|im_end|>", false, false).size() > 1);
+
+    // The whole sequence back, and a buffer too small for it.
+    char buf[256];
+    size_t len = 0;
+    REQUIRE(tessera_detokenize(m, ids.data(), static_cast<int32_t>(ids.size()), buf, sizeof buf, &len) == TESSERA_OK);
+    CHECK(std::string(buf, len) == text);
+    CHECK(buf[len] == '\0');
+    CHECK(tessera_detokenize(m, ids.data(), static_cast<int32_t>(ids.size()), buf, 4, &len) ==
+          TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(len == text.size());
+    REQUIRE(tessera_detokenize(m, nullptr, 0, nullptr, 0, &len) == TESSERA_OK);
+    CHECK(len == 0);
+    const int32_t out_of_range[2] = {ids[0], 49152};
+    CHECK(tessera_detokenize(m, out_of_range, 2, buf, sizeof buf, &len) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_detokenize(m, ids.data(), -1, buf, sizeof buf, &len) == TESSERA_ERROR_INVALID_ARGUMENT);
+
+    // Pieces and raw token text, joined, give the text back.
+    std::string pieces;
+    for (int32_t id : ids) {
+        REQUIRE(tessera_token_to_piece(m, id, buf, sizeof buf, &len) == TESSERA_OK);
+        pieces.append(buf, len);
+        const char* raw = nullptr;
+        size_t raw_len = 0;
+        REQUIRE(tessera_token_text(m, id, &raw, &raw_len) == TESSERA_OK);
+        CHECK(raw_len > 0);
+    }
+    CHECK(pieces == text);
+    REQUIRE(tessera_token_to_piece(m, tessera_token_eos(m), buf, sizeof buf, &len) == TESSERA_OK);
+    CHECK(len == 0);  // control tokens have no piece
+    const char* raw = nullptr;
+    REQUIRE(tessera_token_text(m, tessera_token_eos(m), &raw, &len) == TESSERA_OK);
+    CHECK(std::string(raw, len) == "<|im_end|>");
+    CHECK(tessera_token_text(m, -1, &raw, &len) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_token_text(m, 49152, &raw, &len) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_token_text(m, 0, nullptr, &len) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_token_to_piece(m, 49152, buf, sizeof buf, &len) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_token_to_piece(m, ids[0], buf, 0, &len) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(len > 0);  // the length it needs
+    CHECK(tessera_token_to_piece(m, ids[0], buf, sizeof buf, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
+
+    // Streaming: pushed pieces plus the flush equal the whole; a bad id changes nothing.
+    tessera_detokenizer* d = nullptr;
+    REQUIRE(tessera_detokenizer_new(m, &d) == TESSERA_OK);
+    std::string streamed;
+    for (int32_t id : ids) {
+        const char* piece = nullptr;
+        REQUIRE(tessera_detokenizer_push(d, id, &piece, &len) == TESSERA_OK);
+        CHECK(std::strlen(piece) == len);
+        streamed.append(piece, len);
+        CHECK(tessera_detokenizer_push(d, 49152, &piece, &len) == TESSERA_ERROR_INVALID_ARGUMENT);
+    }
+    const char* tail = nullptr;
+    REQUIRE(tessera_detokenizer_flush(d, &tail, &len) == TESSERA_OK);
+    streamed.append(tail, len);
+    CHECK(streamed == text);
+    CHECK(tessera_detokenizer_push(d, ids[0], nullptr, &len) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_detokenizer_flush(d, &tail, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
+    tessera_detokenizer_free(d);
+    CHECK(tessera_detokenizer_new(m, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
+}
+
+TEST_CASE("with the real model: contexts, decoding past n_ctx, logits, timings, truncation, sampling") {
+    if (!have_model()) return;
+    LoadedModel lm;
+    const tessera_model* m = lm.m;
+
     tessera_context_params cp = tessera_context_default_params();
-    cp.n_ctx = 16;
-    tessera_context* ctx = nullptr;
-    REQUIRE(tessera_context_new(m, &cp, &ctx) == TESSERA_OK);
+    tessera_context* ctx = reinterpret_cast<tessera_context*>(1);
+    cp.kv_type = 2;  // Q4_0: not a KV cache type
+    CHECK(tessera_context_new(m, &cp, &ctx) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(ctx == nullptr);
+    CHECK(std::string(tessera_last_error()).find("KV cache type") != std::string::npos);
+    cp = tessera_context_default_params();
+    cp.n_ctx = -1;
+    CHECK(tessera_context_new(m, &cp, &ctx) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_context_new(m, nullptr, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
+    REQUIRE(tessera_context_new(m, nullptr, &ctx) == TESSERA_OK);
+    CHECK(tessera_context_n_ctx(ctx) == 4096);  // the training context, at most 4096
+    tessera_context_free(ctx);
+
+    // Decoding past n_ctx leaves the sequence unchanged.
+    ctx = new_context(m, 16, 1);
     CHECK(tessera_context_n_ctx(ctx) == 16);
+    CHECK(tessera_context_n_past(ctx) == 0);
+    CHECK(tessera_get_logits(ctx, -1) == nullptr);  // nothing decoded yet
     std::vector<int32_t> ten(10, 42);
     REQUIRE(tessera_decode(ctx, ten.data(), 10, 1) == TESSERA_OK);
     CHECK(tessera_get_n_logits(ctx) == 10);
     CHECK(tessera_get_logits(ctx, 9) != nullptr);
+    CHECK(tessera_get_logits(ctx, -1) == tessera_get_logits(ctx, 9));
     CHECK(tessera_get_logits(ctx, 10) == nullptr);
     CHECK(tessera_decode(ctx, ten.data(), 10, 0) == TESSERA_ERROR_INVALID_ARGUMENT);
     CHECK(std::string(tessera_last_error()).find("do not fit") != std::string::npos);
     CHECK(tessera_context_n_past(ctx) == 10);
     int32_t bad_token = 49152;
     CHECK(tessera_decode(ctx, &bad_token, 1, 0) == TESSERA_ERROR_INVALID_ARGUMENT);
-    tessera_timings t{};
-    CHECK(tessera_context_timings(ctx, &t) == TESSERA_OK);
-    CHECK(t.prompt_tokens == 10);
-    tessera_context_truncate(ctx, 0);
-    CHECK(tessera_context_n_past(ctx) == 0);
-    tessera_context_free(ctx);
+    bad_token = -1;
+    CHECK(tessera_decode(ctx, &bad_token, 1, 0) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_decode(ctx, ten.data(), 0, 0) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_decode(ctx, nullptr, 1, 0) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_context_n_past(ctx) == 10);
+    REQUIRE(tessera_decode(ctx, ten.data(), 6, 0) == TESSERA_OK);  // exactly full
+    CHECK(tessera_context_n_past(ctx) == 16);
+    CHECK(tessera_get_n_logits(ctx) == 1);
+    CHECK(tessera_decode(ctx, ten.data(), 1, 0) == TESSERA_ERROR_INVALID_ARGUMENT);
 
-    // Generation that the callback stops after three tokens.
-    REQUIRE(tessera_context_new(m, nullptr, &ctx) == TESSERA_OK);
+    tessera_timings t{};
+    REQUIRE(tessera_context_timings(ctx, &t) == TESSERA_OK);
+    CHECK(t.load_ms == tessera_model_load_ms(m));
+    CHECK(t.prompt_tokens == 16);
+    CHECK(t.prompt_ms > 0.0);
+    CHECK(t.gen_tokens == 0);
+    CHECK(tessera_context_timings(ctx, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
+
+    // Truncation clamps to [0, n_past]; decoding again from there works.
+    CHECK(tessera_context_truncate(ctx, 100) == 16);
+    CHECK(tessera_context_truncate(ctx, 12) == 12);
+    CHECK(tessera_context_n_past(ctx) == 12);
+    CHECK(tessera_context_truncate(ctx, -3) == 0);
+    CHECK(tessera_context_n_past(ctx) == 0);
+    tessera_context_reset_timings(ctx);
+    REQUIRE(tessera_context_timings(ctx, &t) == TESSERA_OK);
+    CHECK(t.prompt_tokens == 0);
+    CHECK(t.prompt_ms == 0.0);
+    REQUIRE(tessera_decode(ctx, ten.data(), 1, 0) == TESSERA_OK);
+    REQUIRE(tessera_context_timings(ctx, &t) == TESSERA_OK);
+    CHECK(t.gen_tokens == 1);
+    CHECK(t.gen_ms > 0.0);
+
+    // Sampling: greedy picks the arg-max; a seed makes draws repeatable; reset re-seeds.
+    tessera_sampler_params sp = tessera_sampler_default_params();
+    sp.temperature = 0;
+    tessera_sampler* greedy_s = nullptr;
+    REQUIRE(tessera_sampler_new(&sp, &greedy_s) == TESSERA_OK);
+    int32_t tok = -1;
+    REQUIRE(tessera_sampler_sample(greedy_s, ctx, -1, &tok) == TESSERA_OK);
+    const float* logits = tessera_get_logits(ctx, -1);
+    int32_t best = 0;
+    for (int32_t i = 1; i < tessera_vocab_size(m); ++i)
+        if (logits[i] > logits[best]) best = i;
+    CHECK(tok == best);
+    CHECK(tessera_sampler_sample(greedy_s, ctx, 1, &tok) == TESSERA_ERROR_INVALID_ARGUMENT);  // one row only
+    CHECK(std::string(tessera_last_error()).find("no logits row") != std::string::npos);
+    CHECK(tessera_sampler_sample(greedy_s, ctx, -1, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
+    tessera_sampler_free(greedy_s);
+
+    sp = tessera_sampler_default_params();
+    sp.temperature = 1.5f;
+    sp.top_k = 0;
+    sp.seed = 1234;
+    sp.repeat_penalty = 1.3f;
     tessera_sampler* s = nullptr;
-    REQUIRE(tessera_sampler_new(nullptr, &s) == TESSERA_OK);
-    struct Seen {
-        int n = 0;
-        std::string text;
-    } seen;
-    int32_t n_gen = -1;
-    const char* prompt = "Once upon a time";
-    CHECK(tessera_generate(
-              ctx, s, prompt, std::strlen(prompt), 50,
-              [](const char* text, size_t len, int32_t, void* user) -> int32_t {
-                  auto* sn = static_cast<Seen*>(user);
-                  sn->text.append(text, len);
-                  return ++sn->n < 3 ? 1 : 0;
-              },
-              &seen, &n_gen) == TESSERA_OK);
-    CHECK(n_gen == 3);
-    CHECK(seen.n >= 3);
+    REQUIRE(tessera_sampler_new(&sp, &s) == TESSERA_OK);
+    std::vector<int32_t> first, second;
+    for (int i = 0; i < 8; ++i) {
+        REQUIRE(tessera_sampler_sample(s, ctx, -1, &tok) == TESSERA_OK);
+        CHECK(tok >= 0);
+        CHECK(tok < tessera_vocab_size(m));
+        tessera_sampler_accept(s, tok);
+        first.push_back(tok);
+    }
+    tessera_sampler_reset(s);
+    for (int i = 0; i < 8; ++i) {
+        REQUIRE(tessera_sampler_sample(s, ctx, -1, &tok) == TESSERA_OK);
+        tessera_sampler_accept(s, tok);
+        second.push_back(tok);
+    }
+    CHECK(first == second);
     tessera_sampler_free(s);
     tessera_context_free(ctx);
+}
 
-    // Two contexts of one model on two threads give what one context gives alone.
+TEST_CASE("with the real model: generation, cancelled from the callback, up to a full context") {
+    if (!have_model()) return;
+    LoadedModel lm;
+    const tessera_model* m = lm.m;
+    tessera_sampler_params sp = tessera_sampler_default_params();
+    sp.temperature = 0;
+    tessera_sampler* s = nullptr;
+    REQUIRE(tessera_sampler_new(&sp, &s) == TESSERA_OK);
+    const std::string prompt = "Once upon a time";
+    const int32_t n_prompt = static_cast<int32_t>(tokenize(m, prompt, true, true).size());
+
+    // The callback stops generation after three tokens.
+    tessera_context* ctx = new_context(m, 64, 1);
+    Stream stream;
+    stream.stop_after = 3;
+    int32_t n_gen = -1;
+    REQUIRE(tessera_generate(ctx, s, prompt.data(), prompt.size(), 50, collect, &stream, &n_gen) == TESSERA_OK);
+    CHECK(n_gen == 3);
+    CHECK(stream.tokens.size() == 3);
+    CHECK(tessera_context_n_past(ctx) == n_prompt + 2);  // the third token was never decoded
+    CHECK(!stream.text.empty());
+    const std::vector<int32_t> three = stream.tokens;
+
+    // Without a callback, and with n_predict 0.
+    tessera_context_truncate(ctx, 0);
+    tessera_sampler_reset(s);
+    REQUIRE(tessera_generate(ctx, s, prompt.data(), prompt.size(), 3, nullptr, nullptr, &n_gen) == TESSERA_OK);
+    CHECK(n_gen == 3);
+    tessera_context_truncate(ctx, 0);
+    REQUIRE(tessera_generate(ctx, s, prompt.data(), prompt.size(), 0, collect, &stream, &n_gen) == TESSERA_OK);
+    CHECK(n_gen == 0);
+    CHECK(tessera_context_n_past(ctx) == n_prompt);
+    tessera_context_free(ctx);
+
+    // A context that fills up ends generation; its last token is streamed, not decoded.
+    ctx = new_context(m, 12, 1);
+    Stream full;
+    tessera_sampler_reset(s);
+    REQUIRE(tessera_generate(ctx, s, prompt.data(), prompt.size(), 100, collect, &full, &n_gen) == TESSERA_OK);
+    CHECK(n_gen == 12 - n_prompt + 1);
+    CHECK(tessera_context_n_past(ctx) == 12);
+    REQUIRE(full.tokens.size() >= 3);
+    CHECK(std::vector<int32_t>(full.tokens.begin(), full.tokens.begin() + 3) == three);  // greedy both times
+
+    // A prompt that does not fit leaves the sequence unchanged.
+    const std::string long_prompt(400, 'x');
+    tessera_context_truncate(ctx, 4);
+    n_gen = -1;
+    CHECK(tessera_generate(ctx, s, long_prompt.data(), long_prompt.size(), 4, collect, &full, &n_gen) ==
+          TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(n_gen == 0);
+    CHECK(tessera_context_n_past(ctx) == 4);
+    CHECK(tessera_generate(ctx, s, "", 0, 4, nullptr, nullptr, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_generate(ctx, nullptr, "x", 1, 4, nullptr, nullptr, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_generate(ctx, s, nullptr, 1, 4, nullptr, nullptr, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
+    tessera_context_free(ctx);
+    tessera_sampler_free(s);
+}
+
+// scripts/test.sh runs this case alone under ThreadSanitizer (build-tsan/): keep its name.
+TEST_CASE("two contexts of one model on two threads give the tokens of one context alone") {
+    if (!have_model()) return;
+    LoadedModel lm;
+    const tessera_model* m = lm.m;
+    // One thread per context: the CPU backend then starts no OpenMP team (libgomp is not
+    // instrumented for ThreadSanitizer).
     const std::vector<int32_t> p1 = {504, 3575, 282, 4649, 314}, p2 = {9038, 2114, 253, 655};
-    std::vector<int32_t> a1 = greedy(m, p1, 12, 1), a2 = greedy(m, p2, 12, 1);
+    // Eight tokens each keep the ThreadSanitizer run (tens of times slower) short.
+    const std::vector<int32_t> a1 = greedy(m, p1, 8, 1), a2 = greedy(m, p2, 8, 1);
     std::vector<int32_t> b1, b2;
-    std::thread t1([&] { b1 = greedy(m, p1, 12, 1); });
-    std::thread t2([&] { b2 = greedy(m, p2, 12, 1); });
+    std::thread t1([&] { b1 = greedy(m, p1, 8, 1); });
+    std::thread t2([&] { b2 = greedy(m, p2, 8, 1); });
     t1.join();
     t2.join();
     CHECK(a1 == b1);
     CHECK(a2 == b2);
     CHECK(a1 != a2);
-    tessera_model_free(m);
+}
+
+// Under the sanitizer build (scripts/test.sh, ASAN_OPTIONS=detect_leaks=1) LeakSanitizer
+// fails the run if any of these cycles leaves memory behind.
+TEST_CASE("load, generate and free cycles leave nothing behind") {
+    if (!have_model()) return;
+    for (int cycle = 0; cycle < 5; ++cycle) {
+        CAPTURE(cycle);
+        tessera_model_params mp = tessera_model_default_params();
+        mp.use_mmap = cycle % 2;  // both ways of holding the weights
+        tessera_model* m = nullptr;
+        REQUIRE(tessera_model_load(model_path().c_str(), &mp, &m) == TESSERA_OK);
+
+        tessera_gguf* g = nullptr;
+        REQUIRE(tessera_gguf_open(model_path().c_str(), &g) == TESSERA_OK);
+        const char* tmpl = nullptr;
+        size_t tmpl_len = 0;
+        REQUIRE(tessera_gguf_value_string(tessera_gguf_kv_value(g, tessera_gguf_find_key(g, "tokenizer.chat_template")),
+                                          &tmpl, &tmpl_len) == TESSERA_OK);
+        const std::string chat_template(tmpl, tmpl_len);
+        tessera_gguf_close(g);
+
+        // Every other cycle goes through chat rendering.
+        std::string prompt = "The capital of France is";
+        if (cycle % 2 == 0) {
+            tessera_chat_message* msgs = nullptr;
+            size_t n = 0;
+            REQUIRE(tessera_chat_parse_messages(R"([{"role": "user", "content": "Say hi."}])", &msgs, &n) ==
+                    TESSERA_OK);
+            char* rendered = nullptr;
+            REQUIRE(tessera_chat_render(chat_template.c_str(), msgs, n, 1, nullptr, "<|im_end|>", &rendered) ==
+                    TESSERA_OK);
+            prompt = rendered;
+            tessera_free(rendered);
+            tessera_chat_messages_free(msgs, n);
+        }
+
+        tessera_context* ctx = new_context(m, 96, 1);
+        tessera_sampler_params sp = tessera_sampler_default_params();
+        sp.seed = static_cast<uint64_t>(cycle);
+        tessera_sampler* s = nullptr;
+        REQUIRE(tessera_sampler_new(&sp, &s) == TESSERA_OK);
+        Stream stream;
+        int32_t n_gen = 0;
+        REQUIRE(tessera_generate(ctx, s, prompt.data(), prompt.size(), 6, collect, &stream, &n_gen) == TESSERA_OK);
+        CHECK(n_gen >= 1);
+
+        // A detokenizer over what was generated, and an error (its message is kept per thread).
+        tessera_detokenizer* d = nullptr;
+        REQUIRE(tessera_detokenizer_new(m, &d) == TESSERA_OK);
+        for (int32_t tok : stream.tokens) {
+            const char* text = nullptr;
+            size_t len = 0;
+            CHECK(tessera_detokenizer_push(d, tok, &text, &len) == TESSERA_OK);
+        }
+        tessera_detokenizer_free(d);
+        CHECK(tessera_decode(ctx, nullptr, 1, 0) == TESSERA_ERROR_INVALID_ARGUMENT);
+
+        tessera_sampler_free(s);
+        tessera_context_free(ctx);
+        tessera_model_free(m);
+    }
 }
