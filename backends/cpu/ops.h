@@ -44,5 +44,6 @@ void op_soft_max(const Tensor& node, const ComputeParams& p);
 void op_rope(const Tensor& node, const ComputeParams& p);
 void op_mul_mat(const Tensor& node, const ComputeParams& p);
 void op_flash_attn(const Tensor& node, const ComputeParams& p);
+size_t flash_attn_work_per_thread(const Tensor& node);
 
 }  // namespace tessera::cpu

@@ -1,7 +1,14 @@
-// Attention with an online softmax (one pass over the keys, O(D) scratch per thread):
-// scores q.k * scale (optionally soft-capped) plus the mask, accumulated into V rows. The
-// row dots and accumulations run on the SIMD kernels (F32 and F16 K/V read in place; other
-// types are dequantized a row at a time).
+// Attention with an online softmax (one pass over the keys): scores q.k * scale (optionally
+// soft-capped) plus the mask, accumulated into V rows.
+//
+// Two schedules. Decoding (few queries): one (head, query) row at a time, its dots and
+// accumulations on the SIMD row kernels (F32 and F16 K/V read in place; other types are
+// dequantized a row at a time), O(D) scratch. Prompts: work units of one KV head x a block
+// of kQueryBlock queries, which covers every query head that shares the KV head; keys go in
+// tiles of kKeyTile, converted to F32 once per unit and tile, and both products (scores =
+// Q K^T and the weighted sum of V) run as register-tiled matrix products; tiles masked for
+// every row of the unit are skipped, so causal attention costs about half.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -13,7 +20,140 @@
 
 namespace tessera::cpu {
 
+namespace {
+
+constexpr int64_t kQueryBlock = 16;
+constexpr int64_t kKeyTile = kernels::kAttnTile;
+// Prompts of at least this many queries take the tiled schedule.
+constexpr int64_t kTiledMinQueries = 4;
+
+struct TiledScratch {
+    float *kt, *vt, *s, *acc, *m, *l, *row, *mt;
+};
+
+TiledScratch tiled_scratch(char* work, int64_t rows, int64_t D, int64_t Dv) {
+    float* f = reinterpret_cast<float*>(work);
+    TiledScratch t;
+    t.kt = f;                        // [D][kKeyTile]    keys of the tile, transposed
+    t.vt = t.kt + D * kKeyTile;      // [kKeyTile][Dv]   values of the tile
+    t.s = t.vt + kKeyTile * Dv;      // [rows][kKeyTile] scores, then weights
+    t.acc = t.s + rows * kKeyTile;   // [rows][Dv]
+    t.m = t.acc + rows * Dv;         // [rows] running max
+    t.l = t.m + rows;                // [rows] running sum
+    t.row = t.l + rows;              // [D] one key row as floats
+    t.mt = t.row + D;                // [kQueryBlock][kKeyTile] the mask of the tile
+    return t;
+}
+
+size_t tiled_floats(int64_t rows, int64_t D, int64_t Dv) {
+    return static_cast<size_t>(D * kKeyTile + kKeyTile * Dv + rows * kKeyTile + rows * Dv + 2 * rows + D +
+                               kQueryBlock * kKeyTile + 16);
+}
+
+// A row of K or V as floats.
+void row_to_f32(const Tensor& t, const char* src, float* dst, int64_t n) {
+    if (t.type == DType::F32) std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+    else quant::dequantize_row(t.type, src, dst, n);
+}
+
+void flash_attn_tiled(const Tensor& node, const ComputeParams& p) {
+    const Tensor& q = *node.src[0];  // [D, n_q, H, S]
+    const Tensor& k = *node.src[1];  // [D, n_kv, H_kv, S]
+    const Tensor& v = *node.src[2];  // [Dv, n_kv, H_kv, S]
+    const Tensor* mask = node.src[3];
+    const float scale = node.param_f(0), softcap = node.param_f(1);
+    const int64_t D = q.ne[0], Dv = v.ne[0], n_q = q.ne[1], H = q.ne[2], n_kv = k.ne[1], H_kv = k.ne[2];
+    const int64_t group = H / H_kv;
+    const int64_t n_blocks = (n_q + kQueryBlock - 1) / kQueryBlock;
+    const kernels::KernelTable& kt = kernels::active();
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    const TiledScratch w = tiled_scratch(p.work, group * kQueryBlock, D, Dv);
+
+    const auto mask_at = [&](int64_t iq, int64_t j) -> float {
+        if (!mask) return 0.0f;
+        const char* mr = mask->row_ptr(iq);
+        return mask->type == DType::F16 ? fp16_to_fp32(reinterpret_cast<const uint16_t*>(mr)[j])
+                                        : reinterpret_cast<const float*>(mr)[j];
+    };
+
+    int64_t ub, ue;
+    split_rows(H_kv * n_blocks * q.ne[3], p.ith, p.nth, &ub, &ue);  // units: (kv head, query block, seq)
+    for (int64_t u = ub; u < ue; ++u) {
+        const int64_t hk = u % H_kv, qb = (u / H_kv) % n_blocks, s = u / (H_kv * n_blocks);
+        const int64_t q0 = qb * kQueryBlock, nq = std::min(kQueryBlock, n_q - q0);
+        const int64_t rows = group * nq;  // row g * nq + i: query head hk * group + g, query q0 + i
+        for (int64_t r = 0; r < rows; ++r) {
+            w.m[r] = neg_inf;
+            w.l[r] = 0.0f;
+        }
+        std::memset(w.acc, 0, static_cast<size_t>(rows * Dv) * sizeof(float));
+
+        for (int64_t j0 = 0; j0 < n_kv; j0 += kKeyTile) {
+            const int64_t nk = std::min(kKeyTile, n_kv - j0);
+            // The tile's mask as floats (shared by the query heads); skip a tile every query
+            // of the block masks out.
+            bool any = !mask;
+            for (int64_t i = 0; i < nq; ++i)
+                for (int64_t j = 0; j < nk; ++j) {
+                    const float mv = mask_at(q0 + i, j0 + j);
+                    w.mt[i * kKeyTile + j] = mv;
+                    any |= mv != neg_inf;
+                }
+            if (!any) continue;
+
+            for (int64_t j = 0; j < kKeyTile; ++j) {
+                if (j < nk) row_to_f32(k, k.row_ptr(j0 + j, hk, s), w.row, D);
+                for (int64_t d = 0; d < D; ++d) w.kt[d * kKeyTile + j] = j < nk ? w.row[d] : 0.0f;
+            }
+            for (int64_t j = 0; j < nk; ++j) row_to_f32(v, v.row_ptr(j0 + j, hk, s), w.vt + j * Dv, Dv);
+            // Scores of each query head's block of queries against the tile.
+            for (int64_t g = 0; g < group; ++g) {
+                const float* qr = reinterpret_cast<const float*>(q.row_ptr(q0, hk * group + g, s));
+                kt.attn_scores(qr, q.nb[1] / sizeof(float), nq, w.kt, D, w.s + g * nq * kKeyTile, kKeyTile);
+            }
+            // Online softmax over the tile, row by row, then the weighted values.
+            for (int64_t r = 0; r < rows; ++r) {
+                float* sr = w.s + r * kKeyTile;
+                const float* mr = w.mt + (r % nq) * kKeyTile;
+                if (softcap > 0.0f)
+                    for (int64_t j = 0; j < nk; ++j) sr[j] = softcap * std::tanh(sr[j] * scale / softcap) + mr[j];
+                else
+                    for (int64_t j = 0; j < nk; ++j) sr[j] = sr[j] * scale + mr[j];
+                float mx = neg_inf;
+                for (int64_t j = 0; j < nk; ++j) mx = std::max(mx, sr[j]);
+                if (mx == neg_inf) continue;  // nothing of this tile for this row
+                if (mx > w.m[r]) {
+                    const float c = std::exp(w.m[r] - mx);  // 0 on the first tile (m = -inf)
+                    kt.scale_f32(w.acc + r * Dv, c, Dv);
+                    w.l[r] *= c;
+                    w.m[r] = mx;
+                }
+                w.l[r] += kt.exp_sum(sr, nk, w.m[r]);
+                kt.attn_accumulate(w.acc + r * Dv, Dv, sr, nk, w.vt);
+            }
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+            const int64_t g = r / nq, iq = q0 + r % nq;
+            float* out = reinterpret_cast<float*>(node.row_ptr(hk * group + g, iq, s));
+            const float inv = w.l[r] > 0.0f ? 1.0f / w.l[r] : 0.0f;
+            for (int64_t d = 0; d < Dv; ++d) out[d] = w.acc[r * Dv + d] * inv;
+        }
+    }
+}
+
+}  // namespace
+
+size_t flash_attn_work_per_thread(const Tensor& node) {
+    const Tensor& q = *node.src[0];
+    const int64_t D = q.ne[0], Dv = node.src[2]->ne[0];
+    const size_t rows_path = static_cast<size_t>(D + 2 * Dv + 16) * sizeof(float);
+    if (q.ne[1] < kTiledMinQueries) return rows_path;
+    const int64_t group = q.ne[2] / node.src[1]->ne[2];
+    return std::max(rows_path, tiled_floats(group * kQueryBlock, D, Dv) * sizeof(float));
+}
+
 void op_flash_attn(const Tensor& node, const ComputeParams& p) {
+    if (node.src[0]->ne[1] >= kTiledMinQueries) return flash_attn_tiled(node, p);
     const Tensor& q = *node.src[0];  // [D, n_q, H, S]
     const Tensor& k = *node.src[1];  // [D, n_kv, H_kv, S]
     const Tensor& v = *node.src[2];  // [Dv, n_kv, H_kv, S]

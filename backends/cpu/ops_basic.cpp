@@ -14,11 +14,7 @@ size_t work_per_thread(const Tensor& node) {
     case Op::MulMat: return mul_mat_work_per_thread(node);
     case Op::Cpy:
     case Op::Cont: return static_cast<size_t>(node.src[0]->ne[0]) * sizeof(float);
-    case Op::FlashAttn: {
-        const Tensor* k = node.src[1];
-        const Tensor* v = node.src[2];
-        return static_cast<size_t>(k->ne[0] + 2 * v->ne[0] + 16) * sizeof(float);
-    }
+    case Op::FlashAttn: return flash_attn_work_per_thread(node);
     default: return 0;
     }
 }

@@ -105,6 +105,27 @@ void op_rope(const Tensor& node, const ComputeParams& p) {
     }
     const int64_t head = x.ne[0];
     const int half = n_dims / 2;
+    // The rotation of pair i0 / 2 at position p.
+    const auto angle = [&](double p_t, int i0, float* c, float* s) {
+        // The angle in double: at positions in the thousands, float products lose whole
+        // hundredths of a radian.
+        const double factor = ff ? static_cast<const float*>(ff->data)[i0 / 2] : 1.0;
+        const double te_d = p_t * std::pow(static_cast<double>(base), -static_cast<double>(i0) / n_dims) / factor;
+        double theta = freq_scale * te_d;
+        float mscale = attn_factor;
+        if (ext_factor != 0.0f) {
+            const double mix = yarn_ramp(corr[0], corr[1], i0) * ext_factor;
+            theta = theta * (1.0 - mix) + te_d * mix;
+            mscale *= 1.0f + 0.1f * std::log(1.0f / freq_scale);
+        }
+        *c = static_cast<float>(std::cos(theta)) * mscale;
+        *s = static_cast<float>(std::sin(theta)) * mscale;
+    };
+    // Rows are (head, token), heads fastest: the angles of a token are computed once and
+    // serve all its heads (up to kCached pairs; wider rotations compute them per row).
+    constexpr int kCached = 256;
+    float cos_t[kCached], sin_t[kCached];
+    int64_t cached_token = -1;
 
     int64_t rb, re;
     split_rows(x.ne[1] * x.ne[2], p.ith, p.nth, &rb, &re);  // rows = (head, token)
@@ -113,19 +134,19 @@ void op_rope(const Tensor& node, const ComputeParams& p) {
         const float* in = reinterpret_cast<const float*>(x.row_ptr(ih, it));
         float* out = reinterpret_cast<float*>(node.row_ptr(ih, it));
         const double p_t = pos[it];
+        const bool cached = half <= kCached;
+        if (cached && it != cached_token) {
+            for (int i0 = 0; i0 < n_dims; i0 += 2) angle(p_t, i0, &cos_t[i0 / 2], &sin_t[i0 / 2]);
+            cached_token = it;
+        }
         for (int i0 = 0; i0 < n_dims; i0 += 2) {
-            // The angle in double: at positions in the thousands, float products lose
-            // whole hundredths of a radian.
-            const double factor = ff ? static_cast<const float*>(ff->data)[i0 / 2] : 1.0;
-            const double te_d = p_t * std::pow(static_cast<double>(base), -static_cast<double>(i0) / n_dims) / factor;
-            double theta = freq_scale * te_d;
-            float mscale = attn_factor;
-            if (ext_factor != 0.0f) {
-                const double mix = yarn_ramp(corr[0], corr[1], i0) * ext_factor;
-                theta = theta * (1.0 - mix) + te_d * mix;
-                mscale *= 1.0f + 0.1f * std::log(1.0f / freq_scale);
+            float c, s;
+            if (cached) {
+                c = cos_t[i0 / 2];
+                s = sin_t[i0 / 2];
+            } else {
+                angle(p_t, i0, &c, &s);
             }
-            const float c = static_cast<float>(std::cos(theta)) * mscale, s = static_cast<float>(std::sin(theta)) * mscale;
             const int a = neox ? i0 / 2 : i0;
             const int b = neox ? i0 / 2 + half : i0 + 1;
             const float x0 = in[a], x1 = in[b];

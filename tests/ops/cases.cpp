@@ -382,6 +382,10 @@ void add_flash_attn(std::vector<OpCase>& cases) {
         {DType::F32, 4, 4, 7, 33, 64, 1, 0},  {DType::F16, 4, 4, 7, 33, 64, 1, 0},  {DType::Q8_0, 4, 2, 7, 33, 64, 1, 0},
         {DType::F16, 6, 2, 1, 40, 128, 1, 0}, {DType::F16, 8, 2, 5, 29, 32, 2, 0},  {DType::F32, 2, 1, 3, 17, 64, 0, 0},
         {DType::F16, 4, 1, 4, 21, 64, 1, 30.0f},
+        // Prompt-sized: several query blocks and key tiles (64), partial ones too, tiles a
+        // window masks out entirely, and the long-context GQA shape.
+        {DType::F16, 8, 2, 37, 150, 64, 1, 0}, {DType::F16, 4, 4, 20, 130, 128, 2, 0},
+        {DType::Q8_0, 4, 1, 18, 70, 32, 1, 30.0f}, {DType::F32, 2, 2, 16, 64, 64, 0, 0},
     };
     for (const Variant& v : variants) {
         OpCase c;

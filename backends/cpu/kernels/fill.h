@@ -14,5 +14,7 @@ void fill_float_kernels(KernelTable* t);
 void fill_legacy_kernels(KernelTable* t, bool vnni);
 // Q2_K..Q6_K against Q8_K activations.
 void fill_kquant_kernels(KernelTable* t);
+// Tiled attention: scores, weighted values, exponentials.
+void fill_attn_kernels(KernelTable* t);
 
 }  // namespace tessera::cpu::kernels::detail

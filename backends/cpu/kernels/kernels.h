@@ -25,6 +25,9 @@ enum class ActFormat : uint8_t {
     Q8_K,  // block_q8_K (the k-quants); byte-identical to quantize_row_q8_K_ref
 };
 
+// Keys per tile of the tiled attention kernels.
+inline constexpr int64_t kAttnTile = 64;
+
 // The largest register tile a dot kernel takes in one call.
 inline constexpr int kMaxTile = 4;
 
@@ -61,6 +64,15 @@ struct KernelTable {
     void (*axpy_f32)(float* y, float a, const float* x, int64_t n) = nullptr;     // y += a * x
     void (*axpy_f16)(float* y, float a, const uint16_t* x, int64_t n) = nullptr;  // y += a * x
     void (*scale_f32)(float* y, float a, int64_t n) = nullptr;                    // y *= a
+
+    // Tiled attention (attn_kernels.cpp). kt: a key tile transposed, [D][kAttnTile];
+    // s[r * s_stride + j] = q[r * q_stride] . column j, for all kAttnTile columns.
+    void (*attn_scores)(const float* q, size_t q_stride, int64_t nq, const float* kt, int64_t D, float* s,
+                        size_t s_stride) = nullptr;
+    // acc[d] += sum over j < nk of w[j] * v[j * Dv + d].
+    void (*attn_accumulate)(float* acc, int64_t Dv, const float* w, int64_t nk, const float* v) = nullptr;
+    // x[i] = exp(x[i] - m) for i < n; returns their sum.
+    float (*exp_sum)(float* x, int64_t n, float m) = nullptr;
 };
 
 // The table in use. The first call chooses it (reading TESSERA_CPU_TARGET); thread-safe.

@@ -281,6 +281,9 @@ void fill(KernelTable* t) {
     t->axpy_f32 = axpy_f32;
     t->axpy_f16 = axpy_f16;
     t->scale_f32 = scale_f32;
+    t->attn_scores = attn_scores;
+    t->attn_accumulate = attn_accumulate;
+    t->exp_sum = exp_sum;
 }
 
 }  // namespace tessera::cpu::kernels::ref

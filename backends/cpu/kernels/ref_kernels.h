@@ -31,6 +31,11 @@ void axpy_f32(float* y, float a, const float* x, int64_t n);
 void axpy_f16(float* y, float a, const uint16_t* x, int64_t n);
 void scale_f32(float* y, float a, int64_t n);
 
+// Tiled attention (defined in attn_kernels.cpp).
+void attn_scores(const float* q, size_t q_stride, int64_t nq, const float* kt, int64_t D, float* s, size_t s_stride);
+void attn_accumulate(float* acc, int64_t Dv, const float* w, int64_t nk, const float* v);
+float exp_sum(float* x, int64_t n, float m);
+
 // Fills every entry of the table with the twins (the HWY_SCALAR target).
 void fill(KernelTable* t);
 
