@@ -81,10 +81,12 @@ CpuInfo detect_cpu() {
     info.avx_vnni = ymm && (a71 >> 4 & 1);
     add(info.avx_vnni, "AVX_VNNI");
 #elif HWY_ARCH_ARM && defined(__linux__) && defined(__aarch64__)
-    const unsigned long hw = getauxval(AT_HWCAP);
+    const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
     add(hw >> 1 & 1, "NEON");      // HWCAP_ASIMD
     add(hw >> 20 & 1, "DOTPROD");  // HWCAP_ASIMDDP
     add(hw >> 22 & 1, "SVE");      // HWCAP_SVE
+    add(hw2 >> 1 & 1, "SVE2");     // HWCAP2_SVE2
+    add(hw2 >> 13 & 1, "I8MM");    // HWCAP2_I8MM
 #else
     add(true, "(feature detection not implemented for this architecture)");
 #endif
@@ -117,6 +119,10 @@ std::vector<Variant> variants() {
             v.push_back({t, false, "avx2", ""});
         } else if (t == HWY_SSE4) {
             v.push_back({t, false, "sse4", ""});
+        } else if (t == HWY_SVE2) {
+            v.push_back({t, false, "sve2", ""});
+        } else if (t == HWY_SVE) {
+            v.push_back({t, false, "sve", ""});
         } else if (t == HWY_NEON) {
             v.push_back({t, false, "neon", ""});
         } else if (t == HWY_EMU128) {

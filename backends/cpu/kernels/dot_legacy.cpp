@@ -24,12 +24,22 @@
 #include <immintrin.h>
 #endif
 
+#if HWY_HAVE_SCALABLE
+// SVE: the 128-bit Ops keep vectors in structs and arrays, which SVE's sizeless vector types
+// cannot; every SVE CPU has NEON too, so the SVE targets take the NEON code of this file.
+namespace tessera::cpu::kernels::N_NEON {
+void FillLegacy(KernelTable* t, bool use_vnni);
+}  // namespace tessera::cpu::kernels::N_NEON
+#endif
+
 HWY_BEFORE_NAMESPACE();
 namespace tessera::cpu::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 #if HWY_TARGET == HWY_SCALAR
 void FillLegacy(KernelTable* t, bool) { ref::fill(t); }
+#elif HWY_HAVE_SCALABLE
+void FillLegacy(KernelTable* t, bool use_vnni) { N_NEON::FillLegacy(t, use_vnni); }
 #else
 
 namespace base {

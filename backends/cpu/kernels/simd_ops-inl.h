@@ -206,11 +206,17 @@ struct Ops {
     using DF = hn::FixedTag<float, 4>;
     using V8 = hn::Vec<D8>;
     using V16 = hn::Vec<D16>;
+    // The constructors are spelt out: GCC (12, Arm) compiles implicit ones without the
+    // target's attributes, and they then cannot inline Highway's vector constructors.
     struct VB {
         V8 lo, hi;  // quants 0..15, 16..31
+        HWY_INLINE VB() {}
+        HWY_INLINE VB(V8 l, V8 h) : lo(l), hi(h) {}
     };
     struct VW {
         V16 lo, hi;  // values 0..7, 8..15
+        HWY_INLINE VW() {}
+        HWY_INLINE VW(V16 l, V16 h) : lo(l), hi(h) {}
     };
     using VI = hn::Vec<D32>;
     using VF = hn::Vec<DF>;
@@ -268,8 +274,10 @@ struct Ops {
     }
     struct Off {
         V16 k;
+        HWY_INLINE Off() {}
+        HWY_INLINE explicit Off(V16 v) : k(v) {}
     };
-    static HWY_INLINE Off offset(VB, uint8_t k) { return {hn::Set(D16(), static_cast<int16_t>(k))}; }
+    static HWY_INLINE Off offset(VB, uint8_t k) { return Off(hn::Set(D16(), static_cast<int16_t>(k))); }
     static HWY_INLINE VI dot_off(VB u, VB y, Off o) {
         return hn::Add(dot16(hn::Sub(lo_u(u.lo), o.k), lo_s(y.lo), hn::Sub(hi_u(u.lo), o.k), hi_s(y.lo)),
                        dot16(hn::Sub(lo_u(u.hi), o.k), lo_s(y.hi), hn::Sub(hi_u(u.hi), o.k), hi_s(y.hi)));
