@@ -19,8 +19,10 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(ENV{PKG_CONFIG_LIBDIR} /usr/lib/${TESSERA_CROSS_TRIPLE}/pkgconfig:/usr/share/pkgconfig)
 set(ENV{PKG_CONFIG_PATH} "")
 
-# ctest and try_run start target programs through qemu when it is there.
+# ctest and try_run start target programs through qemu when it is there. No -L prefix: the
+# programs load the multi-arch arm64 C library (/lib/ld-linux-aarch64.so.1), the one the arm64
+# packages' libraries were built against (scripts/setup-arm64.sh says why).
 find_program(TESSERA_QEMU_AARCH64 qemu-aarch64)
 if(TESSERA_QEMU_AARCH64)
-  set(CMAKE_CROSSCOMPILING_EMULATOR ${TESSERA_QEMU_AARCH64} -L /usr/${TESSERA_CROSS_TRIPLE})
+  set(CMAKE_CROSSCOMPILING_EMULATOR ${TESSERA_QEMU_AARCH64})
 endif()
