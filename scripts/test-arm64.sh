@@ -33,7 +33,9 @@ run() {
     local name=$1
     shift
     local t0=$SECONDS
-    if "$@" >"$build/$name.log" 2>&1; then
+    # A code path the program refuses falls back to the best one with this warning: a failure
+    # here, since the path named was not tested.
+    if "$@" >"$build/$name.log" 2>&1 && ! grep -q "tessera: TESSERA_CPU_TARGET=" "$build/$name.log"; then
         echo "  ok    $name ($((SECONDS - t0))s) $(grep -h 'test cases:' "$build/$name.log" | tr -s ' ')"
     else
         echo "  FAIL  $name ($((SECONDS - t0))s); the last lines of $build/$name.log:"
