@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds Tessera for 64-bit Arm and runs the kernel and op parity tests on every Arm code path
-# (neon, sve, sve2). On an x86-64 host: a cross build (cmake/toolchains/aarch64-linux-gnu.cmake)
-# whose tests run under qemu-aarch64, once on a CPU without SVE and once with SVE at several
-# vector lengths; on an aarch64 machine: a native build, and the code paths this CPU runs.
+# (neon, neon_dotprod, sve, sve2). On an x86-64 host: a cross build (cmake/toolchains/aarch64-linux-gnu.cmake)
+# whose tests run under qemu-aarch64 on an Arm v8.0 CPU (NEON only), on one with DOTPROD but
+# no SVE, and on one with SVE and SVE2 at several vector lengths; on an aarch64 machine: a native build, and the code paths this CPU runs.
 #
 #   bash scripts/test-arm64.sh        (from the repository root; build folder build-arm64/)
 #
@@ -82,7 +82,7 @@ opt=$build/tests/op_parity_test
 if [ $native = 1 ]; then
     step "kernel parity on every code path this CPU runs"
     run kernel_parity "$kpt"
-    for target in sve2 sve neon; do
+    for target in sve2 sve neon_dotprod neon; do
         step "op parity, TESSERA_CPU_TARGET=$target"
         if "$kpt" -tc='every SIMD kernel*' 2>&1 | grep -q "skipped $target:"; then
             echo "  skipped: this CPU cannot run $target"
@@ -98,9 +98,13 @@ fi
 # and SVE2, and its vector length is set per process.
 unset QEMU_LD_PREFIX
 
-step "qemu, no SVE (-cpu max,sve=off): NEON"
-run kernel_parity_neon qemu-aarch64 -cpu max,sve=off "$kpt"
-run op_parity_neon env TESSERA_CPU_TARGET=neon qemu-aarch64 -cpu max,sve=off "$opt"
+step "qemu, an Arm v8.0 CPU (-cpu cortex-a72): NEON without DOTPROD"
+run kernel_parity_neon qemu-aarch64 -cpu cortex-a72 "$kpt"
+run op_parity_neon env TESSERA_CPU_TARGET=neon qemu-aarch64 -cpu cortex-a72 "$opt"
+
+step "qemu, no SVE (-cpu max,sve=off): NEON with DOTPROD"
+run kernel_parity_neon_dotprod qemu-aarch64 -cpu max,sve=off "$kpt"
+run op_parity_neon_dotprod env TESSERA_CPU_TARGET=neon_dotprod qemu-aarch64 -cpu max,sve=off "$opt"
 
 step "qemu with SVE and SVE2 (-cpu max): every Arm code path, vector lengths 128, 256 and 512 bits"
 for bytes in 16 32 64; do
