@@ -60,12 +60,12 @@ config=(-S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DTESSERA_BUILD_EXAMPLES=OFF
         -DTESSERA_VULKAN=OFF -DTESSERA_BLAS=off)
 command -v ninja >/dev/null && [ ! -f "$build/Makefile" ] && config+=(-G Ninja)
 [ $native = 0 ] && config+=(-DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake)
-if ! cmake "${config[@]}" >"$build.configure.log" 2>&1; then
-    tail -n 30 "$build.configure.log"
+mkdir -p "$build"
+if ! cmake "${config[@]}" >"$build/configure.log" 2>&1; then
+    tail -n 30 "$build/configure.log"
     failures+=(configure)
     finish
 fi
-mv "$build.configure.log" "$build/configure.log"
 
 step "build kernel_parity_test, op_parity_test (-j$jobs)"
 t0=$SECONDS
