@@ -30,6 +30,9 @@
 #if HWY_HAVE_SCALABLE
 // SVE: the 128-bit Ops keep vectors in structs and arrays, which SVE's sizeless vector types
 // cannot; every SVE CPU has NEON too, so the SVE targets take the NEON code of this file.
+#if !(HWY_TARGETS & HWY_NEON)
+#error "the SVE kernels need the NEON target, which Highway drops when -march already has SVE"
+#endif
 namespace tessera::cpu::kernels::N_NEON {
 void FillLegacy(KernelTable* t, bool use_vnni);
 }  // namespace tessera::cpu::kernels::N_NEON
