@@ -84,12 +84,12 @@ CpuInfo detect_cpu() {
     add(info.avx_vnni, "AVX_VNNI");
 #elif HWY_ARCH_ARM && defined(__linux__) && defined(__aarch64__)
     const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
-    add(hw >> 1 & 1, "NEON");      // HWCAP_ASIMD
+    add(hw >> 1 & 1, "NEON");     // HWCAP_ASIMD
     info.dotprod = hw >> 20 & 1;  // HWCAP_ASIMDDP
     add(info.dotprod, "DOTPROD");
-    add(hw >> 22 & 1, "SVE");      // HWCAP_SVE
-    add(hw2 >> 1 & 1, "SVE2");     // HWCAP2_SVE2
-    add(hw2 >> 13 & 1, "I8MM");    // HWCAP2_I8MM
+    add(hw >> 22 & 1, "SVE");    // HWCAP_SVE
+    add(hw2 >> 1 & 1, "SVE2");   // HWCAP2_SVE2
+    add(hw2 >> 13 & 1, "I8MM");  // HWCAP2_I8MM
 #else
     add(true, "(feature detection not implemented for this architecture)");
 #endif
