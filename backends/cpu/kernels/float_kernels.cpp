@@ -60,18 +60,9 @@ HWY_INLINE VF load_as_float(const T* p) {
     }
 }
 
-// The weight row and activation rows' sum of products: the vector part's lanes, then the
-// last k % lanes elements one at a time.
-template <class T>
-HWY_INLINE float finish(VF acc, int64_t i, int64_t k, const T* wr, const float* xr) {
-    float sum = hn::GetLane(hn::SumOfLanes(DF(), acc));
-    for (int64_t j = i; j < k; ++j) sum += to_float(wr[j]) * xr[j];
-    return sum;
-}
-
 #if !HWY_HAVE_SCALABLE
 
-// R weight rows x C activation rows.
+// R weight rows x C activation rows; the last k % lanes elements one at a time.
 template <class T, int R, int C>
 HWY_NOINLINE void tile(int64_t k, const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, float* out, size_t os) {
     const DF df;
@@ -91,13 +82,27 @@ HWY_NOINLINE void tile(int64_t k, const uint8_t* w, size_t ws, const uint8_t* x,
             for (int c = 0; c < C; ++c) acc[r][c] = hn::MulAdd(wv, xv[c], acc[r][c]);
         }
     }
-    for (int r = 0; r < R; ++r)
-        for (int c = 0; c < C; ++c)
-            out[c * os + r] = finish(acc[r][c], i, k, reinterpret_cast<const T*>(w + r * ws),
-                                     reinterpret_cast<const float*>(x + c * xs));
+    for (int r = 0; r < R; ++r) {
+        const T* wr = reinterpret_cast<const T*>(w + r * ws);
+        for (int c = 0; c < C; ++c) {
+            const float* xr = reinterpret_cast<const float*>(x + c * xs);
+            float sum = hn::GetLane(hn::SumOfLanes(df, acc[r][c]));
+            for (int64_t j = i; j < k; ++j) sum += to_float(wr[j]) * xr[j];
+            out[c * os + r] = sum;
+        }
+    }
 }
 
 #else  // SVE
+
+// The weight row and activation row's sum of products: the vector part's lanes, then the
+// last k % lanes elements one at a time, as in the array version.
+template <class T>
+HWY_INLINE float finish(VF acc, int64_t i, int64_t k, const T* wr, const float* xr) {
+    float sum = hn::GetLane(hn::SumOfLanes(DF(), acc));
+    for (int64_t j = i; j < k; ++j) sum += to_float(wr[j]) * xr[j];
+    return sum;
+}
 
 // The same tile for SVE, whose sizeless vectors cannot form arrays: each accumulator is a named
 // variable, a<r><c>, and the rows and columns past R and C are never used (the compiler drops

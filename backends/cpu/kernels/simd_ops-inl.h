@@ -209,17 +209,22 @@ struct Ops {
     using DF = hn::FixedTag<float, 4>;
     using V8 = hn::Vec<D8>;
     using V16 = hn::Vec<D16>;
-    // The constructors are spelt out: GCC (12, Arm) compiles implicit ones without the
-    // target's attributes, and they then cannot inline Highway's vector constructors.
+    // On Arm the constructors are spelt out: GCC 12 compiles implicit ones without the
+    // target's attributes there, and they then cannot inline Highway's vector constructors.
+    // (Elsewhere the structs stay aggregates, as the x86 code was tuned with.)
     struct VB {
         V8 lo, hi;  // quants 0..15, 16..31
+#if HWY_ARCH_ARM
         HWY_INLINE VB() {}
         HWY_INLINE VB(V8 l, V8 h) : lo(l), hi(h) {}
+#endif
     };
     struct VW {
         V16 lo, hi;  // values 0..7, 8..15
+#if HWY_ARCH_ARM
         HWY_INLINE VW() {}
         HWY_INLINE VW(V16 l, V16 h) : lo(l), hi(h) {}
+#endif
     };
     using VI = hn::Vec<D32>;
     using VF = hn::Vec<DF>;
@@ -279,11 +284,11 @@ struct Ops {
     struct Off {
         V8 k;
         HWY_INLINE Off() {}
-        HWY_INLINE explicit Off(V8 v) : k(v) {}
+        HWY_INLINE Off(V8 v) : k(v) {}
     };
-    static HWY_INLINE Off offset(VB, uint8_t k) { return Off(hn::Set(D8(), k)); }
+    static HWY_INLINE Off offset(VB, uint8_t k) { return {hn::Set(D8(), k)}; }
     // u - k in [-16, 15]: an int8 (the byte subtraction wraps to its two's complement).
-    static HWY_INLINE VI dot_off(VB u, VB y, Off o) { return sdot(VB(hn::Sub(u.lo, o.k), hn::Sub(u.hi, o.k)), y); }
+    static HWY_INLINE VI dot_off(VB u, VB y, Off o) { return sdot(VB{hn::Sub(u.lo, o.k), hn::Sub(u.hi, o.k)}, y); }
 #else
     static HWY_INLINE VI dot_u(VB u, VB y) {
         return hn::Add(dot16(lo_u(u.lo), lo_s(y.lo), hi_u(u.lo), hi_s(y.lo)),
@@ -295,10 +300,12 @@ struct Ops {
     }
     struct Off {
         V16 k;
+#if HWY_ARCH_ARM
         HWY_INLINE Off() {}
-        HWY_INLINE explicit Off(V16 v) : k(v) {}
+        HWY_INLINE Off(V16 v) : k(v) {}
+#endif
     };
-    static HWY_INLINE Off offset(VB, uint8_t k) { return Off(hn::Set(D16(), static_cast<int16_t>(k))); }
+    static HWY_INLINE Off offset(VB, uint8_t k) { return {hn::Set(D16(), static_cast<int16_t>(k))}; }
     static HWY_INLINE VI dot_off(VB u, VB y, Off o) {
         return hn::Add(dot16(hn::Sub(lo_u(u.lo), o.k), lo_s(y.lo), hn::Sub(hi_u(u.lo), o.k), hi_s(y.lo)),
                        dot16(hn::Sub(lo_u(u.hi), o.k), lo_s(y.hi), hn::Sub(hi_u(u.hi), o.k), hi_s(y.hi)));
