@@ -106,7 +106,7 @@ endif()
 if(NOT HWY_FOUND)
   message(FATAL_ERROR "Highway (libhwy) not found; the CPU kernels need it (apt-get install libhwy-dev, or scripts/setup.sh)")
 endif()
-tessera_summary(Highway "${HWY_VERSION} (kernels for x86 SSE4, AVX2, AVX-512, +VNNI, Arm NEON, scalar)")
+tessera_summary(Highway "${HWY_VERSION} (kernels for x86 SSE4, AVX2, AVX-512, +VNNI, scalar, Arm NEON, SVE, SVE2)")
 
 # ---- sanitizers ----
 # A fuzz build always runs with ASan+UBSan: a fuzzer finds crashes, the sanitizers turn

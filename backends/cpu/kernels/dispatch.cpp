@@ -1,8 +1,9 @@
 // Chooses the kernel table: the best code path this CPU runs, or the one TESSERA_CPU_TARGET
 // names. A code path is a Highway target (the kernel files are compiled for each in
-// hwy_config.h) plus, on x86, whether the VNNI variant of the integer dot products is used;
-// Highway's targets do not say whether VNNI is there (AVX3 may or may not have it, AVX2
-// CPUs may have AVX-VNNI), so this file asks the CPU itself.
+// hwy_config.h) plus whether the variant of the integer dot products with the dot-product
+// extension is used (x86 VNNI, Arm DOTPROD); Highway's targets do not say whether it is there
+// (AVX3 may or may not have VNNI, AVX2 CPUs may have AVX-VNNI, NEON CPUs may have DOTPROD),
+// so this file asks the CPU itself.
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -31,6 +32,7 @@ struct CpuInfo {
     int64_t hwy_targets = 0;  // Highway targets this CPU supports, before any forcing
     bool avx512_vnni = false;
     bool avx_vnni = false;
+    bool dotprod = false;  // Arm sdot/udot
     std::string features;
 };
 
@@ -81,10 +83,13 @@ CpuInfo detect_cpu() {
     info.avx_vnni = ymm && (a71 >> 4 & 1);
     add(info.avx_vnni, "AVX_VNNI");
 #elif HWY_ARCH_ARM && defined(__linux__) && defined(__aarch64__)
-    const unsigned long hw = getauxval(AT_HWCAP);
-    add(hw >> 1 & 1, "NEON");      // HWCAP_ASIMD
-    add(hw >> 20 & 1, "DOTPROD");  // HWCAP_ASIMDDP
-    add(hw >> 22 & 1, "SVE");      // HWCAP_SVE
+    const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    add(hw >> 1 & 1, "NEON");     // HWCAP_ASIMD
+    info.dotprod = hw >> 20 & 1;  // HWCAP_ASIMDDP
+    add(info.dotprod, "DOTPROD");
+    add(hw >> 22 & 1, "SVE");    // HWCAP_SVE
+    add(hw2 >> 1 & 1, "SVE2");   // HWCAP2_SVE2
+    add(hw2 >> 13 & 1, "I8MM");  // HWCAP2_I8MM
 #else
     add(true, "(feature detection not implemented for this architecture)");
 #endif
@@ -99,7 +104,7 @@ const CpuInfo& cpu() {
 // A code path as TESSERA_CPU_TARGET names it.
 struct Variant {
     int64_t hwy_target;
-    bool vnni;
+    bool vnni;  // the integer dot-product extension: x86 VNNI, Arm DOTPROD
     const char* name;
     const char* alias;  // another accepted spelling, or ""
 };
@@ -117,7 +122,12 @@ std::vector<Variant> variants() {
             v.push_back({t, false, "avx2", ""});
         } else if (t == HWY_SSE4) {
             v.push_back({t, false, "sse4", ""});
+        } else if (t == HWY_SVE2) {
+            v.push_back({t, false, "sve2", ""});
+        } else if (t == HWY_SVE) {
+            v.push_back({t, false, "sve", ""});
         } else if (t == HWY_NEON) {
+            v.push_back({t, true, "neon_dotprod", ""});
             v.push_back({t, false, "neon", ""});
         } else if (t == HWY_EMU128) {
             v.push_back({t, false, "emu128", "scalar"});
@@ -131,6 +141,7 @@ std::vector<Variant> variants() {
 bool runnable(const Variant& v) {
     if ((cpu().hwy_targets & v.hwy_target) == 0) return false;
     if (!v.vnni) return true;
+    if (v.hwy_target == HWY_NEON) return cpu().dotprod;
     return v.hwy_target == HWY_AVX3 ? cpu().avx512_vnni : cpu().avx_vnni;
 }
 
@@ -143,7 +154,9 @@ void load(const Variant& v, bool best) {
     hwy::DisableTargets(best ? 0 : v.hwy_target - 1);
     KernelTable t;
     detail::fill_float_kernels(&t);
-    detail::fill_legacy_kernels(&t, v.vnni);
+    // The SVE paths run the NEON quantized tiles (hwy_config.h): with sdot where the CPU has it.
+    const bool sve = (v.hwy_target & (HWY_SVE | HWY_SVE2)) != 0;
+    detail::fill_legacy_kernels(&t, v.vnni || (sve && cpu().dotprod));
     detail::fill_kquant_kernels(&t);
     detail::fill_attn_kernels(&t);
 #if HWY_ARCH_X86

@@ -29,12 +29,25 @@
 #include <immintrin.h>
 #endif
 
+#if HWY_HAVE_SCALABLE
+// SVE: the 128-bit Ops keep vectors in structs and arrays, which SVE's sizeless vector types
+// cannot; every SVE CPU has NEON too, so the SVE targets take the NEON code of this file.
+#if !(HWY_TARGETS & HWY_NEON)
+#error "the SVE kernels need the NEON target, which Highway drops when -march already has SVE"
+#endif
+namespace tessera::cpu::kernels::N_NEON {
+void FillKQuant(KernelTable* t);
+}  // namespace tessera::cpu::kernels::N_NEON
+#endif
+
 HWY_BEFORE_NAMESPACE();
 namespace tessera::cpu::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 #if HWY_TARGET == HWY_SCALAR
 void FillKQuant(KernelTable* t) { ref::fill(t); }
+#elif HWY_HAVE_SCALABLE
+void FillKQuant(KernelTable* t) { N_NEON::FillKQuant(t); }
 #else
 
 #define TESSERA_KERNEL_VNNI 0

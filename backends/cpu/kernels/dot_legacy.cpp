@@ -2,7 +2,8 @@
 // Highway target and, for x86 AVX2 and AVX3, a second time with the VNNI dot-product
 // instruction (vpdpbusd) enabled: AVX-VNNI for AVX2, AVX512-VNNI for AVX3. dispatch.cpp
 // picks the variant after checking the CPU for the feature itself, because Highway's
-// targets do not say whether it is there.
+// targets do not say whether it is there. Likewise on Arm, the NEON code a second time with
+// the 8-bit dot-product instruction (sdot, the DOTPROD extension).
 #include <cstdint>
 #include <cstring>
 
@@ -22,6 +23,19 @@
 
 #if HWY_ARCH_X86
 #include <immintrin.h>
+#elif HWY_ARCH_ARM_A64
+#include <arm_neon.h>
+#endif
+
+#if HWY_HAVE_SCALABLE
+// SVE: the 128-bit Ops keep vectors in structs and arrays, which SVE's sizeless vector types
+// cannot; every SVE CPU has NEON too, so the SVE targets take the NEON code of this file.
+#if !(HWY_TARGETS & HWY_NEON)
+#error "the SVE kernels need the NEON target, which Highway drops when -march already has SVE"
+#endif
+namespace tessera::cpu::kernels::N_NEON {
+void FillLegacy(KernelTable* t, bool use_vnni);
+}  // namespace tessera::cpu::kernels::N_NEON
 #endif
 
 HWY_BEFORE_NAMESPACE();
@@ -30,6 +44,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 #if HWY_TARGET == HWY_SCALAR
 void FillLegacy(KernelTable* t, bool) { ref::fill(t); }
+#elif HWY_HAVE_SCALABLE
+void FillLegacy(KernelTable* t, bool use_vnni) { N_NEON::FillLegacy(t, use_vnni); }
 #else
 
 namespace base {
@@ -58,10 +74,24 @@ namespace vnni {
 }  // namespace vnni
 HWY_POP_ATTRIBUTES
 HWY_PUSH_ATTRIBUTES(HWY_TARGET_STR)
+#elif HWY_ARCH_ARM_A64 && HWY_TARGET == HWY_NEON
+HWY_POP_ATTRIBUTES
+// (Arm v8.2 as well: GCC declares the sdot intrinsics for it, and DOTPROD CPUs are v8.2 or later.)
+HWY_PUSH_ATTRIBUTES("arch=armv8.2-a" HWY_TARGET_STR "+dotprod")
+namespace vnni {
+#define TESSERA_KERNEL_SDOT 1
+#include "backends/cpu/kernels/simd_ops-inl.h"  // first: the kernels are written in its Ops
+
+#include "backends/cpu/kernels/dot_legacy-inl.h"
+#undef TESSERA_KERNEL_SDOT
+}  // namespace vnni
+HWY_POP_ATTRIBUTES
+HWY_PUSH_ATTRIBUTES(HWY_TARGET_STR)
 #endif
 
+// use_vnni: the variant with the dot-product extension (x86 VNNI, Arm DOTPROD).
 void FillLegacy(KernelTable* t, bool use_vnni) {
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2) || (HWY_ARCH_ARM_A64 && HWY_TARGET == HWY_NEON)
     if (use_vnni) {
         vnni::legacy::fill(t);
         return;

@@ -9,8 +9,9 @@ namespace tessera::cpu::kernels::detail {
 
 // Target name, F32/F16/BF16 dot tiles, activation quantizers, attention row helpers.
 void fill_float_kernels(KernelTable* t);
-// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 against Q8_0 activations. `vnni`: use the VNNI variant
-// (only on AVX2 with AVX-VNNI and AVX3 with AVX512-VNNI; the caller checks the CPU).
+// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 against Q8_0 activations. `vnni`: use the variant with the
+// dot-product extension (AVX2 with AVX-VNNI, AVX3 with AVX512-VNNI, NEON and SVE with
+// DOTPROD; the caller checks the CPU).
 void fill_legacy_kernels(KernelTable* t, bool vnni);
 // Q2_K..Q6_K against Q8_K activations.
 void fill_kquant_kernels(KernelTable* t);

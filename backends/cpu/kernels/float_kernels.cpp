@@ -31,9 +31,9 @@ void FillFloat(KernelTable* t) { ref::fill(t); }
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// Register tile: R*C accumulators plus C activation vectors (AVX3 and NEON have 32
+// Register tile: R*C accumulators plus C activation vectors (AVX3, NEON and SVE have 32
 // registers, the others 16).
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_NEON
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_NEON || HWY_HAVE_SCALABLE
 constexpr int kRows = 4, kCols = 4;
 #else
 constexpr int kRows = 4, kCols = 2;
@@ -59,6 +59,8 @@ HWY_INLINE VF load_as_float(const T* p) {
         return hn::PromoteTo(DF(), hn::LoadU(hn::Rebind<T, DF>(), p));
     }
 }
+
+#if !HWY_HAVE_SCALABLE
 
 // R weight rows x C activation rows; the last k % lanes elements one at a time.
 template <class T, int R, int C>
@@ -90,6 +92,77 @@ HWY_NOINLINE void tile(int64_t k, const uint8_t* w, size_t ws, const uint8_t* x,
         }
     }
 }
+
+#else  // SVE
+
+// The weight row and activation row's sum of products: the vector part's lanes, then the
+// last k % lanes elements one at a time, as in the array version.
+template <class T>
+HWY_INLINE float finish(VF acc, int64_t i, int64_t k, const T* wr, const float* xr) {
+    float sum = hn::GetLane(hn::SumOfLanes(DF(), acc));
+    for (int64_t j = i; j < k; ++j) sum += to_float(wr[j]) * xr[j];
+    return sum;
+}
+
+// The same tile for SVE, whose sizeless vectors cannot form arrays: each accumulator is a named
+// variable, a<r><c>, and the rows and columns past R and C are never used (the compiler drops
+// them). The operations per output are those of the array version.
+static_assert(kRows == 4 && kCols == 4, "the SVE tile is written out for 4 x 4");
+
+// Weight row r's step: a_c += w * x_c for c < C.
+template <class T, int R, int C>
+HWY_INLINE void row_step(int r, int64_t i, const uint8_t* w, size_t ws, size_t prefetch_ahead, VF x0, VF x1, VF x2,
+                         VF x3, VF& a0, VF& a1, VF& a2, VF& a3) {
+    if (r >= R) return;
+    const T* wr = reinterpret_cast<const T*>(w + r * ws) + i;
+    hwy::Prefetch(reinterpret_cast<const uint8_t*>(wr) + prefetch_ahead);
+    const VF wv = load_as_float(wr);
+    a0 = hn::MulAdd(wv, x0, a0);
+    if constexpr (C > 1) a1 = hn::MulAdd(wv, x1, a1);
+    if constexpr (C > 2) a2 = hn::MulAdd(wv, x2, a2);
+    if constexpr (C > 3) a3 = hn::MulAdd(wv, x3, a3);
+}
+
+// Weight row r's outputs.
+template <class T, int R, int C>
+HWY_INLINE void row_finish(int r, int64_t i, int64_t k, const uint8_t* w, size_t ws, const uint8_t* x, size_t xs,
+                           float* out, size_t os, VF a0, VF a1, VF a2, VF a3) {
+    if (r >= R) return;
+    const T* wr = reinterpret_cast<const T*>(w + r * ws);
+    const auto xr = [&](int c) { return reinterpret_cast<const float*>(x + c * xs); };
+    out[r] = finish(a0, i, k, wr, xr(0));
+    if constexpr (C > 1) out[os + r] = finish(a1, i, k, wr, xr(1));
+    if constexpr (C > 2) out[2 * os + r] = finish(a2, i, k, wr, xr(2));
+    if constexpr (C > 3) out[3 * os + r] = finish(a3, i, k, wr, xr(3));
+}
+
+template <class T, int R, int C>
+HWY_NOINLINE void tile(int64_t k, const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, float* out, size_t os) {
+    const DF df;
+    const int64_t n = static_cast<int64_t>(hn::Lanes(df));
+    const size_t prefetch_ahead = 2 * R * ws;
+    const auto load_x = [&](int c, int64_t i) {
+        return c < C ? hn::LoadU(df, reinterpret_cast<const float*>(x + c * xs) + i) : hn::Zero(df);
+    };
+    VF a00 = hn::Zero(df), a01 = a00, a02 = a00, a03 = a00;
+    VF a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+    VF a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+    VF a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+    int64_t i = 0;
+    for (; i + n <= k; i += n) {
+        const VF x0 = load_x(0, i), x1 = load_x(1, i), x2 = load_x(2, i), x3 = load_x(3, i);
+        row_step<T, R, C>(0, i, w, ws, prefetch_ahead, x0, x1, x2, x3, a00, a01, a02, a03);
+        row_step<T, R, C>(1, i, w, ws, prefetch_ahead, x0, x1, x2, x3, a10, a11, a12, a13);
+        row_step<T, R, C>(2, i, w, ws, prefetch_ahead, x0, x1, x2, x3, a20, a21, a22, a23);
+        row_step<T, R, C>(3, i, w, ws, prefetch_ahead, x0, x1, x2, x3, a30, a31, a32, a33);
+    }
+    row_finish<T, R, C>(0, i, k, w, ws, x, xs, out, os, a00, a01, a02, a03);
+    row_finish<T, R, C>(1, i, k, w, ws, x, xs, out, os, a10, a11, a12, a13);
+    row_finish<T, R, C>(2, i, k, w, ws, x, xs, out, os, a20, a21, a22, a23);
+    row_finish<T, R, C>(3, i, k, w, ws, x, xs, out, os, a30, a31, a32, a33);
+}
+
+#endif  // HWY_HAVE_SCALABLE
 
 template <class T>
 void dot_tile(int64_t k, const void* w, size_t ws, int nr, const void* x, size_t xs, int nc, float* out, size_t os) {

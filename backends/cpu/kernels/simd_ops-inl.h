@@ -8,13 +8,16 @@
 //    vpdpbusd where TESSERA_KERNEL_VNNI is 1 (the includer compiles that copy with the
 //    target's attributes plus avxvnni or avx512vnni);
 //  - every other target: Highway's portable 128-bit operations (two vectors per block),
-//    widening to int16 so no product can saturate.
+//    widening to int16 so no product can saturate; on Arm NEON with TESSERA_KERNEL_SDOT 1
+//    (the includer adds the dotprod extension to the target's attributes), the 8-bit dot
+//    products are sdot instructions instead.
 // (HWY_SCALAR, the one-lane fallback of GCC < 12.3, cannot hold these vectors: the kernel
 // files use the scalar twins there.)
 //
 // No include guard: included inside HWY_NAMESPACE once per target, and on x86 twice (with
 // and without VNNI) in different inner namespaces. The includer includes <immintrin.h> (x86)
-// and hwy/highway.h at file scope and defines TESSERA_KERNEL_VNNI.
+// and hwy/highway.h at file scope and defines TESSERA_KERNEL_VNNI (and, for Arm,
+// TESSERA_KERNEL_SDOT; undefined reads as 0).
 
 #undef TESSERA_X86_WIDE
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
@@ -206,11 +209,22 @@ struct Ops {
     using DF = hn::FixedTag<float, 4>;
     using V8 = hn::Vec<D8>;
     using V16 = hn::Vec<D16>;
+    // On Arm the constructors are spelt out: GCC 12 compiles implicit ones without the
+    // target's attributes there, and they then cannot inline Highway's vector constructors.
+    // (Elsewhere the structs stay aggregates, as the x86 code was tuned with.)
     struct VB {
         V8 lo, hi;  // quants 0..15, 16..31
+#if HWY_ARCH_ARM
+        HWY_INLINE VB() {}
+        HWY_INLINE VB(V8 l, V8 h) : lo(l), hi(h) {}
+#endif
     };
     struct VW {
         V16 lo, hi;  // values 0..7, 8..15
+#if HWY_ARCH_ARM
+        HWY_INLINE VW() {}
+        HWY_INLINE VW(V16 l, V16 h) : lo(l), hi(h) {}
+#endif
     };
     using VI = hn::Vec<D32>;
     using VF = hn::Vec<DF>;
@@ -258,6 +272,24 @@ struct Ops {
     }
     static HWY_INLINE VI dot16(V16 a0, V16 b0, V16 a1, V16 b1) { return hn::Add(madd(a0, b0), madd(a1, b1)); }
 
+#if TESSERA_KERNEL_SDOT
+    // Sum of a * b, both read as int8, four products per int32 lane (Arm sdot).
+    static HWY_INLINE VI sdot(VI acc, V8 a, V8 b) {
+        return VI(vdotq_s32(acc.raw, vreinterpretq_s8_u8(a.raw), vreinterpretq_s8_u8(b.raw)));
+    }
+    static HWY_INLINE VI sdot(VB a, VB b) { return sdot(sdot(hn::Zero(D32()), a.lo, b.lo), a.hi, b.hi); }
+    // u below 128, so it reads the same as int8.
+    static HWY_INLINE VI dot_u(VB u, VB y) { return sdot(u, y); }
+    static HWY_INLINE VI dot_s(VB w, VB y) { return sdot(w, y); }
+    struct Off {
+        V8 k;
+        HWY_INLINE Off() {}
+        HWY_INLINE Off(V8 v) : k(v) {}
+    };
+    static HWY_INLINE Off offset(VB, uint8_t k) { return {hn::Set(D8(), k)}; }
+    // u - k in [-16, 15]: an int8 (the byte subtraction wraps to its two's complement).
+    static HWY_INLINE VI dot_off(VB u, VB y, Off o) { return sdot(VB{hn::Sub(u.lo, o.k), hn::Sub(u.hi, o.k)}, y); }
+#else
     static HWY_INLINE VI dot_u(VB u, VB y) {
         return hn::Add(dot16(lo_u(u.lo), lo_s(y.lo), hi_u(u.lo), hi_s(y.lo)),
                        dot16(lo_u(u.hi), lo_s(y.hi), hi_u(u.hi), hi_s(y.hi)));
@@ -268,12 +300,17 @@ struct Ops {
     }
     struct Off {
         V16 k;
+#if HWY_ARCH_ARM
+        HWY_INLINE Off() {}
+        HWY_INLINE Off(V16 v) : k(v) {}
+#endif
     };
     static HWY_INLINE Off offset(VB, uint8_t k) { return {hn::Set(D16(), static_cast<int16_t>(k))}; }
     static HWY_INLINE VI dot_off(VB u, VB y, Off o) {
         return hn::Add(dot16(hn::Sub(lo_u(u.lo), o.k), lo_s(y.lo), hn::Sub(hi_u(u.lo), o.k), hi_s(y.lo)),
                        dot16(hn::Sub(lo_u(u.hi), o.k), lo_s(y.hi), hn::Sub(hi_u(u.hi), o.k), hi_s(y.hi)));
     }
+#endif
 
     static HWY_INLINE V16 shuffle(V16 v, const uint8_t* control) {
         return hn::BitCast(D16(), hn::TableLookupBytes(hn::BitCast(D8(), v), hn::LoadU(D8(), control)));
