@@ -67,9 +67,9 @@ if ! cmake "${config[@]}" >"$build/configure.log" 2>&1; then
     finish
 fi
 
-step "build kernel_parity_test, op_parity_test (-j$jobs)"
+step "build kernel_parity_test, attn_kernel_test, op_parity_test (-j$jobs)"
 t0=$SECONDS
-if ! cmake --build "$build" -j "$jobs" --target kernel_parity_test op_parity_test >"$build/build.log" 2>&1; then
+if ! cmake --build "$build" -j "$jobs" --target kernel_parity_test attn_kernel_test op_parity_test >"$build/build.log" 2>&1; then
     grep -E 'error|FAILED' "$build/build.log" | head -n 30
     failures+=(build)
     finish
@@ -77,11 +77,13 @@ fi
 echo "  built in $((SECONDS - t0))s"
 
 kpt=$build/tests/kernel_parity_test
+akt=$build/tests/attn_kernel_test
 opt=$build/tests/op_parity_test
 
 if [ $native = 1 ]; then
     step "kernel parity on every code path this CPU runs"
     run kernel_parity "$kpt"
+    run attn_kernels "$akt"
     for target in sve2 sve neon_dotprod neon; do
         step "op parity, TESSERA_CPU_TARGET=$target"
         if "$kpt" -tc='every SIMD kernel*' 2>&1 | grep -q "skipped $target:"; then
@@ -100,6 +102,7 @@ unset QEMU_LD_PREFIX
 
 step "qemu, an Arm v8.0 CPU (-cpu cortex-a72): NEON without DOTPROD"
 run kernel_parity_neon qemu-aarch64 -cpu cortex-a72 "$kpt"
+run attn_kernels_neon qemu-aarch64 -cpu cortex-a72 "$akt"
 run op_parity_neon env TESSERA_CPU_TARGET=neon qemu-aarch64 -cpu cortex-a72 "$opt"
 
 step "qemu, no SVE (-cpu max,sve=off): NEON with DOTPROD"
@@ -109,6 +112,7 @@ run op_parity_neon_dotprod env TESSERA_CPU_TARGET=neon_dotprod qemu-aarch64 -cpu
 step "qemu with SVE and SVE2 (-cpu max): every Arm code path, vector lengths 128, 256 and 512 bits"
 for bytes in 16 32 64; do
     run "kernel_parity_sve_vl$((bytes * 8))" qemu-aarch64 -cpu "max,sve-default-vector-length=$bytes" "$kpt"
+    run "attn_kernels_sve_vl$((bytes * 8))" qemu-aarch64 -cpu "max,sve-default-vector-length=$bytes" "$akt"
 done
 for target in sve sve2; do
     run "op_parity_$target" env TESSERA_CPU_TARGET=$target qemu-aarch64 -cpu max,sve-default-vector-length=32 "$opt"

@@ -7,12 +7,15 @@
 # (build-asan/) and runs their tests (the C API test loads the real model, generates,
 # runs two contexts on two threads and frees everything over several cycles, so
 # LeakSanitizer sees any leak), builds the C API test with ThreadSanitizer (build-tsan/)
-# and runs its two-contexts-on-two-threads case, and
-# runs the GGUF libFuzzer target (build-fuzz/, clang) for TESSERA_FUZZ_SECONDS (60).
+# and runs its two-contexts-on-two-threads case,
+# runs the GGUF libFuzzer target (build-fuzz/, clang) for TESSERA_FUZZ_SECONDS (60), and
+# cross-builds the kernels' parity tests for aarch64 and runs them under qemu for the NEON
+# and SVE code paths (scripts/test-arm64.sh, build-arm64/).
 #
 # Environment: TESSERA_JOBS (build jobs, default: all cores), TESSERA_FUZZ_SECONDS
 # (0 skips fuzzing), TESSERA_SKIP_SANITIZERS=1 (skip the ASan, TSan and fuzz builds),
-# TESSERA_SKIP_MODELS=1 (do not download the real models; their tests skip).
+# TESSERA_SKIP_MODELS=1 (do not download the real models; their tests skip),
+# TESSERA_SKIP_ARM=1 (skip the aarch64 cross build).
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -102,6 +105,11 @@ if [ "${TESSERA_SKIP_SANITIZERS:-0}" != 1 ]; then
             echo "FAILED: fuzz build"; status=1
         fi
     fi
+fi
+
+if [ "${TESSERA_SKIP_ARM:-0}" != 1 ]; then
+    step "aarch64 cross build, parity tests under qemu (scripts/test-arm64.sh)"
+    bash scripts/test-arm64.sh || { echo "FAILED: aarch64 parity tests"; status=1; }
 fi
 
 step "tests"
