@@ -30,6 +30,7 @@ constexpr int64_t kActChunk = 64;
 size_t mul_mat_work_per_thread(const Tensor& node) {
     const Tensor& a = *node.src[0];
     const int64_t K = a.ne[0], M = node.src[1]->ne[1];
+    if ((a.flags & kFlagRepacked) && kernels::r16_uses_f32(a.type)) return 64;  // rows read in place
     if (a.flags & kFlagRepacked)  // Q8_0 activation rows and their block sums, or Q8_K rows
         return static_cast<size_t>(std::min(M, kActChunk)) *
                (kernels::r16_uses_q8_K(a.type)
@@ -57,7 +58,7 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
     if (!dot) dot = kernels::dot_r16_ref_fn(a.type);
     const int64_t K = a.ne[0], N = a.ne[1], M = b.ne[1], nb = K / quant::kQK;
     const int64_t groups = N / kernels::kR16Rows;
-    const bool q8_K = kernels::r16_uses_q8_K(a.type);
+    const bool q8_K = kernels::r16_uses_q8_K(a.type), f32 = kernels::r16_uses_f32(a.type);
     const size_t act_bytes = kernels::act_row_size(q8_K ? kernels::ActFormat::Q8_K : kernels::ActFormat::Q8_0, K);
     const size_t out_stride = node.nb[1] / sizeof(float);
     char* x = p.work;
@@ -72,7 +73,13 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
         it += g1 - g0;
         for (int64_t m0 = 0; m0 < M; m0 += kActChunk) {
             const int64_t mc = std::min(kActChunk, M - m0);
-            for (int64_t m = 0; m < mc; ++m) {
+            const char* xc = x;
+            size_t xs = act_bytes;
+            if (f32) {  // float activations, read in place (rows contiguous)
+                xc = b.row_ptr(m0, i2, i3);
+                xs = b.nb[1];
+            }
+            for (int64_t m = 0; m < mc && !f32; ++m) {
                 const float* row = reinterpret_cast<const float*>(b.row_ptr(m0 + m, i2, i3));
                 if (q8_K) {
                     kt.quantize_q8_K(row, x + m * act_bytes, K);
@@ -86,7 +93,7 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
                 const char* w = static_cast<const char*>(a.data) + static_cast<size_t>(g) * group_bytes;
                 for (int64_t c = 0; c < mc; c += kernels::kR16MaxCols) {
                     const int nc = static_cast<int>(std::min<int64_t>(kernels::kR16MaxCols, mc - c));
-                    dot(K, w, x + c * act_bytes, act_bytes, sums + c * nb, static_cast<size_t>(nb), nc,
+                    dot(K, w, xc + c * xs, xs, sums + c * nb, static_cast<size_t>(nb), nc,
                         out + c * out_stride + g * kernels::kR16Rows, out_stride);
                 }
             }

@@ -48,7 +48,7 @@ struct Activations {
 // nc activation rows in the format the r16 kernels of `t` take (Q8_0 plus block sums, or Q8_K).
 Activations random_acts(DType t, int64_t k, int nc, std::mt19937& rng) {
     Activations a;
-    const DType f = kernels::r16_uses_q8_K(t) ? DType::Q8_K : DType::Q8_0;
+    const DType f = kernels::r16_uses_f32(t) ? DType::F32 : kernels::r16_uses_q8_K(t) ? DType::Q8_K : DType::Q8_0;
     a.q = random_rows(f, k, nc, rng);
     a.row_bytes = row_size(f, k);
     a.sums.resize(static_cast<size_t>(nc * (k / 32)));
@@ -62,7 +62,7 @@ Activations random_acts(DType t, int64_t k, int nc, std::mt19937& rng) {
 
 TEST_CASE("r16 repacking is exact both ways") {
     std::mt19937 rng(7);
-    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
+    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::F16}) {
         for (auto [k, n] : {std::pair<int64_t, int64_t>{256, 16}, {768, 48}, {4096, 32}}) {
             CAPTURE(std::string(type_name(t)));
             CAPTURE(k);
@@ -83,7 +83,7 @@ TEST_CASE("r16 repacking is exact both ways") {
 TEST_CASE("the r16 scalar twin agrees with the plain-layout kernels") {
     std::mt19937 rng(11);
     const int64_t k = 256;
-    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
+    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::F16}) {
         CAPTURE(std::string(type_name(t)));
         const std::vector<uint8_t> plain = random_rows(t, k, 16, rng);
         std::vector<uint8_t> packed(kernels::r16_bytes(t, k, 16));
@@ -108,12 +108,13 @@ TEST_CASE("every r16 kernel this CPU runs is bit-identical to its scalar twin") 
     for (const kernels::TargetInfo& target : kernels::compiled_targets()) {
         if (!target.supported) continue;
         REQUIRE(kernels::select_target(target.name));
-        for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
+        for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::F16}) {
             const kernels::DotR16Fn fn = kernels::active().dot_r16[static_cast<uint32_t>(t)];
             if (!fn) continue;
             CAPTURE(target.name);
             CAPTURE(std::string(type_name(t)));
-            for (int64_t k : {256, 512, 2048}) {
+            for (int64_t k : {256, 512, 2048, 2049}) {
+                if (k % type_traits(t).block_size != 0) continue;  // odd lengths: F16 only
                 const std::vector<uint8_t> plain = random_rows(t, k, 32, rng);
                 std::vector<uint8_t> packed(kernels::r16_bytes(t, k, 32));
                 kernels::repack_r16(t, plain.data(), packed.data(), k, 32);
@@ -139,7 +140,8 @@ TEST_CASE("a model loaded with repacking gives the logits of the plain layout") 
     tessera::test::ScratchDir dir;
     std::vector<tessera::test::RandomLlamaConfig> configs;
     for (const auto& cfg : tessera::test::random_llama_configs())
-        if (cfg.weight_type == DType::Q4_0 || cfg.weight_type == DType::Q8_0) configs.push_back(cfg);
+        if (cfg.weight_type == DType::Q4_0 || cfg.weight_type == DType::Q8_0 || cfg.weight_type == DType::F16)
+            configs.push_back(cfg);
     // Q4_K: a model with rows of 256, converted with `tessera quantize`'s Q4_K_S mix.
     configs.push_back({"llama-q4_k", 97, 256, 2, 4, 2, 64, 512, DType::Q4_K, false, false, 10000.0f, 31});
     for (const auto& cfg : configs) {

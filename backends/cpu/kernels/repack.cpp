@@ -162,9 +162,41 @@ void check(DType t, int64_t k, int64_t n) {
                     " do not make whole groups of 16 rows and 32-element blocks");
 }
 
+// F16: element k of the 16 rows of a group side by side (32 bytes per k).
+void repack_f16(const uint16_t* src, uint16_t* dst, int64_t k, int64_t n, bool to_r16) {
+#pragma omp parallel for schedule(static)
+    for (int64_t g = 0; g < n / kR16Rows; ++g)
+        for (int j = 0; j < kR16Rows; ++j) {
+            const size_t row = static_cast<size_t>(g * kR16Rows + j) * static_cast<size_t>(k);
+            const size_t group = static_cast<size_t>(g * kR16Rows) * static_cast<size_t>(k);
+            for (int64_t i = 0; i < k; ++i) {
+                const size_t r16 = group + static_cast<size_t>(i) * kR16Rows + static_cast<size_t>(j);
+                if (to_r16) dst[r16] = src[row + static_cast<size_t>(i)];
+                else dst[row + static_cast<size_t>(i)] = src[r16];
+            }
+        }
+}
+
+// The F16 twin: even = fma(w[j][i], x[c][i], even) over the even i in order, odd likewise
+// over the odd i; the result is even + odd.
+void dot_r16_f16_ref(int64_t k, const void* w, const void* x, size_t x_stride, int nc, float* out, size_t out_stride) {
+    const float* f16 = fp16_table();
+    const auto* wp = static_cast<const uint16_t*>(w);
+    for (int c = 0; c < nc; ++c) {
+        const auto* xr = reinterpret_cast<const float*>(static_cast<const uint8_t*>(x) + c * x_stride);
+        for (int j = 0; j < kR16Rows; ++j) {
+            float sum[2] = {0.0f, 0.0f};
+            for (int64_t i = 0; i < k; ++i) sum[i % 2] = std::fma(f16[wp[i * kR16Rows + j]], xr[i], sum[i % 2]);
+            out[c * out_stride + static_cast<size_t>(j)] = sum[0] + sum[1];
+        }
+    }
+}
+
 }  // namespace
 
-bool r16_supported(DType t) { return t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K; }
+bool r16_supported(DType t) {
+    return t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::F16;
+}
 
 size_t r16_block_bytes(DType t) { return t == DType::Q4_K ? kKBlock : kR16Rows * type_traits(t).type_size; }
 
@@ -174,9 +206,12 @@ size_t r16_bytes(DType t, int64_t k, int64_t n) {
 
 bool r16_uses_q8_K(DType t) { return t == DType::Q4_K; }
 
+bool r16_uses_f32(DType t) { return t == DType::F16; }
+
 void repack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
     check(t, k, n);
     if (t == DType::Q4_K) return repack_q4_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
+    if (t == DType::F16) return repack_f16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, true);
     const int64_t nb = k / kQK;
     const size_t bs = type_traits(t).type_size, gb = r16_block_bytes(t), row_bytes = static_cast<size_t>(nb) * bs;
     const auto* s = static_cast<const uint8_t*>(src);
@@ -210,6 +245,7 @@ void repack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
 void unpack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
     check(t, k, n);
     if (t == DType::Q4_K) return unpack_q4_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
+    if (t == DType::F16) return repack_f16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, false);
     const int64_t nb = k / kQK;
     const size_t bs = type_traits(t).type_size, gb = r16_block_bytes(t), row_bytes = static_cast<size_t>(nb) * bs;
     const auto* s = static_cast<const uint8_t*>(src);
@@ -248,6 +284,7 @@ void act_block_sums(const void* x, int32_t* sums, int64_t k) {
 void dot_r16_ref(DType t, int64_t k, const void* w, const void* x, size_t x_stride, const int32_t* sums,
                  size_t sums_stride, int nc, float* out, size_t out_stride) {
     if (t == DType::Q4_K) return dot_r16_q4_K_ref(k, w, x, x_stride, nc, out, out_stride);
+    if (t == DType::F16) return dot_r16_f16_ref(k, w, x, x_stride, nc, out, out_stride);
     const int64_t nb = k / kQK;
     const size_t gb = r16_block_bytes(t);
     const int off = offset_of(t);
@@ -289,6 +326,7 @@ DotR16Fn dot_r16_ref_fn(DType t) {
     if (t == DType::Q4_0) return &dot_r16_ref_typed<DType::Q4_0>;
     if (t == DType::Q8_0) return &dot_r16_ref_typed<DType::Q8_0>;
     if (t == DType::Q4_K) return &dot_r16_ref_typed<DType::Q4_K>;
+    if (t == DType::F16) return &dot_r16_ref_typed<DType::F16>;
     return nullptr;
 }
 

@@ -15,8 +15,10 @@
 //   16 fp16 d, 16 fp16 dmin; the 6-bit sub-block scales as bytes, scale s of row j at
 //   64 + 16 s + j; the mins as byte pairs, min 2p + h of row j at 192 + 32 p + 2 j + h;
 //   then per sub-block s, 4 chunks as for Q4_0 at 320 + 64 (4 s + t).
-// A Q4_0 or Q8_0 group takes exactly the bytes of its 16 rows in the plain layout; a Q4_K
-// group 64 bytes more per block (r16_bytes).
+// F16: element i of the 16 rows side by side, 32 bytes per i (kernels: one conversion to
+// 16 floats, then one FMA per activation row with the activation broadcast).
+// A Q4_0, Q8_0 or F16 group takes exactly the bytes of its 16 rows in the plain layout; a
+// Q4_K group 64 bytes more per block (r16_bytes).
 //
 // Dot products of Q4_0 and Q8_0 against Q8_0 activation blocks use the unsigned quants and
 // subtract offset * sum(y) per block (offset 8 for Q4_0, 128 for Q8_0), the sums being
@@ -41,8 +43,10 @@ bool r16_supported(DType t);
 size_t r16_block_bytes(DType t);
 // Bytes of a whole tensor of n rows of k elements in the layout.
 size_t r16_bytes(DType t, int64_t k, int64_t n);
-// Whether the type's kernels take Q8_K activation blocks (else Q8_0 plus block sums).
+// Whether the type's kernels take Q8_K activation blocks, or plain F32 activation rows
+// (F16); else Q8_0 blocks plus block sums.
 bool r16_uses_q8_K(DType t);
+bool r16_uses_f32(DType t);
 
 // Plain rows -> r16 groups, and back. n a multiple of 16, k of the block size; src and dst
 // distinct.

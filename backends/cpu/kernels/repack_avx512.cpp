@@ -53,6 +53,10 @@ TESSERA_AVX512_VNNI void tile(int64_t nb, const uint8_t* w, const uint8_t* x, si
             y[c] = reinterpret_cast<const block_q8_0*>(x + c * xs) + b;
             isum[c] = _mm512_set1_epi32(-kOffset * sums[c * ss + static_cast<size_t>(b)]);
         }
+        // Two independent chains of vpdpbusd per column (integer sums: exact in any order),
+        // so one column's latency does not bound the stream.
+        __m512i isum2[C];
+        for (int c = 0; c < C; ++c) isum2[c] = _mm512_setzero_si512();
         const __m512i* q = reinterpret_cast<const __m512i*>(wb + 32);
         if constexpr (Q4) {
             for (int t = 0; t < 4; ++t) {
@@ -61,15 +65,19 @@ TESSERA_AVX512_VNNI void tile(int64_t nb, const uint8_t* w, const uint8_t* x, si
                 const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
                 for (int c = 0; c < C; ++c) {
                     isum[c] = _mm512_dpbusd_epi32(isum[c], lo, bcast4(y[c]->qs + 8 * t));
-                    isum[c] = _mm512_dpbusd_epi32(isum[c], hi, bcast4(y[c]->qs + 8 * t + 4));
+                    isum2[c] = _mm512_dpbusd_epi32(isum2[c], hi, bcast4(y[c]->qs + 8 * t + 4));
                 }
             }
         } else {
-            for (int t = 0; t < 8; ++t) {
-                const __m512i v = _mm512_loadu_si512(q + t);
-                for (int c = 0; c < C; ++c) isum[c] = _mm512_dpbusd_epi32(isum[c], v, bcast4(y[c]->qs + 4 * t));
+            for (int t = 0; t < 8; t += 2) {
+                const __m512i v0 = _mm512_loadu_si512(q + t), v1 = _mm512_loadu_si512(q + t + 1);
+                for (int c = 0; c < C; ++c) {
+                    isum[c] = _mm512_dpbusd_epi32(isum[c], v0, bcast4(y[c]->qs + 4 * t));
+                    isum2[c] = _mm512_dpbusd_epi32(isum2[c], v1, bcast4(y[c]->qs + 4 * t + 4));
+                }
             }
         }
+        for (int c = 0; c < C; ++c) isum[c] = _mm512_add_epi32(isum[c], isum2[c]);
         const __m512 wd = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb)));
         for (int c = 0; c < C; ++c)
             acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(wd, _mm512_set1_ps(f16[y[c]->d])),
@@ -100,8 +108,8 @@ TESSERA_AVX512_VNNI void tile_q4_K(int64_t nb, const uint8_t* w, const uint8_t* 
         }
         for (int s = 0; s < 8; ++s) {
             _mm_prefetch(reinterpret_cast<const char*>(wb + 2 * kBlock + kQuants + 256 * s), _MM_HINT_T0);
-            __m512i isum[C];
-            for (int c = 0; c < C; ++c) isum[c] = _mm512_setzero_si512();
+            __m512i isum[C], isum2[C];
+            for (int c = 0; c < C; ++c) isum[c] = isum2[c] = _mm512_setzero_si512();
             const __m512i* q = reinterpret_cast<const __m512i*>(wb + kQuants + 256 * s);
             for (int t = 0; t < 4; ++t) {
                 const __m512i v = _mm512_loadu_si512(q + t);
@@ -110,9 +118,10 @@ TESSERA_AVX512_VNNI void tile_q4_K(int64_t nb, const uint8_t* w, const uint8_t* 
                 for (int c = 0; c < C; ++c) {
                     const int8_t* yq = y[c]->qs + 32 * s + 8 * t;
                     isum[c] = _mm512_dpbusd_epi32(isum[c], lo, bcast4(yq));
-                    isum[c] = _mm512_dpbusd_epi32(isum[c], hi, bcast4(yq + 4));
+                    isum2[c] = _mm512_dpbusd_epi32(isum2[c], hi, bcast4(yq + 4));
                 }
             }
+            for (int c = 0; c < C; ++c) isum[c] = _mm512_add_epi32(isum[c], isum2[c]);
             const __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + kScales + 16 * s)));
             for (int c = 0; c < C; ++c) total[c] = _mm512_add_epi32(total[c], _mm512_mullo_epi32(isum[c], sc));
         }
@@ -151,6 +160,47 @@ void dot_q4_K(int64_t k, const void* w, const void* x, size_t xs, const int32_t*
     }
 }
 
+// F16: 16 rows x C activation rows of floats; per element i, the 16 rows' weights as floats
+// times the broadcast activation, the even elements into one sum and the odd ones into
+// another (two dependency chains), added at the end: the twin's sequence exactly.
+template <int C>
+TESSERA_AVX512_VNNI void tile_f16(int64_t k, const uint16_t* w, const uint8_t* x, size_t xs, float* out, size_t os) {
+    __m512 even[C], odd[C];
+    for (int c = 0; c < C; ++c) even[c] = odd[c] = _mm512_setzero_ps();
+    const float* xr[C];
+    for (int c = 0; c < C; ++c) xr[c] = reinterpret_cast<const float*>(x + c * xs);
+    int64_t i = 0;
+    for (; i + 2 <= k; i += 2) {
+        _mm_prefetch(reinterpret_cast<const char*>(w + (i + 384) * 16), _MM_HINT_T0);
+        const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i * 16)));
+        const __m512 w1 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + (i + 1) * 16)));
+        for (int c = 0; c < C; ++c) {
+            even[c] = _mm512_fmadd_ps(w0, _mm512_set1_ps(xr[c][i]), even[c]);
+            odd[c] = _mm512_fmadd_ps(w1, _mm512_set1_ps(xr[c][i + 1]), odd[c]);
+        }
+    }
+    if (i < k) {
+        const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i * 16)));
+        for (int c = 0; c < C; ++c) even[c] = _mm512_fmadd_ps(w0, _mm512_set1_ps(xr[c][i]), even[c]);
+    }
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(out + c * os, _mm512_add_ps(even[c], odd[c]));
+}
+
+void dot_f16(int64_t k, const void* w, const void* x, size_t xs, const int32_t*, size_t, int nc, float* out,
+             size_t os) {
+    const auto* wp = static_cast<const uint16_t*>(w);
+    const auto* xp = static_cast<const uint8_t*>(x);
+    int c = 0;
+    for (; c + 8 <= nc; c += 8) tile_f16<8>(k, wp, xp + c * xs, xs, out + c * os, os);
+    for (; c + 4 <= nc; c += 4) tile_f16<4>(k, wp, xp + c * xs, xs, out + c * os, os);
+    switch (nc - c) {
+        case 3: tile_f16<3>(k, wp, xp + c * xs, xs, out + c * os, os); break;
+        case 2: tile_f16<2>(k, wp, xp + c * xs, xs, out + c * os, os); break;
+        case 1: tile_f16<1>(k, wp, xp + c * xs, xs, out + c * os, os); break;
+        default: break;
+    }
+}
+
 template <bool Q4>
 void dot(int64_t k, const void* w, const void* x, size_t xs, const int32_t* sums, size_t ss, int nc, float* out,
          size_t os) {
@@ -173,6 +223,7 @@ DotR16Fn dot_r16_avx512_vnni(DType t) {
     if (t == DType::Q4_0) return &dot<true>;
     if (t == DType::Q8_0) return &dot<false>;
     if (t == DType::Q4_K) return &dot_q4_K;
+    if (t == DType::F16) return &dot_f16;
     return nullptr;
 }
 
