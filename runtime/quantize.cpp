@@ -200,7 +200,6 @@ QuantizeReport quantize_file(const std::string& in_path, const std::string& out_
             }
             if (failed) throw Error("tensor '" + ti.name + "': " + failure, ErrorKind::BadFile);
             w.add_tensor(ti.name, dst, std::span<const int64_t>(ti.ne, static_cast<size_t>(ti.n_dims)), blob->data());
-            report.bytes_out += blob->size();
             blobs.push_back(std::move(blob));
             ++report.n_quantized;
         }

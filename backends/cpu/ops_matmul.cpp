@@ -62,7 +62,9 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
     const size_t act_bytes = kernels::act_row_size(q8_K ? kernels::ActFormat::Q8_K : kernels::ActFormat::Q8_0, K);
     const size_t out_stride = node.nb[1] / sizeof(float);
     char* x = p.work;
-    int32_t* sums = reinterpret_cast<int32_t*>(p.work + static_cast<size_t>(std::min(M, kActChunk)) * act_bytes);
+    // Block sums follow the activation chunk (Q8_0 weights only; F16 reads rows in place).
+    int32_t* sums = f32 || q8_K ? nullptr
+                                : reinterpret_cast<int32_t*>(p.work + static_cast<size_t>(std::min(M, kActChunk)) * act_bytes);
     const size_t group_bytes = kernels::r16_bytes(a.type, K, kernels::kR16Rows);
 
     int64_t ib, ie;
@@ -93,7 +95,7 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
                 const char* w = static_cast<const char*>(a.data) + static_cast<size_t>(g) * group_bytes;
                 for (int64_t c = 0; c < mc; c += kernels::kR16MaxCols) {
                     const int nc = static_cast<int>(std::min<int64_t>(kernels::kR16MaxCols, mc - c));
-                    dot(K, w, xc + c * xs, xs, sums + c * nb, static_cast<size_t>(nb), nc,
+                    dot(K, w, xc + c * xs, xs, sums ? sums + c * nb : nullptr, static_cast<size_t>(nb), nc,
                         out + c * out_stride + g * kernels::kR16Rows, out_stride);
                 }
             }

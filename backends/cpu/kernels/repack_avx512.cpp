@@ -30,6 +30,22 @@ TESSERA_AVX512_VNNI inline __m512i bcast4(const int8_t* p) {
     return _mm512_set1_epi32(v);
 }
 
+// Runs f.template operator()<C>(c) over nc activation rows in tiles of kBig, then 4, then
+// the 3, 2 or 1 left, so each kernel is instantiated for a few widths only.
+template <int kBig, class F>
+inline void column_tiles(int nc, F&& f) {
+    int c = 0;
+    for (; c + kBig <= nc; c += kBig) f.template operator()<kBig>(c);
+    if constexpr (kBig > 4)
+        for (; c + 4 <= nc; c += 4) f.template operator()<4>(c);
+    switch (nc - c) {
+        case 3: f.template operator()<3>(c); break;
+        case 2: f.template operator()<2>(c); break;
+        case 1: f.template operator()<1>(c); break;
+        default: break;
+    }
+}
+
 // 16 rows x C activation rows. Q4: 4-bit quants (offset 8); else 8-bit quants stored + 128.
 template <bool Q4, int C>
 TESSERA_AVX512_VNNI void tile(int64_t nb, const uint8_t* w, const uint8_t* x, size_t xs, const int32_t* sums,
@@ -92,8 +108,6 @@ TESSERA_AVX512_VNNI void tile(int64_t nb, const uint8_t* w, const uint8_t* x, si
 template <int C>
 TESSERA_AVX512_VNNI void tile_q4_K(int64_t nb, const uint8_t* w, const uint8_t* x, size_t xs, float* out, size_t os) {
     constexpr size_t kBlock = 2368, kDmin = 32, kScales = 64, kMins = 192, kQuants = 320;
-    const float* f16 = fp16_table();
-    (void)f16;
     const __m512i low4 = _mm512_set1_epi8(0x0F);
     __m512 acc[C];
     for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
@@ -150,14 +164,7 @@ void dot_q4_K(int64_t k, const void* w, const void* x, size_t xs, const int32_t*
     const int64_t nb = k / quant::kQKK;
     const auto* wp = static_cast<const uint8_t*>(w);
     const auto* xp = static_cast<const uint8_t*>(x);
-    int c = 0;
-    for (; c + 4 <= nc; c += 4) tile_q4_K<4>(nb, wp, xp + c * xs, xs, out + c * os, os);
-    switch (nc - c) {
-        case 3: tile_q4_K<3>(nb, wp, xp + c * xs, xs, out + c * os, os); break;
-        case 2: tile_q4_K<2>(nb, wp, xp + c * xs, xs, out + c * os, os); break;
-        case 1: tile_q4_K<1>(nb, wp, xp + c * xs, xs, out + c * os, os); break;
-        default: break;
-    }
+    column_tiles<4>(nc, [&]<int C>(int c) { tile_q4_K<C>(nb, wp, xp + c * xs, xs, out + c * os, os); });
 }
 
 // F16: 16 rows x C activation rows of floats; per element i, the 16 rows' weights as floats
@@ -190,15 +197,7 @@ void dot_f16(int64_t k, const void* w, const void* x, size_t xs, const int32_t*,
              size_t os) {
     const auto* wp = static_cast<const uint16_t*>(w);
     const auto* xp = static_cast<const uint8_t*>(x);
-    int c = 0;
-    for (; c + 8 <= nc; c += 8) tile_f16<8>(k, wp, xp + c * xs, xs, out + c * os, os);
-    for (; c + 4 <= nc; c += 4) tile_f16<4>(k, wp, xp + c * xs, xs, out + c * os, os);
-    switch (nc - c) {
-        case 3: tile_f16<3>(k, wp, xp + c * xs, xs, out + c * os, os); break;
-        case 2: tile_f16<2>(k, wp, xp + c * xs, xs, out + c * os, os); break;
-        case 1: tile_f16<1>(k, wp, xp + c * xs, xs, out + c * os, os); break;
-        default: break;
-    }
+    column_tiles<8>(nc, [&]<int C>(int c) { tile_f16<C>(k, wp, xp + c * xs, xs, out + c * os, os); });
 }
 
 template <bool Q4>
@@ -207,14 +206,9 @@ void dot(int64_t k, const void* w, const void* x, size_t xs, const int32_t* sums
     const int64_t nb = k / kQK;
     const auto* wp = static_cast<const uint8_t*>(w);
     const auto* xp = static_cast<const uint8_t*>(x);
-    int c = 0;
-    for (; c + 4 <= nc; c += 4) tile<Q4, 4>(nb, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os);
-    switch (nc - c) {
-        case 3: tile<Q4, 3>(nb, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os); break;
-        case 2: tile<Q4, 2>(nb, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os); break;
-        case 1: tile<Q4, 1>(nb, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os); break;
-        default: break;
-    }
+    column_tiles<4>(nc, [&]<int C>(int c) {
+        tile<Q4, C>(nb, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os);
+    });
 }
 
 }  // namespace
