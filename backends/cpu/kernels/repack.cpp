@@ -139,6 +139,118 @@ void dot_r16_q4_K_ref(int64_t k, const void* w, const void* x, size_t x_stride, 
     }
 }
 
+// Q6_K group block (3360 bytes, the 16 rows' plain bytes exactly): offsets of its parts.
+constexpr size_t kQ6Scales = 32, kQ6Low = 288, kQ6High = 2336, kQ6Block = 3360;
+
+// The unsigned 6-bit quant (0..63) of element e (0..255) of a plain Q6_K block.
+uint8_t q6k_quant(const quant::block_q6_K& b, int e) {
+    const int h = e / 128, l = e % 128, quarter = l / 32, li = l % 32;
+    const uint8_t low = b.ql[64 * h + 32 * (quarter & 1) + li];
+    const uint8_t nib = quarter >= 2 ? low >> 4 : low & 0x0F;
+    return static_cast<uint8_t>(nib | ((b.qh[32 * h + li] >> (2 * quarter)) & 3) << 4);
+}
+
+// Where element e of row j sits in a Q6_K group block: the byte of its low 4 bits (and
+// whether they are the high nibble), and the byte and shift of its top 2 bits. Sub-block s
+// (elements 16 s ..) has low-bit vectors 2 s, 2 s + 1 and top-bit vector s; chunk t of 4
+// elements (t = e / 4) takes the low or high nibbles of vector t / 2 and bit pair t % 4 of
+// the top bits.
+void q6k_position(int j, int e, size_t* low, bool* high_nibble, size_t* top, int* shift) {
+    const int t = e / 4, i = e % 4;
+    *low = kQ6Low + static_cast<size_t>((t / 2) * 64 + 4 * j + i);
+    *high_nibble = t % 2 == 1;
+    *top = kQ6High + static_cast<size_t>((t / 4) * 64 + 4 * j + i);
+    *shift = 2 * (t % 4);
+}
+
+uint8_t q6k_r16_quant(const uint8_t* blk, int j, int e) {
+    size_t low, top;
+    bool hn;
+    int shift;
+    q6k_position(j, e, &low, &hn, &top, &shift);
+    const uint8_t nib = hn ? blk[low] >> 4 : blk[low] & 0x0F;
+    return static_cast<uint8_t>(nib | ((blk[top] >> shift) & 3) << 4);
+}
+
+void repack_q6_K(const uint8_t* src, uint8_t* dst, int64_t k, int64_t n) {
+    const int64_t nb = k / kQKK;
+    const size_t row_bytes = static_cast<size_t>(nb) * sizeof(quant::block_q6_K);
+#pragma omp parallel for schedule(static)
+    for (int64_t g = 0; g < n / kR16Rows; ++g) {
+        for (int64_t b = 0; b < nb; ++b) {
+            uint8_t* out = dst + static_cast<size_t>(g * nb + b) * kQ6Block;
+            std::memset(out, 0, kQ6Block);
+            for (int j = 0; j < kR16Rows; ++j) {
+                const auto& blk = *reinterpret_cast<const quant::block_q6_K*>(
+                    src + static_cast<size_t>(g * kR16Rows + j) * row_bytes + static_cast<size_t>(b) * sizeof(quant::block_q6_K));
+                std::memcpy(out + 2 * j, &blk.d, 2);
+                for (int s = 0; s < 16; ++s) out[kQ6Scales + 16 * s + j] = static_cast<uint8_t>(blk.scales[s]);
+                for (int e = 0; e < kQKK; ++e) {
+                    size_t low, top;
+                    bool hn;
+                    int shift;
+                    q6k_position(j, e, &low, &hn, &top, &shift);
+                    const uint8_t q = q6k_quant(blk, e);
+                    out[low] |= static_cast<uint8_t>((q & 0x0F) << (hn ? 4 : 0));
+                    out[top] |= static_cast<uint8_t>((q >> 4) << shift);
+                }
+            }
+        }
+    }
+}
+
+void unpack_q6_K(const uint8_t* src, uint8_t* dst, int64_t k, int64_t n) {
+    const int64_t nb = k / kQKK;
+    const size_t row_bytes = static_cast<size_t>(nb) * sizeof(quant::block_q6_K);
+    for (int64_t g = 0; g < n / kR16Rows; ++g) {
+        for (int64_t b = 0; b < nb; ++b) {
+            const uint8_t* in = src + static_cast<size_t>(g * nb + b) * kQ6Block;
+            for (int j = 0; j < kR16Rows; ++j) {
+                auto& blk = *reinterpret_cast<quant::block_q6_K*>(dst + static_cast<size_t>(g * kR16Rows + j) * row_bytes +
+                                                                  static_cast<size_t>(b) * sizeof(quant::block_q6_K));
+                std::memcpy(&blk.d, in + 2 * j, 2);
+                for (int s = 0; s < 16; ++s) blk.scales[s] = static_cast<int8_t>(in[kQ6Scales + 16 * s + j]);
+                std::memset(blk.ql, 0, sizeof blk.ql);
+                std::memset(blk.qh, 0, sizeof blk.qh);
+                for (int e = 0; e < kQKK; ++e) {
+                    const uint8_t q = q6k_r16_quant(in, j, e);
+                    const int h = e / 128, l = e % 128, quarter = l / 32, li = l % 32;
+                    blk.ql[64 * h + 32 * (quarter & 1) + li] |= static_cast<uint8_t>((q & 0x0F) << (quarter >= 2 ? 4 : 0));
+                    blk.qh[32 * h + li] |= static_cast<uint8_t>((q >> 4) << (2 * quarter));
+                }
+            }
+        }
+    }
+}
+
+// The Q6_K twin: per row and block, total = sum_s scale_s * (sum(q * y) - 32 * bsum_s) over
+// the 16 sub-blocks of 16, then acc = fma(total, d * yd, acc).
+void dot_r16_q6_K_ref(int64_t k, const void* w, const void* x, size_t x_stride, int nc, float* out,
+                      size_t out_stride) {
+    const int64_t nb = k / kQKK;
+    const float* f16 = fp16_table();
+    const auto* wp = static_cast<const uint8_t*>(w);
+    for (int c = 0; c < nc; ++c) {
+        const auto* y = reinterpret_cast<const block_q8_K*>(static_cast<const uint8_t*>(x) + c * x_stride);
+        for (int j = 0; j < kR16Rows; ++j) {
+            float acc = 0.0f;
+            for (int64_t b = 0; b < nb; ++b) {
+                const uint8_t* blk = wp + static_cast<size_t>(b) * kQ6Block;
+                uint16_t d;
+                std::memcpy(&d, blk + 2 * j, 2);
+                int32_t total = 0;
+                for (int s = 0; s < 16; ++s) {
+                    int32_t isum = -32 * y[b].bsums[s];
+                    for (int e = 16 * s; e < 16 * s + 16; ++e) isum += q6k_r16_quant(blk, j, e) * y[b].qs[e];
+                    total += static_cast<int8_t>(blk[kQ6Scales + 16 * s + j]) * isum;
+                }
+                acc = std::fma(static_cast<float>(total), f16[d] * y[b].d, acc);
+            }
+            out[c * out_stride + static_cast<size_t>(j)] = acc;
+        }
+    }
+}
+
 constexpr size_t kScaleBytes = kR16Rows * sizeof(uint16_t);
 
 int offset_of(DType t) { return t == DType::Q4_0 ? 8 : 128; }
@@ -195,7 +307,7 @@ void dot_r16_f16_ref(int64_t k, const void* w, const void* x, size_t x_stride, i
 }  // namespace
 
 bool r16_supported(DType t) {
-    return t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::F16;
+    return t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K || t == DType::F16;
 }
 
 size_t r16_block_bytes(DType t) { return t == DType::Q4_K ? kKBlock : kR16Rows * type_traits(t).type_size; }
@@ -204,13 +316,14 @@ size_t r16_bytes(DType t, int64_t k, int64_t n) {
     return static_cast<size_t>(n / kR16Rows) * static_cast<size_t>(k / type_traits(t).block_size) * r16_block_bytes(t);
 }
 
-bool r16_uses_q8_K(DType t) { return t == DType::Q4_K; }
+bool r16_uses_q8_K(DType t) { return t == DType::Q4_K || t == DType::Q6_K; }
 
 bool r16_uses_f32(DType t) { return t == DType::F16; }
 
 void repack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
     check(t, k, n);
     if (t == DType::Q4_K) return repack_q4_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
+    if (t == DType::Q6_K) return repack_q6_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
     if (t == DType::F16) return repack_f16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, true);
     const int64_t nb = k / kQK;
     const size_t bs = type_traits(t).type_size, gb = r16_block_bytes(t), row_bytes = static_cast<size_t>(nb) * bs;
@@ -245,6 +358,7 @@ void repack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
 void unpack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
     check(t, k, n);
     if (t == DType::Q4_K) return unpack_q4_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
+    if (t == DType::Q6_K) return unpack_q6_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
     if (t == DType::F16) return repack_f16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, false);
     const int64_t nb = k / kQK;
     const size_t bs = type_traits(t).type_size, gb = r16_block_bytes(t), row_bytes = static_cast<size_t>(nb) * bs;
@@ -284,6 +398,7 @@ void act_block_sums(const void* x, int32_t* sums, int64_t k) {
 void dot_r16_ref(DType t, int64_t k, const void* w, const void* x, size_t x_stride, const int32_t* sums,
                  size_t sums_stride, int nc, float* out, size_t out_stride) {
     if (t == DType::Q4_K) return dot_r16_q4_K_ref(k, w, x, x_stride, nc, out, out_stride);
+    if (t == DType::Q6_K) return dot_r16_q6_K_ref(k, w, x, x_stride, nc, out, out_stride);
     if (t == DType::F16) return dot_r16_f16_ref(k, w, x, x_stride, nc, out, out_stride);
     const int64_t nb = k / kQK;
     const size_t gb = r16_block_bytes(t);
@@ -326,6 +441,7 @@ DotR16Fn dot_r16_ref_fn(DType t) {
     if (t == DType::Q4_0) return &dot_r16_ref_typed<DType::Q4_0>;
     if (t == DType::Q8_0) return &dot_r16_ref_typed<DType::Q8_0>;
     if (t == DType::Q4_K) return &dot_r16_ref_typed<DType::Q4_K>;
+    if (t == DType::Q6_K) return &dot_r16_ref_typed<DType::Q6_K>;
     if (t == DType::F16) return &dot_r16_ref_typed<DType::F16>;
     return nullptr;
 }

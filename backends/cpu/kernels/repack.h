@@ -15,15 +15,20 @@
 //   16 fp16 d, 16 fp16 dmin; the 6-bit sub-block scales as bytes, scale s of row j at
 //   64 + 16 s + j; the mins as byte pairs, min 2p + h of row j at 192 + 32 p + 2 j + h;
 //   then per sub-block s, 4 chunks as for Q4_0 at 320 + 64 (4 s + t).
+// Q6_K (blocks of 256 in 16 sub-blocks of 16, 3360 bytes per block of a group, the plain
+//   bytes exactly): 16 fp16 d; the signed 8-bit scales, scale s of row j at 32 + 16 s + j;
+//   the low 4 bits of the quants as 32 vectors of 64 bytes at 288, vector v holding chunk 2v
+//   (4 quants of each row, low nibbles) and chunk 2v + 1 (high nibbles); the top 2 bits as
+//   16 vectors at 2336, vector s holding chunks 4s .. 4s + 3 as bit pairs 0-1, 2-3, 4-5, 6-7.
 // F16: element i of the 16 rows side by side, 32 bytes per i (kernels: one conversion to
 // 16 floats, then one FMA per activation row with the activation broadcast).
-// A Q4_0, Q8_0 or F16 group takes exactly the bytes of its 16 rows in the plain layout; a
+// A Q4_0, Q8_0, Q6_K or F16 group takes exactly the bytes of its 16 rows in the plain layout; a
 // Q4_K group 64 bytes more per block (r16_bytes).
 //
 // Dot products of Q4_0 and Q8_0 against Q8_0 activation blocks use the unsigned quants and
 // subtract offset * sum(y) per block (offset 8 for Q4_0, 128 for Q8_0), the sums being
 // computed once per activation row (act_block_sums). Q4_K runs against Q8_K blocks, whose
-// own bsums give the mins' part.
+// own bsums give the mins' part; Q6_K too, the bsums giving its offset of 32.
 #pragma once
 
 #include <cstddef>
@@ -39,7 +44,8 @@ inline constexpr int kR16MaxCols = 8;
 
 // Whether `t` has an r16 layout.
 bool r16_supported(DType t);
-// Bytes of one block of the 16 rows of a group (288 for Q4_0, 544 for Q8_0, 2368 for Q4_K).
+// Bytes of one block of the 16 rows of a group (288 for Q4_0, 544 for Q8_0, 2368 for Q4_K,
+// 3360 for Q6_K).
 size_t r16_block_bytes(DType t);
 // Bytes of a whole tensor of n rows of k elements in the layout.
 size_t r16_bytes(DType t, int64_t k, int64_t n);

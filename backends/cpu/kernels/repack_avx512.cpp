@@ -121,7 +121,9 @@ TESSERA_AVX512_VNNI void tile_q4_K(int64_t nb, const uint8_t* w, const uint8_t* 
             mins[c] = _mm512_setzero_si512();
         }
         for (int s = 0; s < 8; ++s) {
-            _mm_prefetch(reinterpret_cast<const char*>(wb + 2 * kBlock + kQuants + 256 * s), _MM_HINT_T0);
+            // Every line of the block two blocks ahead, an eighth of it per sub-block.
+            for (size_t o = 0; o < 320; o += 64)
+                _mm_prefetch(reinterpret_cast<const char*>(wb + 2 * kBlock + kBlock / 8 * s + o), _MM_HINT_T0);
             __m512i isum[C], isum2[C];
             for (int c = 0; c < C; ++c) isum[c] = isum2[c] = _mm512_setzero_si512();
             const __m512i* q = reinterpret_cast<const __m512i*>(wb + kQuants + 256 * s);
@@ -165,6 +167,65 @@ void dot_q4_K(int64_t k, const void* w, const void* x, size_t xs, const int32_t*
     const auto* wp = static_cast<const uint8_t*>(w);
     const auto* xp = static_cast<const uint8_t*>(x);
     column_tiles<4>(nc, [&]<int C>(int c) { tile_q4_K<C>(nb, wp, xp + c * xs, xs, out + c * os, os); });
+}
+
+// Q6_K: 16 rows x C activation rows of Q8_K blocks (layout in repack.h). Per sub-block of
+// 16: the 6-bit quants rebuilt from their low-nibble and top-bit vectors (a shift and one
+// ternary-logic op per chunk), four vpdpbusd per column starting from -32 times the
+// activation's sub-block sum, then times the rows' signed scales (vpmulld); one float update
+// per block.
+template <int C>
+TESSERA_AVX512_VNNI void tile_q6_K(int64_t nb, const uint8_t* w, const uint8_t* x, size_t xs, float* out, size_t os) {
+    constexpr size_t kBlock = 3360, kScales = 32, kLow = 288, kHigh = 2336;
+    constexpr int kOr = 0xEA;  // ternary logic: (a & b) | c
+    const __m512i low4 = _mm512_set1_epi8(0x0F), top2 = _mm512_set1_epi8(0x30);
+    __m512 acc[C];
+    for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* wb = w + static_cast<size_t>(b) * kBlock;
+        const quant::block_q8_K* y[C];
+        __m512i total[C];
+        for (int c = 0; c < C; ++c) {
+            y[c] = reinterpret_cast<const quant::block_q8_K*>(x + c * xs) + b;
+            total[c] = _mm512_setzero_si512();
+        }
+        for (int s = 0; s < 16; ++s) {
+            // Every line of the block two blocks ahead, a sixteenth of it per sub-block.
+            for (size_t o = 0; o < 256; o += 64)
+                _mm_prefetch(reinterpret_cast<const char*>(wb + 2 * kBlock + kBlock / 16 * s + o), _MM_HINT_T0);
+            const __m512i n0 = _mm512_loadu_si512(wb + kLow + 128 * s);
+            const __m512i n1 = _mm512_loadu_si512(wb + kLow + 128 * s + 64);
+            const __m512i hv = _mm512_loadu_si512(wb + kHigh + 64 * s);
+            const __m512i q0 = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hv, 4), top2, _mm512_and_si512(n0, low4), kOr);
+            const __m512i q1 = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hv, 2), top2,
+                                                         _mm512_and_si512(_mm512_srli_epi16(n0, 4), low4), kOr);
+            const __m512i q2 = _mm512_ternarylogic_epi32(hv, top2, _mm512_and_si512(n1, low4), kOr);
+            const __m512i q3 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(hv, 2), top2,
+                                                         _mm512_and_si512(_mm512_srli_epi16(n1, 4), low4), kOr);
+            const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + kScales + 16 * s)));
+            for (int c = 0; c < C; ++c) {
+                const int8_t* yq = y[c]->qs + 16 * s;
+                __m512i isum = _mm512_set1_epi32(-32 * y[c]->bsums[s]);
+                __m512i isum2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q1, bcast4(yq + 4));
+                isum = _mm512_dpbusd_epi32(isum, q0, bcast4(yq));
+                isum2 = _mm512_dpbusd_epi32(isum2, q3, bcast4(yq + 12));
+                isum = _mm512_dpbusd_epi32(isum, q2, bcast4(yq + 8));
+                total[c] = _mm512_add_epi32(total[c], _mm512_mullo_epi32(_mm512_add_epi32(isum, isum2), sc));
+            }
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb)));
+        for (int c = 0; c < C; ++c)
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total[c]), _mm512_mul_ps(d, _mm512_set1_ps(y[c]->d)), acc[c]);
+    }
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(out + c * os, acc[c]);
+}
+
+void dot_q6_K(int64_t k, const void* w, const void* x, size_t xs, const int32_t*, size_t, int nc, float* out,
+              size_t os) {
+    const int64_t nb = k / quant::kQKK;
+    const auto* wp = static_cast<const uint8_t*>(w);
+    const auto* xp = static_cast<const uint8_t*>(x);
+    column_tiles<4>(nc, [&]<int C>(int c) { tile_q6_K<C>(nb, wp, xp + c * xs, xs, out + c * os, os); });
 }
 
 // F16: 16 rows x C activation rows of floats; per element i, the 16 rows' weights as floats
@@ -217,6 +278,7 @@ DotR16Fn dot_r16_avx512_vnni(DType t) {
     if (t == DType::Q4_0) return &dot<true>;
     if (t == DType::Q8_0) return &dot<false>;
     if (t == DType::Q4_K) return &dot_q4_K;
+    if (t == DType::Q6_K) return &dot_q6_K;
     if (t == DType::F16) return &dot_f16;
     return nullptr;
 }
