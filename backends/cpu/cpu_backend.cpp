@@ -1,10 +1,17 @@
 // The CPU backend: host buffers, op support, the thread team.
 #include "backends/cpu/cpu_backend.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <new>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "backends/cpu/ops.h"
 #include "tensor/error.h"
@@ -45,6 +52,51 @@ int default_threads() {
 }
 
 size_t round_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// TESSERA_PROFILE=1: the wall time of every node, from its start on thread 0 to the barrier
+// after it (so a node's slowest thread and the barrier count), summed per kind of node and
+// printed to stderr when the process exits. Matrix products are told apart by weight type and
+// by one activation row (decoding) or more (prompts).
+class Profile {
+public:
+    static Profile* get() {
+        static Profile* p = [] {
+            const char* env = std::getenv("TESSERA_PROFILE");
+            return env && *env && std::strcmp(env, "0") != 0 ? new Profile : nullptr;
+        }();
+        return p;
+    }
+    void add(const Tensor& node, double seconds) {
+        std::string key = op_name(node.op);
+        if (node.op == Op::MulMat)
+            key.append(" ").append(type_name(node.src[0]->type)).append(node.src[1]->ne[1] == 1 ? " x1" : " xN");
+        std::lock_guard<std::mutex> lock(mu_);
+        Entry& e = by_kind_[key];
+        e.seconds += seconds;
+        ++e.calls;
+    }
+
+private:
+    struct Entry {
+        double seconds = 0;
+        long long calls = 0;
+    };
+    Profile() { std::atexit([] { get()->print(); }); }
+    void print() {
+        std::lock_guard<std::mutex> lock(mu_);
+        std::vector<std::pair<std::string, Entry>> rows(by_kind_.begin(), by_kind_.end());
+        std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+        double total = 0;
+        for (const auto& r : rows) total += r.second.seconds;
+        std::fprintf(stderr, "\nCPU time per kind of node (TESSERA_PROFILE), %.1f ms in all:\n", total * 1e3);
+        std::fprintf(stderr, "  %-22s %10s %10s %7s %10s\n", "node", "calls", "ms", "%", "us/call");
+        for (const auto& [key, e] : rows)
+            std::fprintf(stderr, "  %-22s %10lld %10.1f %6.1f%% %10.1f\n", key.c_str(), e.calls, e.seconds * 1e3,
+                         total > 0 ? 100.0 * e.seconds / total : 0.0, e.seconds * 1e6 / static_cast<double>(e.calls));
+    }
+    std::mutex mu_;
+    std::map<std::string, Entry> by_kind_;
+};
 
 }  // namespace
 
@@ -90,17 +142,24 @@ void CpuBackend::set_threads(int n) { n_threads_ = n > 0 ? n : default_threads()
 void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int n_threads) {
     const int nth = n_threads > 0 ? n_threads : n_threads_;
     const size_t per_thread = nth > 0 ? work_size / static_cast<size_t>(nth) / kAlign * kAlign : 0;
+    Profile* profile = Profile::get();
     auto run = [&](int ith, int team) {
         ComputeParams p;
         p.ith = ith;
         p.nth = team;
         p.work = static_cast<char*>(work) + per_thread * static_cast<size_t>(ith);
         p.work_per_thread = per_thread;
+        auto t0 = std::chrono::steady_clock::now();
         for (const Tensor* node : nodes) {
             compute_node(*node, p);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
+            if (profile && ith == 0) {
+                const auto t1 = std::chrono::steady_clock::now();
+                profile->add(*node, std::chrono::duration<double>(t1 - t0).count());
+                t0 = t1;
+            }
         }
     };
 #ifdef _OPENMP

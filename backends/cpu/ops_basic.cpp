@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backends/cpu/kernels/kernels.h"
 #include "backends/cpu/kernels/matmul.h"
 #include "backends/cpu/ops.h"
 #include "tensor/fp16.h"
@@ -127,14 +128,14 @@ void op_gate(const Tensor& node, const ComputeParams& p) {
     const Tensor& a = *node.src[0];
     const Tensor& b = *node.src[1];
     const bool swi = node.op == Op::Swiglu;
+    const kernels::KernelTable& kt = kernels::active();
     int64_t rb, re;
     split_rows(node.n_rows(), p.ith, p.nth, &rb, &re);
     for (int64_t r = rb; r < re; ++r) {
         const float* g = reinterpret_cast<const float*>(row_at(a, r));
         const float* u = reinterpret_cast<const float*>(row_at(b, r));
         float* out = reinterpret_cast<float*>(row_at(node, r));
-        if (swi) for (int64_t i = 0; i < a.ne[0]; ++i) out[i] = silu(g[i]) * u[i];
-        else for (int64_t i = 0; i < a.ne[0]; ++i) out[i] = gelu_tanh(g[i]) * u[i];
+        (swi ? kt.swiglu : kt.geglu)(g, u, out, a.ne[0]);
     }
 }
 

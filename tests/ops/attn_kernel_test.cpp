@@ -1,7 +1,8 @@
 // The tiled-attention kernels (backends/cpu/kernels/attn_kernels.cpp) on every code path
 // this CPU runs, against their scalar twins: the two products are the same multiply-adds in
 // the same order, so bit-identical where the code path fuses them (FMA), within rounding of
-// the separate product where it does not (SSE4); the exponentials within 2e-7 relative.
+// the separate product where it does not (SSE4); the exponentials within 2e-7 relative; the
+// gated activations (gate_kernels.cpp) within 2e-6 relative (or 1e-12 absolute).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -69,6 +70,28 @@ TEST_CASE("tiled attention kernels match their scalar twins on every code path")
             CHECK(y[0] == 0.0f);
             for (int64_t i = 0; i < n; ++i) CHECK(std::fabs(y[i] - x[i]) <= 2e-7f * std::fabs(x[i]) + 1e-30f);
             CHECK(std::fabs(s - s_ref) <= 1e-6f * s_ref);
+        }
+        // The gated activations: Highway's exp and tanh against the C library's, over the
+        // range where both products matter, with the saturated tails and a partial vector.
+        for (int64_t n : {1, 7, 64, 203}) {
+            CAPTURE(n);
+            std::vector<float> g(static_cast<size_t>(n)), u(g.size());
+            for (float& x : g) x = 6.0f * dist(rng);
+            fill(u);
+            g[0] = -100.0f;
+            if (n > 1) g[1] = 100.0f;
+            for (bool swi : {true, false}) {
+                std::vector<float> want(g.size()), got(g.size(), -1.0f);
+                (swi ? kernels::ref::swiglu : kernels::ref::geglu)(g.data(), u.data(), want.data(), n);
+                (swi ? kt.swiglu : kt.geglu)(g.data(), u.data(), got.data(), n);
+                for (size_t i = 0; i < g.size(); ++i) {
+                    CAPTURE(g[i]);
+                    // Relative, down to products far below anything that reaches the next
+                    // matmul (deep in the tails an exponential of a large argument carries
+                    // that argument's rounding, on both sides).
+                    CHECK(std::fabs(got[i] - want[i]) <= 2e-6f * std::fabs(want[i]) + 1e-12f);
+                }
+            }
         }
     }
     REQUIRE(kernels::select_target("best"));

@@ -17,5 +17,7 @@ void fill_legacy_kernels(KernelTable* t, bool vnni);
 void fill_kquant_kernels(KernelTable* t);
 // Tiled attention: scores, weighted values, exponentials.
 void fill_attn_kernels(KernelTable* t);
+// The gated activations (SwiGLU, GeGLU).
+void fill_gate_kernels(KernelTable* t);
 
 }  // namespace tessera::cpu::kernels::detail

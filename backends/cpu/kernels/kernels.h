@@ -73,6 +73,10 @@ struct KernelTable {
     void (*attn_accumulate)(float* acc, int64_t Dv, const float* w, int64_t nk, const float* v) = nullptr;
     // x[i] = exp(x[i] - m) for i < n; returns their sum.
     float (*exp_sum)(float* x, int64_t n, float m) = nullptr;
+
+    // out[i] = act(g[i]) * u[i], act SiLU or GELU (tanh form) (gate_kernels.cpp).
+    void (*swiglu)(const float* g, const float* u, float* out, int64_t n) = nullptr;
+    void (*geglu)(const float* g, const float* u, float* out, int64_t n) = nullptr;
 };
 
 // The table in use. The first call chooses it (reading TESSERA_CPU_TARGET); thread-safe.

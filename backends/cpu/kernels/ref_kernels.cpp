@@ -284,6 +284,8 @@ void fill(KernelTable* t) {
     t->attn_scores = attn_scores;
     t->attn_accumulate = attn_accumulate;
     t->exp_sum = exp_sum;
+    t->swiglu = swiglu;
+    t->geglu = geglu;
 }
 
 }  // namespace tessera::cpu::kernels::ref

@@ -36,6 +36,10 @@ void attn_scores(const float* q, size_t q_stride, int64_t nq, const float* kt, i
 void attn_accumulate(float* acc, int64_t Dv, const float* w, int64_t nk, const float* v);
 float exp_sum(float* x, int64_t n, float m);
 
+// Gated activations (defined in gate_kernels.cpp).
+void swiglu(const float* g, const float* u, float* out, int64_t n);
+void geglu(const float* g, const float* u, float* out, int64_t n);
+
 // Fills every entry of the table with the twins (the HWY_SCALAR target).
 void fill(KernelTable* t);
 
