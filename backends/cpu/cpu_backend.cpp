@@ -98,6 +98,60 @@ private:
     std::map<std::string, Entry> by_kind_;
 };
 
+// The bytes a tensor's elements span, [first, last).
+struct Span {
+    uintptr_t first = 0, last = 0;
+    bool overlaps(const Span& o) const { return first < o.last && o.first < last; }
+};
+
+Span span_of(const Tensor& t) {
+    const auto first = reinterpret_cast<uintptr_t>(t.data);
+    if (t.rows_contiguous()) return {first, first + t.n_bytes()};
+    size_t end = type_traits(t.type).type_size;
+    for (int i = 0; i < kMaxDims; ++i) end += static_cast<size_t>(t.ne[i] - 1) * t.nb[i];
+    return {first, first + end};
+}
+
+// Which nodes must wait for every thread to finish the nodes before them. Threads run a
+// node's rows independently, so a barrier is needed only where a node reads what a node
+// since the last barrier wrote, or writes what such a node read or wrote (the memory plan
+// reuses memory between tensors whose lives do not overlap). Independent neighbours, such
+// as the query, key and value products of one input or a gate and an up projection, then
+// run back to back, and a thread that finishes its share of one starts the next.
+// The result and the scratch are the calling thread's own (contexts of one model share its
+// backends, and may compute at once on different threads); once grown they are reused, so a
+// graph's second evaluation allocates nothing.
+const std::vector<uint8_t>& plan_barriers(std::span<Tensor* const> nodes, bool every_node) {
+    thread_local std::vector<uint8_t> wait;
+    thread_local std::vector<Span> reads, writes;  // of the nodes since the last barrier
+    wait.assign(nodes.size(), every_node ? 1 : 0);
+    if (every_node) return wait;
+    reads.clear();
+    writes.clear();
+    for (size_t i = 0; i < nodes.size(); ++i) {
+        const Tensor& n = *nodes[i];
+        const Span out = span_of(n);
+        Span in[kMaxSrc];
+        int n_in = 0;
+        for (const Tensor* s : n.src)
+            if (s && s->data) in[n_in++] = span_of(*s);
+        bool hazard = false;
+        for (const Span& w : writes) {
+            hazard = hazard || w.overlaps(out);
+            for (int k = 0; k < n_in; ++k) hazard = hazard || w.overlaps(in[k]);
+        }
+        for (const Span& r : reads) hazard = hazard || r.overlaps(out);
+        if (hazard) {
+            wait[i] = 1;
+            reads.clear();
+            writes.clear();
+        }
+        writes.push_back(out);
+        reads.insert(reads.end(), in, in + n_in);
+    }
+    return wait;
+}
+
 }  // namespace
 
 CpuBackend::CpuBackend(std::string name, std::function<bool(const Tensor&)> filter)
@@ -143,6 +197,8 @@ void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work
     const int nth = n_threads > 0 ? n_threads : n_threads_;
     const size_t per_thread = nth > 0 ? work_size / static_cast<size_t>(nth) / kAlign * kAlign : 0;
     Profile* profile = Profile::get();
+    // With the profile on, every node waits for the one before, so each one's time is its own.
+    const std::vector<uint8_t>& wait = plan_barriers(nodes, profile != nullptr);
     auto run = [&](int ith, int team) {
         ComputeParams p;
         p.ith = ith;
@@ -150,17 +206,26 @@ void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work
         p.work = static_cast<char*>(work) + per_thread * static_cast<size_t>(ith);
         p.work_per_thread = per_thread;
         auto t0 = std::chrono::steady_clock::now();
-        for (const Tensor* node : nodes) {
-            compute_node(*node, p);
+        for (size_t i = 0; i < nodes.size(); ++i) {
 #ifdef _OPENMP
+            if (i > 0 && wait[i]) {
 #pragma omp barrier
+            }
 #endif
-            if (profile && ith == 0) {
+            if (profile && ith == 0 && i > 0) {
                 const auto t1 = std::chrono::steady_clock::now();
-                profile->add(*node, std::chrono::duration<double>(t1 - t0).count());
+                profile->add(*nodes[i - 1], std::chrono::duration<double>(t1 - t0).count());
                 t0 = t1;
             }
+            compute_node(*nodes[i], p);
         }
+#ifdef _OPENMP
+        if (profile && !nodes.empty()) {
+#pragma omp barrier
+        }
+#endif
+        if (profile && ith == 0 && !nodes.empty())
+            profile->add(*nodes.back(), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     };
 #ifdef _OPENMP
     if (nth > 1) {

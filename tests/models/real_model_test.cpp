@@ -93,13 +93,25 @@ void check_model(const std::string& name, int32_t n_layer, int32_t bos_in_chunks
     std::vector<int32_t> seq = ref.prompt;
     seq.insert(seq.end(), ref.greedy.begin(), ref.greedy.end() - 1);
     forced.decode(seq, true);
-    size_t agree = 0;
-    for (size_t i = 0; i < ref.greedy.size(); ++i)
-        agree += argmax(forced.logits(static_cast<int32_t>(ref.prompt.size() - 1 + i)), n_vocab) == ref.greedy[i];
+    // Where our top token is not the reference's, the reference's must be a near tie: within
+    // kNearTie of our best logit. (Gemma 3 270M has two such positions, 0.12 and 0.13 apart,
+    // whose winner changes with the last bits of the Q6_K tensors' sums.)
+    constexpr float kNearTie = 0.25f;
+    size_t agree = 0, near = 0;
+    float worst = 0.0f;
+    for (size_t i = 0; i < ref.greedy.size(); ++i) {
+        const float* l = forced.logits(static_cast<int32_t>(ref.prompt.size() - 1 + i));
+        const float gap = l[argmax(l, n_vocab)] - l[ref.greedy[i]];
+        agree += gap == 0.0f;
+        near += gap < kNearTie;
+        worst = std::max(worst, gap);
+    }
     MESSAGE(name, ": greedy continuation: first ", same, " of ", ref.greedy.size(),
-            " tokens equal to the reference; teacher-forced top-1 agreement ", agree, "/", ref.greedy.size());
+            " tokens equal to the reference; teacher-forced top-1 agreement ", agree, "/", ref.greedy.size(),
+            ", largest logit gap to the reference's token ", worst);
     CHECK(same >= ref.greedy.size() / 2);
-    CHECK(agree + 1 >= ref.greedy.size());
+    CHECK(agree + 2 >= ref.greedy.size());
+    CHECK(near == ref.greedy.size());
 
     {
         runtime::ContextOptions big;
