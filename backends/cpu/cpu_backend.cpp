@@ -120,8 +120,9 @@ Span span_of(const Tensor& t) {
 // run back to back, and a thread that finishes its share of one starts the next.
 // The result and the scratch are the calling thread's own (contexts of one model share its
 // backends, and may compute at once on different threads); once grown they are reused, so a
-// graph's second evaluation allocates nothing.
-const std::vector<uint8_t>& plan_barriers(std::span<Tensor* const> nodes, bool every_node) {
+// graph's second evaluation allocates nothing. A node that uses the team's shared scratch
+// writes and reads all of it.
+const std::vector<uint8_t>& plan_barriers(std::span<Tensor* const> nodes, bool every_node, Span shared) {
     thread_local std::vector<uint8_t> wait;
     thread_local std::vector<Span> reads, writes;  // of the nodes since the last barrier
     wait.assign(nodes.size(), every_node ? 1 : 0);
@@ -135,18 +136,20 @@ const std::vector<uint8_t>& plan_barriers(std::span<Tensor* const> nodes, bool e
         int n_in = 0;
         for (const Tensor* s : n.src)
             if (s && s->data) in[n_in++] = span_of(*s);
+        const bool uses_shared = work_shared(n) > 0;
         bool hazard = false;
         for (const Span& w : writes) {
-            hazard = hazard || w.overlaps(out);
+            hazard = hazard || w.overlaps(out) || (uses_shared && w.overlaps(shared));
             for (int k = 0; k < n_in; ++k) hazard = hazard || w.overlaps(in[k]);
         }
-        for (const Span& r : reads) hazard = hazard || r.overlaps(out);
+        for (const Span& r : reads) hazard = hazard || r.overlaps(out) || (uses_shared && r.overlaps(shared));
         if (hazard) {
             wait[i] = 1;
             reads.clear();
             writes.clear();
         }
         writes.push_back(out);
+        if (uses_shared) writes.push_back(shared);
         reads.insert(reads.end(), in, in + n_in);
     }
     return wait;
@@ -185,26 +188,51 @@ bool CpuBackend::supports(const Tensor& node) const {
     return filter_ ? filter_(node) : true;
 }
 
+namespace {
+
+// The scratch of a segment: one slice per thread, then one region all threads share.
+struct WorkLayout {
+    size_t per_thread = 0, shared = 0;
+};
+
+WorkLayout work_layout(std::span<Tensor* const> nodes) {
+    WorkLayout w;
+    for (const Tensor* n : nodes) {
+        w.per_thread = std::max(w.per_thread, round_up(work_per_thread(*n)));
+        w.shared = std::max(w.shared, round_up(work_shared(*n)));
+    }
+    return w;
+}
+
+}  // namespace
+
 size_t CpuBackend::work_size(std::span<Tensor* const> nodes, int n_threads) const {
-    size_t per_thread = 0;
-    for (const Tensor* n : nodes) per_thread = std::max(per_thread, round_up(work_per_thread(*n)));
-    return per_thread * static_cast<size_t>(n_threads > 0 ? n_threads : n_threads_);
+    const WorkLayout w = work_layout(nodes);
+    return w.per_thread * static_cast<size_t>(n_threads > 0 ? n_threads : n_threads_) + w.shared;
 }
 
 void CpuBackend::set_threads(int n) { n_threads_ = n > 0 ? n : default_threads(); }
 
 void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int n_threads) {
     const int nth = n_threads > 0 ? n_threads : n_threads_;
-    const size_t per_thread = nth > 0 ? work_size / static_cast<size_t>(nth) / kAlign * kAlign : 0;
+    const WorkLayout layout = work_layout(nodes);
+    const size_t per_thread = layout.per_thread;
+    if (per_thread * static_cast<size_t>(nth) + layout.shared > work_size)
+        throw Error("CPU backend: the scratch given is smaller than the segment needs");
+    char* shared = static_cast<char*>(work) + per_thread * static_cast<size_t>(nth);
     Profile* profile = Profile::get();
     // With the profile on, every node waits for the one before, so each one's time is its own.
-    const std::vector<uint8_t>& wait = plan_barriers(nodes, profile != nullptr);
+    const auto shared_first = reinterpret_cast<uintptr_t>(shared);
+    const std::vector<uint8_t>& wait =
+        plan_barriers(nodes, profile != nullptr, Span{shared_first, shared_first + layout.shared});
     auto run = [&](int ith, int team) {
         ComputeParams p;
         p.ith = ith;
         p.nth = team;
         p.work = static_cast<char*>(work) + per_thread * static_cast<size_t>(ith);
         p.work_per_thread = per_thread;
+        p.shared = shared;
+        p.shared_size = layout.shared;
         auto t0 = std::chrono::steady_clock::now();
         for (size_t i = 0; i < nodes.size(); ++i) {
 #ifdef _OPENMP

@@ -16,6 +16,10 @@ struct ComputeParams {
     // This thread's scratch: `work_per_thread` bytes, 64-byte aligned.
     char* work = nullptr;
     size_t work_per_thread = 0;
+    // Scratch all threads of the team share (64-byte aligned): an op that fills it must
+    // separate writing from reading with a barrier, which every thread of the team reaches.
+    char* shared = nullptr;
+    size_t shared_size = 0;
 };
 
 // [begin, end) of `total` items for thread ith of nth.
@@ -25,8 +29,9 @@ inline void split_rows(int64_t total, int ith, int nth, int64_t* begin, int64_t*
     *end = std::min<int64_t>(total, *begin + per);
 }
 
-// Scratch bytes one thread needs for this node.
+// Scratch bytes one thread needs for this node, and bytes the team shares.
 size_t work_per_thread(const Tensor& node);
+size_t work_shared(const Tensor& node);
 
 void compute_node(const Tensor& node, const ComputeParams& p);
 

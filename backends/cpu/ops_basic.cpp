@@ -20,6 +20,8 @@ size_t work_per_thread(const Tensor& node) {
     }
 }
 
+size_t work_shared(const Tensor& node) { return node.op == Op::MulMat ? mul_mat_work_shared(node) : 0; }
+
 void compute_node(const Tensor& node, const ComputeParams& p) {
     switch (node.op) {
     case Op::GetRows: op_get_rows(node, p); break;

@@ -6,10 +6,11 @@
 // rows (kernels/kernels.h), so one pass over a weight tile serves a whole tile of activations.
 // Weight types without a fast kernel are dequantized row by row and use the F32 kernel.
 //
-// Each thread quantizes the activations itself rather than sharing one copy: there is no
-// barrier inside a node, and for decoding (one row) this costs far less than the weights'
-// stream (a 4096-wide row is 16 KiB of floats against megabytes of weights); for prompts the
-// chunk is reused by every weight row of the thread.
+// Decoding (one activation row): each thread quantizes the row itself, which costs far less
+// than a barrier (a 4096-wide row is 16 KiB of floats against megabytes of weights). Prompts
+// (several rows): the team quantizes the rows once, each thread its share, into scratch they
+// share, and waits at a barrier inside the node before the products; quantizing every row in
+// every thread would cost each of 16 threads as much as the whole prompt's quantization.
 #include <algorithm>
 
 #include "backends/cpu/kernels/kernels.h"
@@ -26,6 +27,61 @@ namespace {
 constexpr int64_t kActChunk = 64;
 
 }  // namespace
+
+namespace {
+
+size_t round_up64(size_t n) { return (n + 63) / 64 * 64; }
+
+// The activation format the weight's kernels take, for the r16 layout or the plain one.
+kernels::ActFormat act_format(const Tensor& a) {
+    if (a.flags & kFlagRepacked)
+        return kernels::r16_uses_f32(a.type)     ? kernels::ActFormat::F32
+               : kernels::r16_uses_q8_K(a.type) ? kernels::ActFormat::Q8_K
+                                                 : kernels::ActFormat::Q8_0;
+    const kernels::KernelTable& kt = kernels::active();
+    return kt.dot[static_cast<uint32_t>(a.type)] ? kt.act[static_cast<uint32_t>(a.type)] : kernels::ActFormat::F32;
+}
+
+// Whether the team quantizes the activation rows once into shared scratch (prompts: several
+// rows of one 2-D activation matrix, in a quantized format).
+bool shares_activations(const Tensor& node) {
+    const Tensor& b = *node.src[1];
+    return b.ne[1] > 1 && b.ne[2] == 1 && b.ne[3] == 1 && act_format(*node.src[0]) != kernels::ActFormat::F32;
+}
+
+// r16 Q8_0 weights also take each activation block's quant sum.
+bool wants_block_sums(const Tensor& a) {
+    return (a.flags & kFlagRepacked) && act_format(a) == kernels::ActFormat::Q8_0;
+}
+
+// Quantizes activation rows [r0, r1) of b into x (row m at m * row_bytes) and, where wanted,
+// their block sums (row m's at sums + m * (K / 32)).
+void quantize_rows(const Tensor& b, kernels::ActFormat fmt, int64_t r0, int64_t r1, char* x, size_t row_bytes,
+                   int32_t* sums) {
+    const kernels::KernelTable& kt = kernels::active();
+    const int64_t K = b.ne[0];
+    for (int64_t m = r0; m < r1; ++m) {
+        const float* row = reinterpret_cast<const float*>(b.row_ptr(m));
+        char* dst = x + m * row_bytes;
+        if (fmt == kernels::ActFormat::Q8_K) {
+            kt.quantize_q8_K(row, dst, K);
+        } else {
+            kt.quantize_q8_0(row, dst, K);
+            if (sums) kernels::act_block_sums(dst, sums + m * (K / quant::kQK), K);
+        }
+    }
+}
+
+}  // namespace
+
+size_t mul_mat_work_shared(const Tensor& node) {
+    if (!shares_activations(node)) return 0;
+    const Tensor& a = *node.src[0];
+    const int64_t K = a.ne[0], M = node.src[1]->ne[1];
+    size_t bytes = round_up64(static_cast<size_t>(M) * kernels::act_row_size(act_format(a), K));
+    if (wants_block_sums(a)) bytes += static_cast<size_t>(M) * static_cast<size_t>(K / quant::kQK) * sizeof(int32_t);
+    return bytes;
+}
 
 size_t mul_mat_work_per_thread(const Tensor& node) {
     const Tensor& a = *node.src[0];
@@ -66,6 +122,17 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
     int32_t* sums = f32 || q8_K ? nullptr
                                 : reinterpret_cast<int32_t*>(p.work + static_cast<size_t>(std::min(M, kActChunk)) * act_bytes);
     const size_t group_bytes = kernels::r16_bytes(a.type, K, kernels::kR16Rows);
+    const bool share = shares_activations(node);
+    if (share) {  // every row once, by the team; then all wait for the whole matrix
+        x = p.shared;
+        sums = q8_K ? nullptr : reinterpret_cast<int32_t*>(p.shared + round_up64(static_cast<size_t>(M) * act_bytes));
+        int64_t rb, re;
+        split_rows(M, p.ith, p.nth, &rb, &re);
+        quantize_rows(b, q8_K ? kernels::ActFormat::Q8_K : kernels::ActFormat::Q8_0, rb, re, x, act_bytes, sums);
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+    }
 
     int64_t ib, ie;
     split_rows(groups * b.ne[2] * b.ne[3], p.ith, p.nth, &ib, &ie);
@@ -75,13 +142,14 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
         it += g1 - g0;
         for (int64_t m0 = 0; m0 < M; m0 += kActChunk) {
             const int64_t mc = std::min(kActChunk, M - m0);
-            const char* xc = x;
+            const char* xc = share ? x + m0 * act_bytes : x;
+            const int32_t* sc = share && sums ? sums + m0 * nb : sums;
             size_t xs = act_bytes;
             if (f32) {  // float activations, read in place (rows contiguous)
                 xc = b.row_ptr(m0, i2, i3);
                 xs = b.nb[1];
             }
-            for (int64_t m = 0; m < mc && !f32; ++m) {
+            for (int64_t m = 0; m < mc && !f32 && !share; ++m) {
                 const float* row = reinterpret_cast<const float*>(b.row_ptr(m0 + m, i2, i3));
                 if (q8_K) {
                     kt.quantize_q8_K(row, x + m * act_bytes, K);
@@ -95,7 +163,7 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
                 const char* w = static_cast<const char*>(a.data) + static_cast<size_t>(g) * group_bytes;
                 for (int64_t c = 0; c < mc; c += kernels::kR16MaxCols) {
                     const int nc = static_cast<int>(std::min<int64_t>(kernels::kR16MaxCols, mc - c));
-                    dot(K, w, xc + c * xs, xs, sums ? sums + c * nb : nullptr, static_cast<size_t>(nb), nc,
+                    dot(K, w, xc + c * xs, xs, sc ? sc + c * nb : nullptr, static_cast<size_t>(nb), nc,
                         out + c * out_stride + g * kernels::kR16Rows, out_stride);
                 }
             }
@@ -129,6 +197,15 @@ void op_mul_mat(const Tensor& node, const ComputeParams& p) {
     const int tc = std::min(kt.tile_cols, kernels::kMaxTile);
     const size_t out_stride = node.nb[1] / sizeof(float);
     char* scratch = p.work;
+    const bool share = quantize && shares_activations(node);
+    if (share) {
+        int64_t rb, re;
+        split_rows(M, p.ith, p.nth, &rb, &re);
+        quantize_rows(b, fmt, rb, re, p.shared, act_bytes, nullptr);
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+    }
 
     // Items: (weight row n, batch i2, batch i3), n fastest; a thread's range covers runs of
     // consecutive rows within one batch at a time.
@@ -143,7 +220,10 @@ void op_mul_mat(const Tensor& node, const ComputeParams& p) {
             const int64_t mc = std::min(chunk, M - m0);
             const char* x = b.row_ptr(m0, i2, i3);
             size_t x_stride = b.nb[1];
-            if (quantize) {
+            if (share) {
+                x = p.shared + m0 * act_bytes;
+                x_stride = act_bytes;
+            } else if (quantize) {
                 for (int64_t m = 0; m < mc; ++m)
                     quantize(reinterpret_cast<const float*>(b.row_ptr(m0 + m, i2, i3)), scratch + m * act_bytes, K);
                 x = scratch;

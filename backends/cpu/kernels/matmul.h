@@ -11,5 +11,7 @@ namespace tessera::cpu {
 // Scratch bytes one thread needs for a MulMat node: one chunk of quantized activation rows,
 // or one dequantized weight row for types without a fast kernel.
 size_t mul_mat_work_per_thread(const Tensor& node);
+// Scratch the team shares for a MulMat node: prompts' activation rows, quantized once.
+size_t mul_mat_work_shared(const Tensor& node);
 
 }  // namespace tessera::cpu
