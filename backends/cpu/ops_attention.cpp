@@ -76,9 +76,10 @@ void flash_attn_tiled(const Tensor& node, const ComputeParams& p) {
                                         : reinterpret_cast<const float*>(mr)[j];
     };
 
-    int64_t ub, ue;
-    split_rows(H_kv * n_blocks * q.ne[3], p.ith, p.nth, &ub, &ue);  // units: (kv head, query block, seq)
-    for (int64_t u = ub; u < ue; ++u) {
+    // Units (kv head, query block, seq) are dealt round-robin: under a causal mask a block's
+    // cost grows with its position, so contiguous ranges would leave the last thread about
+    // twice the average work.
+    for (int64_t u = p.ith; u < H_kv * n_blocks * q.ne[3]; u += p.nth) {
         const int64_t hk = u % H_kv, qb = (u / H_kv) % n_blocks, s = u / (H_kv * n_blocks);
         const int64_t q0 = qb * kQueryBlock, nq = std::min(kQueryBlock, n_q - q0);
         const int64_t rows = group * nq;  // row g * nq + i: query head hk * group + g, query q0 + i
