@@ -133,8 +133,9 @@ void load_common_layer(WeightSource& src, const HParams& hp, int il, LayerWeight
 // Graph pieces
 
 Tensor* rms_norm(Graph& g, Tensor* x, Tensor* w, float eps) {
-    Tensor* n = g.rms_norm(x, eps);
-    return w ? g.mul(n, w) : n;
+    // A norm weight of one row is fused into the norm (one pass over the activations).
+    if (!w || (w->type == DType::F32 && w->ne[0] == x->ne[0] && w->n_rows() == 1)) return g.rms_norm(x, eps, w);
+    return g.mul(g.rms_norm(x, eps), w);
 }
 
 namespace {

@@ -294,9 +294,15 @@ Tensor* Graph::scale(Tensor* a, float s) {
     return t;
 }
 
-Tensor* Graph::rms_norm(Tensor* a, float eps) {
+Tensor* Graph::rms_norm(Tensor* a, float eps, Tensor* weight) {
     check_unary_f32("rms_norm", a);
-    Tensor* t = make_op(Op::RmsNorm, DType::F32, shape_of(a), {a});
+    if (weight) {
+        check_unary_f32("rms_norm", weight);
+        if (weight->ne[0] != a->ne[0] || weight->n_rows() != 1)
+            shape_error("rms_norm", describe("weight", weight) + ": expected one row as wide as " + describe("a", a));
+    }
+    Tensor* t = weight ? make_op(Op::RmsNorm, DType::F32, shape_of(a), {a, weight})
+                       : make_op(Op::RmsNorm, DType::F32, shape_of(a), {a});
     t->set_param_f(0, eps);
     return t;
 }

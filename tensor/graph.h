@@ -64,8 +64,10 @@ public:
     Tensor* add(Tensor* a, Tensor* b);
     Tensor* mul(Tensor* a, Tensor* b);
     Tensor* scale(Tensor* a, float s);
-    // Over ne[0]: x / sqrt(mean(x^2) + eps), and (x - mean) / sqrt(var + eps).
-    Tensor* rms_norm(Tensor* a, float eps);
+    // Over ne[0]: x / sqrt(mean(x^2) + eps), and (x - mean) / sqrt(var + eps). rms_norm with
+    // a `weight` (F32 [ne[0]]) multiplies each row by it in the same pass: the result of
+    // mul(rms_norm(a), weight), bit for bit, without writing and reading the rows twice.
+    Tensor* rms_norm(Tensor* a, float eps, Tensor* weight = nullptr);
     Tensor* norm(Tensor* a, float eps);
     // a: [K, N, A2, A3] any type; b: [K, M, B2, B3] F32 with A2 | B2, A3 | B3
     // -> F32 [N, M, B2, B3], out[m][n] = dot(a row n, b row m).

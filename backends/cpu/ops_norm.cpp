@@ -28,7 +28,12 @@ void op_norm(const Tensor& node, const ComputeParams& p) {
             double ss = 0;
             for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
             const float s = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
-            for (int64_t i = 0; i < n; ++i) y[i] = x[i] * s;
+            if (const Tensor* w = node.src[1]) {  // fused weight: (x * s) * w, as mul would
+                const float* wr = reinterpret_cast<const float*>(w->data);
+                for (int64_t i = 0; i < n; ++i) y[i] = x[i] * s * wr[i];
+            } else {
+                for (int64_t i = 0; i < n; ++i) y[i] = x[i] * s;
+            }
         } else {
             double sum = 0;
             for (int64_t i = 0; i < n; ++i) sum += x[i];

@@ -245,6 +245,27 @@ void add_norms(std::vector<OpCase>& cases) {
             cases.push_back(std::move(c));
         }
     }
+    // rms_norm with a fused weight row.
+    for (auto ne : {std::vector<int64_t>{64, 7, 2}, std::vector<int64_t>{4097, 3}}) {
+        OpCase c;
+        c.name = "rms_norm x weight " + std::to_string(ne[0]) + "x" + std::to_string(ne[1]);
+        c.leaves = {random_leaf(DType::F32, ne, 53, 2.0), random_leaf(DType::F32, {ne[0]}, 54, 1.0)};
+        c.build = [](Graph& g, std::vector<Tensor*>& l) { return g.rms_norm(l[0], 1e-5f, l[1]); };
+        c.reference = [ne](const Refs& l) {
+            Out o;
+            const int64_t n = ne[0];
+            for (size_t r = 0; r < l[0].values.size() / static_cast<size_t>(n); ++r) {
+                const double* x = &l[0].values[r * static_cast<size_t>(n)];
+                double sq = 0;
+                for (int64_t i = 0; i < n; ++i) sq += x[i] * x[i];
+                const double s = 1.0 / std::sqrt(sq / static_cast<double>(n) + 1e-5);
+                for (int64_t i = 0; i < n; ++i) o.push_back(x[i] * s * l[1].values[static_cast<size_t>(i)]);
+            }
+            return o;
+        };
+        c.max_nmse = 1e-10;
+        cases.push_back(std::move(c));
+    }
 }
 
 std::vector<double> causal_mask(int64_t n_kv, int64_t n_q, int64_t first_pos, int64_t window) {
