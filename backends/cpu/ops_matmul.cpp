@@ -37,6 +37,7 @@ kernels::ActFormat act_format(const Tensor& a) {
     if (a.flags & kFlagRepacked)
         return kernels::r16_uses_f32(a.type)     ? kernels::ActFormat::F32
                : kernels::r16_uses_q8_K(a.type) ? kernels::ActFormat::Q8_K
+               : kernels::r16_uses_bf16(a.type) ? kernels::ActFormat::BF16
                                                  : kernels::ActFormat::Q8_0;
     const kernels::KernelTable& kt = kernels::active();
     return kt.dot[static_cast<uint32_t>(a.type)] ? kt.act[static_cast<uint32_t>(a.type)] : kernels::ActFormat::F32;
@@ -65,6 +66,8 @@ void quantize_rows(const Tensor& b, kernels::ActFormat fmt, int64_t r0, int64_t 
         char* dst = x + m * row_bytes;
         if (fmt == kernels::ActFormat::Q8_K) {
             kt.quantize_q8_K(row, dst, K);
+        } else if (fmt == kernels::ActFormat::BF16) {
+            kernels::round_row_bf16(row, reinterpret_cast<uint16_t*>(dst), K);
         } else {
             kt.quantize_q8_0(row, dst, K);
             if (sums) kernels::act_block_sums(dst, sums + m * (K / quant::kQK), K);
@@ -87,11 +90,10 @@ size_t mul_mat_work_per_thread(const Tensor& node) {
     const Tensor& a = *node.src[0];
     const int64_t K = a.ne[0], M = node.src[1]->ne[1];
     if ((a.flags & kFlagRepacked) && kernels::r16_uses_f32(a.type)) return 64;  // rows read in place
-    if (a.flags & kFlagRepacked)  // Q8_0 activation rows and their block sums, or Q8_K rows
+    if (a.flags & kFlagRepacked)  // Q8_0 activation rows and their block sums, or Q8_K or bf16 rows
         return static_cast<size_t>(std::min(M, kActChunk)) *
-               (kernels::r16_uses_q8_K(a.type)
-                    ? kernels::act_row_size(kernels::ActFormat::Q8_K, K)
-                    : kernels::act_row_size(kernels::ActFormat::Q8_0, K) + static_cast<size_t>(K / quant::kQK) * sizeof(int32_t));
+               (kernels::act_row_size(act_format(a), K) +
+                (wants_block_sums(a) ? static_cast<size_t>(K / quant::kQK) * sizeof(int32_t) : 0));
     // A chunk of quantized activation rows (a weight type's activation format is the same on
     // every code path), or one dequantized weight row for types without a fast kernel.
     const kernels::ActFormat fmt = kernels::active().act[static_cast<uint32_t>(a.type)];
@@ -114,21 +116,23 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
     if (!dot) dot = kernels::dot_r16_ref_fn(a.type);
     const int64_t K = a.ne[0], N = a.ne[1], M = b.ne[1], nb = K / quant::kQK;
     const int64_t groups = N / kernels::kR16Rows;
-    const bool q8_K = kernels::r16_uses_q8_K(a.type), f32 = kernels::r16_uses_f32(a.type);
-    const size_t act_bytes = kernels::act_row_size(q8_K ? kernels::ActFormat::Q8_K : kernels::ActFormat::Q8_0, K);
+    const kernels::ActFormat fmt = act_format(a);
+    const bool f32 = fmt == kernels::ActFormat::F32;
+    const size_t act_bytes = kernels::act_row_size(fmt, K);
     const size_t out_stride = node.nb[1] / sizeof(float);
     char* x = p.work;
-    // Block sums follow the activation chunk (Q8_0 weights only; F16 reads rows in place).
-    int32_t* sums = f32 || q8_K ? nullptr
-                                : reinterpret_cast<int32_t*>(p.work + static_cast<size_t>(std::min(M, kActChunk)) * act_bytes);
+    // Block sums follow the activation chunk (r16 Q8_0 weights only; F16 reads rows in place).
+    int32_t* sums = wants_block_sums(a)
+                        ? reinterpret_cast<int32_t*>(p.work + static_cast<size_t>(std::min(M, kActChunk)) * act_bytes)
+                        : nullptr;
     const size_t group_bytes = kernels::r16_bytes(a.type, K, kernels::kR16Rows);
     const bool share = shares_activations(node);
     if (share) {  // every row once, by the team; then all wait for the whole matrix
         x = p.shared;
-        sums = q8_K ? nullptr : reinterpret_cast<int32_t*>(p.shared + round_up64(static_cast<size_t>(M) * act_bytes));
+        sums = sums ? reinterpret_cast<int32_t*>(p.shared + round_up64(static_cast<size_t>(M) * act_bytes)) : nullptr;
         int64_t rb, re;
         split_rows(M, p.ith, p.nth, &rb, &re);
-        quantize_rows(b, q8_K ? kernels::ActFormat::Q8_K : kernels::ActFormat::Q8_0, rb, re, x, act_bytes, sums);
+        quantize_rows(b, fmt, rb, re, x, act_bytes, sums);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
@@ -151,11 +155,14 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
             }
             for (int64_t m = 0; m < mc && !f32 && !share; ++m) {
                 const float* row = reinterpret_cast<const float*>(b.row_ptr(m0 + m, i2, i3));
-                if (q8_K) {
-                    kt.quantize_q8_K(row, x + m * act_bytes, K);
+                char* dst = x + m * act_bytes;
+                if (fmt == kernels::ActFormat::Q8_K) {
+                    kt.quantize_q8_K(row, dst, K);
+                } else if (fmt == kernels::ActFormat::BF16) {
+                    kernels::round_row_bf16(row, reinterpret_cast<uint16_t*>(dst), K);
                 } else {
-                    kt.quantize_q8_0(row, x + m * act_bytes, K);
-                    kernels::act_block_sums(x + m * act_bytes, sums + m * nb, K);
+                    kt.quantize_q8_0(row, dst, K);
+                    kernels::act_block_sums(dst, sums + m * nb, K);
                 }
             }
             float* out = reinterpret_cast<float*>(node.row_ptr(m0, i2, i3));

@@ -40,17 +40,26 @@ std::vector<uint8_t> random_rows(DType t, int64_t k, int64_t n, std::mt19937& rn
 }
 
 struct Activations {
-    std::vector<uint8_t> q;       // nc rows of Q8_0 blocks
+    std::vector<uint8_t> q;       // nc rows of Q8_0 blocks (or Q8_K, F32, bf16)
     std::vector<int32_t> sums;    // nc rows of block sums
     size_t row_bytes = 0;
+    std::vector<float> bf16_as_f32;  // bf16 rows: the same values as floats (the plain kernels' input)
 };
 
-// nc activation rows in the format the r16 kernels of `t` take (Q8_0 plus block sums, or Q8_K).
+// nc activation rows in the format the r16 kernels of `t` take (Q8_0 plus block sums, Q8_K,
+// F32 or bf16).
 Activations random_acts(DType t, int64_t k, int nc, std::mt19937& rng) {
     Activations a;
-    const DType f = kernels::r16_uses_f32(t) ? DType::F32 : kernels::r16_uses_q8_K(t) ? DType::Q8_K : DType::Q8_0;
+    const DType f = kernels::r16_uses_f32(t)    ? DType::F32
+                    : kernels::r16_uses_q8_K(t) ? DType::Q8_K
+                    : kernels::r16_uses_bf16(t) ? DType::BF16
+                                                : DType::Q8_0;
     a.q = random_rows(f, k, nc, rng);
     a.row_bytes = row_size(f, k);
+    if (f == DType::BF16) {
+        a.bf16_as_f32.resize(static_cast<size_t>(nc * k));
+        quant::dequantize_row(DType::BF16, a.q.data(), a.bf16_as_f32.data(), nc * k);
+    }
     a.sums.resize(static_cast<size_t>(nc * (k / 32)));
     if (f == DType::Q8_0)
         for (int c = 0; c < nc; ++c)
@@ -62,7 +71,7 @@ Activations random_acts(DType t, int64_t k, int nc, std::mt19937& rng) {
 
 TEST_CASE("r16 repacking is exact both ways") {
     std::mt19937 rng(7);
-    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16}) {
+    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::BF16}) {
         for (auto [k, n] : {std::pair<int64_t, int64_t>{256, 16}, {768, 48}, {4096, 32}}) {
             CAPTURE(std::string(type_name(t)));
             CAPTURE(k);
@@ -83,7 +92,7 @@ TEST_CASE("r16 repacking is exact both ways") {
 TEST_CASE("the r16 scalar twin agrees with the plain-layout kernels") {
     std::mt19937 rng(11);
     const int64_t k = 256;
-    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16}) {
+    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::BF16}) {
         CAPTURE(std::string(type_name(t)));
         const std::vector<uint8_t> plain = random_rows(t, k, 16, rng);
         std::vector<uint8_t> packed(kernels::r16_bytes(t, k, 16));
@@ -94,9 +103,11 @@ TEST_CASE("the r16 scalar twin agrees with the plain-layout kernels") {
                              3, got, 16);
         for (int c = 0; c < 3; ++c)
             for (int j = 0; j < 16; ++j) {
-                // The plain kernel's scalar twin, one row against one activation row.
-                const float want = kernels::ref::vec_dot(t)(k, plain.data() + static_cast<size_t>(j) * row_size(t, k),
-                                                            a.q.data() + c * a.row_bytes);
+                // The plain kernel's scalar twin, one row against one activation row (BF16:
+                // against the activations the r16 kernel sees, as floats).
+                const void* xc = t == DType::BF16 ? static_cast<const void*>(a.bf16_as_f32.data() + c * k)
+                                                  : a.q.data() + c * a.row_bytes;
+                const float want = kernels::ref::vec_dot(t)(k, plain.data() + static_cast<size_t>(j) * row_size(t, k), xc);
                 CHECK(got[c * 16 + j] == doctest::Approx(want).epsilon(1e-5));
             }
     }
@@ -108,13 +119,13 @@ TEST_CASE("every r16 kernel this CPU runs is bit-identical to its scalar twin") 
     for (const kernels::TargetInfo& target : kernels::compiled_targets()) {
         if (!target.supported) continue;
         REQUIRE(kernels::select_target(target.name));
-        for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16}) {
+        for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::BF16}) {
             const kernels::DotR16Fn fn = kernels::active().dot_r16[static_cast<uint32_t>(t)];
             if (!fn) continue;
             CAPTURE(target.name);
             CAPTURE(std::string(type_name(t)));
             for (int64_t k : {256, 512, 2048, 2049}) {
-                if (k % type_traits(t).block_size != 0) continue;  // odd lengths: F16 only
+                if (!kernels::r16_fits(t, k, 32)) continue;  // odd lengths: F16 only
                 const std::vector<uint8_t> plain = random_rows(t, k, 32, rng);
                 std::vector<uint8_t> packed(kernels::r16_bytes(t, k, 32));
                 kernels::repack_r16(t, plain.data(), packed.data(), k, 32);
@@ -146,21 +157,23 @@ TEST_CASE("a model loaded with repacking gives the logits of the plain layout") 
     // Q6_K mixes.
     configs.push_back({"llama-q4_k", 97, 256, 2, 4, 2, 64, 512, DType::Q4_K, false, false, 10000.0f, 31});
     configs.push_back({"llama-q6_k", 97, 256, 2, 4, 2, 64, 512, DType::Q6_K, false, false, 10000.0f, 37});
+    configs.push_back({"llama-bf16", 97, 256, 2, 4, 2, 64, 512, DType::BF16, false, false, 10000.0f, 41});
     for (const auto& cfg : configs) {
         CAPTURE(cfg.name);
         const std::string path = dir.file(cfg.name + ".gguf").string();
-        if (cfg.weight_type == DType::Q4_K || cfg.weight_type == DType::Q6_K) {
+        if (cfg.weight_type == DType::Q4_K || cfg.weight_type == DType::Q6_K || cfg.weight_type == DType::BF16) {
             auto f32 = cfg;
             f32.weight_type = DType::F32;
             tessera::test::write_random_llama(f32, path + ".f32");
             QuantizeOptions qo;
-            qo.type = cfg.weight_type == DType::Q4_K ? "Q4_K_S" : "Q6_K";
+            qo.type = cfg.weight_type == DType::Q4_K ? "Q4_K_S" : cfg.weight_type == DType::Q6_K ? "Q6_K" : "BF16";
             quantize_file(path + ".f32", path, qo);
         } else {
             tessera::test::write_random_llama(cfg, path);
         }
         const std::vector<int32_t> tokens = tessera::test::reference_tokens(cfg);
-        const bool converted = cfg.weight_type == DType::Q4_K || cfg.weight_type == DType::Q6_K;
+        const bool converted =
+            cfg.weight_type == DType::Q4_K || cfg.weight_type == DType::Q6_K || cfg.weight_type == DType::BF16;
         std::vector<std::vector<float>> logits;  // plain, repacked, and the F32 original if converted
         size_t repacked = 0;
         for (int run = 0; run < (converted ? 3 : 2); ++run) {
@@ -206,8 +219,11 @@ TEST_CASE("a model loaded with repacking gives the logits of the plain layout") 
         // ones before their one float step, so the last bit of a matmul can differ; where that
         // flips the rounding of an 8-bit activation further on, a random model carries it to the
         // logits. Repacking must still change them far less than the conversion itself did.
+        // BF16 in the r16 layout also rounds the activations to bf16 (vdpbf16ps takes bf16 on
+        // both sides): a second rounding of the same size as the weights' own, so the bound is
+        // the conversion's error itself.
         const double conversion = nmse(logits[0], logits[2]);
         MESSAGE(cfg.name, ": NMSE plain vs the F32 original ", conversion);
-        CHECK(diff < std::max(1e-9, conversion / 10));
+        CHECK(diff < std::max(1e-9, cfg.weight_type == DType::BF16 ? conversion : conversion / 10));
     }
 }

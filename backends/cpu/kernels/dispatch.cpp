@@ -31,6 +31,7 @@ namespace {
 struct CpuInfo {
     int64_t hwy_targets = 0;  // Highway targets this CPU supports, before any forcing
     bool avx512_vnni = false;
+    bool avx512_bf16 = false;
     bool avx_vnni = false;
     bool dotprod = false;  // Arm sdot/udot
     std::string features;
@@ -78,7 +79,8 @@ CpuInfo detect_cpu() {
     add(zmm && (b7 >> 31 & 1), "AVX512VL");
     info.avx512_vnni = zmm && (c7 >> 11 & 1);
     add(info.avx512_vnni, "AVX512_VNNI");
-    add(zmm && (a71 >> 5 & 1), "AVX512_BF16");
+    info.avx512_bf16 = zmm && (a71 >> 5 & 1);
+    add(info.avx512_bf16, "AVX512_BF16");
     add(zmm && (d7 >> 23 & 1), "AVX512_FP16");
     info.avx_vnni = ymm && (a71 >> 4 & 1);
     add(info.avx_vnni, "AVX_VNNI");
@@ -163,6 +165,7 @@ void load(const Variant& v, bool best) {
 #if HWY_ARCH_X86
     if (v.hwy_target == HWY_AVX3 && v.vnni)
         for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16}) t.dot_r16[static_cast<uint32_t>(type)] = dot_r16_avx512_vnni(type);
+    if (v.hwy_target == HWY_AVX3 && cpu().avx512_bf16) t.dot_r16[static_cast<uint32_t>(DType::BF16)] = dot_r16_avx512_bf16();
 #endif
     t.target = v.name;
     g_table = t;
@@ -247,6 +250,8 @@ size_t act_row_size(ActFormat f, int64_t k) {
             return static_cast<size_t>(k / quant::kQK) * sizeof(quant::block_q8_0);
         case ActFormat::Q8_K:
             return static_cast<size_t>(k / quant::kQKK) * sizeof(quant::block_q8_K);
+        case ActFormat::BF16:
+            return static_cast<size_t>(k) * sizeof(uint16_t);
         case ActFormat::F32:
             break;
     }

@@ -23,6 +23,7 @@ enum class ActFormat : uint8_t {
     F32,   // the activation rows as they are
     Q8_0,  // block_q8_0 (the legacy 32-element formats); byte-identical to quantize_row_q8_0_ref
     Q8_K,  // block_q8_K (the k-quants); byte-identical to quantize_row_q8_K_ref
+    BF16,  // bf16, rounded to nearest even (round_row_bf16): BF16 weights in the r16 layout
 };
 
 // Keys per tile of the tiled attention kernels.

@@ -3,10 +3,12 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "backends/cpu/kernels/kernels.h"
 #include "backends/cpu/kernels/kquant_scales.h"
 #include "tensor/error.h"
+#include "tensor/fp16.h"
 #include "tensor/quant/blocks.h"
 
 namespace tessera::cpu::kernels {
@@ -269,7 +271,7 @@ void r16_position(DType t, int row, int e, size_t* byte, bool* high) {
 
 void check(DType t, int64_t k, int64_t n) {
     if (!r16_supported(t)) throw Error("r16 layout: unsupported type " + std::string(type_name(t)));
-    if (k % type_traits(t).block_size != 0 || n % kR16Rows != 0)
+    if (k % type_traits(t).block_size != 0 || n % kR16Rows != 0 || (t == DType::BF16 && k % 2 != 0))
         throw Error("r16 layout: " + std::to_string(n) + " rows of " + std::to_string(k) +
                     " do not make whole groups of 16 rows and 32-element blocks");
 }
@@ -304,10 +306,67 @@ void dot_r16_f16_ref(int64_t k, const void* w, const void* x, size_t x_stride, i
     }
 }
 
+// BF16: pair p of the 16 rows of a group side by side, row j's two elements at 2 j (in
+// 16-bit units), 32 units per pair.
+void repack_bf16(const uint16_t* src, uint16_t* dst, int64_t k, int64_t n, bool to_r16) {
+#pragma omp parallel for schedule(static)
+    for (int64_t g = 0; g < n / kR16Rows; ++g)
+        for (int j = 0; j < kR16Rows; ++j) {
+            const size_t row = static_cast<size_t>(g * kR16Rows + j) * static_cast<size_t>(k);
+            const size_t group = static_cast<size_t>(g * kR16Rows) * static_cast<size_t>(k);
+            for (int64_t i = 0; i < k; ++i) {
+                const size_t r16 = group + static_cast<size_t>(i / 2) * 2 * kR16Rows + 2 * static_cast<size_t>(j) +
+                                   static_cast<size_t>(i % 2);
+                if (to_r16) dst[r16] = src[row + static_cast<size_t>(i)];
+                else dst[row + static_cast<size_t>(i)] = src[r16];
+            }
+        }
+}
+
+// vdpbf16ps's arithmetic: bf16 inputs with a zero exponent read as zero, and a sum that
+// falls below the smallest normal float is flushed to zero.
+float bf16_daz(uint16_t h) { return (h & 0x7f80u) == 0 ? 0.0f : bf16_to_fp32(h); }
+float add_ftz(float acc, float product) {
+    const float s = acc + product;
+    return std::fabs(s) < std::numeric_limits<float>::min() ? std::copysign(0.0f, s) : s;
+}
+
+// The BF16 twin: per pair p, acc += w1 * x1, then acc += w0 * x0 (each product exact in
+// float, each sum rounded once), the even pairs into one sum and the odd ones into
+// another; the result is even + odd.
+void dot_r16_bf16_ref(int64_t k, const void* w, const void* x, size_t x_stride, int nc, float* out,
+                      size_t out_stride) {
+    const auto* wp = static_cast<const uint16_t*>(w);
+    for (int c = 0; c < nc; ++c) {
+        const auto* xr = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(x) + c * x_stride);
+        for (int j = 0; j < kR16Rows; ++j) {
+            float sum[2] = {0.0f, 0.0f};
+            for (int64_t p = 0; p < k / 2; ++p) {
+                const uint16_t* pair = wp + p * 2 * kR16Rows + 2 * j;
+                float& s = sum[p % 2];
+                s = add_ftz(s, bf16_daz(pair[1]) * bf16_daz(xr[2 * p + 1]));
+                s = add_ftz(s, bf16_daz(pair[0]) * bf16_daz(xr[2 * p]));
+            }
+            out[c * out_stride + static_cast<size_t>(j)] = sum[0] + sum[1];
+        }
+    }
+}
+
 }  // namespace
 
 bool r16_supported(DType t) {
-    return t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K || t == DType::F16;
+    return t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K || t == DType::F16 ||
+           t == DType::BF16;
+}
+
+bool r16_fits(DType t, int64_t k, int64_t n) {
+    return r16_supported(t) && n % kR16Rows == 0 && k % type_traits(t).block_size == 0 && (t != DType::BF16 || k % 2 == 0);
+}
+
+bool r16_uses_bf16(DType t) { return t == DType::BF16; }
+
+void round_row_bf16(const float* x, uint16_t* y, int64_t k) {
+    for (int64_t i = 0; i < k; ++i) y[i] = fp32_to_bf16(x[i]);
 }
 
 size_t r16_block_bytes(DType t) { return t == DType::Q4_K ? kKBlock : kR16Rows * type_traits(t).type_size; }
@@ -325,6 +384,7 @@ void repack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
     if (t == DType::Q4_K) return repack_q4_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
     if (t == DType::Q6_K) return repack_q6_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
     if (t == DType::F16) return repack_f16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, true);
+    if (t == DType::BF16) return repack_bf16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, true);
     const int64_t nb = k / kQK;
     const size_t bs = type_traits(t).type_size, gb = r16_block_bytes(t), row_bytes = static_cast<size_t>(nb) * bs;
     const auto* s = static_cast<const uint8_t*>(src);
@@ -360,6 +420,7 @@ void unpack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
     if (t == DType::Q4_K) return unpack_q4_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
     if (t == DType::Q6_K) return unpack_q6_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
     if (t == DType::F16) return repack_f16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, false);
+    if (t == DType::BF16) return repack_bf16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, false);
     const int64_t nb = k / kQK;
     const size_t bs = type_traits(t).type_size, gb = r16_block_bytes(t), row_bytes = static_cast<size_t>(nb) * bs;
     const auto* s = static_cast<const uint8_t*>(src);
@@ -400,6 +461,7 @@ void dot_r16_ref(DType t, int64_t k, const void* w, const void* x, size_t x_stri
     if (t == DType::Q4_K) return dot_r16_q4_K_ref(k, w, x, x_stride, nc, out, out_stride);
     if (t == DType::Q6_K) return dot_r16_q6_K_ref(k, w, x, x_stride, nc, out, out_stride);
     if (t == DType::F16) return dot_r16_f16_ref(k, w, x, x_stride, nc, out, out_stride);
+    if (t == DType::BF16) return dot_r16_bf16_ref(k, w, x, x_stride, nc, out, out_stride);
     const int64_t nb = k / kQK;
     const size_t gb = r16_block_bytes(t);
     const int off = offset_of(t);
@@ -443,6 +505,7 @@ DotR16Fn dot_r16_ref_fn(DType t) {
     if (t == DType::Q4_K) return &dot_r16_ref_typed<DType::Q4_K>;
     if (t == DType::Q6_K) return &dot_r16_ref_typed<DType::Q6_K>;
     if (t == DType::F16) return &dot_r16_ref_typed<DType::F16>;
+    if (t == DType::BF16) return &dot_r16_ref_typed<DType::BF16>;
     return nullptr;
 }
 

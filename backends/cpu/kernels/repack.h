@@ -22,7 +22,10 @@
 //   16 vectors at 2336, vector s holding chunks 4s .. 4s + 3 as bit pairs 0-1, 2-3, 4-5, 6-7.
 // F16: element i of the 16 rows side by side, 32 bytes per i (kernels: one conversion to
 // 16 floats, then one FMA per activation row with the activation broadcast).
-// A Q4_0, Q8_0, Q6_K or F16 group takes exactly the bytes of its 16 rows in the plain layout; a
+// BF16 (rows of even length): elements 2p and 2p + 1 of the 16 rows side by side, 64 bytes per
+// pair p, row j's pair at 4 j (kernels: one vdpbf16ps per pair and activation row, against the
+// activation row rounded to bf16, as llama.cpp does for BF16 weights).
+// A Q4_0, Q8_0, Q6_K, F16 or BF16 group takes exactly the bytes of its 16 rows in the plain layout; a
 // Q4_K group 64 bytes more per block (r16_bytes).
 //
 // Dot products of Q4_0 and Q8_0 against Q8_0 activation blocks use the unsigned quants and
@@ -53,6 +56,12 @@ size_t r16_bytes(DType t, int64_t k, int64_t n);
 // (F16); else Q8_0 blocks plus block sums.
 bool r16_uses_q8_K(DType t);
 bool r16_uses_f32(DType t);
+// BF16: the activation rows rounded to bf16 (round_row_bf16).
+bool r16_uses_bf16(DType t);
+// Whether a tensor of n rows of k elements fits the layout (whole groups and blocks).
+bool r16_fits(DType t, int64_t k, int64_t n);
+// x: k floats -> k bf16, rounded to nearest even (the BF16 kernels' activations).
+void round_row_bf16(const float* x, uint16_t* y, int64_t k);
 
 // Plain rows -> r16 groups, and back. n a multiple of 16, k of the block size; src and dst
 // distinct.
@@ -77,7 +86,9 @@ void dot_r16_ref(DType t, int64_t k, const void* w, const void* x, size_t x_stri
                  size_t sums_stride, int nc, float* out, size_t out_stride);
 DotR16Fn dot_r16_ref_fn(DType t);
 
-// The AVX-512 VNNI kernels (nullptr for other types, or where not compiled in).
+// The AVX-512 VNNI kernels (nullptr for other types, or where not compiled in), and the
+// AVX-512 BF16 one for BF16 weights.
 DotR16Fn dot_r16_avx512_vnni(DType t);
+DotR16Fn dot_r16_avx512_bf16();
 
 }  // namespace tessera::cpu::kernels

@@ -261,6 +261,50 @@ void dot_f16(int64_t k, const void* w, const void* x, size_t xs, const int32_t*,
     column_tiles<8>(nc, [&]<int C>(int c) { tile_f16<C>(k, wp, xp + c * xs, xs, out + c * os, os); });
 }
 
+#define TESSERA_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma")))
+
+TESSERA_AVX512_BF16 inline __m512bh pair_of(const uint16_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return (__m512bh)_mm512_set1_epi32(v);
+}
+
+// BF16: 16 rows x C activation rows of bf16; per pair p, one vdpbf16ps per column against the
+// broadcast activation pair, even pairs into one sum and odd ones into another (two
+// dependency chains), added at the end: the twin's sequence exactly.
+template <int C>
+TESSERA_AVX512_BF16 void tile_bf16(int64_t k, const uint16_t* w, const uint8_t* x, size_t xs, float* out, size_t os) {
+    __m512 even[C], odd[C];
+    for (int c = 0; c < C; ++c) even[c] = odd[c] = _mm512_setzero_ps();
+    const uint16_t* xr[C];
+    for (int c = 0; c < C; ++c) xr[c] = reinterpret_cast<const uint16_t*>(x + c * xs);
+    const int64_t np = k / 2;
+    int64_t p = 0;
+    for (; p + 2 <= np; p += 2) {
+        // Both lines of the two pairs, 12 KB ahead.
+        _mm_prefetch(reinterpret_cast<const char*>(w + (p + 192) * 32), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w + (p + 193) * 32), _MM_HINT_T0);
+        const __m512bh w0 = (__m512bh)_mm512_loadu_si512(w + p * 32);
+        const __m512bh w1 = (__m512bh)_mm512_loadu_si512(w + (p + 1) * 32);
+        for (int c = 0; c < C; ++c) {
+            even[c] = _mm512_dpbf16_ps(even[c], w0, pair_of(xr[c] + 2 * p));
+            odd[c] = _mm512_dpbf16_ps(odd[c], w1, pair_of(xr[c] + 2 * p + 2));
+        }
+    }
+    if (p < np) {
+        const __m512bh w0 = (__m512bh)_mm512_loadu_si512(w + p * 32);
+        for (int c = 0; c < C; ++c) even[c] = _mm512_dpbf16_ps(even[c], w0, pair_of(xr[c] + 2 * p));
+    }
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(out + c * os, _mm512_add_ps(even[c], odd[c]));
+}
+
+void dot_bf16(int64_t k, const void* w, const void* x, size_t xs, const int32_t*, size_t, int nc, float* out,
+              size_t os) {
+    const auto* wp = static_cast<const uint16_t*>(w);
+    const auto* xp = static_cast<const uint8_t*>(x);
+    column_tiles<8>(nc, [&]<int C>(int c) { tile_bf16<C>(k, wp, xp + c * xs, xs, out + c * os, os); });
+}
+
 template <bool Q4>
 void dot(int64_t k, const void* w, const void* x, size_t xs, const int32_t* sums, size_t ss, int nc, float* out,
          size_t os) {
@@ -273,6 +317,8 @@ void dot(int64_t k, const void* w, const void* x, size_t xs, const int32_t* sums
 }
 
 }  // namespace
+
+DotR16Fn dot_r16_avx512_bf16() { return &dot_bf16; }
 
 DotR16Fn dot_r16_avx512_vnni(DType t) {
     if (t == DType::Q4_0) return &dot<true>;
@@ -289,6 +335,7 @@ DotR16Fn dot_r16_avx512_vnni(DType t) {
 
 namespace tessera::cpu::kernels {
 DotR16Fn dot_r16_avx512_vnni(DType) { return nullptr; }
+DotR16Fn dot_r16_avx512_bf16() { return nullptr; }
 }  // namespace tessera::cpu::kernels
 
 #endif
