@@ -41,6 +41,8 @@ void release_file_pages(const void* p, size_t n) {
 // get_rows reads) of a type with an r16 kernel on this CPU, in whole groups of 16 rows.
 bool wants_r16(const Tensor& t, const std::string& name) {
     if (name == "token_embd.weight" || t.ne[2] != 1 || t.ne[3] != 1) return false;
+    // Float tables that are not matrix weights (rope factors, norms) stay as they are.
+    if (name.find("norm") != std::string::npos || name.find("rope") != std::string::npos) return false;
     if (!cpu::kernels::r16_fits(t.type, t.ne[0], t.ne[1])) return false;
     return cpu::kernels::active().dot_r16[static_cast<uint32_t>(t.type)] != nullptr;
 }

@@ -71,7 +71,7 @@ Activations random_acts(DType t, int64_t k, int nc, std::mt19937& rng) {
 
 TEST_CASE("r16 repacking is exact both ways") {
     std::mt19937 rng(7);
-    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::BF16}) {
+    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::BF16, DType::F32}) {
         for (auto [k, n] : {std::pair<int64_t, int64_t>{256, 16}, {768, 48}, {4096, 32}}) {
             CAPTURE(std::string(type_name(t)));
             CAPTURE(k);
@@ -92,7 +92,7 @@ TEST_CASE("r16 repacking is exact both ways") {
 TEST_CASE("the r16 scalar twin agrees with the plain-layout kernels") {
     std::mt19937 rng(11);
     const int64_t k = 256;
-    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::BF16}) {
+    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::BF16, DType::F32}) {
         CAPTURE(std::string(type_name(t)));
         const std::vector<uint8_t> plain = random_rows(t, k, 16, rng);
         std::vector<uint8_t> packed(kernels::r16_bytes(t, k, 16));
@@ -119,13 +119,13 @@ TEST_CASE("every r16 kernel this CPU runs is bit-identical to its scalar twin") 
     for (const kernels::TargetInfo& target : kernels::compiled_targets()) {
         if (!target.supported) continue;
         REQUIRE(kernels::select_target(target.name));
-        for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::BF16}) {
+        for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::BF16, DType::F32}) {
             const kernels::DotR16Fn fn = kernels::active().dot_r16[static_cast<uint32_t>(t)];
             if (!fn) continue;
             CAPTURE(target.name);
             CAPTURE(std::string(type_name(t)));
             for (int64_t k : {256, 512, 2048, 2049}) {
-                if (!kernels::r16_fits(t, k, 32)) continue;  // odd lengths: F16 only
+                if (!kernels::r16_fits(t, k, 32)) continue;  // odd lengths: F16 and F32 only
                 const std::vector<uint8_t> plain = random_rows(t, k, 32, rng);
                 std::vector<uint8_t> packed(kernels::r16_bytes(t, k, 32));
                 kernels::repack_r16(t, plain.data(), packed.data(), k, 32);
@@ -151,7 +151,8 @@ TEST_CASE("a model loaded with repacking gives the logits of the plain layout") 
     tessera::test::ScratchDir dir;
     std::vector<tessera::test::RandomLlamaConfig> configs;
     for (const auto& cfg : tessera::test::random_llama_configs())
-        if (cfg.weight_type == DType::Q4_0 || cfg.weight_type == DType::Q8_0 || cfg.weight_type == DType::F16)
+        if (cfg.weight_type == DType::Q4_0 || cfg.weight_type == DType::Q8_0 || cfg.weight_type == DType::F16 ||
+            cfg.weight_type == DType::F32)
             configs.push_back(cfg);
     // Q4_K and Q6_K: models with rows of 256, converted with `tessera quantize`'s Q4_K_S and
     // Q6_K mixes.

@@ -276,8 +276,9 @@ void check(DType t, int64_t k, int64_t n) {
                     " do not make whole groups of 16 rows and 32-element blocks");
 }
 
-// F16: element k of the 16 rows of a group side by side (32 bytes per k).
-void repack_f16(const uint16_t* src, uint16_t* dst, int64_t k, int64_t n, bool to_r16) {
+// F16 and F32: element k of the 16 rows of a group side by side (32 or 64 bytes per k).
+template <class T>
+void repack_float(const T* src, T* dst, int64_t k, int64_t n, bool to_r16) {
 #pragma omp parallel for schedule(static)
     for (int64_t g = 0; g < n / kR16Rows; ++g)
         for (int j = 0; j < kR16Rows; ++j) {
@@ -291,16 +292,23 @@ void repack_f16(const uint16_t* src, uint16_t* dst, int64_t k, int64_t n, bool t
         }
 }
 
-// The F16 twin: even = fma(w[j][i], x[c][i], even) over the even i in order, odd likewise
-// over the odd i; the result is even + odd.
-void dot_r16_f16_ref(int64_t k, const void* w, const void* x, size_t x_stride, int nc, float* out, size_t out_stride) {
+// The F16 and F32 twin: even = fma(w[j][i], x[c][i], even) over the even i in order, odd
+// likewise over the odd i; the result is even + odd.
+template <class T>
+void dot_r16_float_ref(int64_t k, const void* w, const void* x, size_t x_stride, int nc, float* out,
+                       size_t out_stride) {
     const float* f16 = fp16_table();
-    const auto* wp = static_cast<const uint16_t*>(w);
+    const auto* wp = static_cast<const T*>(w);
+    const auto weight = [&](size_t i) {
+        if constexpr (sizeof(T) == 2) return f16[wp[i]];
+        else return wp[i];
+    };
     for (int c = 0; c < nc; ++c) {
         const auto* xr = reinterpret_cast<const float*>(static_cast<const uint8_t*>(x) + c * x_stride);
         for (int j = 0; j < kR16Rows; ++j) {
             float sum[2] = {0.0f, 0.0f};
-            for (int64_t i = 0; i < k; ++i) sum[i % 2] = std::fma(f16[wp[i * kR16Rows + j]], xr[i], sum[i % 2]);
+            for (int64_t i = 0; i < k; ++i)
+                sum[i % 2] = std::fma(weight(static_cast<size_t>(i * kR16Rows + j)), xr[i], sum[i % 2]);
             out[c * out_stride + static_cast<size_t>(j)] = sum[0] + sum[1];
         }
     }
@@ -356,7 +364,7 @@ void dot_r16_bf16_ref(int64_t k, const void* w, const void* x, size_t x_stride, 
 
 bool r16_supported(DType t) {
     return t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K || t == DType::F16 ||
-           t == DType::BF16;
+           t == DType::BF16 || t == DType::F32;
 }
 
 bool r16_fits(DType t, int64_t k, int64_t n) {
@@ -377,13 +385,14 @@ size_t r16_bytes(DType t, int64_t k, int64_t n) {
 
 bool r16_uses_q8_K(DType t) { return t == DType::Q4_K || t == DType::Q6_K; }
 
-bool r16_uses_f32(DType t) { return t == DType::F16; }
+bool r16_uses_f32(DType t) { return t == DType::F16 || t == DType::F32; }
 
 void repack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
     check(t, k, n);
     if (t == DType::Q4_K) return repack_q4_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
     if (t == DType::Q6_K) return repack_q6_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
-    if (t == DType::F16) return repack_f16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, true);
+    if (t == DType::F16) return repack_float(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, true);
+    if (t == DType::F32) return repack_float(static_cast<const float*>(src), static_cast<float*>(dst), k, n, true);
     if (t == DType::BF16) return repack_bf16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, true);
     const int64_t nb = k / kQK;
     const size_t bs = type_traits(t).type_size, gb = r16_block_bytes(t), row_bytes = static_cast<size_t>(nb) * bs;
@@ -419,7 +428,8 @@ void unpack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
     check(t, k, n);
     if (t == DType::Q4_K) return unpack_q4_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
     if (t == DType::Q6_K) return unpack_q6_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
-    if (t == DType::F16) return repack_f16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, false);
+    if (t == DType::F16) return repack_float(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, false);
+    if (t == DType::F32) return repack_float(static_cast<const float*>(src), static_cast<float*>(dst), k, n, false);
     if (t == DType::BF16) return repack_bf16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, false);
     const int64_t nb = k / kQK;
     const size_t bs = type_traits(t).type_size, gb = r16_block_bytes(t), row_bytes = static_cast<size_t>(nb) * bs;
@@ -460,7 +470,8 @@ void dot_r16_ref(DType t, int64_t k, const void* w, const void* x, size_t x_stri
                  size_t sums_stride, int nc, float* out, size_t out_stride) {
     if (t == DType::Q4_K) return dot_r16_q4_K_ref(k, w, x, x_stride, nc, out, out_stride);
     if (t == DType::Q6_K) return dot_r16_q6_K_ref(k, w, x, x_stride, nc, out, out_stride);
-    if (t == DType::F16) return dot_r16_f16_ref(k, w, x, x_stride, nc, out, out_stride);
+    if (t == DType::F16) return dot_r16_float_ref<uint16_t>(k, w, x, x_stride, nc, out, out_stride);
+    if (t == DType::F32) return dot_r16_float_ref<float>(k, w, x, x_stride, nc, out, out_stride);
     if (t == DType::BF16) return dot_r16_bf16_ref(k, w, x, x_stride, nc, out, out_stride);
     const int64_t nb = k / kQK;
     const size_t gb = r16_block_bytes(t);
@@ -505,6 +516,7 @@ DotR16Fn dot_r16_ref_fn(DType t) {
     if (t == DType::Q4_K) return &dot_r16_ref_typed<DType::Q4_K>;
     if (t == DType::Q6_K) return &dot_r16_ref_typed<DType::Q6_K>;
     if (t == DType::F16) return &dot_r16_ref_typed<DType::F16>;
+    if (t == DType::F32) return &dot_r16_ref_typed<DType::F32>;
     if (t == DType::BF16) return &dot_r16_ref_typed<DType::BF16>;
     return nullptr;
 }

@@ -21,11 +21,12 @@
 //   (4 quants of each row, low nibbles) and chunk 2v + 1 (high nibbles); the top 2 bits as
 //   16 vectors at 2336, vector s holding chunks 4s .. 4s + 3 as bit pairs 0-1, 2-3, 4-5, 6-7.
 // F16: element i of the 16 rows side by side, 32 bytes per i (kernels: one conversion to
-// 16 floats, then one FMA per activation row with the activation broadcast).
+// 16 floats, then one FMA per activation row with the activation broadcast); F32 likewise,
+// 64 bytes per i.
 // BF16 (rows of even length): elements 2p and 2p + 1 of the 16 rows side by side, 64 bytes per
 // pair p, row j's pair at 4 j (kernels: one vdpbf16ps per pair and activation row, against the
 // activation row rounded to bf16, as llama.cpp does for BF16 weights).
-// A Q4_0, Q8_0, Q6_K, F16 or BF16 group takes exactly the bytes of its 16 rows in the plain layout; a
+// A Q4_0, Q8_0, Q6_K, F16, BF16 or F32 group takes exactly the bytes of its 16 rows in the plain layout; a
 // Q4_K group 64 bytes more per block (r16_bytes).
 //
 // Dot products of Q4_0 and Q8_0 against Q8_0 activation blocks use the unsigned quants and
