@@ -10,6 +10,7 @@ packages=(
     pkg-config
     doctest-dev       # unit tests
     libhwy-dev        # Highway: the CPU kernels' run-time SIMD dispatch
+    libopenblas-dev   # sgemm for prompts on float weights on CPUs without AVX-512
     clang             # libFuzzer target, sanitizer builds
     libclang-rt-dev   # clang's sanitizer and fuzzer runtimes
     python3           # test helpers (JSON checks), model download (scripts/get-model.sh)
