@@ -68,22 +68,22 @@ bool wants_block_sums(const Tensor& a) {
     return (a.flags & kFlagRepacked) && act_format(a) == kernels::ActFormat::Q8_0;
 }
 
-// Quantizes activation rows [r0, r1) of b into x (row m at m * row_bytes) and, where wanted,
-// their block sums (row m's at sums + m * (K / 32)).
-void quantize_rows(const Tensor& b, kernels::ActFormat fmt, int64_t r0, int64_t r1, char* x, size_t row_bytes,
-                   int32_t* sums) {
+// Quantizes the n activation rows of b from row m0 (of batch i2, i3) into x, row i at
+// x + i * row_bytes, and, where wanted, their block sums (row i's at sums + i * (K / 32)).
+void quantize_rows(const Tensor& b, kernels::ActFormat fmt, int64_t m0, int64_t n, int64_t i2, int64_t i3, char* x,
+                   size_t row_bytes, int32_t* sums) {
     const kernels::KernelTable& kt = kernels::active();
     const int64_t K = b.ne[0];
-    for (int64_t m = r0; m < r1; ++m) {
-        const float* row = reinterpret_cast<const float*>(b.row_ptr(m));
-        char* dst = x + m * row_bytes;
+    for (int64_t i = 0; i < n; ++i) {
+        const float* row = reinterpret_cast<const float*>(b.row_ptr(m0 + i, i2, i3));
+        char* dst = x + i * row_bytes;
         if (fmt == kernels::ActFormat::Q8_K) {
             kt.quantize_q8_K(row, dst, K);
         } else if (fmt == kernels::ActFormat::BF16) {
             kernels::round_row_bf16(row, reinterpret_cast<uint16_t*>(dst), K);
         } else {
             kt.quantize_q8_0(row, dst, K);
-            if (sums) kernels::act_block_sums(dst, sums + m * (K / quant::kQK), K);
+            if (sums) kernels::act_block_sums(dst, sums + i * (K / quant::kQK), K);
         }
     }
 }
@@ -190,7 +190,7 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
         sums = sums ? reinterpret_cast<int32_t*>(p.shared + round_up64(static_cast<size_t>(M) * act_bytes)) : nullptr;
         int64_t rb, re;
         split_rows(M, p.ith, p.nth, &rb, &re);
-        quantize_rows(b, fmt, rb, re, x, act_bytes, sums);
+        quantize_rows(b, fmt, rb, re - rb, 0, 0, x + rb * act_bytes, act_bytes, sums ? sums + rb * nb : nullptr);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
@@ -211,18 +211,7 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
                 xc = b.row_ptr(m0, i2, i3);
                 xs = b.nb[1];
             }
-            for (int64_t m = 0; m < mc && !f32 && !share; ++m) {
-                const float* row = reinterpret_cast<const float*>(b.row_ptr(m0 + m, i2, i3));
-                char* dst = x + m * act_bytes;
-                if (fmt == kernels::ActFormat::Q8_K) {
-                    kt.quantize_q8_K(row, dst, K);
-                } else if (fmt == kernels::ActFormat::BF16) {
-                    kernels::round_row_bf16(row, reinterpret_cast<uint16_t*>(dst), K);
-                } else {
-                    kt.quantize_q8_0(row, dst, K);
-                    kernels::act_block_sums(dst, sums + m * nb, K);
-                }
-            }
+            if (!f32 && !share) quantize_rows(b, fmt, m0, mc, i2, i3, x, act_bytes, sums);
             float* out = reinterpret_cast<float*>(node.row_ptr(m0, i2, i3));
             for (int64_t g = g0; g < g1; ++g) {
                 const char* w = static_cast<const char*>(a.data) + static_cast<size_t>(g) * group_bytes;
@@ -256,9 +245,7 @@ void op_mul_mat(const Tensor& node, const ComputeParams& p) {
         dot = kt.dot[static_cast<uint32_t>(DType::F32)];
         fmt = kernels::ActFormat::F32;
     }
-    const kernels::QuantizeRowFn quantize = fmt == kernels::ActFormat::Q8_0   ? kt.quantize_q8_0
-                                            : fmt == kernels::ActFormat::Q8_K ? kt.quantize_q8_K
-                                                                              : nullptr;
+    const bool quantize = fmt != kernels::ActFormat::F32;
     const size_t act_bytes = kernels::act_row_size(fmt, K);
     const int64_t chunk = quantize ? kActChunk : M;
     const int tr = dequantize ? 1 : std::min(kt.tile_rows, kernels::kMaxTile);
@@ -269,7 +256,7 @@ void op_mul_mat(const Tensor& node, const ComputeParams& p) {
     if (share) {
         int64_t rb, re;
         split_rows(M, p.ith, p.nth, &rb, &re);
-        quantize_rows(b, fmt, rb, re, p.shared, act_bytes, nullptr);
+        quantize_rows(b, fmt, rb, re - rb, 0, 0, p.shared + rb * act_bytes, act_bytes, nullptr);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
@@ -292,8 +279,7 @@ void op_mul_mat(const Tensor& node, const ComputeParams& p) {
                 x = p.shared + m0 * act_bytes;
                 x_stride = act_bytes;
             } else if (quantize) {
-                for (int64_t m = 0; m < mc; ++m)
-                    quantize(reinterpret_cast<const float*>(b.row_ptr(m0 + m, i2, i3)), scratch + m * act_bytes, K);
+                quantize_rows(b, fmt, m0, mc, i2, i3, scratch, act_bytes, nullptr);
                 x = scratch;
                 x_stride = act_bytes;
             }

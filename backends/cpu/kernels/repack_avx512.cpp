@@ -228,68 +228,45 @@ void dot_q6_K(int64_t k, const void* w, const void* x, size_t xs, const int32_t*
     column_tiles<4>(nc, [&]<int C>(int c) { tile_q6_K<C>(nb, wp, xp + c * xs, xs, out + c * os, os); });
 }
 
-// F16: 16 rows x C activation rows of floats; per element i, the 16 rows' weights as floats
-// times the broadcast activation, the even elements into one sum and the odd ones into
-// another (two dependency chains), added at the end: the twin's sequence exactly.
-template <int C>
-TESSERA_AVX512_VNNI void tile_f16(int64_t k, const uint16_t* w, const uint8_t* x, size_t xs, float* out, size_t os) {
+// The 16 rows' weights of element i as floats: F16 converted, F32 as they are.
+TESSERA_AVX512_VNNI inline __m512 load16(const uint16_t* w) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)));
+}
+TESSERA_AVX512_VNNI inline __m512 load16(const float* w) { return _mm512_loadu_ps(w); }
+
+// F16 and F32: 16 rows x C activation rows of floats; per element i, the 16 rows' weights as
+// floats times the broadcast activation, the even elements into one sum and the odd ones into
+// another (two dependency chains), added at the end: the twin's sequence exactly. Every line
+// of the stream is prefetched 12 KB ahead.
+template <class T, int C>
+TESSERA_AVX512_VNNI void tile_float(int64_t k, const T* w, const uint8_t* x, size_t xs, float* out, size_t os) {
     __m512 even[C], odd[C];
     for (int c = 0; c < C; ++c) even[c] = odd[c] = _mm512_setzero_ps();
     const float* xr[C];
     for (int c = 0; c < C; ++c) xr[c] = reinterpret_cast<const float*>(x + c * xs);
     int64_t i = 0;
     for (; i + 2 <= k; i += 2) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + (i + 384) * 16), _MM_HINT_T0);
-        const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i * 16)));
-        const __m512 w1 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + (i + 1) * 16)));
+        for (size_t o = 0; o < 2 * 16 * sizeof(T); o += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(w + i * 16) + 12288 + o, _MM_HINT_T0);
+        const __m512 w0 = load16(w + i * 16), w1 = load16(w + (i + 1) * 16);
         for (int c = 0; c < C; ++c) {
             even[c] = _mm512_fmadd_ps(w0, _mm512_set1_ps(xr[c][i]), even[c]);
             odd[c] = _mm512_fmadd_ps(w1, _mm512_set1_ps(xr[c][i + 1]), odd[c]);
         }
     }
     if (i < k) {
-        const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i * 16)));
+        const __m512 w0 = load16(w + i * 16);
         for (int c = 0; c < C; ++c) even[c] = _mm512_fmadd_ps(w0, _mm512_set1_ps(xr[c][i]), even[c]);
     }
     for (int c = 0; c < C; ++c) _mm512_storeu_ps(out + c * os, _mm512_add_ps(even[c], odd[c]));
 }
 
-// F32: as F16, the weights loaded as they are; both lines of the two elements prefetched.
-template <int C>
-TESSERA_AVX512_VNNI void tile_f32(int64_t k, const float* w, const uint8_t* x, size_t xs, float* out, size_t os) {
-    __m512 even[C], odd[C];
-    for (int c = 0; c < C; ++c) even[c] = odd[c] = _mm512_setzero_ps();
-    const float* xr[C];
-    for (int c = 0; c < C; ++c) xr[c] = reinterpret_cast<const float*>(x + c * xs);
-    int64_t i = 0;
-    for (; i + 2 <= k; i += 2) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + (i + 192) * 16), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(w + (i + 193) * 16), _MM_HINT_T0);
-        const __m512 w0 = _mm512_loadu_ps(w + i * 16), w1 = _mm512_loadu_ps(w + (i + 1) * 16);
-        for (int c = 0; c < C; ++c) {
-            even[c] = _mm512_fmadd_ps(w0, _mm512_set1_ps(xr[c][i]), even[c]);
-            odd[c] = _mm512_fmadd_ps(w1, _mm512_set1_ps(xr[c][i + 1]), odd[c]);
-        }
-    }
-    if (i < k) {
-        const __m512 w0 = _mm512_loadu_ps(w + i * 16);
-        for (int c = 0; c < C; ++c) even[c] = _mm512_fmadd_ps(w0, _mm512_set1_ps(xr[c][i]), even[c]);
-    }
-    for (int c = 0; c < C; ++c) _mm512_storeu_ps(out + c * os, _mm512_add_ps(even[c], odd[c]));
-}
-
-void dot_f32(int64_t k, const void* w, const void* x, size_t xs, const int32_t*, size_t, int nc, float* out,
-             size_t os) {
-    const auto* wp = static_cast<const float*>(w);
+template <class T>
+void dot_float(int64_t k, const void* w, const void* x, size_t xs, const int32_t*, size_t, int nc, float* out,
+               size_t os) {
+    const auto* wp = static_cast<const T*>(w);
     const auto* xp = static_cast<const uint8_t*>(x);
-    column_tiles<8>(nc, [&]<int C>(int c) { tile_f32<C>(k, wp, xp + c * xs, xs, out + c * os, os); });
-}
-
-void dot_f16(int64_t k, const void* w, const void* x, size_t xs, const int32_t*, size_t, int nc, float* out,
-             size_t os) {
-    const auto* wp = static_cast<const uint16_t*>(w);
-    const auto* xp = static_cast<const uint8_t*>(x);
-    column_tiles<8>(nc, [&]<int C>(int c) { tile_f16<C>(k, wp, xp + c * xs, xs, out + c * os, os); });
+    column_tiles<8>(nc, [&]<int C>(int c) { tile_float<T, C>(k, wp, xp + c * xs, xs, out + c * os, os); });
 }
 
 #define TESSERA_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma")))
@@ -356,8 +333,8 @@ DotR16Fn dot_r16_avx512_vnni(DType t) {
     if (t == DType::Q8_0) return &dot<false>;
     if (t == DType::Q4_K) return &dot_q4_K;
     if (t == DType::Q6_K) return &dot_q6_K;
-    if (t == DType::F16) return &dot_f16;
-    if (t == DType::F32) return &dot_f32;
+    if (t == DType::F16) return &dot_float<uint16_t>;
+    if (t == DType::F32) return &dot_float<float>;
     return nullptr;
 }
 
