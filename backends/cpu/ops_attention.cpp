@@ -28,7 +28,7 @@ constexpr int64_t kKeyTile = kernels::kAttnTile;
 constexpr int64_t kTiledMinQueries = 4;
 
 struct TiledScratch {
-    float *kt, *vt, *s, *acc, *m, *l, *row, *mt;
+    float *kt, *vt, *s, *acc, *m, *l, *row, *mt, *q;
 };
 
 TiledScratch tiled_scratch(char* work, int64_t rows, int64_t D, int64_t Dv) {
@@ -42,18 +42,42 @@ TiledScratch tiled_scratch(char* work, int64_t rows, int64_t D, int64_t Dv) {
     t.l = t.m + rows;                // [rows] running sum
     t.row = t.l + rows;              // [D] one key row as floats
     t.mt = t.row + D;                // [kQueryBlock][kKeyTile] the mask of the tile
+    t.q = t.mt + kQueryBlock * kKeyTile;  // [rows][D]  the unit's queries, contiguous
     return t;
 }
 
 size_t tiled_floats(int64_t rows, int64_t D, int64_t Dv) {
     return static_cast<size_t>(D * kKeyTile + kKeyTile * Dv + rows * kKeyTile + rows * Dv + 2 * rows + D +
-                               kQueryBlock * kKeyTile + 16);
+                               kQueryBlock * kKeyTile + rows * D + 16);
 }
 
-// A row of K or V as floats.
-void row_to_f32(const Tensor& t, const char* src, float* dst, int64_t n) {
-    if (t.type == DType::F32) std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
-    else quant::dequantize_row(t.type, src, dst, n);
+// A row of K or V as floats: F32 in place, F16 through the SIMD conversion, other types
+// dequantized into `buf`.
+const float* row_f32(const Tensor& t, const char* src, float* buf, int64_t n, const kernels::KernelTable& kt) {
+    if (t.type == DType::F32) return reinterpret_cast<const float*>(src);
+    if (t.type == DType::F16) kt.f16_to_f32(reinterpret_cast<const uint16_t*>(src), buf, n);
+    else quant::dequantize_row(t.type, src, buf, n);
+    return buf;
+}
+
+// The mask of queries [q0, q0 + nq) over keys [j0, j0 + nk) as floats, a row of kKeyTile per
+// query. Returns 1 + the last key any of the queries sees: 0 when the tile is masked for all.
+int64_t tile_mask(const Tensor& mask, int64_t q0, int64_t nq, int64_t j0, int64_t nk, float* mt,
+                  const kernels::KernelTable& kt) {
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    int64_t seen = 0;
+    for (int64_t i = 0; i < nq; ++i) {
+        float* row = mt + i * kKeyTile;
+        const char* mr = mask.row_ptr(q0 + i);
+        if (mask.type == DType::F16) kt.f16_to_f32(reinterpret_cast<const uint16_t*>(mr) + j0, row, nk);
+        else std::memcpy(row, reinterpret_cast<const float*>(mr) + j0, static_cast<size_t>(nk) * sizeof(float));
+        for (int64_t j = nk; j > seen; --j)
+            if (row[j - 1] != neg_inf) {
+                seen = j;
+                break;
+            }
+    }
+    return seen;
 }
 
 void flash_attn_tiled(const Tensor& node, const ComputeParams& p) {
@@ -68,13 +92,7 @@ void flash_attn_tiled(const Tensor& node, const ComputeParams& p) {
     const kernels::KernelTable& kt = kernels::active();
     const float neg_inf = -std::numeric_limits<float>::infinity();
     const TiledScratch w = tiled_scratch(p.work, group * kQueryBlock, D, Dv);
-
-    const auto mask_at = [&](int64_t iq, int64_t j) -> float {
-        if (!mask) return 0.0f;
-        const char* mr = mask->row_ptr(iq);
-        return mask->type == DType::F16 ? fp16_to_fp32(reinterpret_cast<const uint16_t*>(mr)[j])
-                                        : reinterpret_cast<const float*>(mr)[j];
-    };
+    if (!mask) std::fill(w.mt, w.mt + kQueryBlock * kKeyTile, 0.0f);
 
     // Units (kv head, query block, seq) are dealt round-robin: under a causal mask a block's
     // cost grows with its position, so contiguous ranges would leave the last thread about
@@ -88,49 +106,57 @@ void flash_attn_tiled(const Tensor& node, const ComputeParams& p) {
             w.l[r] = 0.0f;
         }
         std::memset(w.acc, 0, static_cast<size_t>(rows * Dv) * sizeof(float));
+        // The queries side by side: in the tensor, consecutive queries of a head are a whole
+        // row of heads apart, and such strides map onto few cache sets.
+        for (int64_t r = 0; r < rows; ++r)
+            std::memcpy(w.q + r * D, q.row_ptr(q0 + r % nq, hk * group + r / nq, s), static_cast<size_t>(D) * sizeof(float));
 
         for (int64_t j0 = 0; j0 < n_kv; j0 += kKeyTile) {
-            const int64_t nk = std::min(kKeyTile, n_kv - j0);
-            // The tile's mask as floats (shared by the query heads); skip a tile every query
-            // of the block masks out.
-            bool any = !mask;
-            for (int64_t i = 0; i < nq; ++i)
-                for (int64_t j = 0; j < nk; ++j) {
-                    const float mv = mask_at(q0 + i, j0 + j);
-                    w.mt[i * kKeyTile + j] = mv;
-                    any |= mv != neg_inf;
-                }
-            if (!any) continue;
+            // Keys past the last one any query of the block sees are left out (the diagonal
+            // tile of a causal mask); a tile masked for all is skipped.
+            int64_t nk = std::min(kKeyTile, n_kv - j0);
+            if (mask) nk = tile_mask(*mask, q0, nq, j0, nk, w.mt, kt);
+            if (nk == 0) continue;
 
-            for (int64_t j = 0; j < kKeyTile; ++j) {
-                if (j < nk) row_to_f32(k, k.row_ptr(j0 + j, hk, s), w.row, D);
-                for (int64_t d = 0; d < D; ++d) w.kt[d * kKeyTile + j] = j < nk ? w.row[d] : 0.0f;
+            for (int64_t j = 0; j < nk; ++j) {
+                const float* kr = row_f32(k, k.row_ptr(j0 + j, hk, s), w.row, D, kt);
+                for (int64_t d = 0; d < D; ++d) w.kt[d * kKeyTile + j] = kr[d];
             }
-            for (int64_t j = 0; j < nk; ++j) row_to_f32(v, v.row_ptr(j0 + j, hk, s), w.vt + j * Dv, Dv);
-            // Scores of each query head's block of queries against the tile.
+            for (int64_t j = 0; j < nk; ++j) {
+                float* vr = w.vt + j * Dv;
+                const float* src = row_f32(v, v.row_ptr(j0 + j, hk, s), vr, Dv, kt);
+                if (src != vr) std::memcpy(vr, src, static_cast<size_t>(Dv) * sizeof(float));
+            }
+            // Per query head sharing the KV head: the scores of its block of queries against
+            // the tile, the online softmax row by row, then the weighted values (the tile
+            // stays in cache across the heads).
             for (int64_t g = 0; g < group; ++g) {
-                const float* qr = reinterpret_cast<const float*>(q.row_ptr(q0, hk * group + g, s));
-                kt.attn_scores(qr, q.nb[1] / sizeof(float), nq, w.kt, D, w.s + g * nq * kKeyTile, kKeyTile);
-            }
-            // Online softmax over the tile, row by row, then the weighted values.
-            for (int64_t r = 0; r < rows; ++r) {
-                float* sr = w.s + r * kKeyTile;
-                const float* mr = w.mt + (r % nq) * kKeyTile;
-                if (softcap > 0.0f)
-                    for (int64_t j = 0; j < nk; ++j) sr[j] = softcap * std::tanh(sr[j] * scale / softcap) + mr[j];
-                else
-                    for (int64_t j = 0; j < nk; ++j) sr[j] = sr[j] * scale + mr[j];
-                float mx = neg_inf;
-                for (int64_t j = 0; j < nk; ++j) mx = std::max(mx, sr[j]);
-                if (mx == neg_inf) continue;  // nothing of this tile for this row
-                if (mx > w.m[r]) {
-                    const float c = std::exp(w.m[r] - mx);  // 0 on the first tile (m = -inf)
-                    kt.scale_f32(w.acc + r * Dv, c, Dv);
-                    w.l[r] *= c;
-                    w.m[r] = mx;
+                float* sg = w.s + g * nq * kKeyTile;
+                kt.attn_scores(w.q + g * nq * D, static_cast<size_t>(D), nq, w.kt, D, nk, sg, kKeyTile);
+                for (int64_t r = g * nq; r < (g + 1) * nq; ++r) {
+                    float* sr = w.s + r * kKeyTile;
+                    const float* mr = w.mt + (r % nq) * kKeyTile;
+                    float mx;
+                    if (softcap > 0.0f) {
+                        mx = neg_inf;
+                        for (int64_t j = 0; j < nk; ++j)
+                            mx = std::max(mx, sr[j] = softcap * std::tanh(sr[j] * scale / softcap) + mr[j]);
+                    } else {
+                        mx = kt.scale_mask_max(sr, mr, nk, scale);
+                    }
+                    if (mx == neg_inf) {  // nothing of this tile for this row: weights 0
+                        std::memset(sr, 0, static_cast<size_t>(nk) * sizeof(float));
+                        continue;
+                    }
+                    if (mx > w.m[r]) {
+                        const float c = std::exp(w.m[r] - mx);  // 0 on the first tile (m = -inf)
+                        kt.scale_f32(w.acc + r * Dv, c, Dv);
+                        w.l[r] *= c;
+                        w.m[r] = mx;
+                    }
+                    w.l[r] += kt.exp_sum(sr, nk, w.m[r]);
                 }
-                w.l[r] += kt.exp_sum(sr, nk, w.m[r]);
-                kt.attn_accumulate(w.acc + r * Dv, Dv, sr, nk, w.vt);
+                kt.attn_accumulate(w.acc + g * nq * Dv, static_cast<size_t>(Dv), nq, Dv, sg, kKeyTile, nk, w.vt);
             }
         }
         for (int64_t r = 0; r < rows; ++r) {

@@ -2,7 +2,8 @@
 // this CPU runs, against their scalar twins: the two products are the same multiply-adds in
 // the same order, so bit-identical where the code path fuses them (FMA), within rounding of
 // the separate product where it does not (SSE4); the exponentials within 2e-7 relative; the
-// gated activations (gate_kernels.cpp) within 2e-6 relative (or 1e-12 absolute).
+// half-to-float conversion exactly; the gated activations (gate_kernels.cpp) within 2e-6
+// relative (or 1e-12 absolute).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -40,24 +41,66 @@ TEST_CASE("tiled attention kernels match their scalar twins on every code path")
         ++paths;
         for (int64_t D : {32, 64, 80, 128}) {
             CAPTURE(D);
-            const int64_t nq = 5;
-            std::vector<float> q(static_cast<size_t>(nq * (D + 3))), ktile(static_cast<size_t>(D * kernels::kAttnTile));
+            const size_t qs = static_cast<size_t>(D + 3);
+            std::vector<float> q(static_cast<size_t>(5) * qs), ktile(static_cast<size_t>(D * kernels::kAttnTile));
             fill(q);
             fill(ktile);
-            std::vector<float> want(static_cast<size_t>(nq * 70), 0.5f), got(want);
-            kernels::ref::attn_scores(q.data(), static_cast<size_t>(D + 3), nq, ktile.data(), D, want.data(), 70);
-            kt.attn_scores(q.data(), static_cast<size_t>(D + 3), nq, ktile.data(), D, got.data(), 70);
-            CHECK(close(want, got, fma));
+            // Pairs of rows and a last odd one; whole tiles and partial ones. Only the first nk
+            // columns are defined.
+            for (int64_t nq : {1, 2, 5})
+                for (int64_t nk : {1, 17, 33, 64}) {
+                    CAPTURE(nq);
+                    CAPTURE(nk);
+                    std::vector<float> want(static_cast<size_t>(nq * 70), 0.5f), got(want);
+                    kernels::ref::attn_scores(q.data(), qs, nq, ktile.data(), D, nk, want.data(), 70);
+                    kt.attn_scores(q.data(), qs, nq, ktile.data(), D, nk, got.data(), 70);
+                    for (int64_t r = 0; r < nq; ++r)
+                        for (int64_t j = nk; j < 70; ++j) want[r * 70 + j] = got[r * 70 + j] = 0.0f;
+                    CHECK(close(want, got, fma));
+                }
 
-            for (int64_t nk : {1, 17, 64}) {
-                std::vector<float> w(static_cast<size_t>(nk)), v(static_cast<size_t>(nk * D)), a(static_cast<size_t>(D));
-                fill(w);
-                fill(v);
-                fill(a);
-                std::vector<float> b = a;
-                kernels::ref::attn_accumulate(a.data(), D, w.data(), nk, v.data());
-                kt.attn_accumulate(b.data(), D, w.data(), nk, v.data());
-                CHECK(close(a, b, fma));
+            for (int64_t nr : {1, 2, 3, 6})
+                for (int64_t nk : {1, 17, 64}) {
+                    CAPTURE(nr);
+                    CAPTURE(nk);
+                    const size_t as = static_cast<size_t>(D + 5), ws = 67;
+                    std::vector<float> w(static_cast<size_t>(nr) * ws), v(static_cast<size_t>(nk * D)),
+                        a(static_cast<size_t>(nr) * as);
+                    fill(w);
+                    fill(v);
+                    fill(a);
+                    std::vector<float> b = a;
+                    kernels::ref::attn_accumulate(a.data(), as, nr, D, w.data(), ws, nk, v.data());
+                    kt.attn_accumulate(b.data(), as, nr, D, w.data(), ws, nk, v.data());
+                    CHECK(close(a, b, fma));  // the padding between rows is left alone too
+                }
+        }
+        for (int64_t n : {1, 15, 64}) {
+            CAPTURE(n);
+            std::vector<float> s(static_cast<size_t>(n)), mask(s.size(), 0.0f);
+            fill(s);
+            for (size_t i = 0; i < mask.size(); i += 3) mask[i] = -INFINITY;
+            if (n > 1) mask[1] = -0.75f;
+            std::vector<float> t = s;
+            const float m_ref = kernels::ref::scale_mask_max(s.data(), mask.data(), n, 0.125f);
+            const float m = kt.scale_mask_max(t.data(), mask.data(), n, 0.125f);
+            CHECK(close(s, t, fma));
+            CHECK((m == m_ref || std::fabs(m - m_ref) <= 2e-5f * (1.0f + std::fabs(m_ref))));
+            CHECK(s[0] == -INFINITY);
+        }
+        {
+            // Halves: normal, subnormal, zeros, infinities, the largest; a partial vector.
+            std::vector<uint16_t> h;
+            for (uint16_t x : {0x0000, 0x8000, 0x0001, 0x03ff, 0x8200, 0x0400, 0x3c00, 0xbc00, 0x7bff, 0xfbff, 0x7c00,
+                               0xfc00, 0x3555, 0x4248})
+                h.push_back(x);
+            for (int i = 0; i < 37; ++i) h.push_back(static_cast<uint16_t>(rng() & 0x7bff));  // positive and finite
+            std::vector<float> want(h.size()), got(h.size(), -1.0f);
+            kernels::ref::f16_to_f32(h.data(), want.data(), static_cast<int64_t>(h.size()));
+            kt.f16_to_f32(h.data(), got.data(), static_cast<int64_t>(h.size()));
+            for (size_t i = 0; i < h.size(); ++i) {
+                CAPTURE(h[i]);
+                CHECK(std::memcmp(&want[i], &got[i], sizeof(float)) == 0);
             }
         }
         for (int64_t n : {1, 15, 64, 100}) {

@@ -67,13 +67,19 @@ struct KernelTable {
     void (*scale_f32)(float* y, float a, int64_t n) = nullptr;                    // y *= a
 
     // Tiled attention (attn_kernels.cpp). kt: a key tile transposed, [D][kAttnTile];
-    // s[r * s_stride + j] = q[r * q_stride] . column j, for all kAttnTile columns.
-    void (*attn_scores)(const float* q, size_t q_stride, int64_t nq, const float* kt, int64_t D, float* s,
-                        size_t s_stride) = nullptr;
-    // acc[d] += sum over j < nk of w[j] * v[j * Dv + d].
-    void (*attn_accumulate)(float* acc, int64_t Dv, const float* w, int64_t nk, const float* v) = nullptr;
+    // s[r * s_stride + j] = q[r * q_stride] . column j for j < nk (columns up to nk rounded up
+    // to the vector may be written too; s_stride >= kAttnTile).
+    void (*attn_scores)(const float* q, size_t q_stride, int64_t nq, const float* kt, int64_t D, int64_t nk,
+                        float* s, size_t s_stride) = nullptr;
+    // acc[r * acc_stride + d] += sum over j < nk of w[r * w_stride + j] * v[j * Dv + d], r < nr.
+    void (*attn_accumulate)(float* acc, size_t acc_stride, int64_t nr, int64_t Dv, const float* w, size_t w_stride,
+                            int64_t nk, const float* v) = nullptr;
+    // s[j] = s[j] * scale + mask[j] (fused) for j < n; returns the largest.
+    float (*scale_mask_max)(float* s, const float* mask, int64_t n, float scale) = nullptr;
     // x[i] = exp(x[i] - m) for i < n; returns their sum.
     float (*exp_sum)(float* x, int64_t n, float m) = nullptr;
+    // y[i] = x[i] as float, x in IEEE half precision.
+    void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n) = nullptr;
 
     // out[i] = act(g[i]) * u[i], act SiLU or GELU (tanh form) (gate_kernels.cpp).
     void (*swiglu)(const float* g, const float* u, float* out, int64_t n) = nullptr;

@@ -283,7 +283,9 @@ void fill(KernelTable* t) {
     t->scale_f32 = scale_f32;
     t->attn_scores = attn_scores;
     t->attn_accumulate = attn_accumulate;
+    t->scale_mask_max = scale_mask_max;
     t->exp_sum = exp_sum;
+    t->f16_to_f32 = f16_to_f32;
     t->swiglu = swiglu;
     t->geglu = geglu;
 }

@@ -32,9 +32,13 @@ void axpy_f16(float* y, float a, const uint16_t* x, int64_t n);
 void scale_f32(float* y, float a, int64_t n);
 
 // Tiled attention (defined in attn_kernels.cpp).
-void attn_scores(const float* q, size_t q_stride, int64_t nq, const float* kt, int64_t D, float* s, size_t s_stride);
-void attn_accumulate(float* acc, int64_t Dv, const float* w, int64_t nk, const float* v);
+void attn_scores(const float* q, size_t q_stride, int64_t nq, const float* kt, int64_t D, int64_t nk, float* s,
+                 size_t s_stride);
+void attn_accumulate(float* acc, size_t acc_stride, int64_t nr, int64_t Dv, const float* w, size_t w_stride,
+                     int64_t nk, const float* v);
+float scale_mask_max(float* s, const float* mask, int64_t n, float scale);
 float exp_sum(float* x, int64_t n, float m);
+void f16_to_f32(const uint16_t* x, float* y, int64_t n);
 
 // Gated activations (defined in gate_kernels.cpp).
 void swiglu(const float* g, const float* u, float* out, int64_t n);
