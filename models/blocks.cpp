@@ -189,16 +189,16 @@ Tensor* self_attention(const ForwardInputs& in, const LayerWeights& l, int il, T
     if (in.w->rope_long && in.w->rope_short)  // LongRoPE
         factors = in.n_ctx > hp.rope_n_ctx_orig ? in.w->rope_long : in.w->rope_short;
     q = g.rope(q, in.positions, factors, rp);
-    k = g.rope(k, in.positions, factors, rp);
 
-    // Write this batch's keys and values into the cache rows of their positions, then
-    // attend over the cache's first n_kv rows (the mask hides rows not yet written).
+    // Write this batch's keys (rotated on the way) and values into the cache rows of their
+    // positions, then attend over the cache's first n_kv rows (the mask hides rows not yet
+    // written).
     Tensor* kc_all = (*in.k_cache)[static_cast<size_t>(il)];
     Tensor* vc_all = (*in.v_cache)[static_cast<size_t>(il)];
     const bool ring = swa && in.rows_swa;  // a sliding-window layer with a ring cache
     Tensor* rows = ring ? in.rows_swa : in.positions;
     const int64_t n_kv = ring ? in.n_kv_swa : in.n_kv;
-    Tensor* kc = g.set_rows(kc_all, g.reshape(k, {hd * hp.n_head_kv, n}), rows);
+    Tensor* kc = g.rope_set_rows(kc_all, k, in.positions, factors, rp, rows);
     Tensor* vc = g.set_rows(vc_all, v, rows);
     const int64_t k_ne[] = {hd, n_kv, hp.n_head_kv};
     const size_t k_nb[] = {type_traits(kc_all->type).type_size, kc_all->nb[1], row_size(kc_all->type, hd)};

@@ -328,22 +328,26 @@ Tensor* Graph::mul_mat(Tensor* a, Tensor* b) {
     return make_op(Op::MulMat, DType::F32, ne, {a, b});
 }
 
-Tensor* Graph::rope(Tensor* x, Tensor* pos, Tensor* freq_factors, const RopeParams& p) {
-    check_unary_f32("rope", x);
-    require_not_null(pos, "rope", "pos");
+namespace {
+
+// The checks rope's operands share with rope_set_rows.
+void check_rope(const char* op, const Tensor* x, const Tensor* pos, const Tensor* freq_factors, const RopeParams& p) {
+    require_not_null(pos, op, "pos");
     std::string shapes = describe("x", x) + " and pos " + shape_string(pos);
-    require(pos->type == DType::I32 && pos->n_elements() == x->ne[2], "rope", shapes,
+    require(pos->type == DType::I32 && pos->n_elements() == x->ne[2], op, shapes,
             "pos must be I32 with one position per token (x.ne[2])");
-    require(x->ne[3] == 1, "rope", shapes, "x must be [head_dim, n_head, n_tokens]");
-    require(p.n_dims > 0 && p.n_dims <= x->ne[0] && p.n_dims % 2 == 0, "rope", shapes,
+    require(x->ne[3] == 1, op, shapes, "x must be [head_dim, n_head, n_tokens]");
+    require(p.n_dims > 0 && p.n_dims <= x->ne[0] && p.n_dims % 2 == 0, op, shapes,
             "n_dims must be even and within the head size");
-    require(p.mode == RopeMode::Normal || p.mode == RopeMode::NeoX, "rope", shapes, "unknown mode");
+    require(p.mode == RopeMode::Normal || p.mode == RopeMode::NeoX, op, shapes, "unknown mode");
     if (freq_factors) {
         require(freq_factors->type == DType::F32 && freq_factors->n_elements() >= p.n_dims / 2 &&
                     freq_factors->is_contiguous(),
-                "rope", shapes, "freq_factors must be contiguous F32 with n_dims/2 values");
+                op, shapes, "freq_factors must be contiguous F32 with n_dims/2 values");
     }
-    Tensor* t = make_op(Op::Rope, DType::F32, shape_of(x), {x, pos, freq_factors});
+}
+
+void set_rope_params(Tensor* t, const RopeParams& p) {
     t->params[0] = p.n_dims;
     t->params[1] = static_cast<int32_t>(p.mode);
     t->params[2] = p.n_ctx_orig;
@@ -353,6 +357,15 @@ Tensor* Graph::rope(Tensor* x, Tensor* pos, Tensor* freq_factors, const RopePara
     t->set_param_f(6, p.attn_factor);
     t->set_param_f(7, p.beta_fast);
     t->set_param_f(8, p.beta_slow);
+}
+
+}  // namespace
+
+Tensor* Graph::rope(Tensor* x, Tensor* pos, Tensor* freq_factors, const RopeParams& p) {
+    check_unary_f32("rope", x);
+    check_rope("rope", x, pos, freq_factors, p);
+    Tensor* t = make_op(Op::Rope, DType::F32, shape_of(x), {x, pos, freq_factors});
+    set_rope_params(t, p);
     return t;
 }
 
@@ -474,6 +487,32 @@ Tensor* Graph::set_rows(Tensor* dst, Tensor* src, Tensor* idx) {
     t->src[0] = dst;
     t->src[1] = src;
     t->src[2] = idx;
+    return t;
+}
+
+Tensor* Graph::rope_set_rows(Tensor* dst, Tensor* x, Tensor* pos, Tensor* freq_factors, const RopeParams& p,
+                             Tensor* idx) {
+    check_unary_f32("rope_set_rows", x);
+    check_rope("rope_set_rows", x, pos, freq_factors, p);
+    require_not_null(dst, "rope_set_rows", "dst");
+    require_not_null(idx, "rope_set_rows", "idx");
+    // set_rows's rules, on x's tokens as rows of head * n_head.
+    std::string shapes = describe("dst", dst) + ", " + describe("x", x) + " and idx " + shape_string(idx);
+    require(x->is_contiguous(), "rope_set_rows", shapes, "x must be contiguous");
+    require(idx->type == DType::I32 || idx->type == DType::I64, "rope_set_rows", shapes, "idx must be I32 or I64");
+    require(dst->ne[0] == x->ne[0] * x->ne[1], "rope_set_rows", shapes, "dst rows must hold head x n_head values");
+    require(dst->ne[2] == 1 && dst->ne[3] == 1, "rope_set_rows", shapes, "dst must be 2-D");
+    require(idx->n_elements() == x->ne[2], "rope_set_rows", shapes, "one index per token");
+    require(type_traits(dst->type).has_reference, "rope_set_rows", shapes, "dst's type has no quantizer");
+    require(dst->rows_contiguous() && idx->is_contiguous(), "rope_set_rows", shapes, "rows must be contiguous");
+    Tensor* t = make_view(dst, shape_of(dst), std::span<const size_t>(dst->nb, kMaxDims), 0);
+    t->op = Op::SetRows;
+    t->src[0] = dst;
+    t->src[1] = x;
+    t->src[2] = idx;
+    t->src[3] = pos;
+    t->src[4] = freq_factors;
+    set_rope_params(t, p);
     return t;
 }
 

@@ -95,6 +95,11 @@ public:
     // Writes rows of `src` (F32 [E, n]) into `dst` ([E, R], any type with a quantizer) at
     // rows `idx` (I32 or I64 [n]); returns a view of `dst`.
     Tensor* set_rows(Tensor* dst, Tensor* src, Tensor* idx);
+    // set_rows(dst, rope(x, pos, freq_factors, p) as [head * n_head, n], idx) in one pass
+    // (the rotated keys go straight into the cache): x F32 [head, n_head, n]; each token's
+    // rotated heads become row idx[t] of dst. The values are those of the two ops.
+    Tensor* rope_set_rows(Tensor* dst, Tensor* x, Tensor* pos, Tensor* freq_factors, const RopeParams& p,
+                          Tensor* idx);
     // a and b joined along `dim`; F32.
     Tensor* concat(Tensor* a, Tensor* b, int dim);
     // Index of the largest element of each row: F32 [E, n] -> I32 [n].

@@ -12,7 +12,7 @@
 namespace tessera {
 
 inline constexpr int kMaxDims = 4;
-inline constexpr int kMaxSrc = 4;
+inline constexpr int kMaxSrc = 5;
 inline constexpr int kMaxOpParams = 12;  // int32 slots; floats are stored bit-wise
 
 enum class Op : uint8_t {

@@ -47,6 +47,7 @@ void op_argmax(const Tensor& node, const ComputeParams& p);
 void op_norm(const Tensor& node, const ComputeParams& p);  // rms_norm, norm
 void op_soft_max(const Tensor& node, const ComputeParams& p);
 void op_rope(const Tensor& node, const ComputeParams& p);
+void op_rope_set_rows(const Tensor& node, const ComputeParams& p);  // set_rows with src[3] (pos)
 void op_mul_mat(const Tensor& node, const ComputeParams& p);
 void op_flash_attn(const Tensor& node, const ComputeParams& p);
 size_t flash_attn_work_per_thread(const Tensor& node);

@@ -16,6 +16,8 @@ size_t work_per_thread(const Tensor& node) {
     case Op::Cpy:
     case Op::Cont: return static_cast<size_t>(node.src[0]->ne[0]) * sizeof(float);
     case Op::FlashAttn: return flash_attn_work_per_thread(node);
+    case Op::SetRows:  // with a rotation: one token's rotated heads
+        return node.src[3] ? static_cast<size_t>(node.src[1]->ne[0] * node.src[1]->ne[1]) * sizeof(float) : 0;
     default: return 0;
     }
 }
@@ -36,7 +38,7 @@ void compute_node(const Tensor& node, const ComputeParams& p) {
     case Op::Geglu: op_gate(node, p); break;
     case Op::Cpy:
     case Op::Cont: op_copy(node, p); break;
-    case Op::SetRows: op_set_rows(node, p); break;
+    case Op::SetRows: node.src[3] ? op_rope_set_rows(node, p) : op_set_rows(node, p); break;
     case Op::Concat: op_concat(node, p); break;
     case Op::Argmax: op_argmax(node, p); break;
     case Op::RmsNorm:

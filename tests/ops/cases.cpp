@@ -314,83 +314,131 @@ void add_soft_max(std::vector<OpCase>& cases) {
     }
 }
 
+struct RopeVariant {
+    const char* name;
+    RopeMode mode;
+    int64_t head;
+    int32_t n_dims;
+    bool factors;
+    bool yarn;
+};
+
+RopeParams rope_params(const RopeVariant& v) {
+    RopeParams rp;
+    rp.n_dims = v.n_dims;
+    rp.mode = v.mode;
+    rp.freq_base = 10000.0f;
+    if (v.yarn) {
+        rp.freq_scale = 0.25f;
+        rp.ext_factor = 1.0f;
+        rp.n_ctx_orig = 4096;
+    }
+    return rp;
+}
+
+// RoPE straight from the definition: theta_i = pos * base^(-2i/n_dims) / factor_i, YaRN
+// mixing interpolated and extrapolated angles by a ramp over i. x [head, H, T]; the result
+// in the same order.
+Out rope_reference(const RopeVariant& v, const RopeParams& rp, const Refs& l, int64_t H, int64_t T, int ix) {
+    Out o;
+    const double base = rp.freq_base, n_dims = rp.n_dims;
+    double lo = 0, hi = 0;
+    if (v.yarn) {
+        auto corr = [&](double beta) { return n_dims * std::log(rp.n_ctx_orig / (beta * 2 * M_PI)) / (2 * std::log(base)); };
+        lo = std::max(0.0, std::floor(corr(rp.beta_fast)));
+        hi = std::min(n_dims - 1, std::ceil(corr(rp.beta_slow)));
+    }
+    const auto& x = l[static_cast<size_t>(ix)];
+    const auto& pos = l[static_cast<size_t>(ix + 1)];
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t h = 0; h < H; ++h) {
+            std::vector<double> row(static_cast<size_t>(v.head));
+            for (int64_t i = 0; i < v.head; ++i) row[static_cast<size_t>(i)] = x.at(i, h, t);
+            for (int i = 0; i < rp.n_dims / 2; ++i) {
+                double te = pos.values[static_cast<size_t>(t)] * std::pow(base, -2.0 * i / n_dims);
+                if (v.factors) te /= l[static_cast<size_t>(ix + 2)].values[static_cast<size_t>(i)];
+                double theta = rp.freq_scale * te, mscale = rp.attn_factor;
+                if (v.yarn) {
+                    double y = (i - lo) / std::max(0.001, hi - lo);
+                    double mix = (1 - std::min(1.0, std::max(0.0, y))) * rp.ext_factor;
+                    theta = theta * (1 - mix) + te * mix;
+                    mscale *= 1 + 0.1 * std::log(1 / rp.freq_scale);
+                }
+                size_t a = v.mode == RopeMode::NeoX ? static_cast<size_t>(i) : static_cast<size_t>(2 * i);
+                size_t b = v.mode == RopeMode::NeoX ? static_cast<size_t>(i + rp.n_dims / 2) : a + 1;
+                double x0 = row[a], x1 = row[b];
+                row[a] = (x0 * std::cos(theta) - x1 * std::sin(theta)) * mscale;
+                row[b] = (x0 * std::sin(theta) + x1 * std::cos(theta)) * mscale;
+            }
+            o.insert(o.end(), row.begin(), row.end());
+        }
+    return o;
+}
+
 void add_rope(std::vector<OpCase>& cases) {
-    struct Variant {
-        const char* name;
-        RopeMode mode;
-        int64_t head;
-        int32_t n_dims;
-        bool factors;
-        bool yarn;
-    };
-    const Variant variants[] = {
+    const RopeVariant variants[] = {
         {"normal", RopeMode::Normal, 64, 64, false, false},   {"neox", RopeMode::NeoX, 64, 64, false, false},
         {"neox partial", RopeMode::NeoX, 80, 32, false, false}, {"normal freq factors", RopeMode::Normal, 32, 32, true, false},
         {"neox yarn", RopeMode::NeoX, 64, 64, false, true},     {"normal head 128", RopeMode::Normal, 128, 128, false, false},
     };
-    for (const Variant& v : variants) {
-        const int64_t H = 3, T = 5;
-        std::vector<int64_t> pos = {0, 1, 7, 100, 4095};
-        RopeParams rp;
-        rp.n_dims = v.n_dims;
-        rp.mode = v.mode;
-        rp.freq_base = 10000.0f;
-        if (v.yarn) {
-            rp.freq_scale = 0.25f;
-            rp.ext_factor = 1.0f;
-            rp.n_ctx_orig = 4096;
-        }
+    const int64_t H = 3, T = 5;
+    const std::vector<int64_t> pos = {0, 1, 7, 100, 4095};
+    const auto factor_leaf = [](const RopeVariant& v) {
+        std::vector<double> f;
+        for (int i = 0; i < v.n_dims / 2; ++i) f.push_back(1.0 + i * 0.5);
+        return float_leaf(DType::F32, {v.n_dims / 2}, f);
+    };
+    for (const RopeVariant& v : variants) {
+        const RopeParams rp = rope_params(v);
         OpCase c;
         c.name = std::string("rope ") + v.name;
         c.leaves = {random_leaf(DType::F32, {v.head, H, T}, 71), int_leaf(DType::I32, {T}, pos)};
-        if (v.factors) {
-            std::vector<double> f;
-            for (int i = 0; i < v.n_dims / 2; ++i) f.push_back(1.0 + i * 0.5);
-            c.leaves.push_back(float_leaf(DType::F32, {v.n_dims / 2}, f));
-        }
+        if (v.factors) c.leaves.push_back(factor_leaf(v));
         c.build = [rp, v](Graph& g, std::vector<Tensor*>& l) {
             return g.rope(l[0], l[1], v.factors ? l[2] : nullptr, rp);
         };
-        c.reference = [rp, v, H, T](const Refs& l) {
-            // Straight from the definition: theta_i = pos * base^(-2i/n_dims) / factor_i,
-            // YaRN mixing interpolated and extrapolated angles by a ramp over i.
-            Out o;
-            const double base = rp.freq_base, n_dims = rp.n_dims;
-            double lo = 0, hi = 0;
-            if (v.yarn) {
-                auto corr = [&](double beta) {
-                    return n_dims * std::log(rp.n_ctx_orig / (beta * 2 * M_PI)) / (2 * std::log(base));
-                };
-                lo = std::max(0.0, std::floor(corr(rp.beta_fast)));
-                hi = std::min(n_dims - 1, std::ceil(corr(rp.beta_slow)));
-            }
-            for (int64_t t = 0; t < T; ++t)
-                for (int64_t h = 0; h < H; ++h) {
-                    std::vector<double> row(static_cast<size_t>(v.head));
-                    for (int64_t i = 0; i < v.head; ++i) row[static_cast<size_t>(i)] = l[0].at(i, h, t);
-                    for (int i = 0; i < rp.n_dims / 2; ++i) {
-                        double te = l[1].values[static_cast<size_t>(t)] * std::pow(base, -2.0 * i / n_dims);
-                        if (v.factors) te /= l[2].values[static_cast<size_t>(i)];
-                        double theta = rp.freq_scale * te, mscale = rp.attn_factor;
-                        if (v.yarn) {
-                            double y = (i - lo) / std::max(0.001, hi - lo);
-                            double mix = (1 - std::min(1.0, std::max(0.0, y))) * rp.ext_factor;
-                            theta = theta * (1 - mix) + te * mix;
-                            mscale *= 1 + 0.1 * std::log(1 / rp.freq_scale);
-                        }
-                        size_t a = v.mode == RopeMode::NeoX ? static_cast<size_t>(i) : static_cast<size_t>(2 * i);
-                        size_t b = v.mode == RopeMode::NeoX ? static_cast<size_t>(i + rp.n_dims / 2) : a + 1;
-                        double x0 = row[a], x1 = row[b];
-                        row[a] = (x0 * std::cos(theta) - x1 * std::sin(theta)) * mscale;
-                        row[b] = (x0 * std::sin(theta) + x1 * std::cos(theta)) * mscale;
-                    }
-                    o.insert(o.end(), row.begin(), row.end());
-                }
-            return o;
-        };
+        c.reference = [rp, v, H, T](const Refs& l) { return rope_reference(v, rp, l, H, T, 0); };
         c.max_nmse = 1e-7;
         cases.push_back(std::move(c));
     }
+
+    // rope_set_rows: the rotated tokens into scattered rows of an F16 or Q8_0 cache (the
+    // other rows untouched), as rope then set_rows.
+    for (const RopeVariant& v : variants)
+        for (DType t : {DType::F16, DType::Q8_0}) {
+            if (t == DType::Q8_0 && (v.head * H) % 32 != 0) continue;
+            const RopeParams rp = rope_params(v);
+            const int64_t E = v.head * H;
+            const std::vector<int64_t> rows = {8, 0, 4, 2, 6};
+            OpCase c;
+            c.name = std::string("rope_set_rows ") + v.name + " into " + tname(t);
+            c.leaves = {random_leaf(t, {E, 9}, 72), random_leaf(DType::F32, {v.head, H, T}, 71),
+                        int_leaf(DType::I32, {T}, pos), int_leaf(DType::I32, {T}, rows)};
+            if (v.factors) c.leaves.push_back(factor_leaf(v));
+            c.build = [rp, v](Graph& g, std::vector<Tensor*>& l) {
+                return g.rope_set_rows(l[0], l[1], l[2], v.factors ? l[4] : nullptr, rp, l[3]);
+            };
+            c.reference = [rp, v, H, T, E, t, rows](const Refs& l) {
+                // The factors follow the row indices: shift them to where rope_reference looks.
+                Refs r = {l[0], l[1], l[2]};
+                if (v.factors) r.push_back(l[4]);
+                const Out rotated = rope_reference(v, rp, r, H, T, 1);
+                Out o = l[0].values;
+                std::vector<float> x(static_cast<size_t>(E)), back(static_cast<size_t>(E));
+                std::vector<uint8_t> q(row_size(t, E));
+                for (int64_t i = 0; i < T; ++i) {
+                    for (int64_t e = 0; e < E; ++e) x[static_cast<size_t>(e)] = static_cast<float>(rotated[static_cast<size_t>(i * E + e)]);
+                    quant::quantize_row(t, x.data(), q.data(), E);
+                    quant::dequantize_row(t, q.data(), back.data(), E);
+                    for (int64_t e = 0; e < E; ++e)
+                        o[static_cast<size_t>(rows[static_cast<size_t>(i)] * E + e)] = back[static_cast<size_t>(e)];
+                }
+                return o;
+            };
+            // Q8_0: a value that lands on a rounding boundary may take the other code.
+            c.max_nmse = t == DType::F16 ? 1e-6 : 1e-5;
+            cases.push_back(std::move(c));
+        }
 }
 
 // -------------------------------------------------------------------------------------
