@@ -144,7 +144,7 @@ TEST_CASE("every r16 kernel this CPU runs is bit-identical to its scalar twin") 
         }
     }
     REQUIRE(kernels::select_target("best"));
-    if (checked == 0) tessera::test::skip_because("no SIMD r16 kernel on this CPU (they need AVX-512 VNNI); the scalar twin is tested above");
+    if (checked == 0) tessera::test::skip_because("no SIMD r16 kernel on this CPU (they need AVX2 or AVX-512 VNNI); the scalar twin is tested above");
 }
 
 TEST_CASE("a model loaded with repacking gives the logits of the plain layout") {
