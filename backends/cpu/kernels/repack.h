@@ -91,7 +91,7 @@ DotR16Fn dot_r16_ref_fn(DType t);
 // AVX-512 BF16 one for BF16 weights.
 DotR16Fn dot_r16_avx512_vnni(DType t);
 DotR16Fn dot_r16_avx512_bf16();
-// The AVX2 kernels (Q4_0 and Q8_0; nullptr for other types, or where not compiled in): the
+// The AVX2 kernels (Q4_0, Q8_0, Q4_K; nullptr for other types, or where not compiled in): the
 // AVX2 code paths, and AVX-512 ones without VNNI.
 DotR16Fn dot_r16_avx2(DType t);
 

@@ -6,7 +6,8 @@
 //  - Q4_0: the products of one block stay within int16 (at most 8 x 2 x 15 x 127 = 30480),
 //    so a block's eight vpmaddubsw results are added as int16 and widened once;
 //  - Q8_0: the stored quants (value + 128) are flipped back to signed, and the sign moved
-//    onto the activation (vpsignb), as vpmaddubsw wants one unsigned operand.
+//    onto the activation (vpsignb), as vpmaddubsw wants one unsigned operand;
+//  - Q4_K: as Q4_0 per sub-block of 32, then the sub-block scales and mins.
 // The integer sums are exact, and the float steps per block are the scalar twin's, so the
 // results are bit-identical to it (repack_test). Compiled for AVX2 by function attributes;
 // dispatch.cpp hands them out for the AVX2 code paths.
@@ -110,11 +111,96 @@ void dot(int64_t k, const void* w, const void* x, size_t xs, const int32_t* sums
     if (c < nc) tile<Q4, 1>(nb, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os);
 }
 
+// Q4_K: rows [8 h0, 8 (h0 + NH)) x C activation rows of Q8_K blocks (layout in repack.h).
+// Per block, half and column: each sub-block's int16 products widened once (at most
+// 16 x 15 x 127 per lane), times the rows' scales (vpmulld); the mins against the
+// activation's sub-block sums two at a time (vpmaddwd); then the twin's two float updates.
+template <int C, int NH>
+TESSERA_AVX2 void tile_q4_K(int64_t nb, const uint8_t* w, int h0, const uint8_t* x, size_t xs, float* out, size_t os) {
+    constexpr size_t kBlock = 2368, kDmin = 32, kScales = 64, kMins = 192, kQuants = 320;
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[C][NH];
+    for (int c = 0; c < C; ++c)
+        for (int h = 0; h < NH; ++h) acc[c][h] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* wb = w + static_cast<size_t>(b) * kBlock;
+        for (size_t o = 0; o < kBlock; o += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(wb + 2 * kBlock + o), _MM_HINT_T0);
+        const quant::block_q8_K* y[C];
+        for (int c = 0; c < C; ++c) y[c] = reinterpret_cast<const quant::block_q8_K*>(x + c * xs) + b;
+        __m256i total[C][NH], mins[C][NH];
+        for (int c = 0; c < C; ++c)
+            for (int h = 0; h < NH; ++h) total[c][h] = mins[c][h] = _mm256_setzero_si256();
+        for (int s = 0; s < 8; ++s) {
+            __m256i s16[C][NH];
+            for (int c = 0; c < C; ++c)
+                for (int h = 0; h < NH; ++h) s16[c][h] = _mm256_setzero_si256();
+            for (int t = 0; t < 4; ++t)
+                for (int h = 0; h < NH; ++h) {
+                    const __m256i v = _mm256_loadu_si256(
+                        reinterpret_cast<const __m256i*>(wb + kQuants + 64 * (4 * s + t) + 32 * (h0 + h)));
+                    const __m256i lo = _mm256_and_si256(v, low4);
+                    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+                    for (int c = 0; c < C; ++c) {
+                        const int8_t* yq = y[c]->qs + 32 * s + 8 * t;
+                        s16[c][h] = _mm256_add_epi16(s16[c][h], _mm256_maddubs_epi16(lo, bcast4(yq)));
+                        s16[c][h] = _mm256_add_epi16(s16[c][h], _mm256_maddubs_epi16(hi, bcast4(yq + 4)));
+                    }
+                }
+            for (int h = 0; h < NH; ++h) {
+                const __m256i sc = _mm256_cvtepu8_epi32(
+                    _mm_loadl_epi64(reinterpret_cast<const __m128i*>(wb + kScales + 16 * s + 8 * (h0 + h))));
+                for (int c = 0; c < C; ++c)
+                    total[c][h] = _mm256_add_epi32(total[c][h], _mm256_mullo_epi32(_mm256_madd_epi16(s16[c][h], ones), sc));
+            }
+        }
+        for (int p = 0; p < 4; ++p)
+            for (int h = 0; h < NH; ++h) {
+                const __m256i mn = _mm256_cvtepu8_epi16(
+                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + kMins + 32 * p + 16 * (h0 + h))));
+                for (int c = 0; c < C; ++c) {
+                    const int16_t* bs = y[c]->bsums + 4 * p;
+                    const uint32_t pair = static_cast<uint16_t>(bs[0] + bs[1]) |
+                                          static_cast<uint32_t>(static_cast<uint16_t>(bs[2] + bs[3])) << 16;
+                    mins[c][h] = _mm256_add_epi32(mins[c][h],
+                                                  _mm256_madd_epi16(mn, _mm256_set1_epi32(static_cast<int32_t>(pair))));
+                }
+            }
+        for (int h = 0; h < NH; ++h) {
+            const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 16 * (h0 + h))));
+            const __m256 dmin =
+                _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + kDmin + 16 * (h0 + h))));
+            for (int c = 0; c < C; ++c) {
+                const __m256 yd = _mm256_set1_ps(y[c]->d);
+                acc[c][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(total[c][h]), _mm256_mul_ps(d, yd), acc[c][h]);
+                acc[c][h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins[c][h]), _mm256_mul_ps(dmin, yd), acc[c][h]);
+            }
+        }
+    }
+    for (int c = 0; c < C; ++c)
+        for (int h = 0; h < NH; ++h) _mm256_storeu_ps(out + c * os + 8 * (h0 + h), acc[c][h]);
+}
+
+// One column: both halves in one pass (decoding reads each block once); pairs of columns:
+// a half at a time, so the sums fit in the 16 registers.
+void dot_q4_K(int64_t k, const void* w, const void* x, size_t xs, const int32_t*, size_t, int nc, float* out,
+              size_t os) {
+    const int64_t nb = k / quant::kQKK;
+    const auto* wp = static_cast<const uint8_t*>(w);
+    const auto* xp = static_cast<const uint8_t*>(x);
+    int c = 0;
+    for (; c + 2 <= nc; c += 2)
+        for (int h = 0; h < 2; ++h) tile_q4_K<2, 1>(nb, wp, h, xp + c * xs, xs, out + c * os, os);
+    if (c < nc) tile_q4_K<1, 2>(nb, wp, 0, xp + c * xs, xs, out + c * os, os);
+}
+
 }  // namespace
 
 DotR16Fn dot_r16_avx2(DType t) {
     if (t == DType::Q4_0) return &dot<true>;
     if (t == DType::Q8_0) return &dot<false>;
+    if (t == DType::Q4_K) return &dot_q4_K;
     return nullptr;
 }
 
