@@ -53,8 +53,9 @@ const char* tessera_version(void);
  * the features it uses, hardware threads, backends present. Made once per process (the
  * same pointer every call, from any thread). Never NULL. */
 const char* tessera_system_info(void);
-/* The CPU kernels' code path, chosen at start-up for this CPU: on x86-64 "avx512_vnni",
- * "avx512", "avx2_vnni", "avx2" or "sse4"; on 64-bit Arm "sve2", "sve", "neon_dotprod" or
+/* The CPU kernels' code path, chosen at start-up for this CPU: on x86-64 "avx512_amx"
+ * (AVX-512 VNNI plus AMX tiles for prompts), "avx512_vnni", "avx512", "avx2_vnni", "avx2" or
+ * "sse4"; on 64-bit Arm "sve2", "sve", "neon_dotprod" or
  * "neon"; on any CPU the portable "emu128" or "scalar". TESSERA_CPU_TARGET=<name> forces a
  * lower one. Never NULL. */
 const char* tessera_cpu_target(void);

@@ -20,6 +20,10 @@
 
 #if HWY_ARCH_X86
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #elif HWY_ARCH_ARM && defined(__linux__)
 #include <sys/auxv.h>
 #endif
@@ -33,6 +37,7 @@ struct CpuInfo {
     bool avx512_vnni = false;
     bool avx512_bf16 = false;
     bool avx_vnni = false;
+    bool amx_int8 = false;  // AMX tiles with int8, and Linux lets this process use them
     bool dotprod = false;  // Arm sdot/udot
     std::string features;
 };
@@ -84,6 +89,13 @@ CpuInfo detect_cpu() {
     add(zmm && (d7 >> 23 & 1), "AVX512_FP16");
     info.avx_vnni = ymm && (a71 >> 4 & 1);
     add(info.avx_vnni, "AVX_VNNI");
+    // AMX: the CPU has tiles and int8 products, the OS saves tile state (XCR0 bits 17, 18),
+    // and Linux grants this process the tile data (arch_prctl ARCH_REQ_XCOMP_PERM).
+    const bool amx = zmm && (d7 >> 24 & 1) && (d7 >> 25 & 1) && (xcr0 & 0x60000) == 0x60000;
+#if defined(__linux__)
+    info.amx_int8 = amx && syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+#endif
+    add(info.amx_int8, "AMX_INT8");
 #elif HWY_ARCH_ARM && defined(__linux__) && defined(__aarch64__)
     const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
     add(hw >> 1 & 1, "NEON");     // HWCAP_ASIMD
@@ -109,6 +121,7 @@ struct Variant {
     bool vnni;  // the integer dot-product extension: x86 VNNI, Arm DOTPROD
     const char* name;
     const char* alias;  // another accepted spelling, or ""
+    bool amx = false;   // x86: AMX tiles for the Q4_0 and Q8_0 prompt kernels
 };
 
 // Every compiled code path, best first (a lower Highway target bit is a better target).
@@ -117,6 +130,7 @@ std::vector<Variant> variants() {
     for (int64_t targets = HWY_TARGETS; targets != 0; targets &= targets - 1) {
         const int64_t t = targets & -targets;
         if (t == HWY_AVX3) {
+            v.push_back({t, true, "avx512_amx", "", true});
             v.push_back({t, true, "avx512_vnni", "avx3_vnni"});
             v.push_back({t, false, "avx512", "avx3"});
         } else if (t == HWY_AVX2) {
@@ -142,6 +156,7 @@ std::vector<Variant> variants() {
 
 bool runnable(const Variant& v) {
     if ((cpu().hwy_targets & v.hwy_target) == 0) return false;
+    if (v.amx && !cpu().amx_int8) return false;
     if (!v.vnni) return true;
     if (v.hwy_target == HWY_NEON) return cpu().dotprod;
     return v.hwy_target == HWY_AVX3 ? cpu().avx512_vnni : cpu().avx_vnni;
@@ -166,6 +181,8 @@ void load(const Variant& v, bool best) {
     if (v.hwy_target == HWY_AVX3 && v.vnni)
         for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::F32}) t.dot_r16[static_cast<uint32_t>(type)] = dot_r16_avx512_vnni(type);
     if (v.hwy_target == HWY_AVX3 && cpu().avx512_bf16) t.dot_r16[static_cast<uint32_t>(DType::BF16)] = dot_r16_avx512_bf16();
+    if (v.amx)
+        for (DType type : {DType::Q4_0, DType::Q8_0}) t.dot_r16[static_cast<uint32_t>(type)] = dot_r16_amx(type);
     if (v.hwy_target == HWY_AVX2 || (v.hwy_target == HWY_AVX3 && !v.vnni))
         for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) t.dot_r16[static_cast<uint32_t>(type)] = dot_r16_avx2(type);
 #endif

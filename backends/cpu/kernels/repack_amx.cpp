@@ -1,0 +1,120 @@
+// r16 dot products (repack.h) on Intel AMX tiles for Q4_0 and Q8_0 prompts: 16 weight rows x
+// 16 activation rows per call, one block (32 quants) at a time. The layout's 64-byte chunks
+// (16 rows x 4 quants) are exactly the rows of an AMX B tile, so per block:
+//   B = the block's 8 chunks (Q8_0: as stored, value + 128; Q4_0: its 4 chunks unpacked into
+//       8, low nibbles then high),
+//   A = the 16 activation rows' 32 quants of the block, read in place with the rows' stride,
+//   C = A x B by TDPBSUD (signed activations x unsigned weights): C[m][n] = sum(y * u),
+// then, as the VNNI kernels do, C - offset * sum(y), times the two scales, into 16 float
+// accumulators. The integer sums are exact and the float steps those of the scalar twin, so
+// the results are bit-identical to it (repack_test, on a CPU with AMX). Fewer than 16
+// activation rows take the AVX-512 VNNI kernels.
+//
+// AMX state is per thread: every call loads its tile configuration. The process asks Linux
+// for permission to use the tile data once (cpu detection in dispatch.cpp).
+#include "backends/cpu/kernels/repack.h"
+
+#include "backends/cpu/kernels/kernels.h"
+#include "tensor/quant/blocks.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstring>
+
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm512_undefined values.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#define TESSERA_AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,amx-tile,amx-int8")))
+
+namespace tessera::cpu::kernels {
+
+namespace {
+
+using quant::block_q8_0;
+using quant::kQK;
+
+constexpr int kCols = 16;
+
+// The tile configuration (palette 1): tile 0 = C (16 x 16 int32), 1 = A (16 x 32 bytes),
+// 2 = B (8 x 64 bytes).
+struct alignas(64) TileConfig {
+    uint8_t palette = 1;
+    uint8_t start_row = 0;
+    uint8_t reserved[14] = {};
+    uint16_t colsb[16] = {64, 32, 64};
+    uint8_t rows[16] = {kCols, kCols, 8};
+};
+
+template <bool Q4>
+TESSERA_AMX void tile16(int64_t nb, const uint8_t* w, const uint8_t* x, size_t xs, const int32_t* sums, size_t ss,
+                        float* out, size_t os) {
+    constexpr size_t kBlockBytes = Q4 ? 32 + 256 : 32 + 512;
+    constexpr int kOffset = Q4 ? 8 : 128;
+    static const TileConfig config;
+    _tile_loadconfig(&config);
+    alignas(64) int32_t c[kCols][16];
+    alignas(64) uint8_t unpacked[8][64];
+    const float* f16 = fp16_table();
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[kCols];
+    for (int m = 0; m < kCols; ++m) acc[m] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* wb = w + static_cast<size_t>(b) * kBlockBytes;
+        for (size_t o = 0; o < kBlockBytes; o += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(wb + 2 * kBlockBytes + o), _MM_HINT_T0);
+        if constexpr (Q4) {
+            for (int t = 0; t < 4; ++t) {
+                const __m512i v = _mm512_loadu_si512(wb + 32 + 64 * t);
+                _mm512_store_si512(unpacked[2 * t], _mm512_and_si512(v, low4));
+                _mm512_store_si512(unpacked[2 * t + 1], _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
+            }
+            _tile_loadd(2, unpacked, 64);
+        } else {
+            _tile_loadd(2, wb + 32, 64);
+        }
+        _tile_loadd(1, x + static_cast<size_t>(b) * sizeof(block_q8_0) + offsetof(block_q8_0, qs), xs);
+        _tile_zero(0);
+        _tile_dpbsud(0, 1, 2);
+        _tile_stored(0, c, 64);
+        const __m512 wd = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb)));
+        for (int m = 0; m < kCols; ++m) {
+            const auto* y = reinterpret_cast<const block_q8_0*>(x + m * xs) + b;
+            const __m512i isum = _mm512_add_epi32(_mm512_load_si512(c[m]),
+                                                  _mm512_set1_epi32(-kOffset * sums[m * ss + static_cast<size_t>(b)]));
+            acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd, _mm512_set1_ps(f16[y->d])), acc[m]);
+        }
+    }
+    for (int m = 0; m < kCols; ++m) _mm512_storeu_ps(out + m * os, acc[m]);
+}
+
+template <bool Q4>
+void dot(int64_t k, const void* w, const void* x, size_t xs, const int32_t* sums, size_t ss, int nc, float* out,
+         size_t os) {
+    const auto* wp = static_cast<const uint8_t*>(w);
+    const auto* xp = static_cast<const uint8_t*>(x);
+    int c = 0;
+    for (; c + kCols <= nc; c += kCols) tile16<Q4>(k / kQK, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os);
+    if (c < nc)
+        dot_r16_avx512_vnni(Q4 ? DType::Q4_0 : DType::Q8_0)(k, w, xp + c * xs, xs, sums + c * ss, ss, nc - c,
+                                                            out + c * os, os);
+}
+
+}  // namespace
+
+DotR16Fn dot_r16_amx(DType t) {
+    if (t == DType::Q4_0) return &dot<true>;
+    if (t == DType::Q8_0) return &dot<false>;
+    return nullptr;
+}
+
+}  // namespace tessera::cpu::kernels
+
+#else
+
+namespace tessera::cpu::kernels {
+DotR16Fn dot_r16_amx(DType) { return nullptr; }
+}  // namespace tessera::cpu::kernels
+
+#endif
