@@ -37,54 +37,88 @@ using quant::kQK;
 
 constexpr int kCols = 16;
 
-// The tile configuration (palette 1): tile 0 = C (16 x 16 int32), 1 = A (16 x 32 bytes),
-// 2 = B (8 x 64 bytes).
+// The tile configuration (palette 1), two sets for two blocks in flight: tiles 0 and 3 = C
+// (16 x 16 int32), 1 and 4 = A (16 x 32 bytes), 2 and 5 = B (8 x 64 bytes).
 struct alignas(64) TileConfig {
     uint8_t palette = 1;
     uint8_t start_row = 0;
     uint8_t reserved[14] = {};
-    uint16_t colsb[16] = {64, 32, 64};
-    uint8_t rows[16] = {kCols, kCols, 8};
+    uint16_t colsb[16] = {64, 32, 64, 64, 32, 64};
+    uint8_t rows[16] = {kCols, kCols, 8, kCols, kCols, 8};
 };
 
+// Block b's B operand: Q8_0's quants as stored; Q4_0's unpacked into `buf` (low nibbles of
+// chunk t as row 2t, high as 2t + 1).
+template <bool Q4>
+TESSERA_AMX inline const uint8_t* b_operand(const uint8_t* wb, uint8_t (*buf)[64]) {
+    if constexpr (!Q4) {
+        return wb + 32;
+    } else {
+        const __m512i low4 = _mm512_set1_epi8(0x0F);
+        for (int t = 0; t < 4; ++t) {
+            const __m512i v = _mm512_loadu_si512(wb + 32 + 64 * t);
+            _mm512_store_si512(buf[2 * t], _mm512_and_si512(v, low4));
+            _mm512_store_si512(buf[2 * t + 1], _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
+        }
+        return buf[0];
+    }
+}
+
+// The float update of block b from its tile of sums cb: as the VNNI kernels (and the twin).
+template <int kOffset>
+TESSERA_AMX inline void update(__m512 (&acc)[kCols], const uint8_t* wb, const int32_t (*cb)[16], const uint8_t* x,
+                               size_t xs, const int32_t* sums, size_t ss, int64_t b, const float* f16) {
+    const __m512 wd = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb)));
+    for (int m = 0; m < kCols; ++m) {
+        const auto* y = reinterpret_cast<const block_q8_0*>(x + m * xs) + b;
+        const __m512i isum =
+            _mm512_add_epi32(_mm512_load_si512(cb[m]), _mm512_set1_epi32(-kOffset * sums[m * ss + static_cast<size_t>(b)]));
+        acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd, _mm512_set1_ps(f16[y->d])), acc[m]);
+    }
+}
+
+// Two blocks per step, each on its own tiles, so the second product runs while the first
+// one's sums are scaled; the float updates stay in block order.
 template <bool Q4>
 TESSERA_AMX void tile16(int64_t nb, const uint8_t* w, const uint8_t* x, size_t xs, const int32_t* sums, size_t ss,
                         float* out, size_t os) {
     constexpr size_t kBlockBytes = Q4 ? 32 + 256 : 32 + 512;
     constexpr int kOffset = Q4 ? 8 : 128;
+    constexpr size_t kA = offsetof(block_q8_0, qs);  // block b's quants at x + b * 34 + kA
     static const TileConfig config;
     _tile_loadconfig(&config);
-    alignas(64) int32_t c[kCols][16];
-    alignas(64) uint8_t unpacked[8][64];
+    alignas(64) int32_t c[2][kCols][16];
+    alignas(64) uint8_t unpacked[2][8][64];
     const float* f16 = fp16_table();
-    const __m512i low4 = _mm512_set1_epi8(0x0F);
     __m512 acc[kCols];
     for (int m = 0; m < kCols; ++m) acc[m] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* wb = w + static_cast<size_t>(b) * kBlockBytes;
-        for (size_t o = 0; o < kBlockBytes; o += 64)
-            _mm_prefetch(reinterpret_cast<const char*>(wb + 2 * kBlockBytes + o), _MM_HINT_T0);
-        if constexpr (Q4) {
-            for (int t = 0; t < 4; ++t) {
-                const __m512i v = _mm512_loadu_si512(wb + 32 + 64 * t);
-                _mm512_store_si512(unpacked[2 * t], _mm512_and_si512(v, low4));
-                _mm512_store_si512(unpacked[2 * t + 1], _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
-            }
-            _tile_loadd(2, unpacked, 64);
-        } else {
-            _tile_loadd(2, wb + 32, 64);
-        }
-        _tile_loadd(1, x + static_cast<size_t>(b) * sizeof(block_q8_0) + offsetof(block_q8_0, qs), xs);
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const uint8_t* w0 = w + static_cast<size_t>(b) * kBlockBytes;
+        const uint8_t* w1 = w0 + kBlockBytes;
+        for (size_t o = 0; o < 2 * kBlockBytes; o += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(w0 + 2 * kBlockBytes + o), _MM_HINT_T0);
+        _tile_loadd(2, b_operand<Q4>(w0, unpacked[0]), 64);
+        _tile_loadd(1, x + static_cast<size_t>(b) * sizeof(block_q8_0) + kA, xs);
         _tile_zero(0);
         _tile_dpbsud(0, 1, 2);
-        _tile_stored(0, c, 64);
-        const __m512 wd = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb)));
-        for (int m = 0; m < kCols; ++m) {
-            const auto* y = reinterpret_cast<const block_q8_0*>(x + m * xs) + b;
-            const __m512i isum = _mm512_add_epi32(_mm512_load_si512(c[m]),
-                                                  _mm512_set1_epi32(-kOffset * sums[m * ss + static_cast<size_t>(b)]));
-            acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd, _mm512_set1_ps(f16[y->d])), acc[m]);
-        }
+        _tile_loadd(5, b_operand<Q4>(w1, unpacked[1]), 64);
+        _tile_loadd(4, x + static_cast<size_t>(b + 1) * sizeof(block_q8_0) + kA, xs);
+        _tile_zero(3);
+        _tile_dpbsud(3, 4, 5);
+        _tile_stored(0, c[0], 64);
+        update<kOffset>(acc, w0, c[0], x, xs, sums, ss, b, f16);
+        _tile_stored(3, c[1], 64);
+        update<kOffset>(acc, w1, c[1], x, xs, sums, ss, b + 1, f16);
+    }
+    if (b < nb) {
+        const uint8_t* w0 = w + static_cast<size_t>(b) * kBlockBytes;
+        _tile_loadd(2, b_operand<Q4>(w0, unpacked[0]), 64);
+        _tile_loadd(1, x + static_cast<size_t>(b) * sizeof(block_q8_0) + kA, xs);
+        _tile_zero(0);
+        _tile_dpbsud(0, 1, 2);
+        _tile_stored(0, c[0], 64);
+        update<kOffset>(acc, w0, c[0], x, xs, sums, ss, b, f16);
     }
     for (int m = 0; m < kCols; ++m) _mm512_storeu_ps(out + m * os, acc[m]);
 }
