@@ -182,7 +182,7 @@ void load(const Variant& v, bool best) {
         for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::F32}) t.dot_r16[static_cast<uint32_t>(type)] = dot_r16_avx512_vnni(type);
     if (v.hwy_target == HWY_AVX3 && cpu().avx512_bf16) t.dot_r16[static_cast<uint32_t>(DType::BF16)] = dot_r16_avx512_bf16();
     if (v.amx)
-        for (DType type : {DType::Q4_0, DType::Q8_0}) t.dot_r16[static_cast<uint32_t>(type)] = dot_r16_amx(type);
+        for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) t.dot_r16[static_cast<uint32_t>(type)] = dot_r16_amx(type);
     if (v.hwy_target == HWY_AVX2 || (v.hwy_target == HWY_AVX3 && !v.vnni))
         for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) t.dot_r16[static_cast<uint32_t>(type)] = dot_r16_avx2(type);
 #endif

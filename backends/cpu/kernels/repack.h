@@ -94,7 +94,7 @@ DotR16Fn dot_r16_avx512_bf16();
 // The AVX2 kernels (Q4_0, Q8_0, Q4_K; nullptr for other types, or where not compiled in): the
 // AVX2 code paths, and AVX-512 ones without VNNI.
 DotR16Fn dot_r16_avx2(DType t);
-// The AMX kernels (Q4_0, Q8_0; 16 activation rows at a time, fewer on the VNNI kernels).
+// The AMX kernels (Q4_0, Q8_0, Q4_K; 16 activation rows at a time, fewer on the VNNI kernels).
 DotR16Fn dot_r16_amx(DType t);
 
 }  // namespace tessera::cpu::kernels

@@ -1,5 +1,5 @@
-// r16 dot products (repack.h) on Intel AMX tiles for Q4_0 and Q8_0 prompts: 16 weight rows x
-// 16 activation rows per call, one block (32 quants) at a time. The layout's 64-byte chunks
+// r16 dot products (repack.h) on Intel AMX tiles for Q4_0, Q8_0 and Q4_K prompts: 16 weight
+// rows x 16 activation rows per call, 32 quants at a time. The layout's 64-byte chunks
 // (16 rows x 4 quants) are exactly the rows of an AMX B tile, so per block:
 //   B = the block's 8 chunks (Q8_0: as stored, value + 128; Q4_0: its 4 chunks unpacked into
 //       8, low nibbles then high),
@@ -47,16 +47,16 @@ struct alignas(64) TileConfig {
     uint8_t rows[16] = {kCols, kCols, 8, kCols, kCols, 8};
 };
 
-// Block b's B operand: Q8_0's quants as stored; Q4_0's unpacked into `buf` (low nibbles of
-// chunk t as row 2t, high as 2t + 1).
+// The B operand of 32 quants from their chunks: 8-bit ones as stored; 4-bit ones unpacked into
+// `buf` (low nibbles of chunk t as row 2t, high as 2t + 1).
 template <bool Q4>
-TESSERA_AMX inline const uint8_t* b_operand(const uint8_t* wb, uint8_t (*buf)[64]) {
+TESSERA_AMX inline const uint8_t* b_operand(const uint8_t* chunks, uint8_t (*buf)[64]) {
     if constexpr (!Q4) {
-        return wb + 32;
+        return chunks;
     } else {
         const __m512i low4 = _mm512_set1_epi8(0x0F);
         for (int t = 0; t < 4; ++t) {
-            const __m512i v = _mm512_loadu_si512(wb + 32 + 64 * t);
+            const __m512i v = _mm512_loadu_si512(chunks + 64 * t);
             _mm512_store_si512(buf[2 * t], _mm512_and_si512(v, low4));
             _mm512_store_si512(buf[2 * t + 1], _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
         }
@@ -98,11 +98,11 @@ TESSERA_AMX void tile16(int64_t nb, const uint8_t* w, const uint8_t* x, size_t x
         const uint8_t* w1 = w0 + kBlockBytes;
         for (size_t o = 0; o < 2 * kBlockBytes; o += 64)
             _mm_prefetch(reinterpret_cast<const char*>(w0 + 2 * kBlockBytes + o), _MM_HINT_T0);
-        _tile_loadd(2, b_operand<Q4>(w0, unpacked[0]), 64);
+        _tile_loadd(2, b_operand<Q4>(w0 + 32, unpacked[0]), 64);
         _tile_loadd(1, x + static_cast<size_t>(b) * sizeof(block_q8_0) + kA, xs);
         _tile_zero(0);
         _tile_dpbsud(0, 1, 2);
-        _tile_loadd(5, b_operand<Q4>(w1, unpacked[1]), 64);
+        _tile_loadd(5, b_operand<Q4>(w1 + 32, unpacked[1]), 64);
         _tile_loadd(4, x + static_cast<size_t>(b + 1) * sizeof(block_q8_0) + kA, xs);
         _tile_zero(3);
         _tile_dpbsud(3, 4, 5);
@@ -113,7 +113,7 @@ TESSERA_AMX void tile16(int64_t nb, const uint8_t* w, const uint8_t* x, size_t x
     }
     if (b < nb) {
         const uint8_t* w0 = w + static_cast<size_t>(b) * kBlockBytes;
-        _tile_loadd(2, b_operand<Q4>(w0, unpacked[0]), 64);
+        _tile_loadd(2, b_operand<Q4>(w0 + 32, unpacked[0]), 64);
         _tile_loadd(1, x + static_cast<size_t>(b) * sizeof(block_q8_0) + kA, xs);
         _tile_zero(0);
         _tile_dpbsud(0, 1, 2);
@@ -121,6 +121,76 @@ TESSERA_AMX void tile16(int64_t nb, const uint8_t* w, const uint8_t* x, size_t x
         update<kOffset>(acc, w0, c[0], x, xs, sums, ss, b, f16);
     }
     for (int m = 0; m < kCols; ++m) _mm512_storeu_ps(out + m * os, acc[m]);
+}
+
+// Q4_K (layout in repack.h), 16 weight rows x 16 activation rows of Q8_K blocks: per
+// sub-block of 32, B = its 4 chunks unpacked as for Q4_0, A = the activation rows' 32 quants
+// of the sub-block, C by TDPBSUD; then, as the VNNI kernel does, C times the rows' scales
+// (vpmulld) summed over the block, the mins against the activation's sub-block sums
+// (vpdpwssd), and the twin's two float updates. Two sub-blocks are in flight.
+TESSERA_AMX void tile16_q4_K(int64_t nb, const uint8_t* w, const uint8_t* x, size_t xs, float* out, size_t os) {
+    constexpr size_t kBlock = 2368, kDmin = 32, kScales = 64, kMins = 192, kQuants = 320;
+    constexpr size_t kA = offsetof(quant::block_q8_K, qs);
+    static const TileConfig config;
+    _tile_loadconfig(&config);
+    alignas(64) int32_t c[2][kCols][16];
+    alignas(64) uint8_t unpacked[2][8][64];
+    alignas(64) float acc[kCols][16] = {};
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* wb = w + static_cast<size_t>(b) * kBlock;
+        for (size_t o = 0; o < kBlock; o += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(wb + 2 * kBlock + o), _MM_HINT_T0);
+        const uint8_t* xb = x + static_cast<size_t>(b) * sizeof(quant::block_q8_K) + kA;
+        __m512i total[kCols];
+        for (int m = 0; m < kCols; ++m) total[m] = _mm512_setzero_si512();
+        for (int s = 0; s < 8; s += 2) {
+            _tile_loadd(2, b_operand<true>(wb + kQuants + 256 * s, unpacked[0]), 64);
+            _tile_loadd(1, xb + 32 * s, xs);
+            _tile_zero(0);
+            _tile_dpbsud(0, 1, 2);
+            _tile_loadd(5, b_operand<true>(wb + kQuants + 256 * (s + 1), unpacked[1]), 64);
+            _tile_loadd(4, xb + 32 * (s + 1), xs);
+            _tile_zero(3);
+            _tile_dpbsud(3, 4, 5);
+            _tile_stored(0, c[0], 64);
+            const __m512i sc0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + kScales + 16 * s)));
+            for (int m = 0; m < kCols; ++m) total[m] = _mm512_add_epi32(total[m], _mm512_mullo_epi32(_mm512_load_si512(c[0][m]), sc0));
+            _tile_stored(3, c[1], 64);
+            const __m512i sc1 =
+                _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + kScales + 16 * (s + 1))));
+            for (int m = 0; m < kCols; ++m) total[m] = _mm512_add_epi32(total[m], _mm512_mullo_epi32(_mm512_load_si512(c[1][m]), sc1));
+        }
+        __m512i mn[4];
+        for (int p = 0; p < 4; ++p)
+            mn[p] = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + kMins + 32 * p)));
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb)));
+        const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + kDmin)));
+        for (int m = 0; m < kCols; ++m) {
+            const auto* y = reinterpret_cast<const quant::block_q8_K*>(x + m * xs) + b;
+            __m512i mins = _mm512_setzero_si512();
+            for (int p = 0; p < 4; ++p) {
+                const int16_t* bs = y->bsums + 4 * p;
+                const uint32_t pair = static_cast<uint16_t>(bs[0] + bs[1]) |
+                                      static_cast<uint32_t>(static_cast<uint16_t>(bs[2] + bs[3])) << 16;
+                mins = _mm512_dpwssd_epi32(mins, mn[p], _mm512_set1_epi32(static_cast<int32_t>(pair)));
+            }
+            const __m512 yd = _mm512_set1_ps(y->d);
+            __m512 a = _mm512_load_ps(acc[m]);
+            a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total[m]), _mm512_mul_ps(d, yd), a);
+            a = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mins), _mm512_mul_ps(dmin, yd), a);
+            _mm512_store_ps(acc[m], a);
+        }
+    }
+    for (int m = 0; m < kCols; ++m) _mm512_storeu_ps(out + m * os, _mm512_load_ps(acc[m]));
+}
+
+void dot_q4_K(int64_t k, const void* w, const void* x, size_t xs, const int32_t* sums, size_t ss, int nc, float* out,
+              size_t os) {
+    const auto* wp = static_cast<const uint8_t*>(w);
+    const auto* xp = static_cast<const uint8_t*>(x);
+    int c = 0;
+    for (; c + kCols <= nc; c += kCols) tile16_q4_K(k / quant::kQKK, wp, xp + c * xs, xs, out + c * os, os);
+    if (c < nc) dot_r16_avx512_vnni(DType::Q4_K)(k, w, xp + c * xs, xs, sums, ss, nc - c, out + c * os, os);
 }
 
 template <bool Q4>
@@ -140,6 +210,7 @@ void dot(int64_t k, const void* w, const void* x, size_t xs, const int32_t* sums
 DotR16Fn dot_r16_amx(DType t) {
     if (t == DType::Q4_0) return &dot<true>;
     if (t == DType::Q8_0) return &dot<false>;
+    if (t == DType::Q4_K) return &dot_q4_K;
     return nullptr;
 }
 
