@@ -30,6 +30,9 @@ const char* kBenchHelp =
     "  -m, --model FILE        the GGUF model\n"
     "  -p, --n-prompt N[,N..]  prompt lengths to test (default 512; 0 skips)\n"
     "  -n, --n-gen N[,N..]     generation lengths to test (default 128; 0 skips)\n"
+    "  -d, --n-depth N[,N..]   tokens already in the context when each test starts\n"
+    "                          (default 0): the test reads as 'tg128 @ d4096', and the\n"
+    "                          context is filled once per test, untimed\n"
     "  -t, --threads N[,N..]   thread counts (default: all cores)\n"
     "  -b, --batch-size N      tokens per forward pass for pp (default 512)\n"
     "  -r, --repetitions N     runs per test (default 5); a warm-up run comes first\n"
@@ -67,6 +70,7 @@ struct Result {
     std::string test;
     long threads = 0;
     long n = 0;
+    long depth = 0;
     std::vector<double> tps;
     double membw_gbs = 0;  // measured read bandwidth with these threads (0: not measured)
     double mean() const {
@@ -151,7 +155,7 @@ double now_ms() {
 
 int cmd_bench(int argc, char** argv) {
     const char* model_path = nullptr;
-    std::vector<long> n_prompt = {512}, n_gen = {128}, threads = {0};
+    std::vector<long> n_prompt = {512}, n_gen = {128}, threads = {0}, depths = {0};
     long n_batch = 512, reps = 5;
     bool json = false, membw = false, repack = true;
     for (int i = 1; i < argc; ++i) {
@@ -179,6 +183,8 @@ int cmd_bench(int argc, char** argv) {
             if (!parse_list(a, v, 0, &n_prompt)) return 2;
         } else if (!std::strcmp(a, "-n") || !std::strcmp(a, "--n-gen")) {
             if (!parse_list(a, v, 0, &n_gen)) return 2;
+        } else if (!std::strcmp(a, "-d") || !std::strcmp(a, "--n-depth")) {
+            if (!parse_list(a, v, 0, &depths)) return 2;
         } else if (!std::strcmp(a, "-t") || !std::strcmp(a, "--threads")) {
             if (!parse_list(a, v, 1, &threads)) return 2;
         } else if (!std::strcmp(a, "-b") || !std::strcmp(a, "--batch-size")) {
@@ -223,10 +229,10 @@ int cmd_bench(int argc, char** argv) {
     const uint64_t bytes_per_token = weight_bytes_per_token(model);
     for (long t : threads) {
         const double bw = membw ? measure_read_bandwidth(t > 0 ? t : default_threads()) : 0;
-        auto run = [&](const char* kind, long n, bool prompt) -> bool {
+        auto run = [&](const char* kind, long n, long depth, bool prompt) -> bool {
             if (n <= 0) return true;
             tessera_context_params cp = tessera_context_default_params();
-            cp.n_ctx = static_cast<int32_t>(n + 1);
+            cp.n_ctx = static_cast<int32_t>(depth + n + 1);
             cp.n_batch = static_cast<int32_t>(n_batch);
             cp.n_threads = static_cast<int32_t>(t);
             tessera_context* ctx = nullptr;
@@ -235,14 +241,26 @@ int cmd_bench(int argc, char** argv) {
                 return false;
             }
             Result r;
-            r.test = std::string(kind) + std::to_string(n);
+            r.test = std::string(kind) + std::to_string(n) + (depth > 0 ? " @ d" + std::to_string(depth) : "");
+            r.depth = depth;
             r.threads = t > 0 ? t : static_cast<long>(std::max(1u, std::thread::hardware_concurrency()));
             r.n = n;
             r.membw_gbs = bw;
-            std::vector<int32_t> toks(static_cast<size_t>(n));
+            // The depth: random tokens decoded once, in batches; every run starts after them.
+            std::vector<int32_t> toks(static_cast<size_t>(std::max(n, depth)));
+            for (long done = 0; done < depth;) {
+                const long m = std::min(n_batch, depth - done);
+                for (long i = 0; i < m; ++i) toks[static_cast<size_t>(i)] = static_cast<int32_t>(rng() % static_cast<uint32_t>(n_vocab));
+                if (tessera_decode(ctx, toks.data(), static_cast<int32_t>(m), 0) != TESSERA_OK) {
+                    std::fprintf(stderr, "error: %s\n", tessera_last_error());
+                    tessera_context_free(ctx);
+                    return false;
+                }
+                done += m;
+            }
             for (long rep = -1; rep < reps; ++rep) {  // rep -1 warms up
-                for (int32_t& x : toks) x = static_cast<int32_t>(rng() % static_cast<uint32_t>(n_vocab));
-                tessera_context_truncate(ctx, 0);
+                for (long i = 0; i < n; ++i) toks[static_cast<size_t>(i)] = static_cast<int32_t>(rng() % static_cast<uint32_t>(n_vocab));
+                tessera_context_truncate(ctx, static_cast<int32_t>(depth));
                 double t0 = now_ms();
                 bool ok = true;
                 if (prompt) ok = tessera_decode(ctx, toks.data(), static_cast<int32_t>(n), 0) == TESSERA_OK;
@@ -260,10 +278,12 @@ int cmd_bench(int argc, char** argv) {
             results.push_back(r);
             return true;
         };
-        for (long n : n_prompt)
-            if (!run("pp", n, true)) rc = 1;
-        for (long n : n_gen)
-            if (!run("tg", n, false)) rc = 1;
+        for (long d : depths) {
+            for (long n : n_prompt)
+                if (!run("pp", n, d, true)) rc = 1;
+            for (long n : n_gen)
+                if (!run("tg", n, d, false)) rc = 1;
+        }
     }
 
     char size[32], params[32];
@@ -276,11 +296,11 @@ int cmd_bench(int argc, char** argv) {
         for (size_t i = 0; i < results.size(); ++i) {
             const Result& r = results[i];
             std::printf("  {\"model\": \"%s\", \"model_size\": %llu, \"model_n_params\": %llu, \"backend\": \"CPU\", "
-                        "\"n_threads\": %ld, \"test\": \"%s\", \"n_tokens\": %ld, \"avg_ts\": %.3f, \"stddev_ts\": %.3f, "
+                        "\"n_threads\": %ld, \"test\": \"%s\", \"n_tokens\": %ld, \"n_depth\": %ld, \"avg_ts\": %.3f, \"stddev_ts\": %.3f, "
                         "\"samples_ts\": [",
                         tessera_model_name(model), static_cast<unsigned long long>(tessera_model_size(model)),
                         static_cast<unsigned long long>(tessera_model_n_params(model)), r.threads, r.test.c_str(), r.n,
-                        r.mean(), r.stdev());
+                        r.depth, r.mean(), r.stdev());
             for (size_t k = 0; k < r.tps.size(); ++k) std::printf("%s%.3f", k ? ", " : "", r.tps[k]);
             std::printf("]");
             if (r.test[0] == 't') {

@@ -51,5 +51,6 @@ void op_rope_set_rows(const Tensor& node, const ComputeParams& p);  // set_rows 
 void op_mul_mat(const Tensor& node, const ComputeParams& p);
 void op_flash_attn(const Tensor& node, const ComputeParams& p);
 size_t flash_attn_work_per_thread(const Tensor& node);
+size_t flash_attn_work_shared(const Tensor& node);
 
 }  // namespace tessera::cpu

@@ -1,13 +1,15 @@
 // Attention with an online softmax (one pass over the keys): scores q.k * scale (optionally
 // soft-capped) plus the mask, accumulated into V rows.
 //
-// Two schedules. Decoding (few queries): one (head, query) row at a time, its dots and
-// accumulations on the SIMD row kernels (F32 and F16 K/V read in place; other types are
-// dequantized a row at a time), O(D) scratch. Prompts: work units of one KV head x a block
-// of kQueryBlock queries, which covers every query head that shares the KV head; keys go in
-// tiles of kKeyTile, converted to F32 once per unit and tile, and both products (scores =
-// Q K^T and the weighted sum of V) run as register-tiled matrix products; tiles masked for
-// every row of the unit are skipped, so causal attention costs about half.
+// Three schedules. Prompts: work units of one KV head x a block of kQueryBlock queries, which
+// covers every query head that shares the KV head; keys go in tiles of kKeyTile, converted to
+// F32 once per unit and tile, and both products (scores = Q K^T and the weighted sum of V)
+// run as register-tiled matrix products; tiles masked for every row of the unit are skipped,
+// so causal attention costs about half. Decoding (few queries) over a long context: the same
+// tiles, with the keys split into chunks so every thread has work, the chunks' partial
+// softmaxes merged at the end (flash_attn_split). Decoding over a short context: one (head,
+// query) row at a time on the SIMD row kernels (F32 and F16 K/V read in place; other types
+// dequantized a row at a time), O(D) scratch.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -80,91 +82,174 @@ int64_t tile_mask(const Tensor& mask, int64_t q0, int64_t nq, int64_t j0, int64_
     return seen;
 }
 
-void flash_attn_tiled(const Tensor& node, const ComputeParams& p) {
-    const Tensor& q = *node.src[0];  // [D, n_q, H, S]
-    const Tensor& k = *node.src[1];  // [D, n_kv, H_kv, S]
-    const Tensor& v = *node.src[2];  // [Dv, n_kv, H_kv, S]
-    const Tensor* mask = node.src[3];
-    const float scale = node.param_f(0), softcap = node.param_f(1);
-    const int64_t D = q.ne[0], Dv = v.ne[0], n_q = q.ne[1], H = q.ne[2], n_kv = k.ne[1], H_kv = k.ne[2];
-    const int64_t group = H / H_kv;
-    const int64_t n_blocks = (n_q + kQueryBlock - 1) / kQueryBlock;
-    const kernels::KernelTable& kt = kernels::active();
+// One node's operands and shape.
+struct Attn {
+    const Tensor& q;  // [D, n_q, H, S]
+    const Tensor& k;  // [D, n_kv, H_kv, S]
+    const Tensor& v;  // [Dv, n_kv, H_kv, S]
+    const Tensor* mask;
+    float scale, softcap;
+    int64_t D, Dv, n_q, H, n_kv, H_kv, group;
+    explicit Attn(const Tensor& node)
+        : q(*node.src[0]), k(*node.src[1]), v(*node.src[2]), mask(node.src[3]), scale(node.param_f(0)),
+          softcap(node.param_f(1)), D(q.ne[0]), Dv(v.ne[0]), n_q(q.ne[1]), H(q.ne[2]), n_kv(k.ne[1]),
+          H_kv(k.ne[2]), group(H / H_kv) {}
+};
+
+// The online softmax of one unit, the query heads of KV head hk x queries [q0, q0 + nq) of
+// sequence s, over keys [jb, je): leaves each row's running max, sum and weighted values in
+// w.m, w.l, w.acc (row g * nq + i: query head hk * group + g, query q0 + i).
+void attend(const Attn& a, const TiledScratch& w, int64_t hk, int64_t q0, int64_t nq, int64_t s, int64_t jb,
+            int64_t je, const kernels::KernelTable& kt) {
     const float neg_inf = -std::numeric_limits<float>::infinity();
-    const TiledScratch w = tiled_scratch(p.work, group * kQueryBlock, D, Dv);
-    if (!mask) std::fill(w.mt, w.mt + kQueryBlock * kKeyTile, 0.0f);
+    const int64_t D = a.D, Dv = a.Dv, rows = a.group * nq;
+    for (int64_t r = 0; r < rows; ++r) {
+        w.m[r] = neg_inf;
+        w.l[r] = 0.0f;
+    }
+    std::memset(w.acc, 0, static_cast<size_t>(rows * Dv) * sizeof(float));
+    // The queries side by side: in the tensor, consecutive queries of a head are a whole
+    // row of heads apart, and such strides map onto few cache sets.
+    for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(w.q + r * D, a.q.row_ptr(q0 + r % nq, hk * a.group + r / nq, s), static_cast<size_t>(D) * sizeof(float));
+
+    for (int64_t j0 = jb; j0 < je; j0 += kKeyTile) {
+        // Keys past the last one any query of the unit sees are left out (the diagonal tile
+        // of a causal mask); a tile masked for all is skipped.
+        int64_t nk = std::min(kKeyTile, je - j0);
+        if (a.mask) nk = tile_mask(*a.mask, q0, nq, j0, nk, w.mt, kt);
+        if (nk == 0) continue;
+
+        for (int64_t j = 0; j < nk; ++j) {
+            const float* kr = row_f32(a.k, a.k.row_ptr(j0 + j, hk, s), w.row, D, kt);
+            for (int64_t d = 0; d < D; ++d) w.kt[d * kKeyTile + j] = kr[d];
+        }
+        for (int64_t j = 0; j < nk; ++j) {
+            float* vr = w.vt + j * Dv;
+            const float* src = row_f32(a.v, a.v.row_ptr(j0 + j, hk, s), vr, Dv, kt);
+            if (src != vr) std::memcpy(vr, src, static_cast<size_t>(Dv) * sizeof(float));
+        }
+        // Per query head sharing the KV head: the scores of its block of queries against the
+        // tile, the online softmax row by row, then the weighted values (the tile stays in
+        // cache across the heads).
+        for (int64_t g = 0; g < a.group; ++g) {
+            float* sg = w.s + g * nq * kKeyTile;
+            kt.attn_scores(w.q + g * nq * D, static_cast<size_t>(D), nq, w.kt, D, nk, sg, kKeyTile);
+            for (int64_t r = g * nq; r < (g + 1) * nq; ++r) {
+                float* sr = w.s + r * kKeyTile;
+                const float* mr = w.mt + (r % nq) * kKeyTile;
+                float mx;
+                if (a.softcap > 0.0f) {
+                    mx = neg_inf;
+                    for (int64_t j = 0; j < nk; ++j)
+                        mx = std::max(mx, sr[j] = a.softcap * std::tanh(sr[j] * a.scale / a.softcap) + mr[j]);
+                } else {
+                    mx = kt.scale_mask_max(sr, mr, nk, a.scale);
+                }
+                if (mx == neg_inf) {  // nothing of this tile for this row: weights 0
+                    std::memset(sr, 0, static_cast<size_t>(nk) * sizeof(float));
+                    continue;
+                }
+                if (mx > w.m[r]) {
+                    const float c = std::exp(w.m[r] - mx);  // 0 on the first tile (m = -inf)
+                    kt.scale_f32(w.acc + r * Dv, c, Dv);
+                    w.l[r] *= c;
+                    w.m[r] = mx;
+                }
+                w.l[r] += kt.exp_sum(sr, nk, w.m[r]);
+            }
+            kt.attn_accumulate(w.acc + g * nq * Dv, static_cast<size_t>(Dv), nq, Dv, sg, kKeyTile, nk, w.vt);
+        }
+    }
+}
+
+// Prompts: units of one KV head x a block of kQueryBlock queries over all keys.
+void flash_attn_tiled(const Tensor& node, const ComputeParams& p) {
+    const Attn a(node);
+    const int64_t n_blocks = (a.n_q + kQueryBlock - 1) / kQueryBlock;
+    const kernels::KernelTable& kt = kernels::active();
+    const TiledScratch w = tiled_scratch(p.work, a.group * kQueryBlock, a.D, a.Dv);
+    if (!a.mask) std::fill(w.mt, w.mt + kQueryBlock * kKeyTile, 0.0f);
 
     // Units (kv head, query block, seq) are dealt round-robin: under a causal mask a block's
     // cost grows with its position, so contiguous ranges would leave the last thread about
     // twice the average work.
-    for (int64_t u = p.ith; u < H_kv * n_blocks * q.ne[3]; u += p.nth) {
-        const int64_t hk = u % H_kv, qb = (u / H_kv) % n_blocks, s = u / (H_kv * n_blocks);
-        const int64_t q0 = qb * kQueryBlock, nq = std::min(kQueryBlock, n_q - q0);
-        const int64_t rows = group * nq;  // row g * nq + i: query head hk * group + g, query q0 + i
-        for (int64_t r = 0; r < rows; ++r) {
-            w.m[r] = neg_inf;
-            w.l[r] = 0.0f;
-        }
-        std::memset(w.acc, 0, static_cast<size_t>(rows * Dv) * sizeof(float));
-        // The queries side by side: in the tensor, consecutive queries of a head are a whole
-        // row of heads apart, and such strides map onto few cache sets.
-        for (int64_t r = 0; r < rows; ++r)
-            std::memcpy(w.q + r * D, q.row_ptr(q0 + r % nq, hk * group + r / nq, s), static_cast<size_t>(D) * sizeof(float));
-
-        for (int64_t j0 = 0; j0 < n_kv; j0 += kKeyTile) {
-            // Keys past the last one any query of the block sees are left out (the diagonal
-            // tile of a causal mask); a tile masked for all is skipped.
-            int64_t nk = std::min(kKeyTile, n_kv - j0);
-            if (mask) nk = tile_mask(*mask, q0, nq, j0, nk, w.mt, kt);
-            if (nk == 0) continue;
-
-            for (int64_t j = 0; j < nk; ++j) {
-                const float* kr = row_f32(k, k.row_ptr(j0 + j, hk, s), w.row, D, kt);
-                for (int64_t d = 0; d < D; ++d) w.kt[d * kKeyTile + j] = kr[d];
-            }
-            for (int64_t j = 0; j < nk; ++j) {
-                float* vr = w.vt + j * Dv;
-                const float* src = row_f32(v, v.row_ptr(j0 + j, hk, s), vr, Dv, kt);
-                if (src != vr) std::memcpy(vr, src, static_cast<size_t>(Dv) * sizeof(float));
-            }
-            // Per query head sharing the KV head: the scores of its block of queries against
-            // the tile, the online softmax row by row, then the weighted values (the tile
-            // stays in cache across the heads).
-            for (int64_t g = 0; g < group; ++g) {
-                float* sg = w.s + g * nq * kKeyTile;
-                kt.attn_scores(w.q + g * nq * D, static_cast<size_t>(D), nq, w.kt, D, nk, sg, kKeyTile);
-                for (int64_t r = g * nq; r < (g + 1) * nq; ++r) {
-                    float* sr = w.s + r * kKeyTile;
-                    const float* mr = w.mt + (r % nq) * kKeyTile;
-                    float mx;
-                    if (softcap > 0.0f) {
-                        mx = neg_inf;
-                        for (int64_t j = 0; j < nk; ++j)
-                            mx = std::max(mx, sr[j] = softcap * std::tanh(sr[j] * scale / softcap) + mr[j]);
-                    } else {
-                        mx = kt.scale_mask_max(sr, mr, nk, scale);
-                    }
-                    if (mx == neg_inf) {  // nothing of this tile for this row: weights 0
-                        std::memset(sr, 0, static_cast<size_t>(nk) * sizeof(float));
-                        continue;
-                    }
-                    if (mx > w.m[r]) {
-                        const float c = std::exp(w.m[r] - mx);  // 0 on the first tile (m = -inf)
-                        kt.scale_f32(w.acc + r * Dv, c, Dv);
-                        w.l[r] *= c;
-                        w.m[r] = mx;
-                    }
-                    w.l[r] += kt.exp_sum(sr, nk, w.m[r]);
-                }
-                kt.attn_accumulate(w.acc + g * nq * Dv, static_cast<size_t>(Dv), nq, Dv, sg, kKeyTile, nk, w.vt);
-            }
-        }
-        for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t u = p.ith; u < a.H_kv * n_blocks * a.q.ne[3]; u += p.nth) {
+        const int64_t hk = u % a.H_kv, qb = (u / a.H_kv) % n_blocks, s = u / (a.H_kv * n_blocks);
+        const int64_t q0 = qb * kQueryBlock, nq = std::min(kQueryBlock, a.n_q - q0);
+        attend(a, w, hk, q0, nq, s, 0, a.n_kv, kt);
+        for (int64_t r = 0; r < a.group * nq; ++r) {
             const int64_t g = r / nq, iq = q0 + r % nq;
-            float* out = reinterpret_cast<float*>(node.row_ptr(hk * group + g, iq, s));
+            float* out = reinterpret_cast<float*>(node.row_ptr(hk * a.group + g, iq, s));
             const float inv = w.l[r] > 0.0f ? 1.0f / w.l[r] : 0.0f;
-            for (int64_t d = 0; d < Dv; ++d) out[d] = w.acc[r * Dv + d] * inv;
+            for (int64_t d = 0; d < a.Dv; ++d) out[d] = w.acc[r * a.Dv + d] * inv;
         }
+    }
+}
+
+// Decoding over a long context ("split keys"): a few queries give too few (KV head) units
+// for the threads, so the keys are cut into chunks of kKeyChunk and each (KV head, chunk)
+// is a unit; each unit's rows leave their max, sum and weighted values in the team's
+// shared scratch, and after a barrier the threads merge the chunks of each row:
+//   M = max m_c, out = sum acc_c exp(m_c - M) / sum l_c exp(m_c - M).
+constexpr int64_t kKeyChunk = 256;
+// Decoding with at least this many keys takes the split schedule.
+constexpr int64_t kSplitMinKeys = 2 * kKeyChunk;
+
+bool splits_keys(const Tensor& node) {
+    return node.src[0]->ne[1] < kTiledMinQueries && node.src[1]->ne[1] >= kSplitMinKeys;
+}
+
+// Floats of one unit's partial results: per row, m, l and Dv weighted values.
+size_t split_unit_floats(const Attn& a) { return static_cast<size_t>(a.group * a.n_q * (a.Dv + 2)); }
+
+int64_t split_chunks(const Attn& a) { return (a.n_kv + kKeyChunk - 1) / kKeyChunk; }
+
+void flash_attn_split(const Tensor& node, const ComputeParams& p) {
+    const Attn a(node);
+    const kernels::KernelTable& kt = kernels::active();
+    const TiledScratch w = tiled_scratch(p.work, a.group * a.n_q, a.D, a.Dv);
+    if (!a.mask) std::fill(w.mt, w.mt + kQueryBlock * kKeyTile, 0.0f);
+    const int64_t chunks = split_chunks(a), rows = a.group * a.n_q, S = a.q.ne[3];
+    const size_t unit_floats = split_unit_floats(a);
+    float* partial = reinterpret_cast<float*>(p.shared);  // unit (s, hk, c) at ((s * H_kv + hk) * chunks + c)
+
+    for (int64_t u = p.ith; u < S * a.H_kv * chunks; u += p.nth) {
+        const int64_t c = u % chunks, hk = (u / chunks) % a.H_kv, s = u / (chunks * a.H_kv);
+        attend(a, w, hk, 0, a.n_q, s, c * kKeyChunk, std::min(a.n_kv, (c + 1) * kKeyChunk), kt);
+        float* dst = partial + static_cast<size_t>(u) * unit_floats;
+        for (int64_t r = 0; r < rows; ++r) {
+            float* pr = dst + r * (a.Dv + 2);
+            pr[0] = w.m[r];
+            pr[1] = w.l[r];
+            std::memcpy(pr + 2, w.acc + r * a.Dv, static_cast<size_t>(a.Dv) * sizeof(float));
+        }
+    }
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+    // Merge: rows (s, hk, r) split over the threads.
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    int64_t rb, re;
+    split_rows(S * a.H_kv * rows, p.ith, p.nth, &rb, &re);
+    for (int64_t i = rb; i < re; ++i) {
+        const int64_t r = i % rows, hk = (i / rows) % a.H_kv, s = i / (rows * a.H_kv);
+        const float* first = partial + static_cast<size_t>((s * a.H_kv + hk) * chunks) * unit_floats + r * (a.Dv + 2);
+        float mx = neg_inf;
+        for (int64_t c = 0; c < chunks; ++c) mx = std::max(mx, first[c * unit_floats]);
+        float* out = reinterpret_cast<float*>(node.row_ptr(hk * a.group + r / a.n_q, r % a.n_q, s));
+        std::fill(out, out + a.Dv, 0.0f);
+        float l = 0.0f;
+        if (mx != neg_inf)
+            for (int64_t c = 0; c < chunks; ++c) {
+                const float* pc = first + c * unit_floats;
+                if (pc[0] == neg_inf) continue;  // a chunk the row sees nothing of
+                const float f = std::exp(pc[0] - mx);
+                l += pc[1] * f;
+                kt.axpy_f32(out, f, pc + 2, a.Dv);
+            }
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        for (int64_t d = 0; d < a.Dv; ++d) out[d] *= inv;
     }
 }
 
@@ -174,13 +259,21 @@ size_t flash_attn_work_per_thread(const Tensor& node) {
     const Tensor& q = *node.src[0];
     const int64_t D = q.ne[0], Dv = node.src[2]->ne[0];
     const size_t rows_path = static_cast<size_t>(D + 2 * Dv + 16) * sizeof(float);
-    if (q.ne[1] < kTiledMinQueries) return rows_path;
     const int64_t group = q.ne[2] / node.src[1]->ne[2];
+    if (splits_keys(node)) return std::max(rows_path, tiled_floats(group * q.ne[1], D, Dv) * sizeof(float));
+    if (q.ne[1] < kTiledMinQueries) return rows_path;
     return std::max(rows_path, tiled_floats(group * kQueryBlock, D, Dv) * sizeof(float));
+}
+
+size_t flash_attn_work_shared(const Tensor& node) {
+    if (!splits_keys(node)) return 0;
+    const Attn a(node);
+    return static_cast<size_t>(a.q.ne[3] * a.H_kv * split_chunks(a)) * split_unit_floats(a) * sizeof(float);
 }
 
 void op_flash_attn(const Tensor& node, const ComputeParams& p) {
     if (node.src[0]->ne[1] >= kTiledMinQueries) return flash_attn_tiled(node, p);
+    if (splits_keys(node)) return flash_attn_split(node, p);
     const Tensor& q = *node.src[0];  // [D, n_q, H, S]
     const Tensor& k = *node.src[1];  // [D, n_kv, H_kv, S]
     const Tensor& v = *node.src[2];  // [Dv, n_kv, H_kv, S]

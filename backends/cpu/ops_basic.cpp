@@ -22,7 +22,11 @@ size_t work_per_thread(const Tensor& node) {
     }
 }
 
-size_t work_shared(const Tensor& node) { return node.op == Op::MulMat ? mul_mat_work_shared(node) : 0; }
+size_t work_shared(const Tensor& node) {
+    if (node.op == Op::MulMat) return mul_mat_work_shared(node);
+    if (node.op == Op::FlashAttn) return flash_attn_work_shared(node);
+    return 0;
+}
 
 void compute_node(const Tensor& node, const ComputeParams& p) {
     switch (node.op) {

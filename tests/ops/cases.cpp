@@ -459,6 +459,10 @@ void add_flash_attn(std::vector<OpCase>& cases) {
         // window masks out entirely, and the long-context GQA shape.
         {DType::F16, 8, 2, 37, 150, 64, 1, 0}, {DType::F16, 4, 4, 20, 130, 128, 2, 0},
         {DType::Q8_0, 4, 1, 18, 70, 32, 1, 30.0f}, {DType::F32, 2, 2, 16, 64, 64, 0, 0},
+        // Decoding over a long context: keys split into chunks whose partial softmaxes are
+        // merged (a partial last chunk, chunks a window hides entirely, soft-capping).
+        {DType::F16, 8, 2, 1, 600, 64, 1, 0}, {DType::Q8_0, 4, 4, 3, 700, 32, 2, 0},
+        {DType::F16, 4, 1, 2, 520, 64, 1, 30.0f}, {DType::F32, 2, 1, 1, 513, 64, 0, 0},
     };
     for (const Variant& v : variants) {
         OpCase c;
