@@ -26,6 +26,7 @@ namespace {
 
 constexpr int64_t kQueryBlock = 16;
 constexpr int64_t kKeyTile = kernels::kAttnTile;
+constexpr int64_t kPrefetchTiles = 2;
 // Prompts of at least this many queries take the tiled schedule.
 constexpr int64_t kTiledMinQueries = 4;
 
@@ -60,6 +61,10 @@ const float* row_f32(const Tensor& t, const char* src, float* buf, int64_t n, co
     if (t.type == DType::F16) kt.f16_to_f32(reinterpret_cast<const uint16_t*>(src), buf, n);
     else quant::dequantize_row(t.type, src, buf, n);
     return buf;
+}
+
+void prefetch_row(const char* p, size_t bytes) {
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o);
 }
 
 // The mask of queries [q0, q0 + nq) over keys [j0, j0 + nk) as floats, a row of kKeyTile per
@@ -113,10 +118,22 @@ void attend(const Attn& a, const TiledScratch& w, int64_t hk, int64_t q0, int64_
     for (int64_t r = 0; r < rows; ++r)
         std::memcpy(w.q + r * D, a.q.row_ptr(q0 + r % nq, hk * a.group + r / nq, s), static_cast<size_t>(D) * sizeof(float));
 
+    // The key and value rows kPrefetchTiles tiles ahead are asked for before each tile: rows
+    // of one KV head are a whole cache row apart, a stride the hardware prefetchers follow
+    // poorly, and decoding over a long context otherwise waits on every line.
+    const size_t k_bytes = row_size(a.k.type, D), v_bytes = row_size(a.v.type, Dv);
+    const auto prefetch = [&](int64_t from, int64_t to) {
+        for (int64_t j = from; j < std::min(je, to); ++j) {
+            prefetch_row(a.k.row_ptr(j, hk, s), k_bytes);
+            prefetch_row(a.v.row_ptr(j, hk, s), v_bytes);
+        }
+    };
+    prefetch(jb, jb + kPrefetchTiles * kKeyTile);
     for (int64_t j0 = jb; j0 < je; j0 += kKeyTile) {
         // Keys past the last one any query of the unit sees are left out (the diagonal tile
         // of a causal mask); a tile masked for all is skipped.
         int64_t nk = std::min(kKeyTile, je - j0);
+        prefetch(j0 + kPrefetchTiles * kKeyTile, j0 + (kPrefetchTiles + 1) * kKeyTile);
         if (a.mask) nk = tile_mask(*a.mask, q0, nq, j0, nk, w.mt, kt);
         if (nk == 0) continue;
 
@@ -131,11 +148,13 @@ void attend(const Attn& a, const TiledScratch& w, int64_t hk, int64_t q0, int64_
         }
         // Per query head sharing the KV head: the scores of its block of queries against the
         // tile, the online softmax row by row, then the weighted values (the tile stays in
-        // cache across the heads).
-        for (int64_t g = 0; g < a.group; ++g) {
-            float* sg = w.s + g * nq * kKeyTile;
-            kt.attn_scores(w.q + g * nq * D, static_cast<size_t>(D), nq, w.kt, D, nk, sg, kKeyTile);
-            for (int64_t r = g * nq; r < (g + 1) * nq; ++r) {
+        // cache across the heads). A unit of one or a few queries takes all its heads at once,
+        // so the products get several rows.
+        const int64_t step = nq >= kTiledMinQueries ? nq : rows;
+        for (int64_t r0 = 0; r0 < rows; r0 += step) {
+            float* sg = w.s + r0 * kKeyTile;
+            kt.attn_scores(w.q + r0 * D, static_cast<size_t>(D), step, w.kt, D, nk, sg, kKeyTile);
+            for (int64_t r = r0; r < r0 + step; ++r) {
                 float* sr = w.s + r * kKeyTile;
                 const float* mr = w.mt + (r % nq) * kKeyTile;
                 float mx;
@@ -158,7 +177,7 @@ void attend(const Attn& a, const TiledScratch& w, int64_t hk, int64_t q0, int64_
                 }
                 w.l[r] += kt.exp_sum(sr, nk, w.m[r]);
             }
-            kt.attn_accumulate(w.acc + g * nq * Dv, static_cast<size_t>(Dv), nq, Dv, sg, kKeyTile, nk, w.vt);
+            kt.attn_accumulate(w.acc + r0 * Dv, static_cast<size_t>(Dv), step, Dv, sg, kKeyTile, nk, w.vt);
         }
     }
 }
