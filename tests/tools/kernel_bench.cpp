@@ -179,8 +179,12 @@ void bench_prompt(const std::vector<DType>& types, const std::vector<int>& threa
                 }
             }
             const double to = median(t_old), tn = median(t_new);
-            std::printf("%-5s %3d | %9.2f %7.2f | %9.2f %7.2f | %6.1fx\n", std::string(type_name(t)).c_str(), threads,
-                        to * 1e3, flop / to / 1e9, tn * 1e3, flop / tn / 1e9, to / tn);
+            if (old_path)
+                std::printf("%-5s %3d | %9.2f %7.2f | %9.2f %7.2f | %6.1fx\n", std::string(type_name(t)).c_str(),
+                            threads, to * 1e3, flop / to / 1e9, tn * 1e3, flop / tn / 1e9, to / tn);
+            else  // --new-only: no old figures
+                std::printf("%-5s %3d | %9s %7s | %9.2f %7.2f | %7s\n", std::string(type_name(t)).c_str(), threads, "-",
+                            "-", tn * 1e3, flop / tn / 1e9, "-");
             std::fflush(stdout);
         }
     }
@@ -220,6 +224,13 @@ void bench_matvec(const std::vector<DType>& types, const std::vector<int>& threa
                     }
                 }
                 const double to = median(t_old), tn = median(t_new), flop = 2.0 * kN * kK;
+                if (!old_path) {  // --new-only: no old figures
+                    std::printf("%-5s %8.2f %3d %5s | %9s %7s %7s | %9.3f %7.2f %7.2f | %7s\n",
+                                std::string(type_name(t)).c_str(), bytes / (1 << 20), threads, hot ? "hot" : "cold", "-",
+                                "-", "-", tn * 1e3, bytes / tn / 1e9, flop / tn / 1e9, "-");
+                    std::fflush(stdout);
+                    continue;
+                }
                 std::printf("%-5s %8.2f %3d %5s | %9.3f %7.2f %7.2f | %9.3f %7.2f %7.2f | %6.1fx\n",
                             std::string(type_name(t)).c_str(), bytes / (1 << 20), threads, hot ? "hot" : "cold",
                             to * 1e3, bytes / to / 1e9, flop / to / 1e9, tn * 1e3, bytes / tn / 1e9, flop / tn / 1e9,
