@@ -85,196 +85,140 @@ void FillAttn(KernelTable* t) {
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// Scores of one query row, columns [j, cols): four vectors at a time, then one.
-HWY_INLINE void scores_row(const float* qr, const float* kt, int64_t D, int64_t j, int64_t cols, float* sr) {
+// Both products are C = A B over a short inner dimension n, B's rows contiguous:
+//   C[r][c] = (kLoad ? C[r][c] : 0) + sum over i, in order, of A[r][i] * B[i][c].
+// Scores: A the queries, B the transposed key tile, n = D. Weighted values: A the weights,
+// B the value rows, n = the tile's keys, C the accumulators (kLoad).
+
+template <bool kLoad>
+HWY_INLINE VF start(const float* c) {
+    if constexpr (kLoad) return hn::LoadU(DF(), c);
+    else return hn::Zero(DF());
+}
+
+// Four rows x two vectors from c: eight independent sums, each load of B shared by four rows.
+template <bool kLoad>
+HWY_INLINE void block4x2(const float* a, size_t as, const float* b, size_t bs, int64_t n, float* c, size_t cs) {
     const DF df;
     const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+    const float *a0 = a, *a1 = a0 + as, *a2 = a1 + as, *a3 = a2 + as;
+    float *c0 = c, *c1 = c0 + cs, *c2 = c1 + cs, *c3 = c2 + cs;
+    VF x0 = start<kLoad>(c0), x1 = start<kLoad>(c0 + N), y0 = start<kLoad>(c1), y1 = start<kLoad>(c1 + N);
+    VF z0 = start<kLoad>(c2), z1 = start<kLoad>(c2 + N), u0 = start<kLoad>(c3), u1 = start<kLoad>(c3 + N);
+    for (int64_t i = 0; i < n; ++i) {
+        const float* row = b + i * static_cast<int64_t>(bs);
+        const VF b0 = hn::LoadU(df, row), b1 = hn::LoadU(df, row + N);
+        const VF e0 = hn::Set(df, a0[i]), e1 = hn::Set(df, a1[i]);
+        x0 = hn::MulAdd(e0, b0, x0);
+        x1 = hn::MulAdd(e0, b1, x1);
+        y0 = hn::MulAdd(e1, b0, y0);
+        y1 = hn::MulAdd(e1, b1, y1);
+        const VF e2 = hn::Set(df, a2[i]), e3 = hn::Set(df, a3[i]);
+        z0 = hn::MulAdd(e2, b0, z0);
+        z1 = hn::MulAdd(e2, b1, z1);
+        u0 = hn::MulAdd(e3, b0, u0);
+        u1 = hn::MulAdd(e3, b1, u1);
+    }
+    hn::StoreU(x0, df, c0);
+    hn::StoreU(x1, df, c0 + N);
+    hn::StoreU(y0, df, c1);
+    hn::StoreU(y1, df, c1 + N);
+    hn::StoreU(z0, df, c2);
+    hn::StoreU(z1, df, c2 + N);
+    hn::StoreU(u0, df, c3);
+    hn::StoreU(u1, df, c3 + N);
+}
+
+// Four rows x one vector: four sums, still enough to fill the FMA pipeline on the narrow
+// diagonal tiles of a causal mask.
+template <bool kLoad>
+HWY_INLINE void block4x1(const float* a, size_t as, const float* b, size_t bs, int64_t n, float* c, size_t cs) {
+    const DF df;
+    VF x = start<kLoad>(c), y = start<kLoad>(c + cs), z = start<kLoad>(c + 2 * cs), u = start<kLoad>(c + 3 * cs);
+    for (int64_t i = 0; i < n; ++i) {
+        const VF b0 = hn::LoadU(df, b + i * static_cast<int64_t>(bs));
+        x = hn::MulAdd(hn::Set(df, a[i]), b0, x);
+        y = hn::MulAdd(hn::Set(df, a[as + i]), b0, y);
+        z = hn::MulAdd(hn::Set(df, a[2 * as + i]), b0, z);
+        u = hn::MulAdd(hn::Set(df, a[3 * as + i]), b0, u);
+    }
+    hn::StoreU(x, df, c);
+    hn::StoreU(y, df, c + cs);
+    hn::StoreU(z, df, c + 2 * cs);
+    hn::StoreU(u, df, c + 3 * cs);
+}
+
+// One row, columns [0, cols) (whole vectors): four vectors at a time, then one.
+template <bool kLoad>
+HWY_INLINE void row_vectors(const float* a, const float* b, size_t bs, int64_t n, float* c, int64_t cols) {
+    const DF df;
+    const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+    int64_t j = 0;
     for (; j + 4 * N <= cols; j += 4 * N) {
-        VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-        for (int64_t d = 0; d < D; ++d) {
-            const VF qd = hn::Set(df, qr[d]);
-            const float* row = kt + d * kAttnTile + j;
-            a0 = hn::MulAdd(qd, hn::LoadU(df, row), a0);
-            a1 = hn::MulAdd(qd, hn::LoadU(df, row + N), a1);
-            a2 = hn::MulAdd(qd, hn::LoadU(df, row + 2 * N), a2);
-            a3 = hn::MulAdd(qd, hn::LoadU(df, row + 3 * N), a3);
+        VF x0 = start<kLoad>(c + j), x1 = start<kLoad>(c + j + N), x2 = start<kLoad>(c + j + 2 * N),
+           x3 = start<kLoad>(c + j + 3 * N);
+        for (int64_t i = 0; i < n; ++i) {
+            const VF e = hn::Set(df, a[i]);
+            const float* row = b + i * static_cast<int64_t>(bs) + j;
+            x0 = hn::MulAdd(e, hn::LoadU(df, row), x0);
+            x1 = hn::MulAdd(e, hn::LoadU(df, row + N), x1);
+            x2 = hn::MulAdd(e, hn::LoadU(df, row + 2 * N), x2);
+            x3 = hn::MulAdd(e, hn::LoadU(df, row + 3 * N), x3);
         }
-        hn::StoreU(a0, df, sr + j);
-        hn::StoreU(a1, df, sr + j + N);
-        hn::StoreU(a2, df, sr + j + 2 * N);
-        hn::StoreU(a3, df, sr + j + 3 * N);
+        hn::StoreU(x0, df, c + j);
+        hn::StoreU(x1, df, c + j + N);
+        hn::StoreU(x2, df, c + j + 2 * N);
+        hn::StoreU(x3, df, c + j + 3 * N);
     }
     for (; j < cols; j += N) {
-        VF a0 = hn::Zero(df);
-        for (int64_t d = 0; d < D; ++d) a0 = hn::MulAdd(hn::Set(df, qr[d]), hn::LoadU(df, kt + d * kAttnTile + j), a0);
-        hn::StoreU(a0, df, sr + j);
+        VF x = start<kLoad>(c + j);
+        for (int64_t i = 0; i < n; ++i) x = hn::MulAdd(hn::Set(df, a[i]), hn::LoadU(df, b + i * static_cast<int64_t>(bs) + j), x);
+        hn::StoreU(x, df, c + j);
     }
+}
+
+// C's columns [0, cols), cols a whole number of vectors: rows four at a time against two
+// vectors, then a last single vector; the rows left one at a time.
+template <bool kLoad>
+HWY_INLINE void product(const float* a, size_t as, int64_t nr, const float* b, size_t bs, int64_t n, float* c, size_t cs,
+             int64_t cols) {
+    const int64_t N = static_cast<int64_t>(hn::Lanes(DF()));
+    int64_t r = 0;
+    for (; r + 4 <= nr; r += 4) {
+        const float* ar = a + r * static_cast<int64_t>(as);
+        float* cr = c + r * static_cast<int64_t>(cs);
+        int64_t j = 0;
+        for (; j + 2 * N <= cols; j += 2 * N) block4x2<kLoad>(ar, as, b + j, bs, n, cr + j, cs);
+        if (j < cols) block4x1<kLoad>(ar, as, b + j, bs, n, cr + j, cs);
+    }
+    for (; r < nr; ++r)
+        row_vectors<kLoad>(a + r * static_cast<int64_t>(as), b, bs, n, c + r * static_cast<int64_t>(cs), cols);
 }
 
 // Columns are computed in whole vectors: up to nk rounded up to the lanes (at most
-// kAttnTile; the caller's rows are at least that wide). Rows go four at a time against two
-// vectors of columns (eight independent sums, the loads of the tile shared by four rows),
-// then against a last single vector (four sums, still enough to fill the FMA pipeline on
-// the diagonal tiles of a causal mask, which are narrow); the rows left one at a time.
+// kAttnTile; the caller's rows are at least that wide).
 void AttnScores(const float* q, size_t q_stride, int64_t nq, const float* kt, int64_t D, int64_t nk, float* s,
                 size_t s_stride) {
-    const DF df;
-    const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+    const int64_t N = static_cast<int64_t>(hn::Lanes(DF()));
     const int64_t cols = std::min<int64_t>(kAttnTile, (nk + N - 1) / N * N);
-    int64_t r = 0;
-    for (; r + 4 <= nq; r += 4) {
-        const float* q0 = q + r * q_stride;
-        const float* q1 = q0 + q_stride;
-        const float* q2 = q1 + q_stride;
-        const float* q3 = q2 + q_stride;
-        float* s0 = s + r * s_stride;
-        float* s1 = s0 + s_stride;
-        float* s2 = s1 + s_stride;
-        float* s3 = s2 + s_stride;
-        int64_t j = 0;
-        for (; j + 2 * N <= cols; j += 2 * N) {
-            VF a0 = hn::Zero(df), a1 = hn::Zero(df), b0 = hn::Zero(df), b1 = hn::Zero(df);
-            VF c0 = hn::Zero(df), c1 = hn::Zero(df), e0 = hn::Zero(df), e1 = hn::Zero(df);
-            for (int64_t d = 0; d < D; ++d) {
-                const float* row = kt + d * kAttnTile + j;
-                const VF k0 = hn::LoadU(df, row), k1 = hn::LoadU(df, row + N);
-                const VF x0 = hn::Set(df, q0[d]), x1 = hn::Set(df, q1[d]);
-                a0 = hn::MulAdd(x0, k0, a0);
-                a1 = hn::MulAdd(x0, k1, a1);
-                b0 = hn::MulAdd(x1, k0, b0);
-                b1 = hn::MulAdd(x1, k1, b1);
-                const VF x2 = hn::Set(df, q2[d]), x3 = hn::Set(df, q3[d]);
-                c0 = hn::MulAdd(x2, k0, c0);
-                c1 = hn::MulAdd(x2, k1, c1);
-                e0 = hn::MulAdd(x3, k0, e0);
-                e1 = hn::MulAdd(x3, k1, e1);
-            }
-            hn::StoreU(a0, df, s0 + j);
-            hn::StoreU(a1, df, s0 + j + N);
-            hn::StoreU(b0, df, s1 + j);
-            hn::StoreU(b1, df, s1 + j + N);
-            hn::StoreU(c0, df, s2 + j);
-            hn::StoreU(c1, df, s2 + j + N);
-            hn::StoreU(e0, df, s3 + j);
-            hn::StoreU(e1, df, s3 + j + N);
-        }
-        if (j < cols) {
-            VF a0 = hn::Zero(df), b0 = hn::Zero(df), c0 = hn::Zero(df), e0 = hn::Zero(df);
-            for (int64_t d = 0; d < D; ++d) {
-                const VF k0 = hn::LoadU(df, kt + d * kAttnTile + j);
-                a0 = hn::MulAdd(hn::Set(df, q0[d]), k0, a0);
-                b0 = hn::MulAdd(hn::Set(df, q1[d]), k0, b0);
-                c0 = hn::MulAdd(hn::Set(df, q2[d]), k0, c0);
-                e0 = hn::MulAdd(hn::Set(df, q3[d]), k0, e0);
-            }
-            hn::StoreU(a0, df, s0 + j);
-            hn::StoreU(b0, df, s1 + j);
-            hn::StoreU(c0, df, s2 + j);
-            hn::StoreU(e0, df, s3 + j);
-        }
-    }
-    for (; r < nq; ++r) scores_row(q + r * q_stride, kt, D, 0, cols, s + r * s_stride);
+    product<false>(q, q_stride, nq, kt, kAttnTile, D, s, s_stride, cols);
 }
 
-// One row's accumulation, elements [d, Dv): four vectors at a time, one, then one element.
-HWY_INLINE void accumulate_row(float* acc, int64_t d, int64_t Dv, const float* w, int64_t nk, const float* v) {
-    const DF df;
-    const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-    for (; d + 4 * N <= Dv; d += 4 * N) {
-        VF a0 = hn::LoadU(df, acc + d), a1 = hn::LoadU(df, acc + d + N), a2 = hn::LoadU(df, acc + d + 2 * N),
-           a3 = hn::LoadU(df, acc + d + 3 * N);
-        for (int64_t j = 0; j < nk; ++j) {
-            const VF wj = hn::Set(df, w[j]);
-            const float* row = v + j * Dv + d;
-            a0 = hn::MulAdd(wj, hn::LoadU(df, row), a0);
-            a1 = hn::MulAdd(wj, hn::LoadU(df, row + N), a1);
-            a2 = hn::MulAdd(wj, hn::LoadU(df, row + 2 * N), a2);
-            a3 = hn::MulAdd(wj, hn::LoadU(df, row + 3 * N), a3);
-        }
-        hn::StoreU(a0, df, acc + d);
-        hn::StoreU(a1, df, acc + d + N);
-        hn::StoreU(a2, df, acc + d + 2 * N);
-        hn::StoreU(a3, df, acc + d + 3 * N);
-    }
-    for (; d + N <= Dv; d += N) {
-        VF a0 = hn::LoadU(df, acc + d);
-        for (int64_t j = 0; j < nk; ++j) a0 = hn::MulAdd(hn::Set(df, w[j]), hn::LoadU(df, v + j * Dv + d), a0);
-        hn::StoreU(a0, df, acc + d);
-    }
-    for (; d < Dv; ++d) {
-        float a = acc[d];
-        for (int64_t j = 0; j < nk; ++j) a = std::fma(w[j], v[j * Dv + d], a);
-        acc[d] = a;
-    }
-}
-
-// Rows four at a time against two vectors of elements (eight independent sums, each load
-// of v shared by four rows), then a last single vector; the rows left one at a time.
+// The whole vectors of each row, then its last Dv % lanes elements one at a time.
 void AttnAccumulate(float* acc, size_t acc_stride, int64_t nr, int64_t Dv, const float* w, size_t w_stride,
                     int64_t nk, const float* v) {
-    const DF df;
-    const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-    int64_t r = 0;
-    for (; r + 4 <= nr; r += 4) {
-        float* c0 = acc + r * acc_stride;
-        float* c1 = c0 + acc_stride;
-        float* c2 = c1 + acc_stride;
-        float* c3 = c2 + acc_stride;
-        const float* w0 = w + r * w_stride;
-        const float* w1 = w0 + w_stride;
-        const float* w2 = w1 + w_stride;
-        const float* w3 = w2 + w_stride;
-        int64_t d = 0;
-        for (; d + 2 * N <= Dv; d += 2 * N) {
-            VF a0 = hn::LoadU(df, c0 + d), a1 = hn::LoadU(df, c0 + d + N);
-            VF b0 = hn::LoadU(df, c1 + d), b1 = hn::LoadU(df, c1 + d + N);
-            VF e0 = hn::LoadU(df, c2 + d), e1 = hn::LoadU(df, c2 + d + N);
-            VF f0 = hn::LoadU(df, c3 + d), f1 = hn::LoadU(df, c3 + d + N);
-            for (int64_t j = 0; j < nk; ++j) {
-                const float* row = v + j * Dv + d;
-                const VF v0 = hn::LoadU(df, row), v1 = hn::LoadU(df, row + N);
-                const VF x0 = hn::Set(df, w0[j]), x1 = hn::Set(df, w1[j]);
-                a0 = hn::MulAdd(x0, v0, a0);
-                a1 = hn::MulAdd(x0, v1, a1);
-                b0 = hn::MulAdd(x1, v0, b0);
-                b1 = hn::MulAdd(x1, v1, b1);
-                const VF x2 = hn::Set(df, w2[j]), x3 = hn::Set(df, w3[j]);
-                e0 = hn::MulAdd(x2, v0, e0);
-                e1 = hn::MulAdd(x2, v1, e1);
-                f0 = hn::MulAdd(x3, v0, f0);
-                f1 = hn::MulAdd(x3, v1, f1);
-            }
-            hn::StoreU(a0, df, c0 + d);
-            hn::StoreU(a1, df, c0 + d + N);
-            hn::StoreU(b0, df, c1 + d);
-            hn::StoreU(b1, df, c1 + d + N);
-            hn::StoreU(e0, df, c2 + d);
-            hn::StoreU(e1, df, c2 + d + N);
-            hn::StoreU(f0, df, c3 + d);
-            hn::StoreU(f1, df, c3 + d + N);
+    const int64_t N = static_cast<int64_t>(hn::Lanes(DF()));
+    const int64_t vec = Dv / N * N;
+    product<true>(w, w_stride, nr, v, static_cast<size_t>(Dv), nk, acc, acc_stride, vec);
+    for (int64_t r = 0; r < nr; ++r) {
+        float* c = acc + r * static_cast<int64_t>(acc_stride);
+        const float* wr = w + r * static_cast<int64_t>(w_stride);
+        for (int64_t d = vec; d < Dv; ++d) {
+            float x = c[d];
+            for (int64_t j = 0; j < nk; ++j) x = std::fma(wr[j], v[j * Dv + d], x);
+            c[d] = x;
         }
-        if (d + N <= Dv) {
-            VF a0 = hn::LoadU(df, c0 + d), b0 = hn::LoadU(df, c1 + d), e0 = hn::LoadU(df, c2 + d),
-               f0 = hn::LoadU(df, c3 + d);
-            for (int64_t j = 0; j < nk; ++j) {
-                const VF v0 = hn::LoadU(df, v + j * Dv + d);
-                a0 = hn::MulAdd(hn::Set(df, w0[j]), v0, a0);
-                b0 = hn::MulAdd(hn::Set(df, w1[j]), v0, b0);
-                e0 = hn::MulAdd(hn::Set(df, w2[j]), v0, e0);
-                f0 = hn::MulAdd(hn::Set(df, w3[j]), v0, f0);
-            }
-            hn::StoreU(a0, df, c0 + d);
-            hn::StoreU(b0, df, c1 + d);
-            hn::StoreU(e0, df, c2 + d);
-            hn::StoreU(f0, df, c3 + d);
-            d += N;
-        }
-        accumulate_row(c0, d, Dv, w0, nk, v);  // the last Dv % lanes elements
-        accumulate_row(c1, d, Dv, w1, nk, v);
-        accumulate_row(c2, d, Dv, w2, nk, v);
-        accumulate_row(c3, d, Dv, w3, nk, v);
     }
-    for (; r < nr; ++r) accumulate_row(acc + r * acc_stride, 0, Dv, w + r * w_stride, nk, v);
 }
 
 float ScaleMaskMax(float* s, const float* mask, int64_t n, float scale) {

@@ -276,16 +276,19 @@ void check(DType t, int64_t k, int64_t n) {
                     " do not make whole groups of 16 rows and 32-element blocks");
 }
 
-// F16 and F32: element k of the 16 rows of a group side by side (32 or 64 bytes per k).
-template <class T>
-void repack_float(const T* src, T* dst, int64_t k, int64_t n, bool to_r16) {
+// F16 and F32 (E = 1): element i of the 16 rows of a group side by side (32 or 64 bytes per
+// i). BF16 (E = 2): pair p of the 16 rows side by side, row j's two elements at 2 j (in 16-bit
+// units), 32 units per pair.
+template <class T, int E>
+void repack_interleaved(const T* src, T* dst, int64_t k, int64_t n, bool to_r16) {
 #pragma omp parallel for schedule(static)
     for (int64_t g = 0; g < n / kR16Rows; ++g)
         for (int j = 0; j < kR16Rows; ++j) {
             const size_t row = static_cast<size_t>(g * kR16Rows + j) * static_cast<size_t>(k);
             const size_t group = static_cast<size_t>(g * kR16Rows) * static_cast<size_t>(k);
             for (int64_t i = 0; i < k; ++i) {
-                const size_t r16 = group + static_cast<size_t>(i) * kR16Rows + static_cast<size_t>(j);
+                const size_t r16 = group + static_cast<size_t>(i / E) * E * kR16Rows + E * static_cast<size_t>(j) +
+                                   static_cast<size_t>(i % E);
                 if (to_r16) dst[r16] = src[row + static_cast<size_t>(i)];
                 else dst[row + static_cast<size_t>(i)] = src[r16];
             }
@@ -312,23 +315,6 @@ void dot_r16_float_ref(int64_t k, const void* w, const void* x, size_t x_stride,
             out[c * out_stride + static_cast<size_t>(j)] = sum[0] + sum[1];
         }
     }
-}
-
-// BF16: pair p of the 16 rows of a group side by side, row j's two elements at 2 j (in
-// 16-bit units), 32 units per pair.
-void repack_bf16(const uint16_t* src, uint16_t* dst, int64_t k, int64_t n, bool to_r16) {
-#pragma omp parallel for schedule(static)
-    for (int64_t g = 0; g < n / kR16Rows; ++g)
-        for (int j = 0; j < kR16Rows; ++j) {
-            const size_t row = static_cast<size_t>(g * kR16Rows + j) * static_cast<size_t>(k);
-            const size_t group = static_cast<size_t>(g * kR16Rows) * static_cast<size_t>(k);
-            for (int64_t i = 0; i < k; ++i) {
-                const size_t r16 = group + static_cast<size_t>(i / 2) * 2 * kR16Rows + 2 * static_cast<size_t>(j) +
-                                   static_cast<size_t>(i % 2);
-                if (to_r16) dst[r16] = src[row + static_cast<size_t>(i)];
-                else dst[row + static_cast<size_t>(i)] = src[r16];
-            }
-        }
 }
 
 // vdpbf16ps's arithmetic: bf16 inputs with a zero exponent read as zero, and a sum that
@@ -391,9 +377,9 @@ void repack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
     check(t, k, n);
     if (t == DType::Q4_K) return repack_q4_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
     if (t == DType::Q6_K) return repack_q6_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
-    if (t == DType::F16) return repack_float(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, true);
-    if (t == DType::F32) return repack_float(static_cast<const float*>(src), static_cast<float*>(dst), k, n, true);
-    if (t == DType::BF16) return repack_bf16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, true);
+    if (t == DType::F16) return repack_interleaved<uint16_t, 1>(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, true);
+    if (t == DType::F32) return repack_interleaved<float, 1>(static_cast<const float*>(src), static_cast<float*>(dst), k, n, true);
+    if (t == DType::BF16) return repack_interleaved<uint16_t, 2>(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, true);
     const int64_t nb = k / kQK;
     const size_t bs = type_traits(t).type_size, gb = r16_block_bytes(t), row_bytes = static_cast<size_t>(nb) * bs;
     const auto* s = static_cast<const uint8_t*>(src);
@@ -428,9 +414,9 @@ void unpack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
     check(t, k, n);
     if (t == DType::Q4_K) return unpack_q4_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
     if (t == DType::Q6_K) return unpack_q6_K(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), k, n);
-    if (t == DType::F16) return repack_float(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, false);
-    if (t == DType::F32) return repack_float(static_cast<const float*>(src), static_cast<float*>(dst), k, n, false);
-    if (t == DType::BF16) return repack_bf16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, false);
+    if (t == DType::F16) return repack_interleaved<uint16_t, 1>(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, false);
+    if (t == DType::F32) return repack_interleaved<float, 1>(static_cast<const float*>(src), static_cast<float*>(dst), k, n, false);
+    if (t == DType::BF16) return repack_interleaved<uint16_t, 2>(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), k, n, false);
     const int64_t nb = k / kQK;
     const size_t bs = type_traits(t).type_size, gb = r16_block_bytes(t), row_bytes = static_cast<size_t>(nb) * bs;
     const auto* s = static_cast<const uint8_t*>(src);
