@@ -113,25 +113,32 @@ void Context::decode(std::span<const int32_t> tokens, bool all_logits) {
     }
 }
 
-void Context::decode_batch(const int32_t* tokens, int32_t n, bool all_logits) {
-    const models::HParams& hp = model_.hp;
-    const int32_t n_kv = std::min(n_ctx(), (n_past_ + n + kKvPadding - 1) / kKvPadding * kKvPadding);
-    const int32_t n_out = all_logits ? n : 1;
-
+// A batch's graph with its inputs; the shape it was built for is the key for reuse.
+struct Context::BatchGraph {
     Graph g;
     models::ForwardInputs in;
+    Tensor* logits = nullptr;
+    int32_t n = 0, n_kv = 0, n_out = 0;
+};
+
+Context::BatchGraph& Context::batch_graph(int32_t n, int32_t n_kv, int32_t n_out, int32_t n_kv_swa, bool any_swa) {
+    // Everything else a graph depends on (weights, caches, hyperparameters, the ring) is
+    // fixed for the context's life; positions, the mask and the rows written are inputs.
+    if (graph_ && graph_->n == n && graph_->n_kv == n_kv && graph_->n_out == n_out && scheduler_.planned(graph_->g))
+        return *graph_;
+    graph_.reset();  // the old graph's tensors point into the compute buffers plan() may replace
+    auto bg = std::make_unique<BatchGraph>();
+    const models::HParams& hp = model_.hp;
+    Graph& g = bg->g;
+    models::ForwardInputs& in = bg->in;
     in.g = &g;
     in.hp = &hp;
     in.w = &model_.weights;
     in.tokens = g.input(DType::I32, {n}, "tokens");
     in.positions = g.input(DType::I32, {n}, "positions");
     in.mask = g.input(DType::F16, {n_kv, n}, "mask");
-    const bool any_swa = hp.sliding_window > 0 &&
-                         std::any_of(hp.layer_is_swa.begin(), hp.layer_is_swa.end(), [](bool b) { return b; });
-    const int32_t ring = cache_.ring_rows();
-    const int32_t n_kv_swa = ring > 0 ? ring : n_kv;
     if (any_swa) in.mask_swa = g.input(DType::F16, {n_kv_swa, n}, "mask_swa");
-    if (ring > 0) in.rows_swa = g.input(DType::I32, {n}, "rows_swa");
+    if (cache_.ring_rows() > 0) in.rows_swa = g.input(DType::I32, {n}, "rows_swa");
     in.n_kv_swa = n_kv_swa;
     in.out_ids = g.input(DType::I32, {n_out}, "out_ids");
     in.k_cache = &cache_.k();
@@ -139,9 +146,26 @@ void Context::decode_batch(const int32_t* tokens, int32_t n, bool all_logits) {
     in.n_tokens = n;
     in.n_kv = n_kv;
     in.n_ctx = n_ctx();
-    Tensor* logits = model_.arch->build(in);
-    g.mark_output(logits);
+    bg->logits = model_.arch->build(in);
+    g.mark_output(bg->logits);
     scheduler_.plan(g);
+    bg->n = n;
+    bg->n_kv = n_kv;
+    bg->n_out = n_out;
+    graph_ = std::move(bg);
+    return *graph_;
+}
+
+void Context::decode_batch(const int32_t* tokens, int32_t n, bool all_logits) {
+    const models::HParams& hp = model_.hp;
+    const int32_t n_kv = std::min(n_ctx(), (n_past_ + n + kKvPadding - 1) / kKvPadding * kKvPadding);
+    const int32_t n_out = all_logits ? n : 1;
+    const bool any_swa = hp.sliding_window > 0 &&
+                         std::any_of(hp.layer_is_swa.begin(), hp.layer_is_swa.end(), [](bool b) { return b; });
+    const int32_t ring = cache_.ring_rows();
+    const int32_t n_kv_swa = ring > 0 ? ring : n_kv;
+    BatchGraph& bg = batch_graph(n, n_kv, n_out, n_kv_swa, any_swa);
+    const models::ForwardInputs& in = bg.in;
 
     int32_t* tok = static_cast<int32_t*>(in.tokens->data);
     int32_t* pos = static_cast<int32_t*>(in.positions->data);
@@ -171,10 +195,10 @@ void Context::decode_batch(const int32_t* tokens, int32_t n, bool all_logits) {
         }
     }
 
-    scheduler_.compute(g);
+    scheduler_.compute(bg.g);
     ring_pos_.swap(ring_after);
     const size_t n_vocab = static_cast<size_t>(hp.n_vocab);
-    scheduler_.read(logits, logits_.data() + static_cast<size_t>(n_outputs_) * n_vocab,
+    scheduler_.read(bg.logits, logits_.data() + static_cast<size_t>(n_outputs_) * n_vocab,
                     static_cast<size_t>(n_out) * n_vocab * sizeof(float));
     n_outputs_ += n_out;
     n_past_ += n;

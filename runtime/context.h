@@ -54,12 +54,17 @@ public:
     size_t compute_bytes() const;
 
 private:
+    struct BatchGraph;
     void decode_batch(const int32_t* tokens, int32_t n, bool all_logits);
+    BatchGraph& batch_graph(int32_t n, int32_t n_kv, int32_t n_out, int32_t n_kv_swa, bool any_swa);
 
     const Model& model_;
     ContextOptions options_;
     KvCache cache_;
     Scheduler scheduler_;
+    // The last batch's graph, planned. The next batch of the same shape only refills its
+    // inputs: decoding rebuilds the graph once every kKvPadding tokens, not every token.
+    std::unique_ptr<BatchGraph> graph_;
     int32_t n_past_ = 0;
     std::vector<int32_t> ring_pos_;  // position held by each ring row (-1: none)
     std::vector<float> logits_;  // [n_outputs][n_vocab]

@@ -35,8 +35,15 @@ public:
     // `g` is not the graph planned last.
     void plan(Graph& g);
     void compute(Graph& g);
+    // Whether `g` is the graph planned last, unchanged since: its memory is still placed
+    // and compute() runs it as it is.
+    bool planned(const Graph& g) const { return planned_graph_ == &g && planned_graph_size_ == g.size(); }
     // Threads each backend uses for this scheduler's graphs (0: the backend's default).
-    void set_threads(int n) { n_threads_ = n; }
+    // The next compute() plans again: the scratch sizes depend on the thread count.
+    void set_threads(int n) {
+        n_threads_ = n;
+        planned_graph_ = nullptr;
+    }
 
     // Reads `n` bytes of a tensor (an output) into host memory.
     void read(const Tensor* t, void* dst, size_t n) const;
