@@ -1,15 +1,13 @@
 // Attention with an online softmax (one pass over the keys): scores q.k * scale (optionally
 // soft-capped) plus the mask, accumulated into V rows.
 //
-// Three schedules. Prompts: work units of one KV head x a block of kQueryBlock queries, which
+// Two schedules. Prompts: work units of one KV head x a block of kQueryBlock queries, which
 // covers every query head that shares the KV head; keys go in tiles of kKeyTile, converted to
-// F32 once per unit and tile, and both products (scores = Q K^T and the weighted sum of V)
-// run as register-tiled matrix products; tiles masked for every row of the unit are skipped,
-// so causal attention costs about half. Decoding (few queries) over a long context: the same
-// tiles, with the keys split into chunks so every thread has work, the chunks' partial
-// softmaxes merged at the end (flash_attn_split). Decoding over a short context: one (head,
-// query) row at a time on the SIMD row kernels (F32 and F16 K/V read in place; other types
-// dequantized a row at a time), O(D) scratch.
+// F32 once per unit and tile (other K/V types dequantized a row at a time), and both products
+// (scores = Q K^T and the weighted sum of V) run as register-tiled matrix products; tiles
+// masked for every row of the unit are skipped, so causal attention costs about half.
+// Decoding (few queries): the same tiles, with the keys split into chunks so every thread has
+// work, the chunks' partial softmaxes merged at the end (flash_attn_split).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -206,37 +204,73 @@ void flash_attn_tiled(const Tensor& node, const ComputeParams& p) {
     }
 }
 
-// Decoding over a long context ("split keys"): a few queries give too few (KV head) units
-// for the threads, so the keys are cut into chunks of kKeyChunk and each (KV head, chunk)
-// is a unit; each unit's rows leave their max, sum and weighted values in the team's
-// shared scratch, and after a barrier the threads merge the chunks of each row:
+// Decoding ("split keys"): a few queries give too few (KV head) units for the threads, so
+// the keys are cut into chunks and each (chunk, KV head) is a unit; each unit's rows leave
+// their max, sum and weighted values in the team's shared scratch, and after a barrier the
+// threads merge the chunks of each row:
 //   M = max m_c, out = sum acc_c exp(m_c - M) / sum l_c exp(m_c - M).
-constexpr int64_t kKeyChunk = 256;
-// Decoding with at least this many keys takes the split schedule.
-constexpr int64_t kSplitMinKeys = 2 * kKeyChunk;
+// A thread takes a contiguous range of units, KV head fastest, and first reads the rows of
+// each new chunk (every head's keys and values, one contiguous range of the cache each) in
+// one stream: a single head's rows are a whole cache row apart, a pattern that reads memory
+// at a fraction of its speed, while a stream into L2 runs at full speed and leaves each
+// head's pass to L2. A chunk's keys and values fit in kChunkBytes.
+constexpr int64_t kMaxKeyChunk = 256;
+constexpr size_t kChunkBytes = 256 << 10;
 
-bool splits_keys(const Tensor& node) {
-    return node.src[0]->ne[1] < kTiledMinQueries && node.src[1]->ne[1] >= kSplitMinKeys;
+bool splits_keys(const Tensor& node) { return node.src[0]->ne[1] < kTiledMinQueries; }
+
+// Keys per chunk: a multiple of the tile, at most kMaxKeyChunk, a chunk's cache rows within
+// kChunkBytes where a tile's allow.
+int64_t key_chunk(const Attn& a) {
+    const size_t per_key = a.k.nb[1] + a.v.nb[1];
+    const int64_t tiles = static_cast<int64_t>(kChunkBytes / (per_key * kKeyTile));
+    return std::clamp<int64_t>(tiles, 1, kMaxKeyChunk / kKeyTile) * kKeyTile;
 }
 
 // Floats of one unit's partial results: per row, m, l and Dv weighted values.
 size_t split_unit_floats(const Attn& a) { return static_cast<size_t>(a.group * a.n_q * (a.Dv + 2)); }
 
-int64_t split_chunks(const Attn& a) { return (a.n_kv + kKeyChunk - 1) / kKeyChunk; }
+int64_t split_chunks(const Attn& a) { return (a.n_kv + key_chunk(a) - 1) / key_chunk(a); }
+
+// Reads [b, e) a cache line at a time, so the hardware streams it into the cache.
+void stream_in(const char* b, const char* e) {
+    uint64_t x = 0;
+    for (const char* c = b; c < e; c += 64) {
+        uint64_t v;
+        std::memcpy(&v, c, sizeof v);
+        x ^= v;
+    }
+    asm volatile("" : : "r"(x));
+}
+
+// The cache rows of keys [jb, je) of sequence s, every head: one range when the heads of a
+// key are packed within its row (a KV cache view), else nothing is read ahead.
+void stream_rows(const Tensor& t, int64_t jb, int64_t je, int64_t s) {
+    const size_t heads = static_cast<size_t>(t.ne[2] - 1) * t.nb[2] + row_size(t.type, t.ne[0]);
+    if (heads > t.nb[1]) return;
+    stream_in(t.row_ptr(jb, 0, s), t.row_ptr(je - 1, 0, s) + heads);
+}
 
 void flash_attn_split(const Tensor& node, const ComputeParams& p) {
     const Attn a(node);
     const kernels::KernelTable& kt = kernels::active();
     const TiledScratch w = tiled_scratch(p.work, a.group * a.n_q, a.D, a.Dv);
     if (!a.mask) std::fill(w.mt, w.mt + kQueryBlock * kKeyTile, 0.0f);
-    const int64_t chunks = split_chunks(a), rows = a.group * a.n_q, S = a.q.ne[3];
+    const int64_t chunk = key_chunk(a), chunks = split_chunks(a), rows = a.group * a.n_q, S = a.q.ne[3];
     const size_t unit_floats = split_unit_floats(a);
     float* partial = reinterpret_cast<float*>(p.shared);  // unit (s, hk, c) at ((s * H_kv + hk) * chunks + c)
 
-    for (int64_t u = p.ith; u < S * a.H_kv * chunks; u += p.nth) {
-        const int64_t c = u % chunks, hk = (u / chunks) % a.H_kv, s = u / (chunks * a.H_kv);
-        attend(a, w, hk, 0, a.n_q, s, c * kKeyChunk, std::min(a.n_kv, (c + 1) * kKeyChunk), kt);
-        float* dst = partial + static_cast<size_t>(u) * unit_floats;
+    int64_t ub, ue;
+    split_rows(S * chunks * a.H_kv, p.ith, p.nth, &ub, &ue);
+    for (int64_t u = ub; u < ue; ++u) {
+        const int64_t hk = u % a.H_kv, c = (u / a.H_kv) % chunks, s = u / (a.H_kv * chunks);
+        const int64_t jb = c * chunk, je = std::min(a.n_kv, jb + chunk);
+        if (u == ub || hk == 0) {
+            stream_rows(a.k, jb, je, s);
+            stream_rows(a.v, jb, je, s);
+        }
+        attend(a, w, hk, 0, a.n_q, s, jb, je, kt);
+        float* dst = partial + static_cast<size_t>((s * a.H_kv + hk) * chunks + c) * unit_floats;
         for (int64_t r = 0; r < rows; ++r) {
             float* pr = dst + r * (a.Dv + 2);
             pr[0] = w.m[r];
@@ -277,11 +311,9 @@ void flash_attn_split(const Tensor& node, const ComputeParams& p) {
 size_t flash_attn_work_per_thread(const Tensor& node) {
     const Tensor& q = *node.src[0];
     const int64_t D = q.ne[0], Dv = node.src[2]->ne[0];
-    const size_t rows_path = static_cast<size_t>(D + 2 * Dv + 16) * sizeof(float);
     const int64_t group = q.ne[2] / node.src[1]->ne[2];
-    if (splits_keys(node)) return std::max(rows_path, tiled_floats(group * q.ne[1], D, Dv) * sizeof(float));
-    if (q.ne[1] < kTiledMinQueries) return rows_path;
-    return std::max(rows_path, tiled_floats(group * kQueryBlock, D, Dv) * sizeof(float));
+    const int64_t rows = group * (splits_keys(node) ? q.ne[1] : kQueryBlock);
+    return tiled_floats(rows, D, Dv) * sizeof(float);
 }
 
 size_t flash_attn_work_shared(const Tensor& node) {
@@ -291,74 +323,8 @@ size_t flash_attn_work_shared(const Tensor& node) {
 }
 
 void op_flash_attn(const Tensor& node, const ComputeParams& p) {
-    if (node.src[0]->ne[1] >= kTiledMinQueries) return flash_attn_tiled(node, p);
     if (splits_keys(node)) return flash_attn_split(node, p);
-    const Tensor& q = *node.src[0];  // [D, n_q, H, S]
-    const Tensor& k = *node.src[1];  // [D, n_kv, H_kv, S]
-    const Tensor& v = *node.src[2];  // [Dv, n_kv, H_kv, S]
-    const Tensor* mask = node.src[3];
-    const float scale = node.param_f(0), softcap = node.param_f(1);
-    const int64_t D = q.ne[0], Dv = v.ne[0], n_q = q.ne[1], H = q.ne[2], n_kv = k.ne[1];
-    const int64_t group = H / k.ne[2];
-    const kernels::KernelTable& kt = kernels::active();
-
-    float* krow = reinterpret_cast<float*>(p.work);
-    float* vrow = krow + D;
-    float* acc = vrow + Dv;
-
-    int64_t rb, re;
-    split_rows(n_q * H * q.ne[3], p.ith, p.nth, &rb, &re);  // rows: (head, query, seq)
-    for (int64_t r = rb; r < re; ++r) {
-        const int64_t h = r % H, iq = (r / H) % n_q, s = r / (H * n_q);
-        const int64_t hk = h / group;
-        const float* qr = reinterpret_cast<const float*>(q.row_ptr(iq, h, s));
-        const char* mr = mask ? mask->row_ptr(iq) : nullptr;
-        float m = -std::numeric_limits<float>::infinity(), l = 0.0f;
-        std::memset(acc, 0, static_cast<size_t>(Dv) * sizeof(float));
-        for (int64_t j = 0; j < n_kv; ++j) {
-            float mv = 0.0f;
-            if (mr) {
-                mv = mask->type == DType::F16 ? fp16_to_fp32(reinterpret_cast<const uint16_t*>(mr)[j])
-                                              : reinterpret_cast<const float*>(mr)[j];
-                if (mv == -std::numeric_limits<float>::infinity()) continue;
-            }
-            const char* kp = k.row_ptr(j, hk, s);
-            float score;
-            if (k.type == DType::F32) {
-                score = kt.dot_f32(qr, reinterpret_cast<const float*>(kp), D);
-            } else if (k.type == DType::F16) {
-                score = kt.dot_f32_f16(qr, reinterpret_cast<const uint16_t*>(kp), D);
-            } else {
-                quant::dequantize_row(k.type, kp, krow, D);
-                score = kt.dot_f32(qr, krow, D);
-            }
-            score *= scale;
-            if (softcap > 0.0f) score = softcap * std::tanh(score / softcap);
-            score += mv;
-
-            // Online softmax: rescale what was accumulated when the running max grows.
-            if (score > m) {
-                const float c = std::exp(m - score);
-                kt.scale_f32(acc, c, Dv);
-                l *= c;
-                m = score;
-            }
-            const float w = std::exp(score - m);
-            const char* vp = v.row_ptr(j, hk, s);
-            if (v.type == DType::F32) {
-                kt.axpy_f32(acc, w, reinterpret_cast<const float*>(vp), Dv);
-            } else if (v.type == DType::F16) {
-                kt.axpy_f16(acc, w, reinterpret_cast<const uint16_t*>(vp), Dv);
-            } else {
-                quant::dequantize_row(v.type, vp, vrow, Dv);
-                kt.axpy_f32(acc, w, vrow, Dv);
-            }
-            l += w;
-        }
-        float* out = reinterpret_cast<float*>(node.row_ptr(h, iq, s));
-        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-        for (int64_t i = 0; i < Dv; ++i) out[i] = acc[i] * inv;
-    }
+    flash_attn_tiled(node, p);
 }
 
 }  // namespace tessera::cpu

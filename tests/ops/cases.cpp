@@ -450,6 +450,7 @@ void add_flash_attn(std::vector<OpCase>& cases) {
         int64_t H, H_kv, n_q, n_kv, D;
         int mask;  // 0 none, 1 causal, 2 sliding window
         float softcap;
+        bool cache = false;  // K and V viewed out of [D * H_kv, n_kv] rows, as the KV cache's
     };
     const Variant variants[] = {
         {DType::F32, 4, 4, 7, 33, 64, 1, 0},  {DType::F16, 4, 4, 7, 33, 64, 1, 0},  {DType::Q8_0, 4, 2, 7, 33, 64, 1, 0},
@@ -463,19 +464,32 @@ void add_flash_attn(std::vector<OpCase>& cases) {
         // merged (a partial last chunk, chunks a window hides entirely, soft-capping).
         {DType::F16, 8, 2, 1, 600, 64, 1, 0}, {DType::Q8_0, 4, 4, 3, 700, 32, 2, 0},
         {DType::F16, 4, 1, 2, 520, 64, 1, 30.0f}, {DType::F32, 2, 1, 1, 513, 64, 0, 0},
+        // Decoding from cache-shaped rows (each key's heads side by side), read a chunk at a
+        // time: 256 keys, and 64 where 8 heads of 128 make a chunk's rows larger.
+        {DType::F16, 8, 2, 1, 300, 64, 1, 0, true}, {DType::F32, 16, 8, 1, 200, 128, 1, 0, true},
+        {DType::Q8_0, 8, 4, 2, 130, 64, 2, 0, true},
     };
     for (const Variant& v : variants) {
         OpCase c;
         c.name = "flash_attn kv " + tname(v.kv) + " H " + std::to_string(v.H) + "/" + std::to_string(v.H_kv) + " q " +
                  std::to_string(v.n_q) + " kv " + std::to_string(v.n_kv) + " D " + std::to_string(v.D) +
                  (v.mask == 1 ? " causal" : v.mask == 2 ? " window 8" : " no mask") +
-                 (v.softcap > 0 ? " softcap" : "");
-        c.leaves = {random_leaf(DType::F32, {v.D, v.n_q, v.H}, 81), random_leaf(v.kv, {v.D, v.n_kv, v.H_kv}, 82),
-                    random_leaf(v.kv, {v.D, v.n_kv, v.H_kv}, 83)};
+                 (v.softcap > 0 ? " softcap" : "") + (v.cache ? " cache rows" : "");
+        const std::vector<int64_t> kv_shape = v.cache ? std::vector<int64_t>{v.D * v.H_kv, v.n_kv}
+                                                      : std::vector<int64_t>{v.D, v.n_kv, v.H_kv};
+        c.leaves = {random_leaf(DType::F32, {v.D, v.n_q, v.H}, 81), random_leaf(v.kv, kv_shape, 82),
+                    random_leaf(v.kv, kv_shape, 83)};
         if (v.mask) c.leaves.push_back(float_leaf(DType::F16, {v.n_kv, v.n_q}, causal_mask(v.n_kv, v.n_q, v.n_kv - v.n_q, v.mask == 2 ? 8 : 0)));
         const float scale = 1.0f / std::sqrt(static_cast<float>(v.D));
         c.build = [v, scale](Graph& g, std::vector<Tensor*>& l) {
-            return g.flash_attn(l[0], l[1], l[2], v.mask ? l[3] : nullptr, scale, v.softcap);
+            Tensor *k = l[1], *val = l[2];
+            if (v.cache) {
+                const int64_t ne[] = {v.D, v.n_kv, v.H_kv};
+                const size_t nb[] = {type_traits(v.kv).type_size, k->nb[1], row_size(v.kv, v.D)};
+                k = g.view(k, ne, nb, 0);
+                val = g.view(val, ne, nb, 0);
+            }
+            return g.flash_attn(l[0], k, val, v.mask ? l[3] : nullptr, scale, v.softcap);
         };
         c.reference = [v, scale](const Refs& l) {
             // Plain softmax attention; result [D, H, n_q].
@@ -487,7 +501,8 @@ void add_flash_attn(std::vector<OpCase>& cases) {
                     double mx = -INFINITY;
                     for (int64_t j = 0; j < v.n_kv; ++j) {
                         double d = 0;
-                        for (int64_t i = 0; i < v.D; ++i) d += l[0].at(i, q, h) * l[1].at(i, j, hk);
+                        for (int64_t i = 0; i < v.D; ++i)
+                            d += l[0].at(i, q, h) * (v.cache ? l[1].at(hk * v.D + i, j) : l[1].at(i, j, hk));
                         d *= scale;
                         if (v.softcap > 0) d = v.softcap * std::tanh(d / v.softcap);
                         if (v.mask) d += l[3].at(j, q);
@@ -498,7 +513,8 @@ void add_flash_attn(std::vector<OpCase>& cases) {
                     for (double& x : s) sum += (x = std::exp(x - mx));
                     for (int64_t i = 0; i < v.D; ++i) {
                         double acc = 0;
-                        for (int64_t j = 0; j < v.n_kv; ++j) acc += s[static_cast<size_t>(j)] * l[2].at(i, j, hk);
+                        for (int64_t j = 0; j < v.n_kv; ++j)
+                            acc += s[static_cast<size_t>(j)] * (v.cache ? l[2].at(hk * v.D + i, j) : l[2].at(i, j, hk));
                         o.push_back(acc / sum);
                     }
                 }

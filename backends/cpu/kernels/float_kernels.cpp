@@ -1,7 +1,7 @@
 // Float kernels, compiled once per Highway target with Highway's own (full-width) vectors:
 // dot tiles of F32, F16 and BF16 weights against F32 activation rows, the activation
 // quantizers (F32 -> Q8_0 and Q8_K blocks, byte for byte as tensor/quant's reference
-// quantizers), and the row helpers of flash attention. The twins are in ref_kernels.cpp.
+// quantizers), and row helpers. The twins are in ref_kernels.cpp.
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -228,43 +228,32 @@ void QuantizeQ8_K(const float* x, void* yv, int64_t k) {
     }
 }
 
-// ---- attention row helpers ----
+// ---- row helpers ----
 
-template <class T>
-float dot_rows(const float* a, const T* b, int64_t n) {
+float DotF32(const float* a, const float* b, int64_t n) {
     const DF df;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
     VF s0 = hn::Zero(df), s1 = hn::Zero(df);
     int64_t i = 0;
     for (; i + 2 * lanes <= n; i += 2 * lanes) {
-        s0 = hn::MulAdd(hn::LoadU(df, a + i), load_as_float(b + i), s0);
-        s1 = hn::MulAdd(hn::LoadU(df, a + i + lanes), load_as_float(b + i + lanes), s1);
+        s0 = hn::MulAdd(hn::LoadU(df, a + i), hn::LoadU(df, b + i), s0);
+        s1 = hn::MulAdd(hn::LoadU(df, a + i + lanes), hn::LoadU(df, b + i + lanes), s1);
     }
-    for (; i + lanes <= n; i += lanes) s0 = hn::MulAdd(hn::LoadU(df, a + i), load_as_float(b + i), s0);
+    for (; i + lanes <= n; i += lanes) s0 = hn::MulAdd(hn::LoadU(df, a + i), hn::LoadU(df, b + i), s0);
     float sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(s0, s1)));
-    for (; i < n; ++i) sum += a[i] * to_float(b[i]);
+    for (; i < n; ++i) sum += a[i] * b[i];
     return sum;
 }
 
-template <class T>
-void axpy_rows(float* y, float a, const T* x, int64_t n) {
+void AxpyF32(float* y, float a, const float* x, int64_t n) {
     const DF df;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
     const VF va = hn::Set(df, a);
     int64_t i = 0;
-    for (; i + lanes <= n; i += lanes)
-        hn::StoreU(hn::MulAdd(va, load_as_float(x + i), hn::LoadU(df, y + i)), df, y + i);
-    for (; i < n; ++i) y[i] += a * to_float(x[i]);
+    for (; i + lanes <= n; i += lanes) hn::StoreU(hn::MulAdd(va, hn::LoadU(df, x + i), hn::LoadU(df, y + i)), df, y + i);
+    for (; i < n; ++i) y[i] += a * x[i];
 }
 
-float DotF32(const float* a, const float* b, int64_t n) { return dot_rows(a, b, n); }
-float DotF32F16(const float* a, const uint16_t* b, int64_t n) {
-    return dot_rows(a, reinterpret_cast<const hwy::float16_t*>(b), n);
-}
-void AxpyF32(float* y, float a, const float* x, int64_t n) { axpy_rows(y, a, x, n); }
-void AxpyF16(float* y, float a, const uint16_t* x, int64_t n) {
-    axpy_rows(y, a, reinterpret_cast<const hwy::float16_t*>(x), n);
-}
 void ScaleF32(float* y, float a, int64_t n) {
     const DF df;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
@@ -285,9 +274,7 @@ void FillFloat(KernelTable* t) {
     t->quantize_q8_0 = QuantizeQ8_0;
     t->quantize_q8_K = QuantizeQ8_K;
     t->dot_f32 = DotF32;
-    t->dot_f32_f16 = DotF32F16;
     t->axpy_f32 = AxpyF32;
-    t->axpy_f16 = AxpyF16;
     t->scale_f32 = ScaleF32;
 }
 

@@ -59,12 +59,10 @@ struct KernelTable {
     int tile_rows = 1;
     int tile_cols = 1;
 
-    // Attention row helpers (flash attention): n elements, any n.
+    // Row helpers (flash attention): n elements, any n.
     float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
-    float (*dot_f32_f16)(const float* a, const uint16_t* b, int64_t n) = nullptr;
-    void (*axpy_f32)(float* y, float a, const float* x, int64_t n) = nullptr;     // y += a * x
-    void (*axpy_f16)(float* y, float a, const uint16_t* x, int64_t n) = nullptr;  // y += a * x
-    void (*scale_f32)(float* y, float a, int64_t n) = nullptr;                    // y *= a
+    void (*axpy_f32)(float* y, float a, const float* x, int64_t n) = nullptr;  // y += a * x
+    void (*scale_f32)(float* y, float a, int64_t n) = nullptr;                 // y *= a
 
     // Tiled attention (attn_kernels.cpp). kt: a key tile transposed, [D][kAttnTile];
     // s[r * s_stride + j] = q[r * q_stride] . column j for j < nk (columns up to nk rounded up

@@ -258,10 +258,6 @@ void axpy_f32(float* y, float a, const float* x, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-void axpy_f16(float* y, float a, const uint16_t* x, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) y[i] += a * fp16_to_fp32(x[i]);
-}
-
 void scale_f32(float* y, float a, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] *= a;
 }
@@ -277,9 +273,7 @@ void fill(KernelTable* t) {
     t->tile_rows = 1;
     t->tile_cols = 1;
     t->dot_f32 = dot_f32;
-    t->dot_f32_f16 = dot_f32_f16;
     t->axpy_f32 = axpy_f32;
-    t->axpy_f16 = axpy_f16;
     t->scale_f32 = scale_f32;
     t->attn_scores = attn_scores;
     t->attn_accumulate = attn_accumulate;

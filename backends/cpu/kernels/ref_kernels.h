@@ -28,7 +28,6 @@ void quantize_row_q8_K(const float* x, void* y, int64_t k);
 float dot_f32(const float* a, const float* b, int64_t n);
 float dot_f32_f16(const float* a, const uint16_t* b, int64_t n);
 void axpy_f32(float* y, float a, const float* x, int64_t n);
-void axpy_f16(float* y, float a, const uint16_t* x, int64_t n);
 void scale_f32(float* y, float a, int64_t n);
 
 // Tiled attention (defined in attn_kernels.cpp).
