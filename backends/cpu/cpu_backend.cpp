@@ -2,11 +2,13 @@
 #include "backends/cpu/cpu_backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
@@ -225,6 +227,16 @@ void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work
     const auto shared_first = reinterpret_cast<uintptr_t>(shared);
     const std::vector<uint8_t>& wait =
         plan_barriers(nodes, profile != nullptr, Span{shared_first, shared_first + layout.shared});
+    // One claims counter per node (for_each_run), zeroed here: the calling thread's, so
+    // contexts computing on one backend at once keep theirs apart.
+    thread_local std::unique_ptr<std::atomic<int64_t>[]> claims;
+    thread_local size_t n_claims = 0;
+    if (n_claims < nodes.size()) {
+        claims.reset(new std::atomic<int64_t>[nodes.size()]);
+        n_claims = nodes.size();
+    }
+    std::atomic<int64_t>* node_claims = claims.get();  // the team reaches it through this pointer
+    for (size_t i = 0; i < nodes.size(); ++i) node_claims[i].store(0, std::memory_order_relaxed);
     auto run = [&](int ith, int team) {
         ComputeParams p;
         p.ith = ith;
@@ -245,6 +257,7 @@ void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work
                 profile->add(*nodes[i - 1], std::chrono::duration<double>(t1 - t0).count());
                 t0 = t1;
             }
+            p.claims = &node_claims[i];
             compute_node(*nodes[i], p);
         }
 #ifdef _OPENMP

@@ -2,8 +2,9 @@
 // one node; none allocates or throws: shapes were checked when the graph was built.
 #pragma once
 
-#include <cstddef>
 #include <algorithm>
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #include "tensor/tensor.h"
@@ -20,6 +21,8 @@ struct ComputeParams {
     // separate writing from reading with a barrier, which every thread of the team reaches.
     char* shared = nullptr;
     size_t shared_size = 0;
+    // A counter of this node's, zero when the node starts, shared by the team (null: none).
+    std::atomic<int64_t>* claims = nullptr;
 };
 
 // [begin, end) of `total` items for thread ith of nth.
@@ -28,6 +31,26 @@ inline void split_rows(int64_t total, int ith, int nth, int64_t* begin, int64_t*
     *begin = std::min<int64_t>(total, per * ith);
     *end = std::min<int64_t>(total, *begin + per);
 }
+
+// Items [0, total) in runs of `run`, dealt to the team: thread ith takes run ith, then the
+// next run no thread has claimed. A thread slowed down (another process on its core, a
+// busier memory channel) leaves its runs to the others instead of holding the team at the
+// next barrier. Without a counter, each thread takes its split_rows range. f(begin, end).
+template <class F>
+void for_each_run(const ComputeParams& p, int64_t total, int64_t run, F&& f) {
+    if (!p.claims || p.nth == 1) {
+        int64_t b, e;
+        split_rows(total, p.ith, p.nth, &b, &e);
+        if (b < e) f(b, e);
+        return;
+    }
+    const int64_t runs = (total + run - 1) / run;
+    for (int64_t r = p.ith; r < runs; r = p.nth + p.claims->fetch_add(1, std::memory_order_relaxed))
+        f(r * run, std::min(total, (r + 1) * run));
+}
+
+// Runs of about a quarter of an even share: few enough claims, enough to even out.
+inline int64_t run_length(int64_t total, int nth) { return std::max<int64_t>(1, (total + 4 * nth - 1) / (4 * nth)); }
 
 // Scratch bytes one thread needs for this node, and bytes the team shares.
 size_t work_per_thread(const Tensor& node);

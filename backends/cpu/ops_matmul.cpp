@@ -196,33 +196,40 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
 #endif
     }
 
-    int64_t ib, ie;
-    split_rows(groups * b.ne[2] * b.ne[3], p.ith, p.nth, &ib, &ie);
-    for (int64_t it = ib; it < ie;) {
-        const int64_t g0 = it % groups, i2 = (it / groups) % b.ne[2], i3 = it / (groups * b.ne[2]);
-        const int64_t g1 = std::min(groups, g0 + (ie - it));
-        it += g1 - g0;
-        for (int64_t m0 = 0; m0 < M; m0 += kActChunk) {
-            const int64_t mc = std::min(kActChunk, M - m0);
-            const char* xc = share ? x + m0 * act_bytes : x;
-            const int32_t* sc = share && sums ? sums + m0 * nb : sums;
-            size_t xs = act_bytes;
-            if (f32) {  // float activations, read in place (rows contiguous)
-                xc = b.row_ptr(m0, i2, i3);
-                xs = b.nb[1];
-            }
-            if (!f32 && !share) quantize_rows(b, fmt, m0, mc, i2, i3, x, act_bytes, sums);
-            float* out = reinterpret_cast<float*>(node.row_ptr(m0, i2, i3));
-            for (int64_t g = g0; g < g1; ++g) {
-                const char* w = static_cast<const char*>(a.data) + static_cast<size_t>(g) * group_bytes;
-                for (int64_t c = 0; c < mc; c += kernels::kR16MaxCols) {
-                    const int nc = static_cast<int>(std::min<int64_t>(kernels::kR16MaxCols, mc - c));
-                    dot(K, w, xc + c * xs, xs, sc ? sc + c * nb : nullptr, static_cast<size_t>(nb), nc,
-                        out + c * out_stride + g * kernels::kR16Rows, out_stride);
+    // Groups in runs claimed by the threads. Activations quantized per thread are done once per
+    // chunk of rows and batch, and kept across runs while those stay the same.
+    int64_t quantized_m0 = -1, quantized_i2 = -1, quantized_i3 = -1;
+    const int64_t total = groups * b.ne[2] * b.ne[3];
+    for_each_run(p, total, run_length(total, p.nth), [&](int64_t ib, int64_t ie) {
+        for (int64_t it = ib; it < ie;) {
+            const int64_t g0 = it % groups, i2 = (it / groups) % b.ne[2], i3 = it / (groups * b.ne[2]);
+            const int64_t g1 = std::min(groups, g0 + (ie - it));
+            it += g1 - g0;
+            for (int64_t m0 = 0; m0 < M; m0 += kActChunk) {
+                const int64_t mc = std::min(kActChunk, M - m0);
+                const char* xc = share ? x + m0 * act_bytes : x;
+                const int32_t* sc = share && sums ? sums + m0 * nb : sums;
+                size_t xs = act_bytes;
+                if (f32) {  // float activations, read in place (rows contiguous)
+                    xc = b.row_ptr(m0, i2, i3);
+                    xs = b.nb[1];
+                }
+                if (!f32 && !share && (m0 != quantized_m0 || i2 != quantized_i2 || i3 != quantized_i3)) {
+                    quantize_rows(b, fmt, m0, mc, i2, i3, x, act_bytes, sums);
+                    quantized_m0 = m0, quantized_i2 = i2, quantized_i3 = i3;
+                }
+                float* out = reinterpret_cast<float*>(node.row_ptr(m0, i2, i3));
+                for (int64_t g = g0; g < g1; ++g) {
+                    const char* w = static_cast<const char*>(a.data) + static_cast<size_t>(g) * group_bytes;
+                    for (int64_t c = 0; c < mc; c += kernels::kR16MaxCols) {
+                        const int nc = static_cast<int>(std::min<int64_t>(kernels::kR16MaxCols, mc - c));
+                        dot(K, w, xc + c * xs, xs, sc ? sc + c * nb : nullptr, static_cast<size_t>(nb), nc,
+                            out + c * out_stride + g * kernels::kR16Rows, out_stride);
+                    }
                 }
             }
         }
-    }
+    });
 }
 
 }  // namespace
@@ -262,45 +269,52 @@ void op_mul_mat(const Tensor& node, const ComputeParams& p) {
 #endif
     }
 
-    // Items: (weight row n, batch i2, batch i3), n fastest; a thread's range covers runs of
-    // consecutive rows within one batch at a time.
-    int64_t ib, ie;
-    split_rows(N * b.ne[2] * b.ne[3], p.ith, p.nth, &ib, &ie);
-    for (int64_t it = ib; it < ie;) {
-        const int64_t n0 = it % N, i2 = (it / N) % b.ne[2], i3 = it / (N * b.ne[2]);
-        const int64_t n1 = std::min(N, n0 + (ie - it));
-        it += n1 - n0;
-        const char* w = a.row_ptr(n0, i2 / r2, i3 / r3);
-        for (int64_t m0 = 0; m0 < M; m0 += chunk) {
-            const int64_t mc = std::min(chunk, M - m0);
-            const char* x = b.row_ptr(m0, i2, i3);
-            size_t x_stride = b.nb[1];
-            if (share) {
-                x = p.shared + m0 * act_bytes;
-                x_stride = act_bytes;
-            } else if (quantize) {
-                quantize_rows(b, fmt, m0, mc, i2, i3, scratch, act_bytes, nullptr);
-                x = scratch;
-                x_stride = act_bytes;
-            }
-            float* out = reinterpret_cast<float*>(node.row_ptr(m0, i2, i3)) + n0;
-            for (int64_t n = n0; n < n1; n += tr) {
-                const int nr = static_cast<int>(std::min<int64_t>(tr, n1 - n));
-                const char* wn = w + (n - n0) * a.nb[1];
-                size_t w_stride = a.nb[1];
-                if (dequantize) {  // nr == 1
-                    quant::dequantize_row(a.type, wn, reinterpret_cast<float*>(scratch), K);
-                    wn = scratch;
-                    w_stride = 0;
+    // Items: (weight row n, batch i2, batch i3), n fastest, in runs claimed by the threads (a
+    // multiple of 16 rows, so tiles stay whole); a run covers consecutive rows within one batch
+    // at a time. Activations quantized per thread are kept across runs, as in mul_mat_r16.
+    int64_t quantized_m0 = -1, quantized_i2 = -1, quantized_i3 = -1;
+    const int64_t total = N * b.ne[2] * b.ne[3];
+    const int64_t run = (run_length(total, p.nth) + 15) / 16 * 16;
+    for_each_run(p, total, run, [&](int64_t ib, int64_t ie) {
+        for (int64_t it = ib; it < ie;) {
+            const int64_t n0 = it % N, i2 = (it / N) % b.ne[2], i3 = it / (N * b.ne[2]);
+            const int64_t n1 = std::min(N, n0 + (ie - it));
+            it += n1 - n0;
+            const char* w = a.row_ptr(n0, i2 / r2, i3 / r3);
+            for (int64_t m0 = 0; m0 < M; m0 += chunk) {
+                const int64_t mc = std::min(chunk, M - m0);
+                const char* x = b.row_ptr(m0, i2, i3);
+                size_t x_stride = b.nb[1];
+                if (share) {
+                    x = p.shared + m0 * act_bytes;
+                    x_stride = act_bytes;
+                } else if (quantize) {
+                    if (m0 != quantized_m0 || i2 != quantized_i2 || i3 != quantized_i3) {
+                        quantize_rows(b, fmt, m0, mc, i2, i3, scratch, act_bytes, nullptr);
+                        quantized_m0 = m0, quantized_i2 = i2, quantized_i3 = i3;
+                    }
+                    x = scratch;
+                    x_stride = act_bytes;
                 }
-                for (int64_t c = 0; c < mc; c += tc) {
-                    const int nc = static_cast<int>(std::min<int64_t>(tc, mc - c));
-                    dot(K, wn, w_stride, nr, x + c * x_stride, x_stride, nc, out + c * out_stride + (n - n0),
-                        out_stride);
+                float* out = reinterpret_cast<float*>(node.row_ptr(m0, i2, i3)) + n0;
+                for (int64_t n = n0; n < n1; n += tr) {
+                    const int nr = static_cast<int>(std::min<int64_t>(tr, n1 - n));
+                    const char* wn = w + (n - n0) * a.nb[1];
+                    size_t w_stride = a.nb[1];
+                    if (dequantize) {  // nr == 1
+                        quant::dequantize_row(a.type, wn, reinterpret_cast<float*>(scratch), K);
+                        wn = scratch;
+                        w_stride = 0;
+                    }
+                    for (int64_t c = 0; c < mc; c += tc) {
+                        const int nc = static_cast<int>(std::min<int64_t>(tc, mc - c));
+                        dot(K, wn, w_stride, nr, x + c * x_stride, x_stride, nc, out + c * out_stride + (n - n0),
+                            out_stride);
+                    }
                 }
             }
         }
-    }
+    });
 }
 
 }  // namespace tessera::cpu
