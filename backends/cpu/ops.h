@@ -36,6 +36,7 @@ inline void split_rows(int64_t total, int ith, int nth, int64_t* begin, int64_t*
 // next run no thread has claimed. A thread slowed down (another process on its core, a
 // busier memory channel) leaves its runs to the others instead of holding the team at the
 // next barrier. Without a counter, each thread takes its split_rows range. f(begin, end).
+// The counter serves one dealing: an op calls this at most once per node.
 template <class F>
 void for_each_run(const ComputeParams& p, int64_t total, int64_t run, F&& f) {
     if (!p.claims || p.nth == 1) {
