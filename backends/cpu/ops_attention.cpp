@@ -35,7 +35,7 @@ struct TiledScratch {
 TiledScratch tiled_scratch(char* work, int64_t rows, int64_t D, int64_t Dv) {
     float* f = reinterpret_cast<float*>(work);
     TiledScratch t;
-    t.kt = f;                        // [D][kKeyTile]    keys of the tile, transposed (or as rows)
+    t.kt = f;                        // [D][kKeyTile]    keys of the tile, transposed
     t.vt = t.kt + D * kKeyTile;      // [kKeyTile][Dv]   values of the tile
     t.s = t.vt + kKeyTile * Dv;      // [rows][kKeyTile] scores, then weights
     t.acc = t.s + rows * kKeyTile;   // [rows][Dv]
@@ -135,16 +135,7 @@ void attend(const Attn& a, const TiledScratch& w, int64_t hk, int64_t q0, int64_
         if (a.mask) nk = tile_mask(*a.mask, q0, nq, j0, nk, w.mt, kt);
         if (nk == 0) continue;
 
-        // Keys transposed for many query rows; as rows for a few (decoding), where a transposed
-        // copy would cost more than the products it serves.
-        const bool key_rows = nq < kTiledMinQueries;
         for (int64_t j = 0; j < nk; ++j) {
-            if (key_rows) {
-                float* kr = w.kt + j * D;
-                const float* src = row_f32(a.k, a.k.row_ptr(j0 + j, hk, s), kr, D, kt);
-                if (src != kr) std::memcpy(kr, src, static_cast<size_t>(D) * sizeof(float));
-                continue;
-            }
             const float* kr = row_f32(a.k, a.k.row_ptr(j0 + j, hk, s), w.row, D, kt);
             for (int64_t d = 0; d < D; ++d) w.kt[d * kKeyTile + j] = kr[d];
         }
@@ -160,11 +151,7 @@ void attend(const Attn& a, const TiledScratch& w, int64_t hk, int64_t q0, int64_
         const int64_t step = nq >= kTiledMinQueries ? nq : rows;
         for (int64_t r0 = 0; r0 < rows; r0 += step) {
             float* sg = w.s + r0 * kKeyTile;
-            if (key_rows)
-                kt.attn_scores_rows(w.q + r0 * D, static_cast<size_t>(D), step, w.kt, static_cast<size_t>(D), D, nk, sg,
-                                    kKeyTile);
-            else
-                kt.attn_scores(w.q + r0 * D, static_cast<size_t>(D), step, w.kt, D, nk, sg, kKeyTile);
+            kt.attn_scores(w.q + r0 * D, static_cast<size_t>(D), step, w.kt, D, nk, sg, kKeyTile);
             for (int64_t r = r0; r < r0 + step; ++r) {
                 float* sr = w.s + r * kKeyTile;
                 const float* mr = w.mt + (r % nq) * kKeyTile;

@@ -1,8 +1,7 @@
 // The tiled-attention kernels (backends/cpu/kernels/attn_kernels.cpp) on every code path
 // this CPU runs, against their scalar twins: the two products are the same multiply-adds in
 // the same order, so bit-identical where the code path fuses them (FMA), within rounding of
-// the separate product where it does not (SSE4); the scores against key rows, summed in
-// vector lanes then reduced, within 1e-5 of the sum of the products' magnitudes; the exponentials within 2e-7 relative; the
+// the separate product where it does not (SSE4); the exponentials within 2e-7 relative; the
 // half-to-float conversion exactly; the gated activations (gate_kernels.cpp) within 2e-6
 // relative (or 1e-12 absolute).
 #include <doctest/doctest.h>
@@ -58,31 +57,6 @@ TEST_CASE("tiled attention kernels match their scalar twins on every code path")
                     for (int64_t r = 0; r < nq; ++r)
                         for (int64_t j = nk; j < 70; ++j) want[r * 70 + j] = got[r * 70 + j] = 0.0f;
                     CHECK(close(want, got, fma));
-                }
-
-            // Keys as rows: pairs of rows and an odd one, blocks of four keys and the rest.
-            for (int64_t nq : {1, 2, 5})
-                for (int64_t nk : {1, 3, 6, 64}) {
-                    CAPTURE(nq);
-                    CAPTURE(nk);
-                    const size_t ks = static_cast<size_t>(D + 7);
-                    std::vector<float> k(static_cast<size_t>(nk) * ks);
-                    fill(k);
-                    std::vector<float> want(static_cast<size_t>(nq * 70), 0.5f), got(want);
-                    kernels::ref::attn_scores_rows(q.data(), qs, nq, k.data(), ks, D, nk, want.data(), 70);
-                    kt.attn_scores_rows(q.data(), qs, nq, k.data(), ks, D, nk, got.data(), 70);
-                    for (int64_t r = 0; r < nq; ++r)
-                        for (int64_t j = 0; j < 70; ++j) {
-                            const size_t i = static_cast<size_t>(r * 70 + j);
-                            if (j >= nk) {  // left alone
-                                CHECK(got[i] == 0.5f);
-                                continue;
-                            }
-                            double mag = 0;
-                            for (int64_t d = 0; d < D; ++d)
-                                mag += std::fabs(double(q[r * qs + d]) * k[static_cast<size_t>(j) * ks + d]);
-                            CHECK(std::fabs(double(got[i]) - want[i]) <= 1e-5 * (mag + 1.0));
-                        }
                 }
 
             for (int64_t nr : {1, 2, 3, 6})

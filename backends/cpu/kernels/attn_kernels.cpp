@@ -4,8 +4,6 @@
 //    kAttnTile keys wide: the keys of one d are one contiguous run, so each query element is
 //    broadcast once against a whole row of the tile (no horizontal sums); four query rows
 //    per pass share the tile's loads;
-//  - attn_scores_rows: the same scores against keys stored as rows, for a few query rows
-//    (decoding): each sum a vector over d, two rows x four keys per pass, reduced at the end;
 //  - attn_accumulate: acc[r][d] += sum_j w[r][j] * v[j][d], the tile's values weighted, four
 //    rows per pass sharing the loads of v;
 //  - scale_mask_max: s[j] = s[j] * scale + mask[j] (one rounding), returning the maximum;
@@ -39,16 +37,6 @@ void attn_scores(const float* q, size_t q_stride, int64_t nq, const float* kt, i
         for (int64_t j = 0; j < nk; ++j) {
             float a = 0.0f;
             for (int64_t d = 0; d < D; ++d) a = std::fma(q[r * q_stride + d], kt[d * kAttnTile + j], a);
-            s[r * s_stride + j] = a;
-        }
-}
-
-void attn_scores_rows(const float* q, size_t q_stride, int64_t nq, const float* k, size_t k_stride, int64_t D,
-                      int64_t nk, float* s, size_t s_stride) {
-    for (int64_t r = 0; r < nq; ++r)
-        for (int64_t j = 0; j < nk; ++j) {
-            float a = 0.0f;
-            for (int64_t d = 0; d < D; ++d) a = std::fma(q[r * q_stride + d], k[j * k_stride + d], a);
             s[r * s_stride + j] = a;
         }
 }
@@ -87,7 +75,6 @@ namespace hn = hwy::HWY_NAMESPACE;
 #if HWY_TARGET == HWY_SCALAR
 void FillAttn(KernelTable* t) {
     t->attn_scores = ref::attn_scores;
-    t->attn_scores_rows = ref::attn_scores_rows;
     t->attn_accumulate = ref::attn_accumulate;
     t->scale_mask_max = ref::scale_mask_max;
     t->exp_sum = ref::exp_sum;
@@ -217,82 +204,6 @@ void AttnScores(const float* q, size_t q_stride, int64_t nq, const float* kt, in
     product<false>(q, q_stride, nq, kt, kAttnTile, D, s, s_stride, cols);
 }
 
-// R query rows x J keys (R <= 2, J <= 4) of scores against key rows: eight named sums over the
-// whole vectors of d, each reduced, then the last D % lanes products one at a time.
-template <int R, int J>
-HWY_INLINE void rows_block(const float* q, size_t qs, const float* k, size_t ks, int64_t D, float* s, size_t ss) {
-    const DF df;
-    const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-    const float *q0 = q, *q1 = q + qs;
-    const float *k0 = k, *k1 = k + ks, *k2 = k + 2 * ks, *k3 = k + 3 * ks;
-    VF a00 = hn::Zero(df), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-    int64_t d = 0;
-    for (; d + N <= D; d += N) {
-        const VF x0 = hn::LoadU(df, q0 + d);
-        const VF x1 = R > 1 ? hn::LoadU(df, q1 + d) : x0;
-        const VF y0 = hn::LoadU(df, k0 + d);
-        a00 = hn::MulAdd(x0, y0, a00);
-        if constexpr (R > 1) a10 = hn::MulAdd(x1, y0, a10);
-        if constexpr (J > 1) {
-            const VF y1 = hn::LoadU(df, k1 + d);
-            a01 = hn::MulAdd(x0, y1, a01);
-            if constexpr (R > 1) a11 = hn::MulAdd(x1, y1, a11);
-        }
-        if constexpr (J > 2) {
-            const VF y2 = hn::LoadU(df, k2 + d);
-            a02 = hn::MulAdd(x0, y2, a02);
-            if constexpr (R > 1) a12 = hn::MulAdd(x1, y2, a12);
-        }
-        if constexpr (J > 3) {
-            const VF y3 = hn::LoadU(df, k3 + d);
-            a03 = hn::MulAdd(x0, y3, a03);
-            if constexpr (R > 1) a13 = hn::MulAdd(x1, y3, a13);
-        }
-    }
-    const auto finish = [&](VF a, int r, int j) {
-        const float* qr = q + r * static_cast<int64_t>(qs);
-        const float* kr = k + j * static_cast<int64_t>(ks);
-        float sum = hn::GetLane(hn::SumOfLanes(df, a));
-        for (int64_t e = d; e < D; ++e) sum = std::fma(qr[e], kr[e], sum);
-        s[r * static_cast<int64_t>(ss) + j] = sum;
-    };
-    finish(a00, 0, 0);
-    if constexpr (J > 1) finish(a01, 0, 1);
-    if constexpr (J > 2) finish(a02, 0, 2);
-    if constexpr (J > 3) finish(a03, 0, 3);
-    if constexpr (R > 1) {
-        finish(a10, 1, 0);
-        if constexpr (J > 1) finish(a11, 1, 1);
-        if constexpr (J > 2) finish(a12, 1, 2);
-        if constexpr (J > 3) finish(a13, 1, 3);
-    }
-}
-
-template <int R>
-HWY_INLINE void rows_of_keys(const float* q, size_t qs, const float* k, size_t ks, int64_t D, int64_t nk, float* s,
-                             size_t ss) {
-    int64_t j = 0;
-    for (; j + 4 <= nk; j += 4) rows_block<R, 4>(q, qs, k + j * static_cast<int64_t>(ks), ks, D, s + j, ss);
-    const float* kj = k + j * static_cast<int64_t>(ks);
-    switch (nk - j) {
-        case 3: rows_block<R, 3>(q, qs, kj, ks, D, s + j, ss); break;
-        case 2: rows_block<R, 2>(q, qs, kj, ks, D, s + j, ss); break;
-        case 1: rows_block<R, 1>(q, qs, kj, ks, D, s + j, ss); break;
-        default: break;
-    }
-}
-
-void AttnScoresRows(const float* q, size_t q_stride, int64_t nq, const float* k, size_t k_stride, int64_t D,
-                    int64_t nk, float* s, size_t s_stride) {
-    int64_t r = 0;
-    for (; r + 2 <= nq; r += 2)
-        rows_of_keys<2>(q + r * static_cast<int64_t>(q_stride), q_stride, k, k_stride, D, nk,
-                        s + r * static_cast<int64_t>(s_stride), s_stride);
-    if (r < nq)
-        rows_of_keys<1>(q + r * static_cast<int64_t>(q_stride), q_stride, k, k_stride, D, nk,
-                        s + r * static_cast<int64_t>(s_stride), s_stride);
-}
-
 // The whole vectors of each row, then its last Dv % lanes elements one at a time.
 void AttnAccumulate(float* acc, size_t acc_stride, int64_t nr, int64_t Dv, const float* w, size_t w_stride,
                     int64_t nk, const float* v) {
@@ -360,7 +271,6 @@ void F16ToF32(const uint16_t* x, float* y, int64_t n) {
 
 void FillAttn(KernelTable* t) {
     t->attn_scores = AttnScores;
-    t->attn_scores_rows = AttnScoresRows;
     t->attn_accumulate = AttnAccumulate;
     t->scale_mask_max = ScaleMaskMax;
     t->exp_sum = ExpSum;

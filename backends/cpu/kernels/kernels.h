@@ -69,10 +69,6 @@ struct KernelTable {
     // to the vector may be written too; s_stride >= kAttnTile).
     void (*attn_scores)(const float* q, size_t q_stride, int64_t nq, const float* kt, int64_t D, int64_t nk,
                         float* s, size_t s_stride) = nullptr;
-    // The same scores against keys stored as rows, k[j * k_stride + d]: for few query rows
-    // (decoding), where transposing a tile would cost more than the products.
-    void (*attn_scores_rows)(const float* q, size_t q_stride, int64_t nq, const float* k, size_t k_stride, int64_t D,
-                             int64_t nk, float* s, size_t s_stride) = nullptr;
     // acc[r * acc_stride + d] += sum over j < nk of w[r * w_stride + j] * v[j * Dv + d], r < nr.
     void (*attn_accumulate)(float* acc, size_t acc_stride, int64_t nr, int64_t Dv, const float* w, size_t w_stride,
                             int64_t nk, const float* v) = nullptr;

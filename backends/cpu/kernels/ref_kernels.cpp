@@ -276,7 +276,6 @@ void fill(KernelTable* t) {
     t->axpy_f32 = axpy_f32;
     t->scale_f32 = scale_f32;
     t->attn_scores = attn_scores;
-    t->attn_scores_rows = attn_scores_rows;
     t->attn_accumulate = attn_accumulate;
     t->scale_mask_max = scale_mask_max;
     t->exp_sum = exp_sum;

@@ -33,8 +33,6 @@ void scale_f32(float* y, float a, int64_t n);
 // Tiled attention (defined in attn_kernels.cpp).
 void attn_scores(const float* q, size_t q_stride, int64_t nq, const float* kt, int64_t D, int64_t nk, float* s,
                  size_t s_stride);
-void attn_scores_rows(const float* q, size_t q_stride, int64_t nq, const float* k, size_t k_stride, int64_t D,
-                      int64_t nk, float* s, size_t s_stride);
 void attn_accumulate(float* acc, size_t acc_stride, int64_t nr, int64_t Dv, const float* w, size_t w_stride,
                      int64_t nk, const float* v);
 float scale_mask_max(float* s, const float* mask, int64_t n, float scale);
