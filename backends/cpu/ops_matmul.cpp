@@ -163,6 +163,18 @@ size_t mul_mat_work_per_thread(const Tensor& node) {
 
 namespace {
 
+// The chunk of activation rows (from m0, of batch i2, i3) a thread last quantized into its
+// scratch: the runs it claims next reuse it while they need the same chunk.
+struct QuantizedChunk {
+    int64_t m0 = -1, i2 = -1, i3 = -1;
+    // Whether (m, j2, j3) must be quantized now; records it as done.
+    bool stale(int64_t m, int64_t j2, int64_t j3) {
+        if (m == m0 && j2 == i2 && j3 == i3) return false;
+        m0 = m, i2 = j2, i3 = j3;
+        return true;
+    }
+};
+
 // mul_mat for a weight in the r16 layout (2-D, rows a multiple of 16): work split over
 // groups of 16 weight rows; each thread quantizes a chunk of activation rows (and sums each
 // block's quants) and runs every group of its range over the chunk.
@@ -198,7 +210,7 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
 
     // Groups in runs claimed by the threads. Activations quantized per thread are done once per
     // chunk of rows and batch, and kept across runs while those stay the same.
-    int64_t quantized_m0 = -1, quantized_i2 = -1, quantized_i3 = -1;
+    QuantizedChunk quantized;
     const int64_t total = groups * b.ne[2] * b.ne[3];
     for_each_run(p, total, run_length(total, p.nth), [&](int64_t ib, int64_t ie) {
         for (int64_t it = ib; it < ie;) {
@@ -214,10 +226,8 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
                     xc = b.row_ptr(m0, i2, i3);
                     xs = b.nb[1];
                 }
-                if (!f32 && !share && (m0 != quantized_m0 || i2 != quantized_i2 || i3 != quantized_i3)) {
+                if (!f32 && !share && quantized.stale(m0, i2, i3))
                     quantize_rows(b, fmt, m0, mc, i2, i3, x, act_bytes, sums);
-                    quantized_m0 = m0, quantized_i2 = i2, quantized_i3 = i3;
-                }
                 float* out = reinterpret_cast<float*>(node.row_ptr(m0, i2, i3));
                 for (int64_t g = g0; g < g1; ++g) {
                     const char* w = static_cast<const char*>(a.data) + static_cast<size_t>(g) * group_bytes;
@@ -272,7 +282,7 @@ void op_mul_mat(const Tensor& node, const ComputeParams& p) {
     // Items: (weight row n, batch i2, batch i3), n fastest, in runs claimed by the threads (a
     // multiple of 16 rows, so tiles stay whole); a run covers consecutive rows within one batch
     // at a time. Activations quantized per thread are kept across runs, as in mul_mat_r16.
-    int64_t quantized_m0 = -1, quantized_i2 = -1, quantized_i3 = -1;
+    QuantizedChunk quantized;
     const int64_t total = N * b.ne[2] * b.ne[3];
     const int64_t run = (run_length(total, p.nth) + 15) / 16 * 16;
     for_each_run(p, total, run, [&](int64_t ib, int64_t ie) {
@@ -289,10 +299,8 @@ void op_mul_mat(const Tensor& node, const ComputeParams& p) {
                     x = p.shared + m0 * act_bytes;
                     x_stride = act_bytes;
                 } else if (quantize) {
-                    if (m0 != quantized_m0 || i2 != quantized_i2 || i3 != quantized_i3) {
+                    if (quantized.stale(m0, i2, i3))
                         quantize_rows(b, fmt, m0, mc, i2, i3, scratch, act_bytes, nullptr);
-                        quantized_m0 = m0, quantized_i2 = i2, quantized_i3 = i3;
-                    }
                     x = scratch;
                     x_stride = act_bytes;
                 }
