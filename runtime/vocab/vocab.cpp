@@ -3,6 +3,7 @@
 #include "runtime/vocab/vocab.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 
 #include "runtime/vocab/byte_level.h"
@@ -26,7 +27,7 @@ int parse_byte_token(std::string_view t) {
 
 namespace {
 
-constexpr std::string_view kSpmSpace = "\xE2\x96\x81";  // U+2581, SPM's visible space
+constexpr std::string_view kSpmSpace = "▁";  // U+2581, SPM's visible space
 
 // Appends s to out with every U+2581 turned into a space.
 void append_unescaped_spaces(std::string_view s, std::string& out) {
@@ -57,8 +58,9 @@ public:
         read_pre();
         read_special_ids();
         read_flags();
+        apply_reference_types();
         build_pieces();
-        build_specials();
+        build_added_tokens();
         std::vector<std::string_view> merges;
         if (v_->kind_ == TokenizerKind::Bpe) merges = read_merges();
         switch (v_->kind_) {
@@ -312,17 +314,90 @@ private:
         }
     }
 
-    void build_specials() {
-        v_->specials_by_first_byte_.assign(256, {});
-        for (int32_t id = 0; id < v_->size(); ++id) {
-            if (!v_->is_special(id)) continue;
-            std::string_view t = v_->token_text(id);
-            if (t.empty()) continue;
-            v_->specials_by_first_byte_[static_cast<uint8_t>(t[0])].push_back(id);
+    // Token types the way the reference runtime reads a GGUF vocabulary, where it overrides
+    // the file: end-of-generation and infill markers that a converter left user-defined
+    // are control tokens (so plain text never turns into them), and the whitespace-strip
+    // flags of added tokens, which GGUF does not carry, for the models known to set them.
+    void apply_reference_types() {
+        auto set_type = [&](std::string_view text, TokenType type) {
+            const int32_t id = v_->find_token(text);
+            if (id >= 0) v_->types_[static_cast<size_t>(id)] = type;
+        };
+        for (std::string_view t : {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>",
+                                   "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>",
+                                   "<end_of_utterance>"})
+            set_type(t, TokenType::Control);
+        // Without an id in the metadata, the first of each group that the vocabulary has.
+        auto first_of = [&](const char* key, std::initializer_list<std::string_view> texts) {
+            if (file_.find(key)) return;
+            for (std::string_view t : texts) {
+                if (v_->find_token(t) >= 0) {
+                    set_type(t, TokenType::Control);
+                    return;
+                }
+            }
+        };
+        first_of("tokenizer.ggml.eot_token_id", {"<｜end▁of▁sentence｜>"});
+        first_of("tokenizer.ggml.fim_pre_token_id",
+                 {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>",
+                  "<PRE>", "▁<PRE>", "<|code_prefix|>"});
+        first_of("tokenizer.ggml.fim_suf_token_id",
+                 {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>",
+                  "<SUF>", "▁<SUF>", "<|code_suffix|>"});
+        first_of("tokenizer.ggml.fim_mid_token_id",
+                 {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>",
+                  "<MID>", "▁<MID>", "<|code_middle|>"});
+        first_of("tokenizer.ggml.fim_pad_token_id", {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>"});
+        first_of("tokenizer.ggml.fim_rep_token_id", {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"});
+        first_of("tokenizer.ggml.fim_sep_token_id", {"<|file_sep|>"});
+        // gpt-oss's channel markers are always rendered, so they are user-defined; its
+        // "<|end|>" too, where "<|return|>" and "<|call|>" end the generation instead.
+        for (std::string_view t : {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"})
+            set_type(t, TokenType::UserDefined);
+        if (v_->find_token("<|return|>") >= 0 && v_->find_token("<|call|>") >= 0)
+            set_type("<|end|>", TokenType::UserDefined);
+
+        strip_.assign(static_cast<size_t>(v_->size()), AddedTokens::kStripNone);
+        auto text_of = [&](const char* key) {
+            const gguf::Value* val = file_.find(key);
+            std::string s = val && val->type() == gguf::ValueType::STRING ? std::string(val->as_string()) : "";
+            for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            return s;
+        };
+        auto contains_any = [](const std::string& s, std::initializer_list<std::string_view> parts) {
+            for (std::string_view p : parts)
+                if (s.find(p) != std::string::npos) return true;
+            return false;
+        };
+        const std::string name = text_of("general.name"), arch = text_of("general.architecture");
+        if (contains_any(v_->pre_name_, {"jina-v2-de", "jina-v2-es", "jina-v2-code"}) ||
+            contains_any(arch, {"nomic-bert-moe", "jina-bert-v3"})) {
+            const int32_t mask = v_->find_token("<mask>");
+            if (mask >= 0) strip_[static_cast<size_t>(mask)] = AddedTokens::kStripLeft;
+        } else if (contains_any(name, {"phi-3", "phi3"})) {
+            // Phi-3's added tokens take the whitespace after them, except these three.
+            for (int32_t id = 0; id < v_->size(); ++id)
+                if (is_added(v_->token_type(id))) strip_[static_cast<size_t>(id)] = AddedTokens::kStripRight;
+            const int32_t eos = v_->find_token("</s>");
+            if (eos >= 0) strip_[static_cast<size_t>(eos)] = AddedTokens::kStripRight;
+            for (std::string_view t : {"<unk>", "<s>", "<|endoftext|>"}) {
+                const int32_t id = v_->find_token(t);
+                if (id >= 0) strip_[static_cast<size_t>(id)] = AddedTokens::kStripNone;
+            }
         }
-        for (auto& list : v_->specials_by_first_byte_)
-            std::stable_sort(list.begin(), list.end(),
-                             [&](int32_t a, int32_t b) { return v_->token_text(a).size() > v_->token_text(b).size(); });
+    }
+
+    // The tokens looked for in raw text: control, user-defined and unknown ones.
+    static bool is_added(TokenType t) {
+        return t == TokenType::Control || t == TokenType::UserDefined || t == TokenType::Unknown;
+    }
+
+    void build_added_tokens() {
+        for (int32_t id = 0; id < v_->size(); ++id) {
+            const TokenType t = v_->token_type(id);
+            if (!is_added(t)) continue;
+            v_->added_.add(v_->token_text(id), id, t == TokenType::UserDefined, strip_[static_cast<size_t>(id)]);
+        }
     }
 
     std::vector<std::string_view> read_merges() const {
@@ -340,6 +415,7 @@ private:
     LoadOptions options_;
     std::string name_;
     Vocab* v_ = nullptr;
+    std::vector<uint8_t> strip_;  // AddedTokens::Strip flags by token id
 };
 
 std::unique_ptr<Vocab> Vocab::load(const gguf::File& file, const LoadOptions& options) {
@@ -362,31 +438,14 @@ void Vocab::check_token(int32_t id) const {
 
 void Vocab::tokenize(std::string_view text, bool add_special, bool parse_special, std::vector<int32_t>& out) const {
     if (add_special && add_bos_ && bos_ >= 0) out.push_back(bos_);
-    if (!parse_special) {
-        if (!text.empty()) encoder_->encode(text, true, out);
-    } else {
-        bool segment_start = true;
-        size_t raw_begin = 0, i = 0;
-        while (i < text.size()) {
-            int32_t match = -1;
-            for (int32_t id : specials_by_first_byte_[static_cast<uint8_t>(text[i])]) {
-                const std::string_view t = token_text(id);
-                if (t.size() <= text.size() - i && std::memcmp(text.data() + i, t.data(), t.size()) == 0) {
-                    match = id;  // the list is longest first
-                    break;
-                }
-            }
-            if (match < 0) {
-                ++i;
-                continue;
-            }
-            if (raw_begin < i) encoder_->encode(text.substr(raw_begin, i - raw_begin), segment_start, out);
-            out.push_back(match);
-            segment_start = true;
-            i += token_text(match).size();
-            raw_begin = i;
-        }
-        if (raw_begin < text.size()) encoder_->encode(text.substr(raw_begin), segment_start, out);
+    std::vector<AddedTokens::Fragment> fragments;
+    added_.split(text, parse_special, fragments);
+    // Each raw fragment is a segment of its own: it starts the text or follows a token.
+    for (const AddedTokens::Fragment& f : fragments) {
+        if (f.token >= 0)
+            out.push_back(f.token);
+        else
+            encoder_->encode(text.substr(f.begin, f.end - f.begin), true, out);
     }
     if (add_special && add_sep_ && sep_ >= 0) out.push_back(sep_);
     if (add_special && add_eos_ && eos_ >= 0) out.push_back(eos_);

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/vocab/added_tokens.h"
 #include "runtime/vocab/pretokenize.h"
 #include "runtime/vocab/text_index.h"
 
@@ -78,7 +79,9 @@ public:
     float token_score(int32_t id) const { return scores_.empty() ? 0.0f : scores_[static_cast<size_t>(id)]; }
     // The id whose stored text is exactly `text` (the last one, if several), or -1.
     int32_t find_token(std::string_view text) const { return text_index_.find(text); }
-    // Control and user-defined tokens: matched in text only when parsing special tokens.
+    // Control and user-defined tokens: added to the model's base vocabulary. Both are found
+    // in raw text before the family's segmentation; control ones only when parsing special
+    // tokens (see tokenize()).
     bool is_special(int32_t id) const {
         const TokenType t = token_type(id);
         return t == TokenType::Control || t == TokenType::UserDefined;
@@ -99,8 +102,10 @@ public:
     bool add_space_prefix() const { return add_space_prefix_; }
 
     // Appends the ids of `text`. add_special: BOS (and SEP/EOS at the end) as the metadata
-    // says. parse_special: control and user-defined token texts in `text` become those
-    // tokens (longest match at the leftmost position); otherwise they are plain text.
+    // says. User-defined token texts in `text` always become those tokens; with
+    // parse_special, control and unknown token texts do too (otherwise they are plain
+    // text). The longest such text wins where occurrences overlap (AddedTokens); the text
+    // between them goes through the family's encoder, each piece as a segment of its own.
     // Any bytes are accepted, invalid UTF-8 included. Never throws except bad_alloc.
     void tokenize(std::string_view text, bool add_special, bool parse_special, std::vector<int32_t>& out) const;
     std::vector<int32_t> tokenize(std::string_view text, bool add_special = false, bool parse_special = false) const;
@@ -145,8 +150,8 @@ private:
     std::vector<uint32_t> piece_offsets_;
     std::vector<PieceKind> piece_kinds_;
 
-    // Special tokens for parse_special, longest first within each first byte.
-    std::vector<std::vector<int32_t>> specials_by_first_byte_;
+    // Control, user-defined and unknown tokens, found in raw text before encoding.
+    AddedTokens added_;
 
     int32_t bos_ = -1, eos_ = -1, unk_ = -1, sep_ = -1, pad_ = -1, cls_ = -1, mask_ = -1, eot_ = -1;
     bool add_bos_ = false, add_eos_ = false, add_sep_ = false, add_space_prefix_ = false;

@@ -3,8 +3,9 @@
 // of the shared vocabularies and prints MB/s, then the pre-tokenizer splits alone. A
 // measuring program, not a test.
 //
-// usage: vocab_bench [--data DIR] [--kb N] [--runs N] [FILE...]
-//   FILE...  text files to mix (default: the repository's README and tokenizer sources)
+// usage: vocab_bench [--data DIR] [--kb N] [--runs N] [--parse-special] [FILE...]
+//   FILE...          text files to mix (default: the repository's README and tokenizer sources)
+//   --parse-special  control-token text in the input becomes those tokens (as in a chat)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
 #endif
     size_t kb = 400;
     int runs = 5;
+    bool parse_special = false;
     std::vector<fs::path> files;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -49,8 +51,10 @@ int main(int argc, char** argv) {
             kb = std::strtoul(argv[++i], nullptr, 10);
         } else if (a == "--runs" && i + 1 < argc) {
             runs = std::max(1, std::atoi(argv[++i]));
+        } else if (a == "--parse-special") {
+            parse_special = true;
         } else if (a == "-h" || a == "--help") {
-            std::printf("usage: vocab_bench [--data DIR] [--kb N] [--runs N] [FILE...]\n");
+            std::printf("usage: vocab_bench [--data DIR] [--kb N] [--runs N] [--parse-special] [FILE...]\n");
             return 0;
         } else {
             files.push_back(a);
@@ -63,7 +67,8 @@ int main(int argc, char** argv) {
             if (fs::exists(src / f)) files.push_back(src / f);
     }
 #endif
-    const char* names[] = {"ggml-vocab-llama-spm", "ggml-vocab-phi-3", "ggml-vocab-gpt-2", "ggml-vocab-bert-bge"};
+    const char* names[] = {"ggml-vocab-llama-spm", "ggml-vocab-phi-3", "ggml-vocab-gpt-2", "ggml-vocab-bert-bge",
+                           "ggml-vocab-gemma-3"};
     std::string mix;
     for (const fs::path& f : files) mix += read_all(f);
     for (const char* n : names) mix += read_all(data / "vocab" / (std::string(n) + ".gguf.inp"));
@@ -91,7 +96,7 @@ int main(int argc, char** argv) {
             for (int r = 0; r < runs + 1; ++r) {  // the first run warms caches and is not counted
                 ids.clear();
                 const auto t0 = std::chrono::steady_clock::now();
-                vocab->tokenize(text, false, false, ids);
+                vocab->tokenize(text, false, parse_special, ids);
                 const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                 if (r > 0) best = std::min(best, s);
             }
