@@ -3,6 +3,8 @@
 #include "runtime/vocab/added_tokens.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 
 namespace tessera::vocab {
 
@@ -33,6 +35,10 @@ void AddedTokens::add(std::string_view text, int32_t id, bool plain, uint8_t str
             next = static_cast<int32_t>(nodes_.size());
             nodes_.emplace_back();
             edges_.insert(node, b, static_cast<uint64_t>(next));
+            Node& parent = nodes_[static_cast<size_t>(node)];
+            if (parent.children == 0) parent.only_child = next, parent.only_byte = b;
+            if (parent.children < INT16_MAX) ++parent.children;
+            nodes_[static_cast<size_t>(next)].byte_run = node == 0 || (parent.byte_run && static_cast<uint8_t>(text[0]) == b);
         }
         if (node == 0) {
             root_any_[b] = next;
@@ -60,23 +66,31 @@ public:
 
     void run(std::vector<Fragment>& out) {
         const size_t n = text_.size();
-        const int32_t* root = parse_special_ ? t_.root_any_ : t_.root_plain_;
+        const char* const data = text_.data();
+        const bool special = parse_special_;
+        const int32_t* const root = special ? t_.root_any_ : t_.root_plain_;
+        const Node* const nodes = t_.nodes_.data();
         size_t reach = 0;  // where the current group's occurrences (and what they strip) end
         for (size_t p = 0; p < n; ++p) {
-            if (!group_.empty() && p >= reach && can_cut_at(p)) resolve_group();
-            if (group_.size() >= kMaxGroup) resolve_group();
-            int32_t node = root[static_cast<uint8_t>(text_[p])];
+            int32_t node = root[static_cast<uint8_t>(data[p])];
+            if (node < 0) continue;  // most bytes start no added token
+            // Settling a group later than it could be is always exact (a bigger group);
+            // settling it before its last overlap would not be.
+            if (!group_.empty() && ((p >= reach && can_cut_at(p)) || group_.size() >= kMaxGroup)) resolve_group();
             size_t q = p;
             while (node >= 0) {
-                const Node& nd = t_.nodes_[static_cast<size_t>(node)];
-                const int32_t id = parse_special_ ? nd.any_id : nd.plain_id;
+                const Node& nd = nodes[node];
+                const int32_t id = special ? nd.any_id : nd.plain_id;
                 ++q;  // [p, q) is the text of this node
                 if (id >= 0) {
+                    const uint8_t strip = t_.strip_of(id);
+                    if (group_.empty()) group_byte_ = data[p], group_is_run_ = true;
+                    group_is_run_ &= nd.byte_run && data[p] == group_byte_ && strip == kStripNone;
                     group_.push_back(Match{p, static_cast<uint32_t>(q - p), id});
-                    reach = std::max(reach, (t_.strip_of(id) & kStripRight) ? space_run_end(q) : q);
+                    reach = std::max(reach, (strip & kStripRight) ? space_run_end(q) : q);
                 }
-                if (q == n || (!parse_special_ && !nd.plain_below)) break;
-                node = t_.child(node, static_cast<uint8_t>(text_[q]));
+                if (q == n || (!special && !nd.plain_below)) break;
+                node = t_.child(node, static_cast<uint8_t>(data[q]));
             }
         }
         if (!group_.empty()) resolve_group();
@@ -111,11 +125,16 @@ private:
 
     void resolve_group() {
         if (state_.empty()) state_.assign(text_.size(), kFree);
-        std::sort(group_.begin(), group_.end(), [](const Match& a, const Match& b) {
+        if (group_is_run_) {
+            resolve_run();
+            return;
+        }
+        sort_small(group_.begin(), group_.end(), [](const Match& a, const Match& b) {
             if (a.len != b.len) return a.len > b.len;
             if (a.id != b.id) return a.id < b.id;
             return a.pos < b.pos;
         });
+        const size_t accepted_before = accepted_.size();
         for (const Match& m : group_) {
             if (!is_free(m)) continue;
             std::fill(state_.begin() + m.pos, state_.begin() + m.pos + m.len, kTaken);
@@ -136,10 +155,47 @@ private:
             }
         }
         group_.clear();
+        // Groups come in text order, so sorting each group's tokens sorts them all.
+        sort_small(accepted_.begin() + static_cast<ptrdiff_t>(accepted_before), accepted_.end(),
+                   [](const Match& a, const Match& b) { return a.pos < b.pos; });
+    }
+
+    // A group of tokens that are all runs of one byte (Gemma's and GPT-NeoX's runs of
+    // spaces, tabs, newlines) inside one run of that byte in the text: the longest token
+    // at the run's start, then again from where it ends, is what the longest-first order
+    // gives there, without sorting. The occurrences come in text order, the longest last
+    // at each position.
+    void resolve_run() {
+        size_t cursor = 0;
+        for (size_t i = 0; i < group_.size(); ++i) {
+            const Match& m = group_[i];
+            if (i + 1 < group_.size() && group_[i + 1].pos == m.pos) continue;  // a longer one follows
+            if (m.pos < cursor || !is_free(m)) continue;
+            std::fill(state_.begin() + static_cast<ptrdiff_t>(m.pos),
+                      state_.begin() + static_cast<ptrdiff_t>(m.pos + m.len), kTaken);
+            accepted_.push_back(m);
+            cursor = m.pos + m.len;
+        }
+        group_.clear();
+    }
+
+    // Insertion sort below 32 elements (most groups are one token or a short run of
+    // whitespace), std::sort above.
+    template <typename It, typename Less>
+    static void sort_small(It begin, It end, Less less) {
+        if (end - begin > 32) {
+            std::sort(begin, end, less);
+            return;
+        }
+        for (It i = begin + (begin != end); i < end; ++i) {
+            const Match m = *i;
+            It j = i;
+            for (; j != begin && less(m, *(j - 1)); --j) *j = *(j - 1);
+            *j = m;
+        }
     }
 
     void emit(std::vector<Fragment>& out) {
-        std::sort(accepted_.begin(), accepted_.end(), [](const Match& a, const Match& b) { return a.pos < b.pos; });
         auto raw = [&](size_t b, size_t e) {
             // Stripped whitespace sits only right beside a token: trim it off both ends.
             while (b < e && state_[b] == kStripped) ++b;
@@ -165,7 +221,9 @@ private:
     std::string_view text_;
     bool parse_special_;
     std::vector<Match> group_;     // unresolved occurrences that overlap one another
-    std::vector<Match> accepted_;  // tokens taken, in resolution order
+    char group_byte_ = 0;          // the first byte of the group's first occurrence
+    bool group_is_run_ = false;    // every occurrence is a run of group_byte_, stripping nothing
+    std::vector<Match> accepted_;  // tokens taken, in text order
     std::vector<uint8_t> state_;   // per byte of text: free, taken by a token, stripped
     bool stripped_any_ = false;
     size_t run_begin_ = 0, run_end_ = 0;

@@ -51,9 +51,13 @@ public:
 
 private:
     struct Node {
-        int32_t any_id = -1;    // the token whose text ends here, special or plain
-        int32_t plain_id = -1;  // the plain (user-defined) token whose text ends here
+        int32_t any_id = -1;       // the token whose text ends here, special or plain
+        int32_t plain_id = -1;     // the plain (user-defined) token whose text ends here
+        int32_t only_child = -1;   // the child, when there is exactly one (else edges_)
+        int16_t children = 0;      // how many children (saturates)
+        uint8_t only_byte = 0;     // the byte that leads to only_child
         bool plain_below = false;  // a plain token's text continues below this node
+        bool byte_run = false;     // the text to here is one byte repeated ("    ", "\n\n")
     };
     struct Match {
         size_t pos;
@@ -63,6 +67,8 @@ private:
     class Splitter;
 
     int32_t child(int32_t node, uint8_t byte) const {
+        const Node& n = nodes_[static_cast<size_t>(node)];
+        if (n.children <= 1) return n.children == 1 && n.only_byte == byte ? n.only_child : -1;
         const uint64_t* c = edges_.find(node, byte);
         return c ? static_cast<int32_t>(*c) : -1;
     }

@@ -64,21 +64,33 @@ public:
         }
     }
 
-    void encode(std::string_view text, bool segment_start, std::vector<int32_t>& out) const override {
-        std::string prefixed;
-        if (segment_start && vocab_.add_space_prefix()) {
-            prefixed.reserve(text.size() + 1);
-            prefixed += ' ';
-            prefixed += text;
-            text = prefixed;
-        }
-        CodepointText cpt;
-        cpt.assign(text);
-        std::vector<Span> pieces, scratch;
-        pre_tokenize(pre_, cpt, pieces, scratch);
+    void encode(std::string_view text, std::span<const Fragment> fragments, std::vector<int32_t>& out) const override {
+        Segment seg;
         Work work;
-        for (const Span& s : pieces) {
-            const size_t b = cpt.offsets[s.begin], e = cpt.offsets[s.end];
+        for_each_fragment(text, fragments, out, [&](std::string_view raw) { encode_segment(raw, seg, work, out); });
+    }
+
+private:
+    // Working memory of the pre-tokenizer, kept across the segments of one text.
+    struct Segment {
+        std::string prefixed;
+        CodepointText cpt;
+        std::vector<Span> pieces, scratch;
+    };
+    struct Work;
+
+    void encode_segment(std::string_view text, Segment& seg, Work& work, std::vector<int32_t>& out) const {
+        if (vocab_.add_space_prefix()) {
+            seg.prefixed.clear();
+            seg.prefixed.reserve(text.size() + 1);
+            seg.prefixed += ' ';
+            seg.prefixed += text;
+            text = seg.prefixed;
+        }
+        seg.cpt.assign(text);
+        pre_tokenize(pre_, seg.cpt, seg.pieces, seg.scratch);
+        for (const Span& s : seg.pieces) {
+            const size_t b = seg.cpt.offsets[s.begin], e = seg.cpt.offsets[s.end];
             const std::string_view word = text.substr(b, e - b);
             if (pre_.ignore_merges) {
                 const int32_t id = raw_index_.find(word);
@@ -91,7 +103,6 @@ public:
         }
     }
 
-private:
     struct Symbol {
         int32_t id;  // -1: a byte without a token; kMerged: absorbed
         int32_t prev;

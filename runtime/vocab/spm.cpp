@@ -46,41 +46,9 @@ public:
         }
     }
 
-    void encode(std::string_view text, bool segment_start, std::vector<int32_t>& out) const override {
-        // Escape: ' ' -> U+2581, with the segment's space prefix.
-        std::string s;
-        s.reserve(text.size() + text.size() / 4 + 3);
-        if (segment_start && vocab_.add_space_prefix()) s += kSpmSpace;
-        for (char c : text) {
-            if (c == ' ')
-                s += kSpmSpace;
-            else
-                s += c;
-        }
-
-        // One symbol per character (an invalid byte is a character of its own).
-        std::vector<Symbol> sym;
-        std::vector<uint32_t> cps;
-        sym.reserve(s.size());
-        cps.reserve(s.size());
-        for (size_t i = 0; i < s.size();) {
-            uint32_t cp;
-            const size_t n = utf8_decode(s.data() + i, s.size() - i, &cp);
-            sym.push_back(Symbol{static_cast<uint32_t>(i), static_cast<uint32_t>(n), -1, -1});
-            cps.push_back(cp);
-            i += n;
-        }
-        // A merge makes a token holding both characters on either side of any boundary it
-        // crosses. Where two neighbours occur together in no token, nothing can merge
-        // across, so the text splits there into chunks that merge independently: the
-        // same result as one queue over the whole text, with small queues.
-        std::vector<Bigram> heap;
-        size_t begin = 0;
-        for (size_t i = 1; i <= sym.size(); ++i) {
-            if (i < sym.size() && joinable_.contains(cps[i - 1], cps[i])) continue;
-            encode_chunk(s, sym, begin, i, heap, out);
-            begin = i;
-        }
+    void encode(std::string_view text, std::span<const Fragment> fragments, std::vector<int32_t>& out) const override {
+        Work w;
+        for_each_fragment(text, fragments, out, [&](std::string_view raw) { encode_segment(raw, w, out); });
     }
 
 private:
@@ -96,6 +64,53 @@ private:
         int32_t right;
         uint32_t len;
     };
+    // Working memory, kept across the segments of one text.
+    struct Work {
+        std::string s;
+        std::vector<Symbol> sym;
+        std::vector<uint32_t> cps;
+        std::vector<Bigram> heap;
+    };
+
+    void encode_segment(std::string_view text, Work& w, std::vector<int32_t>& out) const {
+        // Escape: ' ' -> U+2581, with the segment's space prefix.
+        std::string& s = w.s;
+        s.clear();
+        s.reserve(text.size() + text.size() / 4 + 3);
+        if (vocab_.add_space_prefix()) s += kSpmSpace;
+        for (char c : text) {
+            if (c == ' ')
+                s += kSpmSpace;
+            else
+                s += c;
+        }
+
+        // One symbol per character (an invalid byte is a character of its own).
+        std::vector<Symbol>& sym = w.sym;
+        std::vector<uint32_t>& cps = w.cps;
+        sym.clear();
+        cps.clear();
+        sym.reserve(s.size());
+        cps.reserve(s.size());
+        for (size_t i = 0; i < s.size();) {
+            uint32_t cp;
+            const size_t n = utf8_decode(s.data() + i, s.size() - i, &cp);
+            sym.push_back(Symbol{static_cast<uint32_t>(i), static_cast<uint32_t>(n), -1, -1});
+            cps.push_back(cp);
+            i += n;
+        }
+        // A merge makes a token holding both characters on either side of any boundary it
+        // crosses. Where two neighbours occur together in no token, nothing can merge
+        // across, so the text splits there into chunks that merge independently: the
+        // same result as one queue over the whole text, with small queues.
+        size_t begin = 0;
+        for (size_t i = 1; i <= sym.size(); ++i) {
+            if (i < sym.size() && joinable_.contains(cps[i - 1], cps[i])) continue;
+            encode_chunk(s, sym, begin, i, w.heap, out);
+            begin = i;
+        }
+    }
+
     // Max-heap order: the highest score on top, then the leftmost.
     struct BigramOrder {
         bool operator()(const Bigram& a, const Bigram& b) const {

@@ -440,13 +440,7 @@ void Vocab::tokenize(std::string_view text, bool add_special, bool parse_special
     if (add_special && add_bos_ && bos_ >= 0) out.push_back(bos_);
     std::vector<AddedTokens::Fragment> fragments;
     added_.split(text, parse_special, fragments);
-    // Each raw fragment is a segment of its own: it starts the text or follows a token.
-    for (const AddedTokens::Fragment& f : fragments) {
-        if (f.token >= 0)
-            out.push_back(f.token);
-        else
-            encoder_->encode(text.substr(f.begin, f.end - f.begin), true, out);
-    }
+    encoder_->encode(text, fragments, out);
     if (add_special && add_sep_ && sep_ >= 0) out.push_back(sep_);
     if (add_special && add_eos_ && eos_ >= 0) out.push_back(eos_);
 }

@@ -48,13 +48,31 @@ struct DetokenizeOptions {
 
 class Vocab;
 
-// A tokenizer family's encoder of raw text (no special tokens in it). Internal.
+// A tokenizer family's encoder. Internal.
 class Encoder {
 public:
+    using Fragment = AddedTokens::Fragment;
     virtual ~Encoder() = default;
-    // Appends the ids of `text`. `segment_start`: the text starts the input or follows a
-    // special token (SPM adds its space prefix there). Never throws except bad_alloc.
-    virtual void encode(std::string_view text, bool segment_start, std::vector<int32_t>& out) const = 0;
+    // Appends the ids of `text` cut into `fragments` (AddedTokens::split): an added
+    // token's id, or the encoding of a raw fragment. Each raw fragment is a segment of its
+    // own: it starts the text or follows a token (SPM puts its space prefix there). One
+    // call for all fragments, so working memory is allocated once. Never throws except
+    // bad_alloc.
+    virtual void encode(std::string_view text, std::span<const Fragment> fragments,
+                        std::vector<int32_t>& out) const = 0;
+
+protected:
+    // Calls raw(fragment_text) for each raw fragment in order and appends token ids.
+    template <typename Raw>
+    static void for_each_fragment(std::string_view text, std::span<const Fragment> fragments,
+                                  std::vector<int32_t>& out, Raw&& raw) {
+        for (const Fragment& f : fragments) {
+            if (f.token >= 0)
+                out.push_back(f.token);
+            else
+                raw(text.substr(f.begin, f.end - f.begin));
+        }
+    }
 };
 
 class Vocab {

@@ -76,9 +76,26 @@ public:
         }
     }
 
-    void encode(std::string_view text, bool /*segment_start*/, std::vector<int32_t>& out) const override {
-        // Normalize: clean, isolate CJK, NFD without non-spacing marks, lower case.
+    void encode(std::string_view text, std::span<const Fragment> fragments, std::vector<int32_t>& out) const override {
+        Work w;
+        for_each_fragment(text, fragments, out, [&](std::string_view raw) { encode_segment(raw, w, out); });
+    }
+
+private:
+    // Working memory, kept across the segments of one text.
+    struct Work {
         std::vector<uint32_t> cps, nfd, norm;
+        std::string word;
+    };
+
+    void encode_segment(std::string_view text, Work& w, std::vector<int32_t>& out) const {
+        // Normalize: clean, isolate CJK, NFD without non-spacing marks, lower case.
+        std::vector<uint32_t>& cps = w.cps;
+        std::vector<uint32_t>& nfd = w.nfd;
+        std::vector<uint32_t>& norm = w.norm;
+        cps.clear();
+        nfd.clear();
+        norm.clear();
         cps.reserve(text.size());
         for (size_t i = 0; i < text.size();) {
             uint32_t cp;
@@ -102,7 +119,8 @@ public:
         }
 
         // Split into words and encode each.
-        std::string word;
+        std::string& word = w.word;
+        word.clear();
         size_t word_chars = 0;
         auto flush = [&] {
             if (!word.empty()) encode_word(word, word_chars, out);
@@ -125,7 +143,6 @@ public:
         flush();
     }
 
-private:
     void encode_word(const std::string& word, size_t chars, std::vector<int32_t>& out) const {
         const size_t mark = out.size();
         if (chars <= kMaxWordChars) {

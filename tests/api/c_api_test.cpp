@@ -119,7 +119,9 @@ TEST_CASE("version, status names, system information and type names") {
     CHECK(std::string(tessera_status_name(static_cast<tessera_status>(42))) == "unknown status");
 
     const std::string target = tessera_cpu_target();
-    const std::vector<std::string> known = {"scalar", "sse4", "avx2", "avx2_vnni", "avx512", "avx512_vnni", "neon"};
+    // Every code path tessera.h names.
+    const std::vector<std::string> known = {"avx512_amx", "avx512_vnni", "avx512", "avx2_vnni", "avx2", "sse4",
+                                            "sve2",       "sve",         "neon_dotprod", "neon", "emu128", "scalar"};
     CHECK(std::find(known.begin(), known.end(), target) != known.end());
     const std::string info = tessera_system_info();
     CHECK(info.find(std::string("tessera ") + tessera_version()) == 0);

@@ -6,6 +6,7 @@
 // usage: vocab_bench [--data DIR] [--kb N] [--runs N] [--parse-special] [FILE...]
 //   FILE...          text files to mix (default: the repository's README and tokenizer sources)
 //   --parse-special  control-token text in the input becomes those tokens (as in a chat)
+//   --only NAME      only the vocabularies whose name contains NAME (and no pre-tokenizers)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
     size_t kb = 400;
     int runs = 5;
     bool parse_special = false;
+    std::string only;
     std::vector<fs::path> files;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -51,10 +53,12 @@ int main(int argc, char** argv) {
             kb = std::strtoul(argv[++i], nullptr, 10);
         } else if (a == "--runs" && i + 1 < argc) {
             runs = std::max(1, std::atoi(argv[++i]));
+        } else if (a == "--only" && i + 1 < argc) {
+            only = argv[++i];
         } else if (a == "--parse-special") {
             parse_special = true;
         } else if (a == "-h" || a == "--help") {
-            std::printf("usage: vocab_bench [--data DIR] [--kb N] [--runs N] [--parse-special] [FILE...]\n");
+            std::printf("usage: vocab_bench [--data DIR] [--kb N] [--runs N] [--parse-special] [--only NAME] [FILE...]\n");
             return 0;
         } else {
             files.push_back(a);
@@ -87,6 +91,7 @@ int main(int argc, char** argv) {
                 files.size(), runs);
     std::printf("%-22s %-10s %10s %12s %10s\n", "vocabulary", "tokenizer", "tokens", "MB/s", "Mtok/s");
     for (const char* n : names) {
+        if (std::string(n).find(only) == std::string::npos) continue;
         const fs::path path = data / "vocab" / (std::string(n) + ".gguf");
         try {
             auto file = tessera::gguf::File::open(path.string());
@@ -110,6 +115,7 @@ int main(int argc, char** argv) {
             return 1;
         }
     }
+    if (!only.empty()) return 0;
     // The pre-tokenizers alone (the split that BPE merges within), on the same text.
     std::printf("\n%-22s %10s %12s\n", "pre-tokenizer", "pieces", "MB/s");
     for (const char* pre_name : {"gpt-2", "llama3", "qwen2", "gpt-4o", "tekken", "deepseek-v3", "deepseek-llm",
