@@ -208,8 +208,10 @@ int32_t tessera_token_bos(const tessera_model* model);
 int32_t tessera_token_eos(const tessera_model* model);
 
 /* Tokenizes len bytes of text (any bytes; invalid UTF-8 is tokenized too, never an error).
- * add_special: add BOS/EOS (and SEP) as the model's metadata says. parse_special: the text
- * of control and user-defined tokens becomes those tokens; otherwise it is plain text.
+ * add_special: add BOS/EOS (and SEP) as the model's metadata says. The text of the
+ * vocabulary's user-defined tokens (e.g. Gemma's runs of spaces and newlines) always
+ * becomes those tokens; parse_special: the text of control tokens (e.g. <|im_start|>) does
+ * too, otherwise it is plain text.
  * Writes at most n_max ids; *n_out gets the number needed (call again with a larger
  * buffer when *n_out > n_max; nothing is truncated silently: the status is
  * TESSERA_ERROR_INVALID_ARGUMENT in that case). tokens may be NULL when n_max is 0. */

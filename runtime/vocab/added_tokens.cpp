@@ -38,7 +38,8 @@ void AddedTokens::add(std::string_view text, int32_t id, bool plain, uint8_t str
             Node& parent = nodes_[static_cast<size_t>(node)];
             if (parent.children == 0) parent.only_child = next, parent.only_byte = b;
             if (parent.children < INT16_MAX) ++parent.children;
-            nodes_[static_cast<size_t>(next)].byte_run = node == 0 || (parent.byte_run && static_cast<uint8_t>(text[0]) == b);
+            nodes_[static_cast<size_t>(next)].byte_run =
+                node == 0 || (parent.byte_run && static_cast<uint8_t>(text[0]) == b);
         }
         if (node == 0) {
             root_any_[b] = next;
@@ -54,7 +55,6 @@ void AddedTokens::add(std::string_view text, int32_t id, bool plain, uint8_t str
         if (strip_.size() <= static_cast<size_t>(id)) strip_.resize(static_cast<size_t>(id) + 1, kStripNone);
         strip_[static_cast<size_t>(id)] = strip;
         any_left_strip_ |= (strip & kStripLeft) != 0;
-        any_right_strip_ |= (strip & kStripRight) != 0;
     }
 }
 

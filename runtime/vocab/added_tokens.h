@@ -78,12 +78,11 @@ private:
     }
 
     std::vector<Node> nodes_;  // nodes_[0] is the root
-    PairIndex edges_;                  // (node, byte) -> child node
+    PairIndex edges_;          // (node, byte) -> child node
     int32_t root_any_[256];
     int32_t root_plain_[256];
     std::vector<uint8_t> strip_;  // by token id; empty when no token strips
     bool any_left_strip_ = false;
-    bool any_right_strip_ = false;
 };
 
 }  // namespace tessera::vocab

@@ -323,9 +323,9 @@ private:
             const int32_t id = v_->find_token(text);
             if (id >= 0) v_->types_[static_cast<size_t>(id)] = type;
         };
-        for (std::string_view t : {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>",
-                                   "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>",
-                                   "<end_of_utterance>"})
+        for (std::string_view t :
+             {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>", "<|endoftext|>",
+              "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>"})
             set_type(t, TokenType::Control);
         // Without an id in the metadata, the first of each group that the vocabulary has.
         auto first_of = [&](const char* key, std::initializer_list<std::string_view> texts) {
@@ -338,17 +338,15 @@ private:
             }
         };
         first_of("tokenizer.ggml.eot_token_id", {"<｜end▁of▁sentence｜>"});
-        first_of("tokenizer.ggml.fim_pre_token_id",
-                 {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>",
-                  "<PRE>", "▁<PRE>", "<|code_prefix|>"});
-        first_of("tokenizer.ggml.fim_suf_token_id",
-                 {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>",
-                  "<SUF>", "▁<SUF>", "<|code_suffix|>"});
-        first_of("tokenizer.ggml.fim_mid_token_id",
-                 {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>",
-                  "<MID>", "▁<MID>", "<|code_middle|>"});
+        first_of("tokenizer.ggml.fim_pre_token_id", {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>",
+                                                     "<｜fim▁begin｜>", "<PRE>", "▁<PRE>", "<|code_prefix|>"});
+        first_of("tokenizer.ggml.fim_suf_token_id", {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>",
+                                                     "<SUF>", "▁<SUF>", "<|code_suffix|>"});
+        first_of("tokenizer.ggml.fim_mid_token_id", {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>",
+                                                     "<MID>", "▁<MID>", "<|code_middle|>"});
         first_of("tokenizer.ggml.fim_pad_token_id", {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>"});
-        first_of("tokenizer.ggml.fim_rep_token_id", {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"});
+        first_of("tokenizer.ggml.fim_rep_token_id",
+                 {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"});
         first_of("tokenizer.ggml.fim_sep_token_id", {"<|file_sep|>"});
         // gpt-oss's channel markers are always rendered, so they are user-defined; its
         // "<|end|>" too, where "<|return|>" and "<|call|>" end the generation instead.

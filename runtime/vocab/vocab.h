@@ -64,8 +64,8 @@ public:
 protected:
     // Calls raw(fragment_text) for each raw fragment in order and appends token ids.
     template <typename Raw>
-    static void for_each_fragment(std::string_view text, std::span<const Fragment> fragments,
-                                  std::vector<int32_t>& out, Raw&& raw) {
+    static void for_each_fragment(std::string_view text, std::span<const Fragment> fragments, std::vector<int32_t>& out,
+                                  Raw&& raw) {
         for (const Fragment& f : fragments) {
             if (f.token >= 0)
                 out.push_back(f.token);

@@ -120,8 +120,9 @@ TEST_CASE("version, status names, system information and type names") {
 
     const std::string target = tessera_cpu_target();
     // Every code path tessera.h names.
-    const std::vector<std::string> known = {"avx512_amx", "avx512_vnni", "avx512", "avx2_vnni", "avx2", "sse4",
-                                            "sve2",       "sve",         "neon_dotprod", "neon", "emu128", "scalar"};
+    const std::vector<std::string> known = {"avx512_amx",   "avx512_vnni", "avx512", "avx2_vnni",
+                                            "avx2",         "sse4",        "sve2",   "sve",
+                                            "neon_dotprod", "neon",        "emu128", "scalar"};
     CHECK(std::find(known.begin(), known.end(), target) != known.end());
     const std::string info = tessera_system_info();
     CHECK(info.find(std::string("tessera ") + tessera_version()) == 0);

@@ -177,10 +177,10 @@ TEST_CASE("a GPT-2 vocabulary with user-defined tokens gives the ids of Hugging 
     skip_because("built without TESSERA_SOURCE_DIR: the reference file's folder is unknown");
     return;
 #else
-    const std::string ref = read_text(std::filesystem::path(TESSERA_SOURCE_DIR) / "tests" / "tokenizer" /
-                                      "reference" / "gpt2-added-tokens.txt");
+    const std::string ref = read_text(std::filesystem::path(TESSERA_SOURCE_DIR) / "tests" / "tokenizer" / "reference" /
+                                      "gpt2-added-tokens.txt");
     std::vector<std::string> added;
-    std::vector<std::pair<std::string, std::vector<int32_t>>> cases;
+    std::vector<std::pair<std::string, std::vector<int32_t> > > cases;
     std::istringstream lines(ref);
     std::string line;
     while (std::getline(lines, line)) {

@@ -58,7 +58,8 @@ int main(int argc, char** argv) {
         } else if (a == "--parse-special") {
             parse_special = true;
         } else if (a == "-h" || a == "--help") {
-            std::printf("usage: vocab_bench [--data DIR] [--kb N] [--runs N] [--parse-special] [--only NAME] [FILE...]\n");
+            std::printf(
+                "usage: vocab_bench [--data DIR] [--kb N] [--runs N] [--parse-special] [--only NAME] [FILE...]\n");
             return 0;
         } else {
             files.push_back(a);
