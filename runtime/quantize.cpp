@@ -14,6 +14,7 @@
 #include <memory>
 #include <thread>
 
+#include "tensor/atomic_file.h"
 #include "tensor/error.h"
 #include "tensor/gguf.h"
 #include "tensor/gguf_writer.h"
@@ -143,6 +144,7 @@ QuantizeReport quantize_file(const std::string& in_path, const std::string& out_
         throw Error("the output file '" + out_path + "' is the input file", ErrorKind::InvalidArgument);
 
     auto file = gguf::File::open(in_path);
+    AtomicFile::check_writable(out_path);  // before the work, not after it
     const std::string arch(file->get_string("general.architecture", ""));
     const int n_layer = arch.empty() ? 0 : static_cast<int>(file->get_int(arch + ".block_count", 0));
     const bool has_output = file->find_tensor("output.weight") != nullptr;

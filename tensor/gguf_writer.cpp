@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "tensor/atomic_file.h"
 #include "tensor/error.h"
 
 namespace tessera::gguf {
@@ -251,28 +252,10 @@ std::vector<uint8_t> Writer::to_bytes() const {
 }
 
 void Writer::write(const std::string& path) const {
-    std::string tmp = path + ".tmp";
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) throw Error(path + ": cannot create " + tmp + ": " + std::strerror(errno), ErrorKind::Io);
-    try {
-        FileSink s{f, path};
-        emit(s);
-        if (std::fflush(f) != 0) throw Error(path + ": write failed (disk full?)", ErrorKind::Io);
-    } catch (...) {
-        std::fclose(f);
-        std::remove(tmp.c_str());
-        throw;
-    }
-    if (std::fclose(f) != 0) {
-        std::remove(tmp.c_str());
-        throw Error(path + ": write failed", ErrorKind::Io);
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        std::remove(tmp.c_str());
-        throw Error(path + ": cannot rename " + tmp + " into place: " + ec.message(), ErrorKind::Io);
-    }
+    AtomicFile out(path);
+    FileSink s{out.file(), path};
+    emit(s);
+    out.commit();
 }
 
 }  // namespace tessera::gguf

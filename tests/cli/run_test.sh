@@ -43,6 +43,16 @@ expect_error 2 "unknown option" "$tessera" quantize --bogus a b c
 expect_error 1 "No such file" "$tessera" quantize -q "$work/missing.gguf" "$work/out.gguf" Q8_0
 expect_error 1 "unknown quantization type 'Q9_9'" "$tessera" quantize -q "$work/corpus/valid-sample.gguf" "$work/out.gguf" Q9_9
 [ -e "$work/out.gguf" ] && fail "a failed quantize left an output file"
+# The output goes through a unique temporary beside it: a user's OUT.tmp is never touched,
+# and nothing is left behind; a folder that takes no files fails before any work.
+printf 'user data' >"$work/q.gguf.tmp"
+"$tessera" quantize -q "$work/corpus/valid-sample.gguf" "$work/q.gguf" Q8_0 >/dev/null 2>"$work/err" ||
+    fail "quantize valid-sample: $(cat "$work/err")"
+[ "$(cat "$work/q.gguf.tmp")" = "user data" ] || fail "quantize overwrote an existing q.gguf.tmp"
+[ -s "$work/q.gguf" ] || fail "quantize wrote no output"
+ls -A "$work" | grep -q '^\.q\.gguf\..*\.tmp$' && fail "quantize left its temporary file"
+expect_error 1 "cannot create a file in $work/no-such-folder" \
+    "$tessera" quantize -q "$work/corpus/valid-sample.gguf" "$work/no-such-folder/q.gguf" Q8_0
 "$tessera" bench --membw -t 1 | grep -q "memory read bandwidth, 1 thread: [0-9.]* GB/s" || fail "bench --membw"
 
 model=${TESSERA_MODELS:-$HOME/.cache/tessera/models}/smollm2-135m-instruct.gguf
