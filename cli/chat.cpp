@@ -39,6 +39,7 @@ const char* kChatHelp =
     "options:\n"
     "  -m, --model FILE        the GGUF model\n"
     "  -s, --system TEXT       a system message to start the conversation with\n"
+    "  --chat-template-file F  use the Jinja chat template in file F instead of the model's\n"
     "  -n, --n-predict N       at most N tokens per reply (default 512)\n"
     "  -c, --ctx-size N        context size in tokens (default: the model's, at most 4096)\n"
     "  -t, --threads N         CPU threads (default: all cores)\n"
@@ -72,6 +73,7 @@ struct Message {
 struct Options {
     std::string model;
     std::string system;
+    std::string template_file;
     long n_predict = 512, n_ctx = 0, n_threads = 0;
     bool verbose = false;
     bool have_seed = false;
@@ -89,7 +91,8 @@ public:
 private:
     bool turn(const std::string& user);
     bool command(const std::string& line);  // false: leave
-    bool render(std::string* out);
+    bool render(const std::vector<Message>& messages, std::string* out);
+    bool prompt_tokens(const std::vector<Message>& messages, std::vector<int32_t>* tokens);
     bool is_end_of_turn(int32_t token) const;
     std::string token_text(int32_t token) const;
     void note(const char* fmt, const std::string& arg = "") const;
@@ -107,6 +110,7 @@ private:
     std::vector<int32_t> cached_;   // the tokens in the KV cache, in order
     std::vector<int32_t> end_ids_;  // tokens that end an assistant turn
     long turns_ = 0, decoded_ = 0, reused_ = 0, generated_ = 0;
+    bool failed_ = false;  // a turn failed: the exit status says so, the session goes on
     double gen_ms_ = 0;
 };
 
@@ -129,16 +133,18 @@ bool Chat::init() {
     int64_t k = tessera_gguf_find_key(g, "tokenizer.chat_template");
     const char* data = nullptr;
     size_t len = 0;
-    if (k >= 0 && tessera_gguf_value_string(tessera_gguf_kv_value(g, k), &data, &len) == TESSERA_OK) {
+    if (!opt_.template_file.empty()) {
+        if (!read_file(opt_.template_file.c_str(), &template_)) return false;
+    } else if (k >= 0 && tessera_gguf_value_string(tessera_gguf_kv_value(g, k), &data, &len) == TESSERA_OK) {
         template_.assign(data, len);
     } else {
         // No template: Gemma's format when the vocabulary has its turn markers, else ChatML.
         int32_t ids[4];
         int32_t n = 0;
         const char* gemma_marker = "<start_of_turn>";
-        const bool gemma = tessera_tokenize(model_, gemma_marker, std::strlen(gemma_marker), 0, 1, ids, 4, &n) ==
-                               TESSERA_OK &&
-                           n == 1 && token_text(ids[0]) == gemma_marker;
+        const bool gemma =
+            tessera_tokenize(model_, gemma_marker, std::strlen(gemma_marker), 0, 1, ids, 4, &n) == TESSERA_OK &&
+            n == 1 && token_text(ids[0]) == gemma_marker;
         template_ = gemma ? kGemma : kChatML;
         note(gemma ? "warning: %s has no chat template; using Gemma's turn format"
                    : "warning: %s has no chat template; using ChatML",
@@ -168,13 +174,13 @@ bool Chat::is_end_of_turn(int32_t token) const {
     return false;
 }
 
-bool Chat::render(std::string* out) {
+bool Chat::render(const std::vector<Message>& messages, std::string* out) {
     std::vector<tessera_chat_message> msgs;
-    for (const Message& m : messages_) msgs.push_back({m.role.c_str(), m.content.c_str()});
+    for (const Message& m : messages) msgs.push_back({m.role.c_str(), m.content.c_str()});
     char* text = nullptr;
-    tessera_status st = tessera_chat_render(template_.c_str(), msgs.data(), msgs.size(), 1,
-                                            bos_.empty() ? nullptr : bos_.c_str(),
-                                            eos_.empty() ? nullptr : eos_.c_str(), &text);
+    tessera_status st =
+        tessera_chat_render(template_.c_str(), msgs.data(), msgs.size(), 1, bos_.empty() ? nullptr : bos_.c_str(),
+                            eos_.empty() ? nullptr : eos_.c_str(), &text);
     if (st != TESSERA_OK) {
         note("error: the chat template failed: %s", tessera_last_error());
         return false;
@@ -184,31 +190,47 @@ bool Chat::render(std::string* out) {
     return true;
 }
 
+bool Chat::prompt_tokens(const std::vector<Message>& messages, std::vector<int32_t>* tokens) {
+    std::string prompt;
+    return render(messages, &prompt) && tokenize(model_, prompt, false, true, tokens);
+}
+
+// A failed turn (the template raised, a decode failed) is reported and leaves the
+// conversation as it was before the message; false only when the session cannot go on.
 bool Chat::turn(const std::string& user) {
-    messages_.push_back({"user", user});
     const int32_t n_ctx = tessera_context_n_ctx(ctx_);
     const long room = std::min<long>(opt_.n_predict, n_ctx / 4);  // keep space for a reply
+    const size_t first = !messages_.empty() && messages_[0].role == "system" ? 1 : 0;
     std::vector<int32_t> tokens;
-    std::string prompt;
-    // Drop the oldest turns after the system message until the prompt leaves room.
+    // A message that cannot fit even with every earlier turn dropped is refused before
+    // anything is dropped.
+    std::vector<Message> alone(messages_.begin(), messages_.begin() + static_cast<std::ptrdiff_t>(first));
+    alone.push_back({"user", user});
+    if (!prompt_tokens(alone, &tokens)) {
+        failed_ = true;
+        return true;
+    }
+    if (static_cast<long>(tokens.size()) + room > n_ctx) {
+        note("error: this message does not fit in the context (%s tokens); nothing was dropped; raise -c",
+             std::to_string(tokens.size()));
+        failed_ = true;
+        return true;
+    }
+    // Drop the oldest turns after the system message until the prompt leaves room (the
+    // message alone fits, so this ends).
+    std::vector<Message> kept = messages_;
+    kept.push_back({"user", user});
+    size_t dropped = 0;
     for (;;) {
-        if (!render(&prompt) || !tokenize(model_, prompt, false, true, &tokens)) {
-            messages_.pop_back();
-            return false;
-        }
-        if (static_cast<long>(tokens.size()) + room <= n_ctx) break;
-        size_t first = !messages_.empty() && messages_[0].role == "system" ? 1 : 0;
-        if (messages_.size() - first <= 1) {
-            note("error: this message does not fit in the context (%s tokens); raise -c",
-                 std::to_string(tokens.size()));
-            messages_.pop_back();
+        if (!prompt_tokens(kept, &tokens)) {
+            failed_ = true;
             return true;
         }
-        size_t drop = messages_.size() - first >= 3 ? 2 : 1;  // a user turn and its reply
-        messages_.erase(messages_.begin() + static_cast<std::ptrdiff_t>(first),
-                        messages_.begin() + static_cast<std::ptrdiff_t>(first + drop));
-        note("[the conversation is too long for the context: dropped the oldest %s message(s)]",
-             std::to_string(drop));
+        if (static_cast<long>(tokens.size()) + room <= n_ctx) break;
+        const size_t drop = kept.size() - first >= 3 ? 2 : 1;  // a user turn and its reply
+        kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(first),
+                   kept.begin() + static_cast<std::ptrdiff_t>(first + drop));
+        dropped += drop;
     }
 
     // Reuse the cached prefix; decode only what changed.
@@ -220,9 +242,13 @@ bool Chat::turn(const std::string& user) {
     const int32_t n_new = static_cast<int32_t>(tokens.size() - same);
     if (tessera_decode(ctx_, tokens.data() + same, n_new, 0) != TESSERA_OK) {
         note("error: %s", tessera_last_error());
-        messages_.pop_back();
-        return false;
+        failed_ = true;
+        return true;
     }
+    if (dropped)
+        note("[the conversation is too long for the context: dropped the oldest %s message(s)]",
+             std::to_string(dropped));
+    messages_ = std::move(kept);
     cached_.insert(cached_.end(), tokens.begin() + static_cast<std::ptrdiff_t>(same), tokens.end());
     decoded_ += n_new;
     reused_ += static_cast<long>(same);
@@ -282,21 +308,13 @@ bool Chat::turn(const std::string& user) {
     return true;
 }
 
-// Writes the conversation as {"messages": [{"role": ..., "content": ...}, ...]}.
+// Writes the conversation as {"messages": [{"role": ..., "content": ...}, ...]}; a failed
+// write leaves an existing file as it was.
 bool Chat::save(const std::string& path) const {
-    std::string json = "{\"messages\": [";
-    for (size_t i = 0; i < messages_.size(); ++i) {
-        json += i ? ", " : "";
-        json += "{\"role\": ";
-        json_quote(json, messages_[i].role);
-        json += ", \"content\": ";
-        json_quote(json, messages_[i].content);
-        json += "}";
-    }
-    json += "]}\n";
-    std::FILE* f = std::fopen(path.c_str(), "wb");
-    if (!f || std::fwrite(json.data(), 1, json.size(), f) != json.size() || std::fclose(f) != 0) {
-        note("error: cannot write %s", path);
+    std::vector<tessera_chat_message> msgs;
+    for (const Message& m : messages_) msgs.push_back({m.role.c_str(), m.content.c_str()});
+    if (tessera_chat_save_messages(path.c_str(), msgs.data(), msgs.size()) != TESSERA_OK) {
+        note("error: %s", tessera_last_error());
         return false;
     }
     return true;
@@ -364,8 +382,10 @@ bool Chat::command(const std::string& line) {
         note("[conversation cleared]");
     } else if (line.rfind("/system ", 0) == 0) {
         opt_.system = arg(8);
-        if (!messages_.empty() && messages_[0].role == "system") messages_[0].content = opt_.system;
-        else messages_.insert(messages_.begin(), {"system", opt_.system});
+        if (!messages_.empty() && messages_[0].role == "system")
+            messages_[0].content = opt_.system;
+        else
+            messages_.insert(messages_.begin(), {"system", opt_.system});
         note("[system message set]");
     } else if (line.rfind("/save ", 0) == 0) {
         if (save(arg(6))) note("[saved to %s]", arg(6));
@@ -395,7 +415,7 @@ int Chat::loop() {
         }
         if (!turn(line)) return 1;
     }
-    return 0;
+    return failed_ ? 1 : 0;
 }
 
 }  // namespace
@@ -417,8 +437,12 @@ int cmd_chat(int argc, char** argv) {
         }
         const char* v = option_value(argc, argv, &i);
         if (!v) return 2;
-        if (is("-m", "--model")) o.model = v;
-        else if (is("-s", "--system")) o.system = v;
+        if (is("-m", "--model"))
+            o.model = v;
+        else if (is("-s", "--system"))
+            o.system = v;
+        else if (is("--chat-template-file"))
+            o.template_file = v;
         else if (is("-n", "--n-predict")) {
             if (!parse_int(a, v, 1, 1 << 20, &o.n_predict)) return 2;
         } else if (is("-c", "--ctx-size")) {
@@ -461,6 +485,8 @@ int cmd_chat(int argc, char** argv) {
         sigemptyset(&sa.sa_mask);
         sa.sa_flags = 0;
         sigaction(SIGINT, &sa, nullptr);
+        // A file size limit makes a write fail (and /save report it), not end the chat.
+        std::signal(SIGXFSZ, SIG_IGN);
         Chat chat(model, ctx, smp, o, tty);
         if (tty)
             std::fprintf(stderr, "chatting with %s (%s); /help for commands, Ctrl-D or /exit to leave\n",

@@ -423,6 +423,13 @@ void tessera_free(void* p);
 tessera_status tessera_chat_parse_messages(const char* json, tessera_chat_message** messages, size_t* n);
 /* Frees what tessera_chat_parse_messages returned; n is the count it gave. NULL is ignored. */
 void tessera_chat_messages_free(tessera_chat_message* messages, size_t n);
+/* Saves a conversation as {"messages": [{"role": ..., "content": ...}, ...]} (what
+ * tessera_chat_parse_messages reads back) to path. The file is written under a temporary
+ * name beside it, synced and renamed into place: a failure (disk full, file size limit, no
+ * such folder) leaves an existing file as it was and no temporary behind, and gives
+ * TESSERA_ERROR_IO naming the file. A message with a NULL role or content is
+ * TESSERA_ERROR_INVALID_ARGUMENT. */
+tessera_status tessera_chat_save_messages(const char* path, const tessera_chat_message* messages, size_t n);
 
 /* ---- Model conversion ----
  * Writes a copy of a GGUF model with its matrices stored in another type: plain types

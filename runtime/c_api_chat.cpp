@@ -7,6 +7,7 @@
 #include "runtime/c_api_internal.h"
 #include "runtime/chat/json.h"
 #include "runtime/chat/template.h"
+#include "tensor/atomic_file.h"
 #include "tessera.h"
 
 using tessera::capi::guard;
@@ -100,7 +101,6 @@ tessera_status tessera_chat_render_json(const char* tmpl, const char* request_js
 
 void tessera_free(void* p) { std::free(p); }
 
-
 tessera_status tessera_chat_parse_messages(const char* json, tessera_chat_message** messages, size_t* n) {
     if (!messages || !n) return set_error(TESSERA_ERROR_INVALID_ARGUMENT, "tessera_chat_parse_messages: null argument");
     *messages = nullptr;
@@ -122,7 +122,8 @@ tessera_status tessera_chat_parse_messages(const char* json, tessera_chat_messag
             if (!role || !role->is_string() || !content || !content->is_string())
                 throw tessera::Error("message " + std::to_string(i) + " needs string \"role\" and \"content\"");
         }
-        auto* out = static_cast<tessera_chat_message*>(std::calloc(items.size() ? items.size() : 1, sizeof(tessera_chat_message)));
+        auto* out = static_cast<tessera_chat_message*>(
+            std::calloc(items.size() ? items.size() : 1, sizeof(tessera_chat_message)));
         if (!out) throw std::bad_alloc();
         size_t done = 0;
         try {
@@ -146,6 +147,28 @@ void tessera_chat_messages_free(tessera_chat_message* messages, size_t n) {
         std::free(const_cast<char*>(messages[i].content));
     }
     std::free(messages);
+}
+
+tessera_status tessera_chat_save_messages(const char* path, const tessera_chat_message* messages, size_t n) {
+    if (!path || (!messages && n > 0))
+        return set_error(TESSERA_ERROR_INVALID_ARGUMENT, "tessera_chat_save_messages: null argument");
+    return guard([&] {
+        std::string json = "{\"messages\": [";
+        for (size_t i = 0; i < n; ++i) {
+            if (!messages[i].role || !messages[i].content)
+                throw tessera::Error("tessera_chat_save_messages: message " + std::to_string(i) +
+                                     " has a NULL role or content");
+            json += i ? ", {\"role\": " : "{\"role\": ";
+            chat::json::append_quoted(json, messages[i].role, false);
+            json += ", \"content\": ";
+            chat::json::append_quoted(json, messages[i].content, false);
+            json += "}";
+        }
+        json += "]}\n";
+        tessera::AtomicFile out(path);
+        out.write(json);
+        out.commit();
+    });
 }
 
 }  // extern "C"

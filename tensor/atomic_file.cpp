@@ -86,8 +86,7 @@ void AtomicFile::commit() {
 
 void AtomicFile::check_writable(const std::string& path) {
     std::error_code ec;
-    if (std::filesystem::is_directory(path, ec))
-        throw Error(path + ": is a folder, not a file name", ErrorKind::Io);
+    if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a folder, not a file name", ErrorKind::Io);
     AtomicFile probe(path);  // removed again when it goes out of scope
 }
 

@@ -2,6 +2,8 @@
 # `tessera chat` driven through a pipe: one reply per input line, each followed by one
 # empty line and nothing else on stdout; the second turn reuses the KV cache; /save and
 # /load round-trip the conversation; an overflowing conversation drops its oldest turns;
+# a message too long for the context is refused without dropping anything; a failed /save
+# leaves the old file whole; a template that raises is reported and the session goes on;
 # a missing default model names the command that fetches it.
 # usage: chat_test.sh TESSERA
 set -u
@@ -61,6 +63,57 @@ printf 'Tell me a long story about a dragon.\nTell me another long story.\nAnd o
     "$tessera" chat -m "$model" -c 160 -n 40 --temp 0 -t 2 >"$work/out" 2>"$work/err" || fail "chat -c 160: $(cat "$work/err")"
 grep -q 'dropped the oldest' "$work/err" || fail "no notice of dropped turns: $(cat "$work/err")"
 [ "$(grep -c '' "$work/out")" -ge 3 ] || fail "chat -c 160 gave no replies"
+
+# A message that cannot fit even alone is refused before any turn is dropped.
+python3 -c "print('word ' * 5000)" >"$work/long.txt"
+{ printf 'Hi there.\nWhat is 2+2?\n'; cat "$work/long.txt"; printf '/stats\n/save %s\n' "$work/kept.json"; } |
+    "$tessera" chat -m "$model" -c 2048 -n 8 --temp 0 -t 2 >"$work/out" 2>"$work/err"
+[ $? -eq 1 ] || fail "a refused message should make the exit status 1"
+grep -q 'does not fit in the context' "$work/err" || fail "no error for the over-long message: $(cat "$work/err")"
+grep -q 'messages 4 ' "$work/err" || fail "the over-long message cost earlier turns: $(cat "$work/err")"
+python3 - "$work/kept.json" <<'PY' || fail "the history after an over-long message: $(cat "$work/kept.json" 2>&1)"
+import json, sys
+m = json.load(open(sys.argv[1], encoding="utf-8"))["messages"]
+assert [x["role"] for x in m] == ["user", "assistant"] * 2, m
+PY
+
+# /save that cannot finish (a one-block file size limit) leaves the old file whole.
+python3 - "$work/big.json" <<'PY'
+import json, sys
+msgs = []
+for i in range(4):
+    msgs += [{"role": "user", "content": "question %d: " % i + "x" * 400},
+             {"role": "assistant", "content": "an answer " * 40}]
+json.dump({"messages": msgs}, open(sys.argv[1], "w"))
+PY
+cp "$work/big.json" "$work/big.orig"
+(
+    ulimit -f 1
+    printf '/load %s\n/save %s\n' "$work/big.json" "$work/big.json" |
+        "$tessera" chat -m "$model" -t 2 >"$work/out" 2>"$work/err"
+)
+cmp -s "$work/big.json" "$work/big.orig" || fail "a failed /save changed the old file: $(head -c 200 "$work/big.json")"
+grep -q "error: .*big.json" "$work/err" || fail "a failed /save was not reported: $(cat "$work/err")"
+ls -A "$work" | grep -q '^\.big\.json\..*\.tmp$' && fail "a failed /save left its temporary file"
+
+# A template that raises (roles that do not alternate) is reported; the session goes on.
+cat >"$work/strict.jinja" <<'JINJA'
+{% for m in messages %}{% if loop.index0 > 0 and m['role'] == messages[loop.index0 - 1]['role'] %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}<|im_start|>{{ m['role'] }}
+{{ m['content'] }}<|im_end|>
+{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant
+{% endif %}
+JINJA
+printf '{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "One"}]}' >"$work/odd.json"
+printf '/load %s\nTwo\n/stats\n/save %s\n' "$work/odd.json" "$work/odd-saved.json" |
+    "$tessera" chat -m "$model" --chat-template-file "$work/strict.jinja" -n 8 -t 2 >"$work/out" 2>"$work/err"
+[ $? -eq 1 ] || fail "a raising template should make the exit status 1"
+grep -q 'roles must alternate' "$work/err" || fail "the template's message was not shown: $(cat "$work/err")"
+grep -q 'messages 3 ' "$work/err" || fail "the session did not go on after the template raised: $(cat "$work/err")"
+python3 - "$work/odd.json" "$work/odd-saved.json" <<'PY' || fail "/save after the template raised lost the conversation"
+import json, sys
+a, b = (json.load(open(p, encoding="utf-8"))["messages"] for p in sys.argv[1:3])
+assert a == b, (a, b)
+PY
 
 echo "chat: $failures failures"
 [ "$failures" -eq 0 ]
