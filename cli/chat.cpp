@@ -448,7 +448,7 @@ int cmd_chat(int argc, char** argv) {
         } else if (is("-c", "--ctx-size")) {
             if (!parse_int(a, v, 0, 1 << 24, &o.n_ctx)) return 2;
         } else if (is("-t", "--threads")) {
-            if (!parse_int(a, v, 0, 1024, &o.n_threads)) return 2;
+            if (!parse_int(a, v, 0, TESSERA_MAX_THREADS, &o.n_threads)) return 2;
         } else if (int r = parse_sampling_option(a, v, &o.sp, &o.have_seed); r != 0) {
             if (r < 0) return 2;
         } else {

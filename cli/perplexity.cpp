@@ -55,7 +55,7 @@ int cmd_perplexity(int argc, char** argv) {
         } else if (!std::strcmp(a, "-b") || !std::strcmp(a, "--batch-size")) {
             if (!parse_int(a, v, 1, 1 << 20, &n_batch)) return 2;
         } else if (!std::strcmp(a, "-t") || !std::strcmp(a, "--threads")) {
-            if (!parse_int(a, v, 0, 1024, &n_threads)) return 2;
+            if (!parse_int(a, v, 0, TESSERA_MAX_THREADS, &n_threads)) return 2;
         } else {
             std::fprintf(stderr, "error: unknown option '%s' (see 'tessera perplexity --help')\n", a);
             return 2;

@@ -61,7 +61,7 @@ int cmd_quantize(int argc, char** argv) {
             quiet = true;
         } else if (!std::strcmp(a, "-t") || !std::strcmp(a, "--threads")) {
             const char* v = option_value(argc, argv, &i);
-            if (!v || !parse_int(a, v, 1, 4096, &threads)) return 2;
+            if (!v || !parse_int(a, v, 1, TESSERA_MAX_THREADS, &threads)) return 2;
         } else if (a[0] == '-' && a[1] != '\0') {
             std::fprintf(stderr, "error: unknown option '%s' (see 'tessera quantize --help')\n", a);
             return 2;

@@ -79,7 +79,7 @@ int parse(int argc, char** argv, RunOptions& o) {
         } else if (is("-b", "--batch-size")) {
             if (!parse_int(a, v, 1, 1 << 20, &o.n_batch)) return 2;
         } else if (is("-t", "--threads")) {
-            if (!parse_int(a, v, 0, 1024, &o.n_threads)) return 2;
+            if (!parse_int(a, v, 0, TESSERA_MAX_THREADS, &o.n_threads)) return 2;
         } else if (int r = parse_sampling_option(a, v, &o.sp, &o.have_seed); r != 0) {
             if (r < 0) return 2;
         } else {

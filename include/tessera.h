@@ -262,10 +262,13 @@ void tessera_detokenizer_free(tessera_detokenizer* d);
 
 typedef struct tessera_context tessera_context;
 
+/* The most CPU threads a context or a conversion takes. */
+#define TESSERA_MAX_THREADS 512
+
 typedef struct tessera_context_params {
     int32_t n_ctx;     /* tokens the sequence may hold; 0: the model's training context, at most 4096 */
     int32_t n_batch;   /* tokens per forward pass; 0: 512 */
-    int32_t n_threads; /* CPU threads; 0: all cores */
+    int32_t n_threads; /* CPU threads, 0..TESSERA_MAX_THREADS; 0: all cores */
     int32_t kv_type;   /* type id of the KV cache: 1 (F16, the default), 0 (F32) or 8 (Q8_0) */
 } tessera_context_params;
 
@@ -274,7 +277,8 @@ tessera_context_params tessera_context_default_params(void);
 /* Makes a context for a model loaded with weights (vocab_only = 0); *out owns it (free it
  * with tessera_context_free before the model). params may be NULL for the defaults.
  * TESSERA_ERROR_INVALID_ARGUMENT for a NULL model or out, a vocab-only model, a negative
- * n_ctx or another kv_type; TESSERA_ERROR_OUT_OF_MEMORY when the KV cache does not fit. */
+ * n_ctx, n_threads outside 0..TESSERA_MAX_THREADS or another kv_type;
+ * TESSERA_ERROR_OUT_OF_MEMORY when the KV cache does not fit. */
 tessera_status tessera_context_new(const tessera_model* model, const tessera_context_params* params,
                                    tessera_context** out);
 /* Releases the context. NULL is ignored. */
@@ -294,7 +298,9 @@ int32_t tessera_context_truncate(tessera_context* ctx, int32_t n);
  * argument give TESSERA_ERROR_INVALID_ARGUMENT and leave the sequence as it was. */
 tessera_status tessera_decode(tessera_context* ctx, const int32_t* tokens, int32_t n, int32_t all_logits);
 /* The logits (n_vocab floats) of output row i of the last decode; -1 is the last row.
- * NULL when there is no such row. Valid until the next decode on ctx. */
+ * NULL when there is no such row (any other negative i, i >= tessera_get_n_logits, no
+ * decode yet, NULL ctx), with the reason in tessera_last_error(). Valid until the next
+ * decode on ctx. */
 const float* tessera_get_logits(const tessera_context* ctx, int32_t i);
 /* The number of logit rows the last decode produced (0 before the first, or for NULL). */
 int32_t tessera_get_n_logits(const tessera_context* ctx);
@@ -332,8 +338,9 @@ typedef struct tessera_sampler_params {
 /* The defaults given beside each field above. */
 tessera_sampler_params tessera_sampler_default_params(void);
 /* Makes a sampler (params NULL: the defaults); *out owns it (free it with
- * tessera_sampler_free). TESSERA_ERROR_INVALID_ARGUMENT for a NULL out or a
- * repeat_penalty <= 0. */
+ * tessera_sampler_free). TESSERA_ERROR_INVALID_ARGUMENT, naming the field, for a NULL
+ * out, a float field that is NaN or infinite, repeat_penalty <= 0, top_p < 0, min_p > 1
+ * or repeat_last_n < 0. */
 tessera_status tessera_sampler_new(const tessera_sampler_params* params, tessera_sampler** out);
 /* Releases the sampler. NULL is ignored. */
 void tessera_sampler_free(tessera_sampler* sampler);
@@ -440,7 +447,7 @@ tessera_status tessera_chat_save_messages(const char* path, const tessera_chat_m
 
 typedef struct tessera_quantize_params {
     const char* type;  /* one of the names above, any case; default "Q4_K_M" */
-    int32_t n_threads; /* 0: all cores */
+    int32_t n_threads; /* 0..TESSERA_MAX_THREADS; 0: all cores */
     int32_t pure;      /* 1: every matrix gets the base type (no mix rules) */
     tessera_progress_fn progress; /* optional: called after each tensor; return 0 to cancel */
     void* progress_user;

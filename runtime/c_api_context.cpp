@@ -1,7 +1,7 @@
 // Implements the contexts, decoding, sampling and model-information parts of tessera.h.
 #include <memory>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "runtime/c_api_internal.h"
 #include "runtime/context.h"
@@ -42,6 +42,9 @@ tessera_status tessera_context_new(const tessera_model* model, const tessera_con
             throw Error("tessera_context_new: the model was loaded vocab-only; load it with vocab_only = 0");
         tessera_context_params p = params ? *params : tessera_context_default_params();
         if (p.n_ctx < 0) throw Error("tessera_context_new: n_ctx " + std::to_string(p.n_ctx) + " is negative");
+        if (p.n_threads < 0 || p.n_threads > TESSERA_MAX_THREADS)
+            throw Error("tessera_context_new: n_threads " + std::to_string(p.n_threads) + " is outside 0.." +
+                        std::to_string(TESSERA_MAX_THREADS) + " (0: all cores)");
         tessera::runtime::ContextOptions o;
         o.n_ctx = p.n_ctx;
         o.n_batch = p.n_batch > 0 ? p.n_batch : 512;
@@ -69,7 +72,18 @@ tessera_status tessera_decode(tessera_context* ctx, const int32_t* tokens, int32
     });
 }
 
-const float* tessera_get_logits(const tessera_context* ctx, int32_t i) { return ctx ? ctx->ctx->logits(i) : nullptr; }
+const float* tessera_get_logits(const tessera_context* ctx, int32_t i) {
+    if (!ctx) {
+        set_error(TESSERA_ERROR_INVALID_ARGUMENT, "tessera_get_logits: ctx is NULL");
+        return nullptr;
+    }
+    const float* row = ctx->ctx->logits(i);
+    if (!row)
+        set_error(TESSERA_ERROR_INVALID_ARGUMENT, "tessera_get_logits: no logits row " + std::to_string(i) +
+                                                      " (the last decode kept " +
+                                                      std::to_string(ctx->ctx->n_outputs()) + "; -1 is the last)");
+    return row;
+}
 
 int32_t tessera_get_n_logits(const tessera_context* ctx) { return ctx ? ctx->ctx->n_outputs() : 0; }
 
@@ -118,7 +132,6 @@ tessera_status tessera_sampler_new(const tessera_sampler_params* params, tessera
         s.presence_penalty = p.presence_penalty;
         s.frequency_penalty = p.frequency_penalty;
         s.seed = p.seed;
-        if (s.repeat_penalty <= 0.0f) throw Error("tessera_sampler_new: repeat_penalty must be positive");
         auto smp = std::make_unique<tessera_sampler>();
         smp->sampler = std::make_unique<tessera::runtime::Sampler>(s);
         *out = smp.release();
@@ -127,8 +140,7 @@ tessera_status tessera_sampler_new(const tessera_sampler_params* params, tessera
 
 void tessera_sampler_free(tessera_sampler* sampler) { delete sampler; }
 
-tessera_status tessera_sampler_sample(tessera_sampler* sampler, const tessera_context* ctx, int32_t i,
-                                      int32_t* token) {
+tessera_status tessera_sampler_sample(tessera_sampler* sampler, const tessera_context* ctx, int32_t i, int32_t* token) {
     return guard([&] {
         if (!sampler || !ctx || !token) throw Error("tessera_sampler_sample: null argument");
         const float* logits = ctx->ctx->logits(i);

@@ -55,8 +55,10 @@ int32_t Context::truncate(int32_t n) {
         const int32_t window = model_.hp.sliding_window;
         int32_t oldest = n_past_;  // the oldest position the ring holds below n
         for (int32_t& p : ring_pos_) {
-            if (p >= n) p = -1;
-            else if (p >= 0) oldest = std::min(oldest, p);
+            if (p >= n)
+                p = -1;
+            else if (p >= 0)
+                oldest = std::min(oldest, p);
         }
         const int32_t needed = std::max(0, n - window + 1);
         if (n > 0 && oldest > needed) {  // overwritten: start the sequence afresh
@@ -69,9 +71,8 @@ int32_t Context::truncate(int32_t n) {
 }
 
 const float* Context::logits(int32_t i) const {
-    if (n_outputs_ == 0) return nullptr;
-    if (i < 0) i = n_outputs_ - 1;
-    if (i >= n_outputs_) return nullptr;
+    if (n_outputs_ == 0 || i < -1 || i >= n_outputs_) return nullptr;
+    if (i == -1) i = n_outputs_ - 1;
     return logits_.data() + static_cast<size_t>(i) * static_cast<size_t>(model_.hp.n_vocab);
 }
 
@@ -95,8 +96,10 @@ void Context::decode(std::span<const int32_t> tokens, bool all_logits) {
         for (int32_t i = 0; i < n; i += options_.n_batch) {
             const int32_t nb = std::min(options_.n_batch, n - i);
             const bool last = i + nb == n;
-            if (all_logits || last) decode_batch(tokens.data() + i, nb, all_logits);
-            else decode_batch(tokens.data() + i, nb, false), n_outputs_ = 0;  // logits of a middle batch unused
+            if (all_logits || last)
+                decode_batch(tokens.data() + i, nb, all_logits);
+            else
+                decode_batch(tokens.data() + i, nb, false), n_outputs_ = 0;  // logits of a middle batch unused
         }
     } catch (...) {
         n_past_ = start;
@@ -160,8 +163,8 @@ void Context::decode_batch(const int32_t* tokens, int32_t n, bool all_logits) {
     const models::HParams& hp = model_.hp;
     const int32_t n_kv = std::min(n_ctx(), (n_past_ + n + kKvPadding - 1) / kKvPadding * kKvPadding);
     const int32_t n_out = all_logits ? n : 1;
-    const bool any_swa = hp.sliding_window > 0 &&
-                         std::any_of(hp.layer_is_swa.begin(), hp.layer_is_swa.end(), [](bool b) { return b; });
+    const bool any_swa =
+        hp.sliding_window > 0 && std::any_of(hp.layer_is_swa.begin(), hp.layer_is_swa.end(), [](bool b) { return b; });
     const int32_t ring = cache_.ring_rows();
     const int32_t n_kv_swa = ring > 0 ? ring : n_kv;
     BatchGraph& bg = batch_graph(n, n_kv, n_out, n_kv_swa, any_swa);

@@ -38,7 +38,8 @@ public:
     // tokens do not fit in the context or an id is out of range; the sequence is then
     // unchanged.
     void decode(std::span<const int32_t> tokens, bool all_logits);
-    // Logits of output row i of the last decode (-1: the last row); null if none.
+    // Logits of output row i of the last decode (-1: the last row); null if there is no
+    // such row (other negative i included).
     const float* logits(int32_t i) const;
     int32_t n_outputs() const { return n_outputs_; }
 

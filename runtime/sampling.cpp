@@ -3,11 +3,40 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <unordered_map>
+
+#include "tensor/error.h"
 
 namespace tessera::runtime {
 
-Sampler::Sampler(const SamplerParams& p) : p_(p), rng_(p.seed) {}
+namespace {
+
+// Rejects what would make sampling meaningless (a NaN temperature picks the least likely
+// token), naming the field.
+void check_params(const SamplerParams& p) {
+    auto finite = [](const char* name, float v) {
+        if (!std::isfinite(v))
+            throw Error(std::string("sampler parameter ") + name + " is " + std::to_string(v) + "; it must be finite");
+    };
+    finite("temperature", p.temperature);
+    finite("top_p", p.top_p);
+    finite("min_p", p.min_p);
+    finite("repeat_penalty", p.repeat_penalty);
+    finite("presence_penalty", p.presence_penalty);
+    finite("frequency_penalty", p.frequency_penalty);
+    if (p.repeat_penalty <= 0.0f)
+        throw Error("sampler parameter repeat_penalty is " + std::to_string(p.repeat_penalty) +
+                    "; it must be positive (1 is off)");
+    if (p.top_p < 0.0f) throw Error("sampler parameter top_p is " + std::to_string(p.top_p) + "; it must be >= 0");
+    if (p.min_p > 1.0f) throw Error("sampler parameter min_p is " + std::to_string(p.min_p) + "; it must be <= 1");
+    if (p.repeat_last_n < 0)
+        throw Error("sampler parameter repeat_last_n is " + std::to_string(p.repeat_last_n) + "; it must be >= 0");
+}
+
+}  // namespace
+
+Sampler::Sampler(const SamplerParams& p) : p_(p), rng_(p.seed) { check_params(p); }
 
 void Sampler::reset() {
     history_.clear();

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -194,6 +195,32 @@ TEST_CASE("null handles and bad arguments give errors, never crashes") {
     CHECK(s == nullptr);
     CHECK(tessera_sampler_new(nullptr, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
     int32_t tok = 0;
+    // Non-finite and out-of-range sampler parameters are refused, the field named (a NaN
+    // temperature used to pick the least likely token).
+    const struct {
+        const char* field;
+        void (*set)(tessera_sampler_params&);
+    } bad_params[] = {
+        {"temperature", [](tessera_sampler_params& p) { p.temperature = NAN; }},
+        {"temperature", [](tessera_sampler_params& p) { p.temperature = INFINITY; }},
+        {"top_p", [](tessera_sampler_params& p) { p.top_p = NAN; }},
+        {"top_p", [](tessera_sampler_params& p) { p.top_p = -0.5f; }},
+        {"min_p", [](tessera_sampler_params& p) { p.min_p = -INFINITY; }},
+        {"min_p", [](tessera_sampler_params& p) { p.min_p = 1.5f; }},
+        {"repeat_penalty", [](tessera_sampler_params& p) { p.repeat_penalty = NAN; }},
+        {"presence_penalty", [](tessera_sampler_params& p) { p.presence_penalty = NAN; }},
+        {"frequency_penalty", [](tessera_sampler_params& p) { p.frequency_penalty = INFINITY; }},
+        {"repeat_last_n", [](tessera_sampler_params& p) { p.repeat_last_n = -1; }},
+    };
+    for (const auto& b : bad_params) {
+        CAPTURE(b.field);
+        tessera_sampler_params p = tessera_sampler_default_params();
+        b.set(p);
+        s = reinterpret_cast<tessera_sampler*>(1);
+        CHECK(tessera_sampler_new(&p, &s) == TESSERA_ERROR_INVALID_ARGUMENT);
+        CHECK(s == nullptr);
+        CHECK(std::string(tessera_last_error()).find(b.field) != std::string::npos);
+    }
     CHECK(tessera_sampler_sample(nullptr, nullptr, -1, &tok) == TESSERA_ERROR_INVALID_ARGUMENT);
     tessera_sampler_accept(nullptr, 1);
     tessera_sampler_reset(nullptr);
@@ -500,6 +527,14 @@ TEST_CASE("with the real model: contexts, decoding past n_ctx, logits, timings, 
     cp = tessera_context_default_params();
     cp.n_ctx = -1;
     CHECK(tessera_context_new(m, &cp, &ctx) == TESSERA_ERROR_INVALID_ARGUMENT);
+    // Thread counts past the documented limit are refused (100000 used to crash the first
+    // decode, 4096 made the OpenMP runtime end the process).
+    for (int32_t bad : {-1, TESSERA_MAX_THREADS + 1, 4096, 100000}) {
+        cp = tessera_context_default_params();
+        cp.n_threads = bad;
+        CHECK(tessera_context_new(m, &cp, &ctx) == TESSERA_ERROR_INVALID_ARGUMENT);
+        CHECK(std::string(tessera_last_error()).find("n_threads") != std::string::npos);
+    }
     CHECK(tessera_context_new(m, nullptr, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
     REQUIRE(tessera_context_new(m, nullptr, &ctx) == TESSERA_OK);
     CHECK(tessera_context_n_ctx(ctx) == 4096);  // the training context, at most 4096
@@ -516,6 +551,9 @@ TEST_CASE("with the real model: contexts, decoding past n_ctx, logits, timings, 
     CHECK(tessera_get_logits(ctx, 9) != nullptr);
     CHECK(tessera_get_logits(ctx, -1) == tessera_get_logits(ctx, 9));
     CHECK(tessera_get_logits(ctx, 10) == nullptr);
+    CHECK(tessera_get_logits(ctx, -2) == nullptr);  // only -1 counts from the end
+    CHECK(std::string(tessera_last_error()).find("no logits row -2") != std::string::npos);
+    CHECK(tessera_get_logits(ctx, INT32_MIN) == nullptr);
     CHECK(tessera_decode(ctx, ten.data(), 10, 0) == TESSERA_ERROR_INVALID_ARGUMENT);
     CHECK(std::string(tessera_last_error()).find("do not fit") != std::string::npos);
     CHECK(tessera_context_n_past(ctx) == 10);
