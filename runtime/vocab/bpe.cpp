@@ -18,6 +18,53 @@ namespace {
 
 constexpr int32_t kMerged = -2;  // a symbol absorbed by its left neighbour
 
+// Byte-level BPE reads its input as UTF-8 the way the reference reader does: a byte that
+// cannot start a character, or a lead byte without the continuation bytes it announces,
+// is one U+FFFD (whose three bytes every byte-level vocabulary has), never a token of
+// its own: a vocabulary may lack tokens for bytes that valid UTF-8 never holds, and then
+// the byte would become the unknown token (<|endoftext|> for some). The reader takes any
+// lead byte up to 0xF7 with its continuation bytes, without checking the value.
+size_t readable_length(const unsigned char* p, size_t n) {
+    const unsigned char c = p[0];
+    size_t len = c < 0x80 ? 1 : c < 0xC0 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF8 ? 4 : 0;
+    if (len == 0 || len > n) return 0;
+    for (size_t k = 1; k < len; ++k)
+        if ((p[k] & 0xC0) != 0x80) return 0;
+    return len;
+}
+
+// The offset of the first byte the reader rejects, or text.size().
+size_t first_unreadable_byte(std::string_view text) {
+    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+    size_t i = 0;
+    while (i < text.size()) {
+        if (p[i] < 0x80) {
+            ++i;
+            continue;
+        }
+        const size_t len = readable_length(p + i, text.size() - i);
+        if (len == 0) return i;
+        i += len;
+    }
+    return i;
+}
+
+// Appends `text` with each rejected byte replaced by U+FFFD.
+void append_readable(std::string_view text, std::string& out) {
+    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+    size_t i = 0;
+    while (i < text.size()) {
+        const size_t len = readable_length(p + i, text.size() - i);
+        if (len == 0) {
+            out += "\xEF\xBF\xBD";
+            ++i;
+        } else {
+            out.append(text.substr(i, len));
+            i += len;
+        }
+    }
+}
+
 class BpeEncoder final : public Encoder {
 public:
     BpeEncoder(const Vocab& vocab, const std::vector<std::string_view>& merges, const std::string& file_name)
@@ -80,11 +127,14 @@ private:
     struct Work;
 
     void encode_segment(std::string_view text, Segment& seg, Work& work, std::vector<int32_t>& out) const {
-        if (vocab_.add_space_prefix()) {
+        const bool prefix = vocab_.add_space_prefix();
+        const size_t bad = first_unreadable_byte(text);
+        if (prefix || bad < text.size()) {
             seg.prefixed.clear();
             seg.prefixed.reserve(text.size() + 1);
-            seg.prefixed += ' ';
-            seg.prefixed += text;
+            if (prefix) seg.prefixed += ' ';
+            seg.prefixed.append(text.substr(0, bad));
+            if (bad < text.size()) append_readable(text.substr(bad), seg.prefixed);
             text = seg.prefixed;
         }
         seg.cpt.assign(text);

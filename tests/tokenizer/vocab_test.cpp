@@ -9,6 +9,7 @@
 #include <random>
 #include <sstream>
 
+#include "runtime/vocab/byte_level.h"
 #include "runtime/vocab/unicode.h"
 #include "runtime/vocab/vocab.h"
 #include "tensor/error.h"
@@ -274,6 +275,82 @@ TEST_CASE("special tokens are recognised only when parse_special is on") {
     CHECK(std::find(bert_raw.begin(), bert_raw.end(), 101) == bert_raw.end());
 }
 
+namespace {
+
+// What byte-level BPE reads: each byte that does not begin a lead-and-continuations
+// sequence (lead bytes up to 0xF7, values unchecked, as llama.cpp's reader) becomes
+// U+FFFD. Written apart from the tokenizer's own check, by lengths.
+std::string as_bpe_reads(const std::string& s) {
+    std::string out;
+    for (size_t i = 0; i < s.size();) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        const size_t len = c >= 0xF8 ? 0 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : c >= 0x80 ? 0 : 1;
+        bool whole = len > 0 && i + len <= s.size();
+        for (size_t k = 1; whole && k < len; ++k) whole = (static_cast<unsigned char>(s[i + k]) >> 6) == 2;
+        if (whole) {
+            out += s.substr(i, len);
+            i += len;
+        } else {
+            out += "\xEF\xBF\xBD";
+            i += 1;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("byte-level BPE reads invalid UTF-8 as U+FFFD, never as the unknown or a control token") {
+    auto dir = vocab_dir();
+    if (!dir) {
+        test::skip_because("shared vocabularies not found (set TESSERA_TEST_DATA)");
+        return;
+    }
+    Loaded l = load(*dir / "ggml-vocab-gpt-2.gguf");
+    const Vocab& v = *l.vocab;
+    // Latin-1 bytes, not UTF-8: "Grüße aus Köln".
+    const std::string latin1 =
+        "Gr\xFC\xDF"
+        "e aus K\xF6ln";
+    CHECK(as_bpe_reads(latin1) ==
+          "Gr\xEF\xBF\xBD\xEF\xBF\xBD"
+          "e aus K\xEF\xBF\xBDln");
+    CHECK(ids_to_string(v.tokenize(latin1)) == ids_to_string(v.tokenize(as_bpe_reads(latin1))));
+    CHECK(v.detokenize(v.tokenize(latin1)) == as_bpe_reads(latin1));
+    // An unfinished character, stray continuation bytes, a lead byte no character has.
+    for (const std::string& s : {std::string("abc\xE2\x82"), std::string("ok \x80\x80 ok"), std::string("\xF8x"),
+                                 std::string("\xE2\x82 \xE2\x82\xAC")}) {
+        CAPTURE(s);
+        CHECK(v.tokenize(s) == v.tokenize(as_bpe_reads(s)));
+    }
+
+    // A vocabulary without tokens for the bytes valid UTF-8 never holds (as trained
+    // vocabularies are), whose unknown token is its end-of-text control token.
+    std::vector<std::string> tokens{"<|endoftext|>"};
+    std::vector<int32_t> types{3};
+    for (int b = 0; b < 256; ++b) {
+        if (b == 0xC0 || b == 0xC1 || b >= 0xF5) continue;
+        std::string ch;
+        vocab::utf8_append(vocab::byte_to_gpt2_char(static_cast<uint8_t>(b)), ch);
+        tokens.push_back(ch);
+        types.push_back(1);
+    }
+    gguf::Writer w;
+    w.set_string("tokenizer.ggml.model", "gpt2");
+    w.set_string("tokenizer.ggml.pre", "gpt-2");
+    w.set("tokenizer.ggml.tokens", gguf::OwnedValue::string_array(tokens));
+    w.set("tokenizer.ggml.token_type",
+          gguf::OwnedValue::numeric_array(gguf::ValueType::I32, types.data(), types.size()));
+    w.set("tokenizer.ggml.merges", gguf::OwnedValue::string_array({}));
+    w.set_u32("tokenizer.ggml.unknown_token_id", 0);
+    ScratchDir scratch;
+    w.write(scratch.file("no-high-bytes.gguf").string());
+    Loaded small = load(scratch.file("no-high-bytes.gguf"));
+    const std::vector<int32_t> ids = small.vocab->tokenize(latin1);
+    CHECK(std::find(ids.begin(), ids.end(), 0) == ids.end());
+    CHECK(small.vocab->detokenize(ids) == as_bpe_reads(latin1));
+}
+
 TEST_CASE("invalid UTF-8 input gives a defined result and never crashes") {
     auto dir = vocab_dir();
     if (!dir) {
@@ -295,10 +372,11 @@ TEST_CASE("invalid UTF-8 input gives a defined result and never crashes") {
             CHECK(is_valid_utf8(l.vocab->detokenize(ids)));
             if (lossless(*l.vocab)) {
                 // The raw pieces give back every byte (with the space prefix in front, where
-                // the vocabulary adds one).
+                // the vocabulary adds one); BPE as it reads the text.
                 std::string joined;
                 for (int32_t id : ids) joined += l.vocab->piece(id);
-                const std::string expect = l.vocab->add_space_prefix() ? " " + s : s;
+                const bool bpe = l.vocab->kind() == vocab::TokenizerKind::Bpe;
+                const std::string expect = (l.vocab->add_space_prefix() ? " " : "") + (bpe ? as_bpe_reads(s) : s);
                 CHECK(joined == expect);
             }
         }
@@ -318,7 +396,7 @@ TEST_CASE("invalid UTF-8 input gives a defined result and never crashes") {
             if (lossless(*l.vocab) && l.vocab->kind() == vocab::TokenizerKind::Bpe) {
                 std::string joined;
                 for (int32_t id : ids) joined += l.vocab->piece(id, true);
-                CHECK(joined == s);
+                CHECK(joined == as_bpe_reads(s));
             }
         }
         if (!lossless(*l.vocab)) {
