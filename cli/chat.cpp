@@ -169,6 +169,7 @@ bool Chat::init() {
 }
 
 bool Chat::is_end_of_turn(int32_t token) const {
+    if (tessera_token_is_eog(model_, token)) return true;
     for (int32_t e : end_ids_)
         if (e == token) return true;
     return false;

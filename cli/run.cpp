@@ -21,7 +21,7 @@ const char* kRunHelp =
     "\n"
     "options:\n"
     "  -m, --model FILE        the GGUF model\n"
-    "  -p, --prompt TEXT       the prompt (special-token text such as <|im_start|> is parsed)\n"
+    "  -p, --prompt TEXT       the prompt (control-token text such as <|im_start|> is parsed)\n"
     "  -f, --file FILE         read the prompt from FILE instead\n"
     "  -n, --n-predict N       tokens to generate (default 128; -1: until the end of text\n"
     "                          or a full context)\n"
@@ -37,7 +37,9 @@ const char* kRunHelp =
     "  --presence-penalty P    (default 0)\n"
     "  --frequency-penalty P   (default 0)\n"
     "  --seed S                sampling seed (default: random; the seed used is printed)\n"
-    "  --ignore-eos            keep generating past the end-of-text token\n"
+    "  --no-parse-special      keep control-token text in the prompt plain text (for\n"
+    "                          untrusted input: it cannot inject <|im_end|> and the like)\n"
+    "  --ignore-eos            keep generating past end-of-text and end-of-turn tokens\n"
     "  -h, --help              show this help\n";
 
 struct RunOptions {
@@ -48,6 +50,7 @@ struct RunOptions {
     long n_ctx = 0, n_batch = 512, n_threads = 0;
     bool have_seed = false;
     bool ignore_eos = false;
+    bool parse_special = true;
     tessera_sampler_params sp = tessera_sampler_default_params();
 };
 
@@ -65,10 +68,15 @@ int parse(int argc, char** argv, RunOptions& o) {
         } else if (is("--ignore-eos")) {
             o.ignore_eos = true;
             continue;
+        } else if (is("--no-parse-special")) {
+            o.parse_special = false;
+            continue;
         }
         if (!(v = option_value(argc, argv, &i))) return 2;
-        if (is("-m", "--model")) o.model = v;
-        else if (is("-p", "--prompt")) o.prompt = v, o.have_prompt = true;
+        if (is("-m", "--model"))
+            o.model = v;
+        else if (is("-p", "--prompt"))
+            o.prompt = v, o.have_prompt = true;
         else if (is("-f", "--file")) {
             if (!read_file(v, &o.prompt)) return 1;
             o.have_prompt = true;
@@ -112,10 +120,10 @@ int cmd_run(int argc, char** argv) {
     cp.n_ctx = static_cast<int32_t>(o.n_ctx);
     cp.n_batch = static_cast<int32_t>(o.n_batch);
     cp.n_threads = static_cast<int32_t>(o.n_threads);
-    const int32_t eos = tessera_token_eos(model);
     int64_t generated = 0;
+    tessera_timings prompt_t{};
 
-    if (!tokenize(model, o.prompt, true, true, &prompt)) goto done;
+    if (!tokenize(model, o.prompt, true, o.parse_special, &prompt)) goto done;
     if (prompt.empty()) {
         std::fprintf(stderr, "error: the prompt is empty\n");
         goto done;
@@ -126,7 +134,8 @@ int cmd_run(int argc, char** argv) {
         goto done;
     }
     if (static_cast<int32_t>(prompt.size()) >= tessera_context_n_ctx(ctx)) {
-        std::fprintf(stderr, "error: the prompt is %zu tokens; it does not fit in the context of %d tokens (raise -c)\n",
+        std::fprintf(stderr,
+                     "error: the prompt is %zu tokens; it does not fit in the context of %d tokens (raise -c)\n",
                      prompt.size(), tessera_context_n_ctx(ctx));
         goto done;
     }
@@ -135,6 +144,9 @@ int cmd_run(int argc, char** argv) {
         goto done;
     }
     for (int32_t t : prompt) tessera_sampler_accept(smp, t);
+    // The prompt's timings (a one-token prompt too), then the generation's on their own.
+    tessera_context_timings(ctx, &prompt_t);
+    tessera_context_reset_timings(ctx);
 
     while (o.n_predict < 0 || generated < o.n_predict) {
         int32_t tok = 0;
@@ -142,7 +154,7 @@ int cmd_run(int argc, char** argv) {
             std::fprintf(stderr, "error: %s\n", tessera_last_error());
             goto done;
         }
-        if (tok == eos && !o.ignore_eos) break;
+        if (!o.ignore_eos && tessera_token_is_eog(model, tok)) break;
         tessera_sampler_accept(smp, tok);
         const char* text = nullptr;
         size_t len = 0;
@@ -168,12 +180,13 @@ int cmd_run(int argc, char** argv) {
         std::fflush(stdout);
         tessera_timings t{};
         tessera_context_timings(ctx, &t);
+        const double prompt_ms = prompt_t.prompt_ms + prompt_t.gen_ms;
         std::fprintf(stderr,
-                     "\n\nload: %.0f ms | prompt: %lld tokens, %.1f tokens/s | generation: %lld tokens, "
+                     "\n\nload: %.0f ms | prompt: %zu tokens, %.1f tokens/s | generation: %lld tokens, "
                      "%.1f tokens/s | seed %llu\n",
-                     t.load_ms, static_cast<long long>(t.prompt_tokens),
-                     t.prompt_ms > 0 ? 1000.0 * static_cast<double>(t.prompt_tokens) / t.prompt_ms : 0.0,
-                     static_cast<long long>(t.gen_tokens),
+                     t.load_ms, prompt.size(),
+                     prompt_ms > 0 ? 1000.0 * static_cast<double>(prompt.size()) / prompt_ms : 0.0,
+                     static_cast<long long>(generated),
                      t.gen_ms > 0 ? 1000.0 * static_cast<double>(t.gen_tokens) / t.gen_ms : 0.0,
                      static_cast<unsigned long long>(o.sp.seed));
         rc = 0;

@@ -206,6 +206,10 @@ int32_t tessera_vocab_size(const tessera_model* model);
 /* The beginning- and end-of-sequence token ids, -1 if the vocabulary has none (or NULL). */
 int32_t tessera_token_bos(const tessera_model* model);
 int32_t tessera_token_eos(const tessera_model* model);
+/* 1 when generation ends at `token`: end of sequence or text, end of turn or message
+ * (<|im_end|>, <end_of_turn>, <|eot_id|>, Phi-3's <|end|>, ...), as the metadata and the
+ * vocabulary's markers say; 0 otherwise (and for NULL or an id out of range). */
+int32_t tessera_token_is_eog(const tessera_model* model, int32_t token);
 
 /* Tokenizes len bytes of text (any bytes; invalid UTF-8 is tokenized too, never an error).
  * add_special: add BOS/EOS (and SEP) as the model's metadata says. The text of the
@@ -270,9 +274,13 @@ typedef struct tessera_context_params {
     int32_t n_batch;   /* tokens per forward pass; 0: 512 */
     int32_t n_threads; /* CPU threads, 0..TESSERA_MAX_THREADS; 0: all cores */
     int32_t kv_type;   /* type id of the KV cache: 1 (F16, the default), 0 (F32) or 8 (Q8_0) */
+    int32_t parse_special; /* tessera_generate: 1 (the default) turns control-token text in
+                              prompts (<|im_start|>, ...) into those tokens, as a rendered chat
+                              template needs; 0 keeps all prompt text plain text (untrusted
+                              input cannot inject control tokens) */
 } tessera_context_params;
 
-/* The defaults: n_ctx 0, n_batch 512, n_threads 0, kv_type F16. */
+/* The defaults: n_ctx 0, n_batch 512, n_threads 0, kv_type F16, parse_special 1. */
 tessera_context_params tessera_context_default_params(void);
 /* Makes a context for a model loaded with weights (vocab_only = 0); *out owns it (free it
  * with tessera_context_free before the model). params may be NULL for the defaults.
@@ -300,7 +308,7 @@ tessera_status tessera_decode(tessera_context* ctx, const int32_t* tokens, int32
 /* The logits (n_vocab floats) of output row i of the last decode; -1 is the last row.
  * NULL when there is no such row (any other negative i, i >= tessera_get_n_logits, no
  * decode yet, NULL ctx), with the reason in tessera_last_error(). Valid until the next
- * decode on ctx. */
+ * decode or truncation on ctx. */
 const float* tessera_get_logits(const tessera_context* ctx, int32_t i);
 /* The number of logit rows the last decode produced (0 before the first, or for NULL). */
 int32_t tessera_get_n_logits(const tessera_context* ctx);
@@ -362,12 +370,18 @@ void tessera_sampler_reset(tessera_sampler* sampler);
  * comes in one last call with token -1, whose return value is ignored. */
 typedef int32_t (*tessera_token_fn)(const char* text, size_t len, int32_t token, void* user);
 
-/* Tokenizes `prompt` (BOS as the model's metadata says, special-token text parsed),
- * appends it to ctx's sequence and generates up to n_predict tokens with `sampler`,
- * streaming them to `on_token` (may be NULL). Stops at the end-of-text token, when the
- * callback returns 0, or when the context is full. *n_generated (may be NULL) gets the
- * number of tokens generated. A prompt that does not fit gives
- * TESSERA_ERROR_INVALID_ARGUMENT and leaves the sequence unchanged. */
+/* Tokenizes `prompt` (control-token text parsed as the context's parse_special says; BOS
+ * as the model's metadata says, only when the sequence is empty), appends it to ctx's
+ * sequence and generates up to n_predict tokens with `sampler`, streaming them to
+ * `on_token` (may be NULL). Stops at an end-of-generation token (tessera_token_is_eog:
+ * end of text, end of turn), when the callback returns 0, or when the context is full.
+ * Afterwards ctx's sequence holds the prompt, every token handed to on_token and the
+ * end-of-generation token if one ended it (all but a last token that found the context
+ * full), so a second call continues the first: its prompt is appended after them, and an
+ * empty prompt (len 0) continues generating where the first call stopped.
+ * *n_generated (may be NULL) gets the number of tokens handed to on_token. A prompt that
+ * does not fit gives TESSERA_ERROR_INVALID_ARGUMENT and leaves the sequence unchanged;
+ * running out of memory gives TESSERA_ERROR_OUT_OF_MEMORY. */
 tessera_status tessera_generate(tessera_context* ctx, tessera_sampler* sampler, const char* prompt, size_t len,
                                 int32_t n_predict, tessera_token_fn on_token, void* user, int32_t* n_generated);
 

@@ -16,6 +16,7 @@ using tessera::capi::set_error;
 struct tessera_context {
     std::unique_ptr<tessera::runtime::Context> ctx;
     const tessera_model* model = nullptr;
+    bool parse_special = true;  // tessera_generate: control-token text in prompts becomes tokens
 };
 
 struct tessera_sampler {
@@ -30,6 +31,7 @@ tessera_context_params tessera_context_default_params(void) {
     p.n_batch = 512;
     p.n_threads = 0;
     p.kv_type = static_cast<int32_t>(tessera::DType::F16);
+    p.parse_special = 1;
     return p;
 }
 
@@ -53,6 +55,7 @@ tessera_status tessera_context_new(const tessera_model* model, const tessera_con
         auto c = std::make_unique<tessera_context>();
         c->ctx = std::make_unique<tessera::runtime::Context>(*model->runtime, o);
         c->model = model;
+        c->parse_special = p.parse_special != 0;
         *out = c.release();
     });
 }
@@ -162,42 +165,40 @@ tessera_status tessera_generate(tessera_context* ctx, tessera_sampler* sampler, 
     if (n_generated) *n_generated = 0;
     if (!ctx || !sampler || (!prompt && len > 0))
         return set_error(TESSERA_ERROR_INVALID_ARGUMENT, "tessera_generate: null argument");
-    const tessera_model* model = ctx->model;
-    std::vector<int32_t> tokens(len + 8);
-    int32_t n = 0;
-    tessera_status st = tessera_tokenize(model, prompt ? prompt : "", len, 1, 1, tokens.data(),
-                                         static_cast<int32_t>(tokens.size()), &n);
-    if (st != TESSERA_OK && n > static_cast<int32_t>(tokens.size())) {
-        tokens.resize(static_cast<size_t>(n));
-        st = tessera_tokenize(model, prompt, len, 1, 1, tokens.data(), n, &n);
-    }
-    if (st != TESSERA_OK) return st;
-    if (n == 0) return set_error(TESSERA_ERROR_INVALID_ARGUMENT, "tessera_generate: the prompt has no tokens");
-    if ((st = tessera_decode(ctx, tokens.data(), n, 0)) != TESSERA_OK) return st;
-    for (int32_t i = 0; i < n; ++i) tessera_sampler_accept(sampler, tokens[static_cast<size_t>(i)]);
-
-    tessera_detokenizer* detok = nullptr;
-    if ((st = tessera_detokenizer_new(model, &detok)) != TESSERA_OK) return st;
-    const int32_t eos = tessera_token_eos(model);
     int32_t done = 0;
-    while (done < n_predict) {
-        int32_t tok = 0;
-        if ((st = tessera_sampler_sample(sampler, ctx, -1, &tok)) != TESSERA_OK) break;
-        if (tok == eos) break;
-        tessera_sampler_accept(sampler, tok);
-        const char* text = nullptr;
-        size_t tlen = 0;
-        if ((st = tessera_detokenizer_push(detok, tok, &text, &tlen)) != TESSERA_OK) break;
-        ++done;
-        if (on_token && on_token(text, tlen, tok, user) == 0) break;
-        if (done >= n_predict || tessera_context_n_past(ctx) >= tessera_context_n_ctx(ctx)) break;
-        if ((st = tessera_decode(ctx, &tok, 1, 0)) != TESSERA_OK) break;
-    }
-    const char* rest = nullptr;
-    size_t rest_len = 0;
-    if (st == TESSERA_OK && tessera_detokenizer_flush(detok, &rest, &rest_len) == TESSERA_OK && rest_len && on_token)
-        on_token(rest, rest_len, -1, user);
-    tessera_detokenizer_free(detok);
+    const tessera_status st = guard([&] {
+        tessera::runtime::Context& c = *ctx->ctx;
+        tessera::runtime::Sampler& smp = *sampler->sampler;
+        const tessera::vocab::Vocab& vocab = *ctx->model->vocab;
+        // BOS only at the start of the sequence: a second call continues the first.
+        const std::vector<int32_t> tokens =
+            vocab.tokenize(std::string_view(prompt ? prompt : "", len), c.n_past() == 0, ctx->parse_special);
+        if (!tokens.empty()) {
+            c.decode(tokens, false);
+            for (int32_t t : tokens) smp.accept(t);
+        } else if (c.n_past() == 0 || !c.logits(-1)) {
+            throw Error("tessera_generate: the prompt has no tokens and there is no sequence to continue");
+        }
+        tessera::vocab::Detokenizer detok(vocab);
+        const int32_t n_vocab = c.model().hp.n_vocab;
+        while (done < n_predict) {
+            const int32_t tok = smp.sample(c.logits(-1), n_vocab);
+            const bool room = c.n_past() < c.n_ctx();
+            if (vocab.is_eog(tok)) {  // ends the generation; kept in the sequence
+                if (room) c.decode(std::span<const int32_t>(&tok, 1), false);
+                break;
+            }
+            smp.accept(tok);
+            const std::string_view text = detok.push(tok);
+            ++done;
+            const bool go_on = !on_token || on_token(text.data(), text.size(), tok, user) != 0;
+            if (!room) break;  // the context is full: this last token could not be added
+            c.decode(std::span<const int32_t>(&tok, 1), false);
+            if (!go_on) break;
+        }
+        const std::string_view rest = detok.flush();
+        if (!rest.empty() && on_token) on_token(rest.data(), rest.size(), -1, user);
+    });
     if (n_generated) *n_generated = done;
     return st;
 }

@@ -105,6 +105,10 @@ int32_t tessera_token_bos(const tessera_model* model) { return model && model->v
 
 int32_t tessera_token_eos(const tessera_model* model) { return model && model->vocab ? model->vocab->eos() : -1; }
 
+int32_t tessera_token_is_eog(const tessera_model* model, int32_t token) {
+    return model && model->vocab && model->vocab->valid(token) && model->vocab->is_eog(token) ? 1 : 0;
+}
+
 tessera_status tessera_tokenize(const tessera_model* model, const char* text, size_t len, int32_t add_special,
                                 int32_t parse_special, int32_t* tokens, int32_t n_max, int32_t* n_out) {
     return guard([&] {

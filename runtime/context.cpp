@@ -51,6 +51,7 @@ size_t Context::compute_bytes() const {
 
 int32_t Context::truncate(int32_t n) {
     n = std::clamp(n, 0, n_past_);
+    if (n < n_past_) n_outputs_ = 0;  // the logits were of tokens no longer in the sequence
     if (!ring_pos_.empty()) {
         const int32_t window = model_.hp.sliding_window;
         int32_t oldest = n_past_;  // the oldest position the ring holds below n

@@ -323,10 +323,19 @@ private:
             const int32_t id = v_->find_token(text);
             if (id >= 0) v_->types_[static_cast<size_t>(id)] = type;
         };
+        // End-of-generation markers: control tokens, and where generation stops.
+        auto add_eog = [&](int32_t id) {
+            if (id >= 0 && std::find(v_->eog_.begin(), v_->eog_.end(), id) == v_->eog_.end()) v_->eog_.push_back(id);
+        };
         for (std::string_view t :
              {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>", "<|endoftext|>",
-              "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>"})
+              "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>"}) {
             set_type(t, TokenType::Control);
+            add_eog(v_->find_token(t));
+        }
+        add_eog(v_->eos_);
+        add_eog(v_->eot_);
+        add_eog(read_id("tokenizer.ggml.eom_token_id"));
         // Without an id in the metadata, the first of each group that the vocabulary has.
         auto first_of = [&](const char* key, std::initializer_list<std::string_view> texts) {
             if (file_.find(key)) return;
@@ -352,8 +361,11 @@ private:
         // "<|end|>" too, where "<|return|>" and "<|call|>" end the generation instead.
         for (std::string_view t : {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"})
             set_type(t, TokenType::UserDefined);
-        if (v_->find_token("<|return|>") >= 0 && v_->find_token("<|call|>") >= 0)
+        if (v_->find_token("<|return|>") >= 0 && v_->find_token("<|call|>") >= 0) {
             set_type("<|end|>", TokenType::UserDefined);
+            const int32_t end = v_->find_token("<|end|>");
+            if (end != v_->eos_ && end != v_->eot_) std::erase(v_->eog_, end);
+        }
 
         strip_.assign(static_cast<size_t>(v_->size()), AddedTokens::kStripNone);
         auto text_of = [&](const char* key) {

@@ -114,6 +114,15 @@ public:
     int32_t cls() const { return cls_; }
     int32_t mask() const { return mask_; }
     int32_t eot() const { return eot_; }
+    // Whether generation ends at this token: EOS, EOT, EOM (from the metadata) and the
+    // end-of-turn and end-of-text markers the vocabulary has (<|im_end|>, <end_of_turn>,
+    // <|eot_id|>, <|end|>, <|endoftext|>, ...), as the reference reads a GGUF vocabulary.
+    bool is_eog(int32_t id) const {
+        for (int32_t e : eog_)
+            if (e == id) return true;
+        return false;
+    }
+    const std::vector<int32_t>& eog_ids() const { return eog_; }
     bool add_bos() const { return add_bos_; }
     bool add_eos() const { return add_eos_; }
     bool add_sep() const { return add_sep_; }
@@ -172,6 +181,7 @@ private:
     AddedTokens added_;
 
     int32_t bos_ = -1, eos_ = -1, unk_ = -1, sep_ = -1, pad_ = -1, cls_ = -1, mask_ = -1, eot_ = -1;
+    std::vector<int32_t> eog_;  // end-of-generation tokens, a handful
     bool add_bos_ = false, add_eos_ = false, add_sep_ = false, add_space_prefix_ = false;
     bool strip_leading_space_ = false;
 

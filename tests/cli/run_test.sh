@@ -63,6 +63,20 @@ if [ -f "$model" ]; then
     printf ' Paris.\n\nThe answer is: 2018-01-22 12:12:53.' >"$work/want"
     cmp -s "$work/out" "$work/want" || fail "greedy continuation differs: '$(cat "$work/out")'"
     grep -q "generation: .* tokens/s" "$work/err" || fail "run prints no speeds on stderr"
+    # A one-token prompt is counted as a prompt.
+    "$tessera" run -m "$model" -p "Hello" -n 4 --temp 0 -t 2 >/dev/null 2>"$work/err" || fail "run -p Hello: $(cat "$work/err")"
+    grep -q "prompt: 1 tokens" "$work/err" || fail "a one-token prompt is not counted: $(cat "$work/err")"
+    grep -q "generation: 4 tokens" "$work/err" || fail "four generated tokens are not counted: $(cat "$work/err")"
+    # A chat reply ends at its end-of-turn token, also where that token is not EOS (it is
+    # here; --no-parse-special makes the markers plain text, so nothing ends the turn).
+    printf '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n' >"$work/chat.txt"
+    "$tessera" run -m "$model" -f "$work/chat.txt" -n 64 --temp 0 -t 2 >"$work/out" 2>"$work/err" || fail "run chat prompt"
+    grep -q "prompt: 37 tokens" "$work/err" || fail "the chat prompt's markers were not parsed: $(cat "$work/err")"
+    grep -q "generation: 11 tokens" "$work/err" || fail "the reply did not end at <|im_end|>: $(cat "$work/err")"
+    "$tessera" run -m "$model" -f "$work/chat.txt" -n 4 --temp 0 -t 2 --no-parse-special >/dev/null 2>"$work/err" ||
+        fail "run --no-parse-special"
+    n=$(sed -n 's/.*prompt: \([0-9]*\) tokens.*/\1/p' "$work/err")
+    [ -n "$n" ] && [ "$n" -gt 50 ] || fail "--no-parse-special: the markers became tokens: $(cat "$work/err")"
     # The same seed gives the same text; stdout carries only the text.
     "$tessera" run -m "$model" -p "Once upon a time" -n 12 --seed 7 -t 2 >"$work/a" 2>/dev/null
     "$tessera" run -m "$model" -p "Once upon a time" -n 12 --seed 7 -t 1 >"$work/b" 2>/dev/null

@@ -240,3 +240,24 @@ TEST_CASE("a GPT-2 vocabulary with user-defined tokens gives the ids of Hugging 
     MESSAGE("GPT-2 with " << added.size() << " added tokens: " << ok << " of " << cases.size() << " match");
 #endif
 }
+
+TEST_CASE("end-of-generation tokens: EOS, EOT and the end-of-turn markers a vocabulary has") {
+    auto dir = vocab_dir();
+    if (!dir) {
+        skip_because("shared vocabularies not found (set TESSERA_TEST_DATA)");
+        return;
+    }
+    Loaded phi = load(*dir / "ggml-vocab-phi-3.gguf");
+    CHECK(phi.vocab->is_eog(phi.vocab->eos()));                  // <|endoftext|>
+    CHECK(phi.vocab->is_eog(phi.vocab->find_token("<|end|>")));  // Phi-3's end of turn
+    CHECK_FALSE(phi.vocab->is_eog(phi.vocab->find_token("<|user|>")));
+    CHECK_FALSE(phi.vocab->is_eog(phi.vocab->bos()));
+    if (std::filesystem::exists(*dir / "ggml-vocab-gemma-3.gguf")) {
+        Loaded g = load(*dir / "ggml-vocab-gemma-3.gguf");
+        CHECK(g.vocab->is_eog(g.vocab->eos()));
+        CHECK(g.vocab->is_eog(g.vocab->find_token("<end_of_turn>")));
+        CHECK_FALSE(g.vocab->is_eog(g.vocab->find_token("<start_of_turn>")));
+    }
+    Loaded gpt2 = load(*dir / "ggml-vocab-gpt-2.gguf");
+    CHECK(gpt2.vocab->eog_ids() == std::vector<int32_t>{50256});
+}
