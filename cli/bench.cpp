@@ -42,7 +42,7 @@ const char* kBenchHelp =
     "                          copies for prompt processing)\n"
     "      --membw             also measure this machine's memory read bandwidth with each\n"
     "                          thread count, and report generation as achieved GB/s (weight\n"
-    "                          bytes read per token x tokens/s) and as %% of that limit;\n"
+    "                          bytes read per token x tokens/s) and as % of that limit;\n"
     "                          without -m, only the bandwidth is measured\n"
     "  -h, --help              show this help\n"
     "\n"

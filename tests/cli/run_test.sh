@@ -29,6 +29,7 @@ expect_error() {
 "$tessera" run --help | grep -q -- '--temp' || fail "run --help does not describe --temp"
 "$tessera" perplexity --help | grep -q 'Final estimate' || fail "perplexity --help"
 "$tessera" bench --help | grep -q -- '--n-prompt' || fail "bench --help"
+"$tessera" bench --help | grep -q '%%' && fail "bench --help prints %% where it means %"
 expect_error 2 "needs -m MODEL" "$tessera" run -p hello
 expect_error 2 "--temp needs a number" "$tessera" run -m x.gguf -p hi --temp abc
 expect_error 2 "unknown option" "$tessera" run -m x.gguf -p hi --bogus 1
