@@ -30,7 +30,8 @@ const char* kChatHelp =
     "when it has none). Without -m, the default model (SmolLM2-135M-Instruct) is taken\n"
     "from the model cache ($TESSERA_MODELS or ~/.cache/tessera/models).\n"
     "\n"
-    "With a terminal, end a line with \\ to continue it; Ctrl-C stops the current reply;\n"
+    "With a terminal, end a line with \\ to continue it; Ctrl-C stops the current reply\n"
+    "(or the reading of a long message before it);\n"
     "Ctrl-D or /exit leaves. With stdin from a pipe, each line is one user turn and each\n"
     "reply is printed followed by one empty line (nothing else goes to stdout).\n"
     "\n"
@@ -241,9 +242,14 @@ bool Chat::turn(const std::string& user) {
     same = static_cast<size_t>(tessera_context_truncate(ctx_, static_cast<int32_t>(same)));
     cached_.resize(same);
     const int32_t n_new = static_cast<int32_t>(tokens.size() - same);
-    if (tessera_decode(ctx_, tokens.data() + same, n_new, 0) != TESSERA_OK) {
-        note("error: %s", tessera_last_error());
-        failed_ = true;
+    g_interrupted.store(false);  // Ctrl-C from here on stops this turn, its prompt included
+    if (tessera_status st = tessera_decode(ctx_, tokens.data() + same, n_new, 0); st != TESSERA_OK) {
+        if (st == TESSERA_ERROR_ABORTED) {
+            note("[stopped before the reply; the message was not added]");
+        } else {
+            note("error: %s", tessera_last_error());
+            failed_ = true;
+        }
         return true;
     }
     if (dropped)
@@ -264,7 +270,6 @@ bool Chat::turn(const std::string& user) {
         return false;
     }
     std::string reply;
-    g_interrupted.store(false);
     auto t0 = std::chrono::steady_clock::now();
     long n_gen = 0;
     bool stopped = false;
@@ -289,7 +294,15 @@ bool Chat::turn(const std::string& user) {
             note("\n[the context is full: the reply was cut]");
             break;
         }
-        if (tessera_decode(ctx_, &tok, 1, 0) != TESSERA_OK) break;
+        if (tessera_status st = tessera_decode(ctx_, &tok, 1, 0); st != TESSERA_OK) {
+            if (st == TESSERA_ERROR_ABORTED) {
+                stopped = true;
+            } else {
+                note("\nerror: %s", tessera_last_error());
+                failed_ = true;
+            }
+            break;
+        }
         cached_.push_back(tok);
     }
     const char* text = nullptr;
@@ -488,6 +501,9 @@ int cmd_chat(int argc, char** argv) {
         sigaction(SIGINT, &sa, nullptr);
         // A file size limit makes a write fail (and /save report it), not end the chat.
         std::signal(SIGXFSZ, SIG_IGN);
+        // Ctrl-C also stops a decode under way (a long prompt), between two of its steps.
+        tessera_context_set_abort(
+            ctx, [](void*) -> int32_t { return g_interrupted.load() ? 1 : 0; }, nullptr);
         Chat chat(model, ctx, smp, o, tty);
         if (tty)
             std::fprintf(stderr, "chatting with %s (%s); /help for commands, Ctrl-D or /exit to leave\n",

@@ -37,7 +37,8 @@ typedef enum tessera_status {
     TESSERA_ERROR_TYPE_MISMATCH = 5,    /* a value read as the wrong type */
     TESSERA_ERROR_OUT_OF_MEMORY = 6,
     TESSERA_ERROR_INTERNAL = 7,
-    TESSERA_ERROR_TEMPLATE_RAISED = 8   /* a chat template called raise_exception(message) */
+    TESSERA_ERROR_TEMPLATE_RAISED = 8,  /* a chat template called raise_exception(message) */
+    TESSERA_ERROR_ABORTED = 9           /* the context's abort callback asked to stop */
 } tessera_status;
 
 /* The message of the calling thread's last failure ("" if none). Never NULL. */
@@ -303,8 +304,18 @@ int32_t tessera_context_truncate(tessera_context* ctx, int32_t n);
 /* Appends n tokens to the sequence and runs the model over them (in batches of n_batch).
  * all_logits = 0 keeps the logits of the last token only; 1 keeps every token's. Tokens
  * that do not fit in the context, an id outside the vocabulary, n <= 0 or a NULL
- * argument give TESSERA_ERROR_INVALID_ARGUMENT and leave the sequence as it was. */
+ * argument give TESSERA_ERROR_INVALID_ARGUMENT and leave the sequence as it was; so does
+ * any other failure (out of memory, TESSERA_ERROR_ABORTED). */
 tessera_status tessera_decode(tessera_context* ctx, const int32_t* tokens, int32_t n, int32_t all_logits);
+/* Asked on the decoding thread between the steps of a decode (every millisecond or so
+ * while one runs); returning non-zero stops it: tessera_decode and tessera_generate then
+ * return TESSERA_ERROR_ABORTED, and the sequence is as it was before the decode that was
+ * stopped (tokens tessera_generate handed over earlier stay). For Ctrl-C in a terminal,
+ * a cancelled request in an app. */
+typedef int32_t (*tessera_abort_fn)(void* user);
+/* Sets (fn NULL: removes) ctx's abort callback. NULL ctx is ignored. */
+void tessera_context_set_abort(tessera_context* ctx, tessera_abort_fn fn, void* user);
+
 /* The logits (n_vocab floats) of output row i of the last decode; -1 is the last row.
  * NULL when there is no such row (any other negative i, i >= tessera_get_n_logits, no
  * decode yet, NULL ctx), with the reason in tessera_last_error(). Valid until the next

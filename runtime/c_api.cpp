@@ -38,6 +38,7 @@ tessera_status status_of(ErrorKind kind) {
     case ErrorKind::BadFile: return TESSERA_ERROR_BAD_FILE;
     case ErrorKind::Unsupported: return TESSERA_ERROR_UNSUPPORTED;
     case ErrorKind::Internal: return TESSERA_ERROR_INTERNAL;
+    case ErrorKind::Aborted: return TESSERA_ERROR_ABORTED;
     }
     return TESSERA_ERROR_INTERNAL;
 }
@@ -98,6 +99,7 @@ const char* tessera_status_name(tessera_status status) {
     case TESSERA_ERROR_OUT_OF_MEMORY: return "out of memory";
     case TESSERA_ERROR_INTERNAL: return "internal error";
     case TESSERA_ERROR_TEMPLATE_RAISED: return "template raised an exception";
+    case TESSERA_ERROR_ABORTED: return "aborted";
     }
     return "unknown status";
 }

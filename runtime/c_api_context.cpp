@@ -67,6 +67,14 @@ int32_t tessera_context_n_past(const tessera_context* ctx) { return ctx ? ctx->c
 
 int32_t tessera_context_truncate(tessera_context* ctx, int32_t n) { return ctx ? ctx->ctx->truncate(n) : 0; }
 
+void tessera_context_set_abort(tessera_context* ctx, tessera_abort_fn fn, void* user) {
+    if (!ctx) return;
+    if (fn)
+        ctx->ctx->set_abort([fn, user] { return fn(user) != 0; });
+    else
+        ctx->ctx->set_abort({});
+}
+
 tessera_status tessera_decode(tessera_context* ctx, const int32_t* tokens, int32_t n, int32_t all_logits) {
     return guard([&] {
         if (!ctx || (!tokens && n > 0)) throw Error("tessera_decode: null argument");

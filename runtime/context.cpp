@@ -93,6 +93,19 @@ void Context::decode(std::span<const int32_t> tokens, bool all_logits) {
     logits_.resize((all_logits ? static_cast<size_t>(n) : 1) * n_vocab);
     n_outputs_ = 0;
     const int32_t start = n_past_;
+    // A ring row written at position p held position p - ring, which the sequence before
+    // this decode still needs when p - ring > start - window: only from the second batch
+    // on. Those rows are saved first, so a failure can put them back.
+    const int32_t ring = cache_.ring_rows(), window = model_.hp.sliding_window;
+    const std::vector<int32_t> ring_before = ring_pos_;
+    KvCache::RingRows saved;
+    if (ring > 0 && n > ring - window) {
+        std::vector<int32_t> needed;
+        for (int32_t r = 0; r < ring; ++r)
+            if (ring_pos_[static_cast<size_t>(r)] >= 0 && ring_pos_[static_cast<size_t>(r)] > start - window)
+                needed.push_back(r);
+        saved = cache_.save_ring_rows(std::move(needed));
+    }
     try {
         for (int32_t i = 0; i < n; i += options_.n_batch) {
             const int32_t nb = std::min(options_.n_batch, n - i);
@@ -105,6 +118,14 @@ void Context::decode(std::span<const int32_t> tokens, bool all_logits) {
     } catch (...) {
         n_past_ = start;
         n_outputs_ = 0;
+        if (ring > 0) {
+            // Rows this decode wrote hold nothing of the sequence before it, except those
+            // put back.
+            ring_pos_ = ring_before;
+            for (int32_t i = 0; i < std::min(n, ring); ++i) ring_pos_[static_cast<size_t>((start + i) % ring)] = -1;
+            cache_.restore_ring_rows(saved);
+            for (int32_t r : saved.rows) ring_pos_[static_cast<size_t>(r)] = ring_before[static_cast<size_t>(r)];
+        }
         throw;
     }
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

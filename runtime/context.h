@@ -35,9 +35,12 @@ public:
 
     // Appends `tokens` at the end of the sequence. With all_logits, logits of every
     // token are kept (perplexity); otherwise only the last token's. Throws when the
-    // tokens do not fit in the context or an id is out of range; the sequence is then
-    // unchanged.
+    // tokens do not fit in the context, an id is out of range, or the abort check asked to
+    // stop (ErrorKind::Aborted); the sequence is then as it was before the call (sliding-
+    // window rings included: rows a later batch overwrote are put back).
     void decode(std::span<const int32_t> tokens, bool all_logits);
+    // Asked between the nodes of a decode (on the calling thread); true stops it.
+    void set_abort(AbortCheck abort) { scheduler_.set_abort(std::move(abort)); }
     // Logits of output row i of the last decode (-1: the last row); null if there is no
     // such row (other negative i included).
     const float* logits(int32_t i) const;

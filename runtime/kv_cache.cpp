@@ -31,11 +31,37 @@ KvCache::KvCache(Backend& backend, const models::HParams& hp, int32_t n_ctx, int
                        row_size(type, hp.n_embd_v_gqa()) * static_cast<size_t>(n_ctx);
         all.push_back(k_.back());
         all.push_back(v_.back());
+        if (ring) {
+            ring_tensors_.push_back(k_.back());
+            ring_tensors_.push_back(v_.back());
+        }
     }
     buffer_ = allocate_tensors(backend, all, BufferUsage::Cache);
     clear();
 }
 
 void KvCache::clear() { std::memset(buffer_->base(), 0, buffer_->size()); }
+
+// The cache lives in host memory (the CPU backend's buffer): rows are copied directly.
+KvCache::RingRows KvCache::save_ring_rows(std::vector<int32_t> rows) const {
+    RingRows saved;
+    saved.rows = std::move(rows);
+    for (const Tensor* t : ring_tensors_)
+        for (int32_t r : saved.rows) {
+            const auto* src = static_cast<const uint8_t*>(t->data) + static_cast<size_t>(r) * t->nb[1];
+            saved.bytes.insert(saved.bytes.end(), src, src + t->nb[1]);
+        }
+    return saved;
+}
+
+void KvCache::restore_ring_rows(const RingRows& saved) {
+    size_t at = 0;
+    for (const Tensor* t : ring_tensors_)
+        for (int32_t r : saved.rows) {
+            std::memcpy(static_cast<uint8_t*>(t->data) + static_cast<size_t>(r) * t->nb[1], saved.bytes.data() + at,
+                        t->nb[1]);
+            at += t->nb[1];
+        }
+}
 
 }  // namespace tessera::runtime

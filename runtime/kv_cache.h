@@ -29,6 +29,16 @@ public:
     // Zeroes every row, so unwritten rows never hold NaN bit patterns.
     void clear();
 
+    // Copies of some rows of every sliding-window layer's ring, to put back after a
+    // decode that failed part way (its later batches overwrite rows the sequence before it
+    // still needs).
+    struct RingRows {
+        std::vector<int32_t> rows;
+        std::vector<uint8_t> bytes;
+    };
+    RingRows save_ring_rows(std::vector<int32_t> rows) const;
+    void restore_ring_rows(const RingRows& saved);
+
 private:
     int32_t n_ctx_;
     int32_t ring_rows_ = 0;
@@ -36,6 +46,7 @@ private:
     size_t full_bytes_ = 0;
     Graph graph_;
     std::vector<Tensor*> k_, v_;
+    std::vector<Tensor*> ring_tensors_;  // k and v of the sliding-window layers with a ring
     std::unique_ptr<Buffer> buffer_;
 };
 

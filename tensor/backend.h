@@ -42,6 +42,10 @@ struct DeviceMemory {
     size_t total = 0;
 };
 
+// Asked between nodes whether to stop a computation (a user pressed Ctrl-C, an app
+// cancelled a request).
+using AbortCheck = std::function<bool()>;
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -61,7 +65,10 @@ public:
     virtual size_t work_size(std::span<Tensor* const> nodes, int n_threads) const = 0;
     // Computes nodes in order (a segment: inputs are in this backend's memory). Backends
     // are shared by the contexts of a model, so per-call state comes in as arguments.
-    virtual void compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int n_threads) = 0;
+    // `abort` (may be empty) is asked on the calling thread between nodes; when it returns
+    // true the backend stops at a node boundary and throws Error (ErrorKind::Aborted).
+    virtual void compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int n_threads,
+                         const AbortCheck& abort) = 0;
     virtual void synchronize() {}
 };
 

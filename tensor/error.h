@@ -15,6 +15,7 @@ enum class ErrorKind {
     BadFile,          // a file is malformed or hostile
     Unsupported,      // well-formed but not something this build can run
     Internal,
+    Aborted,          // the caller's abort callback asked to stop
 };
 
 class Error : public std::runtime_error {

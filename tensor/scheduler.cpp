@@ -226,7 +226,8 @@ void Scheduler::compute(Graph& g) {
         }
         size_t b = static_cast<size_t>(seg.backend);
         void* work = work_buffers_[b] ? work_buffers_[b]->base() : nullptr;
-        dst_backend.compute(seg.nodes, work, work_sizes_[b], n_threads_);
+        if (abort_ && abort_()) throw Error("computation aborted", ErrorKind::Aborted);
+        dst_backend.compute(seg.nodes, work, work_sizes_[b], n_threads_, abort_);
     }
     for (Backend* b : backends_) b->synchronize();
 }

@@ -40,6 +40,10 @@ public:
     bool planned(const Graph& g) const { return planned_graph_ == &g && planned_graph_size_ == g.size(); }
     // Threads each backend uses for this scheduler's graphs (0: the backend's default).
     // The next compute() plans again: the scratch sizes depend on the thread count.
+    // Asked between nodes during compute(); returning true makes compute() throw Error
+    // (ErrorKind::Aborted). Empty: never.
+    void set_abort(AbortCheck abort) { abort_ = std::move(abort); }
+    const AbortCheck& abort_check() const { return abort_; }
     void set_threads(int n) {
         n_threads_ = n;
         planned_graph_ = nullptr;
@@ -80,6 +84,7 @@ private:
     const Graph* planned_graph_ = nullptr;
     size_t planned_graph_size_ = 0;
     int n_threads_ = 0;
+    AbortCheck abort_;
 };
 
 }  // namespace tessera

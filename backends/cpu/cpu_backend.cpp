@@ -83,11 +83,14 @@ private:
         double seconds = 0;
         long long calls = 0;
     };
-    Profile() { std::atexit([] { get()->print(); }); }
+    Profile() {
+        std::atexit([] { get()->print(); });
+    }
     void print() {
         std::lock_guard<std::mutex> lock(mu_);
         std::vector<std::pair<std::string, Entry>> rows(by_kind_.begin(), by_kind_.end());
-        std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+        std::sort(rows.begin(), rows.end(),
+                  [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
         double total = 0;
         for (const auto& r : rows) total += r.second.seconds;
         std::fprintf(stderr, "\nCPU time per kind of node (TESSERA_PROFILE), %.1f ms in all:\n", total * 1e3);
@@ -215,7 +218,8 @@ size_t CpuBackend::work_size(std::span<Tensor* const> nodes, int n_threads) cons
 
 void CpuBackend::set_threads(int n) { n_threads_ = n > 0 ? n : default_threads(); }
 
-void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int n_threads) {
+void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int n_threads,
+                         const AbortCheck& abort) {
     const int nth = n_threads > 0 ? n_threads : n_threads_;
     const WorkLayout layout = work_layout(nodes);
     const size_t per_thread = layout.per_thread;
@@ -237,6 +241,17 @@ void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work
     }
     std::atomic<int64_t>* node_claims = claims.get();  // the team reaches it through this pointer
     for (size_t i = 0; i < nodes.size(); ++i) node_claims[i].store(0, std::memory_order_relaxed);
+    // Thread 0 (the calling thread) asks `abort` before a barrier and the whole team reads
+    // the answer after it, so every thread leaves at the same node boundary. Asked at most
+    // every millisecond or so: the callback may take its time.
+    std::atomic<bool> stop{false};
+    auto last_asked = std::chrono::steady_clock::now();
+    auto ask = [&] {
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_asked < std::chrono::microseconds(500)) return;
+        last_asked = now;
+        if (abort()) stop.store(true, std::memory_order_relaxed);
+    };
     auto run = [&](int ith, int team) {
         ComputeParams p;
         p.ith = ith;
@@ -247,8 +262,17 @@ void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work
         p.shared_size = layout.shared;
         auto t0 = std::chrono::steady_clock::now();
         for (size_t i = 0; i < nodes.size(); ++i) {
+            if (i > 0 && (wait[i] || team == 1) && abort) {
+                if (ith == 0) ask();
 #ifdef _OPENMP
-            if (i > 0 && wait[i]) {
+                if (team > 1) {
+#pragma omp barrier
+                }
+#endif
+                if (stop.load(std::memory_order_relaxed)) break;
+            }
+#ifdef _OPENMP
+            else if (i > 0 && wait[i]) {
 #pragma omp barrier
             }
 #endif
@@ -272,10 +296,13 @@ void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work
     if (nth > 1) {
 #pragma omp parallel num_threads(nth)
         run(omp_get_thread_num(), omp_get_num_threads());
-        return;
+    } else {
+        run(0, 1);
     }
-#endif
+#else
     run(0, 1);
+#endif
+    if (stop.load()) throw Error("computation aborted", ErrorKind::Aborted);
 }
 
 void register_cpu_backend() {

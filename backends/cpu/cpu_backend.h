@@ -23,7 +23,8 @@ public:
     void download(const Tensor* t, void* dst, size_t offset, size_t n) override;
     bool supports(const Tensor& node) const override;
     size_t work_size(std::span<Tensor* const> nodes, int n_threads) const override;
-    void compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int n_threads) override;
+    void compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int n_threads,
+                 const AbortCheck& abort) override;
     // The thread count used when a call passes 0.
     void set_threads(int n);
     int threads() const { return n_threads_; }

@@ -117,6 +117,7 @@ TEST_CASE("version, status names, system information and type names") {
     CHECK(std::string(tessera_status_name(TESSERA_ERROR_OUT_OF_MEMORY)) == "out of memory");
     CHECK(std::string(tessera_status_name(TESSERA_ERROR_INTERNAL)) == "internal error");
     CHECK(std::string(tessera_status_name(TESSERA_ERROR_TEMPLATE_RAISED)) == "template raised an exception");
+    CHECK(std::string(tessera_status_name(TESSERA_ERROR_ABORTED)) == "aborted");
     CHECK(std::string(tessera_status_name(static_cast<tessera_status>(42))) == "unknown status");
 
     const std::string target = tessera_cpu_target();
@@ -554,6 +555,31 @@ TEST_CASE("with the real model: contexts, decoding past n_ctx, logits, timings, 
     CHECK(tessera_get_logits(ctx, -2) == nullptr);  // only -1 counts from the end
     CHECK(std::string(tessera_last_error()).find("no logits row -2") != std::string::npos);
     CHECK(tessera_get_logits(ctx, INT32_MIN) == nullptr);
+
+    // An abort callback stops a decode, which leaves the sequence as it was.
+    {
+        tessera_context* actx = new_context(m, 64, 2);
+        REQUIRE(tessera_decode(actx, ten.data(), 4, 0) == TESSERA_OK);
+        int calls = 0;
+        tessera_context_set_abort(
+            actx, [](void* user) -> int32_t { return ++*static_cast<int*>(user) >= 1; }, &calls);
+        CHECK(tessera_decode(actx, ten.data(), 10, 0) == TESSERA_ERROR_ABORTED);
+        CHECK(calls >= 1);
+        CHECK(tessera_context_n_past(actx) == 4);
+        CHECK(std::string(tessera_last_error()).find("aborted") != std::string::npos);
+        tessera_sampler* as = nullptr;
+        REQUIRE(tessera_sampler_new(nullptr, &as) == TESSERA_OK);
+        int32_t n_gen = -1;
+        CHECK(tessera_generate(actx, as, "Hello", 5, 8, nullptr, nullptr, &n_gen) == TESSERA_ERROR_ABORTED);
+        CHECK(n_gen == 0);
+        CHECK(tessera_context_n_past(actx) == 4);
+        tessera_context_set_abort(actx, nullptr, nullptr);
+        CHECK(tessera_decode(actx, ten.data(), 10, 0) == TESSERA_OK);
+        CHECK(tessera_context_n_past(actx) == 14);
+        tessera_context_set_abort(nullptr, nullptr, nullptr);  // ignored
+        tessera_sampler_free(as);
+        tessera_context_free(actx);
+    }
     CHECK(tessera_decode(ctx, ten.data(), 10, 0) == TESSERA_ERROR_INVALID_ARGUMENT);
     CHECK(std::string(tessera_last_error()).find("do not fit") != std::string::npos);
     CHECK(tessera_context_n_past(ctx) == 10);

@@ -4,6 +4,7 @@
 # /load round-trip the conversation; an overflowing conversation drops its oldest turns;
 # a message too long for the context is refused without dropping anything; a failed /save
 # leaves the old file whole; a template that raises is reported and the session goes on;
+# Ctrl-C stops the decoding of a long message;
 # a missing default model names the command that fetches it.
 # usage: chat_test.sh TESSERA
 set -u
@@ -114,6 +115,20 @@ import json, sys
 a, b = (json.load(open(p, encoding="utf-8"))["messages"] for p in sys.argv[1:3])
 assert a == b, (a, b)
 PY
+
+# Ctrl-C while a long message is being read stops that decode: no reply, the message is
+# not added, the session goes on (SIGINT about a second into a prompt that takes several).
+python3 -c "print('word ' * 3000)" >"$work/longmsg.txt"
+printf '/stats\n' >>"$work/longmsg.txt"
+"$tessera" chat -m "$model" -c 8192 -n 8 --temp 0 -t 2 --verbose <"$work/longmsg.txt" >"$work/out" 2>"$work/err" &
+chat_pid=$!
+sleep 1.5
+kill -INT "$chat_pid" 2>/dev/null
+wait "$chat_pid"
+grep -q 'stopped before the reply' "$work/err" || fail "Ctrl-C did not stop the prompt's decode: $(head -c 300 "$work/err")"
+grep -q '^\[turn 1:' "$work/err" && fail "the prompt was decoded to the end despite Ctrl-C"
+grep -q 'messages 0 ' "$work/err" || fail "the stopped message was kept, or the session ended: $(cat "$work/err")"
+[ -s "$work/out" ] && fail "a reply was printed after Ctrl-C: $(head -c 200 "$work/out")"
 
 echo "chat: $failures failures"
 [ "$failures" -eq 0 ]

@@ -98,13 +98,16 @@ printf 'Hello world' >"$work/text2.txt"
 expect_out "15496 995" -m "$gpt2" -f "$work/text2.txt" --ids
 : >"$work/empty.txt"
 expect_out "" -m "$gpt2" -f "$work/empty.txt" --ids
-# Invalid UTF-8 and byte pieces are shown escaped.
+# Invalid UTF-8 is read as U+FFFD by byte-level BPE (as llama.cpp does); pieces that are
+# parts of a character are shown escaped.
 printf 'a\xff' >"$work/bad.txt"
 run -m "$gpt2" -f "$work/bad.txt"
 [ "$rc" -eq 0 ] || fail "invalid UTF-8 file: exit $rc"
-grep -qF "'\\xff'" "$work/out" || fail "invalid byte not shown as \\xff: $(cat "$work/out")"
+grep -qF "$(printf "4210\t'\xef\xbf\xbd'")" "$work/out" || fail "invalid byte not read as U+FFFD: $(cat "$work/out")"
 printf '\xf0\x9f\xa6\x99' >"$work/llama.txt"  # one character, three GPT-2 tokens
 expect_out "8582 99 247" -m "$gpt2" -f "$work/llama.txt" --ids
+run -m "$gpt2" -f "$work/llama.txt"
+grep -qF "'\\xf0\\x9f'" "$work/out" || fail "a partial character is not shown escaped: $(cat "$work/out")"
 
 # Special tokens: parsed only when asked.
 expect_out "50256" -m "$gpt2" -p "<|endoftext|>" --ids --parse-special

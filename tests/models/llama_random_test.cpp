@@ -9,9 +9,9 @@
 #include <sstream>
 
 #include "runtime/context.h"
+#include "runtime/loader.h"
 #include "tensor/error.h"
 #include "tensor/gguf_writer.h"
-#include "runtime/loader.h"
 #include "tests/models/random_model.h"
 #include "tests/test_support.h"
 
@@ -34,8 +34,10 @@ Reference read_reference(const std::string& name) {
         std::istringstream in(line);
         std::string tag;
         in >> tag;
-        if (tag == "fingerprint") in >> r.fingerprint;
-        else if (tag == "tokens") for (int32_t t; in >> t;) r.tokens.push_back(t);
+        if (tag == "fingerprint")
+            in >> r.fingerprint;
+        else if (tag == "tokens")
+            for (int32_t t; in >> t;) r.tokens.push_back(t);
         else {
             std::vector<double> row;
             for (double v; in >> v;) row.push_back(v);
@@ -89,8 +91,9 @@ TEST_CASE("random-weight models of every family match the NumPy reference") {
         Reference ref = read_reference(cfg.name);
         char fp[32];
         std::snprintf(fp, sizeof fp, "%016llx", static_cast<unsigned long long>(test::file_fingerprint(path)));
-        REQUIRE_MESSAGE(ref.fingerprint == fp, "the generated model differs from the one the reference was made "
-                                               "from: rerun tests/models/llama_reference.py");
+        REQUIRE_MESSAGE(ref.fingerprint == fp,
+                        "the generated model differs from the one the reference was made "
+                        "from: rerun tests/models/llama_reference.py");
         REQUIRE(ref.tokens == test::reference_tokens(cfg));
 
         auto model = runtime::load_model(gguf::File::open(path), {});
@@ -209,5 +212,44 @@ TEST_CASE("sliding-window layers keep only a ring of rows, and truncation respec
         // ... going back to the start of a long-gone window does not.
         CHECK(ctx.truncate(1) == 0);
         CHECK(ctx.n_past() == 0);
+    }
+}
+
+TEST_CASE("an aborted decode leaves the sequence as it was, sliding-window rings included") {
+    test::ScratchDir dir;
+    for (const auto& cfg : test::random_llama_configs()) {
+        CAPTURE(cfg.name);
+        const std::string path = dir.file(cfg.name + ".gguf").string();
+        test::write_random_llama(cfg, path);
+        auto model = runtime::load_model(gguf::File::open(path), {});
+        runtime::ContextOptions opt;
+        opt.n_ctx = 64;
+        opt.n_batch = 2;  // with a window of 3 or 4, the ring holds 5 or 6 rows
+        opt.kv_type = DType::F32;
+        std::vector<int32_t> first, second;
+        for (int32_t i = 0; i < 12; ++i) first.push_back((i * 7 + 3) % cfg.n_vocab);
+        for (int32_t i = 0; i < 9; ++i) second.push_back((i * 5 + 1) % cfg.n_vocab);
+
+        runtime::Context clean(*model, opt);
+        clean.decode(first, false);
+        clean.decode(second, true);
+
+        // The same, with a decode of 12 tokens (6 batches) stopped once three batches are
+        // done, between the two: those batches overwrote ring rows that the first 12
+        // tokens' positions still need.
+        runtime::Context ctx(*model, opt);
+        ctx.decode(first, false);
+        std::vector<int32_t> other(12, 5 % cfg.n_vocab);
+        ctx.set_abort([&] { return ctx.n_past() >= 12 + 3 * 2; });
+        CHECK_THROWS_WITH(ctx.decode(other, false), doctest::Contains("aborted"));
+        CHECK(ctx.n_past() == 12);
+        ctx.set_abort({});
+        ctx.decode(second, true);
+        REQUIRE(ctx.n_outputs() == clean.n_outputs());
+        double worst = 0;
+        for (int32_t i = 0; i < ctx.n_outputs(); ++i)
+            for (int32_t v = 0; v < cfg.n_vocab; ++v)
+                worst = std::max(worst, static_cast<double>(std::abs(ctx.logits(i)[v] - clean.logits(i)[v])));
+        CHECK(worst == 0.0);
     }
 }
