@@ -7,15 +7,14 @@
 #include <string>
 #include <utility>
 
+#include "runtime/c_api_internal.h"
 #include "tensor/dtype.h"
 #include "tensor/error.h"
 #include "tensor/gguf.h"
-#include "runtime/c_api_internal.h"
 
 #ifndef TESSERA_VERSION_STRING
 #define TESSERA_VERSION_STRING "0.0.0"
 #endif
-
 
 using tessera::capi::guard;
 using tessera::capi::set_error;
@@ -24,26 +23,40 @@ namespace tessera::capi {
 
 namespace {
 thread_local std::string g_last_error;
-}
+thread_local bool g_last_error_lost = false;  // out of memory while storing it
+}  // namespace
 
-tessera_status set_error(tessera_status status, const std::string& message) {
-    g_last_error = message;
+tessera_status set_error(tessera_status status, std::string_view message) noexcept {
+    try {
+        g_last_error.assign(message);
+        g_last_error_lost = false;
+    } catch (...) {
+        g_last_error_lost = true;
+    }
     return status;
 }
 
 tessera_status status_of(ErrorKind kind) {
     switch (kind) {
-    case ErrorKind::InvalidArgument: return TESSERA_ERROR_INVALID_ARGUMENT;
-    case ErrorKind::Io: return TESSERA_ERROR_IO;
-    case ErrorKind::BadFile: return TESSERA_ERROR_BAD_FILE;
-    case ErrorKind::Unsupported: return TESSERA_ERROR_UNSUPPORTED;
-    case ErrorKind::Internal: return TESSERA_ERROR_INTERNAL;
-    case ErrorKind::Aborted: return TESSERA_ERROR_ABORTED;
+        case ErrorKind::InvalidArgument:
+            return TESSERA_ERROR_INVALID_ARGUMENT;
+        case ErrorKind::Io:
+            return TESSERA_ERROR_IO;
+        case ErrorKind::BadFile:
+            return TESSERA_ERROR_BAD_FILE;
+        case ErrorKind::Unsupported:
+            return TESSERA_ERROR_UNSUPPORTED;
+        case ErrorKind::Internal:
+            return TESSERA_ERROR_INTERNAL;
+        case ErrorKind::Aborted:
+            return TESSERA_ERROR_ABORTED;
     }
     return TESSERA_ERROR_INTERNAL;
 }
 
-const char* last_error() { return g_last_error.c_str(); }
+const char* last_error() {
+    return g_last_error_lost ? "out of memory (while recording an error)" : g_last_error.c_str();
+}
 
 }  // namespace tessera::capi
 
@@ -52,9 +65,7 @@ namespace {
 const tessera::gguf::Value* unwrap(const tessera_gguf_value* v) {
     return reinterpret_cast<const tessera::gguf::Value*>(v);
 }
-const tessera_gguf_value* wrap(const tessera::gguf::Value* v) {
-    return reinterpret_cast<const tessera_gguf_value*>(v);
-}
+const tessera_gguf_value* wrap(const tessera::gguf::Value* v) { return reinterpret_cast<const tessera_gguf_value*>(v); }
 
 // Value accessors: a null value or output is an invalid argument; what the value itself
 // refuses (wrong type, out of the asked type's range) is a type mismatch.
@@ -67,6 +78,8 @@ tessera_status value_call(const tessera_gguf_value* v, const void* out, F&& f) {
         return TESSERA_OK;
     } catch (const tessera::Error& e) {
         return set_error(TESSERA_ERROR_TYPE_MISMATCH, e.what());
+    } catch (const std::bad_alloc&) {
+        return set_error(TESSERA_ERROR_OUT_OF_MEMORY, "out of memory");
     }
 }
 
@@ -75,9 +88,10 @@ tessera_status value_call(const tessera_gguf_value* v, const void* out, F&& f) {
 template <typename F>
 tessera_status element_call(const tessera_gguf_value* v, uint64_t i, const void* out, F&& f) {
     if (v && unwrap(v)->type() == tessera::gguf::ValueType::ARRAY && i >= unwrap(v)->size()) {
-        const std::string length = std::to_string(unwrap(v)->size());
-        return set_error(TESSERA_ERROR_INVALID_ARGUMENT,
-                         "array index " + std::to_string(i) + " out of range (the array has " + length + " elements)");
+        return guard([&] {
+            throw tessera::Error("array index " + std::to_string(i) + " out of range (the array has " +
+                                 std::to_string(unwrap(v)->size()) + " elements)");
+        });
     }
     return value_call(v, out, std::forward<F>(f));
 }
@@ -90,16 +104,26 @@ const char* tessera_last_error(void) { return tessera::capi::last_error(); }
 
 const char* tessera_status_name(tessera_status status) {
     switch (status) {
-    case TESSERA_OK: return "ok";
-    case TESSERA_ERROR_INVALID_ARGUMENT: return "invalid argument";
-    case TESSERA_ERROR_IO: return "i/o error";
-    case TESSERA_ERROR_BAD_FILE: return "bad file";
-    case TESSERA_ERROR_UNSUPPORTED: return "unsupported";
-    case TESSERA_ERROR_TYPE_MISMATCH: return "type mismatch";
-    case TESSERA_ERROR_OUT_OF_MEMORY: return "out of memory";
-    case TESSERA_ERROR_INTERNAL: return "internal error";
-    case TESSERA_ERROR_TEMPLATE_RAISED: return "template raised an exception";
-    case TESSERA_ERROR_ABORTED: return "aborted";
+        case TESSERA_OK:
+            return "ok";
+        case TESSERA_ERROR_INVALID_ARGUMENT:
+            return "invalid argument";
+        case TESSERA_ERROR_IO:
+            return "i/o error";
+        case TESSERA_ERROR_BAD_FILE:
+            return "bad file";
+        case TESSERA_ERROR_UNSUPPORTED:
+            return "unsupported";
+        case TESSERA_ERROR_TYPE_MISMATCH:
+            return "type mismatch";
+        case TESSERA_ERROR_OUT_OF_MEMORY:
+            return "out of memory";
+        case TESSERA_ERROR_INTERNAL:
+            return "internal error";
+        case TESSERA_ERROR_TEMPLATE_RAISED:
+            return "template raised an exception";
+        case TESSERA_ERROR_ABORTED:
+            return "aborted";
     }
     return "unknown status";
 }
@@ -220,8 +244,8 @@ int64_t tessera_gguf_tensor_count(const tessera_gguf* f) { return f ? static_cas
 tessera_status tessera_gguf_tensor(const tessera_gguf* f, int64_t i, tessera_tensor_info* out) {
     if (!f || !out) return set_error(TESSERA_ERROR_INVALID_ARGUMENT, "tessera_gguf_tensor: null argument");
     if (i < 0 || static_cast<uint64_t>(i) >= f->file->n_tensors())
-        return set_error(TESSERA_ERROR_INVALID_ARGUMENT,
-                         "tessera_gguf_tensor: index " + std::to_string(i) + " out of range");
+        return guard(
+            [&] { throw tessera::Error("tessera_gguf_tensor: index " + std::to_string(i) + " out of range"); });
     const tessera::gguf::TensorInfo& t = f->file->tensor(static_cast<size_t>(i));
     out->name = t.name.c_str();
     out->type = static_cast<int32_t>(t.type);

@@ -69,10 +69,12 @@ int32_t tessera_context_truncate(tessera_context* ctx, int32_t n) { return ctx ?
 
 void tessera_context_set_abort(tessera_context* ctx, tessera_abort_fn fn, void* user) {
     if (!ctx) return;
-    if (fn)
-        ctx->ctx->set_abort([fn, user] { return fn(user) != 0; });
-    else
-        ctx->ctx->set_abort({});
+    guard([&] {
+        if (fn)
+            ctx->ctx->set_abort([fn, user] { return fn(user) != 0; });
+        else
+            ctx->ctx->set_abort({});
+    });
 }
 
 tessera_status tessera_decode(tessera_context* ctx, const int32_t* tokens, int32_t n, int32_t all_logits) {
@@ -90,9 +92,10 @@ const float* tessera_get_logits(const tessera_context* ctx, int32_t i) {
     }
     const float* row = ctx->ctx->logits(i);
     if (!row)
-        set_error(TESSERA_ERROR_INVALID_ARGUMENT, "tessera_get_logits: no logits row " + std::to_string(i) +
-                                                      " (the last decode kept " +
-                                                      std::to_string(ctx->ctx->n_outputs()) + "; -1 is the last)");
+        guard([&] {
+            throw Error("tessera_get_logits: no logits row " + std::to_string(i) + " (the last decode kept " +
+                        std::to_string(ctx->ctx->n_outputs()) + "; -1 is the last)");
+        });
     return row;
 }
 
@@ -161,7 +164,9 @@ tessera_status tessera_sampler_sample(tessera_sampler* sampler, const tessera_co
 }
 
 void tessera_sampler_accept(tessera_sampler* sampler, int32_t token) {
-    if (sampler) sampler->sampler->accept(token);
+    // Out of memory: the token is not recorded (the penalties miss it); the last error
+    // says so.
+    if (sampler) guard([&] { sampler->sampler->accept(token); });
 }
 
 void tessera_sampler_reset(tessera_sampler* sampler) {

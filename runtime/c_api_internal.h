@@ -6,6 +6,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <string_view>
 
 #include "tensor/error.h"
 #include "tensor/gguf.h"
@@ -20,8 +21,9 @@ struct tessera_gguf {
 
 namespace tessera::capi {
 
-// Records `message` as the calling thread's last error and returns `status`.
-tessera_status set_error(tessera_status status, const std::string& message);
+// Records `message` as the calling thread's last error and returns `status`. Never
+// throws: when even the message cannot be stored, the last error says so.
+tessera_status set_error(tessera_status status, std::string_view message) noexcept;
 
 tessera_status status_of(ErrorKind kind);
 const char* last_error();

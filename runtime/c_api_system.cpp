@@ -9,7 +9,7 @@
 
 extern "C" {
 
-const char* tessera_system_info(void) {
+const char* tessera_system_info(void) try {
     static const std::string info = [] {
         std::string s = "tessera ";
         s += tessera_version();
@@ -22,6 +22,8 @@ const char* tessera_system_info(void) {
         return s;
     }();
     return info.c_str();
+} catch (...) {  // out of memory on the first call: the next one tries again
+    return "tessera (system information unavailable: out of memory)";
 }
 
 const char* tessera_cpu_target(void) { return tessera::cpu::cpu_target_name(); }
