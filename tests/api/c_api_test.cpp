@@ -65,14 +65,20 @@ std::vector<int32_t> tokenize(const tessera_model* m, const std::string& text, b
     return ids;
 }
 
-std::vector<int32_t> greedy(const tessera_model* m, const std::vector<int32_t>& prompt, int n, int threads) {
-    tessera_context* ctx = new_context(m, 128, threads);
-    std::vector<int32_t> out;
-    REQUIRE(tessera_decode(ctx, prompt.data(), static_cast<int32_t>(prompt.size()), 0) == TESSERA_OK);
+// A sampler that always picks the most likely token; the caller frees it.
+tessera_sampler* greedy_sampler() {
     tessera_sampler_params sp = tessera_sampler_default_params();
     sp.temperature = 0;
     tessera_sampler* s = nullptr;
     REQUIRE(tessera_sampler_new(&sp, &s) == TESSERA_OK);
+    return s;
+}
+
+std::vector<int32_t> greedy(const tessera_model* m, const std::vector<int32_t>& prompt, int n, int threads) {
+    tessera_context* ctx = new_context(m, 128, threads);
+    std::vector<int32_t> out;
+    REQUIRE(tessera_decode(ctx, prompt.data(), static_cast<int32_t>(prompt.size()), 0) == TESSERA_OK);
+    tessera_sampler* s = greedy_sampler();
     for (int i = 0; i < n; ++i) {
         int32_t t = -1;
         REQUIRE(tessera_sampler_sample(s, ctx, -1, &t) == TESSERA_OK);
@@ -665,10 +671,7 @@ TEST_CASE("with the real model: generation, cancelled from the callback, up to a
     if (!have_model()) return;
     LoadedModel lm;
     const tessera_model* m = lm.m;
-    tessera_sampler_params sp = tessera_sampler_default_params();
-    sp.temperature = 0;
-    tessera_sampler* s = nullptr;
-    REQUIRE(tessera_sampler_new(&sp, &s) == TESSERA_OK);
+    tessera_sampler* s = greedy_sampler();
     const std::string prompt = "Once upon a time";
     const int32_t n_prompt = static_cast<int32_t>(tokenize(m, prompt, true, true).size());
 
@@ -724,10 +727,7 @@ TEST_CASE("with the real model: a second tessera_generate continues the first, w
     if (!have_model()) return;
     LoadedModel lm;
     const tessera_model* m = lm.m;
-    tessera_sampler_params sp = tessera_sampler_default_params();
-    sp.temperature = 0;
-    tessera_sampler* s = nullptr;
-    REQUIRE(tessera_sampler_new(&sp, &s) == TESSERA_OK);
+    tessera_sampler* s = greedy_sampler();
     const std::string p1 = "The capital of France is", p2 = " Paris, and the capital of Italy is";
 
     tessera_context* ctx = new_context(m, 128, 1);
@@ -817,10 +817,7 @@ TEST_CASE("with the real model: generation ends at end-of-turn tokens, not only 
     const std::string prompt =
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
         "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n";
-    tessera_sampler_params sp = tessera_sampler_default_params();
-    sp.temperature = 0;
-    tessera_sampler* s = nullptr;
-    REQUIRE(tessera_sampler_new(&sp, &s) == TESSERA_OK);
+    tessera_sampler* s = greedy_sampler();
     tessera_context* ctx = new_context(m, 256, 1);
     Stream out;
     int32_t n_gen = 0;

@@ -86,32 +86,39 @@ def forward(meta, t, tokens):
     return x @ t["token_embd.weight"].T
 
 
+def perplexity_lines(meta, t, ids, n_ctx):
+    """Perplexity as llama.cpp computes it: chunks of n_ctx tokens, BOS first in each, the
+    second half of each chunk scored. Lines 'chunk K PPL' (running) and 'final PPL'."""
+    bos = meta["tokenizer.ggml.bos_token_id"]
+    lines, nll, count = [], 0.0, 0
+    for c in range(len(ids) // n_ctx):
+        chunk = list(ids[c * n_ctx:(c + 1) * n_ctx])
+        chunk[0] = bos
+        logits = forward(meta, t, chunk)
+        for j in range(n_ctx // 2, n_ctx - 1):
+            row = logits[j]
+            lse = row.max() + np.log(np.exp(row - row.max()).sum())
+            nll += lse - row[ids[c * n_ctx + j + 1]]
+            count += 1
+        lines.append(f"chunk {c + 1} {np.exp(nll / count):.6f}")
+        print(lines[-1])
+    lines.append(f"final {np.exp(nll / count):.6f}")
+    return lines
+
+
 def main():
     model, ids_file = Path(sys.argv[1]), Path(sys.argv[2])
     prompt_line, text_line = ids_file.read_text().splitlines()[:2]
     prompt = [int(v) for v in prompt_line.split()]
     ids = [int(v) for v in text_line.split()]
     meta, t = load(model)
-    bos = meta["tokenizer.ggml.bos_token_id"]
     lines = ["prompt_tokens " + " ".join(map(str, prompt))]
     seq = list(prompt)
     for _ in range(16):
         seq.append(int(np.argmax(forward(meta, t, seq)[-1])))
     lines.append("greedy " + " ".join(map(str, seq[len(prompt):])))
     lines.append("ppl_tokens " + " ".join(map(str, ids)))
-    nll, count = 0.0, 0
-    for c in range(len(ids) // N_CTX):
-        chunk = list(ids[c * N_CTX:(c + 1) * N_CTX])
-        chunk[0] = bos
-        logits = forward(meta, t, chunk)
-        for j in range(N_CTX // 2, N_CTX - 1):
-            row = logits[j]
-            lse = row.max() + np.log(np.exp(row - row.max()).sum())
-            nll += lse - row[ids[c * N_CTX + j + 1]]
-            count += 1
-        lines.append(f"chunk {c + 1} {np.exp(nll / count):.6f}")
-        print(lines[-1])
-    lines.append(f"final {np.exp(nll / count):.6f}")
+    lines += perplexity_lines(meta, t, ids, N_CTX)
     out = Path(__file__).parent / "reference" / "gemma3-270m.txt"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:2]), lines[-1])

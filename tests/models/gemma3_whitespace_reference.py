@@ -21,12 +21,11 @@ Writes reference/gemma3-270m-whitespace.txt:
 import sys
 from pathlib import Path
 
-import numpy as np
 from gguf import GGUFReader
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gemma3_reference import forward  # noqa: E402
+from gemma3_reference import perplexity_lines  # noqa: E402
 from llama_reference import load  # noqa: E402
 
 USER_DEFINED, CONTROL = 4, 3
@@ -71,7 +70,7 @@ def check_corpus(tok, vocab_dir):
 
 def main():
     model, vocab_dir = Path(sys.argv[1]), Path(sys.argv[2])
-    n_ctx = int(sys.argv[3]) if len(sys.argv) > 3 else 256
+    n_ctx = int(sys.argv[3]) if len(sys.argv) > 3 else 512
     tok = tokenizer_from_gguf(model)
     check_corpus(tok, vocab_dir)
     text = (Path(__file__).parent / "data" / "whitespace.txt").read_text(encoding="utf-8")
@@ -80,19 +79,7 @@ def main():
     ids = [bos] + tok.encode(text, add_special_tokens=False).ids
     assert tok.decode(ids[1:]) == text
     lines = ["ppl_tokens " + " ".join(map(str, ids)), f"n_ctx {n_ctx}"]
-    nll, count = 0.0, 0
-    for c in range(len(ids) // n_ctx):
-        chunk = list(ids[c * n_ctx:(c + 1) * n_ctx])
-        chunk[0] = bos
-        logits = forward(meta, t, chunk)
-        for j in range(n_ctx // 2, n_ctx - 1):
-            row = logits[j]
-            lse = row.max() + np.log(np.exp(row - row.max()).sum())
-            nll += lse - row[ids[c * n_ctx + j + 1]]
-            count += 1
-        lines.append(f"chunk {c + 1} {np.exp(nll / count):.6f}")
-        print(lines[-1])
-    lines.append(f"final {np.exp(nll / count):.6f}")
+    lines += perplexity_lines(meta, t, ids, n_ctx)
     out = Path(__file__).parent / "reference" / "gemma3-270m-whitespace.txt"
     out.write_text("\n".join(lines) + "\n")
     print(f"{len(ids)} tokens; {lines[-1]}")
