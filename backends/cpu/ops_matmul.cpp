@@ -149,9 +149,9 @@ size_t mul_mat_work_per_thread(const Tensor& node) {
     if (uses_blas(node)) return static_cast<size_t>(kBlasSlice * K) * sizeof(float);
     if ((a.flags & kFlagRepacked) && kernels::r16_uses_f32(a.type)) return 64;  // rows read in place
     if (a.flags & kFlagRepacked)  // Q8_0 activation rows and their block sums, or Q8_K or bf16 rows
-        return static_cast<size_t>(std::min(M, kActChunk)) *
-               (kernels::act_row_size(act_format(a), K) +
-                (wants_block_sums(a) ? static_cast<size_t>(K / quant::kQK) * sizeof(int32_t) : 0));
+        return round_up64(static_cast<size_t>(std::min(M, kActChunk)) * kernels::act_row_size(act_format(a), K)) +
+               (wants_block_sums(a) ? static_cast<size_t>(std::min(M, kActChunk) * (K / quant::kQK)) * sizeof(int32_t)
+                                    : 0);
     // A chunk of quantized activation rows (a weight type's activation format is the same on
     // every code path), or one dequantized weight row for types without a fast kernel.
     const kernels::ActFormat fmt = kernels::active().act[static_cast<uint32_t>(a.type)];
@@ -191,10 +191,12 @@ void mul_mat_r16(const Tensor& node, const ComputeParams& p) {
     const size_t act_bytes = kernels::act_row_size(fmt, K);
     const size_t out_stride = node.nb[1] / sizeof(float);
     char* x = p.work;
-    // Block sums follow the activation chunk (r16 Q8_0 weights only; F16 reads rows in place).
-    int32_t* sums = wants_block_sums(a)
-                        ? reinterpret_cast<int32_t*>(p.work + static_cast<size_t>(std::min(M, kActChunk)) * act_bytes)
-                        : nullptr;
+    // Block sums follow the activation chunk, 64-byte aligned (34-byte Q8_0 blocks leave the
+    // chunk's end at any offset); r16 Q8_0 weights only, F16 reads rows in place.
+    int32_t* sums =
+        wants_block_sums(a)
+            ? reinterpret_cast<int32_t*>(p.work + round_up64(static_cast<size_t>(std::min(M, kActChunk)) * act_bytes))
+            : nullptr;
     const size_t group_bytes = kernels::r16_bytes(a.type, K, kernels::kR16Rows);
     const bool share = shares_activations(node);
     if (share) {  // every row once, by the team; then all wait for the whole matrix
