@@ -2,11 +2,12 @@
 # Installs what is missing, builds Tessera, runs every test, and ends with ctest's
 # summary. Exits non-zero on any failure.
 #
-# Besides the main build (build/), it builds the GGUF reader, `tessera inspect` and the C
-# API test with AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer
-# (build-asan/) and runs their tests (the C API test loads the real model, generates,
-# runs two contexts on two threads and frees everything over several cycles, so
-# LeakSanitizer sees any leak), builds the C API test with ThreadSanitizer (build-tsan/)
+# Besides the main build (build/), it builds the GGUF reader, `tessera inspect`, the C
+# API test, the tokenizer tests and the random-model tests with AddressSanitizer +
+# UndefinedBehaviorSanitizer + LeakSanitizer (build-asan/) and runs them (the C API test
+# loads the real model, generates, runs two contexts on two threads and frees everything
+# over several cycles, so LeakSanitizer sees any leak; the random models run every model
+# family through the CPU kernels), builds the C API test with ThreadSanitizer (build-tsan/)
 # and runs its two-contexts-on-two-threads case,
 # runs the GGUF libFuzzer target (build-fuzz/, clang) for TESSERA_FUZZ_SECONDS (60), and
 # cross-builds the kernels' parity tests for aarch64 and runs them under qemu for the NEON
@@ -46,14 +47,16 @@ if [ "${TESSERA_SKIP_MODELS:-0}" != 1 ]; then
 fi
 
 if [ "${TESSERA_SKIP_SANITIZERS:-0}" != 1 ]; then
-    step "GGUF reader, tessera inspect and the C API under ASan+UBSan+LSan (build-asan/)"
+    step "GGUF reader, tessera inspect, the C API, tokenizers and random models under ASan+UBSan+LSan (build-asan/)"
     mkdir -p build-asan
     cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DTESSERA_SANITIZE=address,undefined -DTESSERA_CUDA=OFF -DTESSERA_VULKAN=OFF \
         -DTESSERA_BLAS=off >build-asan/configure.log 2>&1 || { cat build-asan/configure.log; exit 1; }
-    if cmake --build build-asan -j "$jobs" --target gguf_test tessera-cli gguf-corpus c_api_test; then
+    if cmake --build build-asan -j "$jobs" --target gguf_test tessera-cli gguf-corpus c_api_test vocab_test \
+        llama_random_test; then
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-            ctest --test-dir build-asan -R '^(gguf_test|cli_inspect|c_api_test)$' --output-on-failure ||
+            ctest --test-dir build-asan -R '^(gguf_test|cli_inspect|c_api_test|vocab_test|llama_random_test)$' \
+            --output-on-failure ||
             { echo "FAILED: sanitizer tests"; status=1; }
     else
         echo "FAILED: sanitizer build"; status=1
