@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <random>
 #include <sstream>
 
 #include "runtime/vocab/added_tokens.h"
@@ -260,4 +261,108 @@ TEST_CASE("end-of-generation tokens: EOS, EOT and the end-of-turn markers a voca
     }
     Loaded gpt2 = load(*dir / "ggml-vocab-gpt-2.gguf");
     CHECK(gpt2.vocab->eog_ids() == std::vector<int32_t>{50256});
+}
+
+namespace {
+
+// The reference's partition, written the plain way: for each token in order (longest text
+// first, then lower id), split every raw fragment at each of its occurrences, left to
+// right, stripping whitespace beside it as its flags say. Slow, obviously right.
+struct NaiveToken {
+    std::string text;
+    int32_t id;
+    bool plain;
+    uint8_t strip;
+};
+
+std::string naive_split(const std::vector<NaiveToken>& tokens, const std::string& text, bool parse_special) {
+    struct Piece {
+        size_t begin, end;
+        int32_t token;
+    };
+    std::vector<Piece> pieces;
+    if (!text.empty()) pieces.push_back({0, text.size(), -1});
+    std::vector<NaiveToken> order = tokens;
+    std::stable_sort(order.begin(), order.end(), [](const NaiveToken& a, const NaiveToken& b) {
+        return a.text.size() != b.text.size() ? a.text.size() > b.text.size() : a.id < b.id;
+    });
+    auto space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+    for (const NaiveToken& t : order) {
+        if (!t.plain && !parse_special) continue;
+        std::vector<Piece> next;
+        for (Piece p : pieces) {
+            if (p.token >= 0) {
+                next.push_back(p);
+                continue;
+            }
+            size_t from = p.begin;
+            while (true) {
+                const size_t at = std::string_view(text).substr(0, p.end).find(t.text, from);
+                if (at == std::string::npos) break;
+                size_t left_end = at;
+                if (t.strip & AddedTokens::kStripLeft)
+                    while (left_end > from && space(text[left_end - 1])) --left_end;
+                if (left_end > from) next.push_back({from, left_end, -1});
+                next.push_back({at, at + t.text.size(), t.id});
+                from = at + t.text.size();
+                if (t.strip & AddedTokens::kStripRight)
+                    while (from < p.end && space(text[from])) ++from;
+            }
+            if (from < p.end) next.push_back({from, p.end, -1});
+        }
+        pieces = std::move(next);
+    }
+    std::string s;
+    for (const Piece& p : pieces) {
+        if (!s.empty()) s += ' ';
+        if (p.token >= 0) {
+            s += '#';
+            s += std::to_string(p.token);
+        } else {
+            s += "raw:";
+            s += text.substr(p.begin, p.end - p.begin);
+        }
+    }
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("added tokens: random token sets and texts give the reference's partition exactly") {
+    std::mt19937 rng(20261202);
+    const std::string alphabet = "ab <>\n\t";
+    auto pick = [&](size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng); };
+    size_t trials = 0, with_tokens = 0;
+    for (int set = 0; set < 400; ++set) {
+        std::vector<NaiveToken> tokens;
+        AddedTokens added;
+        const size_t n_tokens = 1 + pick(8);
+        for (size_t i = 0; i < n_tokens; ++i) {
+            NaiveToken t;
+            const size_t len = 1 + pick(4);
+            for (size_t k = 0; k < len; ++k) t.text += alphabet[pick(alphabet.size())];
+            t.id = static_cast<int32_t>(100 + pick(50));
+            bool clash = false;  // one strip setting per id, as a vocabulary has
+            for (const NaiveToken& o : tokens) clash |= o.id == t.id;
+            if (clash) continue;
+            t.plain = pick(3) != 0;
+            t.strip = static_cast<uint8_t>(pick(6) == 0 ? 1 + pick(3) : 0);  // kStripLeft, kStripRight or both
+            tokens.push_back(t);
+            added.add(t.text, t.id, t.plain, t.strip);
+        }
+        for (int k = 0; k < 50; ++k) {
+            std::string text;
+            const size_t len = pick(40);
+            for (size_t i = 0; i < len; ++i) text += alphabet[pick(alphabet.size())];
+            for (bool parse : {false, true}) {
+                CAPTURE(text);
+                CAPTURE(parse);
+                const std::string want = naive_split(tokens, text, parse);
+                CHECK(show(added, text, parse) == want);
+                ++trials;
+                with_tokens += want.find('#') != std::string::npos;
+            }
+        }
+    }
+    MESSAGE(trials << " texts, " << with_tokens << " of them with added tokens in them");
 }
