@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tessera.h"
+#include "tests/api/c_api_test_support.h"
 #include "tests/test_support.h"
 
 namespace {
@@ -111,18 +112,13 @@ void fail_each_allocation(const std::string& what, const std::function<tessera_s
                  << " runs reported out of memory");
 }
 
-std::string model_path() {
-    const char* dir = std::getenv("TESSERA_MODELS");
-    std::string base =
-        dir && *dir ? dir : std::string(std::getenv("HOME") ? std::getenv("HOME") : "/") + "/.cache/tessera/models";
-    return base + "/smollm2-135m-instruct.gguf";
-}
-
 const char* kChatml =
     "{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 }  // namespace
+
+using tessera::test::model_path;
 
 TEST_CASE("out of memory in the chat, GGUF and conversion entry points") {
     const tessera_chat_message msgs[] = {{"system", "Be brief."}, {"user", "Hello there"}};
