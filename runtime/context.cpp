@@ -97,13 +97,14 @@ void Context::decode(std::span<const int32_t> tokens, bool all_logits) {
     // this decode still needs when p - ring > start - window: only from the second batch
     // on. Those rows are saved first, so a failure can put them back.
     const int32_t ring = cache_.ring_rows(), window = model_.hp.sliding_window;
-    const std::vector<int32_t> ring_before = ring_pos_;
     KvCache::RingRows saved;
+    std::vector<int32_t> saved_pos;  // the positions the saved rows held
     if (ring > 0 && n > ring - window) {
         std::vector<int32_t> needed;
-        for (int32_t r = 0; r < ring; ++r)
-            if (ring_pos_[static_cast<size_t>(r)] >= 0 && ring_pos_[static_cast<size_t>(r)] > start - window)
-                needed.push_back(r);
+        for (int32_t r = 0; r < ring; ++r) {
+            const int32_t pos = ring_pos_[static_cast<size_t>(r)];
+            if (pos >= 0 && pos > start - window) needed.push_back(r), saved_pos.push_back(pos);
+        }
         saved = cache_.save_ring_rows(std::move(needed));
     }
     try {
@@ -120,11 +121,10 @@ void Context::decode(std::span<const int32_t> tokens, bool all_logits) {
         n_outputs_ = 0;
         if (ring > 0) {
             // Rows this decode wrote hold nothing of the sequence before it, except those
-            // put back.
-            ring_pos_ = ring_before;
+            // put back; the finished batches recorded only those rows.
             for (int32_t i = 0; i < std::min(n, ring); ++i) ring_pos_[static_cast<size_t>((start + i) % ring)] = -1;
             cache_.restore_ring_rows(saved);
-            for (int32_t r : saved.rows) ring_pos_[static_cast<size_t>(r)] = ring_before[static_cast<size_t>(r)];
+            for (size_t k = 0; k < saved.rows.size(); ++k) ring_pos_[static_cast<size_t>(saved.rows[k])] = saved_pos[k];
         }
         throw;
     }

@@ -245,7 +245,7 @@ void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work
     // the answer after it, so every thread leaves at the same node boundary. Asked at most
     // every millisecond or so: the callback may take its time.
     std::atomic<bool> stop{false};
-    auto last_asked = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point last_asked{};  // long ago: the first ask happens
     auto ask = [&] {
         const auto now = std::chrono::steady_clock::now();
         if (now - last_asked < std::chrono::microseconds(500)) return;
