@@ -4,13 +4,38 @@
 #include <mutex>
 
 #include "backends/cpu/cpu_backend.h"
+#ifdef TESSERA_HAVE_CUDA
+#include "backends/cuda/cuda_backend.h"
+#endif
 
 namespace tessera::backends {
 
 std::vector<std::unique_ptr<Backend>> create_available() {
     static std::once_flag once;
-    std::call_once(once, [] { cpu::register_cpu_backend(); });
+    std::call_once(once, [] {
+#ifdef TESSERA_HAVE_CUDA
+        cuda::register_cuda_backends();
+#endif
+        cpu::register_cpu_backend();
+    });
     return create_available_backends();
+}
+
+std::vector<std::string> gpu_devices() {
+    std::vector<std::string> out;
+#ifdef TESSERA_HAVE_CUDA
+    for (const std::string& d : cuda::describe_devices()) out.push_back("CUDA: " + d);
+    if (out.empty()) out.push_back("CUDA: no device (" + cuda::unavailable_reason() + ")");
+#endif
+    return out;
+}
+
+std::string gpu_unavailable_reason() {
+#ifdef TESSERA_HAVE_CUDA
+    const std::string r = cuda::unavailable_reason();
+    if (!r.empty()) return "CUDA: " + r;
+#endif
+    return "";
 }
 
 }  // namespace tessera::backends

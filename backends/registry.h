@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "tensor/backend.h"
@@ -11,5 +12,14 @@ namespace tessera::backends {
 // Registers every compiled-in backend (once) and creates those whose device is present
 // at run time, the CPU last.
 std::vector<std::unique_ptr<Backend>> create_available();
+
+// The GPU backends compiled in and the devices they found, for system information:
+// "CUDA: CUDA0: NVIDIA H200, 139.8 GiB (137.2 free), compute 9.0", or "CUDA: no device
+// (no CUDA-capable device is detected)"; empty when no GPU backend is compiled in.
+std::vector<std::string> gpu_devices();
+
+// Why a build with a GPU backend has no GPU to use ("CUDA: no CUDA-capable device is
+// detected"), or empty when it has one or none is compiled in.
+std::string gpu_unavailable_reason();
 
 }  // namespace tessera::backends

@@ -34,6 +34,11 @@ const char* kBenchHelp =
     "                          (default 0): the test reads as 'tg128 @ d4096', and the\n"
     "                          context is filled once per test, untimed\n"
     "  -t, --threads N[,N..]   thread counts (default: all cores)\n"
+    "  -ngl, --gpu-layers N[,N..]\n"
+    "                          layers on the GPU, counted from the last (default: all that\n"
+    "                          fit when there is a GPU; 0: CPU only); each value loads the\n"
+    "                          model again\n"
+    "  --device NAME           the GPU to use, e.g. CUDA0 (default: the first)\n"
     "  -b, --batch-size N      tokens per forward pass for pp (default 512)\n"
     "  -r, --repetitions N     runs per test (default 5); a warm-up run comes first\n"
     "  -o, --output FORMAT     md (default) or json\n"
@@ -68,6 +73,8 @@ bool parse_list(const char* option, const char* text, long min, std::vector<long
 
 struct Result {
     std::string test;
+    std::string backend;  // CPU, CUDA0, or CUDA0+CPU for a split
+    int32_t n_gpu_layers = 0;
     long threads = 0;
     long n = 0;
     long depth = 0;
@@ -155,7 +162,8 @@ double now_ms() {
 
 int cmd_bench(int argc, char** argv) {
     const char* model_path = nullptr;
-    std::vector<long> n_prompt = {512}, n_gen = {128}, threads = {0}, depths = {0};
+    std::vector<long> n_prompt = {512}, n_gen = {128}, threads = {0}, depths = {0}, gpu_layers = {-1};
+    std::string device;
     long n_batch = 512, reps = 5;
     bool json = false, membw = false, repack = true;
     for (int i = 1; i < argc; ++i) {
@@ -178,7 +186,8 @@ int cmd_bench(int argc, char** argv) {
         }
         const char* v = option_value(argc, argv, &i);
         if (!v) return 2;
-        if (!std::strcmp(a, "-m") || !std::strcmp(a, "--model")) model_path = v;
+        if (!std::strcmp(a, "-m") || !std::strcmp(a, "--model"))
+            model_path = v;
         else if (!std::strcmp(a, "-p") || !std::strcmp(a, "--n-prompt")) {
             if (!parse_list(a, v, 0, &n_prompt)) return 2;
         } else if (!std::strcmp(a, "-n") || !std::strcmp(a, "--n-gen")) {
@@ -187,12 +196,17 @@ int cmd_bench(int argc, char** argv) {
             if (!parse_list(a, v, 0, &depths)) return 2;
         } else if (!std::strcmp(a, "-t") || !std::strcmp(a, "--threads")) {
             if (!parse_list(a, v, 1, &threads)) return 2;
+        } else if (!std::strcmp(a, "-ngl") || !std::strcmp(a, "--gpu-layers") || !std::strcmp(a, "--n-gpu-layers")) {
+            if (!parse_list(a, v, 0, &gpu_layers)) return 2;
+        } else if (!std::strcmp(a, "--device")) {
+            device = v;
         } else if (!std::strcmp(a, "-b") || !std::strcmp(a, "--batch-size")) {
             if (!parse_int(a, v, 1, 1 << 20, &n_batch)) return 2;
         } else if (!std::strcmp(a, "-r") || !std::strcmp(a, "--repetitions")) {
             if (!parse_int(a, v, 1, 1000, &reps)) return 2;
         } else if (!std::strcmp(a, "-o") || !std::strcmp(a, "--output")) {
-            if (!std::strcmp(v, "json")) json = true;
+            if (!std::strcmp(v, "json"))
+                json = true;
             else if (std::strcmp(v, "md")) {
                 std::fprintf(stderr, "error: --output must be md or json (got '%s')\n", v);
                 return 2;
@@ -208,9 +222,11 @@ int cmd_bench(int argc, char** argv) {
         for (size_t i = 0; i < threads.size(); ++i) {
             const long t = threads[i] > 0 ? threads[i] : default_threads();
             const double gbs = measure_read_bandwidth(t);
-            if (json) std::printf("  {\"test\": \"membw\", \"n_threads\": %ld, \"read_gbs\": %.2f}%s\n", t, gbs,
-                                  i + 1 < threads.size() ? "," : "");
-            else std::printf("memory read bandwidth, %ld thread%s: %.2f GB/s\n", t, t == 1 ? "" : "s", gbs);
+            if (json)
+                std::printf("  {\"test\": \"membw\", \"n_threads\": %ld, \"read_gbs\": %.2f}%s\n", t, gbs,
+                            i + 1 < threads.size() ? "," : "");
+            else
+                std::printf("memory read bandwidth, %ld thread%s: %.2f GB/s\n", t, t == 1 ? "" : "s", gbs);
         }
         if (json) std::printf("]\n");
         return 0;
@@ -219,70 +235,88 @@ int cmd_bench(int argc, char** argv) {
         std::fprintf(stderr, "error: tessera bench needs -m MODEL (see --help)\n");
         return 2;
     }
-    tessera_model* model = load_model_or_report(model_path, repack);
-    if (!model) return 1;
-    const int32_t n_vocab = tessera_vocab_size(model);
-    std::mt19937 rng(1234);
     std::vector<Result> results;
     int rc = 0;
-
-    const uint64_t bytes_per_token = weight_bytes_per_token(model);
-    for (long t : threads) {
-        const double bw = membw ? measure_read_bandwidth(t > 0 ? t : default_threads()) : 0;
-        auto run = [&](const char* kind, long n, long depth, bool prompt) -> bool {
-            if (n <= 0) return true;
-            tessera_context_params cp = tessera_context_default_params();
-            cp.n_ctx = static_cast<int32_t>(depth + n + 1);
-            cp.n_batch = static_cast<int32_t>(n_batch);
-            cp.n_threads = static_cast<int32_t>(t);
-            tessera_context* ctx = nullptr;
-            if (tessera_context_new(model, &cp, &ctx) != TESSERA_OK) {
-                std::fprintf(stderr, "error: %s\n", tessera_last_error());
-                return false;
-            }
-            Result r;
-            r.test = std::string(kind) + std::to_string(n) + (depth > 0 ? " @ d" + std::to_string(depth) : "");
-            r.depth = depth;
-            r.threads = t > 0 ? t : static_cast<long>(std::max(1u, std::thread::hardware_concurrency()));
-            r.n = n;
-            r.membw_gbs = bw;
-            // The depth: random tokens decoded once, in batches; every run starts after them.
-            std::vector<int32_t> toks(static_cast<size_t>(std::max(n, depth)));
-            for (long done = 0; done < depth;) {
-                const long m = std::min(n_batch, depth - done);
-                for (long i = 0; i < m; ++i) toks[static_cast<size_t>(i)] = static_cast<int32_t>(rng() % static_cast<uint32_t>(n_vocab));
-                if (tessera_decode(ctx, toks.data(), static_cast<int32_t>(m), 0) != TESSERA_OK) {
+    tessera_model* model = nullptr;
+    uint64_t bytes_per_token = 0;
+    for (long ngl : gpu_layers) {
+        if (model) tessera_model_free(model);
+        GpuOptions gpu;
+        gpu.n_gpu_layers = static_cast<int32_t>(ngl);
+        gpu.device = device;
+        model = load_model_or_report(model_path, repack, gpu);
+        if (!model) return 1;
+        const int32_t n_vocab = tessera_vocab_size(model);
+        std::mt19937 rng(1234);
+        bytes_per_token = weight_bytes_per_token(model);
+        const int32_t on_gpu = tessera_model_n_gpu_layers(model);
+        const std::string backend = on_gpu == 0 ? std::string("CPU")
+                                    : on_gpu == tessera_model_n_layer(model)
+                                        ? std::string(tessera_model_gpu(model))
+                                        : std::string(tessera_model_gpu(model)) + "+CPU";
+        for (long t : threads) {
+            const double bw = membw ? measure_read_bandwidth(t > 0 ? t : default_threads()) : 0;
+            auto run = [&](const char* kind, long n, long depth, bool prompt) -> bool {
+                if (n <= 0) return true;
+                tessera_context_params cp = tessera_context_default_params();
+                cp.n_ctx = static_cast<int32_t>(depth + n + 1);
+                cp.n_batch = static_cast<int32_t>(n_batch);
+                cp.n_threads = static_cast<int32_t>(t);
+                tessera_context* ctx = nullptr;
+                if (tessera_context_new(model, &cp, &ctx) != TESSERA_OK) {
                     std::fprintf(stderr, "error: %s\n", tessera_last_error());
-                    tessera_context_free(ctx);
                     return false;
                 }
-                done += m;
-            }
-            for (long rep = -1; rep < reps; ++rep) {  // rep -1 warms up
-                for (long i = 0; i < n; ++i) toks[static_cast<size_t>(i)] = static_cast<int32_t>(rng() % static_cast<uint32_t>(n_vocab));
-                tessera_context_truncate(ctx, static_cast<int32_t>(depth));
-                double t0 = now_ms();
-                bool ok = true;
-                if (prompt) ok = tessera_decode(ctx, toks.data(), static_cast<int32_t>(n), 0) == TESSERA_OK;
-                else
-                    for (long i = 0; i < n && ok; ++i) ok = tessera_decode(ctx, &toks[static_cast<size_t>(i)], 1, 0) == TESSERA_OK;
-                double ms = now_ms() - t0;
-                if (!ok) {
-                    std::fprintf(stderr, "error: %s\n", tessera_last_error());
-                    tessera_context_free(ctx);
-                    return false;
+                Result r;
+                r.test = std::string(kind) + std::to_string(n) + (depth > 0 ? " @ d" + std::to_string(depth) : "");
+                r.depth = depth;
+                r.threads = t > 0 ? t : static_cast<long>(std::max(1u, std::thread::hardware_concurrency()));
+                r.n = n;
+                r.membw_gbs = bw;
+                r.backend = backend;
+                r.n_gpu_layers = on_gpu;
+                // The depth: random tokens decoded once, in batches; every run starts after them.
+                std::vector<int32_t> toks(static_cast<size_t>(std::max(n, depth)));
+                for (long done = 0; done < depth;) {
+                    const long m = std::min(n_batch, depth - done);
+                    for (long i = 0; i < m; ++i)
+                        toks[static_cast<size_t>(i)] = static_cast<int32_t>(rng() % static_cast<uint32_t>(n_vocab));
+                    if (tessera_decode(ctx, toks.data(), static_cast<int32_t>(m), 0) != TESSERA_OK) {
+                        std::fprintf(stderr, "error: %s\n", tessera_last_error());
+                        tessera_context_free(ctx);
+                        return false;
+                    }
+                    done += m;
                 }
-                if (rep >= 0) r.tps.push_back(1000.0 * static_cast<double>(n) / ms);
+                for (long rep = -1; rep < reps; ++rep) {  // rep -1 warms up
+                    for (long i = 0; i < n; ++i)
+                        toks[static_cast<size_t>(i)] = static_cast<int32_t>(rng() % static_cast<uint32_t>(n_vocab));
+                    tessera_context_truncate(ctx, static_cast<int32_t>(depth));
+                    double t0 = now_ms();
+                    bool ok = true;
+                    if (prompt)
+                        ok = tessera_decode(ctx, toks.data(), static_cast<int32_t>(n), 0) == TESSERA_OK;
+                    else
+                        for (long i = 0; i < n && ok; ++i)
+                            ok = tessera_decode(ctx, &toks[static_cast<size_t>(i)], 1, 0) == TESSERA_OK;
+                    double ms = now_ms() - t0;
+                    if (!ok) {
+                        std::fprintf(stderr, "error: %s\n", tessera_last_error());
+                        tessera_context_free(ctx);
+                        return false;
+                    }
+                    if (rep >= 0) r.tps.push_back(1000.0 * static_cast<double>(n) / ms);
+                }
+                tessera_context_free(ctx);
+                results.push_back(r);
+                return true;
+            };
+            for (long d : depths) {
+                for (long n : n_prompt)
+                    if (!run("pp", n, d, true)) rc = 1;
+                for (long n : n_gen)
+                    if (!run("tg", n, d, false)) rc = 1;
             }
-            tessera_context_free(ctx);
-            results.push_back(r);
-            return true;
-        };
-        for (long d : depths) {
-            for (long n : n_prompt)
-                if (!run("pp", n, d, true)) rc = 1;
-            for (long n : n_gen)
-                if (!run("tg", n, d, false)) rc = 1;
         }
     }
 
@@ -295,12 +329,14 @@ int cmd_bench(int argc, char** argv) {
         std::printf("[\n");
         for (size_t i = 0; i < results.size(); ++i) {
             const Result& r = results[i];
-            std::printf("  {\"model\": \"%s\", \"model_size\": %llu, \"model_n_params\": %llu, \"backend\": \"CPU\", "
-                        "\"n_threads\": %ld, \"test\": \"%s\", \"n_tokens\": %ld, \"n_depth\": %ld, \"avg_ts\": %.3f, \"stddev_ts\": %.3f, "
-                        "\"samples_ts\": [",
-                        tessera_model_name(model), static_cast<unsigned long long>(tessera_model_size(model)),
-                        static_cast<unsigned long long>(tessera_model_n_params(model)), r.threads, r.test.c_str(), r.n,
-                        r.depth, r.mean(), r.stdev());
+            std::printf(
+                "  {\"model\": \"%s\", \"model_size\": %llu, \"model_n_params\": %llu, \"backend\": \"%s\", "
+                "\"n_gpu_layers\": %d, \"n_threads\": %ld, \"test\": \"%s\", \"n_tokens\": %ld, \"n_depth\": %ld, "
+                "\"avg_ts\": %.3f, \"stddev_ts\": %.3f, "
+                "\"samples_ts\": [",
+                tessera_model_name(model), static_cast<unsigned long long>(tessera_model_size(model)),
+                static_cast<unsigned long long>(tessera_model_n_params(model)), r.backend.c_str(), r.n_gpu_layers,
+                r.threads, r.test.c_str(), r.n, r.depth, r.mean(), r.stdev());
             for (size_t k = 0; k < r.tps.size(); ++k) std::printf("%s%.3f", k ? ", " : "", r.tps[k]);
             std::printf("]");
             if (r.test[0] == 't') {
@@ -314,12 +350,12 @@ int cmd_bench(int argc, char** argv) {
         }
         std::printf("]\n");
     } else {
-        std::printf("| model | size | params | backend | threads | test | t/s |%s\n",
+        std::printf("| model | size | params | backend | ngl | threads | test | t/s |%s\n",
                     membw ? " GB/s | % of membw |" : " GB/s |");
-        std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |%s\n", membw ? " ---: |" : "");
+        std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |%s\n", membw ? " ---: |" : "");
         for (const Result& r : results) {
-            std::printf("| %s | %s | %s | CPU | %ld | %s | %.2f ± %.2f |", name.c_str(), size, params, r.threads,
-                        r.test.c_str(), r.mean(), r.stdev());
+            std::printf("| %s | %s | %s | %s | %d | %ld | %s | %.2f ± %.2f |", name.c_str(), size, params,
+                        r.backend.c_str(), r.n_gpu_layers, r.threads, r.test.c_str(), r.mean(), r.stdev());
             if (r.test[0] != 't') {
                 std::printf(membw ? " | |\n" : " |\n");
                 continue;

@@ -44,6 +44,7 @@ const char* kChatHelp =
     "  -n, --n-predict N       at most N tokens per reply (default 512)\n"
     "  -c, --ctx-size N        context size in tokens (default: the model's, at most 4096)\n"
     "  -t, --threads N         CPU threads (default: all cores)\n"
+    "%s"
     "  --temp T, --top-k K, --top-p P, --min-p P, --repeat-penalty R, --repeat-last-n N,\n"
     "  --presence-penalty P, --frequency-penalty P, --seed S\n"
     "                          sampling, as for 'tessera run' (default temp 0.8)\n"
@@ -79,6 +80,7 @@ struct Options {
     bool verbose = false;
     bool have_seed = false;
     tessera_sampler_params sp = tessera_sampler_default_params();
+    GpuOptions gpu;
 };
 
 class Chat {
@@ -442,7 +444,7 @@ int cmd_chat(int argc, char** argv) {
             return !std::strcmp(a, s1) || (s2 && !std::strcmp(a, s2));
         };
         if (is("-h", "--help")) {
-            std::fputs(kChatHelp, stdout);
+            std::printf(kChatHelp, kGpuHelp);
             return 0;
         }
         if (is("--verbose")) {
@@ -465,6 +467,8 @@ int cmd_chat(int argc, char** argv) {
             if (!parse_int(a, v, 0, TESSERA_MAX_THREADS, &o.n_threads)) return 2;
         } else if (int r = parse_sampling_option(a, v, &o.sp, &o.have_seed); r != 0) {
             if (r < 0) return 2;
+        } else if (int g = parse_gpu_option(a, v, &o.gpu); g != 0) {
+            if (g < 0) return 2;
         } else {
             std::fprintf(stderr, "error: unknown option '%s' (see 'tessera chat --help')\n", a);
             return 2;
@@ -483,7 +487,7 @@ int cmd_chat(int argc, char** argv) {
 
     const bool tty = isatty(STDIN_FILENO);
     if (tty) std::fprintf(stderr, "loading %s ...", o.model.c_str());
-    tessera_model* model = load_model_or_report(o.model.c_str());
+    tessera_model* model = load_model_or_report(o.model.c_str(), true, o.gpu);
     if (!model) return 1;
     if (tty) std::fprintf(stderr, " done (%.0f ms)\n", tessera_model_load_ms(model));
     tessera_context_params cp = tessera_context_default_params();

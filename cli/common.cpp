@@ -1,6 +1,8 @@
 // Helpers the subcommands share.
 #include "common.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -87,15 +89,61 @@ const char* option_value(int argc, char** argv, int* i) {
     return argv[++*i];
 }
 
-tessera_model* load_model_or_report(const char* path, bool repack) {
+const char* const kGpuHelp =
+    "  -ngl, --gpu-layers N    layers on the GPU, counted from the last (the output head goes\n"
+    "                          with the last layer); 'all', or 'auto' (the default: all that\n"
+    "                          fit when there is a GPU); 0 keeps everything on the CPU\n"
+    "  --device NAME           the GPU to use, e.g. CUDA0 (default: the first; see\n"
+    "                          'tessera --version')\n";
+
+int parse_gpu_option(const char* option, const char* value, GpuOptions* g) {
+    if (!std::strcmp(option, "-ngl") || !std::strcmp(option, "--gpu-layers") ||
+        !std::strcmp(option, "--n-gpu-layers")) {
+        if (!std::strcmp(value, "all")) {
+            g->n_gpu_layers = 1 << 20;
+        } else if (!std::strcmp(value, "auto")) {
+            g->n_gpu_layers = -1;
+        } else {
+            long n = 0;
+            if (!parse_int(option, value, 0, 1 << 20, &n)) return -1;
+            g->n_gpu_layers = static_cast<int32_t>(n);
+        }
+        return 1;
+    }
+    if (!std::strcmp(option, "--device") || !std::strcmp(option, "-dev")) {
+        g->device = value;
+        return 1;
+    }
+    return 0;
+}
+
+namespace {
+
+int32_t show_progress(float f, void*) {
+    std::fprintf(stderr, "\rloading: %3d%%", static_cast<int>(f * 100.0f + 0.5f));
+    if (f >= 1.0f) std::fputc('\n', stderr);
+    return 1;
+}
+
+}  // namespace
+
+tessera_model* load_model_or_report(const char* path, bool repack, const GpuOptions& gpu) {
     tessera_model_params p = tessera_model_default_params();
     p.vocab_only = 0;
     p.repack = repack ? 1 : 0;
+    p.n_gpu_layers = gpu.n_gpu_layers;
+    p.device = gpu.device.empty() ? nullptr : gpu.device.c_str();
+    // A progress line while weights are uploaded to a GPU (the CPU maps its weights at once).
+    if (p.n_gpu_layers != 0 && isatty(fileno(stderr))) p.progress = show_progress;
     tessera_model* m = nullptr;
     if (tessera_model_load(path, &p, &m) != TESSERA_OK) {
         std::fprintf(stderr, "error: %s\n", tessera_last_error());
         return nullptr;
     }
+    if (tessera_model_n_gpu_layers(m) > 0)
+        std::fprintf(stderr, "tessera: %d of %d layers on %s (%.0f MiB of weights)\n", tessera_model_n_gpu_layers(m),
+                     tessera_model_n_layer(m), tessera_model_gpu(m),
+                     static_cast<double>(tessera_model_gpu_bytes(m)) / (1024.0 * 1024.0));
     return m;
 }
 
@@ -142,19 +190,29 @@ void json_escape(std::string& out, const char* s, size_t n) {
         unsigned char c = p[i];
         if (c < 0x80) {
             switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20 || c == 0x7f) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out += static_cast<char>(c);
-                }
+                case '"':
+                    out += "\\\"";
+                    break;
+                case '\\':
+                    out += "\\\\";
+                    break;
+                case '\n':
+                    out += "\\n";
+                    break;
+                case '\r':
+                    out += "\\r";
+                    break;
+                case '\t':
+                    out += "\\t";
+                    break;
+                default:
+                    if (c < 0x20 || c == 0x7f) {
+                        char buf[8];
+                        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                        out += buf;
+                    } else {
+                        out += static_cast<char>(c);
+                    }
             }
             ++i;
             continue;
@@ -162,16 +220,20 @@ void json_escape(std::string& out, const char* s, size_t n) {
         // Length and validity of a UTF-8 sequence (no overlongs, no surrogates, <= U+10FFFF).
         size_t len = 0;
         uint32_t cp = 0;
-        if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
+        if (c >= 0xc2 && c <= 0xdf)
+            len = 2, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            len = 3, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            len = 4, cp = c & 0x07;
         bool ok = len > 0 && i + len <= n;
         for (size_t k = 1; ok && k < len; ++k) {
             ok = (p[i + k] & 0xc0) == 0x80;
             cp = (cp << 6) | (p[i + k] & 0x3f);
         }
-        if (ok) ok = !((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-                       (len == 4 && (cp < 0x10000 || cp > 0x10ffff)));
+        if (ok)
+            ok = !((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+                   (len == 4 && (cp < 0x10000 || cp > 0x10ffff)));
         if (ok) {
             out.append(s + i, len);
             i += len;
@@ -190,7 +252,8 @@ void json_quote(std::string& out, const std::string& s) {
 
 std::string default_model_path(const std::string& name) {
     const char* dir = std::getenv("TESSERA_MODELS");
-    std::string base = dir && *dir ? dir : std::string(std::getenv("HOME") ? std::getenv("HOME") : ".") + "/.cache/tessera/models";
+    std::string base =
+        dir && *dir ? dir : std::string(std::getenv("HOME") ? std::getenv("HOME") : ".") + "/.cache/tessera/models";
     return base + "/" + name + ".gguf";
 }
 

@@ -20,12 +20,24 @@ bool parse_float(const char* option, const char* text, double min, double max, d
 // sampling option, -1 on a bad value (the error is printed). *seeded is set by --seed.
 int parse_sampling_option(const char* option, const char* value, tessera_sampler_params* sp, bool* seeded);
 
+// Where the weights go: -ngl / --gpu-layers N|all|auto and --device NAME.
+struct GpuOptions {
+    int32_t n_gpu_layers = -1;  // -1: auto (all that fit when there is a GPU)
+    std::string device;         // empty: the first GPU
+};
+// Returns 1 when `option` was one of the GPU options and its value parsed, 0 when it is
+// not one, -1 on a bad value (the error is printed).
+int parse_gpu_option(const char* option, const char* value, GpuOptions* g);
+// The help lines of the GPU options, for the commands that take them.
+extern const char* const kGpuHelp;
+
 // The next argument of an option, or an error message and nullptr.
 const char* option_value(int argc, char** argv, int* i);
 
-// Loads a model with its weights, showing progress on stderr when it is a terminal.
-// On failure prints "error: ..." and returns nullptr.
-tessera_model* load_model_or_report(const char* path, bool repack = true);
+// Loads a model with its weights, showing progress on stderr when it is a terminal, and
+// says on stderr which layers went to a GPU. On failure prints "error: ..." and returns
+// nullptr.
+tessera_model* load_model_or_report(const char* path, bool repack = true, const GpuOptions& gpu = {});
 
 // Tokenizes `text`; on failure prints "error: ..." and returns false.
 bool tokenize(const tessera_model* model, const std::string& text, bool add_special, bool parse_special,

@@ -30,6 +30,7 @@ const char* kPerplexityHelp =
     "  --chunks K           score at most K chunks (default: all)\n"
     "  -b, --batch-size N   tokens per forward pass (default: the chunk size, at most 512)\n"
     "  -t, --threads N      CPU threads (default: all cores)\n"
+    "%s"
     "  -h, --help           show this help\n";
 
 }  // namespace
@@ -38,10 +39,11 @@ int cmd_perplexity(int argc, char** argv) {
     const char* model_path = nullptr;
     const char* text_path = nullptr;
     long n_ctx = 512, chunks = -1, n_batch = 0, n_threads = 0;
+    GpuOptions gpu;
     for (int i = 1; i < argc; ++i) {
         const char* a = argv[i];
         if (!std::strcmp(a, "-h") || !std::strcmp(a, "--help")) {
-            std::fputs(kPerplexityHelp, stdout);
+            std::printf(kPerplexityHelp, kGpuHelp);
             return 0;
         }
         const char* v = option_value(argc, argv, &i);
@@ -56,6 +58,8 @@ int cmd_perplexity(int argc, char** argv) {
             if (!parse_int(a, v, 1, 1 << 20, &n_batch)) return 2;
         } else if (!std::strcmp(a, "-t") || !std::strcmp(a, "--threads")) {
             if (!parse_int(a, v, 0, TESSERA_MAX_THREADS, &n_threads)) return 2;
+        } else if (int g = parse_gpu_option(a, v, &gpu); g != 0) {
+            if (g < 0) return 2;
         } else {
             std::fprintf(stderr, "error: unknown option '%s' (see 'tessera perplexity --help')\n", a);
             return 2;
@@ -67,7 +71,7 @@ int cmd_perplexity(int argc, char** argv) {
     }
     std::string text;
     if (!read_file(text_path, &text)) return 1;
-    tessera_model* model = load_model_or_report(model_path);
+    tessera_model* model = load_model_or_report(model_path, true, gpu);
     if (!model) return 1;
 
     int rc = 1;

@@ -28,6 +28,7 @@ const char* kRunHelp =
     "  -c, --ctx-size N        context size in tokens (default: the model's, at most 4096)\n"
     "  -b, --batch-size N      prompt tokens per forward pass (default 512)\n"
     "  -t, --threads N         CPU threads (default: all cores)\n"
+    "%s"
     "  --temp T                temperature (default 0.8; 0 is greedy)\n"
     "  --top-k K               keep the K most likely tokens (default 40; 0 off)\n"
     "  --top-p P               keep the smallest set with probability P (default 0.95; 1 off)\n"
@@ -52,6 +53,7 @@ struct RunOptions {
     bool ignore_eos = false;
     bool parse_special = true;
     tessera_sampler_params sp = tessera_sampler_default_params();
+    GpuOptions gpu;
 };
 
 // Returns 0 to go on, else the exit code.
@@ -63,7 +65,7 @@ int parse(int argc, char** argv, RunOptions& o) {
         };
         const char* v = nullptr;
         if (is("-h", "--help")) {
-            std::fputs(kRunHelp, stdout);
+            std::printf(kRunHelp, kGpuHelp);
             return -1;
         } else if (is("--ignore-eos")) {
             o.ignore_eos = true;
@@ -90,6 +92,8 @@ int parse(int argc, char** argv, RunOptions& o) {
             if (!parse_int(a, v, 0, TESSERA_MAX_THREADS, &o.n_threads)) return 2;
         } else if (int r = parse_sampling_option(a, v, &o.sp, &o.have_seed); r != 0) {
             if (r < 0) return 2;
+        } else if (int g = parse_gpu_option(a, v, &o.gpu); g != 0) {
+            if (g < 0) return 2;
         } else {
             std::fprintf(stderr, "error: unknown option '%s' (see 'tessera run --help')\n", a);
             return 2;
@@ -109,7 +113,7 @@ int cmd_run(int argc, char** argv) {
     if (int rc = parse(argc, argv, o)) return rc < 0 ? 0 : rc;
     if (!o.have_seed) o.sp.seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
 
-    tessera_model* model = load_model_or_report(o.model);
+    tessera_model* model = load_model_or_report(o.model, true, o.gpu);
     if (!model) return 1;
     int rc = 1;
     tessera_context* ctx = nullptr;

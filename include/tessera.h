@@ -187,9 +187,15 @@ typedef struct tessera_model_params {
                                   and their file pages released; 0: all weights keep the file's layout */
     tessera_progress_fn progress; /* optional */
     void* progress_user;
+    int32_t n_gpu_layers; /* layers (weights and KV cache) on the GPU, counted from the last one; the output
+                             head goes with the last layer. -1: all that fit when there is a GPU; 0: none;
+                             more than the model has: all. Without a GPU the CPU runs everything. */
+    const char* device;   /* the GPU to use by name ("CUDA0", as tessera_system_info lists them); NULL or
+                             "": the first one. An unknown name fails the load. */
 } tessera_model_params;
 
-/* The defaults: vocab_only = 0, allow_unknown_pre = 0, use_mmap = 1, repack = 1, no progress callback. */
+/* The defaults: vocab_only = 0, allow_unknown_pre = 0, use_mmap = 1, repack = 1, no progress callback,
+ * n_gpu_layers = -1, device = NULL. */
 tessera_model_params tessera_model_default_params(void);
 
 /* Opens `path` and loads its tokenizer and (unless vocab_only) its weights; params may be
@@ -411,6 +417,12 @@ uint64_t tessera_model_n_params(const tessera_model* model);
 uint64_t tessera_model_size(const tessera_model* model);
 /* Milliseconds tessera_model_load took for this model (0 for NULL). */
 double tessera_model_load_ms(const tessera_model* model);
+/* Layers whose weights live on a GPU (0 for NULL, a vocab-only model or none), and that
+ * GPU's name ("CUDA0"; "" when none). */
+int32_t tessera_model_n_gpu_layers(const tessera_model* model);
+const char* tessera_model_gpu(const tessera_model* model);
+/* Bytes of weights uploaded to the GPU (0 when none). */
+uint64_t tessera_model_gpu_bytes(const tessera_model* model);
 /* The GGUF file the model was loaded from, for metadata queries with the tessera_gguf_*
  * functions (NULL for NULL). Owned by the model: valid while it lives; never close it. */
 const tessera_gguf* tessera_model_gguf(const tessera_model* model);

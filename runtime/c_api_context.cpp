@@ -241,6 +241,18 @@ uint64_t tessera_model_size(const tessera_model* model) {
 }
 double tessera_model_load_ms(const tessera_model* model) { return model ? model->load_ms : 0.0; }
 
+int32_t tessera_model_n_gpu_layers(const tessera_model* model) {
+    return model && model->runtime ? model->runtime->n_gpu_layers : 0;
+}
+
+const char* tessera_model_gpu(const tessera_model* model) {
+    return model && model->runtime && model->runtime->gpu ? model->runtime->gpu->name().c_str() : "";
+}
+
+uint64_t tessera_model_gpu_bytes(const tessera_model* model) {
+    return model && model->runtime ? model->runtime->gpu_weight_bytes : 0;
+}
+
 const tessera_gguf* tessera_model_gguf(const tessera_model* model) { return model ? &model->gguf_view : nullptr; }
 
 }  // extern "C"

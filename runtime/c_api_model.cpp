@@ -60,6 +60,8 @@ tessera_model_params tessera_model_default_params(void) {
     p.repack = 1;
     p.progress = nullptr;
     p.progress_user = nullptr;
+    p.n_gpu_layers = -1;
+    p.device = nullptr;
     return p;
 }
 
@@ -80,6 +82,10 @@ tessera_status tessera_model_load(const char* path, const tessera_model_params* 
             tessera::runtime::LoadOptions lo;
             lo.use_mmap = p.use_mmap != 0;
             lo.repack = p.repack != 0;
+            if (p.n_gpu_layers < -1)
+                throw Error("n_gpu_layers must be -1 (auto), 0 or more", ErrorKind::InvalidArgument);
+            lo.n_gpu_layers = p.n_gpu_layers;
+            if (p.device) lo.device = p.device;
             if (p.progress) {
                 auto fn = p.progress;
                 void* user = p.progress_user;

@@ -19,6 +19,7 @@ const char* tessera_system_info(void) try {
         s += " | threads: " + std::to_string(std::thread::hardware_concurrency());
         s += " | backends:";
         for (const auto& b : tessera::backends::create_available()) s += " " + b->name();
+        for (const std::string& d : tessera::backends::gpu_devices()) s += " | " + d;
         return s;
     }();
     return info.c_str();

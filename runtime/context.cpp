@@ -33,7 +33,7 @@ std::vector<Backend*> scheduler_backends(const Model& m) {
 Context::Context(const Model& model, const ContextOptions& options)
     : model_(model),
       options_(options),
-      cache_(model.cpu(), model.hp, choose_n_ctx(model, options.n_ctx), options.n_batch > 0 ? options.n_batch : 512,
+      cache_(model.layer_backend, model.hp, choose_n_ctx(model, options.n_ctx), options.n_batch > 0 ? options.n_batch : 512,
              options.kv_type),
       scheduler_(scheduler_backends(model)) {
     scheduler_.set_threads(options.n_threads);

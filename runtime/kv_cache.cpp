@@ -1,6 +1,7 @@
 // The KV cache's tensors, one pair per layer in one buffer.
 #include "runtime/kv_cache.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -8,8 +9,11 @@
 
 namespace tessera::runtime {
 
-KvCache::KvCache(Backend& backend, const models::HParams& hp, int32_t n_ctx, int32_t n_batch, DType type)
+KvCache::KvCache(const std::vector<Backend*>& layer_backends, const models::HParams& hp, int32_t n_ctx, int32_t n_batch,
+                 DType type)
     : n_ctx_(n_ctx), type_(type) {
+    if (layer_backends.size() != static_cast<size_t>(hp.n_layer))
+        throw Error("KV cache: one backend per layer expected", ErrorKind::Internal);
     if (type != DType::F16 && type != DType::F32 && type != DType::Q8_0)
         throw Error("KV cache type " + std::string(type_name(type)) + " is not supported (F16, F32, Q8_0)");
     const int64_t bs = type_traits(type).block_size;
@@ -20,8 +24,16 @@ KvCache::KvCache(Backend& backend, const models::HParams& hp, int32_t n_ctx, int
     // that one of the batch's own tokens still sees.
     if (hp.sliding_window > 0 && static_cast<int64_t>(hp.sliding_window) + n_batch < n_ctx)
         ring_rows_ = hp.sliding_window + n_batch;
-    std::vector<Tensor*> all;
+    std::vector<Backend*> homes;  // distinct backends, in layer order
+    std::vector<std::vector<Tensor*>> per_home;
     for (int il = 0; il < hp.n_layer; ++il) {
+        Backend* home = layer_backends[static_cast<size_t>(il)];
+        size_t h = std::find(homes.begin(), homes.end(), home) - homes.begin();
+        if (h == homes.size()) {
+            homes.push_back(home);
+            per_home.emplace_back();
+        }
+        std::vector<Tensor*>& all = per_home[h];
         std::string kn = "cache_k_l" + std::to_string(il), vn = "cache_v_l" + std::to_string(il);
         const bool ring = ring_rows_ > 0 && hp.layer_is_swa[static_cast<size_t>(il)];
         const int64_t rows = ring ? ring_rows_ : n_ctx;
@@ -36,30 +48,50 @@ KvCache::KvCache(Backend& backend, const models::HParams& hp, int32_t n_ctx, int
             ring_tensors_.push_back(v_.back());
         }
     }
-    buffer_ = allocate_tensors(backend, all, BufferUsage::Cache);
+    for (size_t h = 0; h < homes.size(); ++h)
+        buffers_.push_back(allocate_tensors(*homes[h], per_home[h], BufferUsage::Cache));
     clear();
 }
 
-void KvCache::clear() { std::memset(buffer_->base(), 0, buffer_->size()); }
+size_t KvCache::bytes() const {
+    size_t n = 0;
+    for (const auto& b : buffers_) n += b->size();
+    return n;
+}
 
-// The cache lives in host memory (the CPU backend's buffer): rows are copied directly.
+void KvCache::clear() {
+    for (const auto& b : buffers_) {
+        if (b->backend().host_memory()) {
+            std::memset(b->base(), 0, b->size());
+            continue;
+        }
+        // Device memory: zeros uploaded through a tensor spanning the buffer, in slices.
+        Tensor whole;
+        whole.data = b->base();
+        const std::vector<uint8_t> zeros(std::min<size_t>(b->size(), size_t{16} << 20), 0);
+        for (size_t at = 0; at < b->size(); at += zeros.size())
+            b->backend().upload(&whole, zeros.data(), at, std::min(zeros.size(), b->size() - at));
+    }
+}
+
+// Rows go through their backend's copies, so a cache in device memory works the same.
 KvCache::RingRows KvCache::save_ring_rows(std::vector<int32_t> rows) const {
     RingRows saved;
     saved.rows = std::move(rows);
     for (const Tensor* t : ring_tensors_)
         for (int32_t r : saved.rows) {
-            const auto* src = static_cast<const uint8_t*>(t->data) + static_cast<size_t>(r) * t->nb[1];
-            saved.bytes.insert(saved.bytes.end(), src, src + t->nb[1]);
+            const size_t at = saved.bytes.size();
+            saved.bytes.resize(at + t->nb[1]);
+            t->buffer->backend().download(t, saved.bytes.data() + at, static_cast<size_t>(r) * t->nb[1], t->nb[1]);
         }
     return saved;
 }
 
 void KvCache::restore_ring_rows(const RingRows& saved) {
     size_t at = 0;
-    for (const Tensor* t : ring_tensors_)
+    for (Tensor* t : ring_tensors_)
         for (int32_t r : saved.rows) {
-            std::memcpy(static_cast<uint8_t*>(t->data) + static_cast<size_t>(r) * t->nb[1], saved.bytes.data() + at,
-                        t->nb[1]);
+            t->buffer->backend().upload(t, saved.bytes.data() + at, static_cast<size_t>(r) * t->nb[1], t->nb[1]);
             at += t->nb[1];
         }
 }

@@ -15,13 +15,15 @@ namespace tessera::runtime {
 // n_batch rows (position p in row p % ring), instead of n_ctx rows.
 class KvCache {
 public:
-    KvCache(Backend& backend, const models::HParams& hp, int32_t n_ctx, int32_t n_batch, DType type);
+    // `layer_backends`: where each layer's rows live (its weights' backend), one per layer.
+    KvCache(const std::vector<Backend*>& layer_backends, const models::HParams& hp, int32_t n_ctx, int32_t n_batch,
+            DType type);
 
     int32_t n_ctx() const { return n_ctx_; }
     // Rows of a sliding-window layer's ring (0: no ring; every layer has n_ctx rows).
     int32_t ring_rows() const { return ring_rows_; }
     DType type() const { return type_; }
-    size_t bytes() const { return buffer_->size(); }
+    size_t bytes() const;
     // What the cache would take with n_ctx rows in every layer.
     size_t full_bytes() const { return full_bytes_; }
     const std::vector<Tensor*>& k() const { return k_; }
@@ -46,8 +48,8 @@ private:
     size_t full_bytes_ = 0;
     Graph graph_;
     std::vector<Tensor*> k_, v_;
-    std::vector<Tensor*> ring_tensors_;  // k and v of the sliding-window layers with a ring
-    std::unique_ptr<Buffer> buffer_;
+    std::vector<Tensor*> ring_tensors_;             // k and v of the sliding-window layers with a ring
+    std::vector<std::unique_ptr<Buffer>> buffers_;  // one per backend holding layers
 };
 
 }  // namespace tessera::runtime

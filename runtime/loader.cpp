@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "backends/cpu/kernels/kernels.h"
@@ -45,6 +48,37 @@ bool wants_r16(const Tensor& t, const std::string& name) {
     if (name.find("norm") != std::string::npos || name.find("rope") != std::string::npos) return false;
     if (!cpu::kernels::r16_fits(t.type, t.ne[0], t.ne[1])) return false;
     return cpu::kernels::active().dot_r16[static_cast<uint32_t>(t.type)] != nullptr;
+}
+
+// The GPU backend named `name` (empty: the first GPU), or null when there is none.
+Backend* choose_gpu(const std::vector<std::unique_ptr<Backend>>& backends, const std::string& name) {
+    std::string names;
+    for (const auto& b : backends) {
+        if (b->host_memory()) continue;
+        if (name.empty() || b->name() == name) return b.get();
+        names += (names.empty() ? "" : ", ") + b->name();
+    }
+    if (!name.empty() && name != "CPU")
+        throw Error("device '" + name + "' not found (GPU devices here: " + (names.empty() ? "none" : names) + ")",
+                    ErrorKind::InvalidArgument);
+    return nullptr;
+}
+
+// Whether `gpu` computes with a weight of this type (asked as a matrix product).
+bool gpu_can_hold(const Backend& gpu, Tensor& weight) {
+    Tensor b, node;
+    b.type = DType::F32;
+    b.ne[0] = weight.ne[0];
+    node.op = Op::MulMat;
+    node.src[0] = &weight;
+    node.src[1] = &b;
+    return gpu.supports(node);
+}
+
+// Prints an informational line once per process.
+void note_once(const std::string& line) {
+    static std::once_flag once;
+    std::call_once(once, [&] { std::fprintf(stderr, "%s\n", line.c_str()); });
 }
 
 std::string shape_text(std::initializer_list<int64_t> ne) {
@@ -92,7 +126,8 @@ private:
         for (int64_t want : ne) same = same && info->ne[d++] == want;
         for (; d < gguf::kMaxDims; ++d) same = same && info->ne[d] == 1;
         if (!same) {
-            problems_.push_back("tensor '" + name + "' has shape " + shape_text(*info) + ", expected " + shape_text(ne));
+            problems_.push_back("tensor '" + name + "' has shape " + shape_text(*info) + ", expected " +
+                                shape_text(ne));
             return nullptr;
         }
         if (!type_traits(info->type).has_reference) {
@@ -149,33 +184,97 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
 
     m->backends = backends::create_available();
     Backend& cpu = m->cpu();
-    std::vector<Tensor*> tensors;
     for (auto& [t, info] : source.loaded()) {
-        tensors.push_back(t);
         m->weight_bytes += info->n_bytes;
         m->n_params += static_cast<uint64_t>(info->n_elements);
     }
+
+    // Placement: the last n_gpu_layers layers (weights and KV cache) and the output head on
+    // the GPU, the rest on the CPU.
+    Backend* gpu = choose_gpu(m->backends, options.device);
+    const int32_t n_layer = m->hp.n_layer;
+    int32_t ngl = options.n_gpu_layers < 0 ? n_layer : std::min(options.n_gpu_layers, n_layer);
+    if (!gpu) {
+        const std::string why = backends::gpu_unavailable_reason();
+        if (options.n_gpu_layers != 0 && !why.empty())
+            note_once("tessera: no GPU to use (" + why + "): the CPU runs the model");
+        ngl = 0;
+    }
+    const bool tied = f.find_tensor("output.weight") == nullptr;
+    auto layer_of = [](const std::string& name) {
+        if (name.rfind("blk.", 0) != 0) return -1;
+        return std::atoi(name.c_str() + 4);
+    };
+    auto wants_gpu = [&](const std::string& name, int32_t layers) {
+        if (layers <= 0) return false;
+        const int il = layer_of(name);
+        if (il >= 0) return il >= n_layer - layers;
+        if (name == "token_embd.weight") return tied;  // it is the output head too
+        return true;                                   // the output head and its norm, rope factors
+    };
+    if (gpu && ngl > 0 && options.n_gpu_layers < 0) {
+        // Automatic: as many layers as fit, leaving room for the KV cache and compute buffers.
+        const DeviceMemory mem = gpu->memory();
+        const size_t reserve = size_t{1} << 30;
+        auto bytes_for = [&](int32_t layers) {
+            size_t n = 0;
+            for (auto& [t, info] : source.loaded())
+                if (wants_gpu(info->name, layers) && gpu_can_hold(*gpu, *t)) n += info->n_bytes;
+            return n;
+        };
+        while (ngl > 0 && bytes_for(ngl) + reserve > mem.free) --ngl;
+    }
+    m->n_gpu_layers = ngl;
+    m->gpu = ngl > 0 ? gpu : nullptr;
+    for (int32_t il = 0; il < n_layer; ++il) m->layer_backend.push_back(il >= n_layer - ngl ? gpu : &cpu);
+
+    std::vector<std::pair<Tensor*, const gguf::TensorInfo*>> on_cpu, on_gpu;
+    for (auto& [t, info] : source.loaded()) {
+        if (m->gpu && wants_gpu(info->name, ngl) && gpu_can_hold(*m->gpu, *t))
+            on_gpu.emplace_back(t, info);
+        else
+            on_cpu.emplace_back(t, info);
+    }
+    size_t done = 0;
+    auto report = [&](size_t n) {
+        done += n;
+        if (options.progress && !options.progress(static_cast<float>(done) / static_cast<float>(m->weight_bytes)))
+            throw Error(f.path() + ": loading cancelled");
+    };
+    if (!on_gpu.empty()) {
+        std::vector<Tensor*> tensors;
+        for (auto& [t, info] : on_gpu) tensors.push_back(t);
+        m->buffers.push_back(allocate_tensors(*m->gpu, tensors, BufferUsage::Weights, 256));
+        for (auto& [t, info] : on_gpu) {
+            m->gpu->upload(t, info->data, 0, info->n_bytes);
+            m->gpu_weight_bytes += info->n_bytes;
+            // The file's pages of an uploaded tensor are not needed again.
+            if (options.use_mmap) release_file_pages(info->data, info->n_bytes);
+            report(info->n_bytes);
+        }
+    }
     if (options.use_mmap) {
         auto buf = std::make_unique<FileBuffer>(&cpu, f);
-        for (auto& [t, info] : source.loaded()) {
+        size_t n = 0;
+        for (auto& [t, info] : on_cpu) {
             t->data = const_cast<uint8_t*>(info->data);
             t->buffer = buf.get();
+            n += info->n_bytes;
         }
         m->buffers.push_back(std::move(buf));
-        if (options.progress && !options.progress(1.0f)) throw Error(f.path() + ": loading cancelled");
-    } else {
+        report(n);
+    } else if (!on_cpu.empty()) {
+        std::vector<Tensor*> tensors;
+        for (auto& [t, info] : on_cpu) tensors.push_back(t);
         m->buffers.push_back(allocate_tensors(cpu, tensors, BufferUsage::Weights));
-        size_t done = 0;
-        for (auto& [t, info] : source.loaded()) {
+        for (auto& [t, info] : on_cpu) {
             cpu.upload(t, info->data, 0, info->n_bytes);
-            done += info->n_bytes;
-            if (options.progress && !options.progress(static_cast<float>(done) / static_cast<float>(m->weight_bytes)))
-                throw Error(f.path() + ": loading cancelled");
+            report(info->n_bytes);
         }
     }
     if (options.repack) {
         std::vector<std::pair<Tensor*, const gguf::TensorInfo*>> chosen;
-        for (auto& [t, info] : source.loaded())
+        for (auto& [t, info] : on_cpu)
             if (wants_r16(*t, info->name)) chosen.emplace_back(t, info);
         if (options.use_mmap && !chosen.empty()) {
             // Out of the mapping into one new buffer, tensor by tensor, releasing each one's

@@ -20,6 +20,12 @@ struct LoadOptions {
     // that layout, for faster prompt processing; their pages of the file mapping are
     // released, so resident memory stays near the file size.
     bool repack = true;
+    // Layers whose weights (and KV cache) live on the GPU, counted from the last layer; the
+    // output head goes with the last layer. -1: all of them when there is a GPU; 0: none.
+    // Larger than the layer count: all.
+    int32_t n_gpu_layers = -1;
+    // The GPU backend to use by name ("CUDA0"); empty: the first one found.
+    std::string device;
     // Called with progress in [0, 1]; returning false cancels the load.
     std::function<bool(float)> progress;
 };
@@ -38,6 +44,10 @@ public:
     size_t repacked_bytes = 0;  // weights held in the r16 layout
     uint64_t n_params = 0;
     double load_ms = 0;
+    Backend* gpu = nullptr;               // the GPU holding layers, if any
+    int32_t n_gpu_layers = 0;             // layers on it (the last ones)
+    size_t gpu_weight_bytes = 0;          // weights uploaded to it
+    std::vector<Backend*> layer_backend;  // where each layer's weights and KV cache live
 
     Backend& cpu() const { return *backends.back(); }
 };

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -206,6 +208,21 @@ void Scheduler::plan(Graph& g) {
 
     planned_graph_ = &g;
     planned_graph_size_ = g.size();
+
+    // TESSERA_DEBUG_SCHED=1: each plan's segments on stderr (which backend, how many nodes,
+    // what is copied in, the first node's op), to see where a graph crosses devices.
+    static const bool debug = [] {
+        const char* e = std::getenv("TESSERA_DEBUG_SCHED");
+        return e && *e && std::strcmp(e, "0") != 0;
+    }();
+    if (debug) {
+        std::fprintf(stderr, "scheduler: %zu segments, %zu copies\n", segments_.size(), n_copies());
+        for (const Segment& seg : segments_) {
+            std::fprintf(stderr, "  %-6s %4zu nodes, %zu copies in, first %s '%s'\n",
+                         backends_[static_cast<size_t>(seg.backend)]->name().c_str(), seg.nodes.size(),
+                         seg.copies.size(), op_name(seg.nodes.front()->op), seg.nodes.front()->name);
+        }
+    }
 }
 
 void Scheduler::compute(Graph& g) {

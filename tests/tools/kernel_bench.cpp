@@ -243,7 +243,9 @@ void bench_matvec(const std::vector<DType>& types, const std::vector<int>& threa
 
 void bench_model(const std::string& path, const std::vector<int>& thread_counts, int n_tokens, int runs,
                  const std::vector<double>& bandwidth) {
-    auto model = runtime::load_model(gguf::File::open(path), {});
+    runtime::LoadOptions lo;
+    lo.n_gpu_layers = 0;  // the CPU kernels are what this measures
+    auto model = runtime::load_model(gguf::File::open(path), lo);
     const double mib = static_cast<double>(model->weight_bytes) / (1 << 20);
     std::printf("\nModel %s: %.1f MiB of weights; greedy decode of %d tokens after an 8-token prompt\n", path.c_str(),
                 mib, n_tokens);

@@ -1,0 +1,307 @@
+// The CUDA backend: device buffers, op support, and a segment's nodes launched in order on
+// one stream per device.
+#include "backends/cuda/cuda_backend.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+
+#include "backends/cuda/common.cuh"
+#include "backends/cuda/mulmat.h"
+#include "backends/cuda/ops.h"
+#include "tensor/backend.h"
+
+namespace tessera::cuda {
+
+void fail(cudaError_t err, const char* what) {
+    throw Error(std::string("CUDA: ") + cudaGetErrorString(err) + " (" + what + ")", ErrorKind::Internal);
+}
+
+namespace {
+
+// The device count and why it is zero, asked once.
+struct Probe {
+    int count = 0;
+    std::string reason;
+};
+
+const Probe& probe() {
+    static const Probe p = [] {
+        Probe r;
+        const cudaError_t err = cudaGetDeviceCount(&r.count);
+        if (err != cudaSuccess) {
+            r.count = 0;
+            r.reason = err == cudaErrorInsufficientDriver
+                           ? "no NVIDIA driver, or one older than this build's CUDA " +
+                                 std::to_string(CUDART_VERSION / 1000) + "." +
+                                 std::to_string(CUDART_VERSION % 1000 / 10) + " runtime"
+                           : cudaGetErrorString(err);
+            cudaGetLastError();  // leave no sticky error behind
+        } else if (r.count == 0) {
+            r.reason = "the driver reports no CUDA device";
+        }
+        return r;
+    }();
+    return p;
+}
+
+class DeviceBuffer : public Buffer {
+public:
+    DeviceBuffer(Backend* b, int device, size_t size, BufferUsage usage) : Buffer(b, usage), size_(size) {
+        TESSERA_CUDA_CHECK(cudaSetDevice(device));
+        const cudaError_t err = cudaMalloc(&data_, std::max<size_t>(size, 256));
+        if (err != cudaSuccess) {
+            cudaGetLastError();
+            size_t free = 0, total = 0;
+            cudaMemGetInfo(&free, &total);
+            throw Error("CUDA: cannot allocate " + std::to_string(size >> 20) + " MiB on device " +
+                            std::to_string(device) + " (" + std::to_string(free >> 20) + " MiB free of " +
+                            std::to_string(total >> 20) + "): " + cudaGetErrorString(err),
+                        ErrorKind::Io);
+        }
+    }
+    ~DeviceBuffer() override { cudaFree(data_); }
+    void* base() override { return data_; }
+    size_t size() const override { return size_; }
+
+private:
+    void* data_ = nullptr;
+    size_t size_;
+};
+
+class CudaBackend : public Backend {
+public:
+    explicit CudaBackend(int device) : device_(device), name_("CUDA" + std::to_string(device)) {}
+    ~CudaBackend() override {
+        if (stream_) {
+            cudaSetDevice(device_);
+            cudaStreamDestroy(stream_);
+        }
+    }
+
+    const std::string& name() const override { return name_; }
+    bool host_memory() const override { return false; }
+
+    DeviceMemory memory() const override {
+        DeviceMemory m;
+        TESSERA_CUDA_CHECK(cudaSetDevice(device_));
+        TESSERA_CUDA_CHECK(cudaMemGetInfo(&m.free, &m.total));
+        return m;
+    }
+
+    std::unique_ptr<Buffer> alloc_buffer(size_t size, BufferUsage usage) override {
+        return std::make_unique<DeviceBuffer>(this, device_, size, usage);
+    }
+
+    void upload(Tensor* t, const void* src, size_t offset, size_t n) override {
+        if (n == 0) return;
+        cudaStream_t s = stream();
+        TESSERA_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(t->data) + offset, src, n, cudaMemcpyHostToDevice, s));
+        TESSERA_CUDA_CHECK(cudaStreamSynchronize(s));
+    }
+
+    void download(const Tensor* t, void* dst, size_t offset, size_t n) override {
+        if (n == 0) return;
+        cudaStream_t s = stream();
+        TESSERA_CUDA_CHECK(
+            cudaMemcpyAsync(dst, static_cast<const char*>(t->data) + offset, n, cudaMemcpyDeviceToHost, s));
+        TESSERA_CUDA_CHECK(cudaStreamSynchronize(s));
+    }
+
+    bool supports(const Tensor& node) const override {
+        const Tensor* a = node.src[0];
+        switch (node.op) {
+            case Op::GetRows:
+                return mul_mat_supports(a->type) && !(a->flags & kFlagRepacked);
+            case Op::MulMat:
+                return mul_mat_supports(a->type) && !(a->flags & kFlagRepacked);
+            case Op::Add:
+            case Op::Mul:
+            case Op::Scale:
+            case Op::Silu:
+            case Op::Gelu:
+            case Op::GeluErf:
+            case Op::Tanh:
+            case Op::Swiglu:
+            case Op::Geglu:
+            case Op::RmsNorm:
+            case Op::Norm:
+            case Op::SoftMax:
+            case Op::Rope:
+            case Op::Concat:
+            case Op::Argmax:
+                return true;
+            case Op::Cont:
+            case Op::Cpy:
+                return copy_supports(a->type, node.type);
+            case Op::SetRows:
+                return set_rows_supports(node.type) && node.ne[0] * 4 <= 48 * 1024;
+            case Op::FlashAttn:
+                return flash_attn_supports(node.src[1]->type) && flash_attn_supports(node.src[2]->type) &&
+                       a->ne[0] <= 256 && node.src[2]->ne[0] <= 256;
+            default:
+                return false;
+        }
+    }
+
+    size_t work_size(std::span<Tensor* const> nodes, int) const override {
+        // Nodes run one after another on one stream: they share one scratch.
+        size_t w = 0;
+        for (const Tensor* n : nodes) {
+            if (n->op == Op::MulMat)
+                w = std::max(w,
+                             mul_mat_work_size(n->src[0]->type, n->src[0]->ne[0], n->src[0]->ne[1], n->src[1]->ne[1]));
+            else if (n->op == Op::FlashAttn)
+                w = std::max(w, flash_attn_work_size(*n));
+        }
+        return w;
+    }
+
+    void compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int, const AbortCheck& abort) override {
+        cudaStream_t s = stream();
+        for (size_t i = 0; i < nodes.size(); ++i) {
+            if (abort && i > 0 && i % 16 == 0 && abort()) {
+                synchronize();
+                throw Error("computation aborted", ErrorKind::Aborted);
+            }
+            run(*nodes[i], work, work_size, s);
+        }
+        TESSERA_CUDA_CHECK(cudaGetLastError());
+    }
+
+    void synchronize() override {
+        if (!stream_) return;
+        TESSERA_CUDA_CHECK(cudaSetDevice(device_));
+        TESSERA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+
+private:
+    cudaStream_t stream() {
+        std::call_once(stream_once_, [this] {
+            TESSERA_CUDA_CHECK(cudaSetDevice(device_));
+            TESSERA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+        });
+        TESSERA_CUDA_CHECK(cudaSetDevice(device_));
+        return stream_;
+    }
+
+    static void run(const Tensor& node, void* work, size_t work_size, cudaStream_t s) {
+        switch (node.op) {
+            case Op::GetRows:
+                op_get_rows(node, s);
+                break;
+            case Op::Add:
+            case Op::Mul:
+                op_binary(node, s);
+                break;
+            case Op::Scale:
+            case Op::Silu:
+            case Op::Gelu:
+            case Op::GeluErf:
+            case Op::Tanh:
+                op_unary(node, s);
+                break;
+            case Op::Swiglu:
+            case Op::Geglu:
+                op_gate(node, s);
+                break;
+            case Op::RmsNorm:
+            case Op::Norm:
+                op_norm(node, s);
+                break;
+            case Op::SoftMax:
+                op_soft_max(node, s);
+                break;
+            case Op::Rope:
+                op_rope(node, s);
+                break;
+            case Op::Concat:
+                op_concat(node, s);
+                break;
+            case Op::Argmax:
+                op_argmax(node, s);
+                break;
+            case Op::Cont:
+            case Op::Cpy:
+                op_copy(node, s);
+                break;
+            case Op::SetRows:
+                op_set_rows(node, s);
+                break;
+            case Op::FlashAttn:
+                op_flash_attn(node, work, s);
+                break;
+            case Op::MulMat:
+                mul_mat_node(node, work, work_size, s);
+                break;
+            default:
+                throw Error(std::string("CUDA backend: no kernel for ") + op_name(node.op), ErrorKind::Internal);
+        }
+    }
+
+    // A product over dims 2 and 3: a broadcast over b, one 2-D product per slice.
+    static void mul_mat_node(const Tensor& node, void* work, size_t work_size, cudaStream_t s) {
+        const Tensor& a = *node.src[0];
+        const Tensor& b = *node.src[1];
+        const int64_t r2 = b.ne[2] / a.ne[2], r3 = b.ne[3] / a.ne[3];
+        for (int64_t i3 = 0; i3 < b.ne[3]; ++i3)
+            for (int64_t i2 = 0; i2 < b.ne[2]; ++i2) {
+                const char* ap = static_cast<const char*>(a.data) + (i2 / r2) * a.nb[2] + (i3 / r3) * a.nb[3];
+                const char* bp = static_cast<const char*>(b.data) + i2 * b.nb[2] + i3 * b.nb[3];
+                char* yp = static_cast<char*>(node.data) + i2 * node.nb[2] + i3 * node.nb[3];
+                mul_mat(a.type, ap, a.nb[1], reinterpret_cast<const float*>(bp), b.nb[1] / sizeof(float),
+                        reinterpret_cast<float*>(yp), node.nb[1] / sizeof(float), a.ne[0], a.ne[1], b.ne[1], work,
+                        work_size, s);
+            }
+    }
+
+    int device_;
+    std::string name_;
+    std::once_flag stream_once_;
+    cudaStream_t stream_ = nullptr;
+};
+
+std::string gib(size_t bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
+    return buf;
+}
+
+}  // namespace
+
+void register_cuda_backends() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        const int n = probe().count;
+        for (int d = 0; d < n; ++d)
+            register_backend(BackendFactory{"CUDA" + std::to_string(d), [] { return true; },
+                                            [d] { return std::make_unique<CudaBackend>(d); }});
+    });
+}
+
+std::vector<std::string> describe_devices() {
+    std::vector<std::string> out;
+    for (int d = 0; d < probe().count; ++d) {
+        cudaDeviceProp p{};
+        if (cudaGetDeviceProperties(&p, d) != cudaSuccess) {
+            cudaGetLastError();
+            continue;
+        }
+        std::string line = "CUDA" + std::to_string(d) + ": " + p.name + ", " + gib(p.totalGlobalMem);
+        size_t free = 0, total = 0;
+        if (cudaSetDevice(d) == cudaSuccess && cudaMemGetInfo(&free, &total) == cudaSuccess)
+            line += " (" + gib(free) + " free)";
+        else
+            cudaGetLastError();
+        line += ", compute " + std::to_string(p.major) + "." + std::to_string(p.minor);
+        out.push_back(line);
+    }
+    return out;
+}
+
+std::string unavailable_reason() { return probe().reason; }
+
+}  // namespace tessera::cuda

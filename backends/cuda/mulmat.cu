@@ -1,0 +1,830 @@
+// Matrix products y[j][i] = dot(a row i, b row j) for weights a of any supported type and F32
+// activations b, and rows of any supported type converted to F32 (get_rows).
+//
+// Kernels, by regime (m = activation rows, n = weight rows, k = the shared length):
+//  - quantize_act_kernel: the activation rows (m <= 8) to int8 once per product, one warp per
+//    32 elements: work = [m][k] int8 (16-byte aligned rows), then [m][k/32] float2 {d, d * sum(q)}.
+//  - mmvq_kernel<T, M> (decode, quantized weights, m <= 8): one warp per weight row, M
+//    activation rows at once. A row is cut into 32-element slices (a legacy block; an eighth
+//    of a k-quant super-block); lane l takes slices l, l + 32, ..., two in flight, decodes
+//    the weights to bytes and dots them with __dp4a against the int8 activations, applying
+//    block scales (and mins through the activation sums) in f32; warp-shuffle reduction.
+//  - mmv_float_kernel<T, M> (decode, F32/F16/BF16 weights): one warp per weight row, 16-byte
+//    loads of weights and activations, f32 accumulation.
+//  - gemm_wmma_kernel<T> (prompts, m > 8, all types but F32): 128 weight rows x 64 activation
+//    rows per block, K steps of 32; weights dequantized into shared memory as half (bf16 for
+//    BF16, exact), activations as half (as bf16 hi + lo for BF16, so they keep ~16 bits), 8
+//    warps of 32x32 WMMA 16x16x16 tiles with f32 accumulators.
+//  - gemm_f32_kernel<T> (prompts on F32 weights, and BF16 below sm_80): 64x64 SIMT tiles.
+//  - dequantize_rows_kernel<T> / convert_rows_kernel<T>: get_rows to F32, 8 elements or 1 per
+//    thread.
+// Weight blocks are read with 2-byte-alignment-safe loads (quant.cuh's load_words).
+#include "backends/cuda/mulmat.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <mma.h>
+
+#include <algorithm>
+#include <type_traits>
+
+#include "backends/cuda/quant.cuh"
+
+namespace tessera::cuda {
+
+namespace {
+
+constexpr int kWarp = 32;
+
+template <DType T>
+struct TypeTag {
+    static constexpr DType value = T;
+};
+
+// Calls f(TypeTag<T>{}) with t as a compile-time type; false for a type this file lacks.
+template <typename F>
+bool visit_type(DType t, F&& f) {
+    // clang-format off
+    switch (t) {
+        case DType::F32: f(TypeTag<DType::F32>{}); return true;
+        case DType::F16: f(TypeTag<DType::F16>{}); return true;
+        case DType::BF16: f(TypeTag<DType::BF16>{}); return true;
+        case DType::Q4_0: f(TypeTag<DType::Q4_0>{}); return true;
+        case DType::Q4_1: f(TypeTag<DType::Q4_1>{}); return true;
+        case DType::Q5_0: f(TypeTag<DType::Q5_0>{}); return true;
+        case DType::Q5_1: f(TypeTag<DType::Q5_1>{}); return true;
+        case DType::Q8_0: f(TypeTag<DType::Q8_0>{}); return true;
+        case DType::Q2_K: f(TypeTag<DType::Q2_K>{}); return true;
+        case DType::Q3_K: f(TypeTag<DType::Q3_K>{}); return true;
+        case DType::Q4_K: f(TypeTag<DType::Q4_K>{}); return true;
+        case DType::Q5_K: f(TypeTag<DType::Q5_K>{}); return true;
+        case DType::Q6_K: f(TypeTag<DType::Q6_K>{}); return true;
+        default: return false;
+    }
+    // clang-format on
+}
+
+__host__ __device__ constexpr bool is_float_type(DType t) {
+    return t == DType::F32 || t == DType::F16 || t == DType::BF16;
+}
+
+__device__ __forceinline__ int64_t clamp_row(int64_t r, int64_t last) { return r < last ? r : last; }
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// ---- activation quantization (decode products on quantized weights) ----
+
+constexpr int kActBlock = 32;
+constexpr size_t kWorkAlign = 16;
+
+// The int8 activation rows as the mmvq kernels read them.
+struct ActQ8 {
+    const int8_t* qs;  // [m][k]
+    const float2* ds;  // [m][nb]: {d, d * sum of the block's qs}
+    int64_t k;
+    int64_t nb;  // k / 32
+    int m;
+};
+
+size_t act_qs_bytes(int64_t k, int64_t m) { return (static_cast<size_t>(k) * m + 15) / 16 * 16; }
+
+// blocks = m * k / 32 blocks of 32 activations, one per warp.
+__global__ void __launch_bounds__(256)
+    quantize_act_kernel(const float* __restrict__ b, size_t b_stride, int64_t k, int64_t blocks,
+                        int8_t* __restrict__ qs, float2* __restrict__ ds) {
+    const int64_t blk = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+    if (blk >= blocks) return;
+    const int lane = threadIdx.x % kWarp;
+    const int64_t per_row = k / kActBlock;
+    const int64_t j = blk / per_row;
+    const int64_t e = (blk % per_row) * kActBlock + lane;
+    const float x = b[j * b_stride + e];
+    float amax = fabsf(x);
+#pragma unroll
+    for (int o = kWarp / 2; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float d = amax / 127.0f;
+    const int q = amax > 0.0f ? __float2int_rn(x * (127.0f / amax)) : 0;
+    int sum = q;
+#pragma unroll
+    for (int o = kWarp / 2; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    qs[j * k + e] = static_cast<int8_t>(q);
+    if (lane == 0) ds[blk] = make_float2(d, d * static_cast<float>(sum));
+}
+
+// ---- decode products: int8 dot products per 32-element weight slice ----
+
+__device__ __forceinline__ int4 load_act16(const int8_t* p) { return __ldg(reinterpret_cast<const int4*>(p)); }
+__device__ __forceinline__ int2 load_act8(const int8_t* p) { return __ldg(reinterpret_cast<const int2*>(p)); }
+
+constexpr int kLow4 = 0x0f0f0f0f;
+constexpr int kOnes = 0x01010101;
+
+// sum of v[i] * x[i] over 32 bytes: v[0..3] against x0, v[4..7] against x1.
+__device__ __forceinline__ int dot32(const int (&v)[8], int4 x0, int4 x1) {
+    int s = __dp4a(v[0], x0.x, 0);
+    s = __dp4a(v[1], x0.y, s);
+    s = __dp4a(v[2], x0.z, s);
+    s = __dp4a(v[3], x0.w, s);
+    s = __dp4a(v[4], x1.x, s);
+    s = __dp4a(v[5], x1.y, s);
+    s = __dp4a(v[6], x1.z, s);
+    return __dp4a(v[7], x1.w, s);
+}
+
+__device__ __forceinline__ int dot16(const int (&v)[4], int4 x) {
+    return __dp4a(v[3], x.w, __dp4a(v[2], x.z, __dp4a(v[1], x.y, __dp4a(v[0], x.x, 0))));
+}
+__device__ __forceinline__ int sum16(int4 x) {
+    return __dp4a(kOnes, x.w, __dp4a(kOnes, x.z, __dp4a(kOnes, x.y, __dp4a(kOnes, x.x, 0))));
+}
+__device__ __forceinline__ int dot8(int v0, int v1, int2 x) { return __dp4a(v1, x.y, __dp4a(v0, x.x, 0)); }
+__device__ __forceinline__ int sum8(int2 x) { return __dp4a(kOnes, x.y, __dp4a(kOnes, x.x, 0)); }
+
+// Legacy 32-blocks: slice s is block s. The weights come as 8 words of bytes q (0..31 for the
+// unsigned types); x = d * q + off per element, so dot = d * dx * sum(q x) + off * dx * sum(x).
+template <int M>
+__device__ __forceinline__ void dot_block32(const int (&v)[8], float d, float off, int64_t s, const ActQ8& a,
+                                            float (&acc)[M]) {
+#pragma unroll
+    for (int j = 0; j < M; ++j) {
+        if (j < a.m) {
+            const int8_t* x = a.qs + j * a.k + kActBlock * s;
+            const int sumi = dot32(v, load_act16(x), load_act16(x + 16));
+            const float2 ds = __ldg(a.ds + j * a.nb + s);
+            acc[j] += d * ds.x * static_cast<float>(sumi) + off * ds.y;
+        }
+    }
+}
+
+// Nibbles of 4 words: low nibbles are elements 0..15, high 16..31.
+__device__ __forceinline__ void split_nibbles(const uint32_t (&q)[4], int (&v)[8]) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        v[i] = static_cast<int>(q[i]) & kLow4;
+        v[i + 4] = static_cast<int>(q[i] >> 4) & kLow4;
+    }
+}
+
+// Q5: adds the fifth bits (bit e of qh) as bit 4 of each byte.
+__device__ __forceinline__ void add_fifth_bits(uint32_t qh, int (&v)[8]) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] |= static_cast<int>(spread_bits4((qh >> (4 * i)) & 15u) << 4);
+}
+
+__device__ __forceinline__ uint32_t load_u32_2(const uint8_t* p) {
+    return load_u16(p) | static_cast<uint32_t>(load_u16(p + 2)) << 16;
+}
+
+template <DType T, int M>
+__device__ __forceinline__ void vec_dot_slice(const uint8_t* wrow, int64_t s, const ActQ8& a, float (&acc)[M]) {
+    if constexpr (T == DType::Q4_0 || T == DType::Q4_1 || T == DType::Q5_0 || T == DType::Q5_1 || T == DType::Q8_0) {
+        const uint8_t* blk = wrow + s * BlockInfo<T>::kBytes;
+        const float d = load_fp16(blk);
+        int v[8];
+        uint32_t q[4];
+        if constexpr (T == DType::Q4_0) {
+            load_words<4>(blk + 2, q);
+            split_nibbles(q, v);
+            dot_block32<M>(v, d, -8.0f * d, s, a, acc);
+        } else if constexpr (T == DType::Q4_1) {
+            load_words<4>(blk + 4, q);
+            split_nibbles(q, v);
+            dot_block32<M>(v, d, load_fp16(blk + 2), s, a, acc);
+        } else if constexpr (T == DType::Q5_0) {
+            const uint32_t qh = load_u32_2(blk + 2);
+            load_words<4>(blk + 6, q);
+            split_nibbles(q, v);
+            add_fifth_bits(qh, v);
+            dot_block32<M>(v, d, -16.0f * d, s, a, acc);
+        } else if constexpr (T == DType::Q5_1) {
+            const uint32_t qh = load_u32_2(blk + 4);
+            load_words<4>(blk + 8, q);
+            split_nibbles(q, v);
+            add_fifth_bits(qh, v);
+            dot_block32<M>(v, d, load_fp16(blk + 2), s, a, acc);
+        } else {
+            uint32_t w[8];
+            load_words<8>(blk + 2, w);
+#pragma unroll
+            for (int i = 0; i < 8; ++i) v[i] = static_cast<int>(w[i]);
+            dot_block32<M>(v, d, 0.0f, s, a, acc);
+        }
+    } else {
+        // k-quants: super-block sb, slice sl (0..7) of it; activation blocks 8 sb .. 8 sb + 7.
+        const int64_t sb = s >> 3;
+        const int sl = static_cast<int>(s & 7);
+        const uint8_t* blk = wrow + sb * BlockInfo<T>::kBytes;
+        const int64_t nb = a.nb;
+        if constexpr (T == DType::Q4_K || T == DType::Q5_K) {
+            // Slice (c, half): bytes 16 half .. 16 half + 15 of qs pair c; low nibbles are
+            // elements 64c + 16 half + 0..15 (sub-block 2c), high nibbles 32 further (2c + 1).
+            const int c = sl >> 1, half = sl & 1;
+            uint32_t q[4], sw[3];
+            load_words<3>(blk + 4, sw);
+            int v[8];
+            if constexpr (T == DType::Q4_K) {
+                load_words<4>(blk + 16 + 32 * c + 16 * half, q);
+                split_nibbles(q, v);
+            } else {
+                uint32_t qh[4];
+                load_words<4>(blk + 48 + 32 * c + 16 * half, q);
+                load_words<4>(blk + 16 + 16 * half, qh);
+                split_nibbles(q, v);
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    v[i] |= static_cast<int>((qh[i] >> (2 * c)) & kOnes) << 4;
+                    v[i + 4] |= static_cast<int>((qh[i] >> (2 * c + 1)) & kOnes) << 4;
+                }
+            }
+            int sc0, mn0, sc1, mn1;
+            scale_min_k4(2 * c, sw, &sc0, &mn0);
+            scale_min_k4(2 * c + 1, sw, &sc1, &mn1);
+            const float d = load_fp16(blk), dmin = load_fp16(blk + 2);
+            const int lo[4] = {v[0], v[1], v[2], v[3]};
+            const int hi[4] = {v[4], v[5], v[6], v[7]};
+#pragma unroll
+            for (int j = 0; j < M; ++j) {
+                if (j >= a.m) break;
+                const int8_t* x = a.qs + j * a.k + 256 * sb + 64 * c + 16 * half;
+                const int4 x0 = load_act16(x), x1 = load_act16(x + 32);
+                const float dx0 = __ldg(a.ds + j * nb + 8 * sb + 2 * c).x;
+                const float dx1 = __ldg(a.ds + j * nb + 8 * sb + 2 * c + 1).x;
+                const float dot =
+                    dx0 * static_cast<float>(sc0 * dot16(lo, x0)) + dx1 * static_cast<float>(sc1 * dot16(hi, x1));
+                const float mins =
+                    dx0 * static_cast<float>(mn0 * sum16(x0)) + dx1 * static_cast<float>(mn1 * sum16(x1));
+                acc[j] += d * dot - dmin * mins;
+            }
+        } else {
+            // Q2_K / Q3_K / Q6_K: slice (h, quarter): elements 128h + 32g + 8 quarter + 0..7 for
+            // g < 4, i.e. 8 elements of each of activation blocks 4h + g; sub-block 8h + 2g + quarter / 2.
+            const int h = sl >> 2, quarter = sl & 3;
+            const int sub = quarter >> 1;
+            int v[4][2];  // [g][word]
+            int sc[4];
+            float d, dmin = 0.0f;
+            int mn[4] = {0, 0, 0, 0};
+            int bias = 0;  // subtracted from each q (times the activation sum)
+            if constexpr (T == DType::Q2_K) {
+                uint32_t q[2], sw[2];
+                load_words<2>(blk + 16 + 32 * h + 8 * quarter, q);
+                load_words<2>(blk + 8 * h, sw);
+                d = load_fp16(blk + 80);
+                dmin = load_fp16(blk + 82);
+#pragma unroll
+                for (int g = 0; g < 4; ++g) {
+                    v[g][0] = static_cast<int>(q[0] >> (2 * g)) & 0x03030303;
+                    v[g][1] = static_cast<int>(q[1] >> (2 * g)) & 0x03030303;
+                    const int b = byte_of(sw[g >> 1], 2 * (g & 1) + sub);
+                    sc[g] = b & 15;
+                    mn[g] = b >> 4;
+                }
+            } else if constexpr (T == DType::Q3_K) {
+                uint32_t q[2], hm[2], sw[3];
+                load_words<2>(blk + 32 + 32 * h + 8 * quarter, q);
+                load_words<2>(blk + 8 * quarter, hm);
+                load_words<3>(blk + 96, sw);
+                d = load_fp16(blk + 108);
+                bias = 4;
+#pragma unroll
+                for (int g = 0; g < 4; ++g) {
+                    const uint32_t high = (hm[0] >> (4 * h + g)) & kOnes;
+                    const uint32_t high1 = (hm[1] >> (4 * h + g)) & kOnes;
+                    v[g][0] = static_cast<int>(((q[0] >> (2 * g)) & 0x03030303) | high << 2);
+                    v[g][1] = static_cast<int>(((q[1] >> (2 * g)) & 0x03030303) | high1 << 2);
+                    sc[g] = scale_q3_K(8 * h + 2 * g + sub, sw);
+                }
+            } else {
+                static_assert(T == DType::Q6_K, "unhandled type");
+                uint32_t la[2], lb[2], qh[2], sw[2];
+                load_words<2>(blk + 64 * h + 8 * quarter, la);
+                load_words<2>(blk + 64 * h + 32 + 8 * quarter, lb);
+                load_words<2>(blk + 128 + 32 * h + 8 * quarter, qh);
+                load_words<2>(blk + 192 + 8 * h, sw);
+                d = load_fp16(blk + 208);
+                bias = 32;
+#pragma unroll
+                for (int g = 0; g < 4; ++g) {
+                    const uint32_t(&src)[2] = (g & 1) ? lb : la;
+                    const int shift = 4 * (g >> 1);
+#pragma unroll
+                    for (int w = 0; w < 2; ++w)
+                        v[g][w] =
+                            static_cast<int>(((src[w] >> shift) & kLow4) | ((qh[w] >> (2 * g)) & 0x03030303) << 4);
+                    sc[g] = static_cast<int8_t>(byte_of(sw[g >> 1], 2 * (g & 1) + sub));
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < M; ++j) {
+                if (j >= a.m) break;
+                const int8_t* x = a.qs + j * a.k + 256 * sb + 128 * h + 8 * quarter;
+                const float2* ds = a.ds + j * nb + 8 * sb + 4 * h;
+                float dot = 0.0f, mins = 0.0f;
+#pragma unroll
+                for (int g = 0; g < 4; ++g) {
+                    const int2 xv = load_act8(x + 32 * g);
+                    const int sum = sum8(xv);
+                    const float dx = __ldg(ds + g).x;
+                    dot += dx * static_cast<float>(sc[g] * (dot8(v[g][0], v[g][1], xv) - bias * sum));
+                    if constexpr (T == DType::Q2_K) mins += dx * static_cast<float>(mn[g] * sum);
+                }
+                acc[j] += d * dot - dmin * mins;
+            }
+        }
+    }
+}
+
+constexpr int kMmvWarps = 4;   // weight rows per block of the decode kernels
+constexpr int kMmvUnroll = 2;  // slices per lane in flight: 4 measured slower for the k-quants on an H200
+
+// Writes the M row sums of one weight row; lane j holds activation row j's after the reduction.
+template <int M>
+__device__ __forceinline__ void store_row_sums(float (&acc)[M], int m, int64_t row, float* y, size_t y_stride) {
+    const int lane = threadIdx.x % kWarp;
+#pragma unroll
+    for (int j = 0; j < M; ++j) {
+        const float v = warp_sum(acc[j]);
+        if (lane == j && j < m) y[j * y_stride + row] = v;
+    }
+}
+
+// Grid: ceil(n / kMmvWarps) blocks of kMmvWarps warps; warp w of block b takes weight row
+// b * kMmvWarps + w. M >= a.m.
+template <DType T, int M>
+__global__ void __launch_bounds__(kMmvWarps* kWarp) mmvq_kernel(const uint8_t* __restrict__ w, size_t w_stride, ActQ8 a,
+                                                                int64_t n, float* __restrict__ y, size_t y_stride) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kMmvWarps + threadIdx.x / kWarp;
+    if (row >= n) return;
+    const uint8_t* wrow = w + row * w_stride;
+    const int64_t slices = a.nb;
+    float acc[M];
+#pragma unroll
+    for (int j = 0; j < M; ++j) acc[j] = 0.0f;
+    int64_t s = threadIdx.x % kWarp;
+    // Full rounds without bounds checks, so the compiler can issue all their loads first.
+    for (; s + (kMmvUnroll - 1) * kWarp < slices; s += kMmvUnroll * kWarp) {
+#pragma unroll
+        for (int u = 0; u < kMmvUnroll; ++u) vec_dot_slice<T, M>(wrow, s + u * kWarp, a, acc);
+    }
+    for (; s < slices; s += kWarp) vec_dot_slice<T, M>(wrow, s, a, acc);
+    store_row_sums<M>(acc, a.m, row, y, y_stride);
+}
+
+// ---- decode products on float weights ----
+
+// Weight elements per 16-byte load.
+template <DType T>
+constexpr int kVecElems = T == DType::F32 ? 4 : 8;
+
+template <DType T>
+__device__ __forceinline__ void unpack16(uint4 raw, float (&v)[kVecElems<T>]) {
+    if constexpr (T == DType::F32) {
+        v[0] = __uint_as_float(raw.x);
+        v[1] = __uint_as_float(raw.y);
+        v[2] = __uint_as_float(raw.z);
+        v[3] = __uint_as_float(raw.w);
+    } else {
+        const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const uint16_t bits = static_cast<uint16_t>(w[i / 2] >> (16 * (i % 2)));
+            v[i] = T == DType::F16 ? fp16_bits_to_float(bits) : bf16_bits_to_float(bits);
+        }
+    }
+}
+
+// One 16-byte weight chunk c against the M activation rows (16-byte aligned rows).
+template <DType T, int M>
+__device__ __forceinline__ void dot_float_chunk(uint4 raw, int64_t c, const float* b, size_t b_stride, int m,
+                                                float (&acc)[M]) {
+    constexpr int E = kVecElems<T>;
+    float v[E];
+    unpack16<T>(raw, v);
+#pragma unroll
+    for (int j = 0; j < M; ++j) {
+        if (j >= m) break;
+        const float4* x = reinterpret_cast<const float4*>(b + j * b_stride + c * E);
+#pragma unroll
+        for (int q = 0; q < E / 4; ++q) {
+            const float4 xv = __ldg(x + q);
+            acc[j] += v[4 * q] * xv.x + v[4 * q + 1] * xv.y + v[4 * q + 2] * xv.z + v[4 * q + 3] * xv.w;
+        }
+    }
+}
+
+// vec: weight rows and activation rows are 16-byte aligned (otherwise element by element).
+template <DType T, int M>
+__global__ void __launch_bounds__(kMmvWarps* kWarp)
+    mmv_float_kernel(const uint8_t* __restrict__ w, size_t w_stride, const float* __restrict__ b, size_t b_stride,
+                     int64_t k, int64_t n, int m, bool vec, float* __restrict__ y, size_t y_stride) {
+    constexpr int E = kVecElems<T>;
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kMmvWarps + threadIdx.x / kWarp;
+    if (row >= n) return;
+    const int lane = threadIdx.x % kWarp;
+    const uint8_t* wrow = w + row * w_stride;
+    float acc[M];
+#pragma unroll
+    for (int j = 0; j < M; ++j) acc[j] = 0.0f;
+    int64_t done = 0;  // elements covered by the vector loop
+    if (vec) {
+        const uint4* wv = reinterpret_cast<const uint4*>(wrow);
+        const int64_t chunks = k / E;
+        int64_t c = lane;
+        for (; c + (kMmvUnroll - 1) * kWarp < chunks; c += kMmvUnroll * kWarp) {
+            uint4 raw[kMmvUnroll];
+#pragma unroll
+            for (int u = 0; u < kMmvUnroll; ++u) raw[u] = __ldg(wv + c + u * kWarp);
+#pragma unroll
+            for (int u = 0; u < kMmvUnroll; ++u) dot_float_chunk<T, M>(raw[u], c + u * kWarp, b, b_stride, m, acc);
+        }
+        for (; c < chunks; c += kWarp) dot_float_chunk<T, M>(__ldg(wv + c), c, b, b_stride, m, acc);
+        done = chunks * E;
+    }
+    for (int64_t i = done + lane; i < k; i += kWarp) {
+        const float wi = load_float_element<T>(wrow, i);
+#pragma unroll
+        for (int j = 0; j < M; ++j) {
+            if (j >= m) break;
+            acc[j] += wi * b[j * b_stride + i];
+        }
+    }
+    store_row_sums<M>(acc, m, row, y, y_stride);
+}
+
+// ---- prompt products on tensor cores ----
+
+constexpr int kGemmN = 128;          // weight rows per block
+constexpr int kGemmM = 64;           // activation rows per block
+constexpr int kGemmK = 32;           // k per step: one legacy block, an eighth of a super-block
+constexpr int kGemmLd = kGemmK + 8;  // shared row pitch (elements): 16-byte aligned, banks shifted
+constexpr int kGemmThreads = 256;    // 8 warps: 4 along n x 2 along m, 32x32 each
+
+template <typename E>
+__device__ __forceinline__ E to_elem(float x) {
+    if constexpr (std::is_same_v<E, __half>)
+        return __float2half_rn(x);
+    else
+        return __float2bfloat16_rn(x);
+}
+
+template <typename E>
+__device__ __forceinline__ float from_elem(E x) {
+    if constexpr (std::is_same_v<E, __half>)
+        return __half2float(x);
+    else
+        return __bfloat162float(x);
+}
+
+template <typename E>
+__device__ __forceinline__ void store8(E* dst, const float (&v)[8]) {
+    union {
+        E e[8];
+        uint4 u;
+    } pack;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) pack.e[i] = to_elem<E>(v[i]);
+    *reinterpret_cast<uint4*>(dst) = pack.u;
+}
+
+// Elements k0 + 8c .. + 7 of a weight row, zero past k (only float types have ragged k).
+template <DType T>
+__device__ __forceinline__ void load_weight8(const uint8_t* row, int64_t k0, int c, int64_t k, float (&v)[8]) {
+    const int64_t e = k0 + 8 * c;
+    if (!is_float_type(T) || e + 8 <= k) {
+        dequantize_chunk8<T>(row, e / 8, v);
+    } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) v[i] = e + i < k ? load_float_element<T>(row, e + i) : 0.0f;
+    }
+}
+
+template <DType T>
+__device__ void gemm_wmma_body(const uint8_t* __restrict__ w, size_t w_stride, const float* __restrict__ b,
+                               size_t b_stride, float* __restrict__ y, size_t y_stride, int64_t k, int64_t n,
+                               int64_t m) {
+    namespace wmma = nvcuda::wmma;
+    using E = std::conditional_t<T == DType::BF16, __nv_bfloat16, __half>;
+    // BF16 activations as hi + lo: bf16 alone would leave a relative error of 2^-9 per element.
+    constexpr bool kSplit = T == DType::BF16;
+    constexpr int kBRows = kSplit ? 2 * kGemmM : kGemmM;
+    __shared__ __align__(32) E as[kGemmN * kGemmLd];
+    __shared__ __align__(32) E bs[kBRows * kGemmLd];
+    __shared__ __align__(32) float stage[kGemmThreads / kWarp][16 * 16];
+
+    const int t = threadIdx.x;
+    const int warp = t / kWarp, lane = t % kWarp;
+    const int wn = warp % 4, wm = warp / 4;
+    const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kGemmN;
+    const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kGemmM;
+
+    // Loader roles: chunk t % 4 of weight rows t / 4 and t / 4 + 64, and of activation row t / 4.
+    // Rows past the edge repeat the last row; their results are never stored.
+    const int lc = t % 4, lr = t / 4;
+    const uint8_t* wrow0 = w + clamp_row(n0 + lr, n - 1) * w_stride;
+    const uint8_t* wrow1 = w + clamp_row(n0 + lr + 64, n - 1) * w_stride;
+    const float* brow = b + clamp_row(m0 + lr, m - 1) * b_stride;
+
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+
+    for (int64_t k0 = 0; k0 < k; k0 += kGemmK) {
+        float v[8];
+        load_weight8<T>(wrow0, k0, lc, k, v);
+        __syncthreads();  // the previous step's fragments are loaded
+        store8(as + lr * kGemmLd + 8 * lc, v);
+        load_weight8<T>(wrow1, k0, lc, k, v);
+        store8(as + (lr + 64) * kGemmLd + 8 * lc, v);
+        const int64_t e = k0 + 8 * lc;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) v[i] = e + i < k ? brow[e + i] : 0.0f;
+        store8(bs + lr * kGemmLd + 8 * lc, v);
+        if constexpr (kSplit) {
+#pragma unroll
+            for (int i = 0; i < 8; ++i) v[i] -= from_elem(to_elem<E>(v[i]));
+            store8(bs + (kGemmM + lr) * kGemmLd + 8 * lc, v);
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < kGemmK; kk += 16) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, E, wmma::row_major> fa[2];
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, E, wmma::col_major> fb[2];
+#pragma unroll
+            for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], as + (wn * 32 + 16 * i) * kGemmLd + kk, kGemmLd);
+#pragma unroll
+            for (int part = 0; part < (kSplit ? 2 : 1); ++part) {
+#pragma unroll
+                for (int j = 0; j < 2; ++j)
+                    wmma::load_matrix_sync(fb[j], bs + (part * kGemmM + wm * 32 + 16 * j) * kGemmLd + kk, kGemmLd);
+#pragma unroll
+                for (int i = 0; i < 2; ++i)
+#pragma unroll
+                    for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+            }
+        }
+    }
+
+    // Each 16x16 tile through the warp's staging square (column-major: element (i, j) at i + 16 j),
+    // then to y with bounds checks; a half-warp writes 16 consecutive outputs of one activation row.
+    float* st = stage[warp];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+            wmma::store_matrix_sync(st, acc[i][j], 16, wmma::mem_col_major);
+            __syncwarp();
+#pragma unroll
+            for (int r = 0; r < 8; ++r) {
+                const int idx = lane + kWarp * r;
+                const int64_t row = n0 + wn * 32 + 16 * i + (idx & 15);
+                const int64_t col = m0 + wm * 32 + 16 * j + (idx >> 4);
+                if (row < n && col < m) y[col * y_stride + row] = st[idx];
+            }
+            __syncwarp();
+        }
+    }
+}
+
+// Grid: (ceil(n / kGemmN), ceil(m / kGemmM)).
+template <DType T>
+__global__ void __launch_bounds__(kGemmThreads)
+    gemm_wmma_kernel(const uint8_t* __restrict__ w, size_t w_stride, const float* __restrict__ b, size_t b_stride,
+                     float* __restrict__ y, size_t y_stride, int64_t k, int64_t n, int64_t m) {
+    if constexpr (T == DType::BF16) {
+        // bf16 WMMA needs sm_80; the host sends BF16 to gemm_f32_kernel below that.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+        gemm_wmma_body<T>(w, w_stride, b, b_stride, y, y_stride, k, n, m);
+#endif
+    } else {
+        gemm_wmma_body<T>(w, w_stride, b, b_stride, y, y_stride, k, n, m);
+    }
+}
+
+// ---- prompt products on F32 weights (exact f32; also BF16 where bf16 WMMA is missing) ----
+
+constexpr int kSgN = 64, kSgM = 64, kSgK = 16;
+
+// Grid: (ceil(n / kSgN), ceil(m / kSgM)), 256 threads, each 4 weight rows x 4 activation rows.
+template <DType T>
+__global__ void __launch_bounds__(256)
+    gemm_f32_kernel(const uint8_t* __restrict__ w, size_t w_stride, const float* __restrict__ b, size_t b_stride,
+                    float* __restrict__ y, size_t y_stride, int64_t k, int64_t n, int64_t m) {
+    __shared__ __align__(16) float as[kSgK][kSgN + 4];  // [k][weight row]
+    __shared__ __align__(16) float bs[kSgK][kSgM + 4];  // [k][activation row]
+    const int t = threadIdx.x;
+    const int tx = t % 16, ty = t / 16;
+    const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kSgN;
+    const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kSgM;
+    // Loader roles: 4 consecutive k of row t / 4 for both tiles.
+    const int lr = t / 4, lk = 4 * (t % 4);
+    const uint8_t* wrow = w + clamp_row(n0 + lr, n - 1) * w_stride;
+    const float* brow = b + clamp_row(m0 + lr, m - 1) * b_stride;
+    float acc[4][4] = {};
+    for (int64_t k0 = 0; k0 < k; k0 += kSgK) {
+        float wv[4], bv[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int64_t e = k0 + lk + i;
+            wv[i] = e < k ? load_float_element<T>(wrow, e) : 0.0f;
+            bv[i] = e < k ? brow[e] : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            as[lk + i][lr] = wv[i];
+            bs[lk + i][lr] = bv[i];
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < kSgK; ++kk) {
+            const float4 a4 = *reinterpret_cast<const float4*>(&as[kk][4 * tx]);
+            const float4 b4 = *reinterpret_cast<const float4*>(&bs[kk][4 * ty]);
+            const float av[4] = {a4.x, a4.y, a4.z, a4.w};
+            const float bw[4] = {b4.x, b4.y, b4.z, b4.w};
+#pragma unroll
+            for (int r = 0; r < 4; ++r)
+#pragma unroll
+                for (int c = 0; c < 4; ++c) acc[r][c] = fmaf(av[r], bw[c], acc[r][c]);
+        }
+    }
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+        const int64_t col = m0 + 4 * ty + c;
+        if (col >= m) break;
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+            const int64_t row = n0 + 4 * tx + r;
+            if (row < n) y[col * y_stride + row] = acc[r][c];
+        }
+    }
+}
+
+// ---- rows to F32 ----
+
+// Quantized types: one 8-element chunk per thread, grid-stride over n * k / 8 chunks.
+template <DType T>
+__global__ void __launch_bounds__(256)
+    dequantize_rows_kernel(const uint8_t* __restrict__ src, size_t src_stride, const int32_t* __restrict__ ids,
+                           float* __restrict__ dst, size_t dst_stride, int64_t k, int64_t n) {
+    const int64_t per_row = k / 8;
+    const int64_t total = per_row * n;
+    for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
+         idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t i = idx / per_row, c = idx % per_row;
+        const int64_t r = ids ? ids[i] : i;
+        float v[8];
+        dequantize_chunk8<T>(src + r * src_stride, c, v);
+        float* out = dst + i * dst_stride + 8 * c;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) out[e] = v[e];
+    }
+}
+
+// Float types: one element per thread, grid-stride over n * k elements.
+template <DType T>
+__global__ void __launch_bounds__(256)
+    convert_rows_kernel(const uint8_t* __restrict__ src, size_t src_stride, const int32_t* __restrict__ ids,
+                        float* __restrict__ dst, size_t dst_stride, int64_t k, int64_t n) {
+    const int64_t total = k * n;
+    for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
+         idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t i = idx / k, e = idx % k;
+        const int64_t r = ids ? ids[i] : i;
+        dst[i * dst_stride + e] = load_float_element<T>(src + r * src_stride, e);
+    }
+}
+
+// ---- host side ----
+
+constexpr int64_t kMmvMaxRows = 8;  // activation rows up to which products take the decode kernels
+
+unsigned grid_stride_blocks(int64_t items, int threads) {
+    return static_cast<unsigned>(std::min<int64_t>((items + threads - 1) / threads, int64_t{1} << 20));
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+bool device_has_bf16_mma() {
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
+    return major >= 8;
+}
+
+// The activation scratch the decode kernels on quantized weights need (0 for other products).
+size_t decode_work_size(DType type, int64_t k, int64_t m) {
+    if (is_float_type(type) || m > kMmvMaxRows || k <= 0 || m <= 0) return 0;
+    return kWorkAlign + act_qs_bytes(k, m) + static_cast<size_t>(m) * (k / kActBlock) * sizeof(float2);
+}
+
+template <DType T, int M>
+void launch_mmvq(const uint8_t* w, size_t w_stride, const ActQ8& act, int64_t n, float* y, size_t y_stride,
+                 cudaStream_t stream) {
+    const unsigned blocks = static_cast<unsigned>((n + kMmvWarps - 1) / kMmvWarps);
+    mmvq_kernel<T, M><<<blocks, kMmvWarps * kWarp, 0, stream>>>(w, w_stride, act, n, y, y_stride);
+}
+
+template <DType T, int M>
+void launch_mmv_float(const uint8_t* w, size_t w_stride, const float* b, size_t b_stride, int64_t k, int64_t n, int m,
+                      float* y, size_t y_stride, cudaStream_t stream) {
+    const bool vec = aligned16(w) && w_stride % 16 == 0 && aligned16(b) && b_stride % 4 == 0;
+    const unsigned blocks = static_cast<unsigned>((n + kMmvWarps - 1) / kMmvWarps);
+    mmv_float_kernel<T, M>
+        <<<blocks, kMmvWarps * kWarp, 0, stream>>>(w, w_stride, b, b_stride, k, n, m, vec, y, y_stride);
+}
+
+// Calls f.template operator()<M> ... via a lambda taking std::integral_constant<int, M>.
+template <typename F>
+void with_row_count(int64_t m, F&& f) {
+    if (m == 1)
+        f(std::integral_constant<int, 1>{});
+    else if (m == 2)
+        f(std::integral_constant<int, 2>{});
+    else if (m <= 4)
+        f(std::integral_constant<int, 4>{});
+    else
+        f(std::integral_constant<int, 8>{});
+}
+
+}  // namespace
+
+bool mul_mat_supports(DType type) {
+    return visit_type(type, [](auto) {});
+}
+
+size_t mul_mat_work_size(DType type, int64_t k, int64_t n, int64_t m) {
+    if (!mul_mat_supports(type) || n <= 0) return 0;
+    return decode_work_size(type, k, m);
+}
+
+void mul_mat(DType type, const void* a, size_t a_stride, const float* b, size_t b_stride, float* y, size_t y_stride,
+             int64_t k, int64_t n, int64_t m, void* work, size_t work_size, cudaStream_t stream) {
+    if (n <= 0 || m <= 0) return;
+    if (k <= 0) {
+        cudaMemset2DAsync(y, y_stride * sizeof(float), 0, n * sizeof(float), m, stream);
+        return;
+    }
+    const uint8_t* w = static_cast<const uint8_t*>(a);
+    visit_type(type, [&](auto tag) {
+        constexpr DType T = decltype(tag)::value;
+        if constexpr (is_float_type(T)) {
+            if (m <= kMmvMaxRows) {
+                with_row_count(m, [&](auto rows) {
+                    launch_mmv_float<T, decltype(rows)::value>(w, a_stride, b, b_stride, k, n, static_cast<int>(m), y,
+                                                               y_stride, stream);
+                });
+                return;
+            }
+        } else {
+            // Too small a scratch (never, when sized by mul_mat_work_size) falls through to the GEMM.
+            if (m <= kMmvMaxRows && work != nullptr && work_size >= decode_work_size(T, k, m)) {
+                const uintptr_t base = (reinterpret_cast<uintptr_t>(work) + kWorkAlign - 1) / kWorkAlign * kWorkAlign;
+                int8_t* qs = reinterpret_cast<int8_t*>(base);
+                float2* ds = reinterpret_cast<float2*>(base + act_qs_bytes(k, m));
+                const int64_t blocks = m * (k / kActBlock);
+                const unsigned grid = static_cast<unsigned>((blocks + 7) / 8);
+                quantize_act_kernel<<<grid, 256, 0, stream>>>(b, b_stride, k, blocks, qs, ds);
+                const ActQ8 act{qs, ds, k, k / kActBlock, static_cast<int>(m)};
+                with_row_count(m, [&](auto rows) {
+                    launch_mmvq<T, decltype(rows)::value>(w, a_stride, act, n, y, y_stride, stream);
+                });
+                return;
+            }
+        }
+        if (T == DType::F32 || (T == DType::BF16 && !device_has_bf16_mma())) {
+            const dim3 grid(static_cast<unsigned>((n + kSgN - 1) / kSgN), static_cast<unsigned>((m + kSgM - 1) / kSgM));
+            if constexpr (T == DType::F32 || T == DType::BF16)
+                gemm_f32_kernel<T><<<grid, 256, 0, stream>>>(w, a_stride, b, b_stride, y, y_stride, k, n, m);
+            return;
+        }
+        if constexpr (T != DType::F32) {
+            const dim3 grid(static_cast<unsigned>((n + kGemmN - 1) / kGemmN),
+                            static_cast<unsigned>((m + kGemmM - 1) / kGemmM));
+            gemm_wmma_kernel<T><<<grid, kGemmThreads, 0, stream>>>(w, a_stride, b, b_stride, y, y_stride, k, n, m);
+        }
+    });
+}
+
+void dequantize_rows(DType type, const void* src, size_t src_stride, const int32_t* ids, float* dst, size_t dst_stride,
+                     int64_t k, int64_t n, cudaStream_t stream) {
+    if (n <= 0 || k <= 0) return;
+    const uint8_t* s = static_cast<const uint8_t*>(src);
+    visit_type(type, [&](auto tag) {
+        constexpr DType T = decltype(tag)::value;
+        if constexpr (is_float_type(T)) {
+            convert_rows_kernel<T>
+                <<<grid_stride_blocks(k * n, 256), 256, 0, stream>>>(s, src_stride, ids, dst, dst_stride, k, n);
+        } else {
+            dequantize_rows_kernel<T>
+                <<<grid_stride_blocks(k / 8 * n, 256), 256, 0, stream>>>(s, src_stride, ids, dst, dst_stride, k, n);
+        }
+    });
+}
+
+}  // namespace tessera::cuda

@@ -1,0 +1,35 @@
+// Matrix products and block conversions on the GPU: the weight-type-specific part of the
+// CUDA backend. Everything here is enqueued on `stream` and returns at once.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tensor/dtype.h"
+
+namespace tessera::cuda {
+
+// Whether mul_mat and dequantize_rows take weights of this type.
+bool mul_mat_supports(DType type);
+
+// Device scratch bytes mul_mat needs for a product of these sizes (the activation
+// quantized once, staging tiles); 0 when it needs none.
+size_t mul_mat_work_size(DType type, int64_t k, int64_t n, int64_t m);
+
+// y[j * y_stride + i] = dot(row i of a, row j of b) for i < n, j < m.
+// a: n rows of k elements of `type`, row i at (const char*)a + i * a_stride; k is a
+//    multiple of the type's block size.
+// b: m rows of k floats, row j at b + j * b_stride (strides in floats).
+// y: m rows of n floats, row j at y + j * y_stride.
+// work: device memory of at least mul_mat_work_size(type, k, n, m) bytes.
+void mul_mat(DType type, const void* a, size_t a_stride, const float* b, size_t b_stride, float* y, size_t y_stride,
+             int64_t k, int64_t n, int64_t m, void* work, size_t work_size, cudaStream_t stream);
+
+// Rows of `type` to F32: n rows of k elements; src row i at (const char*)src + ids[i] *
+// src_stride (ids: device I32, or null for row i), dst row i at dst + i * dst_stride floats.
+void dequantize_rows(DType type, const void* src, size_t src_stride, const int32_t* ids, float* dst, size_t dst_stride,
+                     int64_t k, int64_t n, cudaStream_t stream);
+
+}  // namespace tessera::cuda

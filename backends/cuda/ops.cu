@@ -1,0 +1,527 @@
+// The CUDA backend's element-wise, row-wise and data-movement kernels. Indexing is plain
+// (one thread per element or a block per row, byte strides as the tensors carry them):
+// these nodes move a few megabytes per token, next to the gigabytes of the matrix products.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "backends/cuda/common.cuh"
+#include "backends/cuda/mulmat.h"
+#include "backends/cuda/ops.h"
+#include "tensor/graph.h"
+
+namespace tessera::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ float load_elem(const char* p, DType t) {
+    if (t == DType::F32) return *reinterpret_cast<const float*>(p);
+    if (t == DType::F16) return __half2float(*reinterpret_cast<const __half*>(p));
+    return __bfloat162float(*reinterpret_cast<const __nv_bfloat16*>(p));
+}
+
+__device__ __forceinline__ void store_elem(char* p, DType t, float v) {
+    if (t == DType::F32)
+        *reinterpret_cast<float*>(p) = v;
+    else if (t == DType::F16)
+        *reinterpret_cast<__half*>(p) = __float2half_rn(v);
+    else
+        *reinterpret_cast<__nv_bfloat16*>(p) = __float2bfloat16_rn(v);
+}
+
+// Element i (logical, ne[0] fastest) of a view: its byte offset.
+__device__ __forceinline__ int64_t offset_of(const View& v, int64_t i) {
+    const int64_t i0 = i % v.ne[0];
+    int64_t r = i / v.ne[0];
+    const int64_t i1 = r % v.ne[1];
+    r /= v.ne[1];
+    const int64_t i2 = r % v.ne[2];
+    const int64_t i3 = r / v.ne[2];
+    return i0 * v.nb[0] + i1 * v.nb[1] + i2 * v.nb[2] + i3 * v.nb[3];
+}
+
+__device__ __forceinline__ int64_t row_offset(const View& v, int64_t r) {
+    const int64_t i1 = r % v.ne[1];
+    r /= v.ne[1];
+    return i1 * v.nb[1] + (r % v.ne[2]) * v.nb[2] + (r / v.ne[2]) * v.nb[3];
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Sum (or max) over the block; every thread gets the result. `scratch`: 32 floats.
+template <bool kMax>
+__device__ float block_reduce(float v, float* scratch) {
+    v = kMax ? warp_max(v) : warp_sum(v);
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = (blockDim.x + 31) / 32;
+    __syncthreads();  // scratch may still be read by a previous reduction
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < n_warps ? scratch[lane] : (kMax ? -INFINITY : 0.0f);
+    return kMax ? warp_max(v) : warp_sum(v);
+}
+
+int grid_for(int64_t n) { return static_cast<int>(std::min<int64_t>(blocks_for(n, kThreads), 1 << 30)); }
+
+// ---- element-wise ----
+
+__global__ void k_binary(View out, View a, View b, bool add, int64_t n) {
+    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+        const int64_t i0 = i % a.ne[0];
+        int64_t r = i / a.ne[0];
+        const int64_t i1 = r % a.ne[1];
+        r /= a.ne[1];
+        const int64_t i2 = r % a.ne[2], i3 = r / a.ne[2];
+        const float x = *reinterpret_cast<const float*>(a.data + i0 * 4 + i1 * a.nb[1] + i2 * a.nb[2] + i3 * a.nb[3]);
+        const float y = *reinterpret_cast<const float*>(b.data + (i0 % b.ne[0]) * 4 + (i1 % b.ne[1]) * b.nb[1] +
+                                                        (i2 % b.ne[2]) * b.nb[2] + (i3 % b.ne[3]) * b.nb[3]);
+        *reinterpret_cast<float*>(out.data + offset_of(out, i)) = add ? x + y : x * y;
+    }
+}
+
+__device__ __forceinline__ float gelu_tanh(float x) {
+    const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f)); }
+__device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
+
+__global__ void k_unary(View out, View a, Op op, float s, int64_t n) {
+    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+        const float x = *reinterpret_cast<const float*>(a.data + offset_of(a, i));
+        float y;
+        switch (op) {
+            case Op::Scale:
+                y = x * s;
+                break;
+            case Op::Silu:
+                y = silu(x);
+                break;
+            case Op::Gelu:
+                y = gelu_tanh(x);
+                break;
+            case Op::Tanh:
+                y = tanhf(x);
+                break;
+            default:
+                y = gelu_erf(x);
+                break;
+        }
+        *reinterpret_cast<float*>(out.data + offset_of(out, i)) = y;
+    }
+}
+
+__global__ void k_gate(View out, View a, View b, bool swi, int64_t n) {
+    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+        const float x = *reinterpret_cast<const float*>(a.data + offset_of(a, i));
+        const float g = *reinterpret_cast<const float*>(b.data + offset_of(b, i));
+        *reinterpret_cast<float*>(out.data + offset_of(out, i)) = (swi ? silu(x) : gelu_tanh(x)) * g;
+    }
+}
+
+// ---- copies ----
+
+__global__ void k_copy_elem(View dst, View src, DType dt, DType st, int64_t n) {
+    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
+        store_elem(dst.data + offset_of(dst, i), dt, load_elem(src.data + offset_of(src, i), st));
+}
+
+// Whole rows of bytes (a quantized tensor copied into its own type).
+__global__ void k_copy_rows(View dst, View src, int64_t row_bytes, int64_t n_rows) {
+    for (int64_t r = blockIdx.x; r < n_rows; r += gridDim.x) {
+        const char* s = src.data + row_offset(src, r);
+        char* d = dst.data + row_offset(dst, r);
+        for (int64_t j = threadIdx.x; j < row_bytes; j += blockDim.x) d[j] = s[j];
+    }
+}
+
+// One warp quantizes one block of 32 floats to Q8_0, as the CPU reference does: the scale
+// is max|x| / 127 rounded to F16, values rounded to nearest (ties to even).
+struct BlockQ8_0 {
+    __half d;
+    int8_t qs[32];
+};
+static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 block");
+
+__device__ __forceinline__ void quantize_q8_0_warp(float x, BlockQ8_0* y) {
+    const int lane = threadIdx.x % 32;
+    const float amax = warp_max(fabsf(x));
+    const __half dh = __float2half_rn(amax / 127.0f);
+    const float d = __half2float(dh);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    float v = fminf(fmaxf(x * id, -127.0f), 127.0f);
+    y->qs[lane] = static_cast<int8_t>(__float2int_rn(v));
+    if (lane == 0) y->d = dh;
+}
+
+// F32 rows into Q8_0 rows: a warp per block.
+__global__ void k_copy_q8_0(View dst, View src, int64_t n_rows) {
+    const int64_t blocks_per_row = src.ne[0] / 32;
+    const int64_t warp = (blockIdx.x * int64_t{blockDim.x} + threadIdx.x) / 32;
+    if (warp >= n_rows * blocks_per_row) return;
+    const int64_t r = warp / blocks_per_row, b = warp % blocks_per_row;
+    const float x = reinterpret_cast<const float*>(src.data + row_offset(src, r))[b * 32 + threadIdx.x % 32];
+    quantize_q8_0_warp(x, reinterpret_cast<BlockQ8_0*>(dst.data + row_offset(dst, r)) + b);
+}
+
+// ---- row writes (KV cache) and RoPE ----
+
+struct RopeArgs {
+    int n_dims;
+    bool neox;
+    float freq_base, freq_scale, ext_factor, attn_factor;
+    float corr0, corr1;
+    const float* freq_factors;
+};
+
+float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base) {
+    return n_dims * std::log(n_ctx_orig / (n_rot * 2.0f * 3.14159265358979f)) / (2.0f * std::log(base));
+}
+
+RopeArgs rope_args(const Tensor& node, const Tensor* ff) {
+    RopeArgs a;
+    a.n_dims = node.params[0];
+    a.neox = node.params[1] == static_cast<int32_t>(RopeMode::NeoX);
+    a.freq_base = node.param_f(3);
+    a.freq_scale = node.param_f(4);
+    a.ext_factor = node.param_f(5);
+    a.attn_factor = node.param_f(6);
+    a.corr0 = a.corr1 = 0.0f;
+    const int n_ctx_orig = node.params[2];
+    if (a.ext_factor != 0.0f && n_ctx_orig > 0) {
+        a.corr0 = std::max(0.0f, std::floor(yarn_corr_dim(a.n_dims, n_ctx_orig, node.param_f(7), a.freq_base)));
+        a.corr1 = std::min(static_cast<float>(a.n_dims - 1),
+                           std::ceil(yarn_corr_dim(a.n_dims, n_ctx_orig, node.param_f(8), a.freq_base)));
+    }
+    a.freq_factors = ff ? static_cast<const float*>(ff->data) : nullptr;
+    return a;
+}
+
+// The angle of pair i0 at position p, in double as the CPU computes it (at positions in the
+// thousands, float products lose whole hundredths of a radian).
+__device__ void rope_angle(const RopeArgs& a, int32_t p, int i0, float* c, float* s) {
+    const double factor = a.freq_factors ? a.freq_factors[i0 / 2] : 1.0;
+    const double te_d = p * pow(static_cast<double>(a.freq_base), -static_cast<double>(i0) / a.n_dims) / factor;
+    double theta = a.freq_scale * te_d;
+    float mscale = a.attn_factor;
+    if (a.ext_factor != 0.0f) {
+        const float y = (i0 / 2 - a.corr0) / fmaxf(0.001f, a.corr1 - a.corr0);
+        const double mix = (1.0f - fminf(1.0f, fmaxf(0.0f, y))) * a.ext_factor;
+        theta = theta * (1.0 - mix) + te_d * mix;
+        mscale *= 1.0f + 0.1f * logf(1.0f / a.freq_scale);
+    }
+    double sd, cd;
+    sincos(theta, &sd, &cd);
+    *c = static_cast<float>(cd) * mscale;
+    *s = static_cast<float>(sd) * mscale;
+}
+
+// One thread per (pair or pass-through element, head, token) of x [head, n_head, n_tokens].
+__global__ void k_rope(View out, View x, const int32_t* pos, RopeArgs a) {
+    const int64_t head = x.ne[0];
+    const int64_t n = head * x.ne[1] * x.ne[2];
+    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+        const int64_t e = i % head, ih = (i / head) % x.ne[1], it = i / (head * x.ne[1]);
+        const float* in = reinterpret_cast<const float*>(x.data + ih * x.nb[1] + it * x.nb[2]);
+        float* o = reinterpret_cast<float*>(out.data + ih * out.nb[1] + it * out.nb[2]);
+        if (e >= a.n_dims) {
+            o[e] = in[e];
+            continue;
+        }
+        const int half = a.n_dims / 2;
+        // Each pair is done by the thread of its first element.
+        int i0, ia, ib;
+        if (a.neox) {
+            if (e >= half) continue;
+            i0 = 2 * static_cast<int>(e), ia = static_cast<int>(e), ib = static_cast<int>(e) + half;
+        } else {
+            if (e % 2) continue;
+            i0 = static_cast<int>(e), ia = i0, ib = i0 + 1;
+        }
+        float c, s;
+        rope_angle(a, pos[it], i0, &c, &s);
+        const float x0 = in[ia], x1 = in[ib];
+        o[ia] = x0 * c - x1 * s;
+        o[ib] = x0 * s + x1 * c;
+    }
+}
+
+__device__ __forceinline__ int64_t index_at(const void* idx, bool i64, int64_t j) {
+    return i64 ? static_cast<const int64_t*>(idx)[j] : static_cast<const int32_t*>(idx)[j];
+}
+
+// One block per source row: the row (rotated when `pos` is set) is gathered in shared
+// memory, then converted into destination row idx[j]. Rows outside the destination are
+// skipped (the runtime validates positions).
+__global__ void k_set_rows(View dst, DType dt, View src, const void* idx, bool idx64, const int32_t* pos, RopeArgs a) {
+    extern __shared__ float row[];
+    const int64_t j = blockIdx.x;
+    const int64_t target = index_at(idx, idx64, j);
+    if (target < 0 || target >= dst.ne[1]) return;
+    const int64_t width = dst.ne[0];
+    if (pos) {  // src: x [head, n_head, n]; token j's heads side by side
+        const int64_t head = src.ne[0];
+        for (int64_t e = threadIdx.x; e < width; e += blockDim.x) {
+            const int64_t ih = e / head, i = e % head;
+            const float* in = reinterpret_cast<const float*>(src.data + ih * src.nb[1] + j * src.nb[2]);
+            if (i >= a.n_dims) {
+                row[e] = in[i];
+                continue;
+            }
+            const int half = a.n_dims / 2;
+            int i0, ia, ib;
+            if (a.neox) {
+                if (i >= half) continue;
+                i0 = 2 * static_cast<int>(i), ia = static_cast<int>(i), ib = static_cast<int>(i) + half;
+            } else {
+                if (i % 2) continue;
+                i0 = static_cast<int>(i), ia = i0, ib = i0 + 1;
+            }
+            float c, s;
+            rope_angle(a, pos[j], i0, &c, &s);
+            const float x0 = in[ia], x1 = in[ib];
+            row[ih * head + ia] = x0 * c - x1 * s;
+            row[ih * head + ib] = x0 * s + x1 * c;
+        }
+    } else {
+        const float* in = reinterpret_cast<const float*>(src.data + j * src.nb[1]);
+        for (int64_t e = threadIdx.x; e < width; e += blockDim.x) row[e] = in[e];
+    }
+    __syncthreads();
+    char* out = dst.data + target * dst.nb[1];
+    if (dt == DType::Q8_0) {
+        const int64_t n_blocks = width / 32;
+        for (int64_t b = threadIdx.x / 32; b < n_blocks; b += blockDim.x / 32)
+            quantize_q8_0_warp(row[b * 32 + threadIdx.x % 32], reinterpret_cast<BlockQ8_0*>(out) + b);
+    } else {
+        const int64_t size = dt == DType::F32 ? 4 : 2;
+        for (int64_t e = threadIdx.x; e < width; e += blockDim.x) store_elem(out + e * size, dt, row[e]);
+    }
+}
+
+// ---- concat, argmax ----
+
+__global__ void k_concat(View out, View a, View b, int dim, int64_t n) {
+    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+        int64_t c[kMaxDims];
+        int64_t r = i;
+        for (int d = 0; d < kMaxDims; ++d) {
+            c[d] = r % out.ne[d];
+            r /= out.ne[d];
+        }
+        const View* s = &a;
+        if (c[dim] >= a.ne[dim]) {
+            s = &b;
+            c[dim] -= a.ne[dim];
+        }
+        const float v = *reinterpret_cast<const float*>(s->data + c[0] * s->nb[0] + c[1] * s->nb[1] + c[2] * s->nb[2] +
+                                                        c[3] * s->nb[3]);
+        *reinterpret_cast<float*>(out.data + offset_of(out, i)) = v;
+    }
+}
+
+// One block per row; ties go to the lowest index, as on the CPU.
+__global__ void k_argmax(int32_t* out, View a) {
+    __shared__ float best_v[kThreads];
+    __shared__ int32_t best_i[kThreads];
+    const float* x = reinterpret_cast<const float*>(a.data + blockIdx.x * a.nb[1]);
+    float bv = -INFINITY;
+    int32_t bi = -1;
+    for (int64_t i = threadIdx.x; i < a.ne[0]; i += blockDim.x)
+        if (bi < 0 || x[i] > bv) bv = x[i], bi = static_cast<int32_t>(i);
+    best_v[threadIdx.x] = bv;
+    best_i[threadIdx.x] = bi;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) {
+            const float ov = best_v[threadIdx.x + s];
+            const int32_t oi = best_i[threadIdx.x + s];
+            const int32_t mi = best_i[threadIdx.x];
+            if (oi >= 0 && (mi < 0 || ov > best_v[threadIdx.x] || (ov == best_v[threadIdx.x] && oi < mi)))
+                best_v[threadIdx.x] = ov, best_i[threadIdx.x] = oi;
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[blockIdx.x] = best_i[0] < 0 ? 0 : best_i[0];
+}
+
+// ---- norms, softmax ----
+
+__global__ void k_norm(View out, View a, const float* weight, float eps, bool rms) {
+    __shared__ float scratch[32];
+    const int64_t r = blockIdx.x;
+    const float* x = reinterpret_cast<const float*>(a.data + row_offset(a, r));
+    float* y = reinterpret_cast<float*>(out.data + row_offset(out, r));
+    const int64_t n = a.ne[0];
+    if (rms) {
+        float ss = 0.0f;
+        for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss += x[i] * x[i];
+        ss = block_reduce<false>(ss, scratch);
+        const float s = 1.0f / sqrtf(ss / static_cast<float>(n) + eps);
+        if (weight)
+            for (int64_t i = threadIdx.x; i < n; i += blockDim.x) y[i] = x[i] * s * weight[i];
+        else
+            for (int64_t i = threadIdx.x; i < n; i += blockDim.x) y[i] = x[i] * s;
+        return;
+    }
+    float sum = 0.0f;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) sum += x[i];
+    const float mean = block_reduce<false>(sum, scratch) / static_cast<float>(n);
+    float var = 0.0f;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) var += (x[i] - mean) * (x[i] - mean);
+    var = block_reduce<false>(var, scratch);
+    const float s = 1.0f / sqrtf(var / static_cast<float>(n) + eps);
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) y[i] = (x[i] - mean) * s;
+}
+
+__global__ void k_soft_max(View out, View a, const char* mask, int64_t mask_nb1, bool mask_f16, float scale) {
+    __shared__ float scratch[32];
+    const int64_t r = blockIdx.x;
+    const float* x = reinterpret_cast<const float*>(a.data + row_offset(a, r));
+    float* y = reinterpret_cast<float*>(out.data + row_offset(out, r));
+    const char* m = mask ? mask + (r % a.ne[1]) * mask_nb1 : nullptr;
+    const int64_t n = a.ne[0];
+    float mx = -INFINITY;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        float mv = 0.0f;
+        if (m)
+            mv = mask_f16 ? __half2float(reinterpret_cast<const __half*>(m)[i]) : reinterpret_cast<const float*>(m)[i];
+        const float v = x[i] * scale + mv;
+        y[i] = v;
+        mx = fmaxf(mx, v);
+    }
+    mx = block_reduce<true>(mx, scratch);
+    if (mx == -INFINITY) {  // a fully masked row
+        for (int64_t i = threadIdx.x; i < n; i += blockDim.x) y[i] = 0.0f;
+        return;
+    }
+    float sum = 0.0f;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        const float e = expf(y[i] - mx);
+        y[i] = e;
+        sum += e;
+    }
+    const float inv = 1.0f / block_reduce<false>(sum, scratch);
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) y[i] *= inv;
+}
+
+bool is_element_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+}  // namespace
+
+bool copy_supports(DType src, DType dst) {
+    if (is_element_type(src) && is_element_type(dst)) return true;
+    if (src == DType::F32 && dst == DType::Q8_0) return true;
+    return src == dst;
+}
+
+bool set_rows_supports(DType dst) { return is_element_type(dst) || dst == DType::Q8_0; }
+
+void op_get_rows(const Tensor& node, cudaStream_t stream) {
+    const Tensor& a = *node.src[0];
+    const Tensor& ids = *node.src[1];
+    dequantize_rows(a.type, a.data, a.nb[1], static_cast<const int32_t*>(ids.data), static_cast<float*>(node.data),
+                    node.nb[1] / sizeof(float), a.ne[0], ids.ne[0], stream);
+}
+
+void op_binary(const Tensor& node, cudaStream_t stream) {
+    const int64_t n = node.n_elements();
+    if (n == 0) return;
+    k_binary<<<grid_for(n), kThreads, 0, stream>>>(view_of(node), view_of(*node.src[0]), view_of(*node.src[1]),
+                                                   node.op == Op::Add, n);
+}
+
+void op_unary(const Tensor& node, cudaStream_t stream) {
+    const int64_t n = node.n_elements();
+    if (n == 0) return;
+    k_unary<<<grid_for(n), kThreads, 0, stream>>>(view_of(node), view_of(*node.src[0]), node.op, node.param_f(0), n);
+}
+
+void op_gate(const Tensor& node, cudaStream_t stream) {
+    const int64_t n = node.n_elements();
+    if (n == 0) return;
+    k_gate<<<grid_for(n), kThreads, 0, stream>>>(view_of(node), view_of(*node.src[0]), view_of(*node.src[1]),
+                                                 node.op == Op::Swiglu, n);
+}
+
+void op_copy(const Tensor& node, cudaStream_t stream) {
+    const Tensor& src = *node.src[0];
+    const int64_t n = src.n_elements();
+    if (n == 0) return;
+    // For cpy the node is a view of the destination with the destination's shape; for cont
+    // it has the source's shape.
+    if (is_element_type(src.type) && is_element_type(node.type)) {
+        k_copy_elem<<<grid_for(n), kThreads, 0, stream>>>(view_of(node), view_of(src), node.type, src.type, n);
+    } else if (src.type == node.type) {
+        k_copy_rows<<<static_cast<int>(std::min<int64_t>(src.n_rows(), 65535)), 128, 0, stream>>>(
+            view_of(node), view_of(src), static_cast<int64_t>(row_size(src.type, src.ne[0])), src.n_rows());
+    } else {  // F32 -> Q8_0
+        const int64_t warps = src.n_rows() * (src.ne[0] / 32);
+        k_copy_q8_0<<<grid_for(warps * 32), kThreads, 0, stream>>>(view_of(node), view_of(src), src.n_rows());
+    }
+}
+
+void op_set_rows(const Tensor& node, cudaStream_t stream) {
+    const Tensor& src = *node.src[1];
+    const Tensor& idx = *node.src[2];
+    const Tensor* pos = node.src[3];
+    const int64_t rows = pos ? src.ne[2] : src.ne[1];
+    if (rows == 0) return;
+    const RopeArgs a = pos ? rope_args(node, node.src[4]) : RopeArgs{};
+    const size_t smem = static_cast<size_t>(node.ne[0]) * sizeof(float);
+    k_set_rows<<<static_cast<int>(rows), kThreads, smem, stream>>>(
+        view_of(node), node.type, view_of(src), idx.data, idx.type == DType::I64,
+        pos ? static_cast<const int32_t*>(pos->data) : nullptr, a);
+}
+
+void op_concat(const Tensor& node, cudaStream_t stream) {
+    const int64_t n = node.n_elements();
+    if (n == 0) return;
+    k_concat<<<grid_for(n), kThreads, 0, stream>>>(view_of(node), view_of(*node.src[0]), view_of(*node.src[1]),
+                                                   node.params[0], n);
+}
+
+void op_argmax(const Tensor& node, cudaStream_t stream) {
+    const Tensor& a = *node.src[0];
+    if (a.ne[1] == 0) return;
+    k_argmax<<<static_cast<int>(a.ne[1]), kThreads, 0, stream>>>(static_cast<int32_t*>(node.data), view_of(a));
+}
+
+void op_norm(const Tensor& node, cudaStream_t stream) {
+    const Tensor& a = *node.src[0];
+    if (a.n_rows() == 0) return;
+    const float* w = node.op == Op::RmsNorm && node.src[1] ? static_cast<const float*>(node.src[1]->data) : nullptr;
+    const int threads = a.ne[0] >= 1024 ? 512 : a.ne[0] >= 256 ? 256 : 128;
+    k_norm<<<static_cast<int>(a.n_rows()), threads, 0, stream>>>(view_of(node), view_of(a), w, node.param_f(0),
+                                                                 node.op == Op::RmsNorm);
+}
+
+void op_soft_max(const Tensor& node, cudaStream_t stream) {
+    const Tensor& a = *node.src[0];
+    const Tensor* mask = node.src[1];
+    if (a.n_rows() == 0) return;
+    k_soft_max<<<static_cast<int>(a.n_rows()), kThreads, 0, stream>>>(
+        view_of(node), view_of(a), mask ? static_cast<const char*>(mask->data) : nullptr,
+        mask ? static_cast<int64_t>(mask->nb[1]) : 0, mask && mask->type == DType::F16, node.param_f(0));
+}
+
+void op_rope(const Tensor& node, cudaStream_t stream) {
+    const Tensor& x = *node.src[0];
+    const int64_t n = x.n_elements();
+    if (n == 0) return;
+    k_rope<<<grid_for(n), kThreads, 0, stream>>>(
+        view_of(node), view_of(x), static_cast<const int32_t*>(node.src[1]->data), rope_args(node, node.src[2]));
+}
+
+}  // namespace tessera::cuda

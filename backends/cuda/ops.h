@@ -1,0 +1,32 @@
+// The CUDA backend's node kernels, one launcher per op family. Each enqueues its work on
+// `stream` and returns; shapes were checked when the graph was built, and the backend's
+// supports() admitted only the types these take.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "tensor/tensor.h"
+
+namespace tessera::cuda {
+
+void op_get_rows(const Tensor& node, cudaStream_t stream);
+void op_binary(const Tensor& node, cudaStream_t stream);    // add, mul
+void op_unary(const Tensor& node, cudaStream_t stream);     // scale, silu, gelu, gelu_erf, tanh
+void op_gate(const Tensor& node, cudaStream_t stream);      // swiglu, geglu
+void op_copy(const Tensor& node, cudaStream_t stream);      // cpy, cont
+void op_set_rows(const Tensor& node, cudaStream_t stream);  // also rope_set_rows (src[3] set)
+void op_concat(const Tensor& node, cudaStream_t stream);
+void op_argmax(const Tensor& node, cudaStream_t stream);
+void op_norm(const Tensor& node, cudaStream_t stream);  // rms_norm (optional weight), norm
+void op_soft_max(const Tensor& node, cudaStream_t stream);
+void op_rope(const Tensor& node, cudaStream_t stream);
+void op_flash_attn(const Tensor& node, void* work, cudaStream_t stream);
+size_t flash_attn_work_size(const Tensor& node);
+
+// Types a copy or a row write can take: element types convert freely, F32 rows quantize
+// into Q8_0, and any type copies into itself.
+bool copy_supports(DType src, DType dst);
+bool set_rows_supports(DType dst);
+bool flash_attn_supports(DType kv);
+
+}  // namespace tessera::cuda

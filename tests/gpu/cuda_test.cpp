@@ -1,0 +1,143 @@
+// The CUDA backend on a real GPU (label cuda): every op-parity case placed on the GPU
+// against the scalar reference, a graph split between the GPU and the CPU, and the real
+// models with every layer on the GPU against the same models on the CPU (the greedy
+// continuation and the perplexity). Skips, saying why, where there is no CUDA device.
+// (The random-weight models of every family run on the GPU in llama_random_test, which
+// loads with the default placement: all layers on the GPU when there is one.)
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <map>
+
+#include "backends/registry.h"
+#include "tensor/error.h"
+#include "tests/models/reference_support.h"
+#include "tests/ops/harness.h"
+#include "tests/test_support.h"
+
+using namespace tessera;
+
+namespace {
+
+Backend* find_cuda(const std::vector<std::unique_ptr<Backend>>& backends) {
+    for (const auto& b : backends)
+        if (b->name().rfind("CUDA", 0) == 0) return b.get();
+    return nullptr;
+}
+
+bool skip_without_gpu(Backend* gpu) {
+    if (gpu) return false;
+    const std::string why = backends::gpu_unavailable_reason();
+    test::skip_because("no CUDA device (" + (why.empty() ? std::string("this build has no CUDA backend") : why) + ")");
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("every op case on the CUDA backend matches the scalar reference") {
+    auto backends = backends::create_available();
+    Backend* gpu = find_cuda(backends);
+    if (skip_without_gpu(gpu)) return;
+    Backend& cpu = *backends.back();
+    auto cases = test::all_op_cases();
+    std::map<std::string, int> passed, total;
+    int not_written = 0;
+    for (const test::OpCase& c : cases) {
+        CAPTURE(c.name);
+        const auto expected = c.reference(c.leaves);
+        std::vector<double> got;
+        try {
+            got = test::run_case(c, *gpu, {gpu, &cpu});
+        } catch (const Error& e) {
+            // A write into GPU memory of a type the GPU has no quantizer for (the K-quants):
+            // the scheduler refuses it, and no model's cache has such a type.
+            const bool write = c.name.rfind("cpy F32 -> ", 0) == 0 || c.name.find("set_rows") != std::string::npos;
+            CHECK_MESSAGE(write, e.what());
+            ++not_written;
+            continue;
+        }
+        REQUIRE(got.size() == expected.size());
+        const double e = test::nmse(got, expected);
+        CAPTURE(e);
+        CHECK(e <= c.max_nmse);
+        const std::string op = c.name.substr(0, c.name.find(' '));
+        ++total[op];
+        passed[op] += e <= c.max_nmse;
+    }
+    for (const auto& [op, n] : total) std::printf("%s: %d/%d  ", op.c_str(), passed[op], n);
+    std::printf("\n%d write cases into types the GPU cannot quantize to were refused\n", not_written);
+}
+
+namespace {
+
+// The same model with every layer on the CPU and on the GPU: the greedy continuation of the
+// reference prompt must agree (teacher-forced top-1, near ties allowed), and the perplexity
+// must be within 0.5%.
+void compare_cpu_gpu(const std::string& name, int32_t bos_in_chunks) {
+    const auto path = test::model_path(name);
+    if (!std::filesystem::exists(path)) {
+        test::skip_because("model not downloaded (run scripts/get-model.sh " + name + ")");
+        return;
+    }
+    const test::Reference ref = test::read_reference(name);
+    runtime::LoadOptions on_cpu, on_gpu;
+    on_cpu.n_gpu_layers = 0;
+    on_gpu.n_gpu_layers = 1 << 20;
+    auto cpu_model = runtime::load_model(gguf::File::open(path.string()), on_cpu);
+    auto gpu_model = runtime::load_model(gguf::File::open(path.string()), on_gpu);
+    REQUIRE(gpu_model->n_gpu_layers == gpu_model->hp.n_layer);
+    REQUIRE(cpu_model->n_gpu_layers == 0);
+    const int32_t n_vocab = cpu_model->hp.n_vocab;
+
+    runtime::ContextOptions opt;
+    opt.n_ctx = 256;
+    std::vector<int32_t> greedy[2];
+    const runtime::Model* models[2] = {cpu_model.get(), gpu_model.get()};
+    for (int m = 0; m < 2; ++m) {
+        runtime::Context ctx(*models[m], opt);
+        ctx.decode(ref.prompt, false);
+        for (int i = 0; i < 32; ++i) {
+            int32_t t = test::argmax(ctx.logits(-1), n_vocab);
+            greedy[m].push_back(t);
+            ctx.decode(std::span<const int32_t>(&t, 1), false);
+        }
+    }
+    size_t same = 0;
+    while (same < greedy[0].size() && greedy[0][same] == greedy[1][same]) ++same;
+    // Teacher-forced on the CPU's continuation: where the GPU's top token differs, the CPU's
+    // must be a near tie on the GPU.
+    runtime::Context forced(*gpu_model, opt);
+    std::vector<int32_t> seq = ref.prompt;
+    seq.insert(seq.end(), greedy[0].begin(), greedy[0].end() - 1);
+    forced.decode(seq, true);
+    size_t agree = 0;
+    float worst = 0.0f;
+    for (size_t i = 0; i < greedy[0].size(); ++i) {
+        const float* l = forced.logits(static_cast<int32_t>(ref.prompt.size() - 1 + i));
+        const float gap = l[test::argmax(l, n_vocab)] - l[greedy[0][i]];
+        agree += gap == 0.0f;
+        worst = std::max(worst, gap);
+    }
+    const double ppl_cpu = test::perplexity(*cpu_model, ref.ppl_tokens, ref.n_ctx, bos_in_chunks);
+    const double ppl_gpu = test::perplexity(*gpu_model, ref.ppl_tokens, ref.n_ctx, bos_in_chunks);
+    MESSAGE(name, ": GPU greedy equal to the CPU's for ", same, " of ", greedy[0].size(),
+            " tokens; teacher-forced agreement ", agree, ", largest gap ", worst, "; perplexity CPU ", ppl_cpu, " GPU ",
+            ppl_gpu);
+    CHECK(agree + 2 >= greedy[0].size());
+    CHECK(worst < 0.25f);
+    CHECK(std::abs(ppl_gpu / ppl_cpu - 1.0) < 0.005);
+}
+
+}  // namespace
+
+TEST_CASE("SmolLM2 all on the GPU gives the CPU's continuation and perplexity") {
+    auto backends = backends::create_available();
+    if (skip_without_gpu(find_cuda(backends))) return;
+    compare_cpu_gpu("smollm2-135m-instruct", -1);
+}
+
+TEST_CASE("Gemma 3 all on the GPU gives the CPU's continuation and perplexity") {
+    auto backends = backends::create_available();
+    if (skip_without_gpu(find_cuda(backends))) return;
+    compare_cpu_gpu("gemma3-270m", 2);
+}
