@@ -13,6 +13,10 @@ packages=(
     libopenblas-dev   # sgemm for prompts on float weights on CPUs without AVX-512
     clang             # libFuzzer target, sanitizer builds
     libclang-rt-dev   # clang's sanitizer and fuzzer runtimes
+    libvulkan-dev     # the Vulkan backend: headers and loader
+    glslc             # its shaders, GLSL to SPIR-V at build time
+    mesa-vulkan-drivers       # lavapipe: a Vulkan driver on the CPU, for the Vulkan tests
+    vulkan-validationlayers   # the Khronos validation layer, for the Vulkan tests
     python3           # test helpers (JSON checks), model download (scripts/get-model.sh)
     python3-pip
     ca-certificates

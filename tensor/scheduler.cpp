@@ -70,9 +70,10 @@ int Scheduler::assign(const Tensor* node) const {
     // Otherwise where its weights live...
     for (int i = 0; want < 0 && i < kMaxSrc; ++i)
         if (node->src[i] && is_persistent(node->src[i])) want = home_of(node->src[i]);
-    // ...else where its first input lives.
+    // ...else where an input lives, a device's memory before the fallback's: the residual
+    // stream joins the layers on the GPU instead of pulling each layer's output back.
     for (int i = 0; want < 0 && i < kMaxSrc; ++i)
-        if (node->src[i]) want = home_of(node->src[i]);
+        if (node->src[i] && home_of(node->src[i]) != fallback) want = home_of(node->src[i]);
     if (want < 0) want = fallback;
     if (!backends_[static_cast<size_t>(want)]->supports(*node)) want = fallback;
     if (!backends_[static_cast<size_t>(want)]->supports(*node))

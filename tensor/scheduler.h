@@ -1,6 +1,7 @@
 // The scheduler: splits a graph across backends and runs it.
 //
-// A node runs where its weights (or cache) live; otherwise where its inputs live;
+// A node runs where its weights (or cache) live; otherwise where an input lives (one on
+// another backend before the fallback's);
 // otherwise on the fallback backend (the CPU, last in the list). A backend that does not
 // support a node hands it to the fallback. Runs of same-backend nodes form segments;
 // a tensor crossing a seam is copied once into the consuming backend's memory. With the

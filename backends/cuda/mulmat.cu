@@ -710,12 +710,10 @@ unsigned grid_stride_blocks(int64_t items, int threads) {
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-bool device_has_bf16_mma() {
-    int dev = 0, major = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) return false;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
-    return major >= 8;
-}
+// Whether the BF16 WMMA kernel has a body here: the device is sm_80 or newer and the code it
+// runs was compiled for sm_80 or newer (a build with PTX for an older target alone, JIT-
+// compiled by the driver, has the guard's empty body). Asked once per device.
+bool device_has_bf16_mma();
 
 // The activation scratch the decode kernels on quantized weights need (0 for other products).
 size_t decode_work_size(DType type, int64_t k, int64_t m) {
@@ -750,6 +748,21 @@ void with_row_count(int64_t m, F&& f) {
         f(std::integral_constant<int, 4>{});
     else
         f(std::integral_constant<int, 8>{});
+}
+
+bool device_has_bf16_mma() {
+    static int cached[64];  // 0 unknown, 1 no, 2 yes
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
+    if (cached[dev] == 0) {
+        int major = 0;
+        cudaFuncAttributes attr{};
+        const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+                        cudaFuncGetAttributes(&attr, gemm_wmma_kernel<DType::BF16>) == cudaSuccess;
+        cached[dev] = ok && major >= 8 && attr.ptxVersion >= 80 ? 2 : 1;
+        cudaGetLastError();
+    }
+    return cached[dev] == 2;
 }
 
 }  // namespace

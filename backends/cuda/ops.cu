@@ -422,6 +422,7 @@ bool is_element_type(DType t) { return t == DType::F32 || t == DType::F16 || t =
 
 bool copy_supports(DType src, DType dst) {
     if (is_element_type(src) && is_element_type(dst)) return true;
+    if (dst == DType::F32 && mul_mat_supports(src)) return true;  // dequantizing (contiguous only)
     if (src == DType::F32 && dst == DType::Q8_0) return true;
     return src == dst;
 }
@@ -463,6 +464,9 @@ void op_copy(const Tensor& node, cudaStream_t stream) {
     // it has the source's shape.
     if (is_element_type(src.type) && is_element_type(node.type)) {
         k_copy_elem<<<grid_for(n), kThreads, 0, stream>>>(view_of(node), view_of(src), node.type, src.type, n);
+    } else if (node.type == DType::F32 && src.type != DType::F32) {  // dequantizing, contiguous rows
+        dequantize_rows(src.type, src.data, src.nb[1], nullptr, static_cast<float*>(node.data),
+                        node.nb[1] / sizeof(float), src.ne[0], src.n_rows(), stream);
     } else if (src.type == node.type) {
         k_copy_rows<<<static_cast<int>(std::min<int64_t>(src.n_rows(), 65535)), 128, 0, stream>>>(
             view_of(node), view_of(src), static_cast<int64_t>(row_size(src.type, src.ne[0])), src.n_rows());

@@ -1,0 +1,94 @@
+#version 450
+// Element-wise ops, one invocation per output element: add and mul (b broadcast over a),
+// scale and the activations, the gated activations, copies between F32/F16/BF16 (any
+// strides), and concat. Tensors are (offset, ne[4], nb[4]) in bytes.
+#extension GL_GOOGLE_include_directive : enable
+#extension GL_EXT_shader_16bit_storage : require
+#include "common.glsl"
+layout(local_size_x = 256) in;
+layout(binding = 0) buffer O { uint o[]; };
+layout(binding = 0) buffer O16 { uint16_t o16[]; };
+layout(binding = 1) readonly buffer A { uint a[]; };
+layout(binding = 2) readonly buffer B { uint b[]; };
+struct Ten { uint off, ne0, ne1, ne2, ne3, nb0, nb1, nb2, nb3; };
+layout(push_constant) uniform P { Ten to, ta, tb; uint op; float param; uint types; } p;
+
+const uint ADD = 0u, MUL = 1u, SCALE = 2u, SILU = 3u, GELU = 4u, GELU_ERF = 5u, TANH = 6u, SWIGLU = 7u, GEGLU = 8u,
+           COPY = 9u, CONCAT = 10u;
+
+uint at(Ten t, uint i0, uint i1, uint i2, uint i3) { return t.off + i0 * t.nb0 + i1 * t.nb1 + i2 * t.nb2 + i3 * t.nb3; }
+
+// tanh from one exponential of -2|x|: no overflow for large |x| (exp(2x) / exp(2x) is NaN).
+float tanh_safe(float x) {
+    const float t = exp(-2.0 * abs(x));
+    return sign(x) * (1.0 - t) / (1.0 + t);
+}
+float gelu_tanh(float x) { return 0.5 * x * (1.0 + tanh_safe(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
+float silu(float x) { return x / (1.0 + exp(-x)); }
+// erf by Abramowitz-Stegun 7.1.26 is not precise enough; this series/continued form is
+// within 1e-7: erf(x) = 1 - erfc(x), erfc from Numerical Recipes' erfcc (Chebyshev).
+float erf_approx(float x) {
+    const float z = abs(x);
+    const float t = 1.0 / (1.0 + 0.5 * z);
+    const float r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+                    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+                    t * (-0.82215223 + t * 0.17087277)))))))));
+    return x >= 0.0 ? 1.0 - r : r - 1.0;
+}
+
+float load_a(uint type, uint byte) {
+    if (type == T_F16) return F16(a, byte);
+    if (type == T_BF16) return BF16(a, byte);
+    return F32(a, byte);
+}
+
+void store(uint type, uint byte, float v) {
+    if (type == T_F32) o[byte >> 2] = floatBitsToUint(v);
+    else if (type == T_F16) o16[byte >> 1] = uint16_t(packHalf2x16(vec2(v, 0.0)) & 0xFFFFu);
+    else {  // BF16, round to nearest even
+        uint u = floatBitsToUint(v);
+        u = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+        o16[byte >> 1] = uint16_t(u);
+    }
+}
+
+void main() {
+    const uint i = group_id() * 256u + gl_LocalInvocationID.x;
+    const Ten t = p.op == COPY ? p.ta : p.to;  // the logical shape walked
+    const uint n = t.ne0 * t.ne1 * t.ne2 * t.ne3;
+    if (i >= n) return;
+    const uint i0 = i % t.ne0, i1 = (i / t.ne0) % t.ne1, i2 = (i / (t.ne0 * t.ne1)) % t.ne2,
+               i3 = i / (t.ne0 * t.ne1 * t.ne2);
+    if (p.op == COPY) {
+        const uint j0 = i % p.to.ne0, j1 = (i / p.to.ne0) % p.to.ne1, j2 = (i / (p.to.ne0 * p.to.ne1)) % p.to.ne2,
+                   j3 = i / (p.to.ne0 * p.to.ne1 * p.to.ne2);
+        store(p.types >> 8, at(p.to, j0, j1, j2, j3), load_a(p.types & 255u, at(p.ta, i0, i1, i2, i3)));
+        return;
+    }
+    float r;
+    if (p.op == CONCAT) {
+        uint c[4] = uint[4](i0, i1, i2, i3);
+        const uint dim = uint(p.param);
+        const uint na[4] = uint[4](p.ta.ne0, p.ta.ne1, p.ta.ne2, p.ta.ne3);
+        if (c[dim] < na[dim]) {
+            r = F32(a, at(p.ta, c[0], c[1], c[2], c[3]));
+        } else {
+            c[dim] -= na[dim];
+            r = F32(b, at(p.tb, c[0], c[1], c[2], c[3]));
+        }
+    } else {
+        const float x = F32(a, at(p.ta, i0, i1, i2, i3));
+        if (p.op == ADD || p.op == MUL) {
+            const float y = F32(b, at(p.tb, i0 % p.tb.ne0, i1 % p.tb.ne1, i2 % p.tb.ne2, i3 % p.tb.ne3));
+            r = p.op == ADD ? x + y : x * y;
+        } else if (p.op == SWIGLU || p.op == GEGLU) {
+            const float g = F32(b, at(p.tb, i0, i1, i2, i3));
+            r = (p.op == SWIGLU ? silu(x) : gelu_tanh(x)) * g;
+        } else if (p.op == SCALE) r = x * p.param;
+        else if (p.op == SILU) r = silu(x);
+        else if (p.op == GELU) r = gelu_tanh(x);
+        else if (p.op == TANH) r = tanh_safe(x);
+        else r = 0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476));
+    }
+    o[at(p.to, i0, i1, i2, i3) >> 2] = floatBitsToUint(r);
+}

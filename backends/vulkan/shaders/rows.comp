@@ -1,0 +1,110 @@
+#version 450
+// Row-wise ops, one workgroup per row: RMS norm (times an optional weight row), layer norm,
+// softmax (scaled, plus an optional F32/F16 mask row), argmax.
+#extension GL_GOOGLE_include_directive : enable
+#include "common.glsl"
+layout(local_size_x = 256) in;
+layout(binding = 0) buffer O { uint o[]; };
+layout(binding = 1) readonly buffer A { uint a[]; };
+layout(binding = 2) readonly buffer B { uint b[]; };  // norm weight or mask
+struct Ten { uint off, ne0, ne1, ne2, ne3, nb0, nb1, nb2, nb3; };
+layout(push_constant) uniform P { Ten to, ta, tb; uint op; float param; uint flags; } p;
+const uint RMS = 0u, NORM = 1u, SOFTMAX = 2u, ARGMAX = 3u;
+shared float red[256];
+shared uint redi[256];
+
+float reduce_sum(float v) {
+    const uint t = gl_LocalInvocationID.x;
+    barrier();
+    red[t] = v;
+    barrier();
+    [[unroll]] for (uint s = 128u; s > 0u; s >>= 1) {
+        if (t < s) red[t] += red[t + s];
+        barrier();
+    }
+    return red[0];
+}
+
+float reduce_max(float v) {
+    const uint t = gl_LocalInvocationID.x;
+    barrier();
+    red[t] = v;
+    barrier();
+    [[unroll]] for (uint s = 128u; s > 0u; s >>= 1) {
+        if (t < s) red[t] = max(red[t], red[t + s]);
+        barrier();
+    }
+    return red[0];
+}
+
+uint row_at(Ten t, uint r) { return t.off + (r % t.ne1) * t.nb1 + ((r / t.ne1) % t.ne2) * t.nb2 + (r / (t.ne1 * t.ne2)) * t.nb3; }
+
+void main() {
+    const uint r = group_id(), t = gl_LocalInvocationID.x;
+    const uint n = p.ta.ne0;
+    if (r >= p.ta.ne1 * p.ta.ne2 * p.ta.ne3) return;
+    const uint x = row_at(p.ta, r);
+    if (p.op == ARGMAX) {
+        float bv = -1.0 / 0.0;
+        uint bi = 0xFFFFFFFFu;
+        for (uint i = t; i < n; i += 256u) {
+            const float v = F32(a, x + 4u * i);
+            if (bi == 0xFFFFFFFFu || v > bv) bv = v, bi = i;
+        }
+        red[t] = bv;
+        redi[t] = bi;
+        barrier();
+        for (uint s = 128u; s > 0u; s >>= 1) {
+            if (t < s) {
+                const uint oi = redi[t + s], mi = redi[t];
+                const float ov = red[t + s];
+                if (oi != 0xFFFFFFFFu && (mi == 0xFFFFFFFFu || ov > red[t] || (ov == red[t] && oi < mi)))
+                    red[t] = ov, redi[t] = oi;
+            }
+            barrier();
+        }
+        if (t == 0u) o[(p.to.off >> 2) + r] = redi[0] == 0xFFFFFFFFu ? 0u : redi[0];
+        return;
+    }
+    const uint y = row_at(p.to, r);
+    if (p.op == RMS) {
+        float ss = 0.0;
+        for (uint i = t; i < n; i += 256u) ss += F32(a, x + 4u * i) * F32(a, x + 4u * i);
+        const float s = 1.0 / sqrt(reduce_sum(ss) / float(n) + p.param);
+        for (uint i = t; i < n; i += 256u) {
+            float v = F32(a, x + 4u * i) * s;
+            if (p.flags != 0u) v *= F32(b, p.tb.off + 4u * i);
+            o[(y >> 2) + i] = floatBitsToUint(v);
+        }
+    } else if (p.op == NORM) {
+        float sum = 0.0;
+        for (uint i = t; i < n; i += 256u) sum += F32(a, x + 4u * i);
+        const float mean = reduce_sum(sum) / float(n);
+        float var = 0.0;
+        for (uint i = t; i < n; i += 256u) var += (F32(a, x + 4u * i) - mean) * (F32(a, x + 4u * i) - mean);
+        const float s = 1.0 / sqrt(reduce_sum(var) / float(n) + p.param);
+        for (uint i = t; i < n; i += 256u) o[(y >> 2) + i] = floatBitsToUint((F32(a, x + 4u * i) - mean) * s);
+    } else {  // softmax; flags: 1 mask present, 2 mask is F16
+        const uint m = p.tb.off + (r % p.ta.ne1) * p.tb.nb1;
+        float mx = -1.0 / 0.0;
+        for (uint i = t; i < n; i += 256u) {
+            float v = F32(a, x + 4u * i) * p.param;
+            if ((p.flags & 1u) != 0u) v += (p.flags & 2u) != 0u ? F16(b, m + 2u * i) : F32(b, m + 4u * i);
+            o[(y >> 2) + i] = floatBitsToUint(v);
+            mx = max(mx, v);
+        }
+        mx = reduce_max(mx);
+        if (isinf(mx) && mx < 0.0) {
+            for (uint i = t; i < n; i += 256u) o[(y >> 2) + i] = 0u;
+            return;
+        }
+        float sum = 0.0;
+        for (uint i = t; i < n; i += 256u) {
+            const float e = exp(uintBitsToFloat(o[(y >> 2) + i]) - mx);
+            o[(y >> 2) + i] = floatBitsToUint(e);
+            sum += e;
+        }
+        const float inv = 1.0 / reduce_sum(sum);
+        for (uint i = t; i < n; i += 256u) o[(y >> 2) + i] = floatBitsToUint(uintBitsToFloat(o[(y >> 2) + i]) * inv);
+    }
+}
