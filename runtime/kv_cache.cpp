@@ -49,7 +49,8 @@ KvCache::KvCache(const std::vector<Backend*>& layer_backends, const models::HPar
         }
     }
     for (size_t h = 0; h < homes.size(); ++h)
-        buffers_.push_back(allocate_tensors(*homes[h], per_home[h], BufferUsage::Cache));
+        for (auto& b : allocate_tensors_split(*homes[h], per_home[h], BufferUsage::Cache))
+            buffers_.push_back(std::move(b));
     clear();
 }
 

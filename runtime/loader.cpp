@@ -55,7 +55,7 @@ Backend* choose_gpu(const std::vector<std::unique_ptr<Backend>>& backends, const
     std::string names;
     for (const auto& b : backends) {
         if (b->host_memory()) continue;
-        if (name.empty() || b->name() == name) return b.get();
+        if ((name.empty() && b->offload_by_default()) || b->name() == name) return b.get();
         names += (names.empty() ? "" : ", ") + b->name();
     }
     if (!name.empty() && name != "CPU")
@@ -72,7 +72,7 @@ bool gpu_can_hold(const Backend& gpu, Tensor& weight) {
     node.op = Op::MulMat;
     node.src[0] = &weight;
     node.src[1] = &b;
-    return gpu.supports(node);
+    return gpu.supports(node) && weight.n_bytes() <= gpu.max_buffer_bytes();
 }
 
 // Prints an informational line once per process.
@@ -244,7 +244,8 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
     if (!on_gpu.empty()) {
         std::vector<Tensor*> tensors;
         for (auto& [t, info] : on_gpu) tensors.push_back(t);
-        m->buffers.push_back(allocate_tensors(*m->gpu, tensors, BufferUsage::Weights, 256));
+        for (auto& b : allocate_tensors_split(*m->gpu, tensors, BufferUsage::Weights, 256))
+            m->buffers.push_back(std::move(b));
         for (auto& [t, info] : on_gpu) {
             m->gpu->upload(t, info->data, 0, info->n_bytes);
             m->gpu_weight_bytes += info->n_bytes;

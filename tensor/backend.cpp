@@ -23,6 +23,28 @@ std::unique_ptr<Buffer> allocate_tensors(Backend& backend, std::span<Tensor* con
     return buf;
 }
 
+std::vector<std::unique_ptr<Buffer>> allocate_tensors_split(Backend& backend, std::span<Tensor* const> tensors,
+                                                            BufferUsage usage, size_t alignment) {
+    const size_t limit = backend.max_buffer_bytes();
+    std::vector<std::unique_ptr<Buffer>> out;
+    size_t first = 0, bytes = 0;
+    for (size_t i = 0; i <= tensors.size(); ++i) {
+        const size_t n = i < tensors.size() ? (tensors[i]->n_bytes() + alignment - 1) / alignment * alignment : 0;
+        if (i < tensors.size() && n > limit)
+            throw Error("'" + std::string(tensors[i]->name) + "' (" + std::to_string(n >> 20) +
+                        " MiB) is larger than " + backend.name() + "'s largest buffer (" + std::to_string(limit >> 20) +
+                        " MiB)");
+        if (i == tensors.size() || bytes + n > limit) {
+            if (i > first)
+                out.push_back(allocate_tensors(backend, tensors.subspan(first, i - first), usage, alignment));
+            first = i;
+            bytes = 0;
+        }
+        bytes += n;
+    }
+    return out;
+}
+
 std::vector<BackendFactory>& backend_registry() {
     static std::vector<BackendFactory> registry;
     return registry;
@@ -40,8 +62,10 @@ std::vector<std::unique_ptr<Backend>> create_available_backends() {
     for (const BackendFactory& f : backend_registry()) {
         if (!f.available()) continue;
         auto b = f.create();
-        if (f.name == "CPU") cpu = std::move(b);
-        else out.push_back(std::move(b));
+        if (f.name == "CPU")
+            cpu = std::move(b);
+        else
+            out.push_back(std::move(b));
     }
     if (cpu) out.push_back(std::move(cpu));
     return out;

@@ -52,7 +52,14 @@ public:
     virtual const std::string& name() const = 0;
     // True when the CPU can read and write this backend's memory directly.
     virtual bool host_memory() const = 0;
+    // Whether a model's layers go to this backend when no device is named: false for a
+    // device that is the CPU in disguise (a software Vulkan driver such as lavapipe), which
+    // only an explicit --device uses.
+    virtual bool offload_by_default() const { return true; }
     virtual DeviceMemory memory() const = 0;
+    // The largest buffer (and so tensor) this backend can compute with (a Vulkan device's
+    // storage-buffer range: 128 MiB on lavapipe).
+    virtual size_t max_buffer_bytes() const { return SIZE_MAX; }
     virtual std::unique_ptr<Buffer> alloc_buffer(size_t size, BufferUsage usage) = 0;
     // Copies bytes between host memory and a tensor's memory (offset in bytes from the
     // tensor's data pointer).
@@ -76,6 +83,10 @@ public:
 // their data and buffer pointers. Each tensor starts at a multiple of `alignment`.
 std::unique_ptr<Buffer> allocate_tensors(Backend& backend, std::span<Tensor* const> tensors, BufferUsage usage,
                                          size_t alignment = 64);
+// The same in as few buffers as the backend's max_buffer_bytes() allows, in order; a tensor
+// larger than that is an error.
+std::vector<std::unique_ptr<Buffer>> allocate_tensors_split(Backend& backend, std::span<Tensor* const> tensors,
+                                                            BufferUsage usage, size_t alignment = 64);
 
 // The compiled-in backends. Each factory says whether its device is really present, so a
 // binary built with a GPU backend still runs on a machine without the driver.

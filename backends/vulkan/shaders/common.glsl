@@ -1,7 +1,7 @@
 // What every Tessera shader shares: byte-addressed loads from storage buffers seen as uint
 // arrays (any tensor offset that is a multiple of 2 works, and no 8- or 16-bit storage
-// feature is needed to read), the type ids (GGUF's), and a linear workgroup id over a 2-D
-// grid (the host splits large counts over y).
+// feature is needed: 16-bit stores are atomics on 32-bit words), the type ids (GGUF's), and
+// a linear workgroup id over a 2-D grid (the host splits large counts over y).
 #extension GL_EXT_control_flow_attributes : enable
 
 const uint T_F32 = 0u, T_F16 = 1u, T_Q4_0 = 2u, T_Q4_1 = 3u, T_Q5_0 = 6u, T_Q5_1 = 7u, T_Q8_0 = 8u, T_Q2_K = 10u,

@@ -3,11 +3,17 @@
 // scale and the activations, the gated activations, copies between F32/F16/BF16 (any
 // strides), and concat. Tensors are (offset, ne[4], nb[4]) in bytes.
 #extension GL_GOOGLE_include_directive : enable
-#extension GL_EXT_shader_16bit_storage : require
 #include "common.glsl"
 layout(local_size_x = 256) in;
 layout(binding = 0) buffer O { uint o[]; };
-layout(binding = 0) buffer O16 { uint16_t o16[]; };
+
+// A 16-bit store as two atomics on its 32-bit word: the invocation writing the word's other
+// half may run at the same time, and neither needs 16-bit storage.
+void store16(uint byte, uint v) {
+    const uint shift = (byte & 2u) * 8u;
+    atomicAnd(o[byte >> 2], ~(0xFFFFu << shift));
+    atomicOr(o[byte >> 2], (v & 0xFFFFu) << shift);
+}
 layout(binding = 1) readonly buffer A { uint a[]; };
 layout(binding = 2) readonly buffer B { uint b[]; };
 struct Ten { uint off, ne0, ne1, ne2, ne3, nb0, nb1, nb2, nb3; };
@@ -44,21 +50,22 @@ float load_a(uint type, uint byte) {
 
 void store(uint type, uint byte, float v) {
     if (type == T_F32) o[byte >> 2] = floatBitsToUint(v);
-    else if (type == T_F16) o16[byte >> 1] = uint16_t(packHalf2x16(vec2(v, 0.0)) & 0xFFFFu);
+    else if (type == T_F16) store16(byte, packHalf2x16(vec2(v, 0.0)) & 0xFFFFu);
     else {  // BF16, round to nearest even
         uint u = floatBitsToUint(v);
         u = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-        o16[byte >> 1] = uint16_t(u);
+        store16(byte, u);
     }
 }
 
 void main() {
     const uint i = group_id() * 256u + gl_LocalInvocationID.x;
-    const Ten t = p.op == COPY ? p.ta : p.to;  // the logical shape walked
-    const uint n = t.ne0 * t.ne1 * t.ne2 * t.ne3;
-    if (i >= n) return;
-    const uint i0 = i % t.ne0, i1 = (i / t.ne0) % t.ne1, i2 = (i / (t.ne0 * t.ne1)) % t.ne2,
-               i3 = i / (t.ne0 * t.ne1 * t.ne2);
+    // The logical shape walked: the source's for a copy (the destination may be reshaped).
+    const bool copy = p.op == COPY;
+    const uint ne0 = copy ? p.ta.ne0 : p.to.ne0, ne1 = copy ? p.ta.ne1 : p.to.ne1, ne2 = copy ? p.ta.ne2 : p.to.ne2,
+               ne3 = copy ? p.ta.ne3 : p.to.ne3;
+    if (i >= ne0 * ne1 * ne2 * ne3) return;
+    const uint i0 = i % ne0, i1 = (i / ne0) % ne1, i2 = (i / (ne0 * ne1)) % ne2, i3 = i / (ne0 * ne1 * ne2);
     if (p.op == COPY) {
         const uint j0 = i % p.to.ne0, j1 = (i / p.to.ne0) % p.to.ne1, j2 = (i / (p.to.ne0 * p.to.ne1)) % p.to.ne2,
                    j3 = i / (p.to.ne0 * p.to.ne1 * p.to.ne2);

@@ -4,11 +4,17 @@
 // output; mode 1: set_rows / rope_set_rows into F32/F16/BF16 rows (one invocation per
 // element) or Q8_0 rows (one per block of 32, quantized as the CPU reference does).
 #extension GL_GOOGLE_include_directive : enable
-#extension GL_EXT_shader_16bit_storage : require
 #include "common.glsl"
 layout(local_size_x = 256) in;
 layout(binding = 0) buffer O { uint o[]; };
-layout(binding = 0) buffer O16 { uint16_t o16[]; };
+
+// A 16-bit store as two atomics on its 32-bit word: the invocation writing the word's other
+// half may run at the same time, and neither needs 16-bit storage.
+void store16(uint byte, uint v) {
+    const uint shift = (byte & 2u) * 8u;
+    atomicAnd(o[byte >> 2], ~(0xFFFFu << shift));
+    atomicOr(o[byte >> 2], (v & 0xFFFFu) << shift);
+}
 layout(binding = 1) readonly buffer X { uint x[]; };
 layout(binding = 2) readonly buffer Pos { uint pos[]; };
 layout(binding = 3) readonly buffer Idx { uint idx[]; };
@@ -58,10 +64,10 @@ float value(uint ih, uint it, uint i) {
 
 void store(uint byte, float v) {
     if (p.o_type == T_F32) o[byte >> 2] = floatBitsToUint(v);
-    else if (p.o_type == T_F16) o16[byte >> 1] = uint16_t(packHalf2x16(vec2(v, 0.0)) & 0xFFFFu);
+    else if (p.o_type == T_F16) store16(byte, packHalf2x16(vec2(v, 0.0)) & 0xFFFFu);
     else {
         uint u = floatBitsToUint(v);
-        o16[byte >> 1] = uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+        store16(byte, (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
     }
 }
 
@@ -96,10 +102,10 @@ void main() {
     const float d = unpackHalf2x16(dh).x;
     const float id = d != 0.0 ? 1.0 / d : 0.0;
     const uint b = row + 34u * e;
-    o16[b >> 1] = uint16_t(dh);
+    store16(b, dh);
     [[unroll]] for (uint j = 0u; j < 32u; j += 2u) {
         const int q0 = int(roundEven(clamp(v[j] * id, -127.0, 127.0)));
         const int q1 = int(roundEven(clamp(v[j + 1u] * id, -127.0, 127.0)));
-        o16[(b + 2u + j) >> 1] = uint16_t((uint(q0) & 0xFFu) | ((uint(q1) & 0xFFu) << 8));
+        store16((b + 2u + j), (uint(q0) & 0xFFu) | ((uint(q1) & 0xFFu) << 8));
     }
 }

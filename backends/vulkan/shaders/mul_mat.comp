@@ -1,0 +1,55 @@
+#version 450
+// Matrix products y[j][i] = dot(row i of a, row j of b): one workgroup per weight row i and up
+// to 8 activation rows j (and one batch of dims 2 and 3); its threads split the row's
+// elements, dequantizing each as they go, and a shared-memory sum ends it. Also get_rows
+// (mode 1): rows of a (any weight type) picked by ids, to F32, an invocation per element.
+#extension GL_GOOGLE_include_directive : enable
+#include "common.glsl"
+layout(local_size_x = 64) in;
+layout(binding = 0) buffer Y { uint y[]; };
+layout(binding = 1) readonly buffer AW { uint A[]; };
+layout(binding = 2) readonly buffer B { uint b[]; };
+#include "dequant.glsl"
+layout(push_constant) uniform P {
+    uint a_off, a_nb1, a_nb2, a_nb3, type;
+    uint b_off, b_nb1, b_nb2, b_nb3;
+    uint y_off, y_nb1, y_nb2, y_nb3;
+    uint K, N, M, B2, r2, r3, mode, i_base;
+} p;
+shared float part[8][64];
+
+void main() {
+    const uint t = gl_LocalInvocationID.x;
+    if (p.mode == 1u) {  // get_rows: b holds the I32 ids; K elements per row, M rows
+        const uint g = group_id() * 64u + t;
+        if (g >= p.K * p.M) return;
+        const uint r = g / p.K, e = g % p.K;
+        const uint row = b[(p.b_off >> 2) + r];
+        y[(p.y_off >> 2) + r * (p.y_nb1 >> 2) + e] = floatBitsToUint(weight_at(p.type, p.a_off + row * p.a_nb1, e));
+        return;
+    }
+    const uint i = gl_WorkGroupID.x + p.i_base;
+    if (i >= p.N) return;
+    const uint jblocks = (p.M + 7u) / 8u;
+    const uint j0 = (gl_WorkGroupID.y % jblocks) * 8u, batch = gl_WorkGroupID.y / jblocks;
+    const uint i2 = batch % p.B2, i3 = batch / p.B2;
+    const uint arow = p.a_off + i * p.a_nb1 + (i2 / p.r2) * p.a_nb2 + (i3 / p.r3) * p.a_nb3;
+    const uint bbase = p.b_off + i2 * p.b_nb2 + i3 * p.b_nb3;
+    const uint nj = min(8u, p.M - j0);
+    float acc[8] = float[8](0, 0, 0, 0, 0, 0, 0, 0);
+    const uint be = block_elems(p.type), bb = block_bytes(p.type);
+    for (uint k = t; k < p.K; k += 64u) {
+        const float w = dequant(p.type, arow + (k / be) * bb, k % be);
+        [[unroll]] for (uint j = 0u; j < 8u; ++j)
+            if (j < nj) acc[j] += w * F32(b, bbase + (j0 + j) * p.b_nb1 + 4u * k);
+    }
+    [[unroll]] for (uint j = 0u; j < 8u; ++j) part[j][t] = acc[j];
+    barrier();
+    for (uint s = 32u; s > 0u; s >>= 1) {
+        if (t < s)
+            [[unroll]] for (uint j = 0u; j < 8u; ++j) part[j][t] += part[j][t + s];
+        barrier();
+    }
+    if (t < nj)
+        y[(p.y_off + (j0 + t) * p.y_nb1 + i2 * p.y_nb2 + i3 * p.y_nb3 + 4u * i) >> 2] = floatBitsToUint(part[t][0]);
+}
