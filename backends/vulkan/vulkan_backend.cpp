@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -40,8 +41,18 @@ namespace spirv {
 TESSERA_SHADER(ew)
 TESSERA_SHADER(rows)
 TESSERA_SHADER(rope)
-TESSERA_SHADER(mul_mat)
 TESSERA_SHADER(flash_attn)
+TESSERA_SHADER(mul_mat_F32)
+TESSERA_SHADER(mul_mat_F16)
+TESSERA_SHADER(mul_mat_BF16)
+TESSERA_SHADER(mul_mat_Q4_0)
+TESSERA_SHADER(mul_mat_Q4_1)
+TESSERA_SHADER(mul_mat_Q5_0)
+TESSERA_SHADER(mul_mat_Q5_1)
+TESSERA_SHADER(mul_mat_Q8_0)
+TESSERA_SHADER(mul_mat_Q4_K)
+TESSERA_SHADER(mul_mat_Q5_K)
+TESSERA_SHADER(mul_mat_Q6_K)
 #undef TESSERA_SHADER
 }  // namespace spirv
 
@@ -51,7 +62,8 @@ namespace {
 
 #define TESSERA_VK_FUNCTIONS(X)                                                                                       \
     X(vkDestroyInstance)                                                                                              \
-    X(vkEnumeratePhysicalDevices) X(vkGetPhysicalDeviceProperties) X(vkGetPhysicalDeviceQueueFamilyProperties)        \
+    X(vkEnumeratePhysicalDevices)                                                                                     \
+    X(vkGetPhysicalDeviceProperties) X(vkGetPhysicalDeviceQueueFamilyProperties)                                      \
         X(vkGetPhysicalDeviceMemoryProperties) X(vkCreateDevice) X(vkDestroyDevice) X(vkGetDeviceQueue)               \
             X(vkCreateBuffer) X(vkDestroyBuffer) X(vkGetBufferMemoryRequirements) X(vkAllocateMemory) X(vkFreeMemory) \
                 X(vkBindBufferMemory) X(vkMapMemory) X(vkCreateShaderModule) X(vkDestroyShaderModule)                 \
@@ -223,7 +235,11 @@ private:
 
 // ---- pipelines ----
 
-enum Shader { kEw, kRows, kRope, kMulMat, kFlashAttn, kShaderCount };
+// mul_mat has one variant per weight type, in kWeightTypes' order, from kMulMat on.
+enum Shader { kEw, kRows, kRope, kFlashAttn, kMulMat, kShaderCount = kMulMat + 11 };
+
+const DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+                              DType::Q5_1, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 struct ShaderInfo {
     const unsigned char* code;
@@ -235,9 +251,26 @@ const ShaderInfo kShaders[kShaderCount] = {
     {spirv::ew, &spirv::ew_size, 3},
     {spirv::rows, &spirv::rows_size, 3},
     {spirv::rope, &spirv::rope_size, 5},
-    {spirv::mul_mat, &spirv::mul_mat_size, 3},
     {spirv::flash_attn, &spirv::flash_attn_size, 5},
+    {spirv::mul_mat_F32, &spirv::mul_mat_F32_size, 3},
+    {spirv::mul_mat_F16, &spirv::mul_mat_F16_size, 3},
+    {spirv::mul_mat_BF16, &spirv::mul_mat_BF16_size, 3},
+    {spirv::mul_mat_Q4_0, &spirv::mul_mat_Q4_0_size, 3},
+    {spirv::mul_mat_Q4_1, &spirv::mul_mat_Q4_1_size, 3},
+    {spirv::mul_mat_Q5_0, &spirv::mul_mat_Q5_0_size, 3},
+    {spirv::mul_mat_Q5_1, &spirv::mul_mat_Q5_1_size, 3},
+    {spirv::mul_mat_Q8_0, &spirv::mul_mat_Q8_0_size, 3},
+    {spirv::mul_mat_Q4_K, &spirv::mul_mat_Q4_K_size, 3},
+    {spirv::mul_mat_Q5_K, &spirv::mul_mat_Q5_K_size, 3},
+    {spirv::mul_mat_Q6_K, &spirv::mul_mat_Q6_K_size, 3},
 };
+
+// The mul_mat variant for a weight type.
+Shader mul_mat_shader(DType t) {
+    for (int i = 0; i < static_cast<int>(std::size(kWeightTypes)); ++i)
+        if (kWeightTypes[i] == t) return static_cast<Shader>(kMulMat + i);
+    throw Error(std::string("Vulkan backend: no matrix product for ") + std::string(type_name(t)), ErrorKind::Internal);
+}
 
 constexpr uint32_t kPushBytes = 128;
 constexpr uint32_t kMaxBindings = 5;
@@ -248,22 +281,7 @@ struct Ten {
 };
 
 bool weight_type(DType t) {
-    switch (t) {
-        case DType::F32:
-        case DType::F16:
-        case DType::BF16:
-        case DType::Q4_0:
-        case DType::Q4_1:
-        case DType::Q5_0:
-        case DType::Q5_1:
-        case DType::Q8_0:
-        case DType::Q4_K:
-        case DType::Q5_K:
-        case DType::Q6_K:
-            return true;
-        default:
-            return false;
-    }
+    return std::find(std::begin(kWeightTypes), std::end(kWeightTypes), t) != std::end(kWeightTypes);
 }
 
 bool element_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
@@ -444,6 +462,59 @@ public:
     void compute(std::span<Tensor* const> nodes, void*, size_t, int, const AbortCheck& abort) override {
         if (abort && abort()) throw Error("computation aborted", ErrorKind::Aborted);
         std::lock_guard<std::mutex> lock(mu_);
+        if (Profile* prof = Profile::get()) {  // one submission per node, timed on the host
+            for (Tensor* n : nodes) {
+                const auto t0 = std::chrono::steady_clock::now();
+                submit(std::span<Tensor* const>(&n, 1));
+                prof->add(*n, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+            }
+            return;
+        }
+        submit(nodes);
+    }
+
+private:
+    // TESSERA_PROFILE=1: the time of every node (submitted alone and waited for), summed per
+    // kind of node and printed to stderr at exit.
+    class Profile {
+    public:
+        static Profile* get() {
+            static Profile* p = [] {
+                const char* env = std::getenv("TESSERA_PROFILE");
+                return env && *env && std::strcmp(env, "0") != 0 ? new Profile : nullptr;
+            }();
+            return p;
+        }
+        void add(const Tensor& n, double ms) {
+            std::string key = op_name(n.op);
+            if (n.op == Op::MulMat)
+                key.append(" ").append(type_name(n.src[0]->type)).append(n.src[1]->ne[1] == 1 ? " x1" : " xN");
+            std::lock_guard<std::mutex> lock(mu_);
+            auto& e = rows_[key];
+            e.first += ms;
+            ++e.second;
+        }
+
+    private:
+        Profile() {
+            std::atexit([] { get()->print(); });
+        }
+        void print() {
+            std::vector<std::pair<std::string, std::pair<double, long long>>> rows(rows_.begin(), rows_.end());
+            std::sort(rows.begin(), rows.end(),
+                      [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+            double total = 0;
+            for (const auto& r : rows) total += r.second.first;
+            std::fprintf(stderr, "\nVulkan time per kind of node (TESSERA_PROFILE), %.1f ms in all:\n", total);
+            for (const auto& [key, e] : rows)
+                std::fprintf(stderr, "  %-22s %10lld %10.1f ms %6.1f%%\n", key.c_str(), e.second, e.first,
+                             total > 0 ? 100.0 * e.first / total : 0.0);
+        }
+        std::mutex mu_;
+        std::map<std::string, std::pair<double, long long>> rows_;
+    };
+
+    void submit(std::span<Tensor* const> nodes) {
         const Api& a = api_;
         prepare_descriptors(nodes.size());
         check(a.vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
@@ -455,7 +526,6 @@ public:
         submit_and_wait();
     }
 
-private:
     static constexpr size_t kStagingBytes = size_t{16} << 20;
 
     // The buffer handed out: forgets its address when freed.
@@ -770,7 +840,8 @@ private:
                 record_mul_mat(node);
                 break;
             case Op::GetRows: {
-                bind(kMulMat, {&node, a, b}, off);
+                const Shader sh = mul_mat_shader(a->type);
+                bind(sh, {&node, a, b}, off);
                 MulMatPush pc{};
                 pc.a_off = off[1];
                 pc.a_nb[0] = static_cast<uint32_t>(a->nb[1]);
@@ -781,7 +852,7 @@ private:
                 pc.K = static_cast<uint32_t>(a->ne[0]);
                 pc.M = static_cast<uint32_t>(b->ne[0]);
                 pc.mode = 1;
-                dispatch(kMulMat, &pc, sizeof pc, (static_cast<uint64_t>(pc.K) * pc.M + 63) / 64);
+                dispatch(sh, &pc, sizeof pc, (static_cast<uint64_t>(pc.K) * pc.M + 63) / 64);
                 break;
             }
             case Op::FlashAttn:
@@ -796,14 +867,15 @@ private:
         uint32_t a_off, a_nb[3], type;
         uint32_t b_off, b_nb[3];
         uint32_t y_off, y_nb[3];
-        uint32_t K, N, M, B2, r2, r3, mode, i_base;
+        uint32_t K, N, M, B2, r2, r3, mode, i_base, B3;
     };
 
     void record_mul_mat(const Tensor& node) {
         const Tensor& a = *node.src[0];
         const Tensor& b = *node.src[1];
         uint32_t off[kMaxBindings] = {};
-        bind(kMulMat, {&node, &a, &b}, off);
+        const Shader sh = mul_mat_shader(a.type);
+        bind(sh, {&node, &a, &b}, off);
         MulMatPush pc{};
         pc.a_off = off[1];
         pc.type = static_cast<uint32_t>(a.type);
@@ -820,12 +892,18 @@ private:
         pc.B2 = static_cast<uint32_t>(b.ne[2]);
         pc.r2 = static_cast<uint32_t>(b.ne[2] / a.ne[2]);
         pc.r3 = static_cast<uint32_t>(b.ne[3] / a.ne[3]);
+        pc.B3 = static_cast<uint32_t>(b.ne[3]);
         const uint64_t groups_y = ((pc.M + 7) / 8) * static_cast<uint64_t>(b.ne[2] * b.ne[3]);
+        if (cpu_type_) {  // a CPU device: an invocation per output row group, no barriers
+            pc.mode = 2;
+            dispatch(sh, &pc, sizeof pc, (static_cast<uint64_t>(pc.N) * groups_y + 63) / 64);
+            return;
+        }
         const uint32_t max_x = std::min<uint32_t>(props_.limits.maxComputeWorkGroupCount[0], 1u << 30);
         // Weight rows beyond the device's largest x count go in further dispatches.
         for (uint32_t base = 0; base < pc.N; base += max_x) {
             pc.i_base = base;
-            dispatch(kMulMat, &pc, sizeof pc, std::min(max_x, pc.N - base), static_cast<uint32_t>(groups_y));
+            dispatch(sh, &pc, sizeof pc, std::min(max_x, pc.N - base), static_cast<uint32_t>(groups_y));
         }
     }
 

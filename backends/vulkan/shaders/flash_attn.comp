@@ -38,6 +38,7 @@ float v_at(uint row, uint e) {
 }
 
 shared float red[64];
+shared float part[64][16];
 
 float reduce(float v, bool take_max) {
     const uint t = gl_LocalInvocationID.x;
@@ -99,8 +100,15 @@ void main() {
     const float total = reduce(l * f, false);
     const float inv = total > 0.0 ? 1.0 / total : 0.0;
     const uint orow = p.o_off + h * p.o_nb1 + i * p.o_nb2 + s * p.o_nb2 * p.n_q;
-    for (uint e = 0u; e < p.Dv; ++e) {
-        const float sum = reduce(acc[e] * f, false);
-        if (t == 0u) o[(orow >> 2) + e] = floatBitsToUint(sum * inv);
+    // The values 16 at a time: each thread's share into shared memory, then 16 threads sum.
+    for (uint e0 = 0u; e0 < p.Dv; e0 += 16u) {
+        barrier();
+        [[unroll]] for (uint u = 0u; u < 16u; ++u) part[t][u] = e0 + u < p.Dv ? acc[e0 + u] * f : 0.0;
+        barrier();
+        if (t < 16u && e0 + t < p.Dv) {
+            float sum = 0.0;
+            for (uint k = 0u; k < 64u; ++k) sum += part[k][t];
+            o[(orow >> 2) + e0 + t] = floatBitsToUint(sum * inv);
+        }
     }
 }

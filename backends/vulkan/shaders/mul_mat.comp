@@ -1,7 +1,9 @@
 #version 450
 // Matrix products y[j][i] = dot(row i of a, row j of b): one workgroup per weight row i and up
 // to 8 activation rows j (and one batch of dims 2 and 3); its threads split the row's
-// elements, dequantizing each as they go, and a shared-memory sum ends it. Also get_rows
+// elements, dequantizing each as they go, and a shared-memory sum ends it (mode 0). Mode 2,
+// for devices that are CPUs (lavapipe runs a workgroup's barriers as coroutine switches):
+// one invocation per weight row and 8 activation rows, with no barrier. Also get_rows
 // (mode 1): rows of a (any weight type) picked by ids, to F32, an invocation per element.
 #extension GL_GOOGLE_include_directive : enable
 #include "common.glsl"
@@ -10,11 +12,15 @@ layout(binding = 0) buffer Y { uint y[]; };
 layout(binding = 1) readonly buffer AW { uint A[]; };
 layout(binding = 2) readonly buffer B { uint b[]; };
 #include "dequant.glsl"
+// The weight type this variant is compiled for (the build passes -DWTYPE=<GGUF type id>).
+#ifndef WTYPE
+#define WTYPE T_F32
+#endif
 layout(push_constant) uniform P {
-    uint a_off, a_nb1, a_nb2, a_nb3, type;
+    uint a_off, a_nb1, a_nb2, a_nb3, type_unused;
     uint b_off, b_nb1, b_nb2, b_nb3;
     uint y_off, y_nb1, y_nb2, y_nb3;
-    uint K, N, M, B2, r2, r3, mode, i_base;
+    uint K, N, M, B2, r2, r3, mode, i_base, B3;
 } p;
 shared float part[8][64];
 
@@ -25,7 +31,28 @@ void main() {
         if (g >= p.K * p.M) return;
         const uint r = g / p.K, e = g % p.K;
         const uint row = b[(p.b_off >> 2) + r];
-        y[(p.y_off >> 2) + r * (p.y_nb1 >> 2) + e] = floatBitsToUint(weight_at(p.type, p.a_off + row * p.a_nb1, e));
+        y[(p.y_off >> 2) + r * (p.y_nb1 >> 2) + e] = floatBitsToUint(weight_at(WTYPE, p.a_off + row * p.a_nb1, e));
+        return;
+    }
+    if (p.mode == 2u) {  // an invocation per (weight row, 8 activation rows): no barriers
+        const uint g = group_id() * 64u + t;
+        const uint jblocks = (p.M + 7u) / 8u;
+        const uint i = g % p.N, rest = g / p.N;
+        const uint j0 = (rest % jblocks) * 8u, batch = rest / jblocks;
+        const uint i2 = batch % p.B2, i3 = batch / p.B2;
+        if (i3 >= p.B3) return;
+        const uint arow = p.a_off + i * p.a_nb1 + (i2 / p.r2) * p.a_nb2 + (i3 / p.r3) * p.a_nb3;
+        const uint bbase = p.b_off + i2 * p.b_nb2 + i3 * p.b_nb3;
+        const uint nj = min(8u, p.M - j0);
+        float acc[8] = float[8](0, 0, 0, 0, 0, 0, 0, 0);
+        const uint be = block_elems(WTYPE), bb = block_bytes(WTYPE);
+        for (uint k = 0u; k < p.K; ++k) {
+            const float w = dequant(WTYPE, arow + (k / be) * bb, k % be);
+            [[unroll]] for (uint j = 0u; j < 8u; ++j)
+                if (j < nj) acc[j] += w * F32(b, bbase + (j0 + j) * p.b_nb1 + 4u * k);
+        }
+        for (uint j = 0u; j < nj; ++j)
+            y[(p.y_off + (j0 + j) * p.y_nb1 + i2 * p.y_nb2 + i3 * p.y_nb3 + 4u * i) >> 2] = floatBitsToUint(acc[j]);
         return;
     }
     const uint i = gl_WorkGroupID.x + p.i_base;
@@ -37,9 +64,9 @@ void main() {
     const uint bbase = p.b_off + i2 * p.b_nb2 + i3 * p.b_nb3;
     const uint nj = min(8u, p.M - j0);
     float acc[8] = float[8](0, 0, 0, 0, 0, 0, 0, 0);
-    const uint be = block_elems(p.type), bb = block_bytes(p.type);
+    const uint be = block_elems(WTYPE), bb = block_bytes(WTYPE);
     for (uint k = t; k < p.K; k += 64u) {
-        const float w = dequant(p.type, arow + (k / be) * bb, k % be);
+        const float w = dequant(WTYPE, arow + (k / be) * bb, k % be);
         [[unroll]] for (uint j = 0u; j < 8u; ++j)
             if (j < nj) acc[j] += w * F32(b, bbase + (j0 + j) * p.b_nb1 + 4u * k);
     }
