@@ -78,3 +78,79 @@ float weight_at(uint type, uint r, uint k) {
     const uint be = block_elems(type);
     return dequant(type, r + (k / be) * block_bytes(type), k % be);
 }
+
+// 32 consecutive elements, chunk c of a row starting at byte r (elements 32c .. 32c + 31):
+// the block's scales are read once, each quant byte once.
+void dequant32(uint type, uint r, uint c, out float v[32]) {
+    if (type == T_F32 || type == T_F16 || type == T_BF16) {
+        [[unroll]] for (uint u = 0u; u < 32u; ++u) v[u] = dequant(type, r + (32u * c + u) * block_bytes(type), 0u);
+        return;
+    }
+    if (type == T_Q8_0) {
+        const uint b = r + 34u * c;
+        const float d = F16(A, b);
+        [[unroll]] for (uint u = 0u; u < 32u; u += 2u) {
+            const uint w = U16(A, b + 2u + u);
+            v[u] = d * float(int(w << 24) >> 24);
+            v[u + 1u] = d * float(int(w << 16) >> 24);
+        }
+        return;
+    }
+    if (type == T_Q4_0 || type == T_Q4_1 || type == T_Q5_0 || type == T_Q5_1) {
+        const uint b = r + block_bytes(type) * c;
+        const float d = F16(A, b);
+        const float m = type == T_Q4_1 || type == T_Q5_1 ? F16(A, b + 2u) : 0.0;
+        const uint qs = type == T_Q4_0 ? 2u : type == T_Q4_1 ? 4u : type == T_Q5_0 ? 6u : 8u;
+        const uint qh = type == T_Q5_0 ? U32(A, b + 2u) : type == T_Q5_1 ? U32(A, b + 4u) : 0u;
+        const bool five = type == T_Q5_0 || type == T_Q5_1;
+        const float off = type == T_Q4_0 ? 8.0 : type == T_Q5_0 ? 16.0 : 0.0;
+        [[unroll]] for (uint u = 0u; u < 16u; u += 2u) {
+            const uint w = U16(A, b + qs + u);
+            [[unroll]] for (uint h = 0u; h < 2u; ++h) {
+                const uint q = (w >> (8u * h)) & 0xFFu;
+                uint lo = q & 15u, hi = q >> 4;
+                if (five) {
+                    lo |= ((qh >> (u + h)) & 1u) << 4;
+                    hi |= ((qh >> (u + h + 16u)) & 1u) << 4;
+                }
+                v[u + h] = d * (float(lo) - off) + m;
+                v[u + h + 16u] = d * (float(hi) - off) + m;
+            }
+        }
+        return;
+    }
+    if (type == T_Q4_K || type == T_Q5_K) {
+        const uint bb = block_bytes(type);
+        const uint b = r + bb * (c / 8u), j = c % 8u;  // sub-block j of the super-block
+        float mn;
+        const float sc = q4k_scale_min(b, j, mn);
+        const float d = F16(A, b) * sc, m = F16(A, b + 2u) * mn;
+        const uint qs = b + (type == T_Q4_K ? 16u : 48u) + 32u * (j / 2u);
+        const uint shift = (j & 1u) * 4u;
+        [[unroll]] for (uint u = 0u; u < 32u; u += 2u) {
+            const uint w = U16(A, qs + u);
+            uint q0 = ((w & 0xFFu) >> shift) & 15u, q1 = ((w >> 8) >> shift) & 15u;
+            if (type == T_Q5_K) {
+                const uint hw = U16(A, b + 16u + u);
+                q0 |= (((hw & 0xFFu) >> j) & 1u) << 4;
+                q1 |= (((hw >> 8) >> j) & 1u) << 4;
+            }
+            v[u] = d * float(q0) - m;
+            v[u + 1u] = d * float(q1) - m;
+        }
+        return;
+    }
+    // Q6_K: chunk c is part p of half n of super-block c / 8.
+    const uint b = r + 210u * (c / 8u), n = (c % 8u) / 4u, p = c % 4u;
+    const float d = F16(A, b + 208u);
+    const uint ql = b + 64u * n + (p & 1u) * 32u, qh = b + 128u + 32u * n;
+    const uint lshift = p >= 2u ? 4u : 0u, hshift = 2u * p;
+    const float s0 = d * float(I8(A, b + 192u + 8u * n + 2u * p)), s1 = d * float(I8(A, b + 193u + 8u * n + 2u * p));
+    [[unroll]] for (uint u = 0u; u < 32u; u += 2u) {
+        const uint lw = U16(A, ql + u), hw = U16(A, qh + u);
+        const int q0 = int((((lw & 0xFFu) >> lshift) & 15u) | ((((hw & 0xFFu) >> hshift) & 3u) << 4)) - 32;
+        const int q1 = int((((lw >> 8) >> lshift) & 15u) | ((((hw >> 8) >> hshift) & 3u) << 4)) - 32;
+        v[u] = (u < 16u ? s0 : s1) * float(q0);
+        v[u + 1u] = (u < 16u ? s0 : s1) * float(q1);
+    }
+}

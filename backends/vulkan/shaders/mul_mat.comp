@@ -16,6 +16,7 @@ layout(binding = 2) readonly buffer B { uint b[]; };
 #ifndef WTYPE
 #define WTYPE T_F32
 #endif
+const bool QUANTIZED = WTYPE != T_F32 && WTYPE != T_F16 && WTYPE != T_BF16;
 layout(push_constant) uniform P {
     uint a_off, a_nb1, a_nb2, a_nb3, type_unused;
     uint b_off, b_nb1, b_nb2, b_nb3;
@@ -45,11 +46,24 @@ void main() {
         const uint bbase = p.b_off + i2 * p.b_nb2 + i3 * p.b_nb3;
         const uint nj = min(8u, p.M - j0);
         float acc[8] = float[8](0, 0, 0, 0, 0, 0, 0, 0);
-        const uint be = block_elems(WTYPE), bb = block_bytes(WTYPE);
-        for (uint k = 0u; k < p.K; ++k) {
-            const float w = dequant(WTYPE, arow + (k / be) * bb, k % be);
-            [[unroll]] for (uint j = 0u; j < 8u; ++j)
-                if (j < nj) acc[j] += w * F32(b, bbase + (j0 + j) * p.b_nb1 + 4u * k);
+        if (QUANTIZED) {
+            float v[32];
+            for (uint c = 0u; c < p.K / 32u; ++c) {
+                dequant32(WTYPE, arow, c, v);
+                [[unroll]] for (uint j = 0u; j < 8u; ++j) {
+                    if (j >= nj) break;
+                    const uint br = bbase + (j0 + j) * p.b_nb1 + 128u * c;
+                    float s = 0.0;
+                    [[unroll]] for (uint u = 0u; u < 32u; ++u) s += v[u] * F32(b, br + 4u * u);
+                    acc[j] += s;
+                }
+            }
+        } else {
+            for (uint k = 0u; k < p.K; ++k) {
+                const float w = dequant(WTYPE, arow + k * block_bytes(WTYPE), 0u);
+                [[unroll]] for (uint j = 0u; j < 8u; ++j)
+                    if (j < nj) acc[j] += w * F32(b, bbase + (j0 + j) * p.b_nb1 + 4u * k);
+            }
         }
         for (uint j = 0u; j < nj; ++j)
             y[(p.y_off + (j0 + j) * p.y_nb1 + i2 * p.y_nb2 + i3 * p.y_nb3 + 4u * i) >> 2] = floatBitsToUint(acc[j]);
@@ -64,11 +78,24 @@ void main() {
     const uint bbase = p.b_off + i2 * p.b_nb2 + i3 * p.b_nb3;
     const uint nj = min(8u, p.M - j0);
     float acc[8] = float[8](0, 0, 0, 0, 0, 0, 0, 0);
-    const uint be = block_elems(WTYPE), bb = block_bytes(WTYPE);
-    for (uint k = t; k < p.K; k += 64u) {
-        const float w = dequant(WTYPE, arow + (k / be) * bb, k % be);
-        [[unroll]] for (uint j = 0u; j < 8u; ++j)
-            if (j < nj) acc[j] += w * F32(b, bbase + (j0 + j) * p.b_nb1 + 4u * k);
+    if (QUANTIZED) {  // thread t takes 32-element chunks t, t + 64, ...
+        float v[32];
+        for (uint c = t; c < p.K / 32u; c += 64u) {
+            dequant32(WTYPE, arow, c, v);
+            [[unroll]] for (uint j = 0u; j < 8u; ++j) {
+                if (j >= nj) break;
+                const uint br = bbase + (j0 + j) * p.b_nb1 + 128u * c;
+                float s = 0.0;
+                [[unroll]] for (uint u = 0u; u < 32u; ++u) s += v[u] * F32(b, br + 4u * u);
+                acc[j] += s;
+            }
+        }
+    } else {
+        for (uint k = t; k < p.K; k += 64u) {
+            const float w = dequant(WTYPE, arow + k * block_bytes(WTYPE), 0u);
+            [[unroll]] for (uint j = 0u; j < 8u; ++j)
+                if (j < nj) acc[j] += w * F32(b, bbase + (j0 + j) * p.b_nb1 + 4u * k);
+        }
     }
     [[unroll]] for (uint j = 0u; j < 8u; ++j) part[j][t] = acc[j];
     barrier();
