@@ -7,7 +7,9 @@
 // resizable BAR) is mapped and copied with memcpy; other memory goes through a staging buffer.
 //
 // Submission is synchronous for now: compute() returns when the GPU has finished, so the
-// scheduler's copies never race a running segment.
+// scheduler's copies never race a running segment. A segment's command buffer is recorded
+// once and submitted again while the same planned graph runs (every decoding step of one
+// shape): only the inputs' contents change between steps, never a pointer or a shape.
 #define VK_NO_PROTOTYPES
 #include "backends/vulkan/vulkan_backend.h"
 
@@ -60,24 +62,24 @@ namespace {
 
 // ---- the loader, opened at run time ----
 
-#define TESSERA_VK_FUNCTIONS(X)                                                                                       \
-    X(vkDestroyInstance)                                                                                              \
-    X(vkEnumeratePhysicalDevices)                                                                                     \
-    X(vkGetPhysicalDeviceProperties) X(vkGetPhysicalDeviceQueueFamilyProperties)                                      \
-        X(vkGetPhysicalDeviceMemoryProperties) X(vkCreateDevice) X(vkDestroyDevice) X(vkGetDeviceQueue)               \
-            X(vkCreateBuffer) X(vkDestroyBuffer) X(vkGetBufferMemoryRequirements) X(vkAllocateMemory) X(vkFreeMemory) \
-                X(vkBindBufferMemory) X(vkMapMemory) X(vkCreateShaderModule) X(vkDestroyShaderModule)                 \
-                    X(vkCreateDescriptorSetLayout) X(vkDestroyDescriptorSetLayout) X(vkCreatePipelineLayout)          \
-                        X(vkDestroyPipelineLayout) X(vkCreateComputePipelines) X(vkDestroyPipeline)                   \
-                            X(vkCreateDescriptorPool) X(vkDestroyDescriptorPool) X(vkResetDescriptorPool)             \
-                                X(vkAllocateDescriptorSets) X(vkUpdateDescriptorSets) X(vkCreateCommandPool)          \
-                                    X(vkDestroyCommandPool) X(vkAllocateCommandBuffers) X(vkResetCommandBuffer)       \
-                                        X(vkBeginCommandBuffer) X(vkEndCommandBuffer) X(vkCmdBindPipeline)            \
-                                            X(vkCmdBindDescriptorSets) X(vkCmdPushConstants) X(vkCmdDispatch)         \
-                                                X(vkCmdPipelineBarrier) X(vkCmdCopyBuffer) X(vkCreateFence)           \
-                                                    X(vkDestroyFence) X(vkResetFences) X(vkWaitForFences)             \
-                                                        X(vkQueueSubmit) X(vkDeviceWaitIdle) X(vkCreatePipelineCache) \
-                                                            X(vkDestroyPipelineCache) X(vkGetPipelineCacheData)
+#define TESSERA_VK_FUNCTIONS(X)                                                                                        \
+    X(vkDestroyInstance)                                                                                               \
+    X(vkEnumeratePhysicalDevices)                                                                                      \
+    X(vkGetPhysicalDeviceProperties)                                                                                   \
+    X(vkGetPhysicalDeviceQueueFamilyProperties) X(vkGetPhysicalDeviceMemoryProperties) X(vkCreateDevice)               \
+        X(vkDestroyDevice) X(vkGetDeviceQueue) X(vkCreateBuffer) X(vkDestroyBuffer) X(vkGetBufferMemoryRequirements)   \
+            X(vkAllocateMemory) X(vkFreeMemory) X(vkBindBufferMemory) X(vkMapMemory) X(vkCreateShaderModule)           \
+                X(vkDestroyShaderModule) X(vkCreateDescriptorSetLayout) X(vkDestroyDescriptorSetLayout)                \
+                    X(vkCreatePipelineLayout) X(vkDestroyPipelineLayout) X(vkCreateComputePipelines)                   \
+                        X(vkDestroyPipeline) X(vkCreateDescriptorPool) X(vkDestroyDescriptorPool)                      \
+                            X(vkResetDescriptorPool) X(vkAllocateDescriptorSets) X(vkUpdateDescriptorSets)             \
+                                X(vkCreateCommandPool) X(vkDestroyCommandPool) X(vkAllocateCommandBuffers)             \
+                                    X(vkResetCommandBuffer) X(vkBeginCommandBuffer) X(vkEndCommandBuffer)              \
+                                        X(vkCmdBindPipeline) X(vkCmdBindDescriptorSets) X(vkCmdPushConstants)          \
+                                            X(vkCmdDispatch) X(vkCmdPipelineBarrier) X(vkCmdCopyBuffer)                \
+                                                X(vkCreateFence) X(vkDestroyFence) X(vkResetFences) X(vkWaitForFences) \
+                                                    X(vkQueueSubmit) X(vkDeviceWaitIdle) X(vkCreatePipelineCache)      \
+                                                        X(vkDestroyPipelineCache) X(vkGetPipelineCacheData)
 
 struct Api {
 #define TESSERA_VK_DECLARE(f) PFN_##f f = nullptr;
@@ -337,7 +339,7 @@ public:
         ci.commandPool = cmd_pool_;
         ci.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
         ci.commandBufferCount = 1;
-        check(a.vkAllocateCommandBuffers(dev_, &ci, &cmd_), "vkAllocateCommandBuffers");
+        check(a.vkAllocateCommandBuffers(dev_, &ci, &copy_cmd_), "vkAllocateCommandBuffers");
         VkFenceCreateInfo fi{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
         check(a.vkCreateFence(dev_, &fi, nullptr, &fence_), "vkCreateFence");
         create_pipelines();
@@ -356,7 +358,8 @@ public:
             a.vkDestroyDescriptorSetLayout(dev_, p.set_layout, nullptr);
         }
         if (pipeline_cache_) a.vkDestroyPipelineCache(dev_, pipeline_cache_, nullptr);
-        if (desc_pool_) a.vkDestroyDescriptorPool(dev_, desc_pool_, nullptr);
+        for (Recording& r : recordings_)
+            if (r.pool) a.vkDestroyDescriptorPool(dev_, r.pool, nullptr);
         a.vkDestroyFence(dev_, fence_, nullptr);
         a.vkDestroyCommandPool(dev_, cmd_pool_, nullptr);
         a.vkDestroyDevice(dev_, nullptr);
@@ -514,17 +517,77 @@ private:
         std::map<std::string, std::pair<double, long long>> rows_;
     };
 
+    // A segment's nodes as the command buffer records them: every pointer, shape, stride,
+    // type and parameter. Equal keys give identical command buffers.
+    static void signature(std::span<Tensor* const> nodes, std::vector<uint64_t>& key) {
+        key.clear();
+        auto add = [&](const Tensor* t) {
+            key.push_back(reinterpret_cast<uint64_t>(t ? t->data : nullptr));
+            if (!t) return;
+            key.push_back(static_cast<uint64_t>(t->type) | static_cast<uint64_t>(t->op) << 32);
+            for (int i = 0; i < kMaxDims; ++i) key.push_back(static_cast<uint64_t>(t->ne[i]) ^ (t->nb[i] << 32));
+        };
+        for (const Tensor* n : nodes) {
+            add(n);
+            for (int i = 0; i < kMaxOpParams; i += 2)
+                key.push_back(static_cast<uint32_t>(n->params[i]) |
+                              static_cast<uint64_t>(static_cast<uint32_t>(n->params[i + 1])) << 32);
+            for (const Tensor* src : n->src) add(src);
+        }
+    }
+
+    // Records the nodes into a command buffer, or finds the one recorded for the same nodes
+    // before (a planned graph evaluated again: every decoding step of one shape), and submits.
     void submit(std::span<Tensor* const> nodes) {
         const Api& a = api_;
-        prepare_descriptors(nodes.size());
+        signature(nodes, key_);
+        ++clock_;
+        for (Recording& r : recordings_)
+            if (r.key == key_) {
+                r.last_used = clock_;
+                submit_and_wait(r.cmd);
+                return;
+            }
+        if (recordings_.size() < kRecordings) {
+            Recording r;
+            VkCommandBufferAllocateInfo ci{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+            ci.commandPool = cmd_pool_;
+            ci.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+            ci.commandBufferCount = 1;
+            check(a.vkAllocateCommandBuffers(dev_, &ci, &r.cmd), "vkAllocateCommandBuffers");
+            recordings_.push_back(r);
+        }
+        Recording& r =
+            *std::min_element(recordings_.begin(), recordings_.end(),
+                              [](const Recording& x, const Recording& y) { return x.last_used < y.last_used; });
+        r.key = key_;
+        r.last_used = clock_;
+        prepare_descriptors(r, nodes.size());
+        cmd_ = r.cmd;
+        desc_pool_ = r.pool;
         check(a.vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
         VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-        bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
         check(a.vkBeginCommandBuffer(cmd_, &bi), "vkBeginCommandBuffer");
-        for (Tensor* n : nodes) record(*n);
+        try {
+            for (Tensor* n : nodes) record(*n);
+        } catch (...) {
+            a.vkEndCommandBuffer(cmd_);
+            r.key.clear();  // never matched again
+            throw;
+        }
         check(a.vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
-        submit_and_wait();
+        submit_and_wait(cmd_);
     }
+
+    // A recorded command buffer with the descriptor sets it binds.
+    struct Recording {
+        std::vector<uint64_t> key;
+        VkCommandBuffer cmd = VK_NULL_HANDLE;
+        VkDescriptorPool pool = VK_NULL_HANDLE;
+        size_t pool_sets = 0;
+        uint64_t last_used = 0;
+    };
+    static constexpr size_t kRecordings = 4;  // prompt and decode shapes of a context or two
 
     static constexpr size_t kStagingBytes = size_t{16} << 20;
 
@@ -578,21 +641,21 @@ private:
 
     void copy_buffer(VkBuffer src, size_t src_off, VkBuffer dst, size_t dst_off, size_t n) {
         const Api& a = api_;
-        check(a.vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
+        check(a.vkResetCommandBuffer(copy_cmd_, 0), "vkResetCommandBuffer");
         VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
         bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-        check(a.vkBeginCommandBuffer(cmd_, &bi), "vkBeginCommandBuffer");
+        check(a.vkBeginCommandBuffer(copy_cmd_, &bi), "vkBeginCommandBuffer");
         VkBufferCopy region{src_off, dst_off, n};
-        a.vkCmdCopyBuffer(cmd_, src, dst, 1, &region);
-        check(a.vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
-        submit_and_wait();
+        a.vkCmdCopyBuffer(copy_cmd_, src, dst, 1, &region);
+        check(a.vkEndCommandBuffer(copy_cmd_), "vkEndCommandBuffer");
+        submit_and_wait(copy_cmd_);
     }
 
-    void submit_and_wait() {
+    void submit_and_wait(VkCommandBuffer cmd) {
         const Api& a = api_;
         VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
         si.commandBufferCount = 1;
-        si.pCommandBuffers = &cmd_;
+        si.pCommandBuffers = &cmd;
         check(a.vkResetFences(dev_, 1, &fence_), "vkResetFences");
         check(a.vkQueueSubmit(queue_, 1, &si, fence_), "vkQueueSubmit");
         check(a.vkWaitForFences(dev_, 1, &fence_, VK_TRUE, UINT64_MAX), "vkWaitForFences");
@@ -688,20 +751,22 @@ private:
         }
     }
 
-    void prepare_descriptors(size_t n_nodes) {
+    // A recording's descriptor pool, emptied, with room for a set per node (and per extra
+    // dispatch of very wide products).
+    void prepare_descriptors(Recording& r, size_t n_nodes) {
         const Api& a = api_;
-        if (n_nodes > pool_sets_ || !desc_pool_) {
-            if (desc_pool_) a.vkDestroyDescriptorPool(dev_, desc_pool_, nullptr);
-            pool_sets_ = std::max<size_t>(n_nodes, 64) * 2;
+        if (n_nodes * 2 > r.pool_sets || !r.pool) {
+            if (r.pool) a.vkDestroyDescriptorPool(dev_, r.pool, nullptr);
+            r.pool_sets = std::max<size_t>(n_nodes, 64) * 2;
             VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                      static_cast<uint32_t>(pool_sets_ * kMaxBindings)};
+                                      static_cast<uint32_t>(r.pool_sets * kMaxBindings)};
             VkDescriptorPoolCreateInfo pi{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
-            pi.maxSets = static_cast<uint32_t>(pool_sets_);
+            pi.maxSets = static_cast<uint32_t>(r.pool_sets);
             pi.poolSizeCount = 1;
             pi.pPoolSizes = &size;
-            check(a.vkCreateDescriptorPool(dev_, &pi, nullptr, &desc_pool_), "vkCreateDescriptorPool");
+            check(a.vkCreateDescriptorPool(dev_, &pi, nullptr, &r.pool), "vkCreateDescriptorPool");
         } else {
-            a.vkResetDescriptorPool(dev_, desc_pool_, 0);
+            a.vkResetDescriptorPool(dev_, r.pool, 0);
         }
     }
 
@@ -1028,10 +1093,14 @@ private:
     uint32_t host_local_ = UINT32_MAX, device_local_ = UINT32_MAX, host_only_ = UINT32_MAX;
     size_t heap_bytes_ = 0, allocated_ = 0;
     VkCommandPool cmd_pool_ = VK_NULL_HANDLE;
-    VkCommandBuffer cmd_ = VK_NULL_HANDLE;
+    VkCommandBuffer copy_cmd_ = VK_NULL_HANDLE;
     VkFence fence_ = VK_NULL_HANDLE;
+    std::vector<Recording> recordings_;
+    std::vector<uint64_t> key_;
+    uint64_t clock_ = 0;
+    // The recording being made: record() and bind() write into these.
+    VkCommandBuffer cmd_ = VK_NULL_HANDLE;
     VkDescriptorPool desc_pool_ = VK_NULL_HANDLE;
-    size_t pool_sets_ = 0;
     VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;
     std::vector<Pipeline> pipelines_;
     std::unique_ptr<DeviceBuffer> dummy_, staging_;

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# `tessera run` with every layer on the first Vulkan device (lavapipe in CI), under the
+# Khronos validation layer: the greedy continuation must equal the CPU's, and the layer must
+# report nothing (this covers the command buffers recorded once and submitted again for
+# every decoding step). usage: vulkan_run_test.sh TESSERA
+set -u
+tessera=$1
+model=${TESSERA_MODELS:-$HOME/.cache/tessera/models}/smollm2-135m-instruct.gguf
+device=$("$tessera" --version | grep -o 'Vulkan: Vulkan[0-9]*' | head -n 1 | cut -d' ' -f2)
+if [ -z "$device" ]; then
+    echo "SKIPPED: no Vulkan device ($("$tessera" --version | grep -o 'Vulkan: no device[^|]*'))"
+    exit 0
+fi
+if [ ! -f "$model" ]; then
+    echo "SKIPPED: model not downloaded (run scripts/get-model.sh smollm2-135m-instruct)"
+    exit 0
+fi
+if ! ls /usr/share/vulkan/explicit_layer.d/*validation* >/dev/null 2>&1; then
+    echo "SKIPPED: the Khronos validation layer is not installed (apt-get install vulkan-validationlayers)"
+    exit 0
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$tessera" run -m "$model" -ngl 0 -p "The capital of France is" -n 12 --temp 0 >"$work/cpu" 2>/dev/null || exit 1
+VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation "$tessera" run -m "$model" --device "$device" \
+    -p "The capital of France is" -n 12 --temp 0 >"$work/gpu" 2>"$work/log" || { cat "$work/log"; exit 1; }
+if grep -qE "Validation|VUID" "$work/gpu" "$work/log"; then
+    echo "FAIL: validation messages:"
+    grep -hE "Validation|VUID" "$work/gpu" "$work/log" | head -5
+    exit 1
+fi
+grep -q "on $device" "$work/log" || { echo "FAIL: no layer went to $device:"; cat "$work/log"; exit 1; }
+if ! cmp -s "$work/cpu" "$work/gpu"; then
+    echo "FAIL: $device's continuation differs from the CPU's:"
+    echo "CPU: $(cat "$work/cpu")"
+    echo "GPU: $(cat "$work/gpu")"
+    exit 1
+fi
+echo "ok: $device's greedy continuation equals the CPU's, and the validation layer reported nothing"
