@@ -46,9 +46,10 @@ const char* kBenchHelp =
     "      --no-repack         keep every weight in the file's layout (no interleaved\n"
     "                          copies for prompt processing)\n"
     "      --membw             also measure this machine's memory read bandwidth with each\n"
-    "                          thread count, and report generation as achieved GB/s (weight\n"
+    "                          thread count (with every layer on a GPU: the GPU's copy\n"
+    "                          bandwidth), and report generation as achieved GB/s (weight\n"
     "                          bytes read per token x tokens/s) and as % of that limit;\n"
-    "                          without -m, only the bandwidth is measured\n"
+    "                          without -m, only the CPU's bandwidth is measured\n"
     "  -h, --help              show this help\n"
     "\n"
     "Generation reads every weight once per token except the token embedding (one row),\n"
@@ -250,12 +251,17 @@ int cmd_bench(int argc, char** argv) {
         std::mt19937 rng(1234);
         bytes_per_token = weight_bytes_per_token(model);
         const int32_t on_gpu = tessera_model_n_gpu_layers(model);
+        const bool all_on_gpu = on_gpu > 0 && on_gpu == tessera_model_n_layer(model);
+        const double gpu_bw = membw && all_on_gpu ? tessera_model_gpu_bandwidth(model) : 0.0;
+        if (membw && all_on_gpu)
+            std::fprintf(stderr, "%s copy bandwidth: %.1f GB/s\n", tessera_model_gpu(model), gpu_bw);
         const std::string backend = on_gpu == 0 ? std::string("CPU")
                                     : on_gpu == tessera_model_n_layer(model)
                                         ? std::string(tessera_model_gpu(model))
                                         : std::string(tessera_model_gpu(model)) + "+CPU";
         for (long t : threads) {
-            const double bw = membw ? measure_read_bandwidth(t > 0 ? t : default_threads()) : 0;
+            // With every layer on a GPU the limit is the GPU's: its copy bandwidth.
+            const double bw = !membw ? 0 : all_on_gpu ? gpu_bw : measure_read_bandwidth(t > 0 ? t : default_threads());
             auto run = [&](const char* kind, long n, long depth, bool prompt) -> bool {
                 if (n <= 0) return true;
                 tessera_context_params cp = tessera_context_default_params();

@@ -423,6 +423,10 @@ int32_t tessera_model_n_gpu_layers(const tessera_model* model);
 const char* tessera_model_gpu(const tessera_model* model);
 /* Bytes of weights uploaded to the GPU (0 when none). */
 uint64_t tessera_model_gpu_bytes(const tessera_model* model);
+/* The copy bandwidth of the model's GPU in GB/s (bytes read plus written per second, the
+ * median of five device-to-device copies of up to 1 GiB, measured now: it takes a moment);
+ * 0 when the model has no GPU layers or the device could not be measured. */
+double tessera_model_gpu_bandwidth(const tessera_model* model);
 /* The GGUF file the model was loaded from, for metadata queries with the tessera_gguf_*
  * functions (NULL for NULL). Owned by the model: valid while it lives; never close it. */
 const tessera_gguf* tessera_model_gguf(const tessera_model* model);

@@ -249,6 +249,15 @@ const char* tessera_model_gpu(const tessera_model* model) {
     return model && model->runtime && model->runtime->gpu ? model->runtime->gpu->name().c_str() : "";
 }
 
+double tessera_model_gpu_bandwidth(const tessera_model* model) {
+    if (!model || !model->runtime || !model->runtime->gpu) return 0.0;
+    try {
+        return model->runtime->gpu->copy_bandwidth_gbs();
+    } catch (...) {
+        return 0.0;
+    }
+}
+
 uint64_t tessera_model_gpu_bytes(const tessera_model* model) {
     return model && model->runtime ? model->runtime->gpu_weight_bytes : 0;
 }

@@ -77,6 +77,9 @@ public:
     virtual void compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int n_threads,
                          const AbortCheck& abort) = 0;
     virtual void synchronize() {}
+    // The device's measured copy bandwidth in GB/s (bytes read plus bytes written per second,
+    // the median of a few device-to-device copies of a large buffer); 0 where not measured.
+    virtual double copy_bandwidth_gbs() { return 0.0; }
 };
 
 // Places `tensors` (leaves) one after another in a new buffer of `backend`, setting

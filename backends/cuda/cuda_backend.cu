@@ -250,6 +250,37 @@ public:
         TESSERA_CUDA_CHECK(cudaGetLastError());
     }
 
+    double copy_bandwidth_gbs() override {
+        cudaStream_t s = stream();
+        const size_t n = size_t{1} << 30;
+        void *src = nullptr, *dst = nullptr;
+        if (cudaMalloc(&src, n) != cudaSuccess || cudaMalloc(&dst, n) != cudaSuccess) {
+            cudaGetLastError();
+            cudaFree(src);
+            return 0.0;
+        }
+        cudaEvent_t e0, e1;
+        TESSERA_CUDA_CHECK(cudaEventCreate(&e0));
+        TESSERA_CUDA_CHECK(cudaEventCreate(&e1));
+        std::vector<double> gbs;
+        for (int i = 0; i < 6; ++i) {  // the first copy warms up
+            TESSERA_CUDA_CHECK(cudaEventRecord(e0, s));
+            TESSERA_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, s));
+            TESSERA_CUDA_CHECK(cudaEventRecord(e1, s));
+            TESSERA_CUDA_CHECK(cudaEventSynchronize(e1));
+            float ms = 0;
+            TESSERA_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+            if (i > 0 && ms > 0) gbs.push_back(2.0 * static_cast<double>(n) / (ms * 1e-3) / 1e9);
+        }
+        cudaEventDestroy(e0);
+        cudaEventDestroy(e1);
+        cudaFree(src);
+        cudaFree(dst);
+        if (gbs.empty()) return 0.0;
+        std::sort(gbs.begin(), gbs.end());
+        return gbs[gbs.size() / 2];
+    }
+
     void synchronize() override {
         if (!stream_) return;
         TESSERA_CUDA_CHECK(cudaSetDevice(device_));

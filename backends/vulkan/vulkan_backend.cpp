@@ -62,24 +62,25 @@ namespace {
 
 // ---- the loader, opened at run time ----
 
-#define TESSERA_VK_FUNCTIONS(X)                                                                                        \
-    X(vkDestroyInstance)                                                                                               \
-    X(vkEnumeratePhysicalDevices)                                                                                      \
-    X(vkGetPhysicalDeviceProperties)                                                                                   \
-    X(vkGetPhysicalDeviceQueueFamilyProperties) X(vkGetPhysicalDeviceMemoryProperties) X(vkCreateDevice)               \
-        X(vkDestroyDevice) X(vkGetDeviceQueue) X(vkCreateBuffer) X(vkDestroyBuffer) X(vkGetBufferMemoryRequirements)   \
-            X(vkAllocateMemory) X(vkFreeMemory) X(vkBindBufferMemory) X(vkMapMemory) X(vkCreateShaderModule)           \
-                X(vkDestroyShaderModule) X(vkCreateDescriptorSetLayout) X(vkDestroyDescriptorSetLayout)                \
-                    X(vkCreatePipelineLayout) X(vkDestroyPipelineLayout) X(vkCreateComputePipelines)                   \
-                        X(vkDestroyPipeline) X(vkCreateDescriptorPool) X(vkDestroyDescriptorPool)                      \
-                            X(vkResetDescriptorPool) X(vkAllocateDescriptorSets) X(vkUpdateDescriptorSets)             \
-                                X(vkCreateCommandPool) X(vkDestroyCommandPool) X(vkAllocateCommandBuffers)             \
-                                    X(vkResetCommandBuffer) X(vkBeginCommandBuffer) X(vkEndCommandBuffer)              \
-                                        X(vkCmdBindPipeline) X(vkCmdBindDescriptorSets) X(vkCmdPushConstants)          \
-                                            X(vkCmdDispatch) X(vkCmdPipelineBarrier) X(vkCmdCopyBuffer)                \
-                                                X(vkCreateFence) X(vkDestroyFence) X(vkResetFences) X(vkWaitForFences) \
-                                                    X(vkQueueSubmit) X(vkDeviceWaitIdle) X(vkCreatePipelineCache)      \
-                                                        X(vkDestroyPipelineCache) X(vkGetPipelineCacheData)
+#define TESSERA_VK_FUNCTIONS(X)                                                                                       \
+    X(vkDestroyInstance)                                                                                              \
+    X(vkEnumeratePhysicalDevices)                                                                                     \
+    X(vkGetPhysicalDeviceProperties)                                                                                  \
+    X(vkGetPhysicalDeviceQueueFamilyProperties)                                                                       \
+    X(vkGetPhysicalDeviceMemoryProperties) X(vkCreateDevice) X(vkDestroyDevice) X(vkGetDeviceQueue) X(vkCreateBuffer) \
+        X(vkDestroyBuffer) X(vkGetBufferMemoryRequirements) X(vkAllocateMemory) X(vkFreeMemory) X(vkBindBufferMemory) \
+            X(vkMapMemory) X(vkCreateShaderModule) X(vkDestroyShaderModule) X(vkCreateDescriptorSetLayout)            \
+                X(vkDestroyDescriptorSetLayout) X(vkCreatePipelineLayout) X(vkDestroyPipelineLayout)                  \
+                    X(vkCreateComputePipelines) X(vkDestroyPipeline) X(vkCreateDescriptorPool)                        \
+                        X(vkDestroyDescriptorPool) X(vkResetDescriptorPool) X(vkAllocateDescriptorSets)               \
+                            X(vkUpdateDescriptorSets) X(vkCreateCommandPool) X(vkDestroyCommandPool)                  \
+                                X(vkAllocateCommandBuffers) X(vkResetCommandBuffer) X(vkBeginCommandBuffer)           \
+                                    X(vkEndCommandBuffer) X(vkCmdBindPipeline) X(vkCmdBindDescriptorSets)             \
+                                        X(vkCmdPushConstants) X(vkCmdDispatch) X(vkCmdPipelineBarrier)                \
+                                            X(vkCmdCopyBuffer) X(vkCreateFence) X(vkDestroyFence) X(vkResetFences)    \
+                                                X(vkWaitForFences) X(vkQueueSubmit) X(vkDeviceWaitIdle)               \
+                                                    X(vkCreatePipelineCache) X(vkDestroyPipelineCache)                \
+                                                        X(vkGetPipelineCacheData)
 
 struct Api {
 #define TESSERA_VK_DECLARE(f) PFN_##f f = nullptr;
@@ -461,6 +462,29 @@ public:
     }
 
     size_t work_size(std::span<Tensor* const>, int) const override { return 0; }
+
+    double copy_bandwidth_gbs() override {
+        const size_t n = std::min<size_t>(size_t{256} << 20, props_.limits.maxStorageBufferRange);
+        std::unique_ptr<Buffer> src, dst;
+        try {
+            src = alloc_buffer(n, BufferUsage::Compute);
+            dst = alloc_buffer(n, BufferUsage::Compute);
+        } catch (const Error&) {
+            return 0.0;
+        }
+        std::lock_guard<std::mutex> lock(mu_);
+        auto [sb, s_at] = locate(src->base());
+        auto [db, d_at] = locate(dst->base());
+        std::vector<double> gbs;
+        for (int i = 0; i < 6; ++i) {  // the first copy warms up
+            const auto t0 = std::chrono::steady_clock::now();
+            copy_buffer(sb->handle(), s_at, db->handle(), d_at, n);
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (i > 0 && s > 0) gbs.push_back(2.0 * static_cast<double>(n) / s / 1e9);
+        }
+        std::sort(gbs.begin(), gbs.end());
+        return gbs.empty() ? 0.0 : gbs[gbs.size() / 2];
+    }
 
     void compute(std::span<Tensor* const> nodes, void*, size_t, int, const AbortCheck& abort) override {
         if (abort && abort()) throw Error("computation aborted", ErrorKind::Aborted);
