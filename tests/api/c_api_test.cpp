@@ -79,6 +79,8 @@ TEST_CASE("default parameters are the documented ones") {
     CHECK(mp.use_mmap == 1);
     CHECK(!mp.progress);
     CHECK(mp.progress_user == nullptr);
+    CHECK(mp.n_gpu_layers == -1);
+    CHECK(mp.device == nullptr);
     const tessera_context_params cp = tessera_context_default_params();
     CHECK(cp.n_ctx == 0);
     CHECK(cp.n_batch == 512);
@@ -317,6 +319,27 @@ TEST_CASE("with the real model: load with progress, cancelled load, information,
     CHECK(tessera_vocab_size(m) == 49152);
     CHECK(tessera_token_bos(m) == 1);
     CHECK(tessera_token_eos(m) == 2);
+    // Default placement: every layer on a GPU where one is used by default, else none.
+    const int32_t on_gpu = tessera_model_n_gpu_layers(m);
+    CHECK((on_gpu == 0 || on_gpu == 30));
+    CHECK((on_gpu == 0) == (std::string(tessera_model_gpu(m)).empty()));
+    CHECK((on_gpu == 0) == (tessera_model_gpu_bytes(m) == 0));
+    {  // A device that is not there, and a negative layer count other than -1 (auto), fail.
+        tessera_model_params bad = tessera_model_default_params();
+        bad.device = "NoSuchGPU";
+        tessera_model* other = reinterpret_cast<tessera_model*>(1);
+        CHECK(tessera_model_load(path.c_str(), &bad, &other) == TESSERA_ERROR_INVALID_ARGUMENT);
+        CHECK(other == nullptr);
+        CHECK(std::string(tessera_last_error()).find("device 'NoSuchGPU' not found") != std::string::npos);
+        bad = tessera_model_default_params();
+        bad.n_gpu_layers = -2;
+        CHECK(tessera_model_load(path.c_str(), &bad, &other) == TESSERA_ERROR_INVALID_ARGUMENT);
+        bad.n_gpu_layers = 0;
+        REQUIRE(tessera_model_load(path.c_str(), &bad, &other) == TESSERA_OK);
+        CHECK(tessera_model_n_gpu_layers(other) == 0);
+        CHECK(tessera_model_gpu_bandwidth(other) == 0.0);
+        tessera_model_free(other);
+    }
 
     // The model's file, through the GGUF API (owned by the model: not closed here).
     const tessera_gguf* g = tessera_model_gguf(m);

@@ -34,6 +34,9 @@ expect_error 2 "needs -m MODEL" "$tessera" run -p hello
 expect_error 2 "--temp needs a number" "$tessera" run -m x.gguf -p hi --temp abc
 expect_error 2 "unknown option" "$tessera" run -m x.gguf -p hi --bogus 1
 expect_error 1 "No such file" "$tessera" run -m "$work/missing.gguf" -p hi
+expect_error 2 "-ngl needs a whole number" "$tessera" run -m x.gguf -p hi -ngl many
+"$tessera" run --help | grep -q -- '--gpu-layers' || fail "run --help does not describe --gpu-layers"
+"$tessera" bench --help | grep -q -- '-ngl, --gpu-layers N\[,N..\]' || fail "bench --help does not describe -ngl lists"
 "$corpus_tool" "$work/corpus" || fail "gguf-corpus"
 expect_error 1 "invalid GGUF" "$tessera" run -m "$work/corpus/tensor-offset-wraps.gguf" -p hi
 expect_error 1 "missing metadata key" "$tessera" run -m "$work/corpus/valid-sample.gguf" -p hi
@@ -58,6 +61,8 @@ expect_error 1 "cannot create a file in $work/no-such-folder" \
 
 model=${TESSERA_MODELS:-$HOME/.cache/tessera/models}/smollm2-135m-instruct.gguf
 if [ -f "$model" ]; then
+    # A device that is not there: one error naming the devices there are.
+    expect_error 1 "device 'NoSuchGPU' not found" "$tessera" run -m "$model" -p hi -n 1 --device NoSuchGPU
     # Greedy: the NumPy reference's continuation, up to the end-of-text token.
     "$tessera" run -m "$model" -p "The capital of France is" -n 32 --temp 0 -t 2 >"$work/out" 2>"$work/err" ||
         fail "run: $(cat "$work/err")"
