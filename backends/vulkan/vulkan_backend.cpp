@@ -62,24 +62,25 @@ namespace {
 
 // ---- the loader, opened at run time ----
 
-#define TESSERA_VK_FUNCTIONS(X)                                                                                       \
-    X(vkDestroyInstance)                                                                                              \
-    X(vkEnumeratePhysicalDevices)                                                                                     \
-    X(vkGetPhysicalDeviceProperties)                                                                                  \
-    X(vkGetPhysicalDeviceQueueFamilyProperties)                                                                       \
-    X(vkGetPhysicalDeviceMemoryProperties) X(vkCreateDevice) X(vkDestroyDevice) X(vkGetDeviceQueue) X(vkCreateBuffer) \
-        X(vkDestroyBuffer) X(vkGetBufferMemoryRequirements) X(vkAllocateMemory) X(vkFreeMemory) X(vkBindBufferMemory) \
-            X(vkMapMemory) X(vkCreateShaderModule) X(vkDestroyShaderModule) X(vkCreateDescriptorSetLayout)            \
-                X(vkDestroyDescriptorSetLayout) X(vkCreatePipelineLayout) X(vkDestroyPipelineLayout)                  \
-                    X(vkCreateComputePipelines) X(vkDestroyPipeline) X(vkCreateDescriptorPool)                        \
-                        X(vkDestroyDescriptorPool) X(vkResetDescriptorPool) X(vkAllocateDescriptorSets)               \
-                            X(vkUpdateDescriptorSets) X(vkCreateCommandPool) X(vkDestroyCommandPool)                  \
-                                X(vkAllocateCommandBuffers) X(vkResetCommandBuffer) X(vkBeginCommandBuffer)           \
-                                    X(vkEndCommandBuffer) X(vkCmdBindPipeline) X(vkCmdBindDescriptorSets)             \
-                                        X(vkCmdPushConstants) X(vkCmdDispatch) X(vkCmdPipelineBarrier)                \
-                                            X(vkCmdCopyBuffer) X(vkCreateFence) X(vkDestroyFence) X(vkResetFences)    \
-                                                X(vkWaitForFences) X(vkQueueSubmit) X(vkDeviceWaitIdle)               \
-                                                    X(vkCreatePipelineCache) X(vkDestroyPipelineCache)                \
+#define TESSERA_VK_FUNCTIONS(X)                                                                                    \
+    X(vkDestroyInstance)                                                                                           \
+    X(vkEnumeratePhysicalDevices)                                                                                  \
+    X(vkGetPhysicalDeviceProperties)                                                                               \
+    X(vkGetPhysicalDeviceQueueFamilyProperties)                                                                    \
+    X(vkGetPhysicalDeviceMemoryProperties)                                                                         \
+    X(vkCreateDevice) X(vkDestroyDevice) X(vkGetDeviceQueue) X(vkCreateBuffer) X(vkDestroyBuffer)                  \
+        X(vkGetBufferMemoryRequirements) X(vkAllocateMemory) X(vkFreeMemory) X(vkBindBufferMemory) X(vkMapMemory)  \
+            X(vkCreateShaderModule) X(vkDestroyShaderModule) X(vkCreateDescriptorSetLayout)                        \
+                X(vkDestroyDescriptorSetLayout) X(vkCreatePipelineLayout) X(vkDestroyPipelineLayout)               \
+                    X(vkCreateComputePipelines) X(vkDestroyPipeline) X(vkCreateDescriptorPool)                     \
+                        X(vkDestroyDescriptorPool) X(vkResetDescriptorPool) X(vkAllocateDescriptorSets)            \
+                            X(vkUpdateDescriptorSets) X(vkCreateCommandPool) X(vkDestroyCommandPool)               \
+                                X(vkAllocateCommandBuffers) X(vkResetCommandBuffer) X(vkBeginCommandBuffer)        \
+                                    X(vkEndCommandBuffer) X(vkCmdBindPipeline) X(vkCmdBindDescriptorSets)          \
+                                        X(vkCmdPushConstants) X(vkCmdDispatch) X(vkCmdPipelineBarrier)             \
+                                            X(vkCmdCopyBuffer) X(vkCreateFence) X(vkDestroyFence) X(vkResetFences) \
+                                                X(vkWaitForFences) X(vkQueueSubmit) X(vkDeviceWaitIdle)            \
+                                                    X(vkCreatePipelineCache) X(vkDestroyPipelineCache)             \
                                                         X(vkGetPipelineCacheData)
 
 struct Api {
@@ -308,17 +309,6 @@ public:
                 family_ = i;
                 break;
             }
-        const float priority = 1.0f;
-        VkDeviceQueueCreateInfo qi{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
-        qi.queueFamilyIndex = family_;
-        qi.queueCount = 1;
-        qi.pQueuePriorities = &priority;
-        VkDeviceCreateInfo di{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
-        di.queueCreateInfoCount = 1;
-        di.pQueueCreateInfos = &qi;
-        check(a.vkCreateDevice(pd, &di, nullptr, &dev_), "vkCreateDevice");
-        a.vkGetDeviceQueue(dev_, family_, 0, &queue_);
-
         VkPhysicalDeviceMemoryProperties mp;
         a.vkGetPhysicalDeviceMemoryProperties(pd, &mp);
         const VkMemoryPropertyFlags local = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT,
@@ -331,7 +321,31 @@ public:
         }
         for (uint32_t i = 0; i < mp.memoryHeapCount; ++i)
             if (mp.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) heap_bytes_ += mp.memoryHeaps[i].size;
+    }
 
+    // The logical device, its queue and the pipelines: made on first use, so a process that
+    // never puts anything on this device (a model on the CPU, system information) pays
+    // nothing for it (a software driver compiles every shader when the pipelines are made).
+    void open() {
+        std::call_once(open_once_, [this] {
+            const Api& a = api_;
+            const float priority = 1.0f;
+            VkDeviceQueueCreateInfo qi{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+            qi.queueFamilyIndex = family_;
+            qi.queueCount = 1;
+            qi.pQueuePriorities = &priority;
+            VkDeviceCreateInfo di{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+            di.queueCreateInfoCount = 1;
+            di.pQueueCreateInfos = &qi;
+            check(a.vkCreateDevice(pd_, &di, nullptr, &dev_), "vkCreateDevice");
+            a.vkGetDeviceQueue(dev_, family_, 0, &queue_);
+            create_objects();
+        });
+        if (!dev_ || !fence_) throw Error("Vulkan: " + name_ + " could not be opened", ErrorKind::Internal);
+    }
+
+    void create_objects() {
+        const Api& a = api_;
         VkCommandPoolCreateInfo pi{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
         pi.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
         pi.queueFamilyIndex = family_;
@@ -348,6 +362,7 @@ public:
     }
 
     ~VulkanBackend() override {
+        if (!dev_) return;
         const Api& a = api_;
         a.vkDeviceWaitIdle(dev_);
         save_pipeline_cache();
@@ -361,8 +376,8 @@ public:
         if (pipeline_cache_) a.vkDestroyPipelineCache(dev_, pipeline_cache_, nullptr);
         for (Recording& r : recordings_)
             if (r.pool) a.vkDestroyDescriptorPool(dev_, r.pool, nullptr);
-        a.vkDestroyFence(dev_, fence_, nullptr);
-        a.vkDestroyCommandPool(dev_, cmd_pool_, nullptr);
+        if (fence_) a.vkDestroyFence(dev_, fence_, nullptr);
+        if (cmd_pool_) a.vkDestroyCommandPool(dev_, cmd_pool_, nullptr);
         a.vkDestroyDevice(dev_, nullptr);
     }
 
@@ -385,6 +400,7 @@ public:
                             "'s largest storage buffer (" + std::to_string(props_.limits.maxStorageBufferRange >> 20) +
                             " MiB)",
                         ErrorKind::Unsupported);
+        open();
         auto b = std::make_unique<DeviceBuffer>(this, usage, size, dev_, api_, host_local_, device_local_);
         std::lock_guard<std::mutex> lock(mu_);
         by_address_[b->address()] = b.get();
@@ -488,6 +504,7 @@ public:
 
     void compute(std::span<Tensor* const> nodes, void*, size_t, int, const AbortCheck& abort) override {
         if (abort && abort()) throw Error("computation aborted", ErrorKind::Aborted);
+        open();
         std::lock_guard<std::mutex> lock(mu_);
         if (Profile* prof = Profile::get()) {  // one submission per node, timed on the host
             for (Tensor* n : nodes) {
@@ -1128,6 +1145,7 @@ private:
     VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;
     std::vector<Pipeline> pipelines_;
     std::unique_ptr<DeviceBuffer> dummy_, staging_;
+    std::once_flag open_once_;
     std::map<uint64_t, DeviceBuffer*> by_address_;
     mutable std::mutex mu_;
 };
