@@ -52,6 +52,8 @@ TESSERA_SHADER(mul_mat_Q4_1)
 TESSERA_SHADER(mul_mat_Q5_0)
 TESSERA_SHADER(mul_mat_Q5_1)
 TESSERA_SHADER(mul_mat_Q8_0)
+TESSERA_SHADER(mul_mat_Q2_K)
+TESSERA_SHADER(mul_mat_Q3_K)
 TESSERA_SHADER(mul_mat_Q4_K)
 TESSERA_SHADER(mul_mat_Q5_K)
 TESSERA_SHADER(mul_mat_Q6_K)
@@ -62,26 +64,26 @@ namespace {
 
 // ---- the loader, opened at run time ----
 
-#define TESSERA_VK_FUNCTIONS(X)                                                                                    \
-    X(vkDestroyInstance)                                                                                           \
-    X(vkEnumeratePhysicalDevices)                                                                                  \
-    X(vkGetPhysicalDeviceProperties)                                                                               \
-    X(vkGetPhysicalDeviceQueueFamilyProperties)                                                                    \
-    X(vkGetPhysicalDeviceMemoryProperties)                                                                         \
-    X(vkCreateDevice) X(vkDestroyDevice) X(vkGetDeviceQueue) X(vkCreateBuffer) X(vkDestroyBuffer)                  \
-        X(vkGetBufferMemoryRequirements) X(vkAllocateMemory) X(vkFreeMemory) X(vkBindBufferMemory) X(vkMapMemory)  \
-            X(vkCreateShaderModule) X(vkDestroyShaderModule) X(vkCreateDescriptorSetLayout)                        \
-                X(vkDestroyDescriptorSetLayout) X(vkCreatePipelineLayout) X(vkDestroyPipelineLayout)               \
-                    X(vkCreateComputePipelines) X(vkDestroyPipeline) X(vkCreateDescriptorPool)                     \
-                        X(vkDestroyDescriptorPool) X(vkResetDescriptorPool) X(vkAllocateDescriptorSets)            \
-                            X(vkUpdateDescriptorSets) X(vkCreateCommandPool) X(vkDestroyCommandPool)               \
-                                X(vkAllocateCommandBuffers) X(vkResetCommandBuffer) X(vkBeginCommandBuffer)        \
-                                    X(vkEndCommandBuffer) X(vkCmdBindPipeline) X(vkCmdBindDescriptorSets)          \
-                                        X(vkCmdPushConstants) X(vkCmdDispatch) X(vkCmdPipelineBarrier)             \
-                                            X(vkCmdCopyBuffer) X(vkCreateFence) X(vkDestroyFence) X(vkResetFences) \
-                                                X(vkWaitForFences) X(vkQueueSubmit) X(vkDeviceWaitIdle)            \
-                                                    X(vkCreatePipelineCache) X(vkDestroyPipelineCache)             \
-                                                        X(vkGetPipelineCacheData)
+#define TESSERA_VK_FUNCTIONS(X)                                                                                       \
+    X(vkDestroyInstance)                                                                                              \
+    X(vkEnumeratePhysicalDevices)                                                                                     \
+    X(vkGetPhysicalDeviceProperties)                                                                                  \
+    X(vkGetPhysicalDeviceQueueFamilyProperties)                                                                       \
+    X(vkGetPhysicalDeviceMemoryProperties)                                                                            \
+    X(vkCreateDevice)                                                                                                 \
+    X(vkDestroyDevice) X(vkGetDeviceQueue) X(vkCreateBuffer) X(vkDestroyBuffer) X(vkGetBufferMemoryRequirements)      \
+        X(vkAllocateMemory) X(vkFreeMemory) X(vkBindBufferMemory) X(vkMapMemory) X(vkCreateShaderModule)              \
+            X(vkDestroyShaderModule) X(vkCreateDescriptorSetLayout) X(vkDestroyDescriptorSetLayout)                   \
+                X(vkCreatePipelineLayout) X(vkDestroyPipelineLayout) X(vkCreateComputePipelines) X(vkDestroyPipeline) \
+                    X(vkCreateDescriptorPool) X(vkDestroyDescriptorPool) X(vkResetDescriptorPool)                     \
+                        X(vkAllocateDescriptorSets) X(vkUpdateDescriptorSets) X(vkCreateCommandPool)                  \
+                            X(vkDestroyCommandPool) X(vkAllocateCommandBuffers) X(vkResetCommandBuffer)               \
+                                X(vkBeginCommandBuffer) X(vkEndCommandBuffer) X(vkCmdBindPipeline)                    \
+                                    X(vkCmdBindDescriptorSets) X(vkCmdPushConstants) X(vkCmdDispatch)                 \
+                                        X(vkCmdPipelineBarrier) X(vkCmdCopyBuffer) X(vkCreateFence) X(vkDestroyFence) \
+                                            X(vkResetFences) X(vkWaitForFences) X(vkQueueSubmit) X(vkDeviceWaitIdle)  \
+                                                X(vkCreatePipelineCache) X(vkDestroyPipelineCache)                    \
+                                                    X(vkGetPipelineCacheData)
 
 struct Api {
 #define TESSERA_VK_DECLARE(f) PFN_##f f = nullptr;
@@ -240,10 +242,10 @@ private:
 // ---- pipelines ----
 
 // mul_mat has one variant per weight type, in kWeightTypes' order, from kMulMat on.
-enum Shader { kEw, kRows, kRope, kFlashAttn, kMulMat, kShaderCount = kMulMat + 11 };
+enum Shader { kEw, kRows, kRope, kFlashAttn, kMulMat, kShaderCount = kMulMat + 13 };
 
-const DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0,
-                              DType::Q5_1, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+const DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                              DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 struct ShaderInfo {
     const unsigned char* code;
@@ -264,6 +266,8 @@ const ShaderInfo kShaders[kShaderCount] = {
     {spirv::mul_mat_Q5_0, &spirv::mul_mat_Q5_0_size, 3},
     {spirv::mul_mat_Q5_1, &spirv::mul_mat_Q5_1_size, 3},
     {spirv::mul_mat_Q8_0, &spirv::mul_mat_Q8_0_size, 3},
+    {spirv::mul_mat_Q2_K, &spirv::mul_mat_Q2_K_size, 3},
+    {spirv::mul_mat_Q3_K, &spirv::mul_mat_Q3_K_size, 3},
     {spirv::mul_mat_Q4_K, &spirv::mul_mat_Q4_K_size, 3},
     {spirv::mul_mat_Q5_K, &spirv::mul_mat_Q5_K_size, 3},
     {spirv::mul_mat_Q6_K, &spirv::mul_mat_Q6_K_size, 3},

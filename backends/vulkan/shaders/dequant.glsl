@@ -13,6 +13,13 @@ float q4k_scale_min(uint b, uint j, out float m) {
     return float(sc);
 }
 
+// Q3_K's 6-bit scale of sub-block s (0..15), less its offset of 32.
+int q3k_scale(uint b, uint s) {
+    const uint lo = s < 8u ? U8(A, b + 96u + s) & 15u : U8(A, b + 96u + s - 8u) >> 4;
+    const uint hi = (U8(A, b + 104u + s % 4u) >> (2u * (s / 4u))) & 3u;
+    return int(lo | (hi << 4)) - 32;
+}
+
 float dequant(uint type, uint b, uint e) {
     if (type == T_F32) return F32(A, b + 4u * e);
     if (type == T_F16) return F16(A, b + 2u * e);
@@ -40,6 +47,18 @@ float dequant(uint type, uint b, uint e) {
         const float sc = q4k_scale_min(b, e / 32u, mn);
         return F16(A, b) * sc * float(v) - F16(A, b + 2u) * mn;
     }
+    if (type == T_Q2_K || type == T_Q3_K) {
+        // e = 128h + 32j + l: bits 2j..2j+1 of qs[32h + l]; sub-block e / 16.
+        const uint h = e / 128u, j = (e / 32u) % 4u, l = e % 32u, sub = e / 16u;
+        const uint qs_at = type == T_Q2_K ? 16u : 32u;
+        const uint q = (U8(A, b + qs_at + 32u * h + l) >> (2u * j)) & 3u;
+        if (type == T_Q2_K) {
+            const uint sc = U8(A, b + sub);
+            return F16(A, b + 80u) * float(sc & 15u) * float(q) - F16(A, b + 82u) * float(sc >> 4);
+        }
+        const uint hi = (U8(A, b + l) >> (4u * h + j)) & 1u;
+        return F16(A, b + 108u) * float(q3k_scale(b, sub)) * (float(q) - (hi != 0u ? 0.0 : 4.0));
+    }
     if (type == T_Q6_K) {
         const uint n = e / 128u, r = e % 128u, l = r % 32u, p = r / 32u;
         const uint ql = U8(A, b + 64u * n + l + (p & 1u) * 32u);
@@ -60,6 +79,8 @@ uint block_bytes(uint type) {
         case T_Q5_0: return 22u;
         case T_Q5_1: return 24u;
         case T_Q8_0: return 34u;
+        case T_Q2_K: return 84u;
+        case T_Q3_K: return 110u;
         case T_Q4_K: return 144u;
         case T_Q5_K: return 176u;
         case T_Q6_K: return 210u;
@@ -69,7 +90,7 @@ uint block_bytes(uint type) {
 
 uint block_elems(uint type) {
     if (type == T_F32 || type == T_F16 || type == T_BF16) return 1u;
-    if (type == T_Q4_K || type == T_Q5_K || type == T_Q6_K) return 256u;
+    if (type == T_Q2_K || type == T_Q3_K || type == T_Q4_K || type == T_Q5_K || type == T_Q6_K) return 256u;
     return 32u;
 }
 
@@ -137,6 +158,37 @@ void dequant32(uint type, uint r, uint c, out float v[32]) {
             }
             v[u] = d * float(q0) - m;
             v[u + 1u] = d * float(q1) - m;
+        }
+        return;
+    }
+    if (type == T_Q2_K || type == T_Q3_K) {  // chunk c: h = cc / 4, j = cc % 4, sub-blocks 2cc, 2cc + 1
+        const uint bb = block_bytes(type);
+        const uint b = r + bb * (c / 8u), cc = c % 8u, h = cc / 4u, j = cc % 4u;
+        const uint qs = b + (type == T_Q2_K ? 16u : 32u) + 32u * h;
+        float scale[2], minv[2];
+        [[unroll]] for (uint k = 0u; k < 2u; ++k) {
+            if (type == T_Q2_K) {
+                const uint sc = U8(A, b + 2u * cc + k);
+                scale[k] = F16(A, b + 80u) * float(sc & 15u);
+                minv[k] = F16(A, b + 82u) * float(sc >> 4);
+            } else {
+                scale[k] = F16(A, b + 108u) * float(q3k_scale(b, 2u * cc + k));
+                minv[k] = 0.0;
+            }
+        }
+        [[unroll]] for (uint u = 0u; u < 32u; u += 2u) {
+            const uint w = U16(A, qs + u);
+            const uint hw = type == T_Q3_K ? U16(A, b + u) : 0u;
+            [[unroll]] for (uint t = 0u; t < 2u; ++t) {
+                const uint q = ((w >> (8u * t)) >> (2u * j)) & 3u;
+                const uint k = (u + t) / 16u;
+                if (type == T_Q2_K) {
+                    v[u + t] = scale[k] * float(q) - minv[k];
+                } else {
+                    const uint hi = ((hw >> (8u * t)) >> (4u * h + j)) & 1u;
+                    v[u + t] = scale[k] * (float(q) - (hi != 0u ? 0.0 : 4.0));
+                }
+            }
         }
         return;
     }
