@@ -41,6 +41,27 @@ const char* op_name(Op op) {
     return "?";
 }
 
+bool op_is_f32_only(Op op) {
+    switch (op) {
+    case Op::Add:
+    case Op::Mul:
+    case Op::Scale:
+    case Op::Silu:
+    case Op::Gelu:
+    case Op::GeluErf:
+    case Op::Tanh:
+    case Op::Swiglu:
+    case Op::Geglu:
+    case Op::RmsNorm:
+    case Op::Norm:
+    case Op::SoftMax:
+    case Op::Rope:
+    case Op::Concat:
+    case Op::Argmax: return true;
+    default: return false;
+    }
+}
+
 size_t Tensor::n_bytes() const {
     const TypeTraits& tr = type_traits(type);
     if (n_elements() == 0) return 0;

@@ -43,6 +43,10 @@ enum class Op : uint8_t {
 };
 
 const char* op_name(Op op);
+// Ops whose operands and result the graph builders require to be F32 (element-wise ops,
+// activations, norms, softmax, RoPE, concat, argmax): a backend with F32 kernels for them
+// supports every such node.
+bool op_is_f32_only(Op op);
 
 class Buffer;
 

@@ -17,6 +17,7 @@
 
 #include "backends/cpu/ops.h"
 #include "tensor/error.h"
+#include "tensor/profile.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -55,53 +56,12 @@ int default_threads() {
 
 size_t round_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
-// TESSERA_PROFILE=1: the wall time of every node, from its start on thread 0 to the barrier
-// after it (so a node's slowest thread and the barrier count), summed per kind of node and
-// printed to stderr when the process exits. Matrix products are told apart by weight type and
-// by one activation row (decoding) or more (prompts).
-class Profile {
-public:
-    static Profile* get() {
-        static Profile* p = [] {
-            const char* env = std::getenv("TESSERA_PROFILE");
-            return env && *env && std::strcmp(env, "0") != 0 ? new Profile : nullptr;
-        }();
-        return p;
-    }
-    void add(const Tensor& node, double seconds) {
-        std::string key = op_name(node.op);
-        if (node.op == Op::MulMat)
-            key.append(" ").append(type_name(node.src[0]->type)).append(node.src[1]->ne[1] == 1 ? " x1" : " xN");
-        std::lock_guard<std::mutex> lock(mu_);
-        Entry& e = by_kind_[key];
-        e.seconds += seconds;
-        ++e.calls;
-    }
-
-private:
-    struct Entry {
-        double seconds = 0;
-        long long calls = 0;
-    };
-    Profile() {
-        std::atexit([] { get()->print(); });
-    }
-    void print() {
-        std::lock_guard<std::mutex> lock(mu_);
-        std::vector<std::pair<std::string, Entry>> rows(by_kind_.begin(), by_kind_.end());
-        std::sort(rows.begin(), rows.end(),
-                  [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
-        double total = 0;
-        for (const auto& r : rows) total += r.second.seconds;
-        std::fprintf(stderr, "\nCPU time per kind of node (TESSERA_PROFILE), %.1f ms in all:\n", total * 1e3);
-        std::fprintf(stderr, "  %-22s %10s %10s %7s %10s\n", "node", "calls", "ms", "%", "us/call");
-        for (const auto& [key, e] : rows)
-            std::fprintf(stderr, "  %-22s %10lld %10.1f %6.1f%% %10.1f\n", key.c_str(), e.calls, e.seconds * 1e3,
-                         total > 0 ? 100.0 * e.seconds / total : 0.0, e.seconds * 1e6 / static_cast<double>(e.calls));
-    }
-    std::mutex mu_;
-    std::map<std::string, Entry> by_kind_;
-};
+// TESSERA_PROFILE=1 (tensor/profile.h): the wall time of every node, from its start on thread
+// 0 to the barrier after it (so a node's slowest thread and the barrier count).
+NodeProfile* cpu_profile() {
+    static NodeProfile* p = NodeProfile::get("CPU time");
+    return p;
+}
 
 // The bytes a tensor's elements span, [first, last).
 struct Span {
@@ -226,7 +186,7 @@ void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work
     if (per_thread * static_cast<size_t>(nth) + layout.shared > work_size)
         throw Error("CPU backend: the scratch given is smaller than the segment needs");
     char* shared = static_cast<char*>(work) + per_thread * static_cast<size_t>(nth);
-    Profile* profile = Profile::get();
+    NodeProfile* profile = cpu_profile();
     // With the profile on, every node waits for the one before, so each one's time is its own.
     const auto shared_first = reinterpret_cast<uintptr_t>(shared);
     const std::vector<uint8_t>& wait =
@@ -278,7 +238,7 @@ void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work
 #endif
             if (profile && ith == 0 && i > 0) {
                 const auto t1 = std::chrono::steady_clock::now();
-                profile->add(*nodes[i - 1], std::chrono::duration<double>(t1 - t0).count());
+                profile->add(*nodes[i - 1], std::chrono::duration<double, std::milli>(t1 - t0).count());
                 t0 = t1;
             }
             p.claims = &node_claims[i];
@@ -290,7 +250,8 @@ void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work
         }
 #endif
         if (profile && ith == 0 && !nodes.empty())
-            profile->add(*nodes.back(), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            profile->add(*nodes.back(),
+                         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     };
 #ifdef _OPENMP
     if (nth > 1) {

@@ -18,6 +18,7 @@
 #include "backends/cuda/mulmat.h"
 #include "backends/cuda/ops.h"
 #include "tensor/backend.h"
+#include "tensor/profile.h"
 
 namespace tessera::cuda {
 
@@ -76,70 +77,27 @@ private:
     size_t size_;
 };
 
-// TESSERA_PROFILE=1: the GPU time of every node (CUDA events around it), summed per kind of
-// node and printed to stderr at exit, beside the host time spent enqueuing. Matrix products
-// are told apart by weight type and by one activation row (decoding) or more (prompts).
-class Profile {
-public:
-    static Profile* get() {
-        static Profile* p = [] {
-            const char* env = std::getenv("TESSERA_PROFILE");
-            return env && *env && std::strcmp(env, "0") != 0 ? new Profile : nullptr;
-        }();
-        return p;
+// TESSERA_PROFILE=1 (tensor/profile.h): the GPU time of every node, from CUDA events around
+// it; the host time spent enqueuing the nodes is shown beside.
+void profile_nodes(NodeProfile& prof, std::span<Tensor* const> nodes, const std::function<void(const Tensor&)>& launch,
+                   cudaStream_t s) {
+    std::vector<cudaEvent_t> ev(nodes.size() + 1);
+    for (auto& e : ev) TESSERA_CUDA_CHECK(cudaEventCreate(&e));
+    const auto t0 = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < nodes.size(); ++i) {
+        TESSERA_CUDA_CHECK(cudaEventRecord(ev[i], s));
+        launch(*nodes[i]);
     }
-    // Times the nodes of one compute() call: events before each node and after the last.
-    void run(std::span<Tensor* const> nodes, const std::function<void(const Tensor&)>& launch, cudaStream_t s) {
-        std::vector<cudaEvent_t> ev(nodes.size() + 1);
-        for (auto& e : ev) TESSERA_CUDA_CHECK(cudaEventCreate(&e));
-        const auto t0 = std::chrono::steady_clock::now();
-        for (size_t i = 0; i < nodes.size(); ++i) {
-            TESSERA_CUDA_CHECK(cudaEventRecord(ev[i], s));
-            launch(*nodes[i]);
-        }
-        TESSERA_CUDA_CHECK(cudaEventRecord(ev.back(), s));
-        host_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        TESSERA_CUDA_CHECK(cudaEventSynchronize(ev.back()));
-        std::lock_guard<std::mutex> lock(mu_);
-        for (size_t i = 0; i < nodes.size(); ++i) {
-            float ms = 0;
-            TESSERA_CUDA_CHECK(cudaEventElapsedTime(&ms, ev[i], ev[i + 1]));
-            const Tensor& n = *nodes[i];
-            std::string key = op_name(n.op);
-            if (n.op == Op::MulMat)
-                key.append(" ").append(type_name(n.src[0]->type)).append(n.src[1]->ne[1] == 1 ? " x1" : " xN");
-            Entry& e = by_kind_[key];
-            e.ms += ms;
-            ++e.calls;
-        }
-        for (auto& e : ev) cudaEventDestroy(e);
+    TESSERA_CUDA_CHECK(cudaEventRecord(ev.back(), s));
+    prof.add_overhead(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    TESSERA_CUDA_CHECK(cudaEventSynchronize(ev.back()));
+    for (size_t i = 0; i < nodes.size(); ++i) {
+        float ms = 0;
+        TESSERA_CUDA_CHECK(cudaEventElapsedTime(&ms, ev[i], ev[i + 1]));
+        prof.add(*nodes[i], ms);
     }
-
-private:
-    struct Entry {
-        double ms = 0;
-        long long calls = 0;
-    };
-    Profile() {
-        std::atexit([] { get()->print(); });
-    }
-    void print() {
-        std::lock_guard<std::mutex> lock(mu_);
-        std::vector<std::pair<std::string, Entry>> rows(by_kind_.begin(), by_kind_.end());
-        std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
-        double total = 0;
-        for (const auto& r : rows) total += r.second.ms;
-        std::fprintf(stderr, "\nGPU time per kind of node (TESSERA_PROFILE), %.1f ms in all, %.1f ms enqueuing:\n",
-                     total, host_ms_);
-        std::fprintf(stderr, "  %-22s %10s %10s %7s %10s\n", "node", "calls", "ms", "%", "us/call");
-        for (const auto& [key, e] : rows)
-            std::fprintf(stderr, "  %-22s %10lld %10.1f %6.1f%% %10.1f\n", key.c_str(), e.calls, e.ms,
-                         total > 0 ? 100.0 * e.ms / total : 0.0, e.ms * 1e3 / static_cast<double>(e.calls));
-    }
-    std::mutex mu_;
-    std::map<std::string, Entry> by_kind_;
-    double host_ms_ = 0;
-};
+    for (auto& e : ev) cudaEventDestroy(e);
+}
 
 class CudaBackend : public Backend {
 public:
@@ -182,27 +140,12 @@ public:
 
     bool supports(const Tensor& node) const override {
         const Tensor* a = node.src[0];
+        if (op_is_f32_only(node.op)) return true;
         switch (node.op) {
             case Op::GetRows:
                 return mul_mat_supports(a->type) && !(a->flags & kFlagRepacked);
             case Op::MulMat:
                 return mul_mat_supports(a->type) && !(a->flags & kFlagRepacked);
-            case Op::Add:
-            case Op::Mul:
-            case Op::Scale:
-            case Op::Silu:
-            case Op::Gelu:
-            case Op::GeluErf:
-            case Op::Tanh:
-            case Op::Swiglu:
-            case Op::Geglu:
-            case Op::RmsNorm:
-            case Op::Norm:
-            case Op::SoftMax:
-            case Op::Rope:
-            case Op::Concat:
-            case Op::Argmax:
-                return true;
             case Op::Cont:
             case Op::Cpy:
                 if (node.type == DType::F32 && type_traits(a->type).block_size > 1)  // dequantizing
@@ -234,9 +177,10 @@ public:
 
     void compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int, const AbortCheck& abort) override {
         cudaStream_t s = stream();
-        if (Profile* p = Profile::get()) {
-            p->run(
-                nodes, [&](const Tensor& n) { run(n, work, work_size, s); }, s);
+        static NodeProfile* const profile = NodeProfile::get("GPU time");
+        if (profile) {
+            profile_nodes(
+                *profile, nodes, [&](const Tensor& n) { run(n, work, work_size, s); }, s);
             TESSERA_CUDA_CHECK(cudaGetLastError());
             return;
         }

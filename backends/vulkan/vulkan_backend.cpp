@@ -33,6 +33,7 @@
 #include "tensor/backend.h"
 #include "tensor/error.h"
 #include "tensor/graph.h"
+#include "tensor/profile.h"
 
 namespace tessera::vulkan {
 
@@ -71,19 +72,19 @@ namespace {
     X(vkGetPhysicalDeviceQueueFamilyProperties)                                                                       \
     X(vkGetPhysicalDeviceMemoryProperties)                                                                            \
     X(vkCreateDevice)                                                                                                 \
-    X(vkDestroyDevice) X(vkGetDeviceQueue) X(vkCreateBuffer) X(vkDestroyBuffer) X(vkGetBufferMemoryRequirements)      \
-        X(vkAllocateMemory) X(vkFreeMemory) X(vkBindBufferMemory) X(vkMapMemory) X(vkCreateShaderModule)              \
-            X(vkDestroyShaderModule) X(vkCreateDescriptorSetLayout) X(vkDestroyDescriptorSetLayout)                   \
-                X(vkCreatePipelineLayout) X(vkDestroyPipelineLayout) X(vkCreateComputePipelines) X(vkDestroyPipeline) \
-                    X(vkCreateDescriptorPool) X(vkDestroyDescriptorPool) X(vkResetDescriptorPool)                     \
-                        X(vkAllocateDescriptorSets) X(vkUpdateDescriptorSets) X(vkCreateCommandPool)                  \
-                            X(vkDestroyCommandPool) X(vkAllocateCommandBuffers) X(vkResetCommandBuffer)               \
-                                X(vkBeginCommandBuffer) X(vkEndCommandBuffer) X(vkCmdBindPipeline)                    \
-                                    X(vkCmdBindDescriptorSets) X(vkCmdPushConstants) X(vkCmdDispatch)                 \
-                                        X(vkCmdPipelineBarrier) X(vkCmdCopyBuffer) X(vkCreateFence) X(vkDestroyFence) \
-                                            X(vkResetFences) X(vkWaitForFences) X(vkQueueSubmit) X(vkDeviceWaitIdle)  \
-                                                X(vkCreatePipelineCache) X(vkDestroyPipelineCache)                    \
-                                                    X(vkGetPipelineCacheData)
+    X(vkDestroyDevice)                                                                                                \
+    X(vkGetDeviceQueue) X(vkCreateBuffer) X(vkDestroyBuffer) X(vkGetBufferMemoryRequirements) X(vkAllocateMemory)     \
+        X(vkFreeMemory) X(vkBindBufferMemory) X(vkMapMemory) X(vkCreateShaderModule) X(vkDestroyShaderModule)         \
+            X(vkCreateDescriptorSetLayout) X(vkDestroyDescriptorSetLayout) X(vkCreatePipelineLayout)                  \
+                X(vkDestroyPipelineLayout) X(vkCreateComputePipelines) X(vkDestroyPipeline) X(vkCreateDescriptorPool) \
+                    X(vkDestroyDescriptorPool) X(vkResetDescriptorPool) X(vkAllocateDescriptorSets)                   \
+                        X(vkUpdateDescriptorSets) X(vkCreateCommandPool) X(vkDestroyCommandPool)                      \
+                            X(vkAllocateCommandBuffers) X(vkResetCommandBuffer) X(vkBeginCommandBuffer)               \
+                                X(vkEndCommandBuffer) X(vkCmdBindPipeline) X(vkCmdBindDescriptorSets)                 \
+                                    X(vkCmdPushConstants) X(vkCmdDispatch) X(vkCmdPipelineBarrier) X(vkCmdCopyBuffer) \
+                                        X(vkCreateFence) X(vkDestroyFence) X(vkResetFences) X(vkWaitForFences)        \
+                                            X(vkQueueSubmit) X(vkDeviceWaitIdle) X(vkCreatePipelineCache)             \
+                                                X(vkDestroyPipelineCache) X(vkGetPipelineCacheData)
 
 struct Api {
 #define TESSERA_VK_DECLARE(f) PFN_##f f = nullptr;
@@ -446,26 +447,11 @@ public:
 
     bool supports(const Tensor& node) const override {
         const Tensor* a = node.src[0];
+        if (op_is_f32_only(node.op)) return true;
         switch (node.op) {
             case Op::GetRows:
             case Op::MulMat:
                 return weight_type(a->type) && !(a->flags & kFlagRepacked);
-            case Op::Add:
-            case Op::Mul:
-            case Op::Scale:
-            case Op::Silu:
-            case Op::Gelu:
-            case Op::GeluErf:
-            case Op::Tanh:
-            case Op::Swiglu:
-            case Op::Geglu:
-            case Op::RmsNorm:
-            case Op::Norm:
-            case Op::SoftMax:
-            case Op::Rope:
-            case Op::Concat:
-            case Op::Argmax:
-                return true;
             case Op::Cont:
             case Op::Cpy:
                 return element_type(a->type) && element_type(node.type);
@@ -510,7 +496,9 @@ public:
         if (abort && abort()) throw Error("computation aborted", ErrorKind::Aborted);
         open();
         std::lock_guard<std::mutex> lock(mu_);
-        if (Profile* prof = Profile::get()) {  // one submission per node, timed on the host
+        // TESSERA_PROFILE=1 (tensor/profile.h): one submission per node, timed on the host.
+        static NodeProfile* const prof = NodeProfile::get("Vulkan time");
+        if (prof) {
             for (Tensor* n : nodes) {
                 const auto t0 = std::chrono::steady_clock::now();
                 submit(std::span<Tensor* const>(&n, 1));
@@ -522,46 +510,6 @@ public:
     }
 
 private:
-    // TESSERA_PROFILE=1: the time of every node (submitted alone and waited for), summed per
-    // kind of node and printed to stderr at exit.
-    class Profile {
-    public:
-        static Profile* get() {
-            static Profile* p = [] {
-                const char* env = std::getenv("TESSERA_PROFILE");
-                return env && *env && std::strcmp(env, "0") != 0 ? new Profile : nullptr;
-            }();
-            return p;
-        }
-        void add(const Tensor& n, double ms) {
-            std::string key = op_name(n.op);
-            if (n.op == Op::MulMat)
-                key.append(" ").append(type_name(n.src[0]->type)).append(n.src[1]->ne[1] == 1 ? " x1" : " xN");
-            std::lock_guard<std::mutex> lock(mu_);
-            auto& e = rows_[key];
-            e.first += ms;
-            ++e.second;
-        }
-
-    private:
-        Profile() {
-            std::atexit([] { get()->print(); });
-        }
-        void print() {
-            std::vector<std::pair<std::string, std::pair<double, long long>>> rows(rows_.begin(), rows_.end());
-            std::sort(rows.begin(), rows.end(),
-                      [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
-            double total = 0;
-            for (const auto& r : rows) total += r.second.first;
-            std::fprintf(stderr, "\nVulkan time per kind of node (TESSERA_PROFILE), %.1f ms in all:\n", total);
-            for (const auto& [key, e] : rows)
-                std::fprintf(stderr, "  %-22s %10lld %10.1f ms %6.1f%%\n", key.c_str(), e.second, e.first,
-                             total > 0 ? 100.0 * e.first / total : 0.0);
-        }
-        std::mutex mu_;
-        std::map<std::string, std::pair<double, long long>> rows_;
-    };
-
     // A segment's nodes as the command buffer records them: every pointer, shape, stride,
     // type and parameter. Equal keys give identical command buffers.
     static void signature(std::span<Tensor* const> nodes, std::vector<uint64_t>& key) {

@@ -1,0 +1,35 @@
+// TESSERA_PROFILE=1: the time of every graph node, summed per kind of node (matrix products
+// told apart by weight type and by one activation row, decoding, or more, prompts), one
+// table per backend, printed to stderr when the process exits. Each backend measures its
+// nodes its own way and says how in the table's title.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "tensor/tensor.h"
+
+namespace tessera {
+
+class NodeProfile {
+public:
+    // The table titled `title` ("CPU time", "GPU time"), or null when TESSERA_PROFILE is off.
+    static NodeProfile* get(const std::string& title);
+    void add(const Tensor& node, double ms);
+    // Time spent around the nodes (enqueuing them, say), shown in the title line.
+    void add_overhead(double ms);
+
+private:
+    friend struct ProfileTables;
+    struct Entry {
+        double ms = 0;
+        long long calls = 0;
+    };
+    void print(const std::string& title);
+    std::mutex mu_;
+    std::map<std::string, Entry> by_kind_;
+    double overhead_ms_ = 0;
+};
+
+}  // namespace tessera
