@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
+#include <vector>
 
 #include "tensor/dtype.h"
 
@@ -47,6 +49,12 @@ const char* op_name(Op op);
 // activations, norms, softmax, RoPE, concat, argmax): a backend with F32 kernels for them
 // supports every such node.
 bool op_is_f32_only(Op op);
+
+struct Tensor;
+// What a backend's launches of `nodes` depend on: every node's and source's data pointer,
+// op, type, shape, strides and parameters. Equal keys give identical launches, so a backend
+// may replay what it recorded for an equal key (Vulkan command buffers, CUDA graphs).
+void launch_signature(std::span<Tensor* const> nodes, std::vector<uint64_t>& key);
 
 class Buffer;
 

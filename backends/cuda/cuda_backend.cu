@@ -103,6 +103,8 @@ class CudaBackend : public Backend {
 public:
     explicit CudaBackend(int device) : device_(device), name_("CUDA" + std::to_string(device)) {}
     ~CudaBackend() override {
+        for (Replay& r : replays_)
+            if (r.exec) cudaGraphExecDestroy(r.exec);
         if (stream_) {
             cudaSetDevice(device_);
             cudaStreamDestroy(stream_);
@@ -177,6 +179,8 @@ public:
 
     void compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int, const AbortCheck& abort) override {
         cudaStream_t s = stream();
+        // One segment at a time: a capture in progress must see only this segment's launches.
+        std::lock_guard<std::mutex> lock(compute_mutex_);
         static NodeProfile* const profile = NodeProfile::get("GPU time");
         if (profile) {
             profile_nodes(
@@ -184,12 +188,27 @@ public:
             TESSERA_CUDA_CHECK(cudaGetLastError());
             return;
         }
-        for (size_t i = 0; i < nodes.size(); ++i) {
-            if (abort && i > 0 && i % 16 == 0 && abort()) {
-                synchronize();
-                throw Error("computation aborted", ErrorKind::Aborted);
+        if (graphs_enabled() && nodes.size() > 1) {
+            launch_signature(nodes, key_);
+            key_.push_back(reinterpret_cast<uint64_t>(work));
+            if (Replay* r = replay_for(key_)) {
+                if (abort && abort()) throw Error("computation aborted", ErrorKind::Aborted);
+                if (r->exec || capture(*r, nodes, work, work_size, s)) {
+                    TESSERA_CUDA_CHECK(cudaGraphLaunch(r->exec, s));
+                    return;
+                }
             }
-            run(*nodes[i], work, work_size, s);
+        }
+        size_t next_check = 16;
+        for (size_t i = 0; i < nodes.size();) {
+            if (abort && i >= next_check) {
+                next_check = i + 16;
+                if (abort()) {
+                    synchronize();
+                    throw Error("computation aborted", ErrorKind::Aborted);
+                }
+            }
+            i += run_at(nodes, i, work, work_size, s);
         }
         TESSERA_CUDA_CHECK(cudaGetLastError());
     }
@@ -239,6 +258,39 @@ private:
         });
         TESSERA_CUDA_CHECK(cudaSetDevice(device_));
         return stream_;
+    }
+
+    // Runs nodes[i], or nodes[i] and the products right after it that share its activations
+    // (a decoding step's query, key and value projections), and returns how many nodes ran.
+    static size_t run_at(std::span<Tensor* const> nodes, size_t i, void* work, size_t work_size, cudaStream_t s) {
+        const Tensor& first = *nodes[i];
+        if (first.op == Op::MulMat && is_plain_product(first)) {
+            MulMatPart parts[kMaxDecodeParts];
+            size_t count = 0;
+            while (count < static_cast<size_t>(kMaxDecodeParts) && i + count < nodes.size()) {
+                const Tensor& n = *nodes[i + count];
+                if (n.op != Op::MulMat || !is_plain_product(n) || n.src[1] != first.src[1] ||
+                    n.src[0]->type != first.src[0]->type || n.src[0]->ne[0] != first.src[0]->ne[0])
+                    break;
+                parts[count++] = MulMatPart{n.src[0]->data, n.src[0]->nb[1], n.src[0]->ne[1],
+                                            static_cast<float*>(n.data), n.nb[1] / sizeof(float)};
+            }
+            const Tensor& b = *first.src[1];
+            if (count > 1 &&
+                mul_mat_decode_group(first.src[0]->type, std::span(parts, count), static_cast<const float*>(b.data),
+                                     b.nb[1] / sizeof(float), b.ne[0], b.ne[1], work, work_size, s))
+                return count;
+        }
+        run(first, work, work_size, s);
+        return 1;
+    }
+
+    // A 2-D product with contiguous rows (no broadcast over dims 2 and 3).
+    static bool is_plain_product(const Tensor& n) {
+        const Tensor& a = *n.src[0];
+        const Tensor& b = *n.src[1];
+        return a.ne[2] == 1 && a.ne[3] == 1 && b.ne[2] == 1 && b.ne[3] == 1 && b.nb[0] == sizeof(float) &&
+               n.nb[0] == sizeof(float);
     }
 
     static void run(const Tensor& node, void* work, size_t work_size, cudaStream_t s) {
@@ -311,10 +363,77 @@ private:
             }
     }
 
+    // ---- CUDA graphs: a segment seen again with the same launches (every decoding step of one
+    // shape) is captured once and then replayed as one graph launch, which spares the per-kernel
+    // launch cost. A segment seen once runs directly: prompt shapes rarely repeat.
+
+    struct Replay {
+        std::vector<uint64_t> key;
+        cudaGraphExec_t exec = nullptr;
+        uint64_t last_used = 0;
+        bool failed = false;  // capture failed: run this segment directly
+    };
+    static constexpr size_t kReplays = 8;  // keys remembered: the shapes of a context or two
+
+    static bool graphs_enabled() {
+        static const bool on = [] {
+            const char* e = std::getenv("TESSERA_CUDA_GRAPHS");
+            return !(e && std::strcmp(e, "0") == 0);
+        }();
+        return on;
+    }
+
+    // The entry of a segment seen before, or nullptr after remembering it (evicting the entry
+    // used longest ago).
+    Replay* replay_for(const std::vector<uint64_t>& key) {
+        ++clock_;
+        for (Replay& r : replays_)
+            if (r.key == key) {
+                r.last_used = clock_;
+                return r.failed ? nullptr : &r;
+            }
+        if (replays_.size() < kReplays) replays_.emplace_back();
+        Replay& r = *std::min_element(replays_.begin(), replays_.end(),
+                                      [](const Replay& a, const Replay& b) { return a.last_used < b.last_used; });
+        if (r.exec) cudaGraphExecDestroy(r.exec);
+        r = Replay{key, nullptr, clock_, false};
+        return nullptr;
+    }
+
+    // Captures the segment's launches into r.exec; false (and the segment marked to run
+    // directly from now on) where capture is refused.
+    bool capture(Replay& r, std::span<Tensor* const> nodes, void* work, size_t work_size, cudaStream_t s) {
+        TESSERA_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+        cudaGraph_t graph = nullptr;
+        try {
+            for (size_t i = 0; i < nodes.size();) i += run_at(nodes, i, work, work_size, s);
+        } catch (const Error&) {  // a launch refused under capture: run it directly
+            cudaStreamEndCapture(s, &graph);
+            if (graph) cudaGraphDestroy(graph);
+            cudaGetLastError();
+            r.failed = true;
+            return false;
+        }
+        cudaError_t err = cudaStreamEndCapture(s, &graph);
+        if (err == cudaSuccess) err = cudaGraphInstantiate(&r.exec, graph, 0);
+        if (graph) cudaGraphDestroy(graph);
+        if (err != cudaSuccess) {
+            cudaGetLastError();
+            r.exec = nullptr;
+            r.failed = true;
+            return false;
+        }
+        return true;
+    }
+
     int device_;
     std::string name_;
     std::once_flag stream_once_;
     cudaStream_t stream_ = nullptr;
+    std::mutex compute_mutex_;
+    std::vector<Replay> replays_;
+    std::vector<uint64_t> key_;
+    uint64_t clock_ = 0;
 };
 
 std::string gib(size_t bytes) {

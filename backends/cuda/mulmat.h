@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "tensor/dtype.h"
 
@@ -26,6 +27,23 @@ size_t mul_mat_work_size(DType type, int64_t k, int64_t n, int64_t m);
 // work: device memory of at least mul_mat_work_size(type, k, n, m) bytes.
 void mul_mat(DType type, const void* a, size_t a_stride, const float* b, size_t b_stride, float* y, size_t y_stride,
              int64_t k, int64_t n, int64_t m, void* work, size_t work_size, cudaStream_t stream);
+
+// One weight matrix of a group product: n rows at a (row stride a_stride bytes), results to y.
+struct MulMatPart {
+    const void* a;
+    size_t a_stride;
+    int64_t n;
+    float* y;
+    size_t y_stride;
+};
+inline constexpr int kMaxDecodeParts = 3;
+
+// The products of up to kMaxDecodeParts matrices of one quantized type with the same m <= 8
+// activation rows b, as mul_mat computes each, in one launch (the activations quantized once).
+// False, with nothing enqueued, where the group does not qualify (float weights, more rows,
+// too small a scratch: mul_mat_work_size(type, k, n, m) is enough).
+bool mul_mat_decode_group(DType type, std::span<const MulMatPart> parts, const float* b, size_t b_stride, int64_t k,
+                          int64_t m, void* work, size_t work_size, cudaStream_t stream);
 
 // Rows of `type` to F32: n rows of k elements; src row i at (const char*)src + ids[i] *
 // src_stride (ids: device I32, or null for row i), dst row i at dst + i * dst_stride floats.

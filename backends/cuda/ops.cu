@@ -261,22 +261,25 @@ __device__ __forceinline__ int64_t index_at(const void* idx, bool i64, int64_t j
     return i64 ? static_cast<const int64_t*>(idx)[j] : static_cast<const int32_t*>(idx)[j];
 }
 
-// One block per source row: the row (rotated when `pos` is set) is gathered in shared
-// memory, then converted into destination row idx[j]. Rows outside the destination are
-// skipped (the runtime validates positions).
-__global__ void k_set_rows(View dst, DType dt, View src, const void* idx, bool idx64, const int32_t* pos, RopeArgs a) {
+// Grid (source rows, chunks): each block takes `chunk` elements of one source row (whole heads
+// when `pos` is set), rotates them when `pos` is set, gathers them in shared memory, then
+// converts them into destination row idx[j]. Rows outside the destination are skipped (the
+// runtime validates positions).
+__global__ void k_set_rows(View dst, DType dt, View src, const void* idx, bool idx64, const int32_t* pos, RopeArgs a,
+                           int64_t chunk) {
     extern __shared__ float row[];
     const int64_t j = blockIdx.x;
     const int64_t target = index_at(idx, idx64, j);
     if (target < 0 || target >= dst.ne[1]) return;
-    const int64_t width = dst.ne[0];
+    const int64_t c0 = blockIdx.y * chunk;
+    const int64_t width = min(dst.ne[0] - c0, chunk);
     if (pos) {  // src: x [head, n_head, n]; token j's heads side by side
         const int64_t head = src.ne[0];
-        for (int64_t e = threadIdx.x; e < width; e += blockDim.x) {
+        for (int64_t e = c0 + threadIdx.x; e < c0 + width; e += blockDim.x) {
             const int64_t ih = e / head, i = e % head;
             const float* in = reinterpret_cast<const float*>(src.data + ih * src.nb[1] + j * src.nb[2]);
             if (i >= a.n_dims) {
-                row[e] = in[i];
+                row[e - c0] = in[i];
                 continue;
             }
             const int half = a.n_dims / 2;
@@ -291,21 +294,22 @@ __global__ void k_set_rows(View dst, DType dt, View src, const void* idx, bool i
             float c, s;
             rope_angle(a, pos[j], i0, &c, &s);
             const float x0 = in[ia], x1 = in[ib];
-            row[ih * head + ia] = x0 * c - x1 * s;
-            row[ih * head + ib] = x0 * s + x1 * c;
+            row[ih * head + ia - c0] = x0 * c - x1 * s;
+            row[ih * head + ib - c0] = x0 * s + x1 * c;
         }
     } else {
-        const float* in = reinterpret_cast<const float*>(src.data + j * src.nb[1]);
+        const float* in = reinterpret_cast<const float*>(src.data + j * src.nb[1]) + c0;
         for (int64_t e = threadIdx.x; e < width; e += blockDim.x) row[e] = in[e];
     }
     __syncthreads();
-    char* out = dst.data + target * dst.nb[1];
     if (dt == DType::Q8_0) {
+        BlockQ8_0* out = reinterpret_cast<BlockQ8_0*>(dst.data + target * dst.nb[1]) + c0 / 32;
         const int64_t n_blocks = width / 32;
         for (int64_t b = threadIdx.x / 32; b < n_blocks; b += blockDim.x / 32)
-            quantize_q8_0_warp(row[b * 32 + threadIdx.x % 32], reinterpret_cast<BlockQ8_0*>(out) + b);
+            quantize_q8_0_warp(row[b * 32 + threadIdx.x % 32], out + b);
     } else {
         const int64_t size = dt == DType::F32 ? 4 : 2;
+        char* out = dst.data + target * dst.nb[1] + c0 * size;
         for (int64_t e = threadIdx.x; e < width; e += blockDim.x) store_elem(out + e * size, dt, row[e]);
     }
 }
@@ -383,6 +387,54 @@ __global__ void k_norm(View out, View a, const float* weight, float eps, bool rm
     var = block_reduce<false>(var, scratch);
     const float s = 1.0f / sqrtf(var / static_cast<float>(n) + eps);
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) y[i] = (x[i] - mean) * s;
+}
+
+// The same for rows of at most kNormVec float4s per thread, 16-byte aligned: each thread keeps
+// its elements in registers between the passes, so the row is read once.
+constexpr int kNormVec = 2;
+
+__global__ void k_norm_vec(View out, View a, const float* weight, float eps, bool rms) {
+    __shared__ float scratch[32];
+    const int64_t r = blockIdx.x;
+    const float4* x = reinterpret_cast<const float4*>(a.data + row_offset(a, r));
+    float4* y = reinterpret_cast<float4*>(out.data + row_offset(out, r));
+    const int n4 = static_cast<int>(a.ne[0] / 4);
+    float4 v[kNormVec];
+    float sum = 0.0f;
+#pragma unroll
+    for (int u = 0; u < kNormVec; ++u) {
+        const int i = threadIdx.x + u * blockDim.x;
+        v[u] = i < n4 ? x[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        sum += rms ? v[u].x * v[u].x + v[u].y * v[u].y + v[u].z * v[u].z + v[u].w * v[u].w
+                   : v[u].x + v[u].y + v[u].z + v[u].w;
+    }
+    const float n = static_cast<float>(a.ne[0]);
+    sum = block_reduce<false>(sum, scratch);
+    float mean = 0.0f, s;
+    if (rms) {
+        s = 1.0f / sqrtf(sum / n + eps);
+    } else {
+        mean = sum / n;
+        float var = 0.0f;
+#pragma unroll
+        for (int u = 0; u < kNormVec; ++u) {
+            if (threadIdx.x + u * blockDim.x >= n4) break;
+            const float4 d = make_float4(v[u].x - mean, v[u].y - mean, v[u].z - mean, v[u].w - mean);
+            var += d.x * d.x + d.y * d.y + d.z * d.z + d.w * d.w;
+        }
+        s = 1.0f / sqrtf(block_reduce<false>(var, scratch) / n + eps);
+    }
+#pragma unroll
+    for (int u = 0; u < kNormVec; ++u) {
+        const int i = threadIdx.x + u * blockDim.x;
+        if (i >= n4) break;
+        float4 o = make_float4((v[u].x - mean) * s, (v[u].y - mean) * s, (v[u].z - mean) * s, (v[u].w - mean) * s);
+        if (weight) {
+            const float4 w = reinterpret_cast<const float4*>(weight)[i];
+            o.x *= w.x, o.y *= w.y, o.z *= w.z, o.w *= w.w;
+        }
+        y[i] = o;
+    }
 }
 
 __global__ void k_soft_max(View out, View a, const char* mask, int64_t mask_nb1, bool mask_f16, float scale) {
@@ -483,10 +535,18 @@ void op_set_rows(const Tensor& node, cudaStream_t stream) {
     const int64_t rows = pos ? src.ne[2] : src.ne[1];
     if (rows == 0) return;
     const RopeArgs a = pos ? rope_args(node, node.src[4]) : RopeArgs{};
-    const size_t smem = static_cast<size_t>(node.ne[0]) * sizeof(float);
-    k_set_rows<<<static_cast<int>(rows), kThreads, smem, stream>>>(
+    // Chunks: whole heads when rotating (a Q8_0 block must not straddle two), else 256 elements
+    // (whole Q8_0 blocks); one chunk for the whole row where neither fits.
+    const int64_t width = node.ne[0];
+    int64_t chunk = width;
+    if (pos && (node.type != DType::Q8_0 || src.ne[0] % 32 == 0))
+        chunk = src.ne[0];
+    else if (!pos)
+        chunk = std::min<int64_t>(width, 256);
+    const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(blocks_for(width, chunk)));
+    k_set_rows<<<grid, kThreads, static_cast<size_t>(chunk) * sizeof(float), stream>>>(
         view_of(node), node.type, view_of(src), idx.data, idx.type == DType::I64,
-        pos ? static_cast<const int32_t*>(pos->data) : nullptr, a);
+        pos ? static_cast<const int32_t*>(pos->data) : nullptr, a, chunk);
 }
 
 void op_concat(const Tensor& node, cudaStream_t stream) {
@@ -506,6 +566,17 @@ void op_norm(const Tensor& node, cudaStream_t stream) {
     const Tensor& a = *node.src[0];
     if (a.n_rows() == 0) return;
     const float* w = node.op == Op::RmsNorm && node.src[1] ? static_cast<const float*>(node.src[1]->data) : nullptr;
+    auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+    const bool vec = a.ne[0] % 4 == 0 && a.ne[0] <= 1024 * 4 * kNormVec && a.nb[1] % 16 == 0 && a.nb[2] % 16 == 0 &&
+                     a.nb[3] % 16 == 0 && node.nb[1] % 16 == 0 && node.nb[2] % 16 == 0 && node.nb[3] % 16 == 0 &&
+                     aligned(a.data) && aligned(node.data) && (!w || aligned(w)) && a.nb[0] == sizeof(float);
+    if (vec) {
+        const int64_t per_thread = 4 * kNormVec;
+        const int threads = static_cast<int>(std::max<int64_t>(32, blocks_for(a.ne[0], per_thread * 32) * 32));
+        k_norm_vec<<<static_cast<int>(a.n_rows()), threads, 0, stream>>>(view_of(node), view_of(a), w, node.param_f(0),
+                                                                         node.op == Op::RmsNorm);
+        return;
+    }
     const int threads = a.ne[0] >= 1024 ? 512 : a.ne[0] >= 256 ? 256 : 128;
     k_norm<<<static_cast<int>(a.n_rows()), threads, 0, stream>>>(view_of(node), view_of(a), w, node.param_f(0),
                                                                  node.op == Op::RmsNorm);

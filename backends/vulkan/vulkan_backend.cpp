@@ -73,8 +73,9 @@ namespace {
     X(vkGetPhysicalDeviceMemoryProperties)                                                                            \
     X(vkCreateDevice)                                                                                                 \
     X(vkDestroyDevice)                                                                                                \
-    X(vkGetDeviceQueue) X(vkCreateBuffer) X(vkDestroyBuffer) X(vkGetBufferMemoryRequirements) X(vkAllocateMemory)     \
-        X(vkFreeMemory) X(vkBindBufferMemory) X(vkMapMemory) X(vkCreateShaderModule) X(vkDestroyShaderModule)         \
+    X(vkGetDeviceQueue)                                                                                               \
+    X(vkCreateBuffer) X(vkDestroyBuffer) X(vkGetBufferMemoryRequirements) X(vkAllocateMemory) X(vkFreeMemory)         \
+        X(vkBindBufferMemory) X(vkMapMemory) X(vkCreateShaderModule) X(vkDestroyShaderModule)                         \
             X(vkCreateDescriptorSetLayout) X(vkDestroyDescriptorSetLayout) X(vkCreatePipelineLayout)                  \
                 X(vkDestroyPipelineLayout) X(vkCreateComputePipelines) X(vkDestroyPipeline) X(vkCreateDescriptorPool) \
                     X(vkDestroyDescriptorPool) X(vkResetDescriptorPool) X(vkAllocateDescriptorSets)                   \
@@ -510,30 +511,11 @@ public:
     }
 
 private:
-    // A segment's nodes as the command buffer records them: every pointer, shape, stride,
-    // type and parameter. Equal keys give identical command buffers.
-    static void signature(std::span<Tensor* const> nodes, std::vector<uint64_t>& key) {
-        key.clear();
-        auto add = [&](const Tensor* t) {
-            key.push_back(reinterpret_cast<uint64_t>(t ? t->data : nullptr));
-            if (!t) return;
-            key.push_back(static_cast<uint64_t>(t->type) | static_cast<uint64_t>(t->op) << 32);
-            for (int i = 0; i < kMaxDims; ++i) key.push_back(static_cast<uint64_t>(t->ne[i]) ^ (t->nb[i] << 32));
-        };
-        for (const Tensor* n : nodes) {
-            add(n);
-            for (int i = 0; i < kMaxOpParams; i += 2)
-                key.push_back(static_cast<uint32_t>(n->params[i]) |
-                              static_cast<uint64_t>(static_cast<uint32_t>(n->params[i + 1])) << 32);
-            for (const Tensor* src : n->src) add(src);
-        }
-    }
-
     // Records the nodes into a command buffer, or finds the one recorded for the same nodes
     // before (a planned graph evaluated again: every decoding step of one shape), and submits.
     void submit(std::span<Tensor* const> nodes) {
         const Api& a = api_;
-        signature(nodes, key_);
+        launch_signature(nodes, key_);
         ++clock_;
         for (Recording& r : recordings_)
             if (r.key == key_) {

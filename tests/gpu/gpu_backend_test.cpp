@@ -8,6 +8,7 @@
 // layers on the GPU when there is one.)
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 
@@ -38,6 +39,14 @@ bool skip_without_gpu(Backend* gpu) {
     return true;
 }
 
+// A case's error bound on a GPU: the harness's, except for attention on an F16 or Q8_0 cache,
+// which a GPU may run on tensor cores with the queries and probabilities rounded to f16 (a
+// normalized error near 1e-7; an F32 cache must stay exact).
+double gpu_bound(const test::OpCase& c) {
+    const bool half_attention = c.name.rfind("flash_attn", 0) == 0 && c.name.find("kv F32") == std::string::npos;
+    return half_attention ? std::max(c.max_nmse, 1e-6) : c.max_nmse;
+}
+
 }  // namespace
 
 TEST_CASE("every op case on the GPU backend matches the scalar reference") {
@@ -66,10 +75,11 @@ TEST_CASE("every op case on the GPU backend matches the scalar reference") {
         REQUIRE(got.size() == expected.size());
         const double e = test::nmse(got, expected);
         CAPTURE(e);
-        CHECK(e <= c.max_nmse);
+        const double bound = gpu_bound(c);
+        CHECK(e <= bound);
         const std::string op = c.name.substr(0, c.name.find(' '));
         ++total[op];
-        passed[op] += e <= c.max_nmse;
+        passed[op] += e <= bound;
     }
     for (const auto& [op, n] : total) std::printf("%s: %d/%d  ", op.c_str(), passed[op], n);
     std::printf("\n%d write cases into types the GPU cannot quantize to were refused\n", not_written);
