@@ -65,27 +65,29 @@ namespace {
 
 // ---- the loader, opened at run time ----
 
-#define TESSERA_VK_FUNCTIONS(X)                                                                                       \
-    X(vkDestroyInstance)                                                                                              \
-    X(vkEnumeratePhysicalDevices)                                                                                     \
-    X(vkGetPhysicalDeviceProperties)                                                                                  \
-    X(vkGetPhysicalDeviceQueueFamilyProperties)                                                                       \
-    X(vkGetPhysicalDeviceMemoryProperties)                                                                            \
-    X(vkCreateDevice)                                                                                                 \
-    X(vkDestroyDevice)                                                                                                \
-    X(vkGetDeviceQueue)                                                                                               \
-    X(vkCreateBuffer) X(vkDestroyBuffer) X(vkGetBufferMemoryRequirements) X(vkAllocateMemory) X(vkFreeMemory)         \
-        X(vkBindBufferMemory) X(vkMapMemory) X(vkCreateShaderModule) X(vkDestroyShaderModule)                         \
-            X(vkCreateDescriptorSetLayout) X(vkDestroyDescriptorSetLayout) X(vkCreatePipelineLayout)                  \
-                X(vkDestroyPipelineLayout) X(vkCreateComputePipelines) X(vkDestroyPipeline) X(vkCreateDescriptorPool) \
-                    X(vkDestroyDescriptorPool) X(vkResetDescriptorPool) X(vkAllocateDescriptorSets)                   \
-                        X(vkUpdateDescriptorSets) X(vkCreateCommandPool) X(vkDestroyCommandPool)                      \
-                            X(vkAllocateCommandBuffers) X(vkResetCommandBuffer) X(vkBeginCommandBuffer)               \
-                                X(vkEndCommandBuffer) X(vkCmdBindPipeline) X(vkCmdBindDescriptorSets)                 \
-                                    X(vkCmdPushConstants) X(vkCmdDispatch) X(vkCmdPipelineBarrier) X(vkCmdCopyBuffer) \
-                                        X(vkCreateFence) X(vkDestroyFence) X(vkResetFences) X(vkWaitForFences)        \
-                                            X(vkQueueSubmit) X(vkDeviceWaitIdle) X(vkCreatePipelineCache)             \
-                                                X(vkDestroyPipelineCache) X(vkGetPipelineCacheData)
+#define TESSERA_VK_FUNCTIONS(X)                                                                                        \
+    X(vkDestroyInstance)                                                                                               \
+    X(vkEnumeratePhysicalDevices)                                                                                      \
+    X(vkGetPhysicalDeviceProperties)                                                                                   \
+    X(vkGetPhysicalDeviceQueueFamilyProperties)                                                                        \
+    X(vkGetPhysicalDeviceMemoryProperties)                                                                             \
+    X(vkCreateDevice)                                                                                                  \
+    X(vkDestroyDevice)                                                                                                 \
+    X(vkGetDeviceQueue)                                                                                                \
+    X(vkCreateBuffer)                                                                                                  \
+    X(vkDestroyBuffer)                                                                                                 \
+    X(vkGetBufferMemoryRequirements) X(vkAllocateMemory) X(vkFreeMemory) X(vkBindBufferMemory) X(vkMapMemory)          \
+        X(vkCreateShaderModule) X(vkDestroyShaderModule) X(vkCreateDescriptorSetLayout)                                \
+            X(vkDestroyDescriptorSetLayout) X(vkCreatePipelineLayout) X(vkDestroyPipelineLayout)                       \
+                X(vkCreateComputePipelines) X(vkDestroyPipeline) X(vkCreateDescriptorPool) X(vkDestroyDescriptorPool)  \
+                    X(vkResetDescriptorPool) X(vkAllocateDescriptorSets) X(vkUpdateDescriptorSets)                     \
+                        X(vkCreateCommandPool) X(vkDestroyCommandPool) X(vkAllocateCommandBuffers)                     \
+                            X(vkResetCommandBuffer) X(vkBeginCommandBuffer) X(vkEndCommandBuffer) X(vkCmdBindPipeline) \
+                                X(vkCmdBindDescriptorSets) X(vkCmdPushConstants) X(vkCmdDispatch)                      \
+                                    X(vkCmdPipelineBarrier) X(vkCmdCopyBuffer) X(vkCreateFence) X(vkDestroyFence)      \
+                                        X(vkResetFences) X(vkWaitForFences) X(vkQueueSubmit) X(vkDeviceWaitIdle)       \
+                                            X(vkCreatePipelineCache) X(vkDestroyPipelineCache)                         \
+                                                X(vkGetPipelineCacheData)
 
 struct Api {
 #define TESSERA_VK_DECLARE(f) PFN_##f f = nullptr;
@@ -785,17 +787,19 @@ private:
 
     // Push constants, the dispatch (workgroup counts over x, then y), and a barrier so the
     // next node sees this one's writes.
-    void dispatch(Shader s, const void* push, size_t push_bytes, uint64_t groups_x, uint32_t groups_y = 1) {
+    void dispatch(Shader s, const void* push, size_t push_bytes, uint64_t groups_x, uint32_t groups_y = 1,
+                  uint32_t groups_z = 1) {
         const Api& a = api_;
         a.vkCmdPushConstants(cmd_, pipelines_[s].layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
                              static_cast<uint32_t>(push_bytes), push);
         const uint64_t max_x = props_.limits.maxComputeWorkGroupCount[0];
         uint64_t x = groups_x, y = groups_y;
-        if (groups_y == 1 && groups_x > max_x) {  // a linear count: the shader reads y * count_x + x
+        if (groups_y == 1 && groups_z == 1 && groups_x > max_x) {  // a linear count: the shader reads y * count_x + x
             x = std::min<uint64_t>(groups_x, 65535);
             y = (groups_x + x - 1) / x;
         }
-        if (x > 0 && y > 0) a.vkCmdDispatch(cmd_, static_cast<uint32_t>(x), static_cast<uint32_t>(y), 1);
+        if (x > 0 && y > 0 && groups_z > 0)
+            a.vkCmdDispatch(cmd_, static_cast<uint32_t>(x), static_cast<uint32_t>(y), groups_z);
         VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
         mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
         mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
@@ -903,6 +907,9 @@ private:
         }
     }
 
+    // Activation rows above which products take the tiled shader (mode 3).
+    static constexpr uint32_t kTiledFromRows = 8;
+
     struct MulMatPush {
         uint32_t a_off, a_nb[3], type;
         uint32_t b_off, b_nb[3];
@@ -933,7 +940,15 @@ private:
         pc.r2 = static_cast<uint32_t>(b.ne[2] / a.ne[2]);
         pc.r3 = static_cast<uint32_t>(b.ne[3] / a.ne[3]);
         pc.B3 = static_cast<uint32_t>(b.ne[3]);
-        const uint64_t groups_y = ((pc.M + 7) / 8) * static_cast<uint64_t>(b.ne[2] * b.ne[3]);
+        const uint64_t batches = static_cast<uint64_t>(b.ne[2] * b.ne[3]);
+        const uint64_t groups_y = ((pc.M + 7) / 8) * batches;
+        const VkPhysicalDeviceLimits& lim = props_.limits;
+        if (pc.M > kTiledFromRows && pc.K % 32 == 0 && (pc.N + 63) / 64 <= lim.maxComputeWorkGroupCount[0] &&
+            (pc.M + 31) / 32 <= lim.maxComputeWorkGroupCount[1] && batches <= lim.maxComputeWorkGroupCount[2]) {
+            pc.mode = 3;  // prompts: tiles of 64 weight rows x 32 activation rows
+            dispatch(sh, &pc, sizeof pc, (pc.N + 63) / 64, (pc.M + 31) / 32, static_cast<uint32_t>(batches));
+            return;
+        }
         if (cpu_type_) {  // a CPU device: an invocation per output row group, no barriers
             pc.mode = 2;
             dispatch(sh, &pc, sizeof pc, (static_cast<uint64_t>(pc.N) * groups_y + 63) / 64);
