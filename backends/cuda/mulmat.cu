@@ -11,10 +11,13 @@
 //    block scales (and mins through the activation sums) in f32; warp-shuffle reduction.
 //  - mmv_float_kernel<T, M> (decode, F32/F16/BF16 weights): one warp per weight row, 16-byte
 //    loads of weights and activations, f32 accumulation.
-//  - gemm_wmma_kernel<T> (prompts, m > 8, all types but F32): 128 weight rows x 64 activation
-//    rows per block, K steps of 32; weights dequantized into shared memory as half (bf16 for
-//    BF16, exact), activations as half (as bf16 hi + lo for BF16, so they keep ~16 bits), 8
-//    warps of 32x32 WMMA 16x16x16 tiles with f32 accumulators.
+//  - mul_mat_f16 (mulmat_f16.cu, gemm_f16.cu) (prompts, m > 8, quantized and F16 weights,
+//    sm_80+): activations and weights to half in the scratch, an mma.sync GEMM on them.
+//  - gemm_wmma_kernel<T> (prompts on BF16, and the other types without that scratch or below
+//    sm_80): 128 weight rows x 64 activation rows per block, K steps of 32; weights dequantized
+//    into shared memory as half (bf16 for BF16, exact), activations as half (as bf16 hi + lo
+//    for BF16, so they keep ~16 bits), 8 warps of 32x32 WMMA 16x16x16 tiles with f32
+//    accumulators.
 //  - gemm_f32_kernel<T> (prompts on F32 weights, and BF16 below sm_80): 64x64 SIMT tiles.
 //  - dequantize_rows_kernel<T> / convert_rows_kernel<T>: get_rows to F32, 8 elements or 1 per
 //    thread.
@@ -28,6 +31,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "backends/cuda/mulmat_f16.h"
 #include "backends/cuda/quant.cuh"
 
 namespace tessera::cuda {
@@ -500,45 +504,6 @@ constexpr int kGemmK = 32;           // k per step: one legacy block, an eighth 
 constexpr int kGemmLd = kGemmK + 8;  // shared row pitch (elements): 16-byte aligned, banks shifted
 constexpr int kGemmThreads = 256;    // 8 warps: 4 along n x 2 along m, 32x32 each
 
-template <typename E>
-__device__ __forceinline__ E to_elem(float x) {
-    if constexpr (std::is_same_v<E, __half>)
-        return __float2half_rn(x);
-    else
-        return __float2bfloat16_rn(x);
-}
-
-template <typename E>
-__device__ __forceinline__ float from_elem(E x) {
-    if constexpr (std::is_same_v<E, __half>)
-        return __half2float(x);
-    else
-        return __bfloat162float(x);
-}
-
-template <typename E>
-__device__ __forceinline__ void store8(E* dst, const float (&v)[8]) {
-    union {
-        E e[8];
-        uint4 u;
-    } pack;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) pack.e[i] = to_elem<E>(v[i]);
-    *reinterpret_cast<uint4*>(dst) = pack.u;
-}
-
-// Elements k0 + 8c .. + 7 of a weight row, zero past k (only float types have ragged k).
-template <DType T>
-__device__ __forceinline__ void load_weight8(const uint8_t* row, int64_t k0, int c, int64_t k, float (&v)[8]) {
-    const int64_t e = k0 + 8 * c;
-    if (!is_float_type(T) || e + 8 <= k) {
-        dequantize_chunk8<T>(row, e / 8, v);
-    } else {
-#pragma unroll
-        for (int i = 0; i < 8; ++i) v[i] = e + i < k ? load_float_element<T>(row, e + i) : 0.0f;
-    }
-}
-
 template <DType T>
 __device__ void gemm_wmma_body(const uint8_t* __restrict__ w, size_t w_stride, const float* __restrict__ b,
                                size_t b_stride, float* __restrict__ y, size_t y_stride, int64_t k, int64_t n,
@@ -836,6 +801,7 @@ bool mul_mat_supports(DType type) {
 
 size_t mul_mat_work_size(DType type, int64_t k, int64_t n, int64_t m) {
     if (!mul_mat_supports(type) || n <= 0) return 0;
+    if (m > kMmvMaxRows) return mul_mat_f16_work_size(type, k, n, m);
     return decode_work_size(type, k, m);
 }
 
@@ -877,6 +843,7 @@ void mul_mat(DType type, const void* a, size_t a_stride, const float* b, size_t 
                 gemm_f32_kernel<T><<<grid, 256, 0, stream>>>(w, a_stride, b, b_stride, y, y_stride, k, n, m);
             return;
         }
+        if (mul_mat_f16(T, w, a_stride, b, b_stride, y, y_stride, k, n, m, work, work_size, stream)) return;
         if constexpr (T != DType::F32) {
             const dim3 grid(static_cast<unsigned>((n + kGemmN - 1) / kGemmN),
                             static_cast<unsigned>((m + kGemmM - 1) / kGemmM));

@@ -11,6 +11,7 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "tensor/dtype.h"
 #include "tensor/quant/blocks.h"
@@ -314,6 +315,48 @@ __device__ __forceinline__ float load_float_element(const uint8_t* row, int64_t 
     if constexpr (T == DType::F16) return fp16_bits_to_float(load_u16(row + 2 * i));
     if constexpr (T == DType::BF16) return bf16_bits_to_float(load_u16(row + 2 * i));
     return 0.0f;
+}
+
+// ---- conversion to the tensor-core element types (half, or bf16 for BF16 weights) ----
+
+template <typename E>
+__device__ __forceinline__ E to_elem(float x) {
+    if constexpr (std::is_same_v<E, __half>)
+        return __float2half_rn(x);
+    else
+        return __float2bfloat16_rn(x);
+}
+
+template <typename E>
+__device__ __forceinline__ float from_elem(E x) {
+    if constexpr (std::is_same_v<E, __half>)
+        return __half2float(x);
+    else
+        return __bfloat162float(x);
+}
+
+template <typename E>
+__device__ __forceinline__ void store8(E* dst, const float (&v)[8]) {
+    union {
+        E e[8];
+        uint4 u;
+    } pack;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) pack.e[i] = to_elem<E>(v[i]);
+    *reinterpret_cast<uint4*>(dst) = pack.u;
+}
+
+// Elements k0 + 8c .. + 7 of a weight row, zero past k (only float types have ragged k).
+template <DType T>
+__device__ __forceinline__ void load_weight8(const uint8_t* row, int64_t k0, int c, int64_t k, float (&v)[8]) {
+    const int64_t e = k0 + 8 * c;
+    constexpr bool kFloat = T == DType::F32 || T == DType::F16 || T == DType::BF16;
+    if (!kFloat || e + 8 <= k) {
+        dequantize_chunk8<T>(row, e / 8, v);
+    } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) v[i] = e + i < k ? load_float_element<T>(row, e + i) : 0.0f;
+    }
 }
 
 }  // namespace tessera::cuda
