@@ -100,6 +100,10 @@ void add_mul_mat(std::vector<OpCase>& cases) {
     }
     cases.push_back(mul_mat_case(DType::Q4_0, 1024, 96, 24, 1, 1, false, seed++));  // large
     cases.push_back(mul_mat_case(DType::F32, 1024, 64, 32, 1, 1, false, seed++));
+    // Prompt-sized products of a long row: a GPU's tiled kernels with several steps along k,
+    // partial tiles along both n and m, and k split between blocks.
+    cases.push_back(mul_mat_case(DType::Q4_0, 4096, 72, 300, 1, 1, false, seed++));
+    cases.push_back(mul_mat_case(DType::Q4_K, 4096, 40, 130, 1, 1, false, seed++));
     // Prompt-sized products on float weights: OpenBLAS's sgemm where it is compiled in and
     // the code path has no r16 float kernel (weight rows in slices of 64, an odd last slice).
     for (DType t : {DType::F32, DType::F16, DType::BF16})
