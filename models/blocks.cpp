@@ -64,8 +64,9 @@ void read_common_hparams(const gguf::File& f, HParams& hp, bool rms) {
     if (hp.head_dim_k <= 0 || hp.head_dim_v <= 0) bad_hparam(f, a + ".attention.key_length", "must be positive");
     hp.n_rot = m.get_i32("rope.dimension_count", hp.head_dim_k);
     if (hp.n_rot <= 0 || hp.n_rot % 2 != 0 || hp.n_rot > hp.head_dim_k)
-        bad_hparam(f, a + ".rope.dimension_count",
-                   std::to_string(hp.n_rot) + " must be even and at most the head size " + std::to_string(hp.head_dim_k));
+        bad_hparam(
+            f, a + ".rope.dimension_count",
+            std::to_string(hp.n_rot) + " must be even and at most the head size " + std::to_string(hp.head_dim_k));
     hp.norm_eps = m.get_f32(rms ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon", 1e-5f);
     hp.rope_freq_base = m.get_f32("rope.freq_base", 10000.0f);
     if (!(hp.rope_freq_base > 1.0f)) bad_hparam(f, a + ".rope.freq_base", "must be greater than 1");
@@ -196,7 +197,7 @@ Tensor* self_attention(const ForwardInputs& in, const LayerWeights& l, int il, T
     Tensor* kc_all = (*in.k_cache)[static_cast<size_t>(il)];
     Tensor* vc_all = (*in.v_cache)[static_cast<size_t>(il)];
     const bool ring = swa && in.rows_swa;  // a sliding-window layer with a ring cache
-    Tensor* rows = ring ? in.rows_swa : in.positions;
+    Tensor* rows = ring ? in.rows_swa : in.rows ? in.rows : in.positions;
     const int64_t n_kv = ring ? in.n_kv_swa : in.n_kv;
     Tensor* kc = g.rope_set_rows(kc_all, k, in.positions, factors, rp, rows);
     Tensor* vc = g.set_rows(vc_all, v, rows);

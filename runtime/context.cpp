@@ -33,12 +33,18 @@ std::vector<Backend*> scheduler_backends(const Model& m) {
 Context::Context(const Model& model, const ContextOptions& options)
     : model_(model),
       options_(options),
-      cache_(model.layer_backend, model.hp, choose_n_ctx(model, options.n_ctx), options.n_batch > 0 ? options.n_batch : 512,
-             options.kv_type),
+      cache_(model.layer_backend, model.hp, choose_n_ctx(model, options.n_ctx),
+             options.n_batch > 0 ? options.n_batch : 512, options.kv_type, options.n_seq <= 1),
       scheduler_(scheduler_backends(model)) {
+    if (options_.n_seq < 1) throw Error("context: n_seq must be at least 1, not " + std::to_string(options_.n_seq));
     scheduler_.set_threads(options.n_threads);
     if (options_.n_batch <= 0) options_.n_batch = 512;
     ring_pos_.assign(static_cast<size_t>(cache_.ring_rows()), -1);
+    if (options_.n_seq > 1) {
+        cell_seq_.assign(static_cast<size_t>(n_ctx()), -1);
+        cell_pos_.assign(static_cast<size_t>(n_ctx()), -1);
+        seq_len_.assign(static_cast<size_t>(options_.n_seq), 0);
+    }
 }
 
 Context::~Context() = default;
@@ -77,16 +83,21 @@ const float* Context::logits(int32_t i) const {
     return logits_.data() + static_cast<size_t>(i) * static_cast<size_t>(model_.hp.n_vocab);
 }
 
-void Context::decode(std::span<const int32_t> tokens, bool all_logits) {
-    const int32_t n = static_cast<int32_t>(tokens.size());
-    if (n == 0) throw Error("decode: no tokens");
-    if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx())
-        throw Error("decode: " + std::to_string(n) + " tokens after " + std::to_string(n_past_) +
-                    " do not fit in the context of " + std::to_string(n_ctx()) + " tokens");
+void Context::check_ids(std::span<const int32_t> tokens) const {
     for (int32_t t : tokens)
         if (t < 0 || t >= model_.hp.n_vocab)
             throw Error("decode: token id " + std::to_string(t) + " is outside the vocabulary of " +
                         std::to_string(model_.hp.n_vocab));
+}
+
+void Context::decode(std::span<const int32_t> tokens, bool all_logits) {
+    const int32_t n = static_cast<int32_t>(tokens.size());
+    if (options_.n_seq > 1) throw Error("decode: a context of several sequences decodes with decode_seqs");
+    if (n == 0) throw Error("decode: no tokens");
+    if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx())
+        throw Error("decode: " + std::to_string(n) + " tokens after " + std::to_string(n_past_) +
+                    " do not fit in the context of " + std::to_string(n_ctx()) + " tokens");
+    check_ids(tokens);
 
     auto t0 = std::chrono::steady_clock::now();
     const size_t n_vocab = static_cast<size_t>(model_.hp.n_vocab);
@@ -164,6 +175,7 @@ Context::BatchGraph& Context::batch_graph(int32_t n, int32_t n_kv, int32_t n_out
     in.mask = g.input(DType::F16, {n_kv, n}, "mask");
     if (any_swa) in.mask_swa = g.input(DType::F16, {n_kv_swa, n}, "mask_swa");
     if (cache_.ring_rows() > 0) in.rows_swa = g.input(DType::I32, {n}, "rows_swa");
+    if (options_.n_seq > 1) in.rows = g.input(DType::I32, {n}, "rows");
     in.n_kv_swa = n_kv_swa;
     in.out_ids = g.input(DType::I32, {n_out}, "out_ids");
     in.k_cache = &cache_.k();
@@ -227,6 +239,131 @@ void Context::decode_batch(const int32_t* tokens, int32_t n, bool all_logits) {
                     static_cast<size_t>(n_out) * n_vocab * sizeof(float));
     n_outputs_ += n_out;
     n_past_ += n;
+}
+
+// ---- several sequences ----
+
+int32_t Context::seq_len(int32_t seq) const {
+    if (seq < 0 || seq >= static_cast<int32_t>(seq_len_.size())) return 0;
+    return seq_len_[static_cast<size_t>(seq)];
+}
+
+int32_t Context::free_cells() const {
+    if (options_.n_seq <= 1) return n_ctx() - n_past_;
+    return static_cast<int32_t>(std::count(cell_seq_.begin(), cell_seq_.end(), -1));
+}
+
+void Context::seq_truncate(int32_t seq, int32_t n) {
+    if (seq < 0 || seq >= static_cast<int32_t>(seq_len_.size())) return;
+    n = std::max(n, 0);
+    for (size_t c = 0; c < cell_seq_.size(); ++c)
+        if (cell_seq_[c] == seq && cell_pos_[c] >= n) cell_seq_[c] = -1, cell_pos_[c] = -1;
+    int32_t& len = seq_len_[static_cast<size_t>(seq)];
+    len = std::min(len, n);
+    n_outputs_ = 0;
+}
+
+void Context::decode_seqs(std::span<const SeqToken> batch) {
+    if (options_.n_seq <= 1) throw Error("decode_seqs: the context holds one sequence (n_seq 1); use decode");
+    if (batch.empty()) throw Error("decode: no tokens");
+    int32_t n_logits = 0;
+    for (const SeqToken& t : batch) {
+        if (t.seq < 0 || t.seq >= options_.n_seq)
+            throw Error("decode: sequence " + std::to_string(t.seq) + " is outside 0.." +
+                        std::to_string(options_.n_seq - 1));
+        check_ids(std::span<const int32_t>(&t.token, 1));
+        n_logits += t.logits ? 1 : 0;
+    }
+    if (static_cast<int64_t>(batch.size()) > free_cells())
+        throw Error("decode: " + std::to_string(batch.size()) + " tokens do not fit in the " +
+                    std::to_string(free_cells()) + " free cells of the context of " + std::to_string(n_ctx()) +
+                    " tokens");
+
+    const auto t0 = std::chrono::steady_clock::now();
+    logits_.resize(static_cast<size_t>(n_logits) * static_cast<size_t>(model_.hp.n_vocab));
+    n_outputs_ = 0;
+    const std::vector<int32_t> saved_len = seq_len_;
+    std::vector<int32_t> taken;  // cells this call filled, freed again if it fails
+    try {
+        int32_t next_free = 0;
+        for (size_t i = 0; i < batch.size(); i += static_cast<size_t>(options_.n_batch)) {
+            const auto chunk = batch.subspan(i, std::min(batch.size() - i, static_cast<size_t>(options_.n_batch)));
+            std::vector<int32_t> cells;
+            for (const SeqToken& t : chunk) {
+                while (cell_seq_[static_cast<size_t>(next_free)] >= 0) ++next_free;
+                const size_t c = static_cast<size_t>(next_free);
+                cell_seq_[c] = t.seq;
+                cell_pos_[c] = seq_len_[static_cast<size_t>(t.seq)]++;
+                cells.push_back(next_free);
+                taken.push_back(next_free);
+            }
+            decode_seq_batch(chunk, cells);
+        }
+    } catch (...) {
+        for (int32_t c : taken) cell_seq_[static_cast<size_t>(c)] = -1, cell_pos_[static_cast<size_t>(c)] = -1;
+        seq_len_ = saved_len;
+        n_outputs_ = 0;
+        throw;
+    }
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (batch.size() > 1) {
+        timings_.prompt_ms += ms;
+        timings_.prompt_tokens += static_cast<int64_t>(batch.size());
+    } else {
+        timings_.gen_ms += ms;
+        timings_.gen_tokens += 1;
+    }
+}
+
+// One batch of several sequences: its tokens already own `cells` (their positions set), so
+// each token sees the cells of its sequence up to its own position, this batch's included.
+void Context::decode_seq_batch(std::span<const SeqToken> chunk, const std::vector<int32_t>& cells) {
+    const models::HParams& hp = model_.hp;
+    const int32_t n = static_cast<int32_t>(chunk.size());
+    int32_t used = 0;  // cells up to the last one in use
+    for (int32_t c = 0; c < n_ctx(); ++c)
+        if (cell_seq_[static_cast<size_t>(c)] >= 0) used = c + 1;
+    const int32_t n_kv = std::min(n_ctx(), (used + kKvPadding - 1) / kKvPadding * kKvPadding);
+    std::vector<int32_t> outs;
+    for (int32_t i = 0; i < n; ++i)
+        if (chunk[static_cast<size_t>(i)].logits) outs.push_back(i);
+    // A batch whose logits nobody wants still computes one row (a graph has an output).
+    const int32_t n_out = std::max<int32_t>(1, static_cast<int32_t>(outs.size()));
+    const bool any_swa =
+        hp.sliding_window > 0 && std::any_of(hp.layer_is_swa.begin(), hp.layer_is_swa.end(), [](bool b) { return b; });
+    BatchGraph& bg = batch_graph(n, n_kv, n_out, n_kv, any_swa);
+    const models::ForwardInputs& in = bg.in;
+
+    int32_t* tok = static_cast<int32_t*>(in.tokens->data);
+    int32_t* pos = static_cast<int32_t*>(in.positions->data);
+    int32_t* rows = static_cast<int32_t*>(in.rows->data);
+    for (int32_t i = 0; i < n; ++i) {
+        tok[i] = chunk[static_cast<size_t>(i)].token;
+        rows[i] = cells[static_cast<size_t>(i)];
+        pos[i] = cell_pos_[static_cast<size_t>(rows[i])];
+    }
+    int32_t* out_ids = static_cast<int32_t*>(in.out_ids->data);
+    for (int32_t i = 0; i < n_out; ++i) out_ids[i] = outs.empty() ? n - 1 : outs[static_cast<size_t>(i)];
+    const uint16_t zero = fp32_to_fp16(0.0f), hidden = fp32_to_fp16(-INFINITY);
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t s = chunk[static_cast<size_t>(i)].seq, p = pos[i];
+        uint16_t* row = static_cast<uint16_t*>(in.mask->data) + static_cast<size_t>(i) * n_kv;
+        uint16_t* srow =
+            in.mask_swa ? static_cast<uint16_t*>(in.mask_swa->data) + static_cast<size_t>(i) * n_kv : nullptr;
+        for (int32_t j = 0; j < n_kv; ++j) {
+            const int32_t q = cell_pos_[static_cast<size_t>(j)];
+            const bool mine = cell_seq_[static_cast<size_t>(j)] == s && q <= p;
+            row[j] = mine ? zero : hidden;
+            if (srow) srow[j] = mine && p - q < hp.sliding_window ? zero : hidden;
+        }
+    }
+
+    scheduler_.compute(bg.g);
+    if (outs.empty()) return;
+    const size_t n_vocab = static_cast<size_t>(hp.n_vocab);
+    scheduler_.read(bg.logits, logits_.data() + static_cast<size_t>(n_outputs_) * n_vocab,
+                    outs.size() * n_vocab * sizeof(float));
+    n_outputs_ += static_cast<int32_t>(outs.size());
 }
 
 }  // namespace tessera::runtime

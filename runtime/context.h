@@ -1,5 +1,8 @@
-// A context: one sequence's KV cache, the compute buffers and the logits of the last
-// decode. decode() appends tokens to the sequence, in batches of at most n_batch.
+// A context: the KV cache, the compute buffers and the logits of the last decode.
+// With one sequence (the default), decode() appends tokens to it, in batches of at most
+// n_batch. With n_seq > 1, the cache's rows ("cells") are shared by n_seq sequences:
+// decode_seqs() appends tokens of any of them in one batch (each token sees only the cells
+// of its own sequence), which is how a server decodes all its users in one pass.
 // A context belongs to one thread at a time; many contexts may share one model.
 #pragma once
 
@@ -15,16 +18,25 @@
 namespace tessera::runtime {
 
 struct ContextOptions {
-    int32_t n_ctx = 0;     // 0: the model's training context, at most 4096
-    int32_t n_batch = 512; // tokens per forward pass
-    int32_t n_threads = 0; // 0: all cores
+    int32_t n_ctx = 0;      // 0: the model's training context, at most 4096
+    int32_t n_batch = 512;  // tokens per forward pass
+    int32_t n_threads = 0;  // 0: all cores
     DType kv_type = DType::F16;
+    int32_t n_seq = 1;  // sequences sharing the cache (more than 1: decode_seqs)
+};
+
+// One token of a multi-sequence batch: appended to sequence `seq` at its next position;
+// `logits`: keep this token's logits.
+struct SeqToken {
+    int32_t token = 0;
+    int32_t seq = 0;
+    bool logits = false;
 };
 
 struct Timings {
     double prompt_ms = 0;  // decodes of more than one token
     int64_t prompt_tokens = 0;
-    double gen_ms = 0;     // decodes of one token
+    double gen_ms = 0;  // decodes of one token
     int64_t gen_tokens = 0;
 };
 
@@ -51,6 +63,21 @@ public:
     // Forgets tokens from position n on. Returns how many tokens the sequence keeps: fewer
     // than n (0) when a sliding-window ring no longer holds what position n would see.
     int32_t truncate(int32_t n);
+    // ---- several sequences (n_seq > 1) ----
+    int32_t n_seq() const { return options_.n_seq; }
+    // Appends each token to its sequence, in order, in batches of at most n_batch; the logits
+    // of the tokens marked are output rows 0, 1, ... Throws when the cells do not suffice, a
+    // sequence or token id is out of range, or the abort check stops it; every sequence is
+    // then as it was before the call.
+    void decode_seqs(std::span<const SeqToken> batch);
+    // Tokens sequence `seq` holds (its next position).
+    int32_t seq_len(int32_t seq) const;
+    // Forgets the tokens of sequence `seq` from position n on (0: all of them), freeing
+    // their cells.
+    void seq_truncate(int32_t seq, int32_t n);
+    // Cells no sequence holds.
+    int32_t free_cells() const;
+
     const Timings& timings() const { return timings_; }
     void reset_timings() { timings_ = Timings{}; }
     const Model& model() const { return model_; }
@@ -60,7 +87,9 @@ public:
 private:
     struct BatchGraph;
     void decode_batch(const int32_t* tokens, int32_t n, bool all_logits);
+    void decode_seq_batch(std::span<const SeqToken> batch, const std::vector<int32_t>& cells);
     BatchGraph& batch_graph(int32_t n, int32_t n_kv, int32_t n_out, int32_t n_kv_swa, bool any_swa);
+    void check_ids(std::span<const int32_t> tokens) const;
 
     const Model& model_;
     ContextOptions options_;
@@ -71,6 +100,8 @@ private:
     std::unique_ptr<BatchGraph> graph_;
     int32_t n_past_ = 0;
     std::vector<int32_t> ring_pos_;  // position held by each ring row (-1: none)
+    // Several sequences: the sequence (-1: free) and position of each cell, each sequence's length.
+    std::vector<int32_t> cell_seq_, cell_pos_, seq_len_;
     std::vector<float> logits_;  // [n_outputs][n_vocab]
     int32_t n_outputs_ = 0;
     Timings timings_;

@@ -10,7 +10,7 @@
 namespace tessera::runtime {
 
 KvCache::KvCache(const std::vector<Backend*>& layer_backends, const models::HParams& hp, int32_t n_ctx, int32_t n_batch,
-                 DType type)
+                 DType type, bool allow_ring)
     : n_ctx_(n_ctx), type_(type) {
     if (layer_backends.size() != static_cast<size_t>(hp.n_layer))
         throw Error("KV cache: one backend per layer expected", ErrorKind::Internal);
@@ -22,7 +22,7 @@ KvCache::KvCache(const std::vector<Backend*>& layer_backends, const models::HPar
                     std::to_string(bs));
     // A ring must hold the window plus one batch: writing a batch never overwrites a row
     // that one of the batch's own tokens still sees.
-    if (hp.sliding_window > 0 && static_cast<int64_t>(hp.sliding_window) + n_batch < n_ctx)
+    if (allow_ring && hp.sliding_window > 0 && static_cast<int64_t>(hp.sliding_window) + n_batch < n_ctx)
         ring_rows_ = hp.sliding_window + n_batch;
     std::vector<Backend*> homes;  // distinct backends, in layer order
     std::vector<std::vector<Tensor*>> per_home;

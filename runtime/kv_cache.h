@@ -16,8 +16,10 @@ namespace tessera::runtime {
 class KvCache {
 public:
     // `layer_backends`: where each layer's rows live (its weights' backend), one per layer.
+    // `allow_ring`: false gives sliding-window layers n_ctx rows too (a cache shared by
+    // several sequences, whose rows are not in position order).
     KvCache(const std::vector<Backend*>& layer_backends, const models::HParams& hp, int32_t n_ctx, int32_t n_batch,
-            DType type);
+            DType type, bool allow_ring = true);
 
     int32_t n_ctx() const { return n_ctx_; }
     // Rows of a sliding-window layer's ring (0: no ring; every layer has n_ctx rows).

@@ -253,3 +253,103 @@ TEST_CASE("an aborted decode leaves the sequence as it was, sliding-window rings
         CHECK(worst == 0.0);
     }
 }
+
+namespace {
+
+// Logits of every token of `tokens` decoded alone in a context of one sequence.
+std::vector<std::vector<double>> alone(const runtime::Model& model, const runtime::ContextOptions& opt,
+                                       const std::vector<int32_t>& tokens) {
+    runtime::Context ctx(model, opt);
+    ctx.decode(tokens, true);
+    std::vector<std::vector<double>> out;
+    for (int32_t i = 0; i < ctx.n_outputs(); ++i) {
+        const float* l = ctx.logits(i);
+        out.emplace_back(l, l + model.hp.n_vocab);
+    }
+    return out;
+}
+
+double nmse_of(const float* got, const std::vector<double>& want) {
+    double err = 0, norm = 0;
+    for (size_t j = 0; j < want.size(); ++j) {
+        err += (got[j] - want[j]) * (got[j] - want[j]);
+        norm += want[j] * want[j];
+    }
+    return norm > 0 ? err / norm : err;
+}
+
+}  // namespace
+
+TEST_CASE("several sequences decoded in one batch each get the logits they get alone") {
+    test::ScratchDir dir;
+    for (const auto& cfg : test::random_llama_configs()) {
+        CAPTURE(cfg.name);
+        const std::string path = dir.file(cfg.name + ".gguf").string();
+        test::write_random_llama(cfg, path);
+        auto model = runtime::load_model(gguf::File::open(path), {});
+        runtime::ContextOptions one;
+        one.n_ctx = 64;
+        one.kv_type = DType::F32;
+        std::vector<int32_t> a, b;
+        for (int32_t i = 0; i < 7; ++i) a.push_back((i * 7 + 3) % cfg.n_vocab);
+        for (int32_t i = 0; i < 10; ++i) b.push_back((i * 5 + 1) % cfg.n_vocab);
+        const auto want_a = alone(*model, one, a), want_b = alone(*model, one, b);
+
+        runtime::ContextOptions multi = one;
+        multi.n_seq = 3;
+        multi.n_batch = 5;  // batches cut across both sequences
+        runtime::Context ctx(*model, multi);
+        REQUIRE(ctx.cache().ring_rows() == 0);
+        // The first 4 tokens of a and 6 of b, interleaved, logits of all; then the rest.
+        std::vector<runtime::SeqToken> batch;
+        std::vector<std::pair<int, int>> order;  // (sequence, position) of each output row
+        for (int i = 0; i < 6; ++i) {
+            if (i < 4) batch.push_back({a[static_cast<size_t>(i)], 0, true}), order.emplace_back(0, i);
+            batch.push_back({b[static_cast<size_t>(i)], 2, true}), order.emplace_back(2, i);
+        }
+        ctx.decode_seqs(batch);
+        CHECK(ctx.seq_len(0) == 4);
+        CHECK(ctx.seq_len(2) == 6);
+        CHECK(ctx.free_cells() == 64 - 10);
+        auto check_rows = [&]() {
+            REQUIRE(ctx.n_outputs() == static_cast<int32_t>(order.size()));
+            for (size_t r = 0; r < order.size(); ++r) {
+                const auto& want = order[r].first == 0 ? want_a : want_b;
+                CAPTURE(r);
+                CHECK(nmse_of(ctx.logits(static_cast<int32_t>(r)), want[static_cast<size_t>(order[r].second)]) < 1e-9);
+            }
+        };
+        check_rows();
+        batch.clear(), order.clear();
+        for (int i = 4; i < 10; ++i) {  // a from 4 (the logits of its last only), b from 6
+            if (i < 7) {
+                batch.push_back({a[static_cast<size_t>(i)], 0, i == 6});
+                if (i == 6) order.emplace_back(0, i);
+            }
+            if (i >= 6) batch.push_back({b[static_cast<size_t>(i)], 2, true}), order.emplace_back(2, i);
+        }
+        ctx.decode_seqs(batch);
+        check_rows();
+
+        // Going back frees cells, and decoding again gives the same logits.
+        ctx.seq_truncate(2, 5);
+        CHECK(ctx.seq_len(2) == 5);
+        CHECK(ctx.free_cells() == 64 - 12);
+        batch = {{b[5], 2, true}, {b[6], 2, true}};
+        order = {{2, 5}, {2, 6}};
+        ctx.decode_seqs(batch);
+        check_rows();
+
+        // Too many tokens, or a sequence out of range: refused, and nothing changes.
+        std::vector<runtime::SeqToken> big(static_cast<size_t>(ctx.free_cells() + 1), runtime::SeqToken{1, 1, false});
+        CHECK_THROWS_WITH(ctx.decode_seqs(big), doctest::Contains("free cells"));
+        std::vector<runtime::SeqToken> bad_seq = {{1, 3, true}};
+        CHECK_THROWS_WITH(ctx.decode_seqs(bad_seq), doctest::Contains("sequence 3"));
+        CHECK(ctx.seq_len(1) == 0);
+        CHECK(ctx.seq_len(0) == 7);
+        CHECK(ctx.free_cells() == 64 - 14);
+        ctx.seq_truncate(0, 0);
+        CHECK(ctx.free_cells() == 64 - 7);
+        CHECK_THROWS_WITH(ctx.decode(a, false), doctest::Contains("decode_seqs"));
+    }
+}
