@@ -51,19 +51,6 @@ const char* kChatHelp =
     "  --verbose               report on stderr how many tokens each turn decoded\n"
     "  -h, --help              show this help\n";
 
-// ChatML, for models whose metadata carries no template.
-const char* kChatML =
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
-    "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-
-// Gemma's turn format, for Gemma models whose metadata carries no template (system text
-// goes in as a user turn).
-const char* kGemma =
-    "{{ bos_token }}{% for message in messages %}{% set role = 'model' if message['role'] == 'assistant' else "
-    "('user' if message['role'] == 'system' else message['role']) %}{{ '<start_of_turn>' + role + '\\n' + "
-    "message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}{% if add_generation_prompt %}"
-    "{{ '<start_of_turn>model\\n' }}{% endif %}";
-
 std::atomic<bool> g_interrupted{false};
 
 void on_sigint(int) { g_interrupted.store(true); }
@@ -97,7 +84,6 @@ private:
     bool render(const std::vector<Message>& messages, std::string* out);
     bool prompt_tokens(const std::vector<Message>& messages, std::vector<int32_t>* tokens);
     bool is_end_of_turn(int32_t token) const;
-    std::string token_text(int32_t token) const;
     void note(const char* fmt, const std::string& arg = "") const;
     bool save(const std::string& path) const;
     bool load(const std::string& path);
@@ -117,13 +103,6 @@ private:
     double gen_ms_ = 0;
 };
 
-std::string Chat::token_text(int32_t token) const {
-    const char* t = nullptr;
-    size_t n = 0;
-    if (tessera_token_text(model_, token, &t, &n) != TESSERA_OK) return "";
-    return std::string(t, n);
-}
-
 void Chat::note(const char* fmt, const std::string& arg) const {
     // Notes never go to stdout: in a pipe, stdout carries only the replies.
     std::fprintf(stderr, tty_out_ ? "\033[2m" : "");
@@ -132,41 +111,13 @@ void Chat::note(const char* fmt, const std::string& arg) const {
 }
 
 bool Chat::init() {
-    const tessera_gguf* g = tessera_model_gguf(model_);
-    int64_t k = tessera_gguf_find_key(g, "tokenizer.chat_template");
-    const char* data = nullptr;
-    size_t len = 0;
-    if (!opt_.template_file.empty()) {
-        if (!read_file(opt_.template_file.c_str(), &template_)) return false;
-    } else if (k >= 0 && tessera_gguf_value_string(tessera_gguf_kv_value(g, k), &data, &len) == TESSERA_OK) {
-        template_.assign(data, len);
-    } else {
-        // No template: Gemma's format when the vocabulary has its turn markers, else ChatML.
-        int32_t ids[4];
-        int32_t n = 0;
-        const char* gemma_marker = "<start_of_turn>";
-        const bool gemma =
-            tessera_tokenize(model_, gemma_marker, std::strlen(gemma_marker), 0, 1, ids, 4, &n) == TESSERA_OK &&
-            n == 1 && token_text(ids[0]) == gemma_marker;
-        template_ = gemma ? kGemma : kChatML;
-        note(gemma ? "warning: %s has no chat template; using Gemma's turn format"
-                   : "warning: %s has no chat template; using ChatML",
-             opt_.model);
-    }
-    if (int32_t b = tessera_token_bos(model_); b >= 0) bos_ = token_text(b);
-    if (int32_t e = tessera_token_eos(model_); e >= 0) {
-        eos_ = token_text(e);
-        end_ids_.push_back(e);
-    }
-    // End-of-turn markers of the common template families, when the vocabulary has them
-    // as single tokens.
-    for (const char* marker : {"<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "</s>"}) {
-        int32_t ids[4];
-        int32_t n = 0;
-        if (tessera_tokenize(model_, marker, std::strlen(marker), 0, 1, ids, 4, &n) == TESSERA_OK && n == 1 &&
-            token_text(ids[0]) == marker)
-            end_ids_.push_back(ids[0]);
-    }
+    ChatFormat f;
+    if (!chat_format(model_, opt_.template_file, &f)) return false;
+    if (f.fallback) note(f.fallback, opt_.model);
+    template_ = std::move(f.tmpl);
+    bos_ = std::move(f.bos);
+    eos_ = std::move(f.eos);
+    end_ids_ = std::move(f.end_ids);
     if (!opt_.system.empty()) messages_.push_back({"system", opt_.system});
     return true;
 }

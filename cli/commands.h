@@ -13,5 +13,8 @@ int cmd_chat(int argc, char** argv);
 int cmd_perplexity(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_quantize(int argc, char** argv);
+#ifdef TESSERA_HAVE_SERVER
+int cmd_serve(int argc, char** argv);
+#endif
 
 }  // namespace tessera_cli

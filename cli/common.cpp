@@ -257,4 +257,66 @@ std::string default_model_path(const std::string& name) {
     return base + "/" + name + ".gguf";
 }
 
+namespace {
+
+// ChatML, the format most instruction-tuned models without a template of their own follow.
+const char* kChatML =
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+// Gemma's turn format, for Gemma models whose metadata carries no template (system text
+// goes in as a user turn).
+const char* kGemma =
+    "{{ bos_token }}{% for message in messages %}{% set role = 'model' if message['role'] == 'assistant' else "
+    "('user' if message['role'] == 'system' else message['role']) %}{{ '<start_of_turn>' + role + '\\n' + "
+    "message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<start_of_turn>model\\n' }}{% endif %}";
+
+// The id of `text` when the vocabulary has it as one token, else -1.
+int32_t single_token(const tessera_model* model, const char* text) {
+    int32_t ids[4];
+    int32_t n = 0;
+    if (tessera_tokenize(model, text, std::strlen(text), 0, 1, ids, 4, &n) == TESSERA_OK && n == 1 &&
+        token_text(model, ids[0]) == text)
+        return ids[0];
+    return -1;
+}
+
+}  // namespace
+
+std::string token_text(const tessera_model* model, int32_t token) {
+    const char* t = nullptr;
+    size_t n = 0;
+    if (tessera_token_text(model, token, &t, &n) != TESSERA_OK) return "";
+    return std::string(t, n);
+}
+
+bool chat_format(const tessera_model* model, const std::string& template_file, ChatFormat* out) {
+    *out = ChatFormat{};
+    const tessera_gguf* g = tessera_model_gguf(model);
+    const int64_t k = tessera_gguf_find_key(g, "tokenizer.chat_template");
+    const char* data = nullptr;
+    size_t len = 0;
+    if (!template_file.empty()) {
+        if (!read_file(template_file.c_str(), &out->tmpl)) return false;
+    } else if (k >= 0 && tessera_gguf_value_string(tessera_gguf_kv_value(g, k), &data, &len) == TESSERA_OK) {
+        out->tmpl.assign(data, len);
+    } else {
+        const bool gemma = single_token(model, "<start_of_turn>") >= 0;
+        out->tmpl = gemma ? kGemma : kChatML;
+        out->fallback = gemma ? "warning: %s has no chat template; using Gemma's turn format"
+                              : "warning: %s has no chat template; using ChatML";
+    }
+    if (int32_t b = tessera_token_bos(model); b >= 0) out->bos = token_text(model, b);
+    if (int32_t e = tessera_token_eos(model); e >= 0) {
+        out->eos = token_text(model, e);
+        out->end_ids.push_back(e);
+    }
+    // End-of-turn markers of the common template families, when the vocabulary has them
+    // as single tokens.
+    for (const char* marker : {"<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "</s>"})
+        if (int32_t id = single_token(model, marker); id >= 0) out->end_ids.push_back(id);
+    return true;
+}
+
 }  // namespace tessera_cli

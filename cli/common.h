@@ -46,6 +46,21 @@ bool tokenize(const tessera_model* model, const std::string& text, bool add_spec
 // Reads a whole file's bytes; on failure prints "error: ..." and returns false.
 bool read_file(const char* path, std::string* out);
 
+// How a model's conversations are written: its chat template (from template_file when not
+// empty, else the model's metadata, else Gemma's turn format for a vocabulary with its
+// markers, else ChatML), the BOS and EOS texts the template may use, and the tokens that
+// end an assistant turn. `fallback` is a warning (a printf format taking the model path)
+// when no template was found, else null. False, having printed why, when the file
+// cannot be read.
+struct ChatFormat {
+    std::string tmpl, bos, eos;
+    std::vector<int32_t> end_ids;
+    const char* fallback = nullptr;
+};
+bool chat_format(const tessera_model* model, const std::string& template_file, ChatFormat* out);
+// A token's text as the vocabulary stores it ("" for an id out of range).
+std::string token_text(const tessera_model* model, int32_t token);
+
 // Appends `s` as the inside of a JSON string: control characters escaped, invalid UTF-8
 // bytes replaced by U+FFFD so the output is always valid JSON.
 void json_escape(std::string& out, const char* s, size_t n);

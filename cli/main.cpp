@@ -22,6 +22,9 @@ const Command kCommands[] = {
     {"bench", tessera_cli::cmd_bench, "measure prompt and generation speed (tokens/s)"},
     {"quantize", tessera_cli::cmd_quantize, "convert a model to another storage type (Q4_K_M, Q8_0, ...)"},
     {"tokenize", tessera_cli::cmd_tokenize, "turn text into token ids with a model's tokenizer"},
+#ifdef TESSERA_HAVE_SERVER
+    {"serve", tessera_cli::cmd_serve, "serve a model over an OpenAI-compatible HTTP API"},
+#endif
 };
 
 void print_usage(std::FILE* out) {

@@ -24,6 +24,22 @@ function(tessera_resolve_switch var found detail out_var)
   set(TESSERA_SUMMARY "${TESSERA_SUMMARY}" PARENT_SCOPE)
 endfunction()
 
+# ---- the HTTP server (tessera serve) ----
+set(_server_found FALSE)
+set(_server_detail "cpp-httplib or nlohmann-json not found: apt-get install libcpp-httplib-dev nlohmann-json3-dev")
+if(NOT TESSERA_SERVER MATCHES "^(OFF|off|Off|NO|no|FALSE|false|0)$" AND TESSERA_BUILD_CLI)
+  find_package(PkgConfig QUIET)
+  find_package(nlohmann_json 3.10 QUIET)
+  if(PkgConfig_FOUND)
+    pkg_check_modules(TESSERA_HTTPLIB QUIET IMPORTED_TARGET cpp-httplib>=0.11)
+  endif()
+  if(TESSERA_HTTPLIB_FOUND AND nlohmann_json_FOUND)
+    set(_server_found TRUE)
+    set(_server_detail "cpp-httplib ${TESSERA_HTTPLIB_VERSION}, nlohmann-json ${nlohmann_json_VERSION}")
+  endif()
+endif()
+tessera_resolve_switch(TESSERA_SERVER ${_server_found} "${_server_detail}" TESSERA_HAVE_SERVER)
+
 # ---- CUDA ----
 # The toolkit is detected here; the language is enabled only where a backend has
 # CUDA sources to compile (backends/cuda).

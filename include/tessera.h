@@ -37,8 +37,8 @@ typedef enum tessera_status {
     TESSERA_ERROR_TYPE_MISMATCH = 5,    /* a value read as the wrong type */
     TESSERA_ERROR_OUT_OF_MEMORY = 6,
     TESSERA_ERROR_INTERNAL = 7,
-    TESSERA_ERROR_TEMPLATE_RAISED = 8,  /* a chat template called raise_exception(message) */
-    TESSERA_ERROR_ABORTED = 9           /* the context's abort callback asked to stop */
+    TESSERA_ERROR_TEMPLATE_RAISED = 8, /* a chat template called raise_exception(message) */
+    TESSERA_ERROR_ABORTED = 9          /* the context's abort callback asked to stop */
 } tessera_status;
 
 /* The message of the calling thread's last failure ("" if none). Never NULL. */
@@ -142,8 +142,7 @@ uint64_t tessera_gguf_array_length(const tessera_gguf_value* value);
 tessera_status tessera_gguf_array_int(const tessera_gguf_value* value, uint64_t i, int64_t* out);
 tessera_status tessera_gguf_array_uint(const tessera_gguf_value* value, uint64_t i, uint64_t* out);
 tessera_status tessera_gguf_array_float(const tessera_gguf_value* value, uint64_t i, double* out);
-tessera_status tessera_gguf_array_string(const tessera_gguf_value* value, uint64_t i, const char** data,
-                                         size_t* len);
+tessera_status tessera_gguf_array_string(const tessera_gguf_value* value, uint64_t i, const char** data, size_t* len);
 /* The i-th element of an array of arrays (itself an array value), or NULL with the error
  * set: not an array of arrays, i past the end, or value NULL. */
 const tessera_gguf_value* tessera_gguf_array_item(const tessera_gguf_value* value, uint64_t i);
@@ -179,12 +178,12 @@ typedef struct tessera_model tessera_model;
 typedef int32_t (*tessera_progress_fn)(float progress, void* user);
 
 typedef struct tessera_model_params {
-    int32_t vocab_only;        /* 1: load only the tokenizer (to tokenize; no contexts) */
-    int32_t allow_unknown_pre; /* 1: an unknown tokenizer.ggml.pre falls back to the GPT-2 split, with a warning */
-    int32_t use_mmap;          /* 1: weights stay in the memory-mapped file (no copy); 0: read into memory */
-    int32_t repack;            /* 1: weights whose type has an interleaved kernel on this CPU (Q4_0, Q8_0,
-                                  Q4_K, Q6_K and F16 with AVX-512 VNNI; BF16 with AVX-512 BF16) are rearranged at load for faster prompt processing,
-                                  and their file pages released; 0: all weights keep the file's layout */
+    int32_t vocab_only;           /* 1: load only the tokenizer (to tokenize; no contexts) */
+    int32_t allow_unknown_pre;    /* 1: an unknown tokenizer.ggml.pre falls back to the GPT-2 split, with a warning */
+    int32_t use_mmap;             /* 1: weights stay in the memory-mapped file (no copy); 0: read into memory */
+    int32_t repack;               /* 1: weights whose type has an interleaved kernel on this CPU (Q4_0, Q8_0,
+                                     Q4_K, Q6_K and F16 with AVX-512 VNNI; BF16 with AVX-512 BF16) are rearranged at load for faster
+                                     prompt processing,               and their file pages released; 0: all weights keep the file's layout */
     tessera_progress_fn progress; /* optional */
     void* progress_user;
     int32_t n_gpu_layers; /* layers (weights and KV cache) on the GPU, counted from the last one; the output
@@ -277,17 +276,20 @@ typedef struct tessera_context tessera_context;
 #define TESSERA_MAX_THREADS 512
 
 typedef struct tessera_context_params {
-    int32_t n_ctx;     /* tokens the sequence may hold; 0: the model's training context, at most 4096 */
-    int32_t n_batch;   /* tokens per forward pass; 0: 512 */
-    int32_t n_threads; /* CPU threads, 0..TESSERA_MAX_THREADS; 0: all cores */
-    int32_t kv_type;   /* type id of the KV cache: 1 (F16, the default), 0 (F32) or 8 (Q8_0) */
+    int32_t n_ctx;         /* tokens the sequence may hold; 0: the model's training context, at most 4096 */
+    int32_t n_batch;       /* tokens per forward pass; 0: 512 */
+    int32_t n_threads;     /* CPU threads, 0..TESSERA_MAX_THREADS; 0: all cores */
+    int32_t kv_type;       /* type id of the KV cache: 1 (F16, the default), 0 (F32) or 8 (Q8_0) */
     int32_t parse_special; /* tessera_generate: 1 (the default) turns control-token text in
                               prompts (<|im_start|>, ...) into those tokens, as a rendered chat
                               template needs; 0 keeps all prompt text plain text (untrusted
                               input cannot inject control tokens) */
+    int32_t n_seq;         /* sequences sharing the context's n_ctx cache cells (0 or 1: one sequence,
+                              tessera_decode; more: tessera_decode_seqs, as a server batching its
+                              users does) */
 } tessera_context_params;
 
-/* The defaults: n_ctx 0, n_batch 512, n_threads 0, kv_type F16, parse_special 1. */
+/* The defaults: n_ctx 0, n_batch 512, n_threads 0, kv_type F16, parse_special 1, n_seq 1. */
 tessera_context_params tessera_context_default_params(void);
 /* Makes a context for a model loaded with weights (vocab_only = 0); *out owns it (free it
  * with tessera_context_free before the model). params may be NULL for the defaults.
@@ -313,6 +315,28 @@ int32_t tessera_context_truncate(tessera_context* ctx, int32_t n);
  * argument give TESSERA_ERROR_INVALID_ARGUMENT and leave the sequence as it was; so does
  * any other failure (out of memory, TESSERA_ERROR_ABORTED). */
 tessera_status tessera_decode(tessera_context* ctx, const int32_t* tokens, int32_t n, int32_t all_logits);
+/* ---- several sequences in one context (n_seq > 1) ----
+ * The cache's cells are shared: each sequence takes cells as it grows, and each token
+ * sees only the cells of its own sequence. One decode runs tokens of any sequences
+ * together, so a server advances all its users in one pass. */
+typedef struct tessera_seq_token {
+    int32_t token;
+    int32_t seq;    /* 0 .. n_seq - 1 */
+    int32_t logits; /* 1: keep this token's logits (output rows 0, 1, ... in batch order) */
+} tessera_seq_token;
+/* Appends each token to its sequence (at that sequence's next position) and runs the model
+ * over them, in batches of n_batch. More tokens than free cells, a sequence or token id out
+ * of range, n <= 0, a context of one sequence or a NULL argument give
+ * TESSERA_ERROR_INVALID_ARGUMENT; on any failure every sequence is as it was. */
+tessera_status tessera_decode_seqs(tessera_context* ctx, const tessera_seq_token* batch, int32_t n);
+/* Tokens sequence `seq` holds (0 for an unknown sequence or NULL). */
+int32_t tessera_seq_len(const tessera_context* ctx, int32_t seq);
+/* Forgets the tokens of sequence `seq` from position n on (0: all), freeing their cells.
+ * Out-of-range arguments and NULL are ignored. */
+void tessera_seq_truncate(tessera_context* ctx, int32_t seq, int32_t n);
+/* Cells no sequence holds (for one sequence: n_ctx - n_past; 0 for NULL). */
+int32_t tessera_context_free_cells(const tessera_context* ctx);
+
 /* Asked on the decoding thread between the steps of a decode (every millisecond or so
  * while one runs); returning non-zero stops it: tessera_decode and tessera_generate then
  * return TESSERA_ERROR_ABORTED, and the sequence is as it was before the decode that was
@@ -331,10 +355,10 @@ const float* tessera_get_logits(const tessera_context* ctx, int32_t i);
 int32_t tessera_get_n_logits(const tessera_context* ctx);
 
 typedef struct tessera_timings {
-    double load_ms;        /* model load */
-    double prompt_ms;      /* decodes of more than one token */
+    double load_ms;   /* model load */
+    double prompt_ms; /* decodes of more than one token */
     int64_t prompt_tokens;
-    double gen_ms;         /* decodes of one token */
+    double gen_ms; /* decodes of one token */
     int64_t gen_tokens;
 } tessera_timings;
 /* Time spent in this context's decodes since it was made or its timings were reset, and
@@ -371,8 +395,7 @@ tessera_status tessera_sampler_new(const tessera_sampler_params* params, tessera
 void tessera_sampler_free(tessera_sampler* sampler);
 /* Picks a token from logit row i (-1: the last) of ctx's last decode (ctx is only read).
  * TESSERA_ERROR_INVALID_ARGUMENT for a NULL argument or when there is no such row. */
-tessera_status tessera_sampler_sample(tessera_sampler* sampler, const tessera_context* ctx, int32_t i,
-                                      int32_t* token);
+tessera_status tessera_sampler_sample(tessera_sampler* sampler, const tessera_context* ctx, int32_t i, int32_t* token);
 /* Records a token of the sequence (prompt or generated) for the repetition penalties.
  * NULL is ignored. */
 void tessera_sampler_accept(tessera_sampler* sampler, int32_t token);
@@ -487,9 +510,9 @@ tessera_status tessera_chat_save_messages(const char* path, const tessera_chat_m
  * some layers. Vectors (norms, biases) stay F32; metadata is copied. */
 
 typedef struct tessera_quantize_params {
-    const char* type;  /* one of the names above, any case; default "Q4_K_M" */
-    int32_t n_threads; /* 0..TESSERA_MAX_THREADS; 0: all cores */
-    int32_t pure;      /* 1: every matrix gets the base type (no mix rules) */
+    const char* type;             /* one of the names above, any case; default "Q4_K_M" */
+    int32_t n_threads;            /* 0..TESSERA_MAX_THREADS; 0: all cores */
+    int32_t pure;                 /* 1: every matrix gets the base type (no mix rules) */
     tessera_progress_fn progress; /* optional: called after each tensor; return 0 to cancel */
     void* progress_user;
 } tessera_quantize_params;

@@ -32,6 +32,7 @@ tessera_context_params tessera_context_default_params(void) {
     p.n_threads = 0;
     p.kv_type = static_cast<int32_t>(tessera::DType::F16);
     p.parse_special = 1;
+    p.n_seq = 1;
     return p;
 }
 
@@ -52,6 +53,8 @@ tessera_status tessera_context_new(const tessera_model* model, const tessera_con
         o.n_batch = p.n_batch > 0 ? p.n_batch : 512;
         o.n_threads = p.n_threads;
         o.kv_type = static_cast<tessera::DType>(p.kv_type);
+        if (p.n_seq < 0) throw Error("tessera_context_new: n_seq " + std::to_string(p.n_seq) + " is negative");
+        o.n_seq = std::max(p.n_seq, 1);
         auto c = std::make_unique<tessera_context>();
         c->ctx = std::make_unique<tessera::runtime::Context>(*model->runtime, o);
         c->model = model;
@@ -84,6 +87,25 @@ tessera_status tessera_decode(tessera_context* ctx, const int32_t* tokens, int32
         ctx->ctx->decode(std::span<const int32_t>(tokens, static_cast<size_t>(n)), all_logits != 0);
     });
 }
+
+tessera_status tessera_decode_seqs(tessera_context* ctx, const tessera_seq_token* batch, int32_t n) {
+    return guard([&] {
+        if (!ctx || (!batch && n > 0)) throw Error("tessera_decode_seqs: null argument");
+        if (n <= 0) throw Error("tessera_decode_seqs: no tokens");
+        std::vector<tessera::runtime::SeqToken> toks(static_cast<size_t>(n));
+        for (int32_t i = 0; i < n; ++i)
+            toks[static_cast<size_t>(i)] = {batch[i].token, batch[i].seq, batch[i].logits != 0};
+        ctx->ctx->decode_seqs(toks);
+    });
+}
+
+int32_t tessera_seq_len(const tessera_context* ctx, int32_t seq) { return ctx ? ctx->ctx->seq_len(seq) : 0; }
+
+void tessera_seq_truncate(tessera_context* ctx, int32_t seq, int32_t n) {
+    if (ctx) ctx->ctx->seq_truncate(seq, n);
+}
+
+int32_t tessera_context_free_cells(const tessera_context* ctx) { return ctx ? ctx->ctx->free_cells() : 0; }
 
 const float* tessera_get_logits(const tessera_context* ctx, int32_t i) {
     if (!ctx) {

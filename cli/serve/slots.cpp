@@ -1,0 +1,287 @@
+// The engine's thread: admit queued requests into free slots (reusing the longest cached
+// prefix), then one decode per step over every active slot (a token each for those
+// generating, prompt chunks for the others in what the batch has left), then sampling.
+#include "slots.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace tessera_cli::serve {
+
+namespace {
+
+double now_ms() {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// The length of the longest suffix of `text` that begins one of `stops` (and is not all of it).
+size_t stop_prefix_tail(const std::string& text, const std::vector<std::string>& stops) {
+    size_t keep = 0;
+    for (const std::string& s : stops)
+        for (size_t n = std::min(text.size(), s.size() - 1); n > keep; --n)
+            if (text.compare(text.size() - n, n, s, 0, n) == 0) {
+                keep = n;
+                break;
+            }
+    return keep;
+}
+
+}  // namespace
+
+bool Job::next(std::string* text) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return !pending.empty() || finish != Finish::None; });
+    if (pending.empty()) return false;
+    *text = std::move(pending);
+    pending.clear();
+    return true;
+}
+
+void Job::cancel() {
+    std::lock_guard<std::mutex> lock(mu);
+    cancelled = true;
+}
+
+Engine::Engine(tessera_model* model, tessera_context* ctx, const EngineOptions& options)
+    : model_(model), ctx_(ctx), opt_(options) {
+    slots_.resize(static_cast<size_t>(opt_.n_parallel));
+    slot_ctx_ = tessera_context_n_ctx(ctx_) / opt_.n_parallel;
+    thread_ = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    for (Slot& s : slots_)
+        if (s.job) finish(s, Finish::Error, "the server is shutting down");
+    for (auto& [job, t] : queue_) {
+        std::lock_guard<std::mutex> lock(job->mu);
+        job->finish = Finish::Error;
+        job->error = "the server is shutting down";
+        job->cv.notify_all();
+    }
+}
+
+bool Engine::submit(const std::shared_ptr<Job>& job) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (static_cast<int32_t>(queue_.size()) >= opt_.queue) return false;
+        queue_.emplace_back(job, now_ms());
+    }
+    cv_.notify_all();
+    return true;
+}
+
+void Engine::loop() {
+    for (;;) {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (stopping_) return;
+        }
+        admit();
+        if (!step()) {
+            std::unique_lock<std::mutex> lock(mu_);
+            cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        }
+    }
+}
+
+// Each queued job goes to the free slot whose cached tokens share the longest prefix with its
+// prompt (the same conversation one turn longer reuses all of it).
+void Engine::admit() {
+    for (;;) {
+        std::shared_ptr<Job> job;
+        double t_submit = 0;
+        size_t best = slots_.size(), best_common = 0;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (queue_.empty()) return;
+            for (size_t i = 0; i < slots_.size(); ++i) {
+                if (slots_[i].job) continue;
+                const auto& have = slots_[i].tokens;
+                const auto& want = queue_.front().first->prompt;
+                const size_t common =
+                    std::mismatch(have.begin(),
+                                  have.begin() + static_cast<ptrdiff_t>(std::min(have.size(), want.size())),
+                                  want.begin())
+                        .first -
+                    have.begin();
+                if (best == slots_.size() || common > best_common) best = i, best_common = common;
+            }
+            if (best == slots_.size()) return;  // every slot is busy
+            job = queue_.front().first;
+            t_submit = queue_.front().second;
+            queue_.pop_front();
+        }
+        Slot& s = slots_[best];
+        const int32_t seq = static_cast<int32_t>(best);
+        // At least the prompt's last token is decoded again: its logits start the reply.
+        const size_t reuse = std::min(best_common, job->prompt.empty() ? 0 : job->prompt.size() - 1);
+        tessera_seq_truncate(ctx_, seq, static_cast<int32_t>(reuse));
+        s.tokens.resize(reuse);
+        s.n_fed = reuse;
+        s.job = job;
+        s.held.clear();
+        s.last = -1;
+        s.first = true;
+        s.t_submit = t_submit;
+        {
+            std::lock_guard<std::mutex> lock(job->mu);
+            job->n_prompt = static_cast<int32_t>(job->prompt.size());
+            job->n_reused = static_cast<int32_t>(reuse);
+        }
+        if (job->prompt.empty() || static_cast<int32_t>(job->prompt.size()) > slot_ctx_) {
+            finish(s, Finish::Error,
+                   "the prompt of " + std::to_string(job->prompt.size()) + " tokens does not fit the context of " +
+                       std::to_string(slot_ctx_) + " tokens per request");
+            continue;
+        }
+        if (tessera_sampler_new(&job->sampling, &s.sampler) != TESSERA_OK ||
+            tessera_detokenizer_new(model_, &s.detok) != TESSERA_OK) {
+            finish(s, Finish::Error, tessera_last_error());
+            continue;
+        }
+        for (int32_t t : job->prompt) tessera_sampler_accept(s.sampler, t);
+    }
+}
+
+bool Engine::step() {
+    std::vector<tessera_seq_token> batch;
+    std::vector<std::pair<size_t, int32_t>> outs;  // (slot, output row)
+    std::vector<size_t> fed;                       // slots in this batch
+    int32_t budget = opt_.n_batch;
+    // Generating slots first (one token each), then prompt chunks in what is left.
+    for (int pass = 0; pass < 2; ++pass)
+        for (size_t i = 0; i < slots_.size() && budget > 0; ++i) {
+            Slot& s = slots_[i];
+            if (!s.job) continue;
+            const bool prompting = s.n_fed < s.job->prompt.size();
+            if (prompting != (pass == 1)) continue;
+            bool cancelled;
+            {
+                std::lock_guard<std::mutex> lock(s.job->mu);
+                cancelled = s.job->cancelled;
+            }
+            if (cancelled) {
+                finish(s, Finish::Stop);
+                continue;
+            }
+            const int32_t seq = static_cast<int32_t>(i);
+            if (!prompting) {
+                if (static_cast<int32_t>(s.tokens.size()) >= slot_ctx_) {
+                    release(s, s.held);
+                    finish(s, Finish::Length);
+                    continue;
+                }
+                batch.push_back({s.last, seq, 1});
+                s.tokens.push_back(s.last);
+                outs.emplace_back(i, static_cast<int32_t>(outs.size()));
+                --budget;
+            } else {
+                const size_t take = std::min(s.job->prompt.size() - s.n_fed, static_cast<size_t>(budget));
+                for (size_t k = 0; k < take; ++k) {
+                    const bool last = s.n_fed + k + 1 == s.job->prompt.size();
+                    batch.push_back({s.job->prompt[s.n_fed + k], seq, last ? 1 : 0});
+                    s.tokens.push_back(s.job->prompt[s.n_fed + k]);
+                    if (last) outs.emplace_back(i, static_cast<int32_t>(outs.size()));
+                }
+                s.n_fed += take;
+                budget -= static_cast<int32_t>(take);
+            }
+            fed.push_back(i);
+        }
+    if (batch.empty()) {
+        for (const Slot& s : slots_)
+            if (s.job) return true;  // finished ones were just released
+        return false;
+    }
+    if (tessera_decode_seqs(ctx_, batch.data(), static_cast<int32_t>(batch.size())) != TESSERA_OK) {
+        const std::string why = tessera_last_error();
+        for (size_t i : fed) {
+            tessera_seq_truncate(ctx_, static_cast<int32_t>(i), 0);
+            slots_[i].tokens.clear();
+            if (slots_[i].job) finish(slots_[i], Finish::Error, why);
+        }
+        return true;
+    }
+    for (const auto& [i, row] : outs) sample(slots_[i], row);
+    return true;
+}
+
+void Engine::sample(Slot& s, int32_t row) {
+    Job& job = *s.job;
+    int32_t tok = -1;
+    if (tessera_sampler_sample(s.sampler, ctx_, row, &tok) != TESSERA_OK) {
+        finish(s, Finish::Error, tessera_last_error());
+        return;
+    }
+    tessera_sampler_accept(s.sampler, tok);
+    const bool end = tessera_token_is_eog(model_, tok) ||
+                     std::find(job.end_ids.begin(), job.end_ids.end(), tok) != job.end_ids.end();
+    if (end) {
+        const char* text = nullptr;
+        size_t len = 0;
+        tessera_detokenizer_flush(s.detok, &text, &len);
+        release(s, s.held + std::string(text, len));
+        finish(s, Finish::Stop);
+        return;
+    }
+    {
+        std::lock_guard<std::mutex> lock(job.mu);
+        ++job.n_generated;
+    }
+    const char* text = nullptr;
+    size_t len = 0;
+    tessera_detokenizer_push(s.detok, tok, &text, &len);
+    s.held.append(text, len);
+    s.last = tok;
+    // A stop string ends the reply before it; text that may begin one waits.
+    size_t cut = std::string::npos;
+    for (const std::string& stop : job.stop)
+        if (!stop.empty()) cut = std::min(cut, s.held.find(stop));
+    if (cut != std::string::npos) {
+        release(s, s.held.substr(0, cut));
+        finish(s, Finish::Stop);
+        return;
+    }
+    const size_t keep = stop_prefix_tail(s.held, job.stop);
+    release(s, s.held.substr(0, s.held.size() - keep));
+    s.held.erase(0, s.held.size() - keep);
+    if (job.max_tokens > 0 && job.n_generated >= job.max_tokens) {
+        tessera_detokenizer_flush(s.detok, &text, &len);
+        release(s, s.held + std::string(text, len));
+        finish(s, Finish::Length);
+    }
+}
+
+void Engine::release(Slot& s, const std::string& text) {
+    Job& job = *s.job;
+    {
+        std::lock_guard<std::mutex> lock(job.mu);
+        if (s.first) job.t_first_ms = now_ms() - s.t_submit, s.first = false;
+        job.pending += text;
+    }
+    job.cv.notify_all();
+}
+
+void Engine::finish(Slot& s, Finish why, const std::string& error) {
+    Job& job = *s.job;
+    {
+        std::lock_guard<std::mutex> lock(job.mu);
+        if (s.first) job.t_first_ms = now_ms() - s.t_submit;
+        job.finish = why;
+        job.error = error;
+    }
+    job.cv.notify_all();
+    tessera_sampler_free(s.sampler);
+    tessera_detokenizer_free(s.detok);
+    s.sampler = nullptr;
+    s.detok = nullptr;
+    s.job.reset();
+}
+
+}  // namespace tessera_cli::serve

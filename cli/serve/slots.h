@@ -1,0 +1,99 @@
+// The server's engine: one context of n_seq sequences ("slots") and one thread that
+// decodes every active request in one batch per step (continuous batching: a request
+// joins the running batch when it arrives and leaves it when it ends). Requests come from
+// the HTTP threads; their text goes back through a Job that the HTTP thread reads.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tessera.h"
+
+namespace tessera_cli::serve {
+
+enum class Finish { None, Stop, Length, Error };
+
+// One request's generation: what to do, and what came of it so far. The engine writes the
+// results; the HTTP thread waits for them with next().
+struct Job {
+    // Set by the submitter.
+    std::vector<int32_t> prompt;
+    tessera_sampler_params sampling{};
+    int32_t max_tokens = 0;  // 0: until the slot's context is full
+    std::vector<std::string> stop;
+    std::vector<int32_t> end_ids;  // tokens that end the generation (besides the model's EOG)
+
+    // Results, under mu.
+    std::mutex mu;
+    std::condition_variable cv;
+    std::string pending;  // text not yet taken by next()
+    Finish finish = Finish::None;
+    std::string error;
+    int32_t n_prompt = 0, n_generated = 0, n_reused = 0;
+    bool cancelled = false;  // the client went away
+    double t_first_ms = 0;   // from submission to the first token
+
+    // Waits until there is text or the job ended; moves the text into *text. False once the
+    // job has ended and every piece was taken.
+    bool next(std::string* text);
+    void cancel();
+};
+
+struct EngineOptions {
+    int32_t n_parallel = 4;
+    int32_t n_batch = 512;
+    int32_t queue = 64;  // requests waiting for a slot beyond which submit refuses
+};
+
+class Engine {
+public:
+    // The context must have n_seq = options.n_parallel; the engine uses it from its thread.
+    Engine(tessera_model* model, tessera_context* ctx, const EngineOptions& options);
+    ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    // Queues a job; false when the queue is full.
+    bool submit(const std::shared_ptr<Job>& job);
+    // Tokens a slot may hold (prompt and generated text together).
+    int32_t slot_ctx() const { return slot_ctx_; }
+
+private:
+    struct Slot {
+        std::shared_ptr<Job> job;
+        std::vector<int32_t> tokens;  // what its sequence holds in the cache
+        size_t n_fed = 0;             // prompt tokens decoded so far
+        tessera_sampler* sampler = nullptr;
+        tessera_detokenizer* detok = nullptr;
+        std::string held;   // generated text not yet released (a stop string may begin in it)
+        int32_t last = -1;  // the token to feed next, once the prompt is in
+        double t_submit = 0;
+        bool first = true;
+    };
+
+    void loop();
+    void admit();
+    bool step();
+    void sample(Slot& s, int32_t row);
+    void release(Slot& s, const std::string& text);
+    void finish(Slot& s, Finish why, const std::string& error = "");
+
+    tessera_model* model_;
+    tessera_context* ctx_;
+    EngineOptions opt_;
+    int32_t slot_ctx_;
+    std::vector<Slot> slots_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::pair<std::shared_ptr<Job>, double>> queue_;
+    bool stopping_ = false;
+    std::thread thread_;
+};
+
+}  // namespace tessera_cli::serve
