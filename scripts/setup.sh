@@ -19,6 +19,9 @@ packages=(
     vulkan-validationlayers   # the Khronos validation layer, for the Vulkan tests
     python3           # test helpers (JSON checks), model download (scripts/get-model.sh)
     python3-pip
+    python3-venv      # the server tests' virtual environment (the openai client)
+    libcpp-httplib-dev  # tessera serve: HTTP
+    nlohmann-json3-dev  # tessera serve: JSON
     ca-certificates
 )
 
@@ -28,7 +31,24 @@ for p in "${packages[@]}"; do
         missing+=("$p")
     fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# The server tests drive tessera serve with the official OpenAI Python client, installed
+# from the Python package index into a virtual environment of its own.
+venv=${XDG_CACHE_HOME:-$HOME/.cache}/tessera/venv
+openai_version=3.57.0
+setup_venv() {
+    [ "${TESSERA_SKIP_VENV:-0}" = 1 ] && return 0
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$openai_version')" 2>/dev/null; then
+        return 0
+    fi
+    echo "setup: the openai client $openai_version in $venv (for the server tests)"
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q "openai==$openai_version" ||
+        echo "warning: could not install the openai client; the server tests use raw HTTP only" >&2
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+    setup_venv
+    exit 0
+fi
 
 if [ "$(id -u)" -eq 0 ]; then
     sudo=()
@@ -43,3 +63,4 @@ echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+setup_venv

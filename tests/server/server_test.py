@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """tessera serve over HTTP: a server started on a free loopback port with a real model,
-driven with raw HTTP (the standard library only), as an OpenAI client drives it.
+driven through the official OpenAI Python client (when scripts/setup.sh installed it in
+its virtual environment; those cases skip otherwise) and with raw HTTP for the error cases.
 
 usage: server_test.py TESSERA_BINARY MODEL.gguf   (exit 77: skipped, with the reason)
 """
@@ -237,6 +238,62 @@ class ServeTest(unittest.TestCase):
         check(404, self.srv.request("GET", "/v1/nothing"))
         check(413, self.srv.request("POST", "/v1/completions", raw="x" * (9 << 20)))
         self.assertEqual(self.srv.request("GET", "/health", auth=False)[0], 200)
+
+
+try:
+    import openai
+except ImportError:
+    openai = None
+
+
+@unittest.skipIf(openai is None, "the openai client is not installed (scripts/setup.sh puts it in its venv)")
+class OpenAIClientTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server()
+        cls.client = openai.OpenAI(base_url=f"http://127.0.0.1:{cls.srv.port}/v1", api_key=KEY, max_retries=0)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def test_models(self):
+        self.assertEqual(len(self.client.models.list().data), 1)
+
+    def test_chat_whole_and_streamed(self):
+        whole = self.client.chat.completions.create(model="m", messages=HELLO, max_tokens=16, temperature=0)
+        text = whole.choices[0].message.content
+        self.assertEqual(whole.choices[0].message.role, "assistant")
+        self.assertGreater(len(text), 0)
+        self.assertEqual(whole.usage.total_tokens, whole.usage.prompt_tokens + whole.usage.completion_tokens)
+        stream = self.client.chat.completions.create(model="m", messages=HELLO, max_tokens=16, temperature=0,
+                                                     stream=True, stream_options={"include_usage": True})
+        parts, finish, usage = [], None, None
+        for chunk in stream:
+            if chunk.usage:
+                usage = chunk.usage
+            for c in chunk.choices:
+                parts.append(c.delta.content or "")
+                finish = c.finish_reason or finish
+        self.assertEqual("".join(parts), text)
+        self.assertEqual(finish, whole.choices[0].finish_reason)
+        self.assertEqual(usage.completion_tokens, whole.usage.completion_tokens)
+
+    def test_completion_max_tokens_and_seed(self):
+        r = self.client.completions.create(model="m", prompt="The sky is", max_tokens=6, temperature=0)
+        self.assertEqual(r.usage.completion_tokens, 6)
+        self.assertEqual(r.choices[0].finish_reason, "length")
+        a = self.client.completions.create(model="m", prompt="The sky is", max_tokens=8, temperature=1, seed=7)
+        b = self.client.completions.create(model="m", prompt="The sky is", max_tokens=8, temperature=1, seed=7)
+        self.assertEqual(a.choices[0].text, b.choices[0].text)
+
+    def test_errors(self):
+        with self.assertRaises(openai.BadRequestError) as e:
+            self.client.chat.completions.create(model="m", messages=HELLO, temperature=5)
+        self.assertIn("temperature", str(e.exception))
+        bad = openai.OpenAI(base_url=f"http://127.0.0.1:{self.srv.port}/v1", api_key="wrong", max_retries=0)
+        with self.assertRaises(openai.AuthenticationError):
+            bad.models.list()
 
 
 if __name__ == "__main__":
