@@ -12,6 +12,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../commands.h"
@@ -157,6 +158,7 @@ struct Server {
     std::unique_ptr<Engine> engine;
     std::string api_key;
     std::atomic<uint64_t> next_id{1};
+    std::atomic<bool> ready{false};  // the model is loaded and the engine runs
     uint64_t seed_base = 0;
 
     // The sampling fields of a request (OpenAI's, and top_k / min_p as other servers take them).
@@ -409,46 +411,7 @@ int cmd_serve(int argc, char** argv) {
     }
 
     Server srv;
-    srv.model = load_model_or_report(model_path.c_str(), true, gpu);
-    if (!srv.model) return 1;
-    struct ModelGuard {
-        tessera_model* m;
-        ~ModelGuard() { tessera_model_free(m); }
-    } model_guard{srv.model};
-    if (!chat_format(srv.model, template_file, &srv.format)) return 1;
-    if (srv.format.fallback) std::fprintf(stderr, srv.format.fallback, model_path.c_str()), std::fputc('\n', stderr);
-    srv.model_id = tessera_model_name(srv.model);
-    if (srv.model_id.empty()) srv.model_id = model_path.substr(model_path.find_last_of('/') + 1);
     srv.api_key = api_key;
-    srv.seed_base = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-
-    tessera_context_params cp = tessera_context_default_params();
-    const int32_t per_slot =
-        std::min<int32_t>(tessera_model_n_ctx_train(srv.model) > 0 ? tessera_model_n_ctx_train(srv.model) : 4096, 4096);
-    cp.n_ctx = n_ctx > 0 ? static_cast<int32_t>(n_ctx) : per_slot * static_cast<int32_t>(parallel);
-    cp.n_batch = static_cast<int32_t>(n_batch);
-    cp.n_threads = static_cast<int32_t>(n_threads);
-    cp.n_seq = static_cast<int32_t>(parallel);
-    tessera_context* ctx = nullptr;
-    if (tessera_context_new(srv.model, &cp, &ctx) != TESSERA_OK) {
-        std::fprintf(stderr, "error: %s\n", tessera_last_error());
-        return 1;
-    }
-    struct CtxGuard {
-        tessera_context* c;
-        ~CtxGuard() { tessera_context_free(c); }
-    } ctx_guard{ctx};
-    if (cp.n_ctx / parallel < 2) {
-        std::fprintf(stderr, "error: a context of %d cells leaves too few per request for %ld requests\n", cp.n_ctx,
-                     parallel);
-        return 2;
-    }
-    serve::EngineOptions eo;
-    eo.n_parallel = static_cast<int32_t>(parallel);
-    eo.n_batch = static_cast<int32_t>(n_batch);
-    eo.queue = static_cast<int32_t>(queue);
-    srv.engine = std::make_unique<Engine>(srv.model, ctx, eo);
-
     httplib::Server http;
     http.set_payload_max_length(kMaxBody);
     http.set_pre_routing_handler([&srv](const httplib::Request& req, httplib::Response& res) {
@@ -471,9 +434,10 @@ int cmd_serve(int argc, char** argv) {
             send_error(res, {res.status, "HTTP status " + std::to_string(res.status), "invalid_request_error", ""});
     });
     // Every handler's refusals (ApiError) and failures become OpenAI-shaped errors.
-    auto guarded = [](auto fn) {
-        return [fn](const httplib::Request& req, httplib::Response& res) {
+    auto guarded = [&srv](auto fn) {
+        return [fn, &srv](const httplib::Request& req, httplib::Response& res) {
             try {
+                if (!srv.ready.load()) throw ApiError{503, "the model is still loading", "unavailable_error", ""};
                 fn(req, res);
             } catch (const ApiError& e) {
                 send_error(res, e);
@@ -482,8 +446,13 @@ int cmd_serve(int argc, char** argv) {
             }
         };
     };
-    http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
-        res.set_content(R"({"status":"ok"})", "application/json");
+    http.Get("/health", [&srv](const httplib::Request&, httplib::Response& res) {
+        if (srv.ready.load()) {
+            res.set_content(R"({"status":"ok"})", "application/json");
+        } else {
+            res.status = 503;
+            res.set_content(R"({"status":"loading model"})", "application/json");
+        }
     });
     http.Get("/v1/models", guarded([&srv](const httplib::Request&, httplib::Response& res) {
                  json m = {{"id", srv.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "tessera"}};
@@ -528,6 +497,43 @@ int cmd_serve(int argc, char** argv) {
                                   "application/json");
               }));
 
+    // Loads the model and starts the engine while the server already answers (503 until
+    // then); 0, or the exit status of the failure it reported.
+    tessera_context* ctx = nullptr;
+    auto load = [&]() -> int {
+        srv.model = load_model_or_report(model_path.c_str(), true, gpu);
+        if (!srv.model) return 1;
+        if (!chat_format(srv.model, template_file, &srv.format)) return 1;
+        if (srv.format.fallback)
+            std::fprintf(stderr, srv.format.fallback, model_path.c_str()), std::fputc('\n', stderr);
+        srv.model_id = tessera_model_name(srv.model);
+        if (srv.model_id.empty()) srv.model_id = model_path.substr(model_path.find_last_of('/') + 1);
+        srv.seed_base = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+
+        tessera_context_params cp = tessera_context_default_params();
+        const int32_t per_slot = std::min<int32_t>(
+            tessera_model_n_ctx_train(srv.model) > 0 ? tessera_model_n_ctx_train(srv.model) : 4096, 4096);
+        cp.n_ctx = n_ctx > 0 ? static_cast<int32_t>(n_ctx) : per_slot * static_cast<int32_t>(parallel);
+        cp.n_batch = static_cast<int32_t>(n_batch);
+        cp.n_threads = static_cast<int32_t>(n_threads);
+        cp.n_seq = static_cast<int32_t>(parallel);
+        if (tessera_context_new(srv.model, &cp, &ctx) != TESSERA_OK) {
+            std::fprintf(stderr, "error: %s\n", tessera_last_error());
+            return 1;
+        }
+        if (cp.n_ctx / parallel < 2) {
+            std::fprintf(stderr, "error: a context of %d cells leaves too few per request for %ld requests\n", cp.n_ctx,
+                         parallel);
+            return 2;
+        }
+        serve::EngineOptions eo;
+        eo.n_parallel = static_cast<int32_t>(parallel);
+        eo.n_batch = static_cast<int32_t>(n_batch);
+        eo.queue = static_cast<int32_t>(queue);
+        srv.engine = std::make_unique<Engine>(srv.model, ctx, eo);
+        return 0;
+    };
+
     int bound = static_cast<int>(port);
     if (port == 0) {
         bound = http.bind_to_any_port(host);
@@ -542,13 +548,30 @@ int cmd_serve(int argc, char** argv) {
     g_server.store(&http);
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
-    std::fprintf(stderr, "tessera serve: %s on http://%s:%d (%ld parallel, %d tokens each)\n", srv.model_id.c_str(),
-                 host.c_str(), bound, parallel, srv.engine->slot_ctx());
+    std::fprintf(stderr, "tessera serve: listening on http://%s:%d, loading %s\n", host.c_str(), bound,
+                 model_path.c_str());
     std::fflush(stderr);
-    const bool ok = http.listen_after_bind();
+    bool listened = true;
+    std::thread listener([&] { listened = http.listen_after_bind(); });
+    // stop() only ends a listen that has begun: wait for it (or for its failure).
+    for (int i = 0; i < 500 && !http.is_running() && listened; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const int status = load();
+    if (status == 0) {
+        srv.ready.store(true);
+        std::fprintf(stderr, "tessera serve: %s ready (%ld parallel, %d tokens each)\n", srv.model_id.c_str(), parallel,
+                     srv.engine->slot_ctx());
+        std::fflush(stderr);
+    } else {
+        http.stop();
+    }
+    listener.join();
     g_server.store(nullptr);
-    srv.engine.reset();
-    return ok ? 0 : 1;
+    srv.engine.reset();  // before the context it decodes with
+    tessera_context_free(ctx);
+    tessera_model_free(srv.model);
+    if (status != 0) return status;
+    return listened ? 0 : 1;
 }
 
 }  // namespace tessera_cli

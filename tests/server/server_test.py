@@ -34,12 +34,15 @@ class Server:
              "--api-key", KEY, *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 60
-        while time.time() < deadline:
+        while time.time() < deadline:  # 503 while the model loads, refused before the port is bound
             try:
                 if self.request("GET", "/health", auth=False)[0] == 200:
                     return
             except OSError:
-                time.sleep(0.1)
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
         raise RuntimeError("the server did not start: " + self.proc.stderr.read().decode(errors="replace"))
 
     def connect(self, timeout=120):
