@@ -567,34 +567,7 @@ __global__ void __launch_bounds__(kPromptWarps* kWarp) k_attn_prompt(Args a) {
 #endif
 }
 
-// Whether the prompt kernel has a body for the current device: it is sm_80 or newer and the
-// binary holds code compiled for sm_80 or newer (not only an older PTX target).
-bool prompt_kernel_runs() {
-    static int cached[64];  // 0 unknown, 1 no, 2 yes
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
-    if (cached[dev] == 0) {
-        int major = 0;
-        cudaFuncAttributes attr{};
-        const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                        cudaFuncGetAttributes(&attr, k_attn_prompt<128>) == cudaSuccess;
-        cached[dev] = ok && major >= 8 && attr.ptxVersion >= 80 ? 2 : 1;
-        cudaGetLastError();
-    }
-    return cached[dev] == 2;
-}
-
-int multiprocessors() {
-    static int cached[64];
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 32;
-    if (cached[dev] == 0) {
-        int n = 0;
-        cached[dev] = cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess && n > 0 ? n : 32;
-        cudaGetLastError();
-    }
-    return cached[dev];
-}
+bool prompt_kernel_runs() { return runs_sm80_code(reinterpret_cast<const void*>(k_attn_prompt<128>)); }
 
 // F32 caches keep f32 arithmetic (the decoding kernel, at any number of rows): the prompt
 // kernel rounds queries and probabilities to f16.
@@ -616,7 +589,7 @@ int n_splits_for(const Tensor& node) {
     const Tensor& q = *node.src[0];
     const Tensor& k = *node.src[1];
     const int64_t blocks = q.ne[1] * q.ne[3] * k.ne[2] * query_groups(node);
-    const int64_t want = std::max<int64_t>(1, (2 * multiprocessors() + blocks - 1) / blocks);
+    const int64_t want = std::max<int64_t>(1, (2 * multiprocessor_count() + blocks - 1) / blocks);
     const int64_t by_len = std::max<int64_t>(1, k.ne[1] / kDecKeys);
     return static_cast<int>(std::min(want, by_len));
 }

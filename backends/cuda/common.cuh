@@ -38,4 +38,11 @@ inline View view_of(const Tensor& t) {
 
 inline int64_t blocks_for(int64_t n, int64_t per_block) { return (n + per_block - 1) / per_block; }
 
+// Whether `kernel` runs sm_80 code on the current device: the device is sm_80 or newer and the
+// binary holds code compiled for sm_80 or newer (a build with only an older PTX target gives
+// kernels whose sm_80 parts are guarded out empty bodies). Asked once per device and kernel.
+bool runs_sm80_code(const void* kernel);
+// The current device's multiprocessors (32 where it cannot be asked). Asked once per device.
+int multiprocessor_count();
+
 }  // namespace tessera::cuda

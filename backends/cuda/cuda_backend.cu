@@ -22,6 +22,44 @@
 
 namespace tessera::cuda {
 
+bool runs_sm80_code(const void* kernel) {
+    static std::mutex mu;
+    static std::map<std::pair<int, const void*>, bool> known;
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    auto [it, fresh] = known.try_emplace({dev, kernel}, false);
+    if (fresh) {
+        int major = 0;
+        cudaFuncAttributes attr{};
+        it->second = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+                     cudaFuncGetAttributes(&attr, kernel) == cudaSuccess && major >= 8 && attr.ptxVersion >= 80;
+        cudaGetLastError();
+    }
+    return it->second;
+}
+
+int multiprocessor_count() {
+    static std::mutex mu;
+    static std::map<int, int> known;
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) {
+        cudaGetLastError();
+        return 32;
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    auto [it, fresh] = known.try_emplace(dev, 32);
+    if (fresh) {
+        int n = 0;
+        if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess && n > 0) it->second = n;
+        cudaGetLastError();
+    }
+    return it->second;
+}
+
 void fail(cudaError_t err, const char* what) {
     throw Error(std::string("CUDA: ") + cudaGetErrorString(err) + " (" + what + ")", ErrorKind::Internal);
 }

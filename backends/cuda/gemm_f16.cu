@@ -9,6 +9,8 @@
 // first writing its partial sums to scratch, added into y by reduce_partials_kernel.
 #include "backends/cuda/gemm_f16.h"
 
+#include "backends/cuda/common.cuh"
+
 #include <algorithm>
 
 namespace tessera::cuda {
@@ -261,14 +263,9 @@ const DeviceInfo& device_info() {
     if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return none;
     if (!known[dev]) {
         DeviceInfo info;
-        int major = 0;
-        cudaFuncAttributes attr{};
-        info.available = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                         cudaDeviceGetAttribute(&info.sms, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess &&
-                         cudaFuncGetAttributes(&attr, gemm_f16_kernel<GemmF16Tile::k128x128>) == cudaSuccess &&
-                         major >= 8 && attr.ptxVersion >= 80 && allow_smem<GemmF16Tile::k128x128>() &&
-                         allow_smem<GemmF16Tile::k128x128_k64>();
-        cudaGetLastError();
+        info.sms = multiprocessor_count();
+        info.available = runs_sm80_code(reinterpret_cast<const void*>(gemm_f16_kernel<GemmF16Tile::k128x128>)) &&
+                         allow_smem<GemmF16Tile::k128x128>() && allow_smem<GemmF16Tile::k128x128_k64>();
         cached[dev] = info;
         known[dev] = true;
     }

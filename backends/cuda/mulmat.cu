@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "backends/cuda/common.cuh"
 #include "backends/cuda/mulmat_f16.h"
 #include "backends/cuda/quant.cuh"
 
@@ -778,20 +779,7 @@ void launch_mmv_float(const uint8_t* w, size_t w_stride, const float* b, size_t 
         <<<blocks, kMmvWarps * kWarp, 0, stream>>>(w, w_stride, b, b_stride, k, n, m, vec, y, y_stride);
 }
 
-bool device_has_bf16_mma() {
-    static int cached[64];  // 0 unknown, 1 no, 2 yes
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
-    if (cached[dev] == 0) {
-        int major = 0;
-        cudaFuncAttributes attr{};
-        const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                        cudaFuncGetAttributes(&attr, gemm_wmma_kernel<DType::BF16>) == cudaSuccess;
-        cached[dev] = ok && major >= 8 && attr.ptxVersion >= 80 ? 2 : 1;
-        cudaGetLastError();
-    }
-    return cached[dev] == 2;
-}
+bool device_has_bf16_mma() { return runs_sm80_code(reinterpret_cast<const void*>(gemm_wmma_kernel<DType::BF16>)); }
 
 }  // namespace
 
