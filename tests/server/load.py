@@ -9,6 +9,7 @@ usage: load.py --url http://127.0.0.1:8080 [--clients 4] [--requests 4] [--max-t
 import argparse
 import http.client
 import json
+import math
 import statistics
 import threading
 import time
@@ -91,7 +92,7 @@ def main():
         "completion_tokens": sum(tokens), "wall_s": round(wall, 2),
         "throughput_tok_s": round(sum(tokens) / wall, 2),
         "ttft_median_ms": round(statistics.median(ttfts) * 1000, 1) if ttfts else None,
-        "ttft_p90_ms": round(ttfts[int(0.9 * (len(ttfts) - 1))] * 1000, 1) if ttfts else None,
+        "ttft_p90_ms": round(ttfts[math.ceil(0.9 * len(ttfts)) - 1] * 1000, 1) if ttfts else None,
     }))
 
 
