@@ -173,8 +173,8 @@ struct Server {
         sp.frequency_penalty = static_cast<float>(number_field(j, "frequency_penalty", 0.0, -2.0, 2.0));
         sp.repeat_last_n = 64;
         const int64_t seed = int_field(j, "seed", -1, INT64_MIN, INT64_MAX);
-        sp.seed = seed >= 0 || j.contains("seed") ? static_cast<uint64_t>(seed)
-                                                  : seed_base + next_id.fetch_add(1) * 0x9E3779B97F4A7C15ull;
+        const bool seeded = j.contains("seed") && !j["seed"].is_null();
+        sp.seed = seeded ? static_cast<uint64_t>(seed) : seed_base + next_id.fetch_add(1) * 0x9E3779B97F4A7C15ull;
         const int64_t max_tokens = int_field(j, "max_tokens", 0, 0, 1 << 30);
         job.max_tokens = static_cast<int32_t>(int_field(j, "max_completion_tokens", max_tokens, 0, 1 << 30));
         if (int_field(j, "n", 1, 1, 1) != 1) throw bad_request("only n = 1 is supported", "n");
@@ -187,6 +187,7 @@ struct Server {
             } else {
                 throw bad_request("'stop' must be a string or an array of at most 16 strings", "stop");
             }
+            std::erase(job.stop, std::string());  // an empty stop string stops nothing
         }
         job.end_ids = format.end_ids;
     }
