@@ -37,8 +37,8 @@ typedef enum tessera_status {
     TESSERA_ERROR_TYPE_MISMATCH = 5,    /* a value read as the wrong type */
     TESSERA_ERROR_OUT_OF_MEMORY = 6,
     TESSERA_ERROR_INTERNAL = 7,
-    TESSERA_ERROR_TEMPLATE_RAISED = 8, /* a chat template called raise_exception(message) */
-    TESSERA_ERROR_ABORTED = 9          /* the context's abort callback asked to stop */
+    TESSERA_ERROR_TEMPLATE_RAISED = 8,  /* a chat template called raise_exception(message) */
+    TESSERA_ERROR_ABORTED = 9           /* the context's abort callback asked to stop */
 } tessera_status;
 
 /* The message of the calling thread's last failure ("" if none). Never NULL. */
@@ -142,7 +142,8 @@ uint64_t tessera_gguf_array_length(const tessera_gguf_value* value);
 tessera_status tessera_gguf_array_int(const tessera_gguf_value* value, uint64_t i, int64_t* out);
 tessera_status tessera_gguf_array_uint(const tessera_gguf_value* value, uint64_t i, uint64_t* out);
 tessera_status tessera_gguf_array_float(const tessera_gguf_value* value, uint64_t i, double* out);
-tessera_status tessera_gguf_array_string(const tessera_gguf_value* value, uint64_t i, const char** data, size_t* len);
+tessera_status tessera_gguf_array_string(const tessera_gguf_value* value, uint64_t i, const char** data,
+                                         size_t* len);
 /* The i-th element of an array of arrays (itself an array value), or NULL with the error
  * set: not an array of arrays, i past the end, or value NULL. */
 const tessera_gguf_value* tessera_gguf_array_item(const tessera_gguf_value* value, uint64_t i);
@@ -178,12 +179,12 @@ typedef struct tessera_model tessera_model;
 typedef int32_t (*tessera_progress_fn)(float progress, void* user);
 
 typedef struct tessera_model_params {
-    int32_t vocab_only;           /* 1: load only the tokenizer (to tokenize; no contexts) */
-    int32_t allow_unknown_pre;    /* 1: an unknown tokenizer.ggml.pre falls back to the GPT-2 split, with a warning */
-    int32_t use_mmap;             /* 1: weights stay in the memory-mapped file (no copy); 0: read into memory */
-    int32_t repack;               /* 1: weights whose type has an interleaved kernel on this CPU (Q4_0, Q8_0,
-                                     Q4_K, Q6_K and F16 with AVX-512 VNNI; BF16 with AVX-512 BF16) are rearranged at load for faster
-                                     prompt processing,               and their file pages released; 0: all weights keep the file's layout */
+    int32_t vocab_only;        /* 1: load only the tokenizer (to tokenize; no contexts) */
+    int32_t allow_unknown_pre; /* 1: an unknown tokenizer.ggml.pre falls back to the GPT-2 split, with a warning */
+    int32_t use_mmap;          /* 1: weights stay in the memory-mapped file (no copy); 0: read into memory */
+    int32_t repack;            /* 1: weights whose type has an interleaved kernel on this CPU (Q4_0, Q8_0,
+                                  Q4_K, Q6_K and F16 with AVX-512 VNNI; BF16 with AVX-512 BF16) are rearranged at load for faster prompt processing,
+                                  and their file pages released; 0: all weights keep the file's layout */
     tessera_progress_fn progress; /* optional */
     void* progress_user;
     int32_t n_gpu_layers; /* layers (weights and KV cache) on the GPU, counted from the last one; the output
@@ -276,17 +277,17 @@ typedef struct tessera_context tessera_context;
 #define TESSERA_MAX_THREADS 512
 
 typedef struct tessera_context_params {
-    int32_t n_ctx;         /* tokens the sequence may hold; 0: the model's training context, at most 4096 */
-    int32_t n_batch;       /* tokens per forward pass; 0: 512 */
-    int32_t n_threads;     /* CPU threads, 0..TESSERA_MAX_THREADS; 0: all cores */
-    int32_t kv_type;       /* type id of the KV cache: 1 (F16, the default), 0 (F32) or 8 (Q8_0) */
+    int32_t n_ctx;     /* tokens the sequence may hold; 0: the model's training context, at most 4096 */
+    int32_t n_batch;   /* tokens per forward pass; 0: 512 */
+    int32_t n_threads; /* CPU threads, 0..TESSERA_MAX_THREADS; 0: all cores */
+    int32_t kv_type;   /* type id of the KV cache: 1 (F16, the default), 0 (F32) or 8 (Q8_0) */
     int32_t parse_special; /* tessera_generate: 1 (the default) turns control-token text in
                               prompts (<|im_start|>, ...) into those tokens, as a rendered chat
                               template needs; 0 keeps all prompt text plain text (untrusted
                               input cannot inject control tokens) */
-    int32_t n_seq;         /* sequences sharing the context's n_ctx cache cells (0 or 1: one sequence,
-                              tessera_decode; more: tessera_decode_seqs, as a server batching its
-                              users does) */
+    int32_t n_seq;     /* sequences sharing the context's n_ctx cache cells (0 or 1: one sequence,
+                          tessera_decode; more: tessera_decode_seqs, as a server batching its
+                          users does) */
 } tessera_context_params;
 
 /* The defaults: n_ctx 0, n_batch 512, n_threads 0, kv_type F16, parse_special 1, n_seq 1. */
@@ -355,10 +356,10 @@ const float* tessera_get_logits(const tessera_context* ctx, int32_t i);
 int32_t tessera_get_n_logits(const tessera_context* ctx);
 
 typedef struct tessera_timings {
-    double load_ms;   /* model load */
-    double prompt_ms; /* decodes of more than one token */
+    double load_ms;        /* model load */
+    double prompt_ms;      /* decodes of more than one token */
     int64_t prompt_tokens;
-    double gen_ms; /* decodes of one token */
+    double gen_ms;         /* decodes of one token */
     int64_t gen_tokens;
 } tessera_timings;
 /* Time spent in this context's decodes since it was made or its timings were reset, and
@@ -395,7 +396,8 @@ tessera_status tessera_sampler_new(const tessera_sampler_params* params, tessera
 void tessera_sampler_free(tessera_sampler* sampler);
 /* Picks a token from logit row i (-1: the last) of ctx's last decode (ctx is only read).
  * TESSERA_ERROR_INVALID_ARGUMENT for a NULL argument or when there is no such row. */
-tessera_status tessera_sampler_sample(tessera_sampler* sampler, const tessera_context* ctx, int32_t i, int32_t* token);
+tessera_status tessera_sampler_sample(tessera_sampler* sampler, const tessera_context* ctx, int32_t i,
+                                      int32_t* token);
 /* Records a token of the sequence (prompt or generated) for the repetition penalties.
  * NULL is ignored. */
 void tessera_sampler_accept(tessera_sampler* sampler, int32_t token);
@@ -510,9 +512,9 @@ tessera_status tessera_chat_save_messages(const char* path, const tessera_chat_m
  * some layers. Vectors (norms, biases) stay F32; metadata is copied. */
 
 typedef struct tessera_quantize_params {
-    const char* type;             /* one of the names above, any case; default "Q4_K_M" */
-    int32_t n_threads;            /* 0..TESSERA_MAX_THREADS; 0: all cores */
-    int32_t pure;                 /* 1: every matrix gets the base type (no mix rules) */
+    const char* type;  /* one of the names above, any case; default "Q4_K_M" */
+    int32_t n_threads; /* 0..TESSERA_MAX_THREADS; 0: all cores */
+    int32_t pure;      /* 1: every matrix gets the base type (no mix rules) */
     tessera_progress_fn progress; /* optional: called after each tensor; return 0 to cancel */
     void* progress_user;
 } tessera_quantize_params;
