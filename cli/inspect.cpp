@@ -36,22 +36,16 @@ std::string text_string(const char* s, size_t n, long max) {
     size_t shown = (max >= 0 && n > static_cast<size_t>(max)) ? static_cast<size_t>(max) : n;
     for (size_t i = 0; i < shown; ++i) {
         unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c == '\n')
-            out += "\\n";
-        else if (c == '\t')
-            out += "\\t";
-        else if (c == '\r')
-            out += "\\r";
-        else if (c == '\'')
-            out += "\\'";
-        else if (c == '\\')
-            out += "\\\\";
+        if (c == '\n') out += "\\n";
+        else if (c == '\t') out += "\\t";
+        else if (c == '\r') out += "\\r";
+        else if (c == '\'') out += "\\'";
+        else if (c == '\\') out += "\\\\";
         else if (c < 0x20 || c == 0x7f) {
             char buf[8];
             std::snprintf(buf, sizeof buf, "\\x%02x", c);
             out += buf;
-        } else
-            out += static_cast<char>(c);
+        } else out += static_cast<char>(c);
     }
     out += "'";
     if (shown < n) out += "... (" + std::to_string(n) + " bytes)";
@@ -83,10 +77,8 @@ std::string scalar_text(const tessera_gguf_value* v, bool array, uint64_t i, tes
     if (t == TESSERA_GGUF_STRING) {
         const char* s = nullptr;
         size_t n = 0;
-        if (array)
-            tessera_gguf_array_string(v, i, &s, &n);
-        else
-            tessera_gguf_value_string(v, &s, &n);
+        if (array) tessera_gguf_array_string(v, i, &s, &n);
+        else tessera_gguf_value_string(v, &s, &n);
         if (!json) return text_string(s, n, max_string);
         std::string out = "\"";
         json_escape(out, s, n);
@@ -94,34 +86,26 @@ std::string scalar_text(const tessera_gguf_value* v, bool array, uint64_t i, tes
     }
     if (t == TESSERA_GGUF_BOOL) {
         uint64_t b = 0;
-        if (array)
-            tessera_gguf_array_uint(v, i, &b);
-        else
-            tessera_gguf_value_uint(v, &b);
+        if (array) tessera_gguf_array_uint(v, i, &b);
+        else tessera_gguf_value_uint(v, &b);
         return b ? "true" : "false";
     }
     if (is_float(t)) {
         double d = 0;
-        if (array)
-            tessera_gguf_array_float(v, i, &d);
-        else
-            tessera_gguf_value_float(v, &d);
+        if (array) tessera_gguf_array_float(v, i, &d);
+        else tessera_gguf_value_float(v, &d);
         if (json && (std::isnan(d) || std::isinf(d))) return "null";
         return number_text(d, t == TESSERA_GGUF_FLOAT64);
     }
     if (is_signed(t)) {
         int64_t x = 0;
-        if (array)
-            tessera_gguf_array_int(v, i, &x);
-        else
-            tessera_gguf_value_int(v, &x);
+        if (array) tessera_gguf_array_int(v, i, &x);
+        else tessera_gguf_value_int(v, &x);
         return std::to_string(x);
     }
     uint64_t x = 0;
-    if (array)
-        tessera_gguf_array_uint(v, i, &x);
-    else
-        tessera_gguf_value_uint(v, &x);
+    if (array) tessera_gguf_array_uint(v, i, &x);
+    else tessera_gguf_value_uint(v, &x);
     return std::to_string(x);
 }
 
@@ -134,10 +118,8 @@ std::string value_text(const tessera_gguf_value* v, const Options& o) {
     std::string out = "[";
     for (uint64_t i = 0; i < shown; ++i) {
         if (i) out += ", ";
-        if (et == TESSERA_GGUF_ARRAY)
-            out += value_text(tessera_gguf_array_item(v, i), o);
-        else
-            out += scalar_text(v, true, i, et, o.json, o.max_string);
+        if (et == TESSERA_GGUF_ARRAY) out += value_text(tessera_gguf_array_item(v, i), o);
+        else out += scalar_text(v, true, i, et, o.json, o.max_string);
     }
     if (shown < n) out += ", ...";
     out += "]";
@@ -161,14 +143,10 @@ std::string shape_text(const tessera_tensor_info& t) {
 
 std::string human_bytes(uint64_t b) {
     char buf[32];
-    if (b >= (1ull << 30))
-        std::snprintf(buf, sizeof buf, "%.2f GiB", b / double(1ull << 30));
-    else if (b >= (1ull << 20))
-        std::snprintf(buf, sizeof buf, "%.2f MiB", b / double(1ull << 20));
-    else if (b >= (1ull << 10))
-        std::snprintf(buf, sizeof buf, "%.2f KiB", b / double(1ull << 10));
-    else
-        std::snprintf(buf, sizeof buf, "%" PRIu64 " B", b);
+    if (b >= (1ull << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", b / double(1ull << 30));
+    else if (b >= (1ull << 20)) std::snprintf(buf, sizeof buf, "%.2f MiB", b / double(1ull << 20));
+    else if (b >= (1ull << 10)) std::snprintf(buf, sizeof buf, "%.2f KiB", b / double(1ull << 10));
+    else std::snprintf(buf, sizeof buf, "%" PRIu64 " B", b);
     return buf;
 }
 
@@ -290,10 +268,8 @@ int cmd_inspect(int argc, char** argv) {
                 std::fprintf(stderr, "error: %s needs a number >= -1\n", a);
                 return 2;
             }
-            if (!std::strcmp(a, "--max-items"))
-                o.max_items = v, items_set = true;
-            else
-                o.max_string = v;
+            if (!std::strcmp(a, "--max-items")) o.max_items = v, items_set = true;
+            else o.max_string = v;
             ++i;
         } else if (a[0] == '-' && a[1] != '\0') {
             std::fprintf(stderr, "error: unknown option '%s' (see 'tessera inspect --help')\n", a);
@@ -316,10 +292,8 @@ int cmd_inspect(int argc, char** argv) {
         std::fprintf(stderr, "error: %s\n", tessera_last_error());
         return 1;
     }
-    if (o.json)
-        print_json(path, f, o);
-    else
-        print_text(path, f, o);
+    if (o.json) print_json(path, f, o);
+    else print_text(path, f, o);
     tessera_gguf_close(f);
     std::fflush(stdout);
     return std::ferror(stdout) ? 1 : 0;

@@ -48,10 +48,8 @@ int cmd_perplexity(int argc, char** argv) {
         }
         const char* v = option_value(argc, argv, &i);
         if (!v) return 2;
-        if (!std::strcmp(a, "-m") || !std::strcmp(a, "--model"))
-            model_path = v;
-        else if (!std::strcmp(a, "-f") || !std::strcmp(a, "--file"))
-            text_path = v;
+        if (!std::strcmp(a, "-m") || !std::strcmp(a, "--model")) model_path = v;
+        else if (!std::strcmp(a, "-f") || !std::strcmp(a, "--file")) text_path = v;
         else if (!std::strcmp(a, "-c") || !std::strcmp(a, "--ctx-size")) {
             if (!parse_int(a, v, 16, 1 << 20, &n_ctx)) return 2;
         } else if (!std::strcmp(a, "--chunks")) {
@@ -105,8 +103,8 @@ int cmd_perplexity(int argc, char** argv) {
         std::fprintf(stderr, "error: %s\n", tessera_last_error());
         goto done;
     }
-    std::fprintf(stderr, "perplexity: %zu tokens, %ld chunks of %ld, scoring the second half of each\n", tokens.size(),
-                 n_chunks, n_ctx);
+    std::fprintf(stderr, "perplexity: %zu tokens, %ld chunks of %ld, scoring the second half of each\n",
+                 tokens.size(), n_chunks, n_ctx);
     for (long c = 0; c < n_chunks; ++c) {
         std::vector<int32_t> chunk(tokens.begin() + c * n_ctx, tokens.begin() + (c + 1) * n_ctx);
         if (add_bos) chunk[0] = bos;

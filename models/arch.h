@@ -30,19 +30,19 @@ struct ForwardInputs {
     Graph* g = nullptr;
     const HParams* hp = nullptr;
     const Weights* w = nullptr;
-    Tensor* tokens = nullptr;                       // I32 [n_tokens]
-    Tensor* positions = nullptr;                    // I32 [n_tokens]
-    Tensor* mask = nullptr;                         // F16 [n_kv, n_tokens]: 0 visible, -inf hidden (causal)
-    Tensor* mask_swa = nullptr;                     // the same for sliding-window layers (null if none):
-                                                    // [n_kv_swa, n_tokens] over the ring's rows when it has one
-    Tensor* rows_swa = nullptr;                     // I32 [n_tokens]: ring rows the batch writes (null: no ring)
-    Tensor* rows = nullptr;                         // I32 [n_tokens]: cache rows the batch writes (null: the positions)
-    Tensor* out_ids = nullptr;                      // I32 [n_out]: the batch rows whose logits are wanted
+    Tensor* tokens = nullptr;    // I32 [n_tokens]
+    Tensor* positions = nullptr; // I32 [n_tokens]
+    Tensor* mask = nullptr;      // F16 [n_kv, n_tokens]: 0 visible, -inf hidden (causal)
+    Tensor* mask_swa = nullptr;  // the same for sliding-window layers (null if none):
+                                 // [n_kv_swa, n_tokens] over the ring's rows when it has one
+    Tensor* rows_swa = nullptr;  // I32 [n_tokens]: ring rows the batch writes (null: no ring)
+    Tensor* rows = nullptr;      // I32 [n_tokens]: cache rows the batch writes (null: the positions)
+    Tensor* out_ids = nullptr;   // I32 [n_out]: the batch rows whose logits are wanted
     const std::vector<Tensor*>* k_cache = nullptr;  // per layer [n_embd_k_gqa, n_ctx]
     const std::vector<Tensor*>* v_cache = nullptr;
     int64_t n_tokens = 0;
-    int64_t n_kv = 0;      // cache rows attended to (a multiple of the padding, <= n_ctx)
-    int64_t n_ctx = 0;     // the context's size (LongRoPE picks its factors by it)
+    int64_t n_kv = 0;  // cache rows attended to (a multiple of the padding, <= n_ctx)
+    int64_t n_ctx = 0; // the context's size (LongRoPE picks its factors by it)
     int64_t n_kv_swa = 0;  // ring rows attended to by sliding-window layers
 };
 

@@ -13,78 +13,52 @@ namespace tessera {
 
 const char* op_name(Op op) {
     switch (op) {
-        case Op::None:
-            return "leaf";
-        case Op::View:
-            return "view";
-        case Op::Cont:
-            return "cont";
-        case Op::GetRows:
-            return "get_rows";
-        case Op::Add:
-            return "add";
-        case Op::Mul:
-            return "mul";
-        case Op::Scale:
-            return "scale";
-        case Op::RmsNorm:
-            return "rms_norm";
-        case Op::Norm:
-            return "norm";
-        case Op::MulMat:
-            return "mul_mat";
-        case Op::Rope:
-            return "rope";
-        case Op::SoftMax:
-            return "soft_max";
-        case Op::FlashAttn:
-            return "flash_attn";
-        case Op::Silu:
-            return "silu";
-        case Op::Gelu:
-            return "gelu";
-        case Op::GeluErf:
-            return "gelu_erf";
-        case Op::Tanh:
-            return "tanh";
-        case Op::Swiglu:
-            return "swiglu";
-        case Op::Geglu:
-            return "geglu";
-        case Op::Cpy:
-            return "cpy";
-        case Op::SetRows:
-            return "set_rows";
-        case Op::Concat:
-            return "concat";
-        case Op::Argmax:
-            return "argmax";
-        case Op::Count:
-            break;
+    case Op::None: return "leaf";
+    case Op::View: return "view";
+    case Op::Cont: return "cont";
+    case Op::GetRows: return "get_rows";
+    case Op::Add: return "add";
+    case Op::Mul: return "mul";
+    case Op::Scale: return "scale";
+    case Op::RmsNorm: return "rms_norm";
+    case Op::Norm: return "norm";
+    case Op::MulMat: return "mul_mat";
+    case Op::Rope: return "rope";
+    case Op::SoftMax: return "soft_max";
+    case Op::FlashAttn: return "flash_attn";
+    case Op::Silu: return "silu";
+    case Op::Gelu: return "gelu";
+    case Op::GeluErf: return "gelu_erf";
+    case Op::Tanh: return "tanh";
+    case Op::Swiglu: return "swiglu";
+    case Op::Geglu: return "geglu";
+    case Op::Cpy: return "cpy";
+    case Op::SetRows: return "set_rows";
+    case Op::Concat: return "concat";
+    case Op::Argmax: return "argmax";
+    case Op::Count: break;
     }
     return "?";
 }
 
 bool op_is_f32_only(Op op) {
     switch (op) {
-        case Op::Add:
-        case Op::Mul:
-        case Op::Scale:
-        case Op::Silu:
-        case Op::Gelu:
-        case Op::GeluErf:
-        case Op::Tanh:
-        case Op::Swiglu:
-        case Op::Geglu:
-        case Op::RmsNorm:
-        case Op::Norm:
-        case Op::SoftMax:
-        case Op::Rope:
-        case Op::Concat:
-        case Op::Argmax:
-            return true;
-        default:
-            return false;
+    case Op::Add:
+    case Op::Mul:
+    case Op::Scale:
+    case Op::Silu:
+    case Op::Gelu:
+    case Op::GeluErf:
+    case Op::Tanh:
+    case Op::Swiglu:
+    case Op::Geglu:
+    case Op::RmsNorm:
+    case Op::Norm:
+    case Op::SoftMax:
+    case Op::Rope:
+    case Op::Concat:
+    case Op::Argmax: return true;
+    default: return false;
     }
 }
 
@@ -464,7 +438,8 @@ Tensor* Graph::flash_attn(Tensor* q, Tensor* k, Tensor* v, Tensor* mask, float s
     require(q->rows_contiguous() && k->rows_contiguous() && v->rows_contiguous(), "flash_attn", shapes,
             "rows must be contiguous");
     if (mask) {
-        require(mask->type == DType::F32 || mask->type == DType::F16, "flash_attn", shapes, "mask must be F32 or F16");
+        require(mask->type == DType::F32 || mask->type == DType::F16, "flash_attn", shapes,
+                "mask must be F32 or F16");
         require(mask->ne[0] == k->ne[1] && mask->ne[1] >= q->ne[1] && mask->ne[2] == 1 && mask->ne[3] == 1,
                 "flash_attn", shapes + " with mask " + shape_string(mask), "mask must be [n_kv, >= n_q]");
     }

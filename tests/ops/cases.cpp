@@ -65,8 +65,8 @@ OpCase mul_mat_case(DType t, int64_t K, int64_t N, int64_t M, int64_t A2, int64_
     OpCase c;
     c.name = "mul_mat " + tname(t) + " a " + dims({K, N, A2}) + " b " + dims({K, M, B2}) +
              (b_permuted ? " (b permuted)" : "");
-    c.leaves = {random_leaf(t, {K, N, A2}, seed), b_permuted ? random_leaf(DType::F32, {K, B2, M}, seed + 1)
-                                                             : random_leaf(DType::F32, {K, M, B2}, seed + 1)};
+    c.leaves = {random_leaf(t, {K, N, A2}, seed),
+                b_permuted ? random_leaf(DType::F32, {K, B2, M}, seed + 1) : random_leaf(DType::F32, {K, M, B2}, seed + 1)};
     c.build = [b_permuted](Graph& g, std::vector<Tensor*>& l) {
         Tensor* b = b_permuted ? g.permute(l[1], 0, 2, 1, 3) : l[1];
         return g.mul_mat(l[0], b);
@@ -92,11 +92,11 @@ void add_mul_mat(std::vector<OpCase>& cases) {
     uint32_t seed = 100;
     for (DType t : kAllTypes) {
         const int64_t K = type_traits(t).block_size == 256 ? 256 : 96;
-        cases.push_back(mul_mat_case(t, K, 7, 1, 1, 1, false, seed++));       // decode: one row
-        cases.push_back(mul_mat_case(t, K, 13, 5, 1, 1, false, seed++));      // odd sizes
-        cases.push_back(mul_mat_case(t, K * 2, 33, 9, 1, 1, false, seed++));  // multi-block rows
-        cases.push_back(mul_mat_case(t, K, 6, 4, 2, 6, false, seed++));       // a broadcast over b (GQA)
-        cases.push_back(mul_mat_case(t, K, 5, 3, 1, 2, true, seed++));        // strided b
+        cases.push_back(mul_mat_case(t, K, 7, 1, 1, 1, false, seed++));         // decode: one row
+        cases.push_back(mul_mat_case(t, K, 13, 5, 1, 1, false, seed++));        // odd sizes
+        cases.push_back(mul_mat_case(t, K * 2, 33, 9, 1, 1, false, seed++));    // multi-block rows
+        cases.push_back(mul_mat_case(t, K, 6, 4, 2, 6, false, seed++));         // a broadcast over b (GQA)
+        cases.push_back(mul_mat_case(t, K, 5, 3, 1, 2, true, seed++));          // strided b
     }
     cases.push_back(mul_mat_case(DType::Q4_0, 1024, 96, 24, 1, 1, false, seed++));  // large
     cases.push_back(mul_mat_case(DType::F32, 1024, 64, 32, 1, 1, false, seed++));
@@ -154,10 +154,10 @@ OpCase binary_case(bool add, std::vector<int64_t> a_ne, std::vector<int64_t> b_n
 void add_elementwise(std::vector<OpCase>& cases) {
     for (bool add : {true, false}) {
         cases.push_back(binary_case(add, {7, 5, 3, 2}, {7, 5, 3, 2}, false));
-        cases.push_back(binary_case(add, {33, 9, 1, 1}, {33, 1, 1, 1}, false));       // bias row
-        cases.push_back(binary_case(add, {8, 6, 4, 2}, {8, 3, 2, 1}, false));         // broadcast dims 1..3
-        cases.push_back(binary_case(add, {16, 1, 1, 1}, {1, 1, 1, 1}, false));        // scalar b, one row
-        cases.push_back(binary_case(add, {10, 4, 3, 1}, {10, 4, 3, 1}, true));        // strided a
+        cases.push_back(binary_case(add, {33, 9, 1, 1}, {33, 1, 1, 1}, false));  // bias row
+        cases.push_back(binary_case(add, {8, 6, 4, 2}, {8, 3, 2, 1}, false));    // broadcast dims 1..3
+        cases.push_back(binary_case(add, {16, 1, 1, 1}, {1, 1, 1, 1}, false));   // scalar b, one row
+        cases.push_back(binary_case(add, {10, 4, 3, 1}, {10, 4, 3, 1}, true));   // strided a
         cases.push_back(binary_case(add, {4096, 32, 1, 1}, {4096, 1, 1, 1}, false));  // large
     }
 
@@ -177,9 +177,8 @@ void add_elementwise(std::vector<OpCase>& cases) {
     };
     for (const Unary& u : unaries) {
         for (int shape = 0; shape < 3; ++shape) {
-            std::vector<int64_t> ne = shape == 0   ? std::vector<int64_t>{37, 5, 3}
-                                      : shape == 1 ? std::vector<int64_t>{1, 1}
-                                                   : std::vector<int64_t>{12, 7, 2};
+            std::vector<int64_t> ne = shape == 0 ? std::vector<int64_t>{37, 5, 3} : shape == 1 ? std::vector<int64_t>{1, 1}
+                                                                                          : std::vector<int64_t>{12, 7, 2};
             const bool strided = shape == 2;
             OpCase c;
             c.name = std::string(u.name) + " " + std::to_string(ne[0]) + "x" + std::to_string(ne[1]) +
@@ -235,9 +234,7 @@ void add_norms(std::vector<OpCase>& cases) {
             OpCase c;
             c.name = std::string(rms ? "rms_norm " : "norm ") + std::to_string(ne[0]) + "x" + std::to_string(ne[1]);
             c.leaves = {random_leaf(DType::F32, ne, 51, 2.0)};
-            c.build = [rms](Graph& g, std::vector<Tensor*>& l) {
-                return rms ? g.rms_norm(l[0], 1e-5f) : g.norm(l[0], 1e-5f);
-            };
+            c.build = [rms](Graph& g, std::vector<Tensor*>& l) { return rms ? g.rms_norm(l[0], 1e-5f) : g.norm(l[0], 1e-5f); };
             c.reference = [rms, ne](const Refs& l) {
                 Out o;
                 const int64_t n = ne[0];
@@ -300,9 +297,7 @@ void add_soft_max(std::vector<OpCase>& cases) {
                  (variant == 3 ? " 1 row" : "");
         c.leaves = {random_leaf(DType::F32, {n, rows, heads}, 61, 3.0)};
         if (masked) c.leaves.push_back(float_leaf(mask_type, {n, rows + 2}, causal_mask(n, rows + 2, n - rows, 0)));
-        c.build = [masked](Graph& g, std::vector<Tensor*>& l) {
-            return g.soft_max(l[0], masked ? l[1] : nullptr, 0.7f);
-        };
+        c.build = [masked](Graph& g, std::vector<Tensor*>& l) { return g.soft_max(l[0], masked ? l[1] : nullptr, 0.7f); };
         c.reference = [=](const Refs& l) {
             Out o;
             for (int64_t h = 0; h < heads; ++h)
@@ -353,9 +348,7 @@ Out rope_reference(const RopeVariant& v, const RopeParams& rp, const Refs& l, in
     const double base = rp.freq_base, n_dims = rp.n_dims;
     double lo = 0, hi = 0;
     if (v.yarn) {
-        auto corr = [&](double beta) {
-            return n_dims * std::log(rp.n_ctx_orig / (beta * 2 * M_PI)) / (2 * std::log(base));
-        };
+        auto corr = [&](double beta) { return n_dims * std::log(rp.n_ctx_orig / (beta * 2 * M_PI)) / (2 * std::log(base)); };
         lo = std::max(0.0, std::floor(corr(rp.beta_fast)));
         hi = std::min(n_dims - 1, std::ceil(corr(rp.beta_slow)));
     }
@@ -388,12 +381,9 @@ Out rope_reference(const RopeVariant& v, const RopeParams& rp, const Refs& l, in
 
 void add_rope(std::vector<OpCase>& cases) {
     const RopeVariant variants[] = {
-        {"normal", RopeMode::Normal, 64, 64, false, false},
-        {"neox", RopeMode::NeoX, 64, 64, false, false},
-        {"neox partial", RopeMode::NeoX, 80, 32, false, false},
-        {"normal freq factors", RopeMode::Normal, 32, 32, true, false},
-        {"neox yarn", RopeMode::NeoX, 64, 64, false, true},
-        {"normal head 128", RopeMode::Normal, 128, 128, false, false},
+        {"normal", RopeMode::Normal, 64, 64, false, false},   {"neox", RopeMode::NeoX, 64, 64, false, false},
+        {"neox partial", RopeMode::NeoX, 80, 32, false, false}, {"normal freq factors", RopeMode::Normal, 32, 32, true, false},
+        {"neox yarn", RopeMode::NeoX, 64, 64, false, true},     {"normal head 128", RopeMode::Normal, 128, 128, false, false},
     };
     const int64_t H = 3, T = 5;
     const std::vector<int64_t> pos = {0, 1, 7, 100, 4095};
@@ -441,8 +431,7 @@ void add_rope(std::vector<OpCase>& cases) {
                 std::vector<float> x(static_cast<size_t>(E)), back(static_cast<size_t>(E));
                 std::vector<uint8_t> q(row_size(t, E));
                 for (int64_t i = 0; i < T; ++i) {
-                    for (int64_t e = 0; e < E; ++e)
-                        x[static_cast<size_t>(e)] = static_cast<float>(rotated[static_cast<size_t>(i * E + e)]);
+                    for (int64_t e = 0; e < E; ++e) x[static_cast<size_t>(e)] = static_cast<float>(rotated[static_cast<size_t>(i * E + e)]);
                     quant::quantize_row(t, x.data(), q.data(), E);
                     quant::dequantize_row(t, q.data(), back.data(), E);
                     for (int64_t e = 0; e < E; ++e)
@@ -468,49 +457,35 @@ void add_flash_attn(std::vector<OpCase>& cases) {
         bool cache = false;  // K and V viewed out of [D * H_kv, n_kv] rows, as the KV cache's
     };
     const Variant variants[] = {
-        {DType::F32, 4, 4, 7, 33, 64, 1, 0},
-        {DType::F16, 4, 4, 7, 33, 64, 1, 0},
-        {DType::Q8_0, 4, 2, 7, 33, 64, 1, 0},
-        {DType::F16, 6, 2, 1, 40, 128, 1, 0},
-        {DType::F16, 8, 2, 5, 29, 32, 2, 0},
-        {DType::F32, 2, 1, 3, 17, 64, 0, 0},
+        {DType::F32, 4, 4, 7, 33, 64, 1, 0},  {DType::F16, 4, 4, 7, 33, 64, 1, 0},  {DType::Q8_0, 4, 2, 7, 33, 64, 1, 0},
+        {DType::F16, 6, 2, 1, 40, 128, 1, 0}, {DType::F16, 8, 2, 5, 29, 32, 2, 0},  {DType::F32, 2, 1, 3, 17, 64, 0, 0},
         {DType::F16, 4, 1, 4, 21, 64, 1, 30.0f},
         // Prompt-sized: several query blocks and key tiles (64), partial ones too, tiles a
         // window masks out entirely, and the long-context GQA shape.
-        {DType::F16, 8, 2, 37, 150, 64, 1, 0},
-        {DType::F16, 4, 4, 20, 130, 128, 2, 0},
-        {DType::Q8_0, 4, 1, 18, 70, 32, 1, 30.0f},
-        {DType::F32, 2, 2, 16, 64, 64, 0, 0},
-        {DType::F16, 8, 2, 130, 200, 128, 1, 0},
-        {DType::F16, 4, 1, 70, 100, 256, 2, 0},
+        {DType::F16, 8, 2, 37, 150, 64, 1, 0}, {DType::F16, 4, 4, 20, 130, 128, 2, 0},
+        {DType::Q8_0, 4, 1, 18, 70, 32, 1, 30.0f}, {DType::F32, 2, 2, 16, 64, 64, 0, 0},
+        {DType::F16, 8, 2, 130, 200, 128, 1, 0}, {DType::F16, 4, 1, 70, 100, 256, 2, 0},
         {DType::F16, 4, 2, 20, 90, 80, 1, 0},
         // Decoding over a long context: keys split into chunks whose partial softmaxes are
         // merged (a partial last chunk, chunks a window hides entirely, soft-capping).
-        {DType::F16, 8, 2, 1, 600, 64, 1, 0},
-        {DType::Q8_0, 4, 4, 3, 700, 32, 2, 0},
-        {DType::F16, 4, 1, 2, 520, 64, 1, 30.0f},
-        {DType::F32, 2, 1, 1, 513, 64, 0, 0},
+        {DType::F16, 8, 2, 1, 600, 64, 1, 0}, {DType::Q8_0, 4, 4, 3, 700, 32, 2, 0},
+        {DType::F16, 4, 1, 2, 520, 64, 1, 30.0f}, {DType::F32, 2, 1, 1, 513, 64, 0, 0},
         // Decoding from cache-shaped rows (each key's heads side by side), read a chunk at a
         // time: 256 keys, and 64 where 8 heads of 128 make a chunk's rows larger.
-        {DType::F16, 8, 2, 1, 300, 64, 1, 0, true},
-        {DType::F32, 16, 8, 1, 200, 128, 1, 0, true},
+        {DType::F16, 8, 2, 1, 300, 64, 1, 0, true}, {DType::F32, 16, 8, 1, 200, 128, 1, 0, true},
         {DType::Q8_0, 8, 4, 2, 130, 64, 2, 0, true},
     };
     for (const Variant& v : variants) {
         OpCase c;
         c.name = "flash_attn kv " + tname(v.kv) + " H " + std::to_string(v.H) + "/" + std::to_string(v.H_kv) + " q " +
                  std::to_string(v.n_q) + " kv " + std::to_string(v.n_kv) + " D " + std::to_string(v.D) +
-                 (v.mask == 1   ? " causal"
-                  : v.mask == 2 ? " window 8"
-                                : " no mask") +
+                 (v.mask == 1 ? " causal" : v.mask == 2 ? " window 8" : " no mask") +
                  (v.softcap > 0 ? " softcap" : "") + (v.cache ? " cache rows" : "");
-        const std::vector<int64_t> kv_shape =
-            v.cache ? std::vector<int64_t>{v.D * v.H_kv, v.n_kv} : std::vector<int64_t>{v.D, v.n_kv, v.H_kv};
+        const std::vector<int64_t> kv_shape = v.cache ? std::vector<int64_t>{v.D * v.H_kv, v.n_kv}
+                                                      : std::vector<int64_t>{v.D, v.n_kv, v.H_kv};
         c.leaves = {random_leaf(DType::F32, {v.D, v.n_q, v.H}, 81), random_leaf(v.kv, kv_shape, 82),
                     random_leaf(v.kv, kv_shape, 83)};
-        if (v.mask)
-            c.leaves.push_back(float_leaf(DType::F16, {v.n_kv, v.n_q},
-                                          causal_mask(v.n_kv, v.n_q, v.n_kv - v.n_q, v.mask == 2 ? 8 : 0)));
+        if (v.mask) c.leaves.push_back(float_leaf(DType::F16, {v.n_kv, v.n_q}, causal_mask(v.n_kv, v.n_q, v.n_kv - v.n_q, v.mask == 2 ? 8 : 0)));
         const float scale = 1.0f / std::sqrt(static_cast<float>(v.D));
         c.build = [v, scale](Graph& g, std::vector<Tensor*>& l) {
             Tensor *k = l[1], *val = l[2];
@@ -607,8 +582,7 @@ void add_copies(std::vector<OpCase>& cases) {
                 for (int r = 0; r < 3; ++r) {
                     quant::quantize_row(t, x.data() + r * E, q.data(), E);
                     quant::dequantize_row(t, q.data(), back.data(), E);
-                    for (int64_t i = 0; i < E; ++i)
-                        o[static_cast<size_t>(rows[r] * E + i)] = back[static_cast<size_t>(i)];
+                    for (int64_t i = 0; i < E; ++i) o[static_cast<size_t>(rows[r] * E + i)] = back[static_cast<size_t>(i)];
                 }
                 return o;
             };
