@@ -39,6 +39,8 @@ const char* kBenchHelp =
     "                          fit when there is a GPU; 0: CPU only); each value loads the\n"
     "                          model again\n"
     "  --device NAME           the GPU to use, e.g. CUDA0 (default: the first)\n"
+    "  -ot, --override-tensor PATTERN=DEVICE, --gpu-mem SIZE\n"
+    "                          as for 'tessera run' (see its --help)\n"
     "  -b, --batch-size N      tokens per forward pass for pp (default 512)\n"
     "  -r, --repetitions N     runs per test (default 5); a warm-up run comes first\n"
     "  -o, --output FORMAT     md (default) or json\n"
@@ -164,7 +166,7 @@ double now_ms() {
 int cmd_bench(int argc, char** argv) {
     const char* model_path = nullptr;
     std::vector<long> n_prompt = {512}, n_gen = {128}, threads = {0}, depths = {0}, gpu_layers = {-1};
-    std::string device;
+    GpuOptions placement;  // --device, -ot, --gpu-mem (-ngl is a list here)
     long n_batch = 512, reps = 5;
     bool json = false, membw = false, repack = true;
     for (int i = 1; i < argc; ++i) {
@@ -199,8 +201,8 @@ int cmd_bench(int argc, char** argv) {
             if (!parse_list(a, v, 1, &threads)) return 2;
         } else if (!std::strcmp(a, "-ngl") || !std::strcmp(a, "--gpu-layers") || !std::strcmp(a, "--n-gpu-layers")) {
             if (!parse_list(a, v, 0, &gpu_layers)) return 2;
-        } else if (!std::strcmp(a, "--device")) {
-            device = v;
+        } else if (int r = parse_gpu_option(a, v, &placement, false); r != 0) {
+            if (r < 0) return 2;
         } else if (!std::strcmp(a, "-b") || !std::strcmp(a, "--batch-size")) {
             if (!parse_int(a, v, 1, 1 << 20, &n_batch)) return 2;
         } else if (!std::strcmp(a, "-r") || !std::strcmp(a, "--repetitions")) {
@@ -242,9 +244,8 @@ int cmd_bench(int argc, char** argv) {
     uint64_t bytes_per_token = 0;
     for (long ngl : gpu_layers) {
         if (model) tessera_model_free(model);
-        GpuOptions gpu;
+        GpuOptions gpu = placement;
         gpu.n_gpu_layers = static_cast<int32_t>(ngl);
-        gpu.device = device;
         model = load_model_or_report(model_path, repack, gpu);
         if (!model) return 1;
         const int32_t n_vocab = tessera_vocab_size(model);

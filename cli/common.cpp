@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -94,9 +95,50 @@ const char* const kGpuHelp =
     "                          with the last layer); 'all', or 'auto' (the default: all that\n"
     "                          fit when there is a GPU); 0 keeps everything on the CPU\n"
     "  --device NAME           the GPU to use, e.g. CUDA0 (default: the first; see\n"
-    "                          'tessera --version')\n";
+    "                          'tessera --version')\n"
+    "  -ot, --override-tensor PATTERN=DEVICE\n"
+    "                          weights whose name matches PATTERN (a regular expression)\n"
+    "                          go to DEVICE (CPU or the GPU) whatever -ngl says, e.g.\n"
+    "                          -ot 'blk\\.[0-9]+\\.ffn_.*=CPU'; repeatable, the first match wins\n"
+    "  --gpu-mem SIZE          GPU memory the automatic placement may fill (e.g. 1.5G,\n"
+    "                          800M; default: its free memory less 1 GiB)\n";
 
-int parse_gpu_option(const char* option, const char* value, GpuOptions* g) {
+int parse_gpu_option(const char* option, const char* value, GpuOptions* g, bool layers) {
+    if (!std::strcmp(option, "-ot") || !std::strcmp(option, "--override-tensor")) {
+        const char* eq = std::strrchr(value, '=');
+        if (!eq || eq == value || !eq[1]) {
+            std::fprintf(stderr, "error: %s needs PATTERN=DEVICE (got '%s')\n", option, value);
+            return -1;
+        }
+        g->overrides.push_back(value);
+        return 1;
+    }
+    if (!std::strcmp(option, "--gpu-mem")) {
+        char* end = nullptr;
+        errno = 0;
+        const double v = std::strtod(value, &end);
+        double scale = 1.0;
+        if (end && *end) {
+            const char u = static_cast<char>(std::toupper(static_cast<unsigned char>(*end)));
+            scale = u == 'K'   ? 1024.0
+                    : u == 'M' ? 1048576.0
+                    : u == 'G' ? 1073741824.0
+                    : u == 'T' ? 1099511627776.0
+                               : 0.0;
+            const char* rest = end + 1;
+            if (*rest == 'i' || *rest == 'I') ++rest;
+            if (*rest == 'B' || *rest == 'b') ++rest;
+            if (*rest) scale = 0.0;
+        }
+        if (errno || end == value || !(v > 0) || scale == 0.0 || v * scale > 1e18) {
+            std::fprintf(stderr, "error: %s needs a size such as 1.5G, 800M or 4096 (bytes) (got '%s')\n", option,
+                         value);
+            return -1;
+        }
+        g->gpu_mem = static_cast<uint64_t>(v * scale);
+        return 1;
+    }
+    if (!layers) return 0;
     if (!std::strcmp(option, "-ngl") || !std::strcmp(option, "--gpu-layers") ||
         !std::strcmp(option, "--n-gpu-layers")) {
         if (!std::strcmp(value, "all")) {
@@ -133,6 +175,11 @@ tessera_model* load_model_or_report(const char* path, bool repack, const GpuOpti
     p.repack = repack ? 1 : 0;
     p.n_gpu_layers = gpu.n_gpu_layers;
     p.device = gpu.device.empty() ? nullptr : gpu.device.c_str();
+    std::vector<const char*> overrides;
+    for (const std::string& o : gpu.overrides) overrides.push_back(o.c_str());
+    p.tensor_overrides = overrides.data();
+    p.n_tensor_overrides = static_cast<int32_t>(overrides.size());
+    p.gpu_mem = gpu.gpu_mem;
     // A progress line while weights are uploaded to a GPU (the CPU maps its weights at once).
     if (p.n_gpu_layers != 0 && isatty(fileno(stderr))) p.progress = show_progress;
     tessera_model* m = nullptr;

@@ -22,12 +22,15 @@ int parse_sampling_option(const char* option, const char* value, tessera_sampler
 
 // Where the weights go: -ngl / --gpu-layers N|all|auto and --device NAME.
 struct GpuOptions {
-    int32_t n_gpu_layers = -1;  // -1: auto (all that fit when there is a GPU)
-    std::string device;         // empty: the first GPU
+    int32_t n_gpu_layers = -1;           // -1: auto (all that fit when there is a GPU)
+    std::string device;                  // empty: the first GPU
+    std::vector<std::string> overrides;  // -ot PATTERN=DEVICE, in order
+    uint64_t gpu_mem = 0;                // --gpu-mem: bytes the automatic placement may fill (0: free memory)
 };
-// Returns 1 when `option` was one of the GPU options and its value parsed, 0 when it is
-// not one, -1 on a bad value (the error is printed).
-int parse_gpu_option(const char* option, const char* value, GpuOptions* g);
+// Returns 1 when `option` was one of the GPU options (-ngl, --device, -ot/--override-tensor,
+// --gpu-mem) and its value parsed, 0 when it is not one, -1 on a bad value (the error is
+// printed). With `layers` false, -ngl is left to the caller (bench takes a list).
+int parse_gpu_option(const char* option, const char* value, GpuOptions* g, bool layers = true);
 // The help lines of the GPU options, for the commands that take them.
 extern const char* const kGpuHelp;
 

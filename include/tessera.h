@@ -192,10 +192,16 @@ typedef struct tessera_model_params {
                              more than the model has: all. Without a GPU the CPU runs everything. */
     const char* device;   /* the GPU to use by name ("CUDA0", as tessera_system_info lists them); NULL or
                              "": the first one. An unknown name fails the load. */
+    const char* const* tensor_overrides; /* n_tensor_overrides strings "PATTERN=DEVICE": a weight whose name
+                             contains a match of PATTERN (an ECMAScript regular expression) goes to DEVICE ("CPU"
+                             or the GPU), whatever n_gpu_layers says; the first match decides */
+    int32_t n_tensor_overrides;
+    uint64_t gpu_mem;     /* bytes of the GPU that n_gpu_layers = -1 may fill (weights, and an eighth kept for
+                             the KV cache and compute buffers); 0: its free memory less 1 GiB */
 } tessera_model_params;
 
 /* The defaults: vocab_only = 0, allow_unknown_pre = 0, use_mmap = 1, repack = 1, no progress callback,
- * n_gpu_layers = -1, device = NULL. */
+ * n_gpu_layers = -1, device = NULL, no tensor overrides, gpu_mem = 0. */
 tessera_model_params tessera_model_default_params(void);
 
 /* Opens `path` and loads its tokenizer and (unless vocab_only) its weights; params may be

@@ -62,6 +62,9 @@ tessera_model_params tessera_model_default_params(void) {
     p.progress_user = nullptr;
     p.n_gpu_layers = -1;
     p.device = nullptr;
+    p.tensor_overrides = nullptr;
+    p.n_tensor_overrides = 0;
+    p.gpu_mem = 0;
     return p;
 }
 
@@ -86,6 +89,17 @@ tessera_status tessera_model_load(const char* path, const tessera_model_params* 
                 throw Error("n_gpu_layers must be -1 (auto), 0 or more", ErrorKind::InvalidArgument);
             lo.n_gpu_layers = p.n_gpu_layers;
             if (p.device) lo.device = p.device;
+            if (p.n_tensor_overrides < 0 || (p.n_tensor_overrides > 0 && !p.tensor_overrides))
+                throw Error("tensor_overrides: " + std::to_string(p.n_tensor_overrides) + " overrides and no array",
+                            ErrorKind::InvalidArgument);
+            for (int32_t i = 0; i < p.n_tensor_overrides; ++i) {
+                const std::string o = p.tensor_overrides[i] ? p.tensor_overrides[i] : "";
+                const size_t eq = o.rfind('=');
+                if (eq == std::string::npos || eq == 0 || eq + 1 == o.size())
+                    throw Error("tensor override '" + o + "' is not PATTERN=DEVICE", ErrorKind::InvalidArgument);
+                lo.tensor_overrides.emplace_back(o.substr(0, eq), o.substr(eq + 1));
+            }
+            lo.gpu_mem = static_cast<size_t>(p.gpu_mem);
             if (p.progress) {
                 auto fn = p.progress;
                 void* user = p.progress_user;

@@ -5,11 +5,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <regex>
 #include <vector>
 
 #include "backends/cpu/kernels/kernels.h"
@@ -190,13 +192,38 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
     }
 
     // Placement: the last n_gpu_layers layers (weights and KV cache) and the output head on
-    // the GPU, the rest on the CPU.
-    Backend* gpu = choose_gpu(m->backends, options.device);
+    // the GPU, the rest on the CPU; then the tensor overrides.
+    struct Override {
+        std::regex pattern;
+        bool gpu;
+    };
+    std::vector<Override> overrides;
+    std::string device = options.device;
+    for (const auto& [pattern, dev] : options.tensor_overrides) {
+        Override o;
+        try {
+            o.pattern = std::regex(pattern, std::regex::ECMAScript);
+        } catch (const std::regex_error& e) {
+            throw Error("tensor override '" + pattern + "=" + dev + "': not a regular expression (" + e.what() + ")",
+                        ErrorKind::InvalidArgument);
+        }
+        o.gpu = dev != "CPU" && dev != "cpu";
+        if (o.gpu) {
+            if (!device.empty() && device != dev)
+                throw Error("tensor override '" + pattern + "=" + dev + "' names another GPU than " + device +
+                                " (one GPU per model)",
+                            ErrorKind::InvalidArgument);
+            device = dev;
+        }
+        overrides.push_back(std::move(o));
+    }
+    Backend* gpu = choose_gpu(m->backends, device);
     const int32_t n_layer = m->hp.n_layer;
     int32_t ngl = options.n_gpu_layers < 0 ? n_layer : std::min(options.n_gpu_layers, n_layer);
+    const bool gpu_overrides = std::any_of(overrides.begin(), overrides.end(), [](const Override& o) { return o.gpu; });
     if (!gpu) {
         const std::string why = backends::gpu_unavailable_reason();
-        if (options.n_gpu_layers != 0 && !why.empty())
+        if ((options.n_gpu_layers != 0 || gpu_overrides) && !why.empty())
             note_once("tessera: no GPU to use (" + why + "): the CPU runs the model");
         ngl = 0;
     }
@@ -205,27 +232,33 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
         if (name.rfind("blk.", 0) != 0) return -1;
         return std::atoi(name.c_str() + 4);
     };
-    auto wants_gpu = [&](const std::string& name, int32_t layers) {
+    auto by_layers = [&](const std::string& name, int32_t layers) {
         if (layers <= 0) return false;
         const int il = layer_of(name);
         if (il >= 0) return il >= n_layer - layers;
         if (name == "token_embd.weight") return tied;  // it is the output head too
         return true;                                   // the output head and its norm, rope factors
     };
+    auto wants_gpu = [&](const std::string& name, int32_t layers) {
+        for (const Override& o : overrides)
+            if (std::regex_search(name, o.pattern)) return o.gpu;
+        return by_layers(name, layers);
+    };
     if (gpu && ngl > 0 && options.n_gpu_layers < 0) {
         // Automatic: as many layers as fit, leaving room for the KV cache and compute buffers.
         const DeviceMemory mem = gpu->memory();
-        const size_t reserve = size_t{1} << 30;
+        size_t room = mem.free > (size_t{1} << 30) ? mem.free - (size_t{1} << 30) : 0;
+        if (options.gpu_mem > 0) room = std::min(room, options.gpu_mem - options.gpu_mem / 8);
         auto bytes_for = [&](int32_t layers) {
             size_t n = 0;
             for (auto& [t, info] : source.loaded())
                 if (wants_gpu(info->name, layers) && gpu_can_hold(*gpu, *t)) n += info->n_bytes;
             return n;
         };
-        while (ngl > 0 && bytes_for(ngl) + reserve > mem.free) --ngl;
+        while (ngl > 0 && bytes_for(ngl) > room) --ngl;
     }
     m->n_gpu_layers = ngl;
-    m->gpu = ngl > 0 ? gpu : nullptr;
+    m->gpu = ngl > 0 || (gpu && gpu_overrides) ? gpu : nullptr;
     for (int32_t il = 0; il < n_layer; ++il) m->layer_backend.push_back(il >= n_layer - ngl ? gpu : &cpu);
 
     std::vector<std::pair<Tensor*, const gguf::TensorInfo*>> on_cpu, on_gpu;

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models/arch.h"
@@ -26,6 +27,15 @@ struct LoadOptions {
     int32_t n_gpu_layers = -1;
     // The GPU backend to use by name ("CUDA0"); empty: the first one found.
     std::string device;
+    // (pattern, device) pairs: a weight whose name contains a match of the pattern (ECMAScript
+    // regular expression) goes to that device ("CPU", or the GPU in use), whatever the layer
+    // count says; the first matching pair decides. Keeps the FFN of some layers on the CPU,
+    // say, or moves one tensor to the GPU.
+    std::vector<std::pair<std::string, std::string>> tensor_overrides;
+    // Bytes of the GPU the automatic layer count may fill (its weights, and an eighth of the
+    // budget kept for the KV cache and compute buffers); 0: the device's free memory, less
+    // 1 GiB.
+    size_t gpu_mem = 0;
     // Called with progress in [0, 1]; returning false cancels the load.
     std::function<bool(float)> progress;
 };

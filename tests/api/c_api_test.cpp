@@ -81,9 +81,13 @@ TEST_CASE("default parameters are the documented ones") {
     CHECK(mp.progress_user == nullptr);
     CHECK(mp.n_gpu_layers == -1);
     CHECK(mp.device == nullptr);
+    CHECK(mp.tensor_overrides == nullptr);
+    CHECK(mp.n_tensor_overrides == 0);
+    CHECK(mp.gpu_mem == 0);
     const tessera_context_params cp = tessera_context_default_params();
     CHECK(cp.n_ctx == 0);
     CHECK(cp.n_batch == 512);
+    CHECK(cp.n_seq == 1);
     CHECK(cp.n_threads == 0);
     CHECK(cp.kv_type == 1);
     const tessera_sampler_params sp = tessera_sampler_default_params();

@@ -63,6 +63,10 @@ model=${TESSERA_MODELS:-$HOME/.cache/tessera/models}/smollm2-135m-instruct.gguf
 if [ -f "$model" ]; then
     # A device that is not there: one error naming the devices there are.
     expect_error 1 "device 'NoSuchGPU' not found" "$tessera" run -m "$model" -p hi -n 1 --device NoSuchGPU
+    # Placement options with bad values: one error each, naming what is wrong.
+    expect_error 2 "needs PATTERN=DEVICE" "$tessera" run -m "$model" -p hi -n 1 -ot ffn
+    expect_error 1 "not a regular expression" "$tessera" run -m "$model" -p hi -n 1 -ot '([=CPU'
+    expect_error 2 "needs a size such as" "$tessera" run -m "$model" -p hi -n 1 --gpu-mem 12Q
     # Greedy: the NumPy reference's continuation, up to the end-of-text token.
     "$tessera" run -m "$model" -p "The capital of France is" -n 32 --temp 0 -t 2 >"$work/out" 2>"$work/err" ||
         fail "run: $(cat "$work/err")"

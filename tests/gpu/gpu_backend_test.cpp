@@ -14,6 +14,7 @@
 
 #include "backends/registry.h"
 #include "tensor/error.h"
+#include "tests/models/random_model.h"
 #include "tests/models/reference_support.h"
 #include "tests/ops/harness.h"
 #include "tests/test_support.h"
@@ -167,4 +168,95 @@ TEST_CASE("Gemma 3 all on the GPU gives the CPU's continuation and perplexity") 
     Backend* gpu = find_gpu(backends);
     if (skip_without_gpu(gpu)) return;
     compare_cpu_gpu("gemma3-270m", gpu->name(), 2);
+}
+
+namespace {
+
+// Where each weight of a loaded model lives, by name.
+std::map<std::string, std::string> homes(const runtime::Model& m) {
+    std::map<std::string, std::string> out;
+    for (const Tensor& t : m.weights_graph.tensors())
+        if (t.buffer) out[t.name] = t.buffer->backend().name();
+    return out;
+}
+
+// The last-token logits of a short prompt on a model.
+std::vector<float> last_logits(const runtime::Model& m, const std::vector<int32_t>& prompt) {
+    runtime::ContextOptions opt;
+    opt.n_ctx = 64;
+    opt.kv_type = DType::F32;
+    runtime::Context ctx(m, opt);
+    ctx.decode(prompt, false);
+    return std::vector<float>(ctx.logits(-1), ctx.logits(-1) + m.hp.n_vocab);
+}
+
+}  // namespace
+
+TEST_CASE("tensor overrides move what they name, and a memory budget bounds the automatic placement") {
+    auto backends = backends::create_available();
+    Backend* gpu = find_gpu(backends);
+    if (skip_without_gpu(gpu)) return;
+    test::ScratchDir dir;
+    const auto cfg = test::random_llama_configs().front();
+    const std::string path = dir.file("m.gguf").string();
+    test::write_random_llama(cfg, path);
+    std::vector<int32_t> prompt;
+    for (int32_t i = 0; i < 9; ++i) prompt.push_back((i * 7 + 3) % cfg.n_vocab);
+
+    runtime::LoadOptions on_cpu;
+    on_cpu.n_gpu_layers = 0;
+    const auto cpu_model = runtime::load_model(gguf::File::open(path), on_cpu);
+    const auto want = last_logits(*cpu_model, prompt);
+
+    // Every layer on the GPU but the feed-forward weights, which the override keeps on the CPU.
+    runtime::LoadOptions split;
+    split.n_gpu_layers = 1 << 20;
+    split.device = gpu->name();
+    split.tensor_overrides = {{"ffn_(gate|up|down)", "CPU"}};
+    const auto model = runtime::load_model(gguf::File::open(path), split);
+    int on_gpu = 0, ffn = 0;
+    for (const auto& [name, home] : homes(*model)) {
+        CAPTURE(name);
+        if (name.find("ffn_gate") != std::string::npos || name.find("ffn_up") != std::string::npos ||
+            name.find("ffn_down") != std::string::npos) {
+            CHECK(home == "CPU");
+            ++ffn;
+        } else if (name.find("attn_q") != std::string::npos) {
+            CHECK(home == gpu->name());
+        }
+        on_gpu += home == gpu->name();
+    }
+    CHECK(ffn == 3 * cfg.n_layer);
+    CHECK(on_gpu > 0);
+    const auto got = last_logits(*model, prompt);
+    double err = 0, norm = 0;
+    for (size_t j = 0; j < want.size(); ++j) err += (got[j] - want[j]) * (got[j] - want[j]), norm += want[j] * want[j];
+    CHECK(err / norm < 1e-6);
+
+    // A tensor moved to the GPU with no layers there.
+    runtime::LoadOptions one;
+    one.n_gpu_layers = 0;
+    one.tensor_overrides = {{"^output\\.weight$", gpu->name()}};
+    const auto head_only = runtime::load_model(gguf::File::open(path), one);
+    CHECK(head_only->n_gpu_layers == 0);
+    CHECK(homes(*head_only)["output.weight"] == gpu->name());
+    CHECK(homes(*head_only)["blk.0.attn_q.weight"] == "CPU");
+
+    // The automatic placement within a budget: the weights it puts on the GPU stay within
+    // seven eighths of it, and a smaller budget takes fewer layers.
+    runtime::LoadOptions full;
+    full.device = gpu->name();
+    const size_t all_bytes = runtime::load_model(gguf::File::open(path), full)->gpu_weight_bytes;
+    REQUIRE(all_bytes > 0);
+    runtime::LoadOptions budget = full;
+    budget.gpu_mem = all_bytes;  // seven eighths of it: not every layer fits
+    const auto bounded = runtime::load_model(gguf::File::open(path), budget);
+    CHECK(bounded->n_gpu_layers < cfg.n_layer);
+    CHECK(bounded->gpu_weight_bytes <= all_bytes - all_bytes / 8);
+
+    runtime::LoadOptions bad = full;
+    bad.tensor_overrides = {{"([", "CPU"}};
+    CHECK_THROWS_WITH(runtime::load_model(gguf::File::open(path), bad), doctest::Contains("not a regular expression"));
+    bad.tensor_overrides = {{"ffn", "NoSuchGPU"}};
+    CHECK_THROWS_WITH(runtime::load_model(gguf::File::open(path), bad), doctest::Contains("another GPU"));
 }
