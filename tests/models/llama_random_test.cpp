@@ -74,6 +74,13 @@ Compare compare(const runtime::Context& ctx, const std::vector<std::vector<doubl
     return c;
 }
 
+// Writes a random model into `dir` and loads it with the default placement.
+std::unique_ptr<runtime::Model> load_random(test::ScratchDir& dir, const test::RandomLlamaConfig& cfg) {
+    const std::string path = dir.file(cfg.name + ".gguf").string();
+    test::write_random_llama(cfg, path);
+    return runtime::load_model(gguf::File::open(path), {});
+}
+
 }  // namespace
 
 // NMSE bound for a model's logits by weight type and KV cache type.
@@ -219,9 +226,7 @@ TEST_CASE("an aborted decode leaves the sequence as it was, sliding-window rings
     test::ScratchDir dir;
     for (const auto& cfg : test::random_llama_configs()) {
         CAPTURE(cfg.name);
-        const std::string path = dir.file(cfg.name + ".gguf").string();
-        test::write_random_llama(cfg, path);
-        auto model = runtime::load_model(gguf::File::open(path), {});
+        auto model = load_random(dir, cfg);
         runtime::ContextOptions opt;
         opt.n_ctx = 64;
         opt.n_batch = 2;  // with a window of 3 or 4, the ring holds 5 or 6 rows
@@ -284,9 +289,7 @@ TEST_CASE("several sequences decoded in one batch each get the logits they get a
     test::ScratchDir dir;
     for (const auto& cfg : test::random_llama_configs()) {
         CAPTURE(cfg.name);
-        const std::string path = dir.file(cfg.name + ".gguf").string();
-        test::write_random_llama(cfg, path);
-        auto model = runtime::load_model(gguf::File::open(path), {});
+        auto model = load_random(dir, cfg);
         runtime::ContextOptions one;
         one.n_ctx = 64;
         one.kv_type = DType::F32;
