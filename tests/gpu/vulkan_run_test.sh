@@ -2,7 +2,8 @@
 # `tessera run` with every layer on the first Vulkan device (lavapipe in CI), under the
 # Khronos validation layer: the greedy continuation must equal the CPU's, and the layer must
 # report nothing (this covers the command buffers recorded once and submitted again for
-# every decoding step). usage: vulkan_run_test.sh TESSERA
+# every decoding step); then with half the layers there, the CPU running the others.
+# usage: vulkan_run_test.sh TESSERA
 set -u
 tessera=$1
 model=${TESSERA_MODELS:-$HOME/.cache/tessera/models}/smollm2-135m-instruct.gguf
@@ -36,4 +37,14 @@ if ! cmp -s "$work/cpu" "$work/gpu"; then
     echo "GPU: $(cat "$work/gpu")"
     exit 1
 fi
-echo "ok: $device's greedy continuation equals the CPU's, and the validation layer reported nothing"
+# Split in half: the last 15 of 30 layers on the device, the rest on the CPU.
+"$tessera" run -m "$model" --device "$device" -ngl 15 -p "The capital of France is" -n 12 --temp 0 \
+    >"$work/half" 2>"$work/log" || { cat "$work/log"; exit 1; }
+grep -q "15 of 30 layers on $device" "$work/log" || { echo "FAIL: not split in half:"; cat "$work/log"; exit 1; }
+if ! cmp -s "$work/cpu" "$work/half"; then
+    echo "FAIL: the continuation split between the CPU and $device differs from the CPU's:"
+    echo "CPU:   $(cat "$work/cpu")"
+    echo "split: $(cat "$work/half")"
+    exit 1
+fi
+echo "ok: $device's greedy continuation (all layers, and half of them) equals the CPU's, and the validation layer reported nothing"
