@@ -32,7 +32,7 @@ tessera_context_params tessera_context_default_params(void) {
     p.n_threads = 0;
     p.kv_type = static_cast<int32_t>(tessera::DType::F16);
     p.parse_special = 1;
-    p.n_seq = 1;
+    p.n_seq = 0;
     return p;
 }
 
@@ -54,7 +54,7 @@ tessera_status tessera_context_new(const tessera_model* model, const tessera_con
         o.n_threads = p.n_threads;
         o.kv_type = static_cast<tessera::DType>(p.kv_type);
         if (p.n_seq < 0) throw Error("tessera_context_new: n_seq " + std::to_string(p.n_seq) + " is negative");
-        o.n_seq = std::max(p.n_seq, 1);
+        o.n_seq = p.n_seq;
         auto c = std::make_unique<tessera_context>();
         c->ctx = std::make_unique<tessera::runtime::Context>(*model->runtime, o);
         c->model = model;

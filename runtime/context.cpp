@@ -34,13 +34,13 @@ Context::Context(const Model& model, const ContextOptions& options)
     : model_(model),
       options_(options),
       cache_(model.layer_backend, model.hp, choose_n_ctx(model, options.n_ctx),
-             options.n_batch > 0 ? options.n_batch : 512, options.kv_type, options.n_seq <= 1),
+             options.n_batch > 0 ? options.n_batch : 512, options.kv_type, options.n_seq == 0),
       scheduler_(scheduler_backends(model)) {
-    if (options_.n_seq < 1) throw Error("context: n_seq must be at least 1, not " + std::to_string(options_.n_seq));
+    if (options_.n_seq < 0) throw Error("context: n_seq must be 0 or more, not " + std::to_string(options_.n_seq));
     scheduler_.set_threads(options.n_threads);
     if (options_.n_batch <= 0) options_.n_batch = 512;
     ring_pos_.assign(static_cast<size_t>(cache_.ring_rows()), -1);
-    if (options_.n_seq > 1) {
+    if (options_.n_seq > 0) {
         cell_seq_.assign(static_cast<size_t>(n_ctx()), -1);
         cell_pos_.assign(static_cast<size_t>(n_ctx()), -1);
         seq_len_.assign(static_cast<size_t>(options_.n_seq), 0);
@@ -92,7 +92,7 @@ void Context::check_ids(std::span<const int32_t> tokens) const {
 
 void Context::decode(std::span<const int32_t> tokens, bool all_logits) {
     const int32_t n = static_cast<int32_t>(tokens.size());
-    if (options_.n_seq > 1) throw Error("decode: a context of several sequences decodes with decode_seqs");
+    if (options_.n_seq > 0) throw Error("decode: a context of sequences (n_seq > 0) decodes with decode_seqs");
     if (n == 0) throw Error("decode: no tokens");
     if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx())
         throw Error("decode: " + std::to_string(n) + " tokens after " + std::to_string(n_past_) +
@@ -175,7 +175,7 @@ Context::BatchGraph& Context::batch_graph(int32_t n, int32_t n_kv, int32_t n_out
     in.mask = g.input(DType::F16, {n_kv, n}, "mask");
     if (any_swa) in.mask_swa = g.input(DType::F16, {n_kv_swa, n}, "mask_swa");
     if (cache_.ring_rows() > 0) in.rows_swa = g.input(DType::I32, {n}, "rows_swa");
-    if (options_.n_seq > 1) in.rows = g.input(DType::I32, {n}, "rows");
+    if (options_.n_seq > 0) in.rows = g.input(DType::I32, {n}, "rows");
     in.n_kv_swa = n_kv_swa;
     in.out_ids = g.input(DType::I32, {n_out}, "out_ids");
     in.k_cache = &cache_.k();
@@ -249,7 +249,7 @@ int32_t Context::seq_len(int32_t seq) const {
 }
 
 int32_t Context::free_cells() const {
-    if (options_.n_seq <= 1) return n_ctx() - n_past_;
+    if (options_.n_seq == 0) return n_ctx() - n_past_;
     return static_cast<int32_t>(std::count(cell_seq_.begin(), cell_seq_.end(), -1));
 }
 
@@ -264,7 +264,7 @@ void Context::seq_truncate(int32_t seq, int32_t n) {
 }
 
 void Context::decode_seqs(std::span<const SeqToken> batch) {
-    if (options_.n_seq <= 1) throw Error("decode_seqs: the context holds one sequence (n_seq 1); use decode");
+    if (options_.n_seq == 0) throw Error("decode_seqs: the context holds one plain sequence (n_seq 0); use decode");
     if (batch.empty()) throw Error("decode: no tokens");
     int32_t n_logits = 0;
     for (const SeqToken& t : batch) {

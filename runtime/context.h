@@ -1,6 +1,6 @@
 // A context: the KV cache, the compute buffers and the logits of the last decode.
 // With one sequence (the default), decode() appends tokens to it, in batches of at most
-// n_batch. With n_seq > 1, the cache's rows ("cells") are shared by n_seq sequences:
+// n_batch. With n_seq >= 1, the cache's rows ("cells") are shared by n_seq sequences:
 // decode_seqs() appends tokens of any of them in one batch (each token sees only the cells
 // of its own sequence), which is how a server decodes all its users in one pass.
 // A context belongs to one thread at a time; many contexts may share one model.
@@ -22,7 +22,7 @@ struct ContextOptions {
     int32_t n_batch = 512;  // tokens per forward pass
     int32_t n_threads = 0;  // 0: all cores
     DType kv_type = DType::F16;
-    int32_t n_seq = 1;  // sequences sharing the cache (more than 1: decode_seqs)
+    int32_t n_seq = 0;  // 0: one sequence, decode(); 1 or more: sequences sharing the cells, decode_seqs()
 };
 
 // One token of a multi-sequence batch: appended to sequence `seq` at its next position;
@@ -63,7 +63,7 @@ public:
     // Forgets tokens from position n on. Returns how many tokens the sequence keeps: fewer
     // than n (0) when a sliding-window ring no longer holds what position n would see.
     int32_t truncate(int32_t n);
-    // ---- several sequences (n_seq > 1) ----
+    // ---- sequences sharing the cells (n_seq >= 1) ----
     int32_t n_seq() const { return options_.n_seq; }
     // Appends each token to its sequence, in order, in batches of at most n_batch; the logits
     // of the tokens marked are output rows 0, 1, ... Throws when the cells do not suffice, a

@@ -415,6 +415,11 @@ int cmd_serve(int argc, char** argv) {
     srv.api_key = api_key;
     httplib::Server http;
     http.set_payload_max_length(kMaxBody);
+    // A connection thread for every request in a slot or in the queue, and a few more, so a
+    // full queue is answered with 503 (and /health answers) instead of connections waiting
+    // for a thread.
+    const size_t n_threads_http = static_cast<size_t>(std::min<long>(parallel + queue, 1024)) + 4;
+    http.new_task_queue = [n_threads_http] { return new httplib::ThreadPool(n_threads_http); };
     http.set_pre_routing_handler([&srv](const httplib::Request& req, httplib::Response& res) {
         if (srv.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
         const std::string auth = req.get_header_value("Authorization");

@@ -87,7 +87,7 @@ TEST_CASE("default parameters are the documented ones") {
     const tessera_context_params cp = tessera_context_default_params();
     CHECK(cp.n_ctx == 0);
     CHECK(cp.n_batch == 512);
-    CHECK(cp.n_seq == 1);
+    CHECK(cp.n_seq == 0);
     CHECK(cp.n_threads == 0);
     CHECK(cp.kv_type == 1);
     const tessera_sampler_params sp = tessera_sampler_default_params();

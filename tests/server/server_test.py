@@ -212,6 +212,30 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertLess(time.time() - t0, 30)
 
+    def test_full_queue_is_503(self):
+        srv = Server("-np", "1", "--queue", "1")
+        conns = []
+        try:
+            long = json.dumps(chat(HELLO, max_tokens=2000, temperature=1.0, seed=3, stream=True))
+            headers = {"Content-Type": "application/json", "Authorization": "Bearer " + KEY}
+            first = srv.connect()  # holds the one slot
+            first.request("POST", "/v1/chat/completions", body=long, headers=headers)
+            r = first.getresponse()
+            self.assertEqual(r.status, 200)
+            r.fp.readline()
+            second = srv.connect()  # waits in the queue
+            second.request("POST", "/v1/chat/completions", body=long, headers=headers)
+            conns = [first, second]
+            time.sleep(0.5)
+            status, body = srv.request("POST", "/v1/chat/completions", chat(HELLO, max_tokens=4))
+            self.assertEqual(status, 503, body)
+            self.assertIn("busy", body["error"]["message"])
+            self.assertEqual(srv.request("GET", "/health", auth=False)[0], 200)
+        finally:
+            for c in conns:
+                c.close()
+            srv.stop()
+
     def test_tokenize_round_trip(self):
         text = "Hello, world! Ünïcödé ✓"
         status, toks = self.srv.request("POST", "/tokenize", {"content": text})
