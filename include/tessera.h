@@ -291,8 +291,8 @@ typedef struct tessera_context_params {
                               prompts (<|im_start|>, ...) into those tokens, as a rendered chat
                               template needs; 0 keeps all prompt text plain text (untrusted
                               input cannot inject control tokens) */
-    int32_t n_seq;     /* 0: one sequence (tessera_decode); 1 or more: that many sequences sharing
-                          the context's n_ctx cache cells (tessera_decode_seqs, as a server
+    int32_t n_seq;     /* 0: one sequence (tessera_decode); 1 or more: that many sequences, each
+                          holding up to n_ctx / n_seq tokens (tessera_decode_seqs, as a server
                           batching its users does) */
 } tessera_context_params;
 
@@ -322,26 +322,29 @@ int32_t tessera_context_truncate(tessera_context* ctx, int32_t n);
  * argument give TESSERA_ERROR_INVALID_ARGUMENT and leave the sequence as it was; so does
  * any other failure (out of memory, TESSERA_ERROR_ABORTED). */
 tessera_status tessera_decode(tessera_context* ctx, const int32_t* tokens, int32_t n, int32_t all_logits);
-/* ---- sequences sharing one context's cells (n_seq >= 1) ----
- * The cache's cells are shared: each sequence takes cells as it grows, and each token
- * sees only the cells of its own sequence. One decode runs tokens of any sequences
- * together, so a server advances all its users in one pass. */
+/* ---- several sequences in one context (n_seq >= 1) ----
+ * The cache's cells are split evenly: each sequence has n_ctx / n_seq of them, and each
+ * token sees only the cells of its own sequence. One decode runs tokens of any sequences
+ * together, so a server advances all its users in one pass; a sequence's logits are the
+ * same whatever else the batch holds (on the CPU, bit for bit). */
 typedef struct tessera_seq_token {
     int32_t token;
     int32_t seq;    /* 0 .. n_seq - 1 */
     int32_t logits; /* 1: keep this token's logits (output rows 0, 1, ... in batch order) */
 } tessera_seq_token;
 /* Appends each token to its sequence (at that sequence's next position) and runs the model
- * over them, in batches of n_batch. More tokens than free cells, a sequence or token id out
+ * over them, in batches of n_batch. More tokens than a sequence's free cells, a sequence or token id out
  * of range, n <= 0, a context made with n_seq 0 or a NULL argument give
  * TESSERA_ERROR_INVALID_ARGUMENT; on any failure every sequence is as it was. */
 tessera_status tessera_decode_seqs(tessera_context* ctx, const tessera_seq_token* batch, int32_t n);
 /* Tokens sequence `seq` holds (0 for an unknown sequence or NULL). */
 int32_t tessera_seq_len(const tessera_context* ctx, int32_t seq);
+/* Tokens one sequence may hold: n_ctx / n_seq (n_ctx with n_seq 0; 0 for NULL). */
+int32_t tessera_seq_cells(const tessera_context* ctx);
 /* Forgets the tokens of sequence `seq` from position n on (0: all), freeing their cells.
  * Out-of-range arguments and NULL are ignored. */
 void tessera_seq_truncate(tessera_context* ctx, int32_t seq, int32_t n);
-/* Cells no sequence holds (with n_seq 0: n_ctx - n_past; 0 for NULL). */
+/* Cells no sequence holds, all sequences together (with n_seq 0: n_ctx - n_past; 0 for NULL). */
 int32_t tessera_context_free_cells(const tessera_context* ctx);
 
 /* Asked on the decoding thread between the steps of a decode (every millisecond or so

@@ -25,7 +25,16 @@ public:
     virtual Tensor* optional(const std::string& name, std::initializer_list<int64_t> ne) = 0;
 };
 
-// Inputs of one forward pass over a batch of tokens of one sequence.
+// Several sequences in one batch (a context of n_seq >= 1): the batch rows of one sequence,
+// consecutive, and the range of cache rows it attends over (its own region of the cache).
+struct SeqSpan {
+    int64_t row0 = 0, n_rows = 0;  // batch rows [row0, row0 + n_rows)
+    int64_t cell0 = 0, n_kv = 0;   // cache rows [cell0, cell0 + n_kv)
+    Tensor* mask = nullptr;        // F16 [n_kv, n_rows]: 0 visible, -inf hidden
+    Tensor* mask_swa = nullptr;    // the same for sliding-window layers (null if none)
+};
+
+// Inputs of one forward pass over a batch of tokens of one sequence, or of several (spans).
 struct ForwardInputs {
     Graph* g = nullptr;
     const HParams* hp = nullptr;
@@ -44,6 +53,10 @@ struct ForwardInputs {
     int64_t n_kv = 0;  // cache rows attended to (a multiple of the padding, <= n_ctx)
     int64_t n_ctx = 0; // the context's size (LongRoPE picks its factors by it)
     int64_t n_kv_swa = 0;  // ring rows attended to by sliding-window layers
+    // Several sequences: each span's rows attend over its own cache rows with its own
+    // masks (mask, mask_swa and n_kv above are then unused), so a row's attention is
+    // computed exactly as it is when its sequence is alone in the batch. Empty: one sequence.
+    std::vector<SeqSpan> spans;
 };
 
 class Architecture {

@@ -191,26 +191,40 @@ Tensor* self_attention(const ForwardInputs& in, const LayerWeights& l, int il, T
         factors = in.n_ctx > hp.rope_n_ctx_orig ? in.w->rope_long : in.w->rope_short;
     q = g.rope(q, in.positions, factors, rp);
 
-    // Write this batch's keys (rotated on the way) and values into the cache rows of their
-    // positions, then attend over the cache's first n_kv rows (the mask hides rows not yet
-    // written).
+    // Write this batch's keys (rotated on the way) and values into their cache rows, then
+    // attend over the cache rows of the batch's sequence (the mask hides rows not yet
+    // written): the first n_kv rows, or each span's own rows.
     Tensor* kc_all = (*in.k_cache)[static_cast<size_t>(il)];
     Tensor* vc_all = (*in.v_cache)[static_cast<size_t>(il)];
     const bool ring = swa && in.rows_swa;  // a sliding-window layer with a ring cache
     Tensor* rows = ring ? in.rows_swa : in.rows ? in.rows : in.positions;
-    const int64_t n_kv = ring ? in.n_kv_swa : in.n_kv;
     Tensor* kc = g.rope_set_rows(kc_all, k, in.positions, factors, rp, rows);
     Tensor* vc = g.set_rows(vc_all, v, rows);
-    const int64_t k_ne[] = {hd, n_kv, hp.n_head_kv};
-    const size_t k_nb[] = {type_traits(kc_all->type).type_size, kc_all->nb[1], row_size(kc_all->type, hd)};
-    const int64_t v_ne[] = {hdv, n_kv, hp.n_head_kv};
-    const size_t v_nb[] = {type_traits(vc_all->type).type_size, vc_all->nb[1], row_size(vc_all->type, hdv)};
-    Tensor* kv_k = g.view(kc, k_ne, k_nb, 0);
-    Tensor* kv_v = g.view(vc, v_ne, v_nb, 0);
-
     const float scale = hp.attn_scale > 0.0f ? hp.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd));
-    Tensor* att = g.flash_attn(g.permute(q, 0, 2, 1, 3), kv_k, kv_v, mask, scale, hp.attn_softcap);
-    att = g.reshape(att, {hdv * hp.n_head, n});
+    // The attention of the query rows qs over cache rows [cell0, cell0 + n_kv): [hdv * n_head, rows].
+    auto attend = [&](Tensor* qs, int64_t cell0, int64_t n_kv, Tensor* m) {
+        const int64_t k_ne[] = {hd, n_kv, hp.n_head_kv};
+        const size_t k_nb[] = {type_traits(kc_all->type).type_size, kc_all->nb[1], row_size(kc_all->type, hd)};
+        const int64_t v_ne[] = {hdv, n_kv, hp.n_head_kv};
+        const size_t v_nb[] = {type_traits(vc_all->type).type_size, vc_all->nb[1], row_size(vc_all->type, hdv)};
+        Tensor* kv_k = g.view(kc, k_ne, k_nb, static_cast<size_t>(cell0) * kc_all->nb[1]);
+        Tensor* kv_v = g.view(vc, v_ne, v_nb, static_cast<size_t>(cell0) * vc_all->nb[1]);
+        Tensor* att = g.flash_attn(g.permute(qs, 0, 2, 1, 3), kv_k, kv_v, m, scale, hp.attn_softcap);
+        return g.reshape(att, {hdv * hp.n_head, qs->ne[2]});
+    };
+    Tensor* att = nullptr;
+    if (in.spans.empty()) {
+        att = attend(q, 0, ring ? in.n_kv_swa : in.n_kv, mask);
+    } else {
+        // One attention per sequence, over its own rows, joined in batch order.
+        for (const SeqSpan& sp : in.spans) {
+            const int64_t ne[] = {hd, hp.n_head, sp.n_rows};
+            const size_t nb[] = {q->nb[0], q->nb[1], q->nb[2]};
+            Tensor* qs = g.view(q, ne, nb, static_cast<size_t>(sp.row0) * q->nb[2]);
+            Tensor* a = attend(qs, sp.cell0, sp.n_kv, swa && sp.mask_swa ? sp.mask_swa : sp.mask);
+            att = att ? g.concat(att, a, 1) : a;
+        }
+    }
     return linear(g, l.wo, l.bo, att);
 }
 
@@ -250,7 +264,9 @@ Tensor* build_pre_norm_decoder(const ForwardInputs& in, bool gelu) {
 
 Tensor* output_head(const ForwardInputs& in, Tensor* x) {
     Graph& g = *in.g;
-    if (in.out_ids && in.out_ids->ne[0] < in.n_tokens) x = g.get_rows(x, in.out_ids);
+    // Every row in batch order needs no gather; several sequences' rows are grouped by
+    // sequence, so out_ids puts them back in the order they came.
+    if (in.out_ids && (in.out_ids->ne[0] < in.n_tokens || !in.spans.empty())) x = g.get_rows(x, in.out_ids);
     x = rms_norm(g, x, in.w->output_norm, in.hp->norm_eps);
     Tensor* logits = g.mul_mat(in.w->output, x);
     if (in.hp->final_softcap > 0.0f)  // c * tanh(logits / c)

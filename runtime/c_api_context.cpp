@@ -101,6 +101,8 @@ tessera_status tessera_decode_seqs(tessera_context* ctx, const tessera_seq_token
 
 int32_t tessera_seq_len(const tessera_context* ctx, int32_t seq) { return ctx ? ctx->ctx->seq_len(seq) : 0; }
 
+int32_t tessera_seq_cells(const tessera_context* ctx) { return ctx ? ctx->ctx->seq_cells() : 0; }
+
 void tessera_seq_truncate(tessera_context* ctx, int32_t seq, int32_t n) {
     if (ctx) ctx->ctx->seq_truncate(seq, n);
 }

@@ -41,8 +41,9 @@ Context::Context(const Model& model, const ContextOptions& options)
     if (options_.n_batch <= 0) options_.n_batch = 512;
     ring_pos_.assign(static_cast<size_t>(cache_.ring_rows()), -1);
     if (options_.n_seq > 0) {
-        cell_seq_.assign(static_cast<size_t>(n_ctx()), -1);
-        cell_pos_.assign(static_cast<size_t>(n_ctx()), -1);
+        if (options_.n_seq > n_ctx())
+            throw Error("context: " + std::to_string(options_.n_seq) + " sequences do not fit in a context of " +
+                        std::to_string(n_ctx()) + " tokens");
         seq_len_.assign(static_cast<size_t>(options_.n_seq), 0);
     }
 }
@@ -154,41 +155,54 @@ struct Context::BatchGraph {
     Graph g;
     models::ForwardInputs in;
     Tensor* logits = nullptr;
-    int32_t n = 0, n_kv = 0, n_out = 0;
+    BatchShape shape;
 };
 
-Context::BatchGraph& Context::batch_graph(int32_t n, int32_t n_kv, int32_t n_out, int32_t n_kv_swa, bool any_swa) {
+Context::BatchGraph& Context::batch_graph(const BatchShape& shape) {
     // Everything else a graph depends on (weights, caches, hyperparameters, the ring) is
-    // fixed for the context's life; positions, the mask and the rows written are inputs.
-    if (graph_ && graph_->n == n && graph_->n_kv == n_kv && graph_->n_out == n_out && scheduler_.planned(graph_->g))
-        return *graph_;
+    // fixed for the context's life; positions, the masks and the rows written are inputs.
+    if (graph_ && graph_->shape == shape && scheduler_.planned(graph_->g)) return *graph_;
     graph_.reset();  // the old graph's tensors point into the compute buffers plan() may replace
     auto bg = std::make_unique<BatchGraph>();
     const models::HParams& hp = model_.hp;
+    const int32_t n = shape.n;
     Graph& g = bg->g;
+    g.set_batch_invariant(options_.n_seq > 0);
     models::ForwardInputs& in = bg->in;
     in.g = &g;
     in.hp = &hp;
     in.w = &model_.weights;
     in.tokens = g.input(DType::I32, {n}, "tokens");
     in.positions = g.input(DType::I32, {n}, "positions");
-    in.mask = g.input(DType::F16, {n_kv, n}, "mask");
-    if (any_swa) in.mask_swa = g.input(DType::F16, {n_kv_swa, n}, "mask_swa");
+    if (shape.spans.empty()) {
+        in.mask = g.input(DType::F16, {shape.n_kv, n}, "mask");
+        if (shape.any_swa) in.mask_swa = g.input(DType::F16, {shape.n_kv_swa, n}, "mask_swa");
+    }
+    int32_t row0 = 0;
+    for (const SpanShape& s : shape.spans) {
+        models::SeqSpan sp;
+        sp.row0 = row0;
+        sp.n_rows = s.n_rows;
+        sp.cell0 = s.cell0;
+        sp.n_kv = s.n_kv;
+        sp.mask = g.input(DType::F16, {s.n_kv, s.n_rows}, "mask");
+        if (shape.any_swa) sp.mask_swa = g.input(DType::F16, {s.n_kv, s.n_rows}, "mask_swa");
+        in.spans.push_back(sp);
+        row0 += s.n_rows;
+    }
     if (cache_.ring_rows() > 0) in.rows_swa = g.input(DType::I32, {n}, "rows_swa");
     if (options_.n_seq > 0) in.rows = g.input(DType::I32, {n}, "rows");
-    in.n_kv_swa = n_kv_swa;
-    in.out_ids = g.input(DType::I32, {n_out}, "out_ids");
+    in.n_kv_swa = shape.n_kv_swa;
+    in.out_ids = g.input(DType::I32, {shape.n_out}, "out_ids");
     in.k_cache = &cache_.k();
     in.v_cache = &cache_.v();
     in.n_tokens = n;
-    in.n_kv = n_kv;
+    in.n_kv = shape.n_kv;
     in.n_ctx = n_ctx();
     bg->logits = model_.arch->build(in);
     g.mark_output(bg->logits);
     scheduler_.plan(g);
-    bg->n = n;
-    bg->n_kv = n_kv;
-    bg->n_out = n_out;
+    bg->shape = shape;
     graph_ = std::move(bg);
     return *graph_;
 }
@@ -200,8 +214,14 @@ void Context::decode_batch(const int32_t* tokens, int32_t n, bool all_logits) {
     const bool any_swa =
         hp.sliding_window > 0 && std::any_of(hp.layer_is_swa.begin(), hp.layer_is_swa.end(), [](bool b) { return b; });
     const int32_t ring = cache_.ring_rows();
-    const int32_t n_kv_swa = ring > 0 ? ring : n_kv;
-    BatchGraph& bg = batch_graph(n, n_kv, n_out, n_kv_swa, any_swa);
+    BatchShape shape;
+    shape.n = n;
+    shape.n_kv = n_kv;
+    shape.n_out = n_out;
+    shape.n_kv_swa = ring > 0 ? ring : n_kv;
+    shape.any_swa = any_swa;
+    const int32_t n_kv_swa = shape.n_kv_swa;
+    BatchGraph& bg = batch_graph(shape);
     const models::ForwardInputs& in = bg.in;
 
     int32_t* tok = static_cast<int32_t*>(in.tokens->data);
@@ -242,6 +262,13 @@ void Context::decode_batch(const int32_t* tokens, int32_t n, bool all_logits) {
 }
 
 // ---- several sequences ----
+//
+// Sequence s owns cache rows [s * R, (s + 1) * R), R = n_ctx / n_seq: its token at position p
+// lives in row s * R + p. A batch's tokens are grouped by sequence (in the order they
+// came within each), and each group attends over its own rows only, with the same graph
+// pieces as when it is alone in a batch: a sequence's logits never depend on the others.
+
+int32_t Context::seq_cells() const { return options_.n_seq > 0 ? n_ctx() / options_.n_seq : n_ctx(); }
 
 int32_t Context::seq_len(int32_t seq) const {
     if (seq < 0 || seq >= static_cast<int32_t>(seq_len_.size())) return 0;
@@ -250,16 +277,15 @@ int32_t Context::seq_len(int32_t seq) const {
 
 int32_t Context::free_cells() const {
     if (options_.n_seq == 0) return n_ctx() - n_past_;
-    return static_cast<int32_t>(std::count(cell_seq_.begin(), cell_seq_.end(), -1));
+    int32_t n = 0;
+    for (int32_t len : seq_len_) n += seq_cells() - len;
+    return n;
 }
 
 void Context::seq_truncate(int32_t seq, int32_t n) {
     if (seq < 0 || seq >= static_cast<int32_t>(seq_len_.size())) return;
-    n = std::max(n, 0);
-    for (size_t c = 0; c < cell_seq_.size(); ++c)
-        if (cell_seq_[c] == seq && cell_pos_[c] >= n) cell_seq_[c] = -1, cell_pos_[c] = -1;
     int32_t& len = seq_len_[static_cast<size_t>(seq)];
-    len = std::min(len, n);
+    len = std::clamp(n, 0, len);
     n_outputs_ = 0;
 }
 
@@ -267,41 +293,31 @@ void Context::decode_seqs(std::span<const SeqToken> batch) {
     if (options_.n_seq == 0) throw Error("decode_seqs: the context holds one plain sequence (n_seq 0); use decode");
     if (batch.empty()) throw Error("decode: no tokens");
     int32_t n_logits = 0;
+    std::vector<int32_t> grows(seq_len_.size(), 0);
     for (const SeqToken& t : batch) {
         if (t.seq < 0 || t.seq >= options_.n_seq)
             throw Error("decode: sequence " + std::to_string(t.seq) + " is outside 0.." +
                         std::to_string(options_.n_seq - 1));
         check_ids(std::span<const int32_t>(&t.token, 1));
         n_logits += t.logits ? 1 : 0;
+        ++grows[static_cast<size_t>(t.seq)];
     }
-    if (static_cast<int64_t>(batch.size()) > free_cells())
-        throw Error("decode: " + std::to_string(batch.size()) + " tokens do not fit in the " +
-                    std::to_string(free_cells()) + " free cells of the context of " + std::to_string(n_ctx()) +
-                    " tokens");
+    for (size_t s = 0; s < grows.size(); ++s)
+        if (seq_len_[s] + grows[s] > seq_cells())
+            throw Error("decode: " + std::to_string(grows[s]) + " tokens after " + std::to_string(seq_len_[s]) +
+                        " do not fit in sequence " + std::to_string(s) + "'s " + std::to_string(seq_cells()) +
+                        " cells (the context of " + std::to_string(n_ctx()) + " tokens shared by " +
+                        std::to_string(options_.n_seq) + " sequences)");
 
     const auto t0 = std::chrono::steady_clock::now();
     logits_.resize(static_cast<size_t>(n_logits) * static_cast<size_t>(model_.hp.n_vocab));
     n_outputs_ = 0;
     const std::vector<int32_t> saved_len = seq_len_;
-    std::vector<int32_t> taken;  // cells this call filled, freed again if it fails
     try {
-        int32_t next_free = 0;
-        for (size_t i = 0; i < batch.size(); i += static_cast<size_t>(options_.n_batch)) {
-            const auto chunk = batch.subspan(i, std::min(batch.size() - i, static_cast<size_t>(options_.n_batch)));
-            std::vector<int32_t> cells;
-            for (const SeqToken& t : chunk) {
-                while (cell_seq_[static_cast<size_t>(next_free)] >= 0) ++next_free;
-                const size_t c = static_cast<size_t>(next_free);
-                cell_seq_[c] = t.seq;
-                cell_pos_[c] = seq_len_[static_cast<size_t>(t.seq)]++;
-                cells.push_back(next_free);
-                taken.push_back(next_free);
-            }
-            decode_seq_batch(chunk, cells);
-        }
+        for (size_t i = 0; i < batch.size(); i += static_cast<size_t>(options_.n_batch))
+            decode_seq_batch(batch.subspan(i, std::min(batch.size() - i, static_cast<size_t>(options_.n_batch))));
     } catch (...) {
-        for (int32_t c : taken) cell_seq_[static_cast<size_t>(c)] = -1, cell_pos_[static_cast<size_t>(c)] = -1;
-        seq_len_ = saved_len;
+        seq_len_ = saved_len;  // rows written past the old lengths are hidden again
         n_outputs_ = 0;
         throw;
     }
@@ -315,50 +331,69 @@ void Context::decode_seqs(std::span<const SeqToken> batch) {
     }
 }
 
-// One batch of several sequences: its tokens already own `cells` (their positions set), so
-// each token sees the cells of its sequence up to its own position, this batch's included.
-void Context::decode_seq_batch(std::span<const SeqToken> chunk, const std::vector<int32_t>& cells) {
+// One batch of several sequences: the graph's rows are the chunk's tokens grouped by sequence
+// (a stable order), and its output rows are put back in the chunk's order by out_ids.
+void Context::decode_seq_batch(std::span<const SeqToken> chunk) {
     const models::HParams& hp = model_.hp;
     const int32_t n = static_cast<int32_t>(chunk.size());
-    int32_t used = 0;  // cells up to the last one in use
-    for (int32_t c = 0; c < n_ctx(); ++c)
-        if (cell_seq_[static_cast<size_t>(c)] >= 0) used = c + 1;
-    const int32_t n_kv = std::min(n_ctx(), (used + kKvPadding - 1) / kKvPadding * kKvPadding);
-    std::vector<int32_t> outs;
-    for (int32_t i = 0; i < n; ++i)
-        if (chunk[static_cast<size_t>(i)].logits) outs.push_back(i);
-    // A batch whose logits nobody wants still computes one row (a graph has an output).
-    const int32_t n_out = std::max<int32_t>(1, static_cast<int32_t>(outs.size()));
-    const bool any_swa =
+    std::vector<int32_t> order(static_cast<size_t>(n));  // graph row -> chunk index
+    for (int32_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+        return chunk[static_cast<size_t>(a)].seq < chunk[static_cast<size_t>(b)].seq;
+    });
+    const int32_t R = seq_cells();
+    BatchShape shape;
+    shape.n = n;
+    shape.any_swa =
         hp.sliding_window > 0 && std::any_of(hp.layer_is_swa.begin(), hp.layer_is_swa.end(), [](bool b) { return b; });
-    BatchGraph& bg = batch_graph(n, n_kv, n_out, n_kv, any_swa);
+    std::vector<int32_t> span_seq;
+    for (int32_t r = 0; r < n;) {
+        const int32_t s = chunk[static_cast<size_t>(order[static_cast<size_t>(r)])].seq;
+        int32_t e = r;
+        while (e < n && chunk[static_cast<size_t>(order[static_cast<size_t>(e)])].seq == s) ++e;
+        const int32_t len = seq_len_[static_cast<size_t>(s)] + (e - r);
+        shape.spans.push_back({e - r, s * R, std::min(R, (len + kKvPadding - 1) / kKvPadding * kKvPadding)});
+        span_seq.push_back(s);
+        r = e;
+    }
+    std::vector<int32_t> outs;  // graph rows of the tokens whose logits are kept, in chunk order
+    std::vector<int32_t> row_of(static_cast<size_t>(n));
+    for (int32_t r = 0; r < n; ++r) row_of[static_cast<size_t>(order[static_cast<size_t>(r)])] = r;
+    for (int32_t i = 0; i < n; ++i)
+        if (chunk[static_cast<size_t>(i)].logits) outs.push_back(row_of[static_cast<size_t>(i)]);
+    // A batch whose logits nobody wants still computes one row (a graph has an output).
+    shape.n_out = std::max<int32_t>(1, static_cast<int32_t>(outs.size()));
+    BatchGraph& bg = batch_graph(shape);
     const models::ForwardInputs& in = bg.in;
 
     int32_t* tok = static_cast<int32_t*>(in.tokens->data);
     int32_t* pos = static_cast<int32_t*>(in.positions->data);
     int32_t* rows = static_cast<int32_t*>(in.rows->data);
-    for (int32_t i = 0; i < n; ++i) {
-        tok[i] = chunk[static_cast<size_t>(i)].token;
-        rows[i] = cells[static_cast<size_t>(i)];
-        pos[i] = cell_pos_[static_cast<size_t>(rows[i])];
-    }
-    int32_t* out_ids = static_cast<int32_t*>(in.out_ids->data);
-    for (int32_t i = 0; i < n_out; ++i) out_ids[i] = outs.empty() ? n - 1 : outs[static_cast<size_t>(i)];
     const uint16_t zero = fp32_to_fp16(0.0f), hidden = fp32_to_fp16(-INFINITY);
-    for (int32_t i = 0; i < n; ++i) {
-        const int32_t s = chunk[static_cast<size_t>(i)].seq, p = pos[i];
-        uint16_t* row = static_cast<uint16_t*>(in.mask->data) + static_cast<size_t>(i) * n_kv;
-        uint16_t* srow =
-            in.mask_swa ? static_cast<uint16_t*>(in.mask_swa->data) + static_cast<size_t>(i) * n_kv : nullptr;
-        for (int32_t j = 0; j < n_kv; ++j) {
-            const int32_t q = cell_pos_[static_cast<size_t>(j)];
-            const bool mine = cell_seq_[static_cast<size_t>(j)] == s && q <= p;
-            row[j] = mine ? zero : hidden;
-            if (srow) srow[j] = mine && p - q < hp.sliding_window ? zero : hidden;
+    for (size_t k = 0; k < in.spans.size(); ++k) {
+        const models::SeqSpan& sp = in.spans[k];
+        const int32_t start = seq_len_[static_cast<size_t>(span_seq[k])];
+        for (int64_t i = 0; i < sp.n_rows; ++i) {
+            const int64_t r = sp.row0 + i;
+            const int32_t p = start + static_cast<int32_t>(i);
+            tok[r] = chunk[static_cast<size_t>(order[static_cast<size_t>(r)])].token;
+            pos[r] = p;
+            rows[r] = static_cast<int32_t>(sp.cell0) + p;
+            uint16_t* row = static_cast<uint16_t*>(sp.mask->data) + static_cast<size_t>(i * sp.n_kv);
+            uint16_t* srow = sp.mask_swa ? static_cast<uint16_t*>(sp.mask_swa->data) + static_cast<size_t>(i * sp.n_kv)
+                                         : nullptr;
+            for (int64_t j = 0; j < sp.n_kv; ++j) {
+                row[j] = j <= p ? zero : hidden;
+                if (srow) srow[j] = j <= p && p - j < hp.sliding_window ? zero : hidden;
+            }
         }
     }
+    int32_t* out_ids = static_cast<int32_t*>(in.out_ids->data);
+    for (int32_t i = 0; i < shape.n_out; ++i) out_ids[i] = outs.empty() ? n - 1 : outs[static_cast<size_t>(i)];
 
     scheduler_.compute(bg.g);
+    for (size_t k = 0; k < in.spans.size(); ++k)
+        seq_len_[static_cast<size_t>(span_seq[k])] += static_cast<int32_t>(in.spans[k].n_rows);
     if (outs.empty()) return;
     const size_t n_vocab = static_cast<size_t>(hp.n_vocab);
     scheduler_.read(bg.logits, logits_.data() + static_cast<size_t>(n_outputs_) * n_vocab,

@@ -1,8 +1,9 @@
 // A context: the KV cache, the compute buffers and the logits of the last decode.
 // With one sequence (the default), decode() appends tokens to it, in batches of at most
-// n_batch. With n_seq >= 1, the cache's rows ("cells") are shared by n_seq sequences:
-// decode_seqs() appends tokens of any of them in one batch (each token sees only the cells
-// of its own sequence), which is how a server decodes all its users in one pass.
+// n_batch. With n_seq >= 1, the cache's rows ("cells") are split evenly between n_seq
+// sequences: decode_seqs() appends tokens of any of them in one batch (each token sees only
+// its own sequence's cells), which is how a server decodes all its users in one pass; a
+// sequence gets the same logits whatever else the batch holds.
 // A context belongs to one thread at a time; many contexts may share one model.
 #pragma once
 
@@ -22,7 +23,7 @@ struct ContextOptions {
     int32_t n_batch = 512;  // tokens per forward pass
     int32_t n_threads = 0;  // 0: all cores
     DType kv_type = DType::F16;
-    int32_t n_seq = 0;  // 0: one sequence, decode(); 1 or more: sequences sharing the cells, decode_seqs()
+    int32_t n_seq = 0;  // 0: one sequence, decode(); 1 or more: n_ctx / n_seq cells each, decode_seqs()
 };
 
 // One token of a multi-sequence batch: appended to sequence `seq` at its next position;
@@ -63,10 +64,12 @@ public:
     // Forgets tokens from position n on. Returns how many tokens the sequence keeps: fewer
     // than n (0) when a sliding-window ring no longer holds what position n would see.
     int32_t truncate(int32_t n);
-    // ---- sequences sharing the cells (n_seq >= 1) ----
+    // ---- several sequences (n_seq >= 1) ----
     int32_t n_seq() const { return options_.n_seq; }
+    // Tokens one sequence may hold: n_ctx / n_seq (n_ctx with n_seq 0).
+    int32_t seq_cells() const;
     // Appends each token to its sequence, in order, in batches of at most n_batch; the logits
-    // of the tokens marked are output rows 0, 1, ... Throws when the cells do not suffice, a
+    // of the tokens marked are output rows 0, 1, ... Throws when a sequence's cells do not suffice, a
     // sequence or token id is out of range, or the abort check stops it; every sequence is
     // then as it was before the call.
     void decode_seqs(std::span<const SeqToken> batch);
@@ -75,7 +78,7 @@ public:
     // Forgets the tokens of sequence `seq` from position n on (0: all of them), freeing
     // their cells.
     void seq_truncate(int32_t seq, int32_t n);
-    // Cells no sequence holds.
+    // Cells no sequence holds (all sequences together).
     int32_t free_cells() const;
 
     const Timings& timings() const { return timings_; }
@@ -86,9 +89,20 @@ public:
 
 private:
     struct BatchGraph;
+    // What a batch's graph is built for: equal shapes share one planned graph.
+    struct SpanShape {
+        int32_t n_rows = 0, cell0 = 0, n_kv = 0;
+        bool operator==(const SpanShape&) const = default;
+    };
+    struct BatchShape {
+        int32_t n = 0, n_kv = 0, n_out = 0, n_kv_swa = 0;
+        bool any_swa = false;
+        std::vector<SpanShape> spans;  // several sequences: one per sequence in the batch
+        bool operator==(const BatchShape&) const = default;
+    };
     void decode_batch(const int32_t* tokens, int32_t n, bool all_logits);
-    void decode_seq_batch(std::span<const SeqToken> batch, const std::vector<int32_t>& cells);
-    BatchGraph& batch_graph(int32_t n, int32_t n_kv, int32_t n_out, int32_t n_kv_swa, bool any_swa);
+    void decode_seq_batch(std::span<const SeqToken> chunk);
+    BatchGraph& batch_graph(const BatchShape& shape);
     void check_ids(std::span<const int32_t> tokens) const;
 
     const Model& model_;
@@ -100,8 +114,8 @@ private:
     std::unique_ptr<BatchGraph> graph_;
     int32_t n_past_ = 0;
     std::vector<int32_t> ring_pos_;  // position held by each ring row (-1: none)
-    // Several sequences: the sequence (-1: free) and position of each cell, each sequence's length.
-    std::vector<int32_t> cell_seq_, cell_pos_, seq_len_;
+    // Several sequences: each one's length (its tokens are in rows s * seq_cells() on).
+    std::vector<int32_t> seq_len_;
     std::vector<float> logits_;  // [n_outputs][n_vocab]
     int32_t n_outputs_ = 0;
     Timings timings_;

@@ -363,7 +363,9 @@ Tensor* Graph::mul_mat(Tensor* a, Tensor* b) {
     require(type_traits(a->type).has_reference, "mul_mat", shapes, "a's type cannot be dequantized");
     require(a->rows_contiguous() && b->rows_contiguous(), "mul_mat", shapes, "rows must be contiguous");
     const int64_t ne[] = {a->ne[1], b->ne[1], b->ne[2], b->ne[3]};
-    return make_op(Op::MulMat, DType::F32, ne, {a, b});
+    Tensor* t = make_op(Op::MulMat, DType::F32, ne, {a, b});
+    if (batch_invariant_) t->flags |= kFlagBatchInvariant;
+    return t;
 }
 
 namespace {

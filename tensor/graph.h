@@ -105,6 +105,9 @@ public:
     // Index of the largest element of each row: F32 [E, n] -> I32 [n].
     Tensor* argmax(Tensor* a);
 
+    // From now on, matrix products are marked kFlagBatchInvariant.
+    void set_batch_invariant(bool on) { batch_invariant_ = on; }
+
     // Every tensor, in creation order (a valid evaluation order).
     const std::deque<Tensor>& tensors() const { return tensors_; }
     std::deque<Tensor>& tensors() { return tensors_; }
@@ -116,6 +119,7 @@ private:
     Tensor* make_view(Tensor* a, std::span<const int64_t> ne, std::span<const size_t> nb, size_t offset);
 
     std::deque<Tensor> tensors_;  // a deque keeps pointers stable as it grows
+    bool batch_invariant_ = false;
 };
 
 // "[4096, 32, 7]" for messages.

@@ -65,6 +65,10 @@ enum TensorFlags : uint8_t {
     // A weight stored in the CPU kernels' interleaved r16 layout (backends/cpu/kernels/repack.h):
     // only mul_mat reads it, as its first source; same type, shape and size as before.
     kFlagRepacked = 4,
+    // A matrix product whose rows must not depend on the other rows of its batch (several
+    // sequences decoded together): the CPU keeps to its own kernels, whose rows are
+    // computed alike at any batch size (OpenBLAS rounds by the batch's shape).
+    kFlagBatchInvariant = 8,
 };
 
 struct Tensor {

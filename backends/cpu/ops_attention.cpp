@@ -8,6 +8,12 @@
 // masked for every row of the unit are skipped, so causal attention costs about half.
 // Decoding (few queries): the same tiles, with the keys split into chunks so every thread has
 // work, the chunks' partial softmaxes merged at the end (flash_attn_split).
+//
+// Both schedules compute a row the same way, bit for bit: its keys in the same chunks, each
+// chunk's online softmax over the same tiles (keys a row does not see add exact zeros), the
+// chunks folded in key order by fold_chunk. So a row's result does not depend on the other
+// rows of the batch (how many there are, which schedule they chose, how far they see),
+// which makes several sequences decoded together give what each gives alone.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -28,8 +34,10 @@ constexpr int64_t kPrefetchTiles = 2;
 // Prompts of at least this many queries take the tiled schedule.
 constexpr int64_t kTiledMinQueries = 4;
 
+bool splits_keys(const Tensor& node) { return node.src[0]->ne[1] < kTiledMinQueries; }
+
 struct TiledScratch {
-    float *kt, *vt, *s, *acc, *m, *l, *row, *mt, *q;
+    float *kt, *vt, *s, *acc, *m, *l, *row, *mt, *q, *fold;
 };
 
 TiledScratch tiled_scratch(char* work, int64_t rows, int64_t D, int64_t Dv) {
@@ -44,12 +52,13 @@ TiledScratch tiled_scratch(char* work, int64_t rows, int64_t D, int64_t Dv) {
     t.row = t.l + rows;              // [D] one key row as floats
     t.mt = t.row + D;                // [kQueryBlock][kKeyTile] the mask of the tile
     t.q = t.mt + kQueryBlock * kKeyTile;  // [rows][D]  the unit's queries, contiguous
+    t.fold = t.q + rows * D;              // [rows][2 + Dv] the chunks folded so far (prompts)
     return t;
 }
 
 size_t tiled_floats(int64_t rows, int64_t D, int64_t Dv) {
     return static_cast<size_t>(D * kKeyTile + kKeyTile * Dv + rows * kKeyTile + rows * Dv + 2 * rows + D +
-                               kQueryBlock * kKeyTile + rows * D + 16);
+                               kQueryBlock * kKeyTile + rows * D + rows * (2 + Dv) + 16);
 }
 
 // A row of K or V as floats: F32 in place, F16 through the SIMD conversion, other types
@@ -180,44 +189,10 @@ void attend(const Attn& a, const TiledScratch& w, int64_t hk, int64_t q0, int64_
     }
 }
 
-// Prompts: units of one KV head x a block of kQueryBlock queries over all keys.
-void flash_attn_tiled(const Tensor& node, const ComputeParams& p) {
-    const Attn a(node);
-    const int64_t n_blocks = (a.n_q + kQueryBlock - 1) / kQueryBlock;
-    const kernels::KernelTable& kt = kernels::active();
-    const TiledScratch w = tiled_scratch(p.work, a.group * kQueryBlock, a.D, a.Dv);
-    if (!a.mask) std::fill(w.mt, w.mt + kQueryBlock * kKeyTile, 0.0f);
-
-    // Units (kv head, query block, seq) are dealt round-robin: under a causal mask a block's
-    // cost grows with its position, so contiguous ranges would leave the last thread about
-    // twice the average work.
-    for (int64_t u = p.ith; u < a.H_kv * n_blocks * a.q.ne[3]; u += p.nth) {
-        const int64_t hk = u % a.H_kv, qb = (u / a.H_kv) % n_blocks, s = u / (a.H_kv * n_blocks);
-        const int64_t q0 = qb * kQueryBlock, nq = std::min(kQueryBlock, a.n_q - q0);
-        attend(a, w, hk, q0, nq, s, 0, a.n_kv, kt);
-        for (int64_t r = 0; r < a.group * nq; ++r) {
-            const int64_t g = r / nq, iq = q0 + r % nq;
-            float* out = reinterpret_cast<float*>(node.row_ptr(hk * a.group + g, iq, s));
-            const float inv = w.l[r] > 0.0f ? 1.0f / w.l[r] : 0.0f;
-            for (int64_t d = 0; d < a.Dv; ++d) out[d] = w.acc[r * a.Dv + d] * inv;
-        }
-    }
-}
-
-// Decoding ("split keys"): a few queries give too few (KV head) units for the threads, so
-// the keys are cut into chunks and each (chunk, KV head) is a unit; each unit's rows leave
-// their max, sum and weighted values in the team's shared scratch, and after a barrier the
-// threads merge the chunks of each row:
-//   M = max m_c, out = sum acc_c exp(m_c - M) / sum l_c exp(m_c - M).
-// A thread takes a contiguous range of units, KV head fastest, and first reads the rows of
-// each new chunk (every head's keys and values, one contiguous range of the cache each) in
-// one stream: a single head's rows are a whole cache row apart, a pattern that reads memory
-// at a fraction of its speed, while a stream into L2 runs at full speed and leaves each
-// head's pass to L2. A chunk's keys and values fit in kChunkBytes.
+// Keys are taken in chunks (of the same size in both schedules): a chunk's keys and values
+// fit in kChunkBytes, so decoding streams a chunk into L2 once for all its heads.
 constexpr int64_t kMaxKeyChunk = 256;
 constexpr size_t kChunkBytes = 256 << 10;
-
-bool splits_keys(const Tensor& node) { return node.src[0]->ne[1] < kTiledMinQueries; }
 
 // Keys per chunk: a multiple of the tile, at most kMaxKeyChunk, a chunk's cache rows within
 // kChunkBytes where a tile's allow.
@@ -231,6 +206,76 @@ int64_t key_chunk(const Attn& a) {
 size_t split_unit_floats(const Attn& a) { return static_cast<size_t>(a.group * a.n_q * (a.Dv + 2)); }
 
 int64_t split_chunks(const Attn& a) { return (a.n_kv + key_chunk(a) - 1) / key_chunk(a); }
+
+// Folds a chunk's partial softmax of one row (max m, sum l, weighted values acc) into the
+// row's result so far (max *M, sum *L, values A), the chunks taken in key order:
+//   M' = max(M, m), A' = A exp(M - M') + acc exp(m - M'), L' likewise.
+void fold_chunk(float m, float l, const float* acc, float* M, float* L, float* A, int64_t Dv,
+                const kernels::KernelTable& kt) {
+    if (m == -std::numeric_limits<float>::infinity()) return;  // a chunk the row sees nothing of
+    if (m > *M) {
+        const float c = std::exp(*M - m);  // 0 for the first chunk (M = -inf, A = 0)
+        kt.scale_f32(A, c, Dv);
+        *L *= c;
+        *M = m;
+    }
+    const float f = std::exp(m - *M);
+    *L += l * f;
+    kt.axpy_f32(A, f, acc, Dv);
+}
+
+// A row's output: the folded values over the folded sum.
+void finish_row(const float* A, float L, float* out, int64_t Dv) {
+    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+    for (int64_t d = 0; d < Dv; ++d) out[d] = A[d] * inv;
+}
+
+// Prompts: units of one KV head x a block of kQueryBlock queries over all keys, a chunk at a
+// time, each chunk folded into the unit's rows as it is done.
+void flash_attn_tiled(const Tensor& node, const ComputeParams& p) {
+    const Attn a(node);
+    const int64_t n_blocks = (a.n_q + kQueryBlock - 1) / kQueryBlock;
+    const kernels::KernelTable& kt = kernels::active();
+    const TiledScratch w = tiled_scratch(p.work, a.group * kQueryBlock, a.D, a.Dv);
+    if (!a.mask) std::fill(w.mt, w.mt + kQueryBlock * kKeyTile, 0.0f);
+    const int64_t chunk = key_chunk(a), unit = a.Dv + 2;
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+
+    // Units (kv head, query block, seq) are dealt round-robin: under a causal mask a block's
+    // cost grows with its position, so contiguous ranges would leave the last thread about
+    // twice the average work.
+    for (int64_t u = p.ith; u < a.H_kv * n_blocks * a.q.ne[3]; u += p.nth) {
+        const int64_t hk = u % a.H_kv, qb = (u / a.H_kv) % n_blocks, s = u / (a.H_kv * n_blocks);
+        const int64_t q0 = qb * kQueryBlock, nq = std::min(kQueryBlock, a.n_q - q0), rows = a.group * nq;
+        for (int64_t r = 0; r < rows; ++r) {
+            float* f = w.fold + r * unit;
+            f[0] = neg_inf, f[1] = 0.0f;
+            std::fill(f + 2, f + unit, 0.0f);
+        }
+        for (int64_t jb = 0; jb < a.n_kv; jb += chunk) {
+            attend(a, w, hk, q0, nq, s, jb, std::min(a.n_kv, jb + chunk), kt);
+            for (int64_t r = 0; r < rows; ++r) {
+                float* f = w.fold + r * unit;
+                fold_chunk(w.m[r], w.l[r], w.acc + r * a.Dv, &f[0], &f[1], f + 2, a.Dv, kt);
+            }
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+            const float* f = w.fold + r * unit;
+            finish_row(f + 2, f[1], reinterpret_cast<float*>(node.row_ptr(hk * a.group + r / nq, q0 + r % nq, s)),
+                       a.Dv);
+        }
+    }
+}
+
+// Decoding ("split keys"): a few queries give too few (KV head) units for the threads, so
+// the keys are cut into chunks and each (chunk, KV head) is a unit; each unit's rows leave
+// their max, sum and weighted values in the team's shared scratch, and after a barrier the
+// threads fold the chunks of each row (fold_chunk).
+// A thread takes a contiguous range of units, KV head fastest, and first reads the rows of
+// each new chunk (every head's keys and values, one contiguous range of the cache each) in
+// one stream: a single head's rows are a whole cache row apart, a pattern that reads memory
+// at a fraction of its speed, while a stream into L2 runs at full speed and leaves each
+// head's pass to L2.
 
 // Reads [b, e) a cache line at a time, so the hardware streams it into the cache.
 void stream_in(const char* b, const char* e) {
@@ -281,28 +326,20 @@ void flash_attn_split(const Tensor& node, const ComputeParams& p) {
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
-    // Merge: rows (s, hk, r) split over the threads.
-    const float neg_inf = -std::numeric_limits<float>::infinity();
+    // Merge: rows (s, hk, r) split over the threads, each folding its chunks in key order.
     int64_t rb, re;
     split_rows(S * a.H_kv * rows, p.ith, p.nth, &rb, &re);
     for (int64_t i = rb; i < re; ++i) {
         const int64_t r = i % rows, hk = (i / rows) % a.H_kv, s = i / (rows * a.H_kv);
         const float* first = partial + static_cast<size_t>((s * a.H_kv + hk) * chunks) * unit_floats + r * (a.Dv + 2);
-        float mx = neg_inf;
-        for (int64_t c = 0; c < chunks; ++c) mx = std::max(mx, first[c * unit_floats]);
         float* out = reinterpret_cast<float*>(node.row_ptr(hk * a.group + r / a.n_q, r % a.n_q, s));
         std::fill(out, out + a.Dv, 0.0f);
-        float l = 0.0f;
-        if (mx != neg_inf)
-            for (int64_t c = 0; c < chunks; ++c) {
-                const float* pc = first + c * unit_floats;
-                if (pc[0] == neg_inf) continue;  // a chunk the row sees nothing of
-                const float f = std::exp(pc[0] - mx);
-                l += pc[1] * f;
-                kt.axpy_f32(out, f, pc + 2, a.Dv);
-            }
-        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-        for (int64_t d = 0; d < a.Dv; ++d) out[d] *= inv;
+        float M = -std::numeric_limits<float>::infinity(), L = 0.0f;
+        for (int64_t c = 0; c < chunks; ++c) {
+            const float* pc = first + c * unit_floats;
+            fold_chunk(pc[0], pc[1], pc + 2, &M, &L, out, a.Dv, kt);
+        }
+        finish_row(out, L, out, a.Dv);
     }
 }
 

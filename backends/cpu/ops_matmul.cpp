@@ -105,7 +105,7 @@ bool uses_blas(const Tensor& node) {
 #ifdef TESSERA_HAVE_OPENBLAS
     const Tensor& a = *node.src[0];
     const Tensor& b = *node.src[1];
-    return !(a.flags & kFlagRepacked) && (a.type == DType::F32 || a.type == DType::F16 || a.type == DType::BF16) &&
+    return !(a.flags & kFlagRepacked) && !(node.flags & kFlagBatchInvariant) && (a.type == DType::F32 || a.type == DType::F16 || a.type == DType::BF16) &&
            b.ne[1] >= kBlasMinRows && a.ne[2] == 1 && a.ne[3] == 1 && b.ne[2] == 1 && b.ne[3] == 1 &&
            b.nb[0] == sizeof(float) && node.nb[0] == sizeof(float);
 #else

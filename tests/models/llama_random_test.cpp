@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -299,10 +300,12 @@ TEST_CASE("several sequences decoded in one batch each get the logits they get a
         const auto want_a = alone(*model, one, a), want_b = alone(*model, one, b);
 
         runtime::ContextOptions multi = one;
+        multi.n_ctx = 66;  // 22 cells per sequence
         multi.n_seq = 3;
         multi.n_batch = 5;  // batches cut across both sequences
         runtime::Context ctx(*model, multi);
         REQUIRE(ctx.cache().ring_rows() == 0);
+        CHECK(ctx.seq_cells() == 22);
         // The first 4 tokens of a and 6 of b, interleaved, logits of all; then the rest.
         std::vector<runtime::SeqToken> batch;
         std::vector<std::pair<int, int>> order;  // (sequence, position) of each output row
@@ -313,7 +316,7 @@ TEST_CASE("several sequences decoded in one batch each get the logits they get a
         ctx.decode_seqs(batch);
         CHECK(ctx.seq_len(0) == 4);
         CHECK(ctx.seq_len(2) == 6);
-        CHECK(ctx.free_cells() == 64 - 10);
+        CHECK(ctx.free_cells() == 66 - 10);
         auto check_rows = [&]() {
             REQUIRE(ctx.n_outputs() == static_cast<int32_t>(order.size()));
             for (size_t r = 0; r < order.size(); ++r) {
@@ -337,22 +340,85 @@ TEST_CASE("several sequences decoded in one batch each get the logits they get a
         // Going back frees cells, and decoding again gives the same logits.
         ctx.seq_truncate(2, 5);
         CHECK(ctx.seq_len(2) == 5);
-        CHECK(ctx.free_cells() == 64 - 12);
+        CHECK(ctx.free_cells() == 66 - 12);
         batch = {{b[5], 2, true}, {b[6], 2, true}};
         order = {{2, 5}, {2, 6}};
         ctx.decode_seqs(batch);
         check_rows();
 
-        // Too many tokens, or a sequence out of range: refused, and nothing changes.
-        std::vector<runtime::SeqToken> big(static_cast<size_t>(ctx.free_cells() + 1), runtime::SeqToken{1, 1, false});
-        CHECK_THROWS_WITH(ctx.decode_seqs(big), doctest::Contains("free cells"));
+        // More tokens than a sequence's cells, or a sequence out of range: refused, and
+        // nothing changes.
+        std::vector<runtime::SeqToken> big(23, runtime::SeqToken{1, 1, false});
+        big.insert(big.begin(), runtime::SeqToken{1, 0, false});
+        CHECK_THROWS_WITH(ctx.decode_seqs(big), doctest::Contains("do not fit in sequence 1's 22 cells"));
         std::vector<runtime::SeqToken> bad_seq = {{1, 3, true}};
         CHECK_THROWS_WITH(ctx.decode_seqs(bad_seq), doctest::Contains("sequence 3"));
         CHECK(ctx.seq_len(1) == 0);
         CHECK(ctx.seq_len(0) == 7);
-        CHECK(ctx.free_cells() == 64 - 14);
+        CHECK(ctx.free_cells() == 66 - 14);
         ctx.seq_truncate(0, 0);
-        CHECK(ctx.free_cells() == 64 - 7);
+        CHECK(ctx.free_cells() == 66 - 7);
         CHECK_THROWS_WITH(ctx.decode(a, false), doctest::Contains("decode_seqs"));
+    }
+}
+
+// What a server promises its users: a sequence's logits are the same, bit for bit, whatever
+// the other sequences in its batches are, however its prompt was cut into batches, and
+// whichever of the context's sequences it is.
+TEST_CASE("a sequence's logits do not depend, bit for bit, on what shares its batches") {
+    test::ScratchDir dir;
+    for (const auto& cfg : test::random_llama_configs()) {
+        CAPTURE(cfg.name);
+        auto model = load_random(dir, cfg);
+        // Over 256 keys, so attention takes its keys in more than one chunk, and batches
+        // of many rows beside single rows: every way a row's attention can be scheduled.
+        const int n_prompt = 290, n_gen = 6;
+        runtime::ContextOptions opt;
+        opt.n_ctx = 3 * 320;
+        opt.n_seq = 3;
+        opt.n_batch = 64;
+        std::vector<int32_t> a, b, c;
+        for (int32_t i = 0; i < n_prompt + n_gen; ++i) a.push_back((i * 7 + 3) % cfg.n_vocab);
+        for (int32_t i = 0; i < 120; ++i) b.push_back((i * 5 + 1) % cfg.n_vocab);
+        for (int32_t i = 0; i < 150; ++i) c.push_back((i * 11 + 2) % cfg.n_vocab);
+        const size_t n_vocab = static_cast<size_t>(cfg.n_vocab);
+
+        // Alone, as sequence 1: the prompt in batches of 64, then tokens one by one.
+        std::vector<std::vector<float>> want;
+        runtime::Context solo(*model, opt);
+        std::vector<runtime::SeqToken> batch;
+        for (int i = 0; i < n_prompt; ++i) batch.push_back({a[static_cast<size_t>(i)], 1, true});
+        solo.decode_seqs(batch);
+        for (int32_t r = 0; r < solo.n_outputs(); ++r) want.emplace_back(solo.logits(r), solo.logits(r) + n_vocab);
+        for (int i = n_prompt; i < n_prompt + n_gen; ++i) {
+            solo.decode_seqs(std::vector<runtime::SeqToken>{{a[static_cast<size_t>(i)], 1, true}});
+            want.emplace_back(solo.logits(0), solo.logits(0) + n_vocab);
+        }
+
+        // Together, as sequence 2: its prompt three tokens at a time beside pieces of the
+        // others' prompts, then one token per step beside theirs.
+        runtime::Context ctx(*model, opt);
+        std::vector<std::vector<float>> got;
+        size_t ib = 0, ic = 0;
+        for (int i = 0; i < n_prompt + n_gen;) {
+            batch.clear();
+            const int take = i < n_prompt ? std::min(3, n_prompt - i) : 1;
+            for (int k = 0; k < 2 && ib < b.size(); ++k) batch.push_back({b[ib++], 0, k == 1});
+            for (int k = 0; k < take; ++k) batch.push_back({a[static_cast<size_t>(i + k)], 2, true});
+            if (ic < c.size()) batch.push_back({c[ic++], 1, true});
+            ctx.decode_seqs(batch);
+            int32_t row = 0;
+            for (const runtime::SeqToken& t : batch) {
+                if (!t.logits) continue;
+                if (t.seq == 2) got.emplace_back(ctx.logits(row), ctx.logits(row) + n_vocab);
+                ++row;
+            }
+            i += take;
+        }
+        REQUIRE(got.size() == want.size());
+        for (size_t p = 0; p < want.size(); ++p) {
+            CAPTURE(p);
+            CHECK(std::memcmp(got[p].data(), want[p].data(), n_vocab * sizeof(float)) == 0);
+        }
     }
 }

@@ -248,9 +248,16 @@ float ExpSum(float* x, int64_t n, float m) {
         hn::StoreU(e, df, x + i);
         sum = hn::Add(sum, e);
     }
-    float total = hn::GetLane(hn::SumOfLanes(df, sum));
-    for (; i < n; ++i) total += (x[i] = std::exp(x[i] - m));
-    return total;
+    // The last partial vector in its lanes too: element i always lands in lane i % N, so the
+    // sum does not depend on n beyond the elements themselves (those past a row's last
+    // visible key are 0), and a row's softmax is the same whatever tile width it got.
+    if (i < n) {
+        const auto live = hn::FirstN(df, static_cast<size_t>(n - i));
+        const auto e = hn::IfThenElseZero(live, hn::Exp(df, hn::Sub(hn::MaskedLoad(live, df, x + i), vm)));
+        hn::BlendedStore(e, live, df, x + i);
+        sum = hn::Add(sum, e);
+    }
+    return hn::GetLane(hn::SumOfLanes(df, sum));
 }
 
 // x86 below AVX2 has no F16C; Highway's emulation there turns infinities into finite
