@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Load for an OpenAI-compatible server (tessera serve, or any other): N clients, each
 sending R streamed chat requests one after another; prints the aggregate generation
-throughput (completion tokens of all requests / wall time) and the median and 90th
-percentile time to first token, as one JSON line.
+throughput (completion tokens of all requests / wall time), the median and 90th
+percentile time to first token, and the median generation speed one client sees (tokens
+after the first / time from the first to the last), as one JSON line.
 
 usage: load.py --url http://127.0.0.1:8080 [--clients 4] [--requests 4] [--max-tokens 64]
 """
@@ -30,7 +31,7 @@ def one_request(url, body, key):
     r = c.getresponse()
     if r.status != 200:
         raise RuntimeError(f"HTTP {r.status}: {r.read()[:200]!r}")
-    ttft, chunks, usage = None, 0, None
+    ttft, chunks, usage, t_last = None, 0, None, None
     while True:
         line = r.fp.readline()
         if not line:
@@ -47,10 +48,13 @@ def one_request(url, body, key):
         for ch in ev.get("choices", []):
             if ch.get("delta", {}).get("content"):
                 chunks += 1
+                t_last = time.perf_counter() - t0
                 if ttft is None:
-                    ttft = time.perf_counter() - t0
+                    ttft = t_last
     c.close()
-    return ttft if ttft is not None else time.perf_counter() - t0, usage["completion_tokens"] if usage else chunks
+    n = usage["completion_tokens"] if usage else chunks
+    rate = (n - 1) / (t_last - ttft) if ttft is not None and t_last > ttft and n > 1 else None
+    return ttft if ttft is not None else time.perf_counter() - t0, n, rate
 
 
 def main():
@@ -61,7 +65,7 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--api-key", default="")
     a = ap.parse_args()
-    ttfts, tokens, errors = [], [], []
+    ttfts, tokens, rates, errors = [], [], [], []
     lock = threading.Lock()
 
     def client(ci):
@@ -71,10 +75,12 @@ def main():
                     "max_tokens": a.max_tokens, "temperature": 0, "stream": True,
                     "stream_options": {"include_usage": True}}
             try:
-                t, n = one_request(a.url, body, a.api_key)
+                t, n, rate = one_request(a.url, body, a.api_key)
                 with lock:
                     ttfts.append(t)
                     tokens.append(n)
+                    if rate is not None:
+                        rates.append(rate)
             except Exception as e:  # noqa: BLE001 - reported in the result
                 with lock:
                     errors.append(str(e))
@@ -93,6 +99,7 @@ def main():
         "throughput_tok_s": round(sum(tokens) / wall, 2),
         "ttft_median_ms": round(statistics.median(ttfts) * 1000, 1) if ttfts else None,
         "ttft_p90_ms": round(ttfts[math.ceil(0.9 * len(ttfts)) - 1] * 1000, 1) if ttfts else None,
+        "client_gen_tok_s_median": round(statistics.median(rates), 2) if rates else None,
     }))
 
 
