@@ -613,6 +613,59 @@ TEST_CASE("with the real model: contexts, decoding past n_ctx, logits, timings, 
     tessera_context_free(ctx);
 }
 
+TEST_CASE("with the real model: several sequences in one context, each as it is alone") {
+    if (!have_model()) return;
+    LoadedModel lm;
+    tessera_context_params cp = tessera_context_default_params();
+    cp.n_ctx = 128;
+    cp.n_seq = 2;
+    cp.n_threads = 2;
+    tessera_context *solo = nullptr, *both = nullptr;
+    REQUIRE(tessera_context_new(lm.m, &cp, &solo) == TESSERA_OK);
+    REQUIRE(tessera_context_new(lm.m, &cp, &both) == TESSERA_OK);
+    CHECK(tessera_seq_cells(both) == 64);
+    CHECK(tessera_context_free_cells(both) == 128);
+    const int32_t n_vocab = tessera_vocab_size(lm.m);
+    const std::vector<int32_t> p = {504, 3575, 282, 4649, 314}, q = {9038, 2114, 253, 655};
+
+    // p alone as sequence 0, then p beside q (p as sequence 1, its tokens interleaved).
+    std::vector<tessera_seq_token> batch;
+    for (int32_t t : p) batch.push_back({t, 0, 1});
+    REQUIRE(tessera_decode_seqs(solo, batch.data(), static_cast<int32_t>(batch.size())) == TESSERA_OK);
+    batch.clear();
+    for (size_t i = 0; i < p.size(); ++i) {
+        if (i < q.size()) batch.push_back({q[i], 0, 0});
+        batch.push_back({p[i], 1, 1});
+    }
+    REQUIRE(tessera_decode_seqs(both, batch.data(), static_cast<int32_t>(batch.size())) == TESSERA_OK);
+    CHECK(tessera_seq_len(both, 0) == 4);
+    CHECK(tessera_seq_len(both, 1) == 5);
+    CHECK(tessera_context_free_cells(both) == 128 - 9);
+    for (int32_t i = 0; i < static_cast<int32_t>(p.size()); ++i) {
+        CAPTURE(i);
+        const float* a = tessera_get_logits(solo, i);
+        const float* b = tessera_get_logits(both, i);
+        REQUIRE(a != nullptr);
+        REQUIRE(b != nullptr);
+        CHECK(std::memcmp(a, b, static_cast<size_t>(n_vocab) * sizeof(float)) == 0);
+    }
+
+    // A sequence's own cells bound it; a plain decode, a bad sequence: refused, nothing changes.
+    std::vector<tessera_seq_token> big(60, tessera_seq_token{q[0], 1, 0});
+    CHECK(tessera_decode_seqs(both, big.data(), 60) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(std::string(tessera_last_error()).find("sequence 1's 64 cells") != std::string::npos);
+    tessera_seq_token bad = {q[0], 2, 1};
+    CHECK(tessera_decode_seqs(both, &bad, 1) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_decode(both, p.data(), 1, 0) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_seq_len(both, 1) == 5);
+    tessera_seq_truncate(both, 1, 2);
+    CHECK(tessera_seq_len(both, 1) == 2);
+    CHECK(tessera_context_free_cells(both) == 128 - 6);
+    CHECK(tessera_seq_cells(nullptr) == 0);
+    tessera_context_free(both);
+    tessera_context_free(solo);
+}
+
 // scripts/test.sh runs this case alone under ThreadSanitizer (build-tsan/): keep its name.
 TEST_CASE("two contexts of one model on two threads give the tokens of one context alone") {
     if (!have_model()) return;
