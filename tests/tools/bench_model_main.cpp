@@ -4,9 +4,10 @@
 // the vocabulary is a synthetic SentencePiece one of the real size (byte tokens plus
 // fillers), so any GGUF reader that expects a tokenizer loads the file.
 //
-// Shapes: tinyllama-1.1b (22 layers, 2048 wide, FFN 5632, 32 heads, 4 KV heads, 32000
-// tokens) and llama3-8b (32 layers, 4096 wide, FFN 14336, 32 heads, 8 KV heads, 128256
-// tokens).
+// Shapes: smollm2-135m (30 layers, 576 wide, FFN 1536, 9 heads, 3 KV heads, 49152 tokens,
+// the output tied to the embeddings), tinyllama-1.1b (22 layers, 2048 wide, FFN 5632, 32
+// heads, 4 KV heads, 32000 tokens) and llama3-8b (32 layers, 4096 wide, FFN 14336, 32
+// heads, 8 KV heads, 128256 tokens).
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -26,9 +27,11 @@ struct Shape {
     const char* display;
     int n_layer, n_embd, n_ff, n_head, n_head_kv, n_vocab, n_ctx;
     float rope_base;
+    bool tied = false;  // no output.weight: the output head is the embedding matrix
 };
 
 const Shape kShapes[] = {
+    {"smollm2-135m", "SmolLM2-135M shape (random weights)", 30, 576, 1536, 9, 3, 49152, 8192, 100000.0f, true},
     {"tinyllama-1.1b", "TinyLlama-1.1B shape (random weights)", 22, 2048, 5632, 32, 4, 32000, 2048, 10000.0f},
     {"llama3-8b", "Llama-3-8B shape (random weights)", 32, 4096, 14336, 32, 8, 128256, 8192, 500000.0f},
 };
@@ -86,7 +89,7 @@ struct Builder {
 
 int main(int argc, char** argv) {
     if (argc != 4) {
-        std::fprintf(stderr, "usage: bench-model SHAPE TYPE OUT.gguf\n  SHAPE: tinyllama-1.1b | llama3-8b\n"
+        std::fprintf(stderr, "usage: bench-model SHAPE TYPE OUT.gguf\n  SHAPE: smollm2-135m | tinyllama-1.1b | llama3-8b\n"
                              "  TYPE: any 'tessera quantize' type (F16, Q8_0, Q4_0, Q4_K_M, ...)\n");
         return 2;
     }
@@ -145,7 +148,7 @@ int main(int argc, char** argv) {
         const float ws = 1.0f / std::sqrt(static_cast<float>(s.n_embd));
         b.matrix("token_embd.weight", s.n_embd, s.n_vocab, 1.0f);
         b.norm("output_norm.weight", s.n_embd);
-        b.matrix("output.weight", s.n_embd, s.n_vocab, ws);
+        if (!s.tied) b.matrix("output.weight", s.n_embd, s.n_vocab, ws);
         for (int il = 0; il < s.n_layer; ++il) {
             const std::string p = "blk." + std::to_string(il) + ".";
             b.norm(p + "attn_norm.weight", s.n_embd);
