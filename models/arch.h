@@ -57,6 +57,13 @@ struct ForwardInputs {
     // masks (mask, mask_swa and n_kv above are then unused), so a row's attention is
     // computed exactly as it is when its sequence is alone in the batch. Empty: one sequence.
     std::vector<SeqSpan> spans;
+    // The first n_single spans have one row each, and their attention is one node: slice i
+    // attends over the cache from row kv_start[i] (I32 [n_single]) with mask_single
+    // (F16 [n_kv_single, 1, 1, n_single]; mask_single_swa likewise). 0: a node per span.
+    int64_t n_single = 0, n_kv_single = 0;
+    Tensor* kv_start = nullptr;
+    Tensor* mask_single = nullptr;
+    Tensor* mask_single_swa = nullptr;
 };
 
 class Architecture {

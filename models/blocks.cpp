@@ -216,8 +216,23 @@ Tensor* self_attention(const ForwardInputs& in, const LayerWeights& l, int il, T
     if (in.spans.empty()) {
         att = attend(q, 0, ring ? in.n_kv_swa : in.n_kv, mask);
     } else {
-        // One attention per sequence, over its own rows, joined in batch order.
-        for (const SeqSpan& sp : in.spans) {
+        // One attention per sequence, over its own rows, joined in batch order; sequences
+        // of one row each share one node, a slice per sequence.
+        if (in.n_single > 0) {
+            const int64_t ns = in.n_single, rows = kc_all->ne[1];
+            const int64_t q_ne[] = {hd, hp.n_head, 1, ns};
+            const size_t q_nb[] = {q->nb[0], q->nb[1], q->nb[2], q->nb[2]};
+            const int64_t k_ne[] = {hd, rows, hp.n_head_kv};
+            const size_t k_nb[] = {type_traits(kc_all->type).type_size, kc_all->nb[1], row_size(kc_all->type, hd)};
+            const int64_t v_ne[] = {hdv, rows, hp.n_head_kv};
+            const size_t v_nb[] = {type_traits(vc_all->type).type_size, vc_all->nb[1], row_size(vc_all->type, hdv)};
+            Tensor* m = swa && in.mask_single_swa ? in.mask_single_swa : in.mask_single;
+            Tensor* a = g.flash_attn(g.permute(g.view(q, q_ne, q_nb, 0), 0, 2, 1, 3), g.view(kc, k_ne, k_nb, 0),
+                                     g.view(vc, v_ne, v_nb, 0), m, scale, hp.attn_softcap, in.kv_start);
+            att = g.reshape(a, {hdv * hp.n_head, ns});
+        }
+        for (size_t i = static_cast<size_t>(in.n_single); i < in.spans.size(); ++i) {
+            const SeqSpan& sp = in.spans[i];
             const int64_t ne[] = {hd, hp.n_head, sp.n_rows};
             const size_t nb[] = {q->nb[0], q->nb[1], q->nb[2]};
             Tensor* qs = g.view(q, ne, nb, static_cast<size_t>(sp.row0) * q->nb[2]);

@@ -45,6 +45,8 @@ Context::Context(const Model& model, const ContextOptions& options)
             throw Error("context: " + std::to_string(options_.n_seq) + " sequences do not fit in a context of " +
                         std::to_string(n_ctx()) + " tokens");
         seq_len_.assign(static_cast<size_t>(options_.n_seq), 0);
+        group_singles_ = std::all_of(model.layer_backend.begin(), model.layer_backend.end(),
+                                     [](const Backend* b) { return b->host_memory(); });
     }
 }
 
@@ -185,10 +187,20 @@ Context::BatchGraph& Context::batch_graph(const BatchShape& shape) {
         sp.n_rows = s.n_rows;
         sp.cell0 = s.cell0;
         sp.n_kv = s.n_kv;
-        sp.mask = g.input(DType::F16, {s.n_kv, s.n_rows}, "mask");
-        if (shape.any_swa) sp.mask_swa = g.input(DType::F16, {s.n_kv, s.n_rows}, "mask_swa");
+        if (static_cast<int32_t>(in.spans.size()) >= shape.n_single) {
+            sp.mask = g.input(DType::F16, {s.n_kv, s.n_rows}, "mask");
+            if (shape.any_swa) sp.mask_swa = g.input(DType::F16, {s.n_kv, s.n_rows}, "mask_swa");
+        }
         in.spans.push_back(sp);
         row0 += s.n_rows;
+    }
+    if (shape.n_single > 0) {
+        in.n_single = shape.n_single;
+        in.n_kv_single = shape.n_kv_single;
+        in.kv_start = g.input(DType::I32, {shape.n_single}, "kv_start");
+        in.mask_single = g.input(DType::F16, {shape.n_kv_single, 1, 1, shape.n_single}, "mask");
+        if (shape.any_swa)
+            in.mask_single_swa = g.input(DType::F16, {shape.n_kv_single, 1, 1, shape.n_single}, "mask_swa");
     }
     if (cache_.ring_rows() > 0) in.rows_swa = g.input(DType::I32, {n}, "rows_swa");
     if (options_.n_seq > 0) in.rows = g.input(DType::I32, {n}, "rows");
@@ -332,29 +344,48 @@ void Context::decode_seqs(std::span<const SeqToken> batch) {
 }
 
 // One batch of several sequences: the graph's rows are the chunk's tokens grouped by sequence
-// (a stable order), and its output rows are put back in the chunk's order by out_ids.
+// (in the order they came within each), the sequences of one token first (they may attend in
+// one node), and its output rows are put back in the chunk's order by out_ids.
 void Context::decode_seq_batch(std::span<const SeqToken> chunk) {
     const models::HParams& hp = model_.hp;
     const int32_t n = static_cast<int32_t>(chunk.size());
+    std::vector<int32_t> count(seq_len_.size(), 0);
+    for (const SeqToken& t : chunk) ++count[static_cast<size_t>(t.seq)];
+    auto key = [&](int32_t i) {
+        const int32_t s = chunk[static_cast<size_t>(i)].seq;
+        return std::pair<bool, int32_t>(count[static_cast<size_t>(s)] > 1, s);
+    };
     std::vector<int32_t> order(static_cast<size_t>(n));  // graph row -> chunk index
     for (int32_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
-    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-        return chunk[static_cast<size_t>(a)].seq < chunk[static_cast<size_t>(b)].seq;
-    });
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return key(a) < key(b); });
     const int32_t R = seq_cells();
     BatchShape shape;
     shape.n = n;
     shape.any_swa =
         hp.sliding_window > 0 && std::any_of(hp.layer_is_swa.begin(), hp.layer_is_swa.end(), [](bool b) { return b; });
-    std::vector<int32_t> span_seq;
+    auto padded = [&](int32_t len) { return std::min(R, (len + kKvPadding - 1) / kKvPadding * kKvPadding); };
+    struct Run {
+        int32_t seq, row0, n_rows;
+    };
+    std::vector<Run> runs;
     for (int32_t r = 0; r < n;) {
         const int32_t s = chunk[static_cast<size_t>(order[static_cast<size_t>(r)])].seq;
-        int32_t e = r;
-        while (e < n && chunk[static_cast<size_t>(order[static_cast<size_t>(e)])].seq == s) ++e;
-        const int32_t len = seq_len_[static_cast<size_t>(s)] + (e - r);
-        shape.spans.push_back({e - r, s * R, std::min(R, (len + kKvPadding - 1) / kKvPadding * kKvPadding)});
-        span_seq.push_back(s);
-        r = e;
+        const int32_t rows = count[static_cast<size_t>(s)];
+        runs.push_back({s, r, rows});
+        shape.spans.push_back({rows, s * R, padded(seq_len_[static_cast<size_t>(s)] + rows)});
+        r += rows;
+    }
+    // The one-token sequences (first in the order) share one attention node; the graph then
+    // depends on their count and the longest one's cells only.
+    int32_t singles = 0;
+    while (singles < static_cast<int32_t>(runs.size()) && runs[static_cast<size_t>(singles)].n_rows == 1) ++singles;
+    if (group_singles_ && singles >= 2) {
+        shape.n_single = singles;
+        for (int32_t k = 0; k < singles; ++k) {
+            SpanShape& sp = shape.spans[static_cast<size_t>(k)];
+            shape.n_kv_single = std::max(shape.n_kv_single, sp.n_kv);
+            sp.cell0 = sp.n_kv = 0;
+        }
     }
     std::vector<int32_t> outs;  // graph rows of the tokens whose logits are kept, in chunk order
     std::vector<int32_t> row_of(static_cast<size_t>(n));
@@ -370,19 +401,28 @@ void Context::decode_seq_batch(std::span<const SeqToken> chunk) {
     int32_t* pos = static_cast<int32_t*>(in.positions->data);
     int32_t* rows = static_cast<int32_t*>(in.rows->data);
     const uint16_t zero = fp32_to_fp16(0.0f), hidden = fp32_to_fp16(-INFINITY);
-    for (size_t k = 0; k < in.spans.size(); ++k) {
-        const models::SeqSpan& sp = in.spans[k];
-        const int32_t start = seq_len_[static_cast<size_t>(span_seq[k])];
-        for (int64_t i = 0; i < sp.n_rows; ++i) {
-            const int64_t r = sp.row0 + i;
-            const int32_t p = start + static_cast<int32_t>(i);
+    for (size_t k = 0; k < runs.size(); ++k) {
+        const Run& run = runs[k];
+        const int32_t start = seq_len_[static_cast<size_t>(run.seq)], cell0 = run.seq * R;
+        // This span's mask rows: its own input, or its slice of the shared one.
+        const bool single = static_cast<int64_t>(k) < in.n_single;
+        const int64_t n_kv = single ? in.n_kv_single : in.spans[k].n_kv;
+        uint16_t* mask = single ? static_cast<uint16_t*>(in.mask_single->data) + k * static_cast<size_t>(n_kv)
+                                : static_cast<uint16_t*>(in.spans[k].mask->data);
+        uint16_t* mask_swa = nullptr;
+        if (single && in.mask_single_swa)
+            mask_swa = static_cast<uint16_t*>(in.mask_single_swa->data) + k * static_cast<size_t>(n_kv);
+        else if (!single && in.spans[k].mask_swa)
+            mask_swa = static_cast<uint16_t*>(in.spans[k].mask_swa->data);
+        if (single) static_cast<int32_t*>(in.kv_start->data)[k] = cell0;
+        for (int32_t i = 0; i < run.n_rows; ++i) {
+            const int32_t r = run.row0 + i, p = start + i;
             tok[r] = chunk[static_cast<size_t>(order[static_cast<size_t>(r)])].token;
             pos[r] = p;
-            rows[r] = static_cast<int32_t>(sp.cell0) + p;
-            uint16_t* row = static_cast<uint16_t*>(sp.mask->data) + static_cast<size_t>(i * sp.n_kv);
-            uint16_t* srow = sp.mask_swa ? static_cast<uint16_t*>(sp.mask_swa->data) + static_cast<size_t>(i * sp.n_kv)
-                                         : nullptr;
-            for (int64_t j = 0; j < sp.n_kv; ++j) {
+            rows[r] = cell0 + p;
+            uint16_t* row = mask + static_cast<size_t>(i) * static_cast<size_t>(n_kv);
+            uint16_t* srow = mask_swa ? mask_swa + static_cast<size_t>(i) * static_cast<size_t>(n_kv) : nullptr;
+            for (int64_t j = 0; j < n_kv; ++j) {
                 row[j] = j <= p ? zero : hidden;
                 if (srow) srow[j] = j <= p && p - j < hp.sliding_window ? zero : hidden;
             }
@@ -392,8 +432,7 @@ void Context::decode_seq_batch(std::span<const SeqToken> chunk) {
     for (int32_t i = 0; i < shape.n_out; ++i) out_ids[i] = outs.empty() ? n - 1 : outs[static_cast<size_t>(i)];
 
     scheduler_.compute(bg.g);
-    for (size_t k = 0; k < in.spans.size(); ++k)
-        seq_len_[static_cast<size_t>(span_seq[k])] += static_cast<int32_t>(in.spans[k].n_rows);
+    for (const Run& run : runs) seq_len_[static_cast<size_t>(run.seq)] += run.n_rows;
     if (outs.empty()) return;
     const size_t n_vocab = static_cast<size_t>(hp.n_vocab);
     scheduler_.read(bg.logits, logits_.data() + static_cast<size_t>(n_outputs_) * n_vocab,

@@ -98,6 +98,7 @@ private:
         int32_t n = 0, n_kv = 0, n_out = 0, n_kv_swa = 0;
         bool any_swa = false;
         std::vector<SpanShape> spans;  // several sequences: one per sequence in the batch
+        int32_t n_single = 0, n_kv_single = 0;  // leading one-row spans attending in one node
         bool operator==(const BatchShape&) const = default;
     };
     void decode_batch(const int32_t* tokens, int32_t n, bool all_logits);
@@ -116,6 +117,9 @@ private:
     std::vector<int32_t> ring_pos_;  // position held by each ring row (-1: none)
     // Several sequences: each one's length (its tokens are in rows s * seq_cells() on).
     std::vector<int32_t> seq_len_;
+    // Whether sequences of one row in a batch attend in one node (every layer's backend
+    // runs such a node: the CPU's).
+    bool group_singles_ = false;
     std::vector<float> logits_;  // [n_outputs][n_vocab]
     int32_t n_outputs_ = 0;
     Timings timings_;

@@ -424,7 +424,8 @@ Tensor* Graph::soft_max(Tensor* a, Tensor* mask, float scale) {
     return t;
 }
 
-Tensor* Graph::flash_attn(Tensor* q, Tensor* k, Tensor* v, Tensor* mask, float scale, float softcap) {
+Tensor* Graph::flash_attn(Tensor* q, Tensor* k, Tensor* v, Tensor* mask, float scale, float softcap,
+                          Tensor* kv_start) {
     require_not_null(q, "flash_attn", "q");
     require_not_null(k, "flash_attn", "k");
     require_not_null(v, "flash_attn", "v");
@@ -436,17 +437,26 @@ Tensor* Graph::flash_attn(Tensor* q, Tensor* k, Tensor* v, Tensor* mask, float s
     require(k->ne[1] == v->ne[1], "flash_attn", shapes, "k and v must have the same length");
     require(k->ne[2] == v->ne[2] && k->ne[2] > 0 && q->ne[2] % k->ne[2] == 0, "flash_attn", shapes,
             "k and v must have the same head count, dividing q's");
-    require(q->ne[3] == k->ne[3] && k->ne[3] == v->ne[3], "flash_attn", shapes, "dim 3 must agree");
+    if (kv_start) {
+        require(kv_start->type == DType::I32 && kv_start->n_elements() == q->ne[3] && k->ne[3] == 1 && v->ne[3] == 1,
+                "flash_attn", shapes, "kv_start must be I32 with one row per q's dim 3, k and v one sequence");
+        require(mask && mask->ne[0] <= k->ne[1] && mask->ne[1] >= q->ne[1] && mask->ne[2] == 1 &&
+                    mask->ne[3] == q->ne[3],
+                "flash_attn", shapes + (mask ? " with mask " + shape_string(mask) : std::string()),
+                "with kv_start, mask must be [n_kv <= k's rows, >= n_q, 1, q's dim 3]");
+    } else {
+        require(q->ne[3] == k->ne[3] && k->ne[3] == v->ne[3], "flash_attn", shapes, "dim 3 must agree");
+    }
     require(q->rows_contiguous() && k->rows_contiguous() && v->rows_contiguous(), "flash_attn", shapes,
             "rows must be contiguous");
-    if (mask) {
-        require(mask->type == DType::F32 || mask->type == DType::F16, "flash_attn", shapes,
-                "mask must be F32 or F16");
+    if (mask)
+        require(mask->type == DType::F32 || mask->type == DType::F16, "flash_attn", shapes, "mask must be F32 or F16");
+    if (mask && !kv_start) {
         require(mask->ne[0] == k->ne[1] && mask->ne[1] >= q->ne[1] && mask->ne[2] == 1 && mask->ne[3] == 1,
                 "flash_attn", shapes + " with mask " + shape_string(mask), "mask must be [n_kv, >= n_q]");
     }
     const int64_t ne[] = {v->ne[0], q->ne[2], q->ne[1], q->ne[3]};
-    Tensor* t = make_op(Op::FlashAttn, DType::F32, ne, {q, k, v, mask});
+    Tensor* t = make_op(Op::FlashAttn, DType::F32, ne, {q, k, v, mask, kv_start});
     t->set_param_f(0, scale);
     t->set_param_f(1, softcap);
     return t;

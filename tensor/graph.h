@@ -81,7 +81,11 @@ public:
     // q: [D, n_q, H, S] F32; k: [D, n_kv, H_kv, S], v: [Dv, n_kv, H_kv, S] F32/F16/Q8_0 with
     // H_kv | H; mask: optional F32/F16 [n_kv, >= n_q] (0 or -inf: causal, sliding window).
     // softcap > 0 applies softcap * tanh(s / softcap) to the scores. -> F32 [Dv, H, n_q, S].
-    Tensor* flash_attn(Tensor* q, Tensor* k, Tensor* v, Tensor* mask, float scale, float softcap = 0.0f);
+    // kv_start (optional, I32 [S]): the S slices of q are S sequences of one cache; k and v
+    // are the whole cache (dim 3 of 1) and slice s attends over its rows kv_start[s] ..
+    // kv_start[s] + n_kv - 1 with its own mask [n_kv, >= n_q, 1, S] (n_kv = mask's rows).
+    Tensor* flash_attn(Tensor* q, Tensor* k, Tensor* v, Tensor* mask, float scale, float softcap = 0.0f,
+                       Tensor* kv_start = nullptr);
     Tensor* silu(Tensor* a);
     Tensor* gelu(Tensor* a);      // tanh approximation
     Tensor* gelu_erf(Tensor* a);  // exact

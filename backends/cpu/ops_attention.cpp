@@ -74,15 +74,15 @@ void prefetch_row(const char* p, size_t bytes) {
     for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o);
 }
 
-// The mask of queries [q0, q0 + nq) over keys [j0, j0 + nk) as floats, a row of kKeyTile per
-// query. Returns 1 + the last key any of the queries sees: 0 when the tile is masked for all.
-int64_t tile_mask(const Tensor& mask, int64_t q0, int64_t nq, int64_t j0, int64_t nk, float* mt,
+// The mask of queries [q0, q0 + nq) (of mask slice s) over keys [j0, j0 + nk) as floats, a row
+// of kKeyTile per query. Returns 1 + the last key any of the queries sees: 0 when the tile is masked for all.
+int64_t tile_mask(const Tensor& mask, int64_t q0, int64_t nq, int64_t s, int64_t j0, int64_t nk, float* mt,
                   const kernels::KernelTable& kt) {
     const float neg_inf = -std::numeric_limits<float>::infinity();
     int64_t seen = 0;
     for (int64_t i = 0; i < nq; ++i) {
         float* row = mt + i * kKeyTile;
-        const char* mr = mask.row_ptr(q0 + i);
+        const char* mr = mask.row_ptr(q0 + i, 0, s);
         if (mask.type == DType::F16) kt.f16_to_f32(reinterpret_cast<const uint16_t*>(mr) + j0, row, nk);
         else std::memcpy(row, reinterpret_cast<const float*>(mr) + j0, static_cast<size_t>(nk) * sizeof(float));
         for (int64_t j = nk; j > seen; --j)
@@ -97,15 +97,27 @@ int64_t tile_mask(const Tensor& mask, int64_t q0, int64_t nq, int64_t j0, int64_
 // One node's operands and shape.
 struct Attn {
     const Tensor& q;  // [D, n_q, H, S]
-    const Tensor& k;  // [D, n_kv, H_kv, S]
-    const Tensor& v;  // [Dv, n_kv, H_kv, S]
+    const Tensor& k;  // [D, n_kv, H_kv, S], or the whole cache [D, rows, H_kv] with kv0
+    const Tensor& v;  // [Dv, n_kv, H_kv, S], likewise
     const Tensor* mask;
+    const int32_t* kv0;  // with several sequences: sequence s's first cache row (else null)
     float scale, softcap;
     int64_t D, Dv, n_q, H, n_kv, H_kv, group;
     explicit Attn(const Tensor& node)
-        : q(*node.src[0]), k(*node.src[1]), v(*node.src[2]), mask(node.src[3]), scale(node.param_f(0)),
-          softcap(node.param_f(1)), D(q.ne[0]), Dv(v.ne[0]), n_q(q.ne[1]), H(q.ne[2]), n_kv(k.ne[1]),
-          H_kv(k.ne[2]), group(H / H_kv) {}
+        : q(*node.src[0]), k(*node.src[1]), v(*node.src[2]), mask(node.src[3]),
+          kv0(node.src[4] ? static_cast<const int32_t*>(node.src[4]->data) : nullptr), scale(node.param_f(0)),
+          softcap(node.param_f(1)), D(q.ne[0]), Dv(v.ne[0]), n_q(q.ne[1]), H(q.ne[2]),
+          n_kv(kv0 ? mask->ne[0] : k.ne[1]), H_kv(k.ne[2]), group(H / H_kv) {}
+    // Key or value j of KV head hk for sequence s.
+    const char* k_row(int64_t j, int64_t hk, int64_t s) const {
+        return kv0 ? k.row_ptr(kv0[s] + j, hk, 0) : k.row_ptr(j, hk, s);
+    }
+    const char* v_row(int64_t j, int64_t hk, int64_t s) const {
+        return kv0 ? v.row_ptr(kv0[s] + j, hk, 0) : v.row_ptr(j, hk, s);
+    }
+    int64_t mask_slice(int64_t s) const { return kv0 ? s : 0; }
+    // A sequence whose cache rows are out of the cache's range sees nothing (its output is 0).
+    bool seq_ok(int64_t s) const { return !kv0 || (kv0[s] >= 0 && kv0[s] + n_kv <= k.ne[1]); }
 };
 
 // The online softmax of one unit, the query heads of KV head hk x queries [q0, q0 + nq) of
@@ -131,8 +143,8 @@ void attend(const Attn& a, const TiledScratch& w, int64_t hk, int64_t q0, int64_
     const size_t k_bytes = row_size(a.k.type, D), v_bytes = row_size(a.v.type, Dv);
     const auto prefetch = [&](int64_t from, int64_t to) {
         for (int64_t j = from; j < std::min(je, to); ++j) {
-            prefetch_row(a.k.row_ptr(j, hk, s), k_bytes);
-            prefetch_row(a.v.row_ptr(j, hk, s), v_bytes);
+            prefetch_row(a.k_row(j, hk, s), k_bytes);
+            prefetch_row(a.v_row(j, hk, s), v_bytes);
         }
     };
     prefetch(jb, jb + kPrefetchTiles * kKeyTile);
@@ -141,16 +153,16 @@ void attend(const Attn& a, const TiledScratch& w, int64_t hk, int64_t q0, int64_
         // of a causal mask); a tile masked for all is skipped.
         int64_t nk = std::min(kKeyTile, je - j0);
         prefetch(j0 + kPrefetchTiles * kKeyTile, j0 + (kPrefetchTiles + 1) * kKeyTile);
-        if (a.mask) nk = tile_mask(*a.mask, q0, nq, j0, nk, w.mt, kt);
+        if (a.mask) nk = tile_mask(*a.mask, q0, nq, a.mask_slice(s), j0, nk, w.mt, kt);
         if (nk == 0) continue;
 
         for (int64_t j = 0; j < nk; ++j) {
-            const float* kr = row_f32(a.k, a.k.row_ptr(j0 + j, hk, s), w.row, D, kt);
+            const float* kr = row_f32(a.k, a.k_row(j0 + j, hk, s), w.row, D, kt);
             for (int64_t d = 0; d < D; ++d) w.kt[d * kKeyTile + j] = kr[d];
         }
         for (int64_t j = 0; j < nk; ++j) {
             float* vr = w.vt + j * Dv;
-            const float* src = row_f32(a.v, a.v.row_ptr(j0 + j, hk, s), vr, Dv, kt);
+            const float* src = row_f32(a.v, a.v_row(j0 + j, hk, s), vr, Dv, kt);
             if (src != vr) std::memcpy(vr, src, static_cast<size_t>(Dv) * sizeof(float));
         }
         // Per query head sharing the KV head: the scores of its block of queries against the
@@ -252,7 +264,7 @@ void flash_attn_tiled(const Tensor& node, const ComputeParams& p) {
             f[0] = neg_inf, f[1] = 0.0f;
             std::fill(f + 2, f + unit, 0.0f);
         }
-        for (int64_t jb = 0; jb < a.n_kv; jb += chunk) {
+        for (int64_t jb = 0; jb < a.n_kv && a.seq_ok(s); jb += chunk) {
             attend(a, w, hk, q0, nq, s, jb, std::min(a.n_kv, jb + chunk), kt);
             for (int64_t r = 0; r < rows; ++r) {
                 float* f = w.fold + r * unit;
@@ -290,10 +302,11 @@ void stream_in(const char* b, const char* e) {
 
 // The cache rows of keys [jb, je) of sequence s, every head: one range when the heads of a
 // key are packed within its row (a KV cache view), else nothing is read ahead.
-void stream_rows(const Tensor& t, int64_t jb, int64_t je, int64_t s) {
+void stream_rows(const Attn& a, const Tensor& t, int64_t jb, int64_t je, int64_t s) {
     const size_t heads = static_cast<size_t>(t.ne[2] - 1) * t.nb[2] + row_size(t.type, t.ne[0]);
     if (heads > t.nb[1]) return;
-    stream_in(t.row_ptr(jb, 0, s), t.row_ptr(je - 1, 0, s) + heads);
+    const int64_t base = a.kv0 ? a.kv0[s] : 0;
+    stream_in(t.row_ptr(base + jb, 0, a.kv0 ? 0 : s), t.row_ptr(base + je - 1, 0, a.kv0 ? 0 : s) + heads);
 }
 
 void flash_attn_split(const Tensor& node, const ComputeParams& p) {
@@ -310,11 +323,15 @@ void flash_attn_split(const Tensor& node, const ComputeParams& p) {
     for (int64_t u = ub; u < ue; ++u) {
         const int64_t hk = u % a.H_kv, c = (u / a.H_kv) % chunks, s = u / (a.H_kv * chunks);
         const int64_t jb = c * chunk, je = std::min(a.n_kv, jb + chunk);
-        if (u == ub || hk == 0) {
-            stream_rows(a.k, jb, je, s);
-            stream_rows(a.v, jb, je, s);
+        if (!a.seq_ok(s)) {  // nothing seen: the merge skips the chunk
+            for (int64_t r = 0; r < rows; ++r) w.m[r] = -std::numeric_limits<float>::infinity(), w.l[r] = 0.0f;
+        } else {
+            if (u == ub || hk == 0) {
+                stream_rows(a, a.k, jb, je, s);
+                stream_rows(a, a.v, jb, je, s);
+            }
+            attend(a, w, hk, 0, a.n_q, s, jb, je, kt);
         }
-        attend(a, w, hk, 0, a.n_q, s, jb, je, kt);
         float* dst = partial + static_cast<size_t>((s * a.H_kv + hk) * chunks + c) * unit_floats;
         for (int64_t r = 0; r < rows; ++r) {
             float* pr = dst + r * (a.Dv + 2);

@@ -194,8 +194,8 @@ public:
                 return copy_supports(a->type, node.type);
             case Op::SetRows:
                 return set_rows_supports(node.type) && node.ne[0] * 4 <= 48 * 1024;
-            case Op::FlashAttn:
-                return flash_attn_supports(node.src[1]->type) && flash_attn_supports(node.src[2]->type) &&
+            case Op::FlashAttn:  // not several sequences' slices of one cache (kv_start)
+                return !node.src[4] && flash_attn_supports(node.src[1]->type) && flash_attn_supports(node.src[2]->type) &&
                        a->ne[0] <= 256 && node.src[2]->ne[0] <= 256;
             default:
                 return false;

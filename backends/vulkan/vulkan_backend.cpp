@@ -462,7 +462,7 @@ public:
                 return element_type(node.type) || node.type == DType::Q8_0;
             case Op::FlashAttn: {
                 auto kv = [](DType t) { return t == DType::F32 || t == DType::F16 || t == DType::Q8_0; };
-                return kv(node.src[1]->type) && kv(node.src[2]->type) && node.src[2]->ne[0] <= 256 &&
+                return !node.src[4] && kv(node.src[1]->type) && kv(node.src[2]->type) && node.src[2]->ne[0] <= 256 &&
                        a->ne[0] % 4 == 0 && node.src[2]->ne[0] % 4 == 0;
             }
             default:

@@ -531,6 +531,59 @@ void add_flash_attn(std::vector<OpCase>& cases) {
     }
 }
 
+// Several sequences of one cache in one node (kv_start): slice s of q attends over the cache
+// rows from kv_start[s] with its own mask. One query each (decoding) and five (tiled).
+void add_flash_attn_sequences(std::vector<OpCase>& cases) {
+    const int64_t D = 64, H = 4, H_kv = 2, rows = 90, n_kv = 40, S = 3;
+    const std::vector<int64_t> starts = {0, 37, 50};
+    for (int64_t n_q : {1, 5}) {
+        OpCase c;
+        c.name = "flash_attn kv F16 sequences " + std::to_string(S) + " q " + std::to_string(n_q) + " kv " +
+                 std::to_string(n_kv) + " of " + std::to_string(rows) + " rows";
+        std::vector<double> mask;
+        for (int64_t s = 0; s < S; ++s) {  // sequence s holds 20 + 9 s keys
+            const std::vector<double> m = causal_mask(n_kv, n_q, 20 + 9 * s - n_q, 0);
+            mask.insert(mask.end(), m.begin(), m.end());
+        }
+        c.leaves = {random_leaf(DType::F32, {D, n_q, H, S}, 84), random_leaf(DType::F16, {D * H_kv, rows}, 85),
+                    random_leaf(DType::F16, {D * H_kv, rows}, 86), float_leaf(DType::F16, {n_kv, n_q, 1, S}, mask),
+                    int_leaf(DType::I32, {S}, starts)};
+        const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+        c.build = [=](Graph& g, std::vector<Tensor*>& l) {
+            const int64_t ne[] = {D, rows, H_kv};
+            const size_t nb[] = {type_traits(DType::F16).type_size, l[1]->nb[1], row_size(DType::F16, D)};
+            return g.flash_attn(l[0], g.view(l[1], ne, nb, 0), g.view(l[2], ne, nb, 0), l[3], scale, 0.0f, l[4]);
+        };
+        c.reference = [=](const Refs& l) {
+            Out o;  // [D, H, n_q, S]
+            for (int64_t s = 0; s < S; ++s)
+                for (int64_t q = 0; q < n_q; ++q)
+                    for (int64_t h = 0; h < H; ++h) {
+                        const int64_t hk = h / (H / H_kv), j0 = starts[static_cast<size_t>(s)];
+                        std::vector<double> w(static_cast<size_t>(n_kv));
+                        double mx = -INFINITY;
+                        for (int64_t j = 0; j < n_kv; ++j) {
+                            double d = 0;
+                            for (int64_t i = 0; i < D; ++i) d += l[0].at(i, q, h, s) * l[1].at(hk * D + i, j0 + j);
+                            d = d * scale + l[3].at(j, q, 0, s);
+                            w[static_cast<size_t>(j)] = d;
+                            mx = std::max(mx, d);
+                        }
+                        double sum = 0;
+                        for (double& x : w) sum += (x = std::exp(x - mx));
+                        for (int64_t i = 0; i < D; ++i) {
+                            double acc = 0;
+                            for (int64_t j = 0; j < n_kv; ++j) acc += w[static_cast<size_t>(j)] * l[2].at(hk * D + i, j0 + j);
+                            o.push_back(acc / sum);
+                        }
+                    }
+            return o;
+        };
+        c.max_nmse = 1e-9;
+        cases.push_back(std::move(c));
+    }
+}
+
 // -------------------------------------------------------------------------------------
 // Copies and indexing
 
@@ -672,6 +725,7 @@ std::vector<OpCase> all_op_cases() {
     add_soft_max(cases);
     add_rope(cases);
     add_flash_attn(cases);
+    add_flash_attn_sequences(cases);
     add_copies(cases);
     return cases;
 }
