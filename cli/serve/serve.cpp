@@ -3,9 +3,11 @@
 // batches every active request into one decode per step.
 #include <httplib.h>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -56,10 +58,15 @@ const char* const kServeHelp =
 constexpr size_t kMaxBody = size_t{8} << 20;  // bytes of a request body
 constexpr int kMaxDepth = 64;                 // nesting of a request's JSON
 
-std::atomic<httplib::Server*> g_server{nullptr};
-
-void on_signal(int) {
-    if (httplib::Server* s = g_server.load()) s->stop();
+// SIGINT and SIGTERM are blocked in every thread and taken by one waiting thread, which
+// stops the server (a handler interrupting whichever thread it lands on cannot safely call
+// into the HTTP library); a second one ends the process at once.
+sigset_t stop_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    return set;
 }
 
 // A request that cannot be served: the HTTP status and OpenAI's error fields.
@@ -367,6 +374,8 @@ bool same_secret(const std::string& want, const std::string& given) {
 }  // namespace
 
 int cmd_serve(int argc, char** argv) {
+    const sigset_t signals = stop_signals();
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before any thread starts: they all inherit it
     std::string model_path, host = "127.0.0.1", api_key, template_file;
     long port = 8080, parallel = 4, n_ctx = 0, n_batch = 512, n_threads = 0, queue = 64;
     GpuOptions gpu;
@@ -551,9 +560,15 @@ int cmd_serve(int argc, char** argv) {
                      host.c_str(), port);
         return 1;
     }
-    g_server.store(&http);
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
+    static std::atomic<httplib::Server*> stopping{nullptr};
+    stopping.store(&http);
+    std::thread([signals] {
+        int sig = 0;
+        sigwait(&signals, &sig);
+        if (httplib::Server* s = stopping.load()) s->stop();
+        sigwait(&signals, &sig);
+        std::_Exit(128 + sig);
+    }).detach();
     std::fprintf(stderr, "tessera serve: listening on http://%s:%d, loading %s\n", host.c_str(), bound,
                  model_path.c_str());
     std::fflush(stderr);
@@ -572,7 +587,7 @@ int cmd_serve(int argc, char** argv) {
         http.stop();
     }
     listener.join();
-    g_server.store(nullptr);
+    stopping.store(nullptr);
     srv.engine.reset();  // before the context it decodes with
     tessera_context_free(ctx);
     tessera_model_free(srv.model);

@@ -1,15 +1,41 @@
 // The r16 layout (repack.h): conversion both ways and the scalar reference dot products.
 #include "backends/cpu/kernels/repack.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <thread>
+#include <vector>
 
 #include "backends/cpu/kernels/kernels.h"
 #include "backends/cpu/kernels/kquant_scales.h"
 #include "tensor/error.h"
 #include "tensor/fp16.h"
 #include "tensor/quant/blocks.h"
+
+namespace {
+
+// Runs f(g) for g in [0, n) on the machine's cores, a contiguous range per thread. Plain
+// threads, not OpenMP: a model loads on one thread and may decode on another, and an OpenMP
+// team left on the loading thread makes libgomp count twice the threads it manages, so the
+// decoding team stops spinning at its barriers (a futex sleep per graph node).
+template <class F>
+void for_each_group(int64_t n, F&& f) {
+    const int64_t nth = std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, std::max<int64_t>(n / 4, 1));
+    if (nth == 1) {
+        for (int64_t g = 0; g < n; ++g) f(g);
+        return;
+    }
+    std::vector<std::thread> threads;
+    for (int64_t t = 0; t < nth; ++t)
+        threads.emplace_back([&, t] {
+            for (int64_t g = n * t / nth; g < n * (t + 1) / nth; ++g) f(g);
+        });
+    for (std::thread& th : threads) th.join();
+}
+
+}  // namespace
 
 namespace tessera::cpu::kernels {
 
@@ -41,8 +67,7 @@ void q4k_position(int j, int e, size_t* byte, bool* high) {
 void repack_q4_K(const uint8_t* src, uint8_t* dst, int64_t k, int64_t n) {
     const int64_t nb = k / kQKK;
     const size_t row_bytes = static_cast<size_t>(nb) * sizeof(block_q4_K);
-#pragma omp parallel for schedule(static)
-    for (int64_t g = 0; g < n / kR16Rows; ++g) {
+    for_each_group(n / kR16Rows, [&](int64_t g) {
         for (int64_t b = 0; b < nb; ++b) {
             uint8_t* out = dst + static_cast<size_t>(g * nb + b) * kKBlock;
             std::memset(out, 0, kKBlock);
@@ -65,7 +90,7 @@ void repack_q4_K(const uint8_t* src, uint8_t* dst, int64_t k, int64_t n) {
                 }
             }
         }
-    }
+    });
 }
 
 void unpack_q4_K(const uint8_t* src, uint8_t* dst, int64_t k, int64_t n) {
@@ -177,8 +202,7 @@ uint8_t q6k_r16_quant(const uint8_t* blk, int j, int e) {
 void repack_q6_K(const uint8_t* src, uint8_t* dst, int64_t k, int64_t n) {
     const int64_t nb = k / kQKK;
     const size_t row_bytes = static_cast<size_t>(nb) * sizeof(quant::block_q6_K);
-#pragma omp parallel for schedule(static)
-    for (int64_t g = 0; g < n / kR16Rows; ++g) {
+    for_each_group(n / kR16Rows, [&](int64_t g) {
         for (int64_t b = 0; b < nb; ++b) {
             uint8_t* out = dst + static_cast<size_t>(g * nb + b) * kQ6Block;
             std::memset(out, 0, kQ6Block);
@@ -198,7 +222,7 @@ void repack_q6_K(const uint8_t* src, uint8_t* dst, int64_t k, int64_t n) {
                 }
             }
         }
-    }
+    });
 }
 
 void unpack_q6_K(const uint8_t* src, uint8_t* dst, int64_t k, int64_t n) {
@@ -281,8 +305,7 @@ void check(DType t, int64_t k, int64_t n) {
 // units), 32 units per pair.
 template <class T, int E>
 void repack_interleaved(const T* src, T* dst, int64_t k, int64_t n, bool to_r16) {
-#pragma omp parallel for schedule(static)
-    for (int64_t g = 0; g < n / kR16Rows; ++g)
+    for_each_group(n / kR16Rows, [&](int64_t g) {
         for (int j = 0; j < kR16Rows; ++j) {
             const size_t row = static_cast<size_t>(g * kR16Rows + j) * static_cast<size_t>(k);
             const size_t group = static_cast<size_t>(g * kR16Rows) * static_cast<size_t>(k);
@@ -293,6 +316,7 @@ void repack_interleaved(const T* src, T* dst, int64_t k, int64_t n, bool to_r16)
                 else dst[row + static_cast<size_t>(i)] = src[r16];
             }
         }
+    });
 }
 
 // The F16 and F32 twin: even = fma(w[j][i], x[c][i], even) over the even i in order, odd
@@ -384,8 +408,7 @@ void repack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
     const size_t bs = type_traits(t).type_size, gb = r16_block_bytes(t), row_bytes = static_cast<size_t>(nb) * bs;
     const auto* s = static_cast<const uint8_t*>(src);
     auto* d = static_cast<uint8_t*>(dst);
-#pragma omp parallel for schedule(static)
-    for (int64_t g = 0; g < n / kR16Rows; ++g) {
+    for_each_group(n / kR16Rows, [&](int64_t g) {
         for (int64_t b = 0; b < nb; ++b) {
             uint8_t* out = d + (static_cast<size_t>(g * nb + b)) * gb;
             for (int j = 0; j < kR16Rows; ++j) {
@@ -407,7 +430,7 @@ void repack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
                 }
             }
         }
-    }
+    });
 }
 
 void unpack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
