@@ -27,6 +27,10 @@ namespace kernels = tessera::cpu::kernels;
 
 namespace {
 
+// Every type with an r16 layout.
+const DType kR16Types[] = {DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q4_K, DType::Q6_K,
+                           DType::F16,  DType::BF16, DType::F32};
+
 // n rows of k random floats quantized to `t`.
 std::vector<uint8_t> random_rows(DType t, int64_t k, int64_t n, std::mt19937& rng) {
     std::normal_distribution<float> dist(0.0f, 1.0f);
@@ -71,7 +75,7 @@ Activations random_acts(DType t, int64_t k, int nc, std::mt19937& rng) {
 
 TEST_CASE("r16 repacking is exact both ways") {
     std::mt19937 rng(7);
-    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::BF16, DType::F32}) {
+    for (DType t : kR16Types) {
         for (auto [k, n] : {std::pair<int64_t, int64_t>{256, 16}, {768, 48}, {4096, 32}}) {
             CAPTURE(std::string(type_name(t)));
             CAPTURE(k);
@@ -92,7 +96,7 @@ TEST_CASE("r16 repacking is exact both ways") {
 TEST_CASE("the r16 scalar twin agrees with the plain-layout kernels") {
     std::mt19937 rng(11);
     const int64_t k = 256;
-    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::BF16, DType::F32}) {
+    for (DType t : kR16Types) {
         CAPTURE(std::string(type_name(t)));
         const std::vector<uint8_t> plain = random_rows(t, k, 16, rng);
         std::vector<uint8_t> packed(kernels::r16_bytes(t, k, 16));
@@ -119,7 +123,7 @@ TEST_CASE("every r16 kernel this CPU runs is bit-identical to its scalar twin") 
     for (const kernels::TargetInfo& target : kernels::compiled_targets()) {
         if (!target.supported) continue;
         REQUIRE(kernels::select_target(target.name));
-        for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::BF16, DType::F32}) {
+        for (DType t : kR16Types) {
             const kernels::DotR16Fn fn = kernels::active().dot_r16[static_cast<uint32_t>(t)];
             if (!fn) continue;
             CAPTURE(target.name);
@@ -151,7 +155,8 @@ TEST_CASE("a model loaded with repacking gives the logits of the plain layout") 
     tessera::test::ScratchDir dir;
     std::vector<tessera::test::RandomLlamaConfig> configs;
     for (const auto& cfg : tessera::test::random_llama_configs())
-        if (cfg.weight_type == DType::Q4_0 || cfg.weight_type == DType::Q8_0 || cfg.weight_type == DType::F16 ||
+        if (cfg.weight_type == DType::Q4_0 || cfg.weight_type == DType::Q4_1 || cfg.weight_type == DType::Q8_0 ||
+            cfg.weight_type == DType::F16 ||
             cfg.weight_type == DType::F32)
             configs.push_back(cfg);
     // Q4_K and Q6_K: models with rows of 256, converted with `tessera quantize`'s Q4_K_S and
@@ -159,6 +164,7 @@ TEST_CASE("a model loaded with repacking gives the logits of the plain layout") 
     configs.push_back({"llama-q4_k", 97, 256, 2, 4, 2, 64, 512, DType::Q4_K, false, false, 10000.0f, 31});
     configs.push_back({"llama-q6_k", 97, 256, 2, 4, 2, 64, 512, DType::Q6_K, false, false, 10000.0f, 37});
     configs.push_back({"llama-bf16", 97, 256, 2, 4, 2, 64, 512, DType::BF16, false, false, 10000.0f, 41});
+    configs.push_back({"llama-q4_1", 97, 256, 2, 4, 2, 64, 512, DType::Q4_1, false, false, 10000.0f, 43});
     for (const auto& cfg : configs) {
         CAPTURE(cfg.name);
         const std::string path = dir.file(cfg.name + ".gguf").string();

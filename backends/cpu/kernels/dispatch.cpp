@@ -179,12 +179,13 @@ void load(const Variant& v, bool best) {
     detail::fill_gate_kernels(&t);
 #if HWY_ARCH_X86
     if (v.hwy_target == HWY_AVX3 && v.vnni)
-        for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::F32}) t.dot_r16[static_cast<uint32_t>(type)] = dot_r16_avx512_vnni(type);
+        for (DType type : {DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::F32})
+            t.dot_r16[static_cast<uint32_t>(type)] = dot_r16_avx512_vnni(type);
     if (v.hwy_target == HWY_AVX3 && cpu().avx512_bf16) t.dot_r16[static_cast<uint32_t>(DType::BF16)] = dot_r16_avx512_bf16();
     if (v.amx)
-        for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) t.dot_r16[static_cast<uint32_t>(type)] = dot_r16_amx(type);
+        for (DType type : {DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q4_K}) t.dot_r16[static_cast<uint32_t>(type)] = dot_r16_amx(type);
     if (v.hwy_target == HWY_AVX2 || (v.hwy_target == HWY_AVX3 && !v.vnni))
-        for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) t.dot_r16[static_cast<uint32_t>(type)] = dot_r16_avx2(type);
+        for (DType type : {DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q4_K}) t.dot_r16[static_cast<uint32_t>(type)] = dot_r16_avx2(type);
 #endif
     t.target = v.name;
     g_table = t;

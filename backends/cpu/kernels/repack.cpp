@@ -279,11 +279,14 @@ void dot_r16_q6_K_ref(int64_t k, const void* w, const void* x, size_t x_stride, 
 
 constexpr size_t kScaleBytes = kR16Rows * sizeof(uint16_t);
 
-int offset_of(DType t) { return t == DType::Q4_0 ? 8 : 128; }
+// The legacy 32-element types: Q4_0 and Q8_0 (scales, quants), Q4_1 (scales, mins, quants).
+bool is_4bit(DType t) { return t == DType::Q4_0 || t == DType::Q4_1; }
+int offset_of(DType t) { return t == DType::Q4_0 ? 8 : t == DType::Q4_1 ? 0 : 128; }
+size_t quants_at(DType t) { return t == DType::Q4_1 ? 2 * kScaleBytes : kScaleBytes; }
 
 // Element e's byte position in an r16 block's quants, and whether it is the high nibble.
 void r16_position(DType t, int row, int e, size_t* byte, bool* high) {
-    if (t == DType::Q4_0) {
+    if (is_4bit(t)) {
         const int chunk = e / 8, in = e % 8;
         *byte = static_cast<size_t>(chunk * 64 + row * 4 + in % 4);
         *high = in >= 4;
@@ -373,7 +376,7 @@ void dot_r16_bf16_ref(int64_t k, const void* w, const void* x, size_t x_stride, 
 }  // namespace
 
 bool r16_supported(DType t) {
-    return t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K || t == DType::F16 ||
+    return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K || t == DType::F16 ||
            t == DType::BF16 || t == DType::F32;
 }
 
@@ -413,13 +416,15 @@ void repack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
             uint8_t* out = d + (static_cast<size_t>(g * nb + b)) * gb;
             for (int j = 0; j < kR16Rows; ++j) {
                 const uint8_t* block = s + static_cast<size_t>(g * kR16Rows + j) * row_bytes + static_cast<size_t>(b) * bs;
-                std::memcpy(out + j * sizeof(uint16_t), block, sizeof(uint16_t));  // d is first in both
-                uint8_t* q = out + kScaleBytes + j * 4;
-                if (t == DType::Q4_0) {
+                std::memcpy(out + j * sizeof(uint16_t), block, sizeof(uint16_t));  // d is first in every type
+                if (t == DType::Q4_1) std::memcpy(out + kScaleBytes + j * sizeof(uint16_t), block + 2, sizeof(uint16_t));
+                uint8_t* q = out + quants_at(t) + j * 4;
+                if (is_4bit(t)) {
+                    const uint8_t* qs = block + (bs - kQK / 2);
                     uint8_t u[kQK];
                     for (int e = 0; e < 16; ++e) {
-                        u[e] = block[2 + e] & 0x0F;
-                        u[e + 16] = block[2 + e] >> 4;
+                        u[e] = qs[e] & 0x0F;
+                        u[e + 16] = qs[e] >> 4;
                     }
                     for (int c = 0; c < 4; ++c)
                         for (int i = 0; i < 4; ++i)
@@ -450,16 +455,19 @@ void unpack_r16(DType t, const void* src, void* dst, int64_t k, int64_t n) {
             for (int j = 0; j < kR16Rows; ++j) {
                 uint8_t* block = d + static_cast<size_t>(g * kR16Rows + j) * row_bytes + static_cast<size_t>(b) * bs;
                 std::memcpy(block, in + j * sizeof(uint16_t), sizeof(uint16_t));
-                if (t == DType::Q4_0) std::memset(block + 2, 0, kQK / 2);
+                if (t == DType::Q4_1) std::memcpy(block + 2, in + kScaleBytes + j * sizeof(uint16_t), sizeof(uint16_t));
+                uint8_t* qs = block + (bs - (is_4bit(t) ? kQK / 2 : kQK));
+                if (is_4bit(t)) std::memset(qs, 0, kQK / 2);
+                const uint8_t* iq = in + quants_at(t);
                 for (int e = 0; e < kQK; ++e) {
                     size_t pos;
                     bool high;
                     r16_position(t, j, e, &pos, &high);
-                    const uint8_t q = high ? in[kScaleBytes + pos] >> 4 : in[kScaleBytes + pos] & (t == DType::Q4_0 ? 0x0F : 0xFF);
-                    if (t == DType::Q4_0)
-                        block[2 + (e % 16)] |= static_cast<uint8_t>(q << (e < 16 ? 0 : 4));
+                    const uint8_t q = high ? iq[pos] >> 4 : iq[pos] & (is_4bit(t) ? 0x0F : 0xFF);
+                    if (is_4bit(t))
+                        qs[e % 16] |= static_cast<uint8_t>(q << (e < 16 ? 0 : 4));
                     else
-                        block[2 + e] = static_cast<uint8_t>(q - 128);
+                        qs[e] = static_cast<uint8_t>(q - 128);
                 }
             }
         }
@@ -495,16 +503,22 @@ void dot_r16_ref(DType t, int64_t k, const void* w, const void* x, size_t x_stri
                 const uint8_t* blk = wp + static_cast<size_t>(b) * gb;
                 uint16_t wd;
                 std::memcpy(&wd, blk + j * sizeof(uint16_t), sizeof wd);
-                int32_t isum = -off * sums[c * sums_stride + static_cast<size_t>(b)];
+                const int32_t ysum = sums[c * sums_stride + static_cast<size_t>(b)];
+                int32_t isum = -off * ysum;
                 for (int e = 0; e < kQK; ++e) {
                     size_t pos;
                     bool high;
                     r16_position(t, j, e, &pos, &high);
-                    const uint8_t byte = blk[kScaleBytes + pos];
-                    const int u = t == DType::Q4_0 ? (high ? byte >> 4 : byte & 0x0F) : byte;
+                    const uint8_t byte = blk[quants_at(t) + pos];
+                    const int u = is_4bit(t) ? (high ? byte >> 4 : byte & 0x0F) : byte;
                     isum += u * y[b].qs[e];
                 }
                 acc = std::fma(static_cast<float>(isum), f16[wd] * f16[y[b].d], acc);
+                if (t == DType::Q4_1) {  // the mins: m * yd * sum(y)
+                    uint16_t wm;
+                    std::memcpy(&wm, blk + kScaleBytes + j * sizeof(uint16_t), sizeof wm);
+                    acc = std::fma(static_cast<float>(ysum), f16[wm] * f16[y[b].d], acc);
+                }
             }
             out[c * out_stride + static_cast<size_t>(j)] = acc;
         }
@@ -521,6 +535,7 @@ void dot_r16_ref_typed(int64_t k, const void* w, const void* x, size_t x_stride,
 
 DotR16Fn dot_r16_ref_fn(DType t) {
     if (t == DType::Q4_0) return &dot_r16_ref_typed<DType::Q4_0>;
+    if (t == DType::Q4_1) return &dot_r16_ref_typed<DType::Q4_1>;
     if (t == DType::Q8_0) return &dot_r16_ref_typed<DType::Q8_0>;
     if (t == DType::Q4_K) return &dot_r16_ref_typed<DType::Q4_K>;
     if (t == DType::Q6_K) return &dot_r16_ref_typed<DType::Q6_K>;

@@ -11,6 +11,7 @@
 //     Q4_0 (4 chunks): chunk t, byte i of row j = q[j][8t + i] | q[j][8t + 4 + i] << 4,
 //          q the unsigned 4-bit quants (value = d * (q - 8));
 //     Q8_0 (8 chunks): chunk t, byte i of row j = q[j][4t + i] + 128 (as unsigned).
+// Q4_1 (value = d * q + m): 16 fp16 scales d, then 16 fp16 mins m, then 4 chunks as Q4_0.
 // Q4_K (blocks of 256 in 8 sub-blocks of 32, 2368 bytes per block of a group):
 //   16 fp16 d, 16 fp16 dmin; the 6-bit sub-block scales as bytes, scale s of row j at
 //   64 + 16 s + j; the mins as byte pairs, min 2p + h of row j at 192 + 32 p + 2 j + h;
@@ -26,12 +27,13 @@
 // BF16 (rows of even length): elements 2p and 2p + 1 of the 16 rows side by side, 64 bytes per
 // pair p, row j's pair at 4 j (kernels: one vdpbf16ps per pair and activation row, against the
 // activation row rounded to bf16, as llama.cpp does for BF16 weights).
-// A Q4_0, Q8_0, Q6_K, F16, BF16 or F32 group takes exactly the bytes of its 16 rows in the plain layout; a
-// Q4_K group 64 bytes more per block (r16_bytes).
+// A Q4_0, Q4_1, Q8_0, Q6_K, F16, BF16 or F32 group takes exactly the bytes of its 16 rows in the
+// plain layout; a Q4_K group 64 bytes more per block (r16_bytes).
 //
-// Dot products of Q4_0 and Q8_0 against Q8_0 activation blocks use the unsigned quants and
+// Dot products of Q4_0, Q4_1 and Q8_0 against Q8_0 activation blocks use the unsigned quants and
 // subtract offset * sum(y) per block (offset 8 for Q4_0, 128 for Q8_0), the sums being
-// computed once per activation row (act_block_sums). Q4_K runs against Q8_K blocks, whose
+// computed once per activation row (act_block_sums); Q4_1 adds m * yd * sum(y) instead, a
+// second float update per block. Q4_K runs against Q8_K blocks, whose
 // own bsums give the mins' part; Q6_K too, the bsums giving its offset of 32.
 #pragma once
 
@@ -48,7 +50,7 @@ inline constexpr int kR16MaxCols = 16;
 
 // Whether `t` has an r16 layout.
 bool r16_supported(DType t);
-// Bytes of one block of the 16 rows of a group (288 for Q4_0, 544 for Q8_0, 2368 for Q4_K,
+// Bytes of one block of the 16 rows of a group (288 for Q4_0, 320 for Q4_1, 544 for Q8_0, 2368 for Q4_K,
 // 3360 for Q6_K).
 size_t r16_block_bytes(DType t);
 // Bytes of a whole tensor of n rows of k elements in the layout.
@@ -91,10 +93,10 @@ DotR16Fn dot_r16_ref_fn(DType t);
 // AVX-512 BF16 one for BF16 weights.
 DotR16Fn dot_r16_avx512_vnni(DType t);
 DotR16Fn dot_r16_avx512_bf16();
-// The AVX2 kernels (Q4_0, Q8_0, Q4_K; nullptr for other types, or where not compiled in): the
+// The AVX2 kernels (Q4_0, Q4_1, Q8_0, Q4_K; nullptr for other types, or where not compiled in): the
 // AVX2 code paths, and AVX-512 ones without VNNI.
 DotR16Fn dot_r16_avx2(DType t);
-// The AMX kernels (Q4_0, Q8_0, Q4_K; 16 activation rows at a time, fewer on the VNNI kernels).
+// The AMX kernels (Q4_0, Q4_1, Q8_0, Q4_K; 16 activation rows at a time, fewer on the VNNI kernels).
 DotR16Fn dot_r16_amx(DType t);
 
 }  // namespace tessera::cpu::kernels

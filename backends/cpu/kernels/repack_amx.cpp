@@ -1,12 +1,12 @@
-// r16 dot products (repack.h) on Intel AMX tiles for Q4_0, Q8_0 and Q4_K prompts: 16 weight
+// r16 dot products (repack.h) on Intel AMX tiles for Q4_0, Q4_1, Q8_0 and Q4_K prompts: 16 weight
 // rows x 16 activation rows per call, 32 quants at a time. The layout's 64-byte chunks
 // (16 rows x 4 quants) are exactly the rows of an AMX B tile, so per block:
-//   B = the block's 8 chunks (Q8_0: as stored, value + 128; Q4_0: its 4 chunks unpacked into
-//       8, low nibbles then high),
+//   B = the block's 8 chunks (Q8_0: as stored, value + 128; Q4_0 and Q4_1: its 4 chunks
+//       unpacked into 8, low nibbles then high),
 //   A = the 16 activation rows' 32 quants of the block, read in place with the rows' stride,
 //   C = A x B by TDPBSUD (signed activations x unsigned weights): C[m][n] = sum(y * u),
 // then, as the VNNI kernels do, C - offset * sum(y), times the two scales, into 16 float
-// accumulators. The integer sums are exact and the float steps those of the scalar twin, so
+// accumulators (Q4_1: plus sum(y) times the mins and the activation's scale). The integer sums are exact and the float steps those of the scalar twin, so
 // the results are bit-identical to it (repack_test, on a CPU with AMX). Fewer than 16
 // activation rows take the AVX-512 VNNI kernels.
 //
@@ -65,25 +65,31 @@ TESSERA_AMX inline const uint8_t* b_operand(const uint8_t* chunks, uint8_t (*buf
 }
 
 // The float update of block b from its tile of sums cb: as the VNNI kernels (and the twin).
-template <int kOffset>
+template <DType T>
 TESSERA_AMX inline void update(__m512 (&acc)[kCols], const uint8_t* wb, const int32_t (*cb)[16], const uint8_t* x,
                                size_t xs, const int32_t* sums, size_t ss, int64_t b, const float* f16) {
+    constexpr int kOffset = T == DType::Q4_0 ? 8 : T == DType::Q4_1 ? 0 : 128;
     const __m512 wd = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb)));
     for (int m = 0; m < kCols; ++m) {
         const auto* y = reinterpret_cast<const block_q8_0*>(x + m * xs) + b;
-        const __m512i isum =
-            _mm512_add_epi32(_mm512_load_si512(cb[m]), _mm512_set1_epi32(-kOffset * sums[m * ss + static_cast<size_t>(b)]));
-        acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd, _mm512_set1_ps(f16[y->d])), acc[m]);
+        const int32_t ysum = sums[m * ss + static_cast<size_t>(b)];
+        const __m512i isum = _mm512_add_epi32(_mm512_load_si512(cb[m]), _mm512_set1_epi32(-kOffset * ysum));
+        const __m512 yd = _mm512_set1_ps(f16[y->d]);
+        acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd, yd), acc[m]);
+        if constexpr (T == DType::Q4_1) {
+            const __m512 wm = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 32)));
+            acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(static_cast<float>(ysum)), _mm512_mul_ps(wm, yd), acc[m]);
+        }
     }
 }
 
 // Two blocks per step, each on its own tiles, so the second product runs while the first
 // one's sums are scaled; the float updates stay in block order.
-template <bool Q4>
+template <DType T>
 TESSERA_AMX void tile16(int64_t nb, const uint8_t* w, const uint8_t* x, size_t xs, const int32_t* sums, size_t ss,
                         float* out, size_t os) {
-    constexpr size_t kBlockBytes = Q4 ? 32 + 256 : 32 + 512;
-    constexpr int kOffset = Q4 ? 8 : 128;
+    constexpr bool Q4 = T != DType::Q8_0;
+    constexpr size_t kQuants = T == DType::Q4_1 ? 64 : 32, kBlockBytes = kQuants + (Q4 ? 256 : 512);
     constexpr size_t kA = offsetof(block_q8_0, qs);  // block b's quants at x + b * 34 + kA
     static const TileConfig config;
     _tile_loadconfig(&config);
@@ -98,27 +104,27 @@ TESSERA_AMX void tile16(int64_t nb, const uint8_t* w, const uint8_t* x, size_t x
         const uint8_t* w1 = w0 + kBlockBytes;
         for (size_t o = 0; o < 2 * kBlockBytes; o += 64)
             _mm_prefetch(reinterpret_cast<const char*>(w0 + 2 * kBlockBytes + o), _MM_HINT_T0);
-        _tile_loadd(2, b_operand<Q4>(w0 + 32, unpacked[0]), 64);
+        _tile_loadd(2, b_operand<Q4>(w0 + kQuants, unpacked[0]), 64);
         _tile_loadd(1, x + static_cast<size_t>(b) * sizeof(block_q8_0) + kA, xs);
         _tile_zero(0);
         _tile_dpbsud(0, 1, 2);
-        _tile_loadd(5, b_operand<Q4>(w1 + 32, unpacked[1]), 64);
+        _tile_loadd(5, b_operand<Q4>(w1 + kQuants, unpacked[1]), 64);
         _tile_loadd(4, x + static_cast<size_t>(b + 1) * sizeof(block_q8_0) + kA, xs);
         _tile_zero(3);
         _tile_dpbsud(3, 4, 5);
         _tile_stored(0, c[0], 64);
-        update<kOffset>(acc, w0, c[0], x, xs, sums, ss, b, f16);
+        update<T>(acc, w0, c[0], x, xs, sums, ss, b, f16);
         _tile_stored(3, c[1], 64);
-        update<kOffset>(acc, w1, c[1], x, xs, sums, ss, b + 1, f16);
+        update<T>(acc, w1, c[1], x, xs, sums, ss, b + 1, f16);
     }
     if (b < nb) {
         const uint8_t* w0 = w + static_cast<size_t>(b) * kBlockBytes;
-        _tile_loadd(2, b_operand<Q4>(w0 + 32, unpacked[0]), 64);
+        _tile_loadd(2, b_operand<Q4>(w0 + kQuants, unpacked[0]), 64);
         _tile_loadd(1, x + static_cast<size_t>(b) * sizeof(block_q8_0) + kA, xs);
         _tile_zero(0);
         _tile_dpbsud(0, 1, 2);
         _tile_stored(0, c[0], 64);
-        update<kOffset>(acc, w0, c[0], x, xs, sums, ss, b, f16);
+        update<T>(acc, w0, c[0], x, xs, sums, ss, b, f16);
     }
     for (int m = 0; m < kCols; ++m) _mm512_storeu_ps(out + m * os, acc[m]);
 }
@@ -193,23 +199,22 @@ void dot_q4_K(int64_t k, const void* w, const void* x, size_t xs, const int32_t*
     if (c < nc) dot_r16_avx512_vnni(DType::Q4_K)(k, w, xp + c * xs, xs, sums, ss, nc - c, out + c * os, os);
 }
 
-template <bool Q4>
+template <DType T>
 void dot(int64_t k, const void* w, const void* x, size_t xs, const int32_t* sums, size_t ss, int nc, float* out,
          size_t os) {
     const auto* wp = static_cast<const uint8_t*>(w);
     const auto* xp = static_cast<const uint8_t*>(x);
     int c = 0;
-    for (; c + kCols <= nc; c += kCols) tile16<Q4>(k / kQK, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os);
-    if (c < nc)
-        dot_r16_avx512_vnni(Q4 ? DType::Q4_0 : DType::Q8_0)(k, w, xp + c * xs, xs, sums + c * ss, ss, nc - c,
-                                                            out + c * os, os);
+    for (; c + kCols <= nc; c += kCols) tile16<T>(k / kQK, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os);
+    if (c < nc) dot_r16_avx512_vnni(T)(k, w, xp + c * xs, xs, sums + c * ss, ss, nc - c, out + c * os, os);
 }
 
 }  // namespace
 
 DotR16Fn dot_r16_amx(DType t) {
-    if (t == DType::Q4_0) return &dot<true>;
-    if (t == DType::Q8_0) return &dot<false>;
+    if (t == DType::Q4_0) return &dot<DType::Q4_0>;
+    if (t == DType::Q4_1) return &dot<DType::Q4_1>;
+    if (t == DType::Q8_0) return &dot<DType::Q8_0>;
     if (t == DType::Q4_K) return &dot_q4_K;
     return nullptr;
 }

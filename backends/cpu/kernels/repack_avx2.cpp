@@ -3,8 +3,8 @@
 // Per half and activation row, vpmaddubsw multiplies 8 rows x 4 unsigned quants by four
 // broadcast activation quants into int16 pair sums, vpmaddwd turns them into one int32 sum
 // per row; 8 rows' dot products grow side by side, with no horizontal sums.
-//  - Q4_0: the products of one block stay within int16 (at most 8 x 2 x 15 x 127 = 30480),
-//    so a block's eight vpmaddubsw results are added as int16 and widened once;
+//  - Q4_0 and Q4_1: the products of one block stay within int16 (at most 8 x 2 x 15 x 127 =
+//    30480), so a block's eight vpmaddubsw results are added as int16 and widened once;
 //  - Q8_0: the stored quants (value + 128) are flipped back to signed, and the sign moved
 //    onto the activation (vpsignb), as vpmaddubsw wants one unsigned operand;
 //  - Q4_K: as Q4_0 per sub-block of 32, then the sub-block scales and mins.
@@ -36,12 +36,14 @@ TESSERA_AVX2 inline __m256i bcast4(const int8_t* p) {
     return _mm256_set1_epi32(v);
 }
 
-// 16 rows x C (1 or 2) activation rows of Q8_0 blocks. Q4: 4-bit quants (offset 8); else
-// 8-bit quants stored + 128.
-template <bool Q4, int C>
+// 16 rows x C (1 or 2) activation rows of Q8_0 blocks. T = Q4_0: 4-bit quants (offset 8);
+// Q4_1: 4-bit quants and mins; Q8_0: 8-bit quants stored + 128.
+template <DType T, int C>
 TESSERA_AVX2 void tile(int64_t nb, const uint8_t* w, const uint8_t* x, size_t xs, const int32_t* sums, size_t ss,
                        float* out, size_t os) {
-    constexpr size_t kBlockBytes = Q4 ? 32 + 256 : 32 + 512;
+    constexpr bool Q4 = T != DType::Q8_0, kMins = T == DType::Q4_1;
+    constexpr size_t kQuants = kMins ? 64 : 32, kBlockBytes = kQuants + (Q4 ? 256 : 512);
+    constexpr int kOffset = T == DType::Q4_0 ? 8 : 0;
     constexpr size_t kPrefetchBlocks = 24;  // as the AVX-512 kernels: 7 to 13 KB ahead
     const float* f16 = fp16_table();
     const __m256i low4 = _mm256_set1_epi8(0x0F);
@@ -54,7 +56,7 @@ TESSERA_AVX2 void tile(int64_t nb, const uint8_t* w, const uint8_t* x, size_t xs
             _mm_prefetch(reinterpret_cast<const char*>(wb + kPrefetchBlocks * kBlockBytes + o), _MM_HINT_T0);
         const block_q8_0* y[C];
         for (int c = 0; c < C; ++c) y[c] = reinterpret_cast<const block_q8_0*>(x + c * xs) + b;
-        const uint8_t* q = wb + 32;
+        const uint8_t* q = wb + kQuants;
         __m256i isum[C][2];
         if constexpr (Q4) {
             __m256i s16[C][2];
@@ -70,7 +72,7 @@ TESSERA_AVX2 void tile(int64_t nb, const uint8_t* w, const uint8_t* x, size_t xs
                     }
                 }
             for (int c = 0; c < C; ++c) {
-                const __m256i off = _mm256_set1_epi32(-8 * sums[c * ss + static_cast<size_t>(b)]);
+                const __m256i off = _mm256_set1_epi32(-kOffset * sums[c * ss + static_cast<size_t>(b)]);
                 for (int h = 0; h < 2; ++h) isum[c][h] = _mm256_add_epi32(_mm256_madd_epi16(s16[c][h], ones), off);
             }
         } else {
@@ -92,6 +94,12 @@ TESSERA_AVX2 void tile(int64_t nb, const uint8_t* w, const uint8_t* x, size_t xs
             for (int c = 0; c < C; ++c)
                 acc[c][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c][h]), _mm256_mul_ps(wd, _mm256_set1_ps(f16[y[c]->d])),
                                             acc[c][h]);
+            if constexpr (kMins) {
+                const __m256 wm = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 32 + 16 * h)));
+                for (int c = 0; c < C; ++c)
+                    acc[c][h] = _mm256_fmadd_ps(_mm256_set1_ps(static_cast<float>(sums[c * ss + static_cast<size_t>(b)])),
+                                                _mm256_mul_ps(wm, _mm256_set1_ps(f16[y[c]->d])), acc[c][h]);
+            }
         }
     }
     for (int c = 0; c < C; ++c) {
@@ -100,15 +108,15 @@ TESSERA_AVX2 void tile(int64_t nb, const uint8_t* w, const uint8_t* x, size_t xs
     }
 }
 
-template <bool Q4>
+template <DType T>
 void dot(int64_t k, const void* w, const void* x, size_t xs, const int32_t* sums, size_t ss, int nc, float* out,
          size_t os) {
     const int64_t nb = k / kQK;
     const auto* wp = static_cast<const uint8_t*>(w);
     const auto* xp = static_cast<const uint8_t*>(x);
     int c = 0;
-    for (; c + 2 <= nc; c += 2) tile<Q4, 2>(nb, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os);
-    if (c < nc) tile<Q4, 1>(nb, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os);
+    for (; c + 2 <= nc; c += 2) tile<T, 2>(nb, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os);
+    if (c < nc) tile<T, 1>(nb, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os);
 }
 
 // Q4_K: rows [8 h0, 8 (h0 + NH)) x C activation rows of Q8_K blocks (layout in repack.h).
@@ -198,8 +206,9 @@ void dot_q4_K(int64_t k, const void* w, const void* x, size_t xs, const int32_t*
 }  // namespace
 
 DotR16Fn dot_r16_avx2(DType t) {
-    if (t == DType::Q4_0) return &dot<true>;
-    if (t == DType::Q8_0) return &dot<false>;
+    if (t == DType::Q4_0) return &dot<DType::Q4_0>;
+    if (t == DType::Q4_1) return &dot<DType::Q4_1>;
+    if (t == DType::Q8_0) return &dot<DType::Q8_0>;
     if (t == DType::Q4_K) return &dot_q4_K;
     return nullptr;
 }

@@ -46,12 +46,14 @@ inline void column_tiles(int nc, F&& f) {
     }
 }
 
-// 16 rows x C activation rows. Q4: 4-bit quants (offset 8); else 8-bit quants stored + 128.
-template <bool Q4, int C>
+// 16 rows x C activation rows of Q8_0 blocks. T = Q4_0: 4-bit quants (offset 8); Q4_1:
+// 4-bit quants and mins; Q8_0: 8-bit quants stored + 128.
+template <DType T, int C>
 TESSERA_AVX512_VNNI void tile(int64_t nb, const uint8_t* w, const uint8_t* x, size_t xs, const int32_t* sums,
                               size_t ss, float* out, size_t os) {
-    constexpr size_t kBlockBytes = Q4 ? 32 + 256 : 32 + 512;
-    constexpr int kOffset = Q4 ? 8 : 128;
+    constexpr bool Q4 = T != DType::Q8_0, kMins = T == DType::Q4_1;
+    constexpr size_t kQuants = kMins ? 64 : 32, kBlockBytes = kQuants + (Q4 ? 256 : 512);
+    constexpr int kOffset = T == DType::Q4_0 ? 8 : kMins ? 0 : 128;
     constexpr size_t kPrefetchBlocks = 24;
     const float* f16 = fp16_table();
     const __m512i low4 = _mm512_set1_epi8(0x0F);
@@ -73,7 +75,7 @@ TESSERA_AVX512_VNNI void tile(int64_t nb, const uint8_t* w, const uint8_t* x, si
         // so one column's latency does not bound the stream.
         __m512i isum2[C];
         for (int c = 0; c < C; ++c) isum2[c] = _mm512_setzero_si512();
-        const __m512i* q = reinterpret_cast<const __m512i*>(wb + 32);
+        const __m512i* q = reinterpret_cast<const __m512i*>(wb + kQuants);
         if constexpr (Q4) {
             for (int t = 0; t < 4; ++t) {
                 const __m512i v = _mm512_loadu_si512(q + t);
@@ -98,6 +100,12 @@ TESSERA_AVX512_VNNI void tile(int64_t nb, const uint8_t* w, const uint8_t* x, si
         for (int c = 0; c < C; ++c)
             acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(wd, _mm512_set1_ps(f16[y[c]->d])),
                                      acc[c]);
+        if constexpr (kMins) {
+            const __m512 wm = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 32)));
+            for (int c = 0; c < C; ++c)
+                acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(static_cast<float>(sums[c * ss + static_cast<size_t>(b)])),
+                                         _mm512_mul_ps(wm, _mm512_set1_ps(f16[y[c]->d])), acc[c]);
+        }
     }
     for (int c = 0; c < C; ++c) _mm512_storeu_ps(out + c * os, acc[c]);
 }
@@ -313,14 +321,14 @@ void dot_bf16(int64_t k, const void* w, const void* x, size_t xs, const int32_t*
     column_tiles<8>(nc, [&]<int C>(int c) { tile_bf16<C>(k, wp, xp + c * xs, xs, out + c * os, os); });
 }
 
-template <bool Q4>
+template <DType T>
 void dot(int64_t k, const void* w, const void* x, size_t xs, const int32_t* sums, size_t ss, int nc, float* out,
          size_t os) {
     const int64_t nb = k / kQK;
     const auto* wp = static_cast<const uint8_t*>(w);
     const auto* xp = static_cast<const uint8_t*>(x);
     column_tiles<4>(nc, [&]<int C>(int c) {
-        tile<Q4, C>(nb, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os);
+        tile<T, C>(nb, wp, xp + c * xs, xs, sums + c * ss, ss, out + c * os, os);
     });
 }
 
@@ -329,8 +337,9 @@ void dot(int64_t k, const void* w, const void* x, size_t xs, const int32_t* sums
 DotR16Fn dot_r16_avx512_bf16() { return &dot_bf16; }
 
 DotR16Fn dot_r16_avx512_vnni(DType t) {
-    if (t == DType::Q4_0) return &dot<true>;
-    if (t == DType::Q8_0) return &dot<false>;
+    if (t == DType::Q4_0) return &dot<DType::Q4_0>;
+    if (t == DType::Q4_1) return &dot<DType::Q4_1>;
+    if (t == DType::Q8_0) return &dot<DType::Q8_0>;
     if (t == DType::Q4_K) return &dot_q4_K;
     if (t == DType::Q6_K) return &dot_q6_K;
     if (t == DType::F16) return &dot_float<uint16_t>;
