@@ -2,8 +2,9 @@
 """Load for an OpenAI-compatible server (tessera serve, or any other): N clients, each
 sending R streamed chat requests one after another; prints the aggregate generation
 throughput (completion tokens of all requests / wall time), the median and 90th
-percentile time to first token, and the median generation speed one client sees (tokens
-after the first / time from the first to the last), as one JSON line.
+percentile time to first token, the median generation speed one client sees (tokens
+after the first / time from the first to the last) and the median prompt length the
+server reports (its chat template and tokenizer decide it), as one JSON line.
 
 usage: load.py --url http://127.0.0.1:8080 [--clients 4] [--requests 4] [--max-tokens 64]
 """
@@ -53,8 +54,9 @@ def one_request(url, body, key):
                     ttft = t_last
     c.close()
     n = usage["completion_tokens"] if usage else chunks
+    n_prompt = usage.get("prompt_tokens") if usage else None
     rate = (n - 1) / (t_last - ttft) if ttft is not None and t_last > ttft and n > 1 else None
-    return ttft if ttft is not None else time.perf_counter() - t0, n, rate
+    return ttft if ttft is not None else time.perf_counter() - t0, n, rate, n_prompt
 
 
 def main():
@@ -65,7 +67,7 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--api-key", default="")
     a = ap.parse_args()
-    ttfts, tokens, rates, errors = [], [], [], []
+    ttfts, tokens, rates, errors, prompts = [], [], [], [], []
     lock = threading.Lock()
 
     def client(ci):
@@ -75,9 +77,11 @@ def main():
                     "max_tokens": a.max_tokens, "temperature": 0, "stream": True,
                     "stream_options": {"include_usage": True}}
             try:
-                t, n, rate = one_request(a.url, body, a.api_key)
+                t, n, rate, n_prompt = one_request(a.url, body, a.api_key)
                 with lock:
                     ttfts.append(t)
+                    if n_prompt is not None:
+                        prompts.append(n_prompt)
                     tokens.append(n)
                     if rate is not None:
                         rates.append(rate)
@@ -100,6 +104,7 @@ def main():
         "ttft_median_ms": round(statistics.median(ttfts) * 1000, 1) if ttfts else None,
         "ttft_p90_ms": round(ttfts[math.ceil(0.9 * len(ttfts)) - 1] * 1000, 1) if ttfts else None,
         "client_gen_tok_s_median": round(statistics.median(rates), 2) if rates else None,
+        "prompt_tokens_median": statistics.median(prompts) if prompts else None,
     }))
 
 
