@@ -344,6 +344,17 @@ int32_t tessera_seq_cells(const tessera_context* ctx);
 /* Forgets the tokens of sequence `seq` from position n on (0: all), freeing their cells.
  * Out-of-range arguments and NULL are ignored. */
 void tessera_seq_truncate(tessera_context* ctx, int32_t seq, int32_t n);
+/* A sequence's first n tokens kept outside the context: a server's cache of prompts, to
+ * serve a prompt again after its sequence moved on to another. The state is valid in any
+ * sequence of a context made from the same model with the same n_ctx, n_seq and KV cache
+ * type. tessera_seq_state_size: the bytes of n tokens' state (0 for a context with n_seq 0,
+ * n outside 0..tessera_seq_cells or NULL). save: copies the first n tokens of sequence
+ * `seq` (n <= tessera_seq_len) into dst, whose size must be exactly that. load: sequence
+ * `seq` then holds the n tokens of the state in src (what it held is forgotten); a size
+ * that does not match gives TESSERA_ERROR_INVALID_ARGUMENT and changes nothing. */
+size_t tessera_seq_state_size(const tessera_context* ctx, int32_t n);
+tessera_status tessera_seq_state_save(const tessera_context* ctx, int32_t seq, int32_t n, void* dst, size_t size);
+tessera_status tessera_seq_state_load(tessera_context* ctx, int32_t seq, int32_t n, const void* src, size_t size);
 /* Cells no sequence holds, all sequences together (with n_seq 0: n_ctx - n_past; 0 for NULL). */
 int32_t tessera_context_free_cells(const tessera_context* ctx);
 

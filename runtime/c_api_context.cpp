@@ -107,6 +107,24 @@ void tessera_seq_truncate(tessera_context* ctx, int32_t seq, int32_t n) {
     if (ctx) ctx->ctx->seq_truncate(seq, n);
 }
 
+size_t tessera_seq_state_size(const tessera_context* ctx, int32_t n) {
+    return ctx && ctx->ctx->n_seq() > 0 && n >= 0 && n <= ctx->ctx->seq_cells() ? ctx->ctx->seq_state_bytes(n) : 0;
+}
+
+tessera_status tessera_seq_state_save(const tessera_context* ctx, int32_t seq, int32_t n, void* dst, size_t size) {
+    return guard([&] {
+        if (!ctx || (!dst && size > 0)) throw Error("tessera_seq_state_save: null argument");
+        ctx->ctx->seq_save(seq, n, std::span<uint8_t>(static_cast<uint8_t*>(dst), size));
+    });
+}
+
+tessera_status tessera_seq_state_load(tessera_context* ctx, int32_t seq, int32_t n, const void* src, size_t size) {
+    return guard([&] {
+        if (!ctx || (!src && size > 0)) throw Error("tessera_seq_state_load: null argument");
+        ctx->ctx->seq_load(seq, n, std::span<const uint8_t>(static_cast<const uint8_t*>(src), size));
+    });
+}
+
 int32_t tessera_context_free_cells(const tessera_context* ctx) { return ctx ? ctx->ctx->free_cells() : 0; }
 
 const float* tessera_get_logits(const tessera_context* ctx, int32_t i) {

@@ -301,6 +301,34 @@ void Context::seq_truncate(int32_t seq, int32_t n) {
     n_outputs_ = 0;
 }
 
+size_t Context::seq_state_bytes(int32_t n) const { return cache_.rows_bytes(n); }
+
+namespace {
+void check_state(int32_t n_seq, int32_t seq, int32_t n, int32_t max_n, size_t have, size_t want) {
+    if (n_seq == 0) throw Error("sequence state: the context holds one plain sequence (n_seq 0)");
+    if (seq < 0 || seq >= n_seq)
+        throw Error("sequence state: sequence " + std::to_string(seq) + " is outside 0.." + std::to_string(n_seq - 1));
+    if (n < 0 || n > max_n)
+        throw Error("sequence state: " + std::to_string(n) + " tokens is outside 0.." + std::to_string(max_n));
+    if (have != want)
+        throw Error("sequence state: " + std::to_string(have) + " bytes given, " + std::to_string(want) +
+                    " expected for " + std::to_string(n) + " tokens of this context");
+}
+}  // namespace
+
+void Context::seq_save(int32_t seq, int32_t n, std::span<uint8_t> out) const {
+    check_state(options_.n_seq, seq, n, seq_len(seq), out.size(), seq_state_bytes(n));
+    cache_.save_rows(seq * seq_cells(), n, out.data());
+}
+
+void Context::seq_load(int32_t seq, int32_t n, std::span<const uint8_t> state) {
+    check_state(options_.n_seq, seq, n, seq_cells(), state.size(), seq_state_bytes(n));
+    seq_len_[static_cast<size_t>(seq)] = 0;
+    n_outputs_ = 0;
+    cache_.load_rows(seq * seq_cells(), n, state.data());
+    seq_len_[static_cast<size_t>(seq)] = n;
+}
+
 void Context::decode_seqs(std::span<const SeqToken> batch) {
     if (options_.n_seq == 0) throw Error("decode_seqs: the context holds one plain sequence (n_seq 0); use decode");
     if (batch.empty()) throw Error("decode: no tokens");

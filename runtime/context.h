@@ -80,6 +80,13 @@ public:
     void seq_truncate(int32_t seq, int32_t n);
     // Cells no sequence holds (all sequences together).
     int32_t free_cells() const;
+    // A sequence's first n tokens as bytes (their cells of every layer), to keep outside the
+    // context and load into any sequence of a context of the same model, n_ctx, n_seq and
+    // cache type later: a server's cache of prompts. seq_state_bytes(n) is their size.
+    size_t seq_state_bytes(int32_t n) const;
+    void seq_save(int32_t seq, int32_t n, std::span<uint8_t> out) const;
+    // Sequence `seq` then holds the n tokens of the state (what it held is forgotten).
+    void seq_load(int32_t seq, int32_t n, std::span<const uint8_t> state);
 
     const Timings& timings() const { return timings_; }
     void reset_timings() { timings_ = Timings{}; }

@@ -97,4 +97,30 @@ void KvCache::restore_ring_rows(const RingRows& saved) {
         }
 }
 
+size_t KvCache::rows_bytes(int32_t n) const {
+    size_t row = 0;
+    for (size_t l = 0; l < k_.size(); ++l) row += k_[l]->nb[1] + v_[l]->nb[1];
+    return row * static_cast<size_t>(std::max(n, 0));
+}
+
+void KvCache::save_rows(int32_t row0, int32_t n, uint8_t* dst) const {
+    if (ring_rows_ > 0) throw Error("KV cache: rows of a sliding-window ring cannot be saved", ErrorKind::Internal);
+    for (size_t l = 0; l < k_.size(); ++l)
+        for (const Tensor* t : {k_[l], v_[l]}) {
+            const size_t bytes = t->nb[1] * static_cast<size_t>(n);
+            if (bytes) t->buffer->backend().download(t, dst, static_cast<size_t>(row0) * t->nb[1], bytes);
+            dst += bytes;
+        }
+}
+
+void KvCache::load_rows(int32_t row0, int32_t n, const uint8_t* src) {
+    if (ring_rows_ > 0) throw Error("KV cache: rows of a sliding-window ring cannot be loaded", ErrorKind::Internal);
+    for (size_t l = 0; l < k_.size(); ++l)
+        for (Tensor* t : {k_[l], v_[l]}) {
+            const size_t bytes = t->nb[1] * static_cast<size_t>(n);
+            if (bytes) t->buffer->backend().upload(t, src, static_cast<size_t>(row0) * t->nb[1], bytes);
+            src += bytes;
+        }
+}
+
 }  // namespace tessera::runtime

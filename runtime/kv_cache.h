@@ -43,6 +43,13 @@ public:
     RingRows save_ring_rows(std::vector<int32_t> rows) const;
     void restore_ring_rows(const RingRows& saved);
 
+    // Rows [row0, row0 + n) of every layer's keys and values, layer by layer (k then v), and
+    // back: the bytes one sequence's cells take outside the context (a server's prompt cache).
+    // Every layer must have n_ctx rows (no ring).
+    size_t rows_bytes(int32_t n) const;
+    void save_rows(int32_t row0, int32_t n, uint8_t* dst) const;
+    void load_rows(int32_t row0, int32_t n, const uint8_t* src);
+
 private:
     int32_t n_ctx_;
     int32_t ring_rows_ = 0;

@@ -53,6 +53,9 @@ const char* const kServeHelp =
     "  --api-key KEY           require 'Authorization: Bearer KEY' (all routes but /health)\n"
     "  --chat-template-file F  use the Jinja chat template in file F instead of the model's\n"
     "  --queue N               requests that may wait for a slot (default 64)\n"
+    "  --cache-ram MIB         host memory for prompts kept after their slot took another\n"
+    "                          one, so a prompt seen before is not computed again\n"
+    "                          (default 1024; 0: none)\n"
     "  -h, --help              show this help\n";
 
 constexpr size_t kMaxBody = size_t{8} << 20;  // bytes of a request body
@@ -279,7 +282,8 @@ struct Server {
             std::lock_guard<std::mutex> lock(job->mu);
             return json{{"prompt_tokens", job->n_prompt},
                         {"completion_tokens", job->n_generated},
-                        {"total_tokens", job->n_prompt + job->n_generated}};
+                        {"total_tokens", job->n_prompt + job->n_generated},
+                        {"prompt_tokens_details", {{"cached_tokens", job->n_reused}}}};
         };
         auto reason = [job]() -> json {
             std::lock_guard<std::mutex> lock(job->mu);
@@ -377,7 +381,7 @@ int cmd_serve(int argc, char** argv) {
     const sigset_t signals = stop_signals();
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before any thread starts: they all inherit it
     std::string model_path, host = "127.0.0.1", api_key, template_file;
-    long port = 8080, parallel = 4, n_ctx = 0, n_batch = 512, n_threads = 0, queue = 64;
+    long port = 8080, parallel = 4, n_ctx = 0, n_batch = 512, n_threads = 0, queue = 64, cache_mib = 1024;
     GpuOptions gpu;
     for (int i = 1; i < argc; ++i) {
         const char* a = argv[i];
@@ -408,6 +412,8 @@ int cmd_serve(int argc, char** argv) {
             template_file = v;
         } else if (is("--queue")) {
             if (!parse_int(a, v, 0, 1 << 20, &queue)) return 2;
+        } else if (is("--cache-ram")) {
+            if (!parse_int(a, v, 0, 1 << 24, &cache_mib)) return 2;
         } else if (int r = parse_gpu_option(a, v, &gpu); r != 0) {
             if (r < 0) return 2;
         } else {
@@ -545,6 +551,7 @@ int cmd_serve(int argc, char** argv) {
         eo.n_parallel = static_cast<int32_t>(parallel);
         eo.n_batch = static_cast<int32_t>(n_batch);
         eo.queue = static_cast<int32_t>(queue);
+        eo.prompt_cache_bytes = static_cast<size_t>(cache_mib) << 20;
         srv.engine = std::make_unique<Engine>(srv.model, ctx, eo);
         return 0;
     };

@@ -26,6 +26,15 @@ size_t stop_prefix_tail(const std::string& text, const std::vector<std::string>&
     return keep;
 }
 
+size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+    const size_t n = std::min(a.size(), b.size());
+    return static_cast<size_t>(std::mismatch(a.begin(), a.begin() + static_cast<ptrdiff_t>(n), b.begin()).first -
+                               a.begin());
+}
+
+// Prompts shorter than this are not worth a copy of their cells.
+constexpr size_t kMinCachedTokens = 16;
+
 }  // namespace
 
 bool Job::next(std::string* text) {
@@ -102,14 +111,7 @@ void Engine::admit() {
             if (queue_.empty()) return;
             for (size_t i = 0; i < slots_.size(); ++i) {
                 if (slots_[i].job) continue;
-                const auto& have = slots_[i].tokens;
-                const auto& want = queue_.front().first->prompt;
-                const size_t common =
-                    std::mismatch(have.begin(),
-                                  have.begin() + static_cast<ptrdiff_t>(std::min(have.size(), want.size())),
-                                  want.begin())
-                        .first -
-                    have.begin();
+                const size_t common = common_prefix(slots_[i].tokens, queue_.front().first->prompt);
                 if (best == slots_.size() || common > best_common) best = i, best_common = common;
             }
             if (best == slots_.size()) return;  // every slot is busy
@@ -119,6 +121,20 @@ void Engine::admit() {
         }
         Slot& s = slots_[best];
         const int32_t seq = static_cast<int32_t>(best);
+        // A cached prompt that shares more with this one than the slot does replaces what the
+        // slot holds; what the slot held beyond the shared part goes to the cache first.
+        auto hit = cached_.end();
+        size_t hit_common = best_common;
+        for (auto it = cached_.begin(); it != cached_.end(); ++it)
+            if (const size_t c = common_prefix(it->tokens, job->prompt); c > hit_common) hit = it, hit_common = c;
+        if (s.tokens.size() > best_common) stash(best);
+        if (hit != cached_.end() &&
+            tessera_seq_state_load(ctx_, seq, static_cast<int32_t>(hit->tokens.size()), hit->state.data(),
+                                   hit->state.size()) == TESSERA_OK) {
+            s.tokens = hit->tokens;
+            best_common = hit_common;
+            cached_.splice(cached_.begin(), cached_, hit);
+        }
         // At least the prompt's last token is decoded again: its logits start the reply.
         const size_t reuse = std::min(best_common, job->prompt.empty() ? 0 : job->prompt.size() - 1);
         tessera_seq_truncate(ctx_, seq, static_cast<int32_t>(reuse));
@@ -147,6 +163,37 @@ void Engine::admit() {
         }
         for (int32_t t : job->prompt) tessera_sampler_accept(s.sampler, t);
     }
+}
+
+void Engine::stash(size_t i) {
+    Slot& s = slots_[i];
+    const int32_t seq = static_cast<int32_t>(i);
+    const size_t n = std::min(s.tokens.size(), static_cast<size_t>(tessera_seq_len(ctx_, seq)));
+    if (n < kMinCachedTokens || opt_.prompt_cache_bytes == 0) return;
+    const std::vector<int32_t> tokens(s.tokens.begin(), s.tokens.begin() + static_cast<ptrdiff_t>(n));
+    for (auto it = cached_.begin(); it != cached_.end();) {
+        const size_t c = common_prefix(it->tokens, tokens);
+        if (c == n) {  // held already, whole
+            cached_.splice(cached_.begin(), cached_, it);
+            return;
+        }
+        if (c == it->tokens.size()) {  // a prefix of this one: superseded
+            cached_bytes_ -= it->state.size();
+            it = cached_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    const size_t bytes = tessera_seq_state_size(ctx_, static_cast<int32_t>(n));
+    if (bytes == 0 || bytes > opt_.prompt_cache_bytes) return;
+    while (cached_bytes_ + bytes > opt_.prompt_cache_bytes) {
+        cached_bytes_ -= cached_.back().state.size();
+        cached_.pop_back();
+    }
+    CachedPrompt entry{tokens, std::vector<uint8_t>(bytes)};
+    if (tessera_seq_state_save(ctx_, seq, static_cast<int32_t>(n), entry.state.data(), bytes) != TESSERA_OK) return;
+    cached_bytes_ += bytes;
+    cached_.push_front(std::move(entry));
 }
 
 bool Engine::step() {

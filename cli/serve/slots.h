@@ -1,12 +1,15 @@
 // The server's engine: one context of n_seq sequences ("slots") and one thread that
 // decodes every active request in one batch per step (continuous batching: a request
-// joins the running batch when it arrives and leaves it when it ends). Requests come from
+// joins the running batch when it arrives and leaves it when it ends). What a slot held
+// before it took another prompt stays in a bounded cache in host memory, so a prompt seen
+// before (a conversation's next turn, a client's fixed instructions) is not computed again. Requests come from
 // the HTTP threads; their text goes back through a Job that the HTTP thread reads.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -49,6 +52,8 @@ struct EngineOptions {
     int32_t n_parallel = 4;
     int32_t n_batch = 512;
     int32_t queue = 64;  // requests waiting for a slot beyond which submit refuses
+    // Bytes of host memory for prompts kept after their slot moved on (0: none).
+    size_t prompt_cache_bytes = size_t{1} << 30;
 };
 
 class Engine {
@@ -77,8 +82,16 @@ private:
         bool first = true;
     };
 
+    // A slot's tokens and their cache cells, kept after the slot moved on to another prompt.
+    struct CachedPrompt {
+        std::vector<int32_t> tokens;
+        std::vector<uint8_t> state;
+    };
+
     void loop();
     void admit();
+    // Keeps what slot i holds in the prompt cache (unless the cache holds it already).
+    void stash(size_t i);
     bool step();
     void sample(Slot& s, int32_t row);
     void release(Slot& s, const std::string& text);
@@ -89,6 +102,8 @@ private:
     EngineOptions opt_;
     int32_t slot_ctx_;
     std::vector<Slot> slots_;
+    std::list<CachedPrompt> cached_;  // most recently used first
+    size_t cached_bytes_ = 0;
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<std::pair<std::shared_ptr<Job>, double>> queue_;

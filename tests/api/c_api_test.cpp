@@ -666,6 +666,58 @@ TEST_CASE("with the real model: several sequences in one context, each as it is 
     tessera_context_free(solo);
 }
 
+TEST_CASE("with the real model: a sequence's state saved and loaded into another context goes on alike") {
+    if (!have_model()) return;
+    LoadedModel lm;
+    tessera_context_params cp = tessera_context_default_params();
+    cp.n_ctx = 128;
+    cp.n_seq = 2;
+    cp.n_threads = 2;
+    tessera_context *a = nullptr, *b = nullptr;
+    REQUIRE(tessera_context_new(lm.m, &cp, &a) == TESSERA_OK);
+    REQUIRE(tessera_context_new(lm.m, &cp, &b) == TESSERA_OK);
+    const int32_t n_vocab = tessera_vocab_size(lm.m);
+    const std::vector<int32_t> p = {504, 3575, 282, 4649, 314};
+    std::vector<tessera_seq_token> batch;
+    for (int32_t t : p) batch.push_back({t, 0, 0});
+    REQUIRE(tessera_decode_seqs(a, batch.data(), static_cast<int32_t>(batch.size())) == TESSERA_OK);
+
+    const size_t size = tessera_seq_state_size(a, 5);
+    CHECK(size > 0);
+    CHECK(size == 5 * tessera_seq_state_size(a, 1));
+    std::vector<uint8_t> state(size);
+    REQUIRE(tessera_seq_state_save(a, 0, 5, state.data(), size) == TESSERA_OK);
+    // Refused, with nothing changed: more tokens than the sequence holds, a size that does not
+    // match, a sequence out of range.
+    CHECK(tessera_seq_state_save(a, 0, 6, state.data(), size) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_seq_state_load(b, 1, 5, state.data(), size - 1) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_seq_state_load(b, 2, 5, state.data(), size) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_seq_len(b, 1) == 0);
+    CHECK(tessera_seq_state_size(nullptr, 5) == 0);
+    CHECK(tessera_seq_state_size(a, 65) == 0);  // more than a sequence's cells
+
+    // Into sequence 1 of the other context, beside a sequence that holds something else.
+    tessera_seq_token other = {9038, 0, 0};
+    REQUIRE(tessera_decode_seqs(b, &other, 1) == TESSERA_OK);
+    REQUIRE(tessera_seq_state_load(b, 1, 5, state.data(), size) == TESSERA_OK);
+    CHECK(tessera_seq_len(b, 1) == 5);
+    tessera_seq_token next_a = {655, 0, 1}, next_b = {655, 1, 1};
+    REQUIRE(tessera_decode_seqs(a, &next_a, 1) == TESSERA_OK);
+    REQUIRE(tessera_decode_seqs(b, &next_b, 1) == TESSERA_OK);
+    CHECK(std::memcmp(tessera_get_logits(a, 0), tessera_get_logits(b, 0), static_cast<size_t>(n_vocab) * sizeof(float)) ==
+          0);
+
+    // A context of one plain sequence has no per-sequence state.
+    tessera_context* plain = nullptr;
+    cp.n_seq = 0;
+    REQUIRE(tessera_context_new(lm.m, &cp, &plain) == TESSERA_OK);
+    CHECK(tessera_seq_state_size(plain, 1) == 0);
+    CHECK(tessera_seq_state_save(plain, 0, 0, state.data(), 0) == TESSERA_ERROR_INVALID_ARGUMENT);
+    tessera_context_free(plain);
+    tessera_context_free(b);
+    tessera_context_free(a);
+}
+
 // scripts/test.sh runs this case alone under ThreadSanitizer (build-tsan/): keep its name.
 TEST_CASE("two contexts of one model on two threads give the tokens of one context alone") {
     if (!have_model()) return;

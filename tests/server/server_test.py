@@ -208,6 +208,31 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertLess(time.time() - t0, 30)
 
+    def test_a_prompt_seen_before_comes_from_the_cache(self):
+        # One slot: the second prompt takes it, so the first comes back from the prompt
+        # cache (its cells kept in host memory), with the text it got the first time.
+        first = chat([{"role": "user", "content": "List the planets of the solar system, in order."}],
+                     max_tokens=12, temperature=0)
+        other = chat([{"role": "user", "content": "Why is the sky blue? Answer briefly."}], max_tokens=12,
+                     temperature=0)
+        for extra, cached in ((), True), (("--cache-ram", "0"), False):
+            srv = Server("-np", "1", *extra)
+            try:
+                s1, a = srv.request("POST", "/v1/chat/completions", first)
+                s2, _ = srv.request("POST", "/v1/chat/completions", other)
+                s3, b = srv.request("POST", "/v1/chat/completions", first)
+            finally:
+                srv.stop()
+            self.assertEqual((s1, s2, s3), (200, 200, 200))
+            self.assertEqual(a["choices"][0]["message"]["content"], b["choices"][0]["message"]["content"])
+            n = b["usage"]["prompt_tokens"]
+            reused = b["usage"]["prompt_tokens_details"]["cached_tokens"]
+            self.assertEqual(a["usage"]["prompt_tokens_details"]["cached_tokens"], 0)
+            if cached:
+                self.assertEqual(reused, n - 1)  # all but the last token, whose logits start the reply
+            else:
+                self.assertLess(reused, n - 4)  # only what the two prompts share (the template's start)
+
     def test_full_queue_is_503(self):
         srv = Server("-np", "1", "--queue", "1")
         conns = []
