@@ -613,16 +613,30 @@ TEST_CASE("with the real model: contexts, decoding past n_ctx, logits, timings, 
     tessera_context_free(ctx);
 }
 
-TEST_CASE("with the real model: several sequences in one context, each as it is alone") {
-    if (!have_model()) return;
-    LoadedModel lm;
+namespace {
+
+// Two contexts of 128 cells shared by two sequences.
+tessera_context_params two_seq_params() {
     tessera_context_params cp = tessera_context_default_params();
     cp.n_ctx = 128;
     cp.n_seq = 2;
     cp.n_threads = 2;
+    return cp;
+}
+
+void two_seq_contexts(tessera_model* m, tessera_context** a, tessera_context** b) {
+    const tessera_context_params cp = two_seq_params();
+    REQUIRE(tessera_context_new(m, &cp, a) == TESSERA_OK);
+    REQUIRE(tessera_context_new(m, &cp, b) == TESSERA_OK);
+}
+
+}  // namespace
+
+TEST_CASE("with the real model: several sequences in one context, each as it is alone") {
+    if (!have_model()) return;
+    LoadedModel lm;
     tessera_context *solo = nullptr, *both = nullptr;
-    REQUIRE(tessera_context_new(lm.m, &cp, &solo) == TESSERA_OK);
-    REQUIRE(tessera_context_new(lm.m, &cp, &both) == TESSERA_OK);
+    two_seq_contexts(lm.m, &solo, &both);
     CHECK(tessera_seq_cells(both) == 64);
     CHECK(tessera_context_free_cells(both) == 128);
     const int32_t n_vocab = tessera_vocab_size(lm.m);
@@ -669,13 +683,8 @@ TEST_CASE("with the real model: several sequences in one context, each as it is 
 TEST_CASE("with the real model: a sequence's state saved and loaded into another context goes on alike") {
     if (!have_model()) return;
     LoadedModel lm;
-    tessera_context_params cp = tessera_context_default_params();
-    cp.n_ctx = 128;
-    cp.n_seq = 2;
-    cp.n_threads = 2;
     tessera_context *a = nullptr, *b = nullptr;
-    REQUIRE(tessera_context_new(lm.m, &cp, &a) == TESSERA_OK);
-    REQUIRE(tessera_context_new(lm.m, &cp, &b) == TESSERA_OK);
+    two_seq_contexts(lm.m, &a, &b);
     const int32_t n_vocab = tessera_vocab_size(lm.m);
     const std::vector<int32_t> p = {504, 3575, 282, 4649, 314};
     std::vector<tessera_seq_token> batch;
@@ -709,6 +718,7 @@ TEST_CASE("with the real model: a sequence's state saved and loaded into another
 
     // A context of one plain sequence has no per-sequence state.
     tessera_context* plain = nullptr;
+    tessera_context_params cp = two_seq_params();
     cp.n_seq = 0;
     REQUIRE(tessera_context_new(lm.m, &cp, &plain) == TESSERA_OK);
     CHECK(tessera_seq_state_size(plain, 1) == 0);
