@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "backends/cpu/cpu_info.h"
+#include "backends/cpu/onednn.h"
 #include "backends/registry.h"
 #include "tessera.h"
 
@@ -17,6 +18,21 @@ const char* tessera_system_info(void) try {
         s += tessera::cpu::cpu_target_name();
         s += " (" + tessera::cpu::cpu_features() + ")";
         s += " | threads: " + std::to_string(std::thread::hardware_concurrency());
+        // The GEMM libraries compiled in for prompts on float weights, and what oneDNN takes.
+        std::string gemm;
+#ifdef TESSERA_HAVE_OPENBLAS
+        gemm += " OpenBLAS";
+#endif
+#ifdef TESSERA_HAVE_ONEDNN
+        gemm += " oneDNN (";
+        std::string taken;
+        for (tessera::DType t : {tessera::DType::F32, tessera::DType::F16, tessera::DType::BF16})
+            if (tessera::cpu::onednn::chosen(t))
+                taken += std::string(taken.empty() ? "" : ", ") + std::string(tessera::type_name(t)) + ": " +
+                         tessera::cpu::onednn::implementation(t);
+        gemm += (taken.empty() ? std::string("not used on this CPU") : taken) + ")";
+#endif
+        s += " | GEMM:" + (gemm.empty() ? std::string(" none") : gemm);
         s += " | backends:";
         for (const auto& b : tessera::backends::create_available()) s += " " + b->name();
         for (const std::string& d : tessera::backends::gpu_devices()) s += " | " + d;

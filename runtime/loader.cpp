@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backends/cpu/kernels/kernels.h"
+#include "backends/cpu/onednn.h"
 #include "backends/registry.h"
 #include "tensor/error.h"
 
@@ -49,6 +50,8 @@ bool wants_r16(const Tensor& t, const std::string& name) {
     // Float tables that are not matrix weights (rope factors, norms) stay as they are.
     if (name.find("norm") != std::string::npos || name.find("rope") != std::string::npos) return false;
     if (!cpu::kernels::r16_fits(t.type, t.ne[0], t.ne[1])) return false;
+    // Weights whose prompt products go to oneDNN keep the layout it reads.
+    if (cpu::onednn::chosen(t.type)) return false;
     return cpu::kernels::active().dot_r16[static_cast<uint32_t>(t.type)] != nullptr;
 }
 

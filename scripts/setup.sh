@@ -11,6 +11,7 @@ packages=(
     doctest-dev       # unit tests
     libhwy-dev        # Highway: the CPU kernels' run-time SIMD dispatch
     libopenblas-dev   # sgemm for prompts on float weights on CPUs without AVX-512
+    libdnnl-dev       # oneDNN matmul: BF16 prompts on the AMX tiles of CPUs that have them
     clang             # libFuzzer target, sanitizer builds
     libclang-rt-dev   # clang's sanitizer and fuzzer runtimes
     libvulkan-dev     # the Vulkan backend: headers and loader

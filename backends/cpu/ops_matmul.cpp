@@ -12,15 +12,23 @@
 // share, and waits at a barrier inside the node before the products; quantizing every row in
 // every thread would cost each of 16 threads as much as the whole prompt's quantization.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 #ifdef TESSERA_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "backends/cpu/kernels/kernels.h"
 #include "backends/cpu/kernels/matmul.h"
+#include "backends/cpu/onednn.h"
 #include "backends/cpu/ops.h"
+#include "tensor/fp16.h"
 #include "tensor/quant/quant.h"
 
 namespace tessera::cpu {
@@ -34,6 +42,20 @@ namespace {
 // rows (converted to F32 a slice at a time), with OpenBLAS held to one thread of its own.
 constexpr int64_t kBlasMinRows = 32;
 constexpr int64_t kBlasSlice = 64;  // weight rows converted per sgemm
+
+// oneDNN's matmul (onednn.h) where it measured fastest: pp512 t/s, `tessera bench -p 512`,
+// TESSERA_GEMM=own / openblas / onednn side by side, medians of 2-4 rounds:
+//   Sapphire Rapids (the device's CPU, AMX), 16 threads, TinyLlama shape:
+//     BF16: own r16 (vdpbf16ps) 398-439, oneDNN on AMX BF16 tiles 1163-1396 (llama.cpp 415);
+//     F16:  own r16 450-504, oneDNN on F32 slices 389 (llama.cpp 326): own kept;
+//     decoding is unchanged (BF16 tg32 46-51 in the file's layout, 49 in r16).
+//   Zen 4 forced to the AVX2 path (this machine), 2 threads, SmolLM2 shape:
+//     F32 own 261, OpenBLAS 456, oneDNN 530; F16 own 319, OpenBLAS 416, oneDNN 451;
+//     BF16 own 274, OpenBLAS 419, oneDNN 498 (oneDNN on F32 slices: no BF16/F16 kernels
+//     without AVX-512).
+// So BF16 goes to oneDNN where it has AMX tiles for it, and every float type where the code
+// path has no r16 kernel for it; OpenBLAS is the fallback where oneDNN is not compiled in.
+// Each thread multiplies its own range of weight rows, as with OpenBLAS.
 
 // Activation rows quantized per step: bounds the scratch (64 rows of 4096 are 272 KiB of
 // Q8_0 blocks, which stay in L2 while the weight tiles stream past).
@@ -90,7 +112,23 @@ void quantize_rows(const Tensor& b, kernels::ActFormat fmt, int64_t m0, int64_t 
 
 }  // namespace
 
+// Whether a prompt product goes to oneDNN: a 2-D one of enough rows, on float weights in the
+// file's layout of a type onednn::chosen() takes.
+bool uses_onednn(const Tensor& node) {
+    const Tensor& a = *node.src[0];
+    const Tensor& b = *node.src[1];
+    return !(a.flags & kFlagRepacked) && !(node.flags & kFlagBatchInvariant) && onednn::chosen(a.type) &&
+           b.ne[1] >= kBlasMinRows && a.ne[2] == 1 && a.ne[3] == 1 && b.ne[2] == 1 && b.ne[3] == 1 &&
+           b.nb[0] == sizeof(float) && node.nb[0] == sizeof(float) && a.nb[0] == type_traits(a.type).type_size;
+}
+
 size_t mul_mat_work_shared(const Tensor& node) {
+    if (uses_onednn(node)) {
+        const DType at = onednn::act_type(node.src[0]->type);
+        return at == DType::F32 ? 0
+                                : round_up64(static_cast<size_t>(node.src[1]->ne[1] * node.src[1]->ne[0]) *
+                                             type_traits(at).type_size);
+    }
     if (!shares_activations(node)) return 0;
     const Tensor& a = *node.src[0];
     const int64_t K = a.ne[0], M = node.src[1]->ne[1];
@@ -103,9 +141,14 @@ namespace {
 
 bool uses_blas(const Tensor& node) {
 #ifdef TESSERA_HAVE_OPENBLAS
+    // TESSERA_GEMM=own keeps every product on Tessera's kernels (onednn.h has the others).
+    static const bool own = [] {
+        const char* e = std::getenv("TESSERA_GEMM");
+        return e && std::strcmp(e, "own") == 0;
+    }();
     const Tensor& a = *node.src[0];
     const Tensor& b = *node.src[1];
-    return !(a.flags & kFlagRepacked) && !(node.flags & kFlagBatchInvariant) && (a.type == DType::F32 || a.type == DType::F16 || a.type == DType::BF16) &&
+    return !own && !(a.flags & kFlagRepacked) && !(node.flags & kFlagBatchInvariant) && (a.type == DType::F32 || a.type == DType::F16 || a.type == DType::BF16) &&
            b.ne[1] >= kBlasMinRows && a.ne[2] == 1 && a.ne[3] == 1 && b.ne[2] == 1 && b.ne[3] == 1 &&
            b.nb[0] == sizeof(float) && node.nb[0] == sizeof(float);
 #else
@@ -141,11 +184,70 @@ void mul_mat_blas(const Tensor& node, const ComputeParams& p) {
 }
 #endif
 
+// Types oneDNN takes natively: the team converts the activations to the weights' type once
+// (BF16, F16) into the shared scratch, then each thread multiplies its range of weight rows
+// (a multiple of 16). Other float types: each thread converts its weight rows to F32 a slice
+// at a time into its scratch, as for OpenBLAS, and multiplies the F32 activations by them.
+void mul_mat_onednn(const Tensor& node, const ComputeParams& p) {
+    const Tensor& a = *node.src[0];
+    const Tensor& b = *node.src[1];
+    const int64_t K = a.ne[0], N = a.ne[1], M = b.ne[1];
+    const bool native = onednn::native(a.type);
+    const DType at = onednn::act_type(a.type);
+    const void* x = b.data;
+    size_t ldx = b.nb[1] / sizeof(float);
+    if (at != DType::F32) {
+        int64_t rb, re;
+        split_rows(M, p.ith, p.nth, &rb, &re);
+        auto* xs = reinterpret_cast<uint16_t*>(p.shared);
+        for (int64_t r = rb; r < re; ++r) {
+            const auto* row = reinterpret_cast<const float*>(b.row_ptr(r));
+            uint16_t* out = xs + r * K;
+            if (at == DType::BF16) kernels::round_row_bf16(row, out, K);
+            else
+                for (int64_t i = 0; i < K; ++i) out[i] = fp32_to_fp16(row[i]);
+        }
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+        x = xs;
+        ldx = static_cast<size_t>(K);
+    }
+    const int64_t per = ((N + p.nth - 1) / p.nth + 15) / 16 * 16;
+    const int64_t nb = std::min(N, per * p.ith), ne = std::min(N, nb + per);
+    auto run = [&] {
+        float* y = reinterpret_cast<float*>(node.data);
+        const size_t ldy = node.nb[1] / sizeof(float);
+        if (native) {
+            onednn::matmul(a.type, x, ldx, a.row_ptr(nb), a.nb[1] / type_traits(a.type).type_size, y + nb, ldy, M, K,
+                           ne - nb);
+            return;
+        }
+        auto* slice = reinterpret_cast<float*>(p.work);
+        for (int64_t n0 = nb; n0 < ne; n0 += kBlasSlice) {
+            const int64_t rows = std::min(kBlasSlice, ne - n0);
+            for (int64_t r = 0; r < rows; ++r) quant::dequantize_row(a.type, a.row_ptr(n0 + r), slice + r * K, K);
+            onednn::matmul(DType::F32, x, ldx, slice, static_cast<size_t>(K), y + n0, ldy, M, K, rows);
+        }
+    };
+    if (nb >= ne) return;
+#ifdef _OPENMP
+    if (!omp_in_parallel()) {  // a team of one outside OpenMP: keep oneDNN on this thread too
+#pragma omp parallel num_threads(1)
+        run();
+        return;
+    }
+#endif
+    run();
+}
+
 }  // namespace
 
 size_t mul_mat_work_per_thread(const Tensor& node) {
     const Tensor& a = *node.src[0];
     const int64_t K = a.ne[0], M = node.src[1]->ne[1];
+    if (uses_onednn(node))
+        return onednn::native(a.type) ? 64 : static_cast<size_t>(kBlasSlice * K) * sizeof(float);
     if (uses_blas(node)) return static_cast<size_t>(kBlasSlice * K) * sizeof(float);
     if ((a.flags & kFlagRepacked) && kernels::r16_uses_f32(a.type)) return 64;  // rows read in place
     if (a.flags & kFlagRepacked)  // Q8_0 activation rows and their block sums, or Q8_K or bf16 rows
@@ -250,6 +352,7 @@ void op_mul_mat(const Tensor& node, const ComputeParams& p) {
     const Tensor& a = *node.src[0];  // [K, N, A2, A3] weights
     const Tensor& b = *node.src[1];  // [K, M, B2, B3] F32 activations, rows contiguous
     if (a.flags & kFlagRepacked) return mul_mat_r16(node, p);
+    if (uses_onednn(node)) return mul_mat_onednn(node, p);
 #ifdef TESSERA_HAVE_OPENBLAS
     if (uses_blas(node)) return mul_mat_blas(node, p);
 #endif

@@ -4,9 +4,13 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <map>
+#include <string>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/onednn.h"
 #include "backends/registry.h"
 #include "tests/ops/harness.h"
 
@@ -50,6 +54,20 @@ TEST_CASE("every op matches the scalar reference on every registered host backen
         if (b.get() != &cpu) sched.push_back(&cpu);
         check_all_cases(*b, sched, b->name().c_str());
     }
+}
+
+// ctest runs these cases once more with TESSERA_GEMM=onednn where oneDNN is compiled in: the
+// prompt products on float weights then go to oneDNN for every float type it takes here.
+TEST_CASE("a forced GEMM library is the one that runs") {
+    const char* gemm = std::getenv("TESSERA_GEMM");
+    if (!gemm || std::strcmp(gemm, "onednn") != 0) return;
+    for (DType t : {DType::F32, DType::F16, DType::BF16}) {
+        const std::string line = std::string(type_name(t)) + ": oneDNN " +
+                                 (cpu::onednn::chosen(t) ? "runs it with " + std::string(cpu::onednn::implementation(t))
+                                                         : std::string("does not take it"));
+        MESSAGE(line);
+    }
+    CHECK(cpu::onednn::chosen(DType::F32));  // oneDNN has an f32 matmul on every x86 CPU
 }
 
 TEST_CASE("a backend that supports only some ops hands the rest to the CPU") {
