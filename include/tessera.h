@@ -182,8 +182,8 @@ typedef struct tessera_model_params {
     int32_t vocab_only;        /* 1: load only the tokenizer (to tokenize; no contexts) */
     int32_t allow_unknown_pre; /* 1: an unknown tokenizer.ggml.pre falls back to the GPT-2 split, with a warning */
     int32_t use_mmap;          /* 1: weights stay in the memory-mapped file (no copy); 0: read into memory */
-    int32_t repack;            /* 1: weights whose type has an interleaved kernel on this CPU (Q4_0, Q4_1,
-                                  Q8_0 and Q4_K with AVX2; also Q6_K, F16 and F32 with AVX-512 VNNI; BF16 with AVX-512 BF16) are rearranged at load for faster prompt processing,
+    int32_t repack;            /* 1: weights whose type has an interleaved kernel on this CPU (Q4_0,
+                                  Q8_0 and Q4_K with AVX2, Q4_1 too with TESSERA_REPACK_Q4_1=1; also Q6_K, F16 and F32 with AVX-512 VNNI; BF16 with AVX-512 BF16) are rearranged at load for faster prompt processing,
                                   and their file pages released; 0: all weights keep the file's layout */
     tessera_progress_fn progress; /* optional */
     void* progress_user;

@@ -52,6 +52,15 @@ bool wants_r16(const Tensor& t, const std::string& name) {
     if (!cpu::kernels::r16_fits(t.type, t.ne[0], t.ne[1])) return false;
     // Weights whose prompt products go to oneDNN keep the layout it reads.
     if (cpu::onednn::chosen(t.type)) return false;
+    // Q4_1 in the r16 layout (2.2x the prompt speed of SmolLM2-135M's Q4_1 file on 2 AVX2
+    // threads) rounds its products differently from the plain kernels, which flips a near tie
+    // (0.0025 apart) in the reference continuation of that model that the run, Vulkan and
+    // real-model tests compare token for token. Opt in with TESSERA_REPACK_Q4_1=1 until those
+    // tests judge a continuation by its teacher-forced near ties.
+    if (t.type == DType::Q4_1) {
+        const char* e = std::getenv("TESSERA_REPACK_Q4_1");
+        if (!e || std::strcmp(e, "1") != 0) return false;
+    }
     return cpu::kernels::active().dot_r16[static_cast<uint32_t>(t.type)] != nullptr;
 }
 

@@ -28,10 +28,16 @@ void for_each_group(int64_t n, F&& f) {
         return;
     }
     std::vector<std::thread> threads;
-    for (int64_t t = 0; t < nth; ++t)
-        threads.emplace_back([&, t] {
-            for (int64_t g = n * t / nth; g < n * (t + 1) / nth; ++g) f(g);
-        });
+    threads.reserve(static_cast<size_t>(nth));
+    try {
+        for (int64_t t = 0; t < nth; ++t)
+            threads.emplace_back([&, t] {
+                for (int64_t g = n * t / nth; g < n * (t + 1) / nth; ++g) f(g);
+            });
+    } catch (...) {  // a thread that could not start (out of memory): the started ones finish first
+        for (std::thread& th : threads) th.join();
+        throw;
+    }
     for (std::thread& th : threads) th.join();
 }
 
