@@ -35,9 +35,9 @@ const char* kBenchHelp =
     "                          context is filled once per test, untimed\n"
     "  -t, --threads N[,N..]   thread counts (default: all cores)\n"
     "  -ngl, --gpu-layers N[,N..]\n"
-    "                          layers on the GPU, counted from the last (default: all that\n"
-    "                          fit when there is a GPU; 0: CPU only); each value loads the\n"
-    "                          model again\n"
+    "                          layers on the GPU, counted from the last (default: the\n"
+    "                          automatic count, as 'tessera fit' shows it; 0: CPU only);\n"
+    "                          each value loads the model again\n"
     "  --device NAME           the GPU to use, e.g. CUDA0 (default: the first)\n"
     "  -ot, --override-tensor PATTERN=DEVICE, --gpu-mem SIZE\n"
     "                          as for 'tessera run' (see its --help)\n"
@@ -45,7 +45,7 @@ const char* kBenchHelp =
     "  -r, --repetitions N     runs per test (default 5); a warm-up run comes first\n"
     "  -o, --output FORMAT     md (default) or json\n"
     "      --json              the same as -o json\n"
-    "      --no-repack         keep every weight in the file's layout (no interleaved\n"
+    "  -nr, --no-repack        keep every weight in the file's layout (no interleaved\n"
     "                          copies for prompt processing)\n"
     "      --membw             also measure this machine's memory read bandwidth with each\n"
     "                          thread count (with every layer on a GPU: the GPU's copy\n"
@@ -83,6 +83,7 @@ struct Result {
     long depth = 0;
     std::vector<double> tps;
     double membw_gbs = 0;  // measured read bandwidth with these threads (0: not measured)
+    uint64_t gpu_bytes = 0;  // weights, KV cache and compute buffers on the GPU after the test
     double mean() const {
         double s = 0;
         for (double v : tps) s += v;
@@ -166,9 +167,9 @@ double now_ms() {
 int cmd_bench(int argc, char** argv) {
     const char* model_path = nullptr;
     std::vector<long> n_prompt = {512}, n_gen = {128}, threads = {0}, depths = {0}, gpu_layers = {-1};
-    GpuOptions placement;  // --device, -ot, --gpu-mem (-ngl is a list here)
+    GpuOptions placement;  // --device, -ot, --gpu-mem, -nr (-ngl is a list here)
     long n_batch = 512, reps = 5;
-    bool json = false, membw = false, repack = true;
+    bool json = false, membw = false;
     for (int i = 1; i < argc; ++i) {
         const char* a = argv[i];
         if (!std::strcmp(a, "-h") || !std::strcmp(a, "--help")) {
@@ -179,10 +180,7 @@ int cmd_bench(int argc, char** argv) {
             json = true;
             continue;
         }
-        if (!std::strcmp(a, "--no-repack")) {
-            repack = false;
-            continue;
-        }
+        if (parse_load_flag(a, &placement)) continue;
         if (!std::strcmp(a, "--membw")) {
             membw = true;
             continue;
@@ -246,7 +244,13 @@ int cmd_bench(int argc, char** argv) {
         if (model) tessera_model_free(model);
         GpuOptions gpu = placement;
         gpu.n_gpu_layers = static_cast<int32_t>(ngl);
-        model = load_model_or_report(model_path, repack, gpu);
+        gpu.plan_threads = static_cast<int32_t>(threads.front());
+        // The largest context a test below takes.
+        gpu.plan_n_ctx = static_cast<int32_t>(*std::max_element(depths.begin(), depths.end()) +
+                                              std::max(*std::max_element(n_prompt.begin(), n_prompt.end()),
+                                                       *std::max_element(n_gen.begin(), n_gen.end())) +
+                                              1);
+        model = load_model_or_report(model_path, gpu);
         if (!model) return 1;
         const int32_t n_vocab = tessera_vocab_size(model);
         std::mt19937 rng(1234);
@@ -314,6 +318,9 @@ int cmd_bench(int argc, char** argv) {
                     }
                     if (rep >= 0) r.tps.push_back(1000.0 * static_cast<double>(n) / ms);
                 }
+                tessera_memory mem;
+                if (tessera_context_memory(ctx, &mem) == TESSERA_OK)
+                    r.gpu_bytes = mem.gpu_weight_bytes + mem.gpu_kv_bytes + mem.gpu_compute_bytes;
                 tessera_context_free(ctx);
                 results.push_back(r);
                 return true;
@@ -339,11 +346,12 @@ int cmd_bench(int argc, char** argv) {
             std::printf(
                 "  {\"model\": \"%s\", \"model_size\": %llu, \"model_n_params\": %llu, \"backend\": \"%s\", "
                 "\"n_gpu_layers\": %d, \"n_threads\": %ld, \"test\": \"%s\", \"n_tokens\": %ld, \"n_depth\": %ld, "
-                "\"avg_ts\": %.3f, \"stddev_ts\": %.3f, "
+                "\"gpu_bytes\": %llu, \"avg_ts\": %.3f, \"stddev_ts\": %.3f, "
                 "\"samples_ts\": [",
                 tessera_model_name(model), static_cast<unsigned long long>(tessera_model_size(model)),
                 static_cast<unsigned long long>(tessera_model_n_params(model)), r.backend.c_str(), r.n_gpu_layers,
-                r.threads, r.test.c_str(), r.n, r.depth, r.mean(), r.stdev());
+                r.threads, r.test.c_str(), r.n, r.depth, static_cast<unsigned long long>(r.gpu_bytes), r.mean(),
+                r.stdev());
             for (size_t k = 0; k < r.tps.size(); ++k) std::printf("%s%.3f", k ? ", " : "", r.tps[k]);
             std::printf("]");
             if (r.test[0] == 't') {

@@ -402,6 +402,7 @@ int cmd_chat(int argc, char** argv) {
             o.verbose = true;
             continue;
         }
+        if (parse_load_flag(a, &o.gpu)) continue;
         const char* v = option_value(argc, argv, &i);
         if (!v) return 2;
         if (is("-m", "--model"))
@@ -438,7 +439,9 @@ int cmd_chat(int argc, char** argv) {
 
     const bool tty = isatty(STDIN_FILENO);
     if (tty) std::fprintf(stderr, "loading %s ...", o.model.c_str());
-    tessera_model* model = load_model_or_report(o.model.c_str(), true, o.gpu);
+    o.gpu.plan_n_ctx = static_cast<int32_t>(o.n_ctx);
+    o.gpu.plan_threads = static_cast<int32_t>(o.n_threads);
+    tessera_model* model = load_model_or_report(o.model.c_str(), o.gpu);
     if (!model) return 1;
     if (tty) std::fprintf(stderr, " done (%.0f ms)\n", tessera_model_load_ms(model));
     tessera_context_params cp = tessera_context_default_params();

@@ -13,6 +13,7 @@ int cmd_chat(int argc, char** argv);
 int cmd_perplexity(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_quantize(int argc, char** argv);
+int cmd_fit(int argc, char** argv);
 #ifdef TESSERA_HAVE_SERVER
 int cmd_serve(int argc, char** argv);
 #endif

@@ -92,16 +92,27 @@ const char* option_value(int argc, char** argv, int* i) {
 
 const char* const kGpuHelp =
     "  -ngl, --gpu-layers N    layers on the GPU, counted from the last (the output head goes\n"
-    "                          with the last layer); 'all', or 'auto' (the default: all that\n"
-    "                          fit when there is a GPU); 0 keeps everything on the CPU\n"
+    "                          with the last layer); 'all', or 'auto' (the default: the count\n"
+    "                          'tessera fit' predicts fastest among those that fit: all that\n"
+    "                          fit, unless the GPU is slower than the CPU); 0: all on the CPU\n"
     "  --device NAME           the GPU to use, e.g. CUDA0 (default: the first; see\n"
     "                          'tessera --version')\n"
     "  -ot, --override-tensor PATTERN=DEVICE\n"
     "                          weights whose name matches PATTERN (a regular expression)\n"
     "                          go to DEVICE (CPU or the GPU) whatever -ngl says, e.g.\n"
     "                          -ot 'blk\\.[0-9]+\\.ffn_.*=CPU'; repeatable, the first match wins\n"
-    "  --gpu-mem SIZE          GPU memory the automatic placement may fill (e.g. 1.5G,\n"
-    "                          800M; default: its free memory less 1 GiB)\n";
+    "  --gpu-mem SIZE          GPU memory the automatic placement may fill with weights, KV\n"
+    "                          cache and compute buffer (e.g. 1.5G, 800M; default: its free\n"
+    "                          memory less 512 MiB)\n"
+    "  -nr, --no-repack        keep the CPU's weights in the file's layout (by default the\n"
+    "                          types with interleaved kernels are rearranged at load, for\n"
+    "                          faster prompts; their sums round slightly differently)\n";
+
+bool parse_load_flag(const char* option, GpuOptions* g) {
+    if (std::strcmp(option, "-nr") != 0 && std::strcmp(option, "--no-repack") != 0) return false;
+    g->repack = false;
+    return true;
+}
 
 int parse_gpu_option(const char* option, const char* value, GpuOptions* g, bool layers) {
     if (!std::strcmp(option, "-ot") || !std::strcmp(option, "--override-tensor")) {
@@ -138,6 +149,10 @@ int parse_gpu_option(const char* option, const char* value, GpuOptions* g, bool 
         g->gpu_mem = static_cast<uint64_t>(v * scale);
         return 1;
     }
+    if (!std::strcmp(option, "--device") || !std::strcmp(option, "-dev")) {
+        g->device = value;
+        return 1;
+    }
     if (!layers) return 0;
     if (!std::strcmp(option, "-ngl") || !std::strcmp(option, "--gpu-layers") ||
         !std::strcmp(option, "--n-gpu-layers")) {
@@ -150,10 +165,6 @@ int parse_gpu_option(const char* option, const char* value, GpuOptions* g, bool 
             if (!parse_int(option, value, 0, 1 << 20, &n)) return -1;
             g->n_gpu_layers = static_cast<int32_t>(n);
         }
-        return 1;
-    }
-    if (!std::strcmp(option, "--device") || !std::strcmp(option, "-dev")) {
-        g->device = value;
         return 1;
     }
     return 0;
@@ -169,10 +180,10 @@ int32_t show_progress(float f, void*) {
 
 }  // namespace
 
-tessera_model* load_model_or_report(const char* path, bool repack, const GpuOptions& gpu) {
+tessera_model* load_model_or_report(const char* path, const GpuOptions& gpu) {
     tessera_model_params p = tessera_model_default_params();
     p.vocab_only = 0;
-    p.repack = repack ? 1 : 0;
+    p.repack = gpu.repack ? 1 : 0;
     p.n_gpu_layers = gpu.n_gpu_layers;
     p.device = gpu.device.empty() ? nullptr : gpu.device.c_str();
     std::vector<const char*> overrides;
@@ -180,6 +191,8 @@ tessera_model* load_model_or_report(const char* path, bool repack, const GpuOpti
     p.tensor_overrides = overrides.data();
     p.n_tensor_overrides = static_cast<int32_t>(overrides.size());
     p.gpu_mem = gpu.gpu_mem;
+    p.plan_n_ctx = gpu.plan_n_ctx;
+    p.plan_n_threads = gpu.plan_threads;
     // A progress line while weights are uploaded to a GPU (the CPU maps its weights at once).
     if (p.n_gpu_layers != 0 && isatty(fileno(stderr))) p.progress = show_progress;
     tessera_model* m = nullptr;

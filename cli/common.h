@@ -26,10 +26,17 @@ struct GpuOptions {
     std::string device;                  // empty: the first GPU
     std::vector<std::string> overrides;  // -ot PATTERN=DEVICE, in order
     uint64_t gpu_mem = 0;                // --gpu-mem: bytes the automatic placement may fill (0: free memory)
+    bool repack = true;                  // -nr/--no-repack clears it: weights stay in the file's layout
+    int32_t plan_n_ctx = 0;    // the context and CPU threads -ngl auto plans for (the command's -c and -t)
+    int32_t plan_threads = 0;
 };
+// Returns true when `option` is one of the loading flags that take no value (-nr, --no-repack)
+// and records it.
+bool parse_load_flag(const char* option, GpuOptions* g);
 // Returns 1 when `option` was one of the GPU options (-ngl, --device, -ot/--override-tensor,
 // --gpu-mem) and its value parsed, 0 when it is not one, -1 on a bad value (the error is
-// printed). With `layers` false, -ngl is left to the caller (bench takes a list).
+// printed). With `layers` false, -ngl is left to the caller (bench takes a list); --device
+// is taken either way.
 int parse_gpu_option(const char* option, const char* value, GpuOptions* g, bool layers = true);
 // The help lines of the GPU options, for the commands that take them.
 extern const char* const kGpuHelp;
@@ -40,7 +47,7 @@ const char* option_value(int argc, char** argv, int* i);
 // Loads a model with its weights, showing progress on stderr when it is a terminal, and
 // says on stderr which layers went to a GPU. On failure prints "error: ..." and returns
 // nullptr.
-tessera_model* load_model_or_report(const char* path, bool repack = true, const GpuOptions& gpu = {});
+tessera_model* load_model_or_report(const char* path, const GpuOptions& gpu = {});
 
 // Tokenizes `text`; on failure prints "error: ..." and returns false.
 bool tokenize(const tessera_model* model, const std::string& text, bool add_special, bool parse_special,

@@ -20,6 +20,7 @@ const Command kCommands[] = {
     {"run", tessera_cli::cmd_run, "generate text from a prompt"},
     {"perplexity", tessera_cli::cmd_perplexity, "measure a model's perplexity on a text file"},
     {"bench", tessera_cli::cmd_bench, "measure prompt and generation speed (tokens/s)"},
+    {"fit", tessera_cli::cmd_fit, "show where a model's layers would go and its predicted speed"},
     {"quantize", tessera_cli::cmd_quantize, "convert a model to another storage type (Q4_K_M, Q8_0, ...)"},
     {"tokenize", tessera_cli::cmd_tokenize, "turn text into token ids with a model's tokenizer"},
 #ifdef TESSERA_HAVE_SERVER

@@ -46,6 +46,7 @@ int cmd_perplexity(int argc, char** argv) {
             std::printf(kPerplexityHelp, kGpuHelp);
             return 0;
         }
+        if (parse_load_flag(a, &gpu)) continue;
         const char* v = option_value(argc, argv, &i);
         if (!v) return 2;
         if (!std::strcmp(a, "-m") || !std::strcmp(a, "--model")) model_path = v;
@@ -71,7 +72,9 @@ int cmd_perplexity(int argc, char** argv) {
     }
     std::string text;
     if (!read_file(text_path, &text)) return 1;
-    tessera_model* model = load_model_or_report(model_path, true, gpu);
+    gpu.plan_n_ctx = static_cast<int32_t>(n_ctx);
+    gpu.plan_threads = static_cast<int32_t>(n_threads);
+    tessera_model* model = load_model_or_report(model_path, gpu);
     if (!model) return 1;
 
     int rc = 1;

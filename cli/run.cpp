@@ -73,6 +73,8 @@ int parse(int argc, char** argv, RunOptions& o) {
         } else if (is("--no-parse-special")) {
             o.parse_special = false;
             continue;
+        } else if (parse_load_flag(a, &o.gpu)) {
+            continue;
         }
         if (!(v = option_value(argc, argv, &i))) return 2;
         if (is("-m", "--model"))
@@ -113,7 +115,9 @@ int cmd_run(int argc, char** argv) {
     if (int rc = parse(argc, argv, o)) return rc < 0 ? 0 : rc;
     if (!o.have_seed) o.sp.seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
 
-    tessera_model* model = load_model_or_report(o.model, true, o.gpu);
+    o.gpu.plan_n_ctx = static_cast<int32_t>(o.n_ctx);
+    o.gpu.plan_threads = static_cast<int32_t>(o.n_threads);
+    tessera_model* model = load_model_or_report(o.model, o.gpu);
     if (!model) return 1;
     int rc = 1;
     tessera_context* ctx = nullptr;

@@ -183,7 +183,7 @@ typedef struct tessera_model_params {
     int32_t allow_unknown_pre; /* 1: an unknown tokenizer.ggml.pre falls back to the GPT-2 split, with a warning */
     int32_t use_mmap;          /* 1: weights stay in the memory-mapped file (no copy); 0: read into memory */
     int32_t repack;            /* 1: weights whose type has an interleaved kernel on this CPU (Q4_0,
-                                  Q8_0 and Q4_K with AVX2, Q4_1 too with TESSERA_REPACK_Q4_1=1; also Q6_K, F16 and F32 with AVX-512 VNNI; BF16 with AVX-512 BF16) are rearranged at load for faster prompt processing,
+                                  Q4_1, Q8_0 and Q4_K with AVX2; also Q6_K, F16 and F32 with AVX-512 VNNI; BF16 with AVX-512 BF16) are rearranged at load for faster prompt processing,
                                   and their file pages released; 0: all weights keep the file's layout */
     tessera_progress_fn progress; /* optional */
     void* progress_user;
@@ -196,12 +196,21 @@ typedef struct tessera_model_params {
                              contains a match of PATTERN (an ECMAScript regular expression) goes to DEVICE ("CPU"
                              or the GPU), whatever n_gpu_layers says; the first match decides */
     int32_t n_tensor_overrides;
-    uint64_t gpu_mem;     /* bytes of the GPU that n_gpu_layers = -1 may fill (weights, and an eighth kept for
-                             the KV cache and compute buffers); 0: its free memory less 1 GiB */
+    uint64_t gpu_mem;     /* bytes of the GPU that n_gpu_layers = -1 may fill: the layers' weights and KV cache
+                             (at plan_n_ctx cells) and a compute buffer; 0: its free memory less 512 MiB */
+    int32_t plan_n_ctx;   /* the context n_gpu_layers = -1 makes room for; 0: the model's training context,
+                             at most 4096 (the contexts' default) */
+    int32_t plan_n_threads; /* the CPU threads it weighs the CPU's speed at; 0: all cores */
 } tessera_model_params;
 
 /* The defaults: vocab_only = 0, allow_unknown_pre = 0, use_mmap = 1, repack = 1, no progress callback,
- * n_gpu_layers = -1, device = NULL, no tensor overrides, gpu_mem = 0. */
+ * n_gpu_layers = -1, device = NULL, no tensor overrides, gpu_mem = 0, plan_n_ctx = 0, plan_n_threads = 0.
+ *
+ * n_gpu_layers = -1 asks a cost model (see tessera_fit): of the layer counts whose GPU share fits
+ * gpu_mem, the one predicted fastest for a 512-token prompt and 128 generated tokens. A GPU named
+ * in `device` gets as many layers as fit; a GPU found by default is first measured against the
+ * CPU (once per machine: the speeds are kept in ~/.cache/tessera/rates.tsv, or the file
+ * TESSERA_RATES_FILE names), so a GPU slower than the cores gets none. */
 tessera_model_params tessera_model_default_params(void);
 
 /* Opens `path` and loads its tokenizer and (unless vocab_only) its weights; params may be
@@ -357,6 +366,14 @@ tessera_status tessera_seq_state_save(const tessera_context* ctx, int32_t seq, i
 tessera_status tessera_seq_state_load(tessera_context* ctx, int32_t seq, int32_t n, const void* src, size_t size);
 /* Cells no sequence holds, all sequences together (with n_seq 0: n_ctx - n_past; 0 for NULL). */
 int32_t tessera_context_free_cells(const tessera_context* ctx);
+
+/* What a context and its model hold on each device: the weights, the context's KV cache and its
+ * compute buffers (which grow to the largest step decoded so far). */
+typedef struct tessera_memory {
+    uint64_t gpu_weight_bytes, gpu_kv_bytes, gpu_compute_bytes;
+    uint64_t cpu_weight_bytes, cpu_kv_bytes, cpu_compute_bytes;
+} tessera_memory;
+tessera_status tessera_context_memory(const tessera_context* ctx, tessera_memory* out);
 
 /* Asked on the decoding thread between the steps of a decode (every millisecond or so
  * while one runs); returning non-zero stops it: tessera_decode and tessera_generate then
@@ -523,6 +540,37 @@ void tessera_chat_messages_free(tessera_chat_message* messages, size_t n);
  * TESSERA_ERROR_IO naming the file. A message with a NULL role or content is
  * TESSERA_ERROR_INVALID_ARGUMENT. */
 tessera_status tessera_chat_save_messages(const char* path, const tessera_chat_message* messages, size_t n);
+
+/* ---- Placement plans (no model loaded) ----
+ * What loading a model would put on each device, and how fast it would run there, from the
+ * file's header and the machine's measured speeds (the first call on a machine measures the
+ * CPU and the GPU for the file's weight types, a second or two, and keeps the results; later
+ * calls only read them). `tessera fit` prints this. */
+typedef struct tessera_fit_params {
+    int32_t n_ctx;        /* KV cells to make room for; 0: the model's training context, at most 4096 */
+    int32_t n_batch;      /* tokens per prompt step (default 512) */
+    int32_t n_threads;    /* CPU threads; 0: all cores */
+    int32_t n_gpu_layers; /* -1: the count n_gpu_layers = -1 would choose; else this count */
+    const char* device;   /* the GPU by name; NULL or "": the first one */
+    uint64_t gpu_mem;     /* as in tessera_model_params */
+    int32_t measure;      /* 1: measure the speeds not cached yet (default); 0: predict from the cache only */
+} tessera_fit_params;
+
+typedef struct tessera_fit_plan {
+    int32_t n_layer;
+    int32_t n_gpu_layers;  /* the last ones, with the output head */
+    int32_t n_ctx;
+    int32_t fits;          /* 1 when the GPU's share fits gpu_budget */
+    char gpu[64];          /* the GPU's name; "" when there is none */
+    uint64_t gpu_budget;
+    uint64_t gpu_weight_bytes, gpu_kv_bytes, gpu_compute_bytes;
+    uint64_t cpu_weight_bytes, cpu_kv_bytes, cpu_compute_bytes;
+    double pp_tokens_per_s; /* predicted prompt processing, n_batch-token steps */
+    double tg_tokens_per_s; /* predicted generation from an empty context; 0 where a speed is unknown */
+} tessera_fit_plan;
+
+tessera_fit_params tessera_fit_default_params(void);
+tessera_status tessera_fit(const char* path, const tessera_fit_params* params, tessera_fit_plan* plan);
 
 /* ---- Model conversion ----
  * Writes a copy of a GGUF model with its matrices stored in another type: plain types

@@ -127,6 +127,21 @@ tessera_status tessera_seq_state_load(tessera_context* ctx, int32_t seq, int32_t
 
 int32_t tessera_context_free_cells(const tessera_context* ctx) { return ctx ? ctx->ctx->free_cells() : 0; }
 
+tessera_status tessera_context_memory(const tessera_context* ctx, tessera_memory* out) {
+    if (out) *out = tessera_memory{};
+    return guard([&] {
+        if (!ctx || !out) throw Error("tessera_context_memory: ctx and out must not be NULL", ErrorKind::InvalidArgument);
+        const tessera::runtime::Model& m = ctx->ctx->model();
+        const auto mem = ctx->ctx->memory();
+        out->gpu_weight_bytes = m.gpu_weight_bytes;
+        out->cpu_weight_bytes = m.weight_bytes - m.gpu_weight_bytes;
+        out->gpu_kv_bytes = mem.gpu_kv;
+        out->cpu_kv_bytes = mem.cpu_kv;
+        out->gpu_compute_bytes = mem.gpu_compute;
+        out->cpu_compute_bytes = mem.cpu_compute;
+    });
+}
+
 const float* tessera_get_logits(const tessera_context* ctx, int32_t i) {
     if (!ctx) {
         set_error(TESSERA_ERROR_INVALID_ARGUMENT, "tessera_get_logits: ctx is NULL");

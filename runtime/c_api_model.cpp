@@ -65,6 +65,8 @@ tessera_model_params tessera_model_default_params(void) {
     p.tensor_overrides = nullptr;
     p.n_tensor_overrides = 0;
     p.gpu_mem = 0;
+    p.plan_n_ctx = 0;
+    p.plan_n_threads = 0;
     return p;
 }
 
@@ -100,6 +102,10 @@ tessera_status tessera_model_load(const char* path, const tessera_model_params* 
                 lo.tensor_overrides.emplace_back(o.substr(0, eq), o.substr(eq + 1));
             }
             lo.gpu_mem = static_cast<size_t>(p.gpu_mem);
+            if (p.plan_n_ctx < 0 || p.plan_n_threads < 0)
+                throw Error("plan_n_ctx and plan_n_threads must be 0 (the defaults) or more", ErrorKind::InvalidArgument);
+            lo.plan_n_ctx = p.plan_n_ctx;
+            lo.plan_threads = p.plan_n_threads;
             if (p.progress) {
                 auto fn = p.progress;
                 void* user = p.progress_user;
@@ -216,3 +222,52 @@ tessera_status tessera_detokenizer_flush(tessera_detokenizer* d, const char** te
 void tessera_detokenizer_free(tessera_detokenizer* d) { delete d; }
 
 }  // extern "C"
+
+tessera_fit_params tessera_fit_default_params(void) {
+    tessera_fit_params p;
+    p.n_ctx = 0;
+    p.n_batch = 512;
+    p.n_threads = 0;
+    p.n_gpu_layers = -1;
+    p.device = nullptr;
+    p.gpu_mem = 0;
+    p.measure = 1;
+    return p;
+}
+
+tessera_status tessera_fit(const char* path, const tessera_fit_params* params, tessera_fit_plan* plan) {
+    if (plan) *plan = tessera_fit_plan{};
+    return guard([&] {
+        if (!path) throw Error("model path is null", ErrorKind::InvalidArgument);
+        if (!plan) throw Error("plan is null", ErrorKind::InvalidArgument);
+        const tessera_fit_params p = params ? *params : tessera_fit_default_params();
+        if (p.n_ctx < 0 || p.n_batch < 0 || p.n_threads < 0 || p.n_gpu_layers < -1)
+            throw Error("fit parameters: n_ctx, n_batch and n_threads must be 0 or more, n_gpu_layers -1 or more",
+                        ErrorKind::InvalidArgument);
+        tessera::runtime::FitOptions fo;
+        fo.n_ctx = p.n_ctx;
+        fo.n_batch = p.n_batch;
+        fo.n_threads = p.n_threads;
+        fo.n_gpu_layers = p.n_gpu_layers;
+        if (p.device) fo.device = p.device;
+        fo.gpu_mem = static_cast<size_t>(p.gpu_mem);
+        fo.measure = p.measure != 0;
+        fo.note = [](const std::string& line) { std::fprintf(stderr, "tessera: %s\n", line.c_str()); };
+        const tessera::runtime::FitResult r = tessera::runtime::fit_model(path, fo);
+        const tessera::runtime::Plan& pl = r.plan;
+        plan->n_layer = pl.n_layer;
+        plan->n_gpu_layers = pl.n_gpu_layers;
+        plan->n_ctx = r.n_ctx;
+        plan->fits = pl.fits ? 1 : 0;
+        std::snprintf(plan->gpu, sizeof plan->gpu, "%s", r.gpu.c_str());
+        plan->gpu_budget = r.gpu_budget;
+        plan->gpu_weight_bytes = pl.gpu_weight_bytes;
+        plan->gpu_kv_bytes = pl.gpu_kv_bytes;
+        plan->gpu_compute_bytes = pl.gpu_compute_bytes;
+        plan->cpu_weight_bytes = pl.cpu_weight_bytes;
+        plan->cpu_kv_bytes = pl.cpu_kv_bytes;
+        plan->cpu_compute_bytes = pl.cpu_compute_bytes;
+        plan->pp_tokens_per_s = pl.pp_tokens_per_s;
+        plan->tg_tokens_per_s = pl.tg_tokens_per_s;
+    });
+}

@@ -38,6 +38,9 @@ Context::Context(const Model& model, const ContextOptions& options)
       scheduler_(scheduler_backends(model)) {
     if (options_.n_seq < 0) throw Error("context: n_seq must be 0 or more, not " + std::to_string(options_.n_seq));
     scheduler_.set_threads(options.n_threads);
+    // Prompt products of CPU layers on the GPU; not where several sequences share a batch,
+    // whose rows must come out as they would alone.
+    if (model.gpu && options_.n_seq == 0) scheduler_.set_offload(model.gpu, model.offload_min_batch);
     if (options_.n_batch <= 0) options_.n_batch = 512;
     ring_pos_.assign(static_cast<size_t>(cache_.ring_rows()), -1);
     if (options_.n_seq > 0) {
@@ -56,6 +59,16 @@ size_t Context::compute_bytes() const {
     size_t n = 0;
     for (int i = 0; i < scheduler_.n_backends(); ++i) n += scheduler_.reserved_bytes(i);
     return n;
+}
+
+Context::Memory Context::memory() const {
+    Memory m;
+    for (int i = 0; i < scheduler_.n_backends(); ++i)
+        (scheduler_.backend(i).host_memory() ? m.cpu_compute : m.gpu_compute) += scheduler_.reserved_bytes(i);
+    for (const auto* kv : {&cache_.k(), &cache_.v()})
+        for (const Tensor* t : *kv)
+            if (t && t->buffer) (t->buffer->backend().host_memory() ? m.cpu_kv : m.gpu_kv) += t->n_bytes();
+    return m;
 }
 
 int32_t Context::truncate(int32_t n) {

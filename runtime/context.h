@@ -93,6 +93,11 @@ public:
     const Model& model() const { return model_; }
     const KvCache& cache() const { return cache_; }
     size_t compute_bytes() const;
+    // The compute buffers and KV cache rows held in host memory and in a GPU's.
+    struct Memory {
+        size_t cpu_kv = 0, gpu_kv = 0, cpu_compute = 0, gpu_compute = 0;
+    };
+    Memory memory() const;
 
 private:
     struct BatchGraph;

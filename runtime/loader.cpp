@@ -8,8 +8,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <regex>
 #include <vector>
@@ -17,6 +15,7 @@
 #include "backends/cpu/kernels/kernels.h"
 #include "backends/cpu/onednn.h"
 #include "backends/registry.h"
+#include "runtime/rates.h"
 #include "tensor/error.h"
 
 namespace tessera::runtime {
@@ -43,26 +42,19 @@ void release_file_pages(const void* p, size_t n) {
     if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
-// Weights the CPU kernels want in the r16 layout: matrices (not the token embedding, which
-// get_rows reads) of a type with an r16 kernel on this CPU, in whole groups of 16 rows.
-bool wants_r16(const Tensor& t, const std::string& name) {
+}  // namespace
+
+bool cpu_wants_r16(const Tensor& t, const std::string& name) {
     if (name == "token_embd.weight" || t.ne[2] != 1 || t.ne[3] != 1) return false;
     // Float tables that are not matrix weights (rope factors, norms) stay as they are.
     if (name.find("norm") != std::string::npos || name.find("rope") != std::string::npos) return false;
     if (!cpu::kernels::r16_fits(t.type, t.ne[0], t.ne[1])) return false;
     // Weights whose prompt products go to oneDNN keep the layout it reads.
     if (cpu::onednn::chosen(t.type)) return false;
-    // Q4_1 in the r16 layout (2.2x the prompt speed of SmolLM2-135M's Q4_1 file on 2 AVX2
-    // threads) rounds its products differently from the plain kernels, which flips a near tie
-    // (0.0025 apart) in the reference continuation of that model that the run, Vulkan and
-    // real-model tests compare token for token. Opt in with TESSERA_REPACK_Q4_1=1 until those
-    // tests judge a continuation by its teacher-forced near ties.
-    if (t.type == DType::Q4_1) {
-        const char* e = std::getenv("TESSERA_REPACK_Q4_1");
-        if (!e || std::strcmp(e, "1") != 0) return false;
-    }
     return cpu::kernels::active().dot_r16[static_cast<uint32_t>(t.type)] != nullptr;
 }
+
+namespace {
 
 // The GPU backend named `name` (empty: the first GPU), or null when there is none.
 Backend* choose_gpu(const std::vector<std::unique_ptr<Backend>>& backends, const std::string& name) {
@@ -93,6 +85,47 @@ bool gpu_can_hold(const Backend& gpu, Tensor& weight) {
 void note_once(const std::string& line) {
     static std::once_flag once;
     std::call_once(once, [&] { std::fprintf(stderr, "%s\n", line.c_str()); });
+}
+
+// The context a plan makes room for when none is given: the contexts' own default.
+int32_t default_n_ctx(const models::HParams& hp) { return hp.n_ctx_train > 0 ? std::min(hp.n_ctx_train, 4096) : 4096; }
+
+// Bytes of `gpu` a plan may fill: `limit` when given, else its free memory less 512 MiB
+// (the driver's and other programs' share).
+size_t gpu_budget(const Backend& gpu, size_t limit) {
+    const size_t free = gpu.memory().free;
+    const size_t room = free > (size_t{512} << 20) ? free - (size_t{512} << 20) : 0;
+    return limit > 0 ? std::min(room, limit) : room;
+}
+
+// The architecture `general.architecture` names, its hyper-parameters read into hp. An
+// unsupported one lists the supported ones.
+const models::Architecture* read_architecture(const gguf::File& f, models::HParams& hp) {
+    if (!f.find("general.architecture"))
+        throw Error(f.path() + ": missing metadata key 'general.architecture'", ErrorKind::BadFile);
+    hp.arch = std::string(f.get_string("general.architecture"));
+    const models::Architecture* arch = models::find_architecture(hp.arch);
+    if (!arch) {
+        std::string list;
+        for (const std::string& a : models::supported_architectures()) {
+            if (!list.empty()) list += ", ";
+            list += a;
+        }
+        throw Error(f.path() + ": architecture '" + hp.arch + "' is not supported (supported: " + list + ")",
+                    ErrorKind::Unsupported);
+    }
+    arch->read_hparams(f, hp);
+    return arch;
+}
+
+// The automatic layer count: a GPU the user named gets as many layers as fit, whatever the
+// speeds; one found by default gets the cost model's choice (fewer, or none when it is
+// slower than the CPU).
+int32_t automatic_layers(const ModelSizes& sizes, const MachineRates& rates, PlanRequest req, bool named) {
+    req.n_gpu_layers = -1;
+    MachineRates unmeasured;
+    unmeasured.gpu.name = rates.gpu.name;
+    return choose_plan(sizes, named ? unmeasured : rates, req).n_gpu_layers;
 }
 
 std::string shape_text(std::initializer_list<int64_t> ne) {
@@ -169,21 +202,8 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
     m->file = std::move(file);
     const gguf::File& f = *m->file;
 
-    const gguf::Value* arch_value = f.find("general.architecture");
-    if (!arch_value) throw Error(f.path() + ": missing metadata key 'general.architecture'", ErrorKind::BadFile);
-    std::string arch_name(f.get_string("general.architecture"));
-    m->arch = models::find_architecture(arch_name);
-    if (!m->arch) {
-        std::string list;
-        for (const std::string& a : models::supported_architectures()) {
-            if (!list.empty()) list += ", ";
-            list += a;
-        }
-        throw Error(f.path() + ": architecture '" + arch_name + "' is not supported (supported: " + list + ")",
-                    ErrorKind::Unsupported);
-    }
-    m->hp.arch = arch_name;
-    m->arch->read_hparams(f, m->hp);
+    m->arch = read_architecture(f, m->hp);
+    const std::string& arch_name = m->hp.arch;
 
     FileWeights source(f, m->weights_graph);
     m->arch->load_weights(source, m->hp, m->weights);
@@ -256,18 +276,42 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
             if (std::regex_search(name, o.pattern)) return o.gpu;
         return by_layers(name, layers);
     };
-    if (gpu && ngl > 0 && options.n_gpu_layers < 0) {
-        // Automatic: as many layers as fit, leaving room for the KV cache and compute buffers.
-        const DeviceMemory mem = gpu->memory();
-        size_t room = mem.free > (size_t{1} << 30) ? mem.free - (size_t{1} << 30) : 0;
-        if (options.gpu_mem > 0) room = std::min(room, options.gpu_mem - options.gpu_mem / 8);
-        auto bytes_for = [&](int32_t layers) {
-            size_t n = 0;
-            for (auto& [t, info] : source.loaded())
-                if (wants_gpu(info->name, layers) && gpu_can_hold(*gpu, *t)) n += info->n_bytes;
-            return n;
-        };
-        while (ngl > 0 && bytes_for(ngl) > room) --ngl;
+    // The machine's speeds for this model's shapes: measured (once per machine, then cached)
+    // when the automatic count has a GPU found by default to weigh against the CPU; otherwise
+    // whatever the cache holds.
+    const bool automatic = gpu && ngl > 0 && options.n_gpu_layers < 0;
+    PlanRequest req;
+    req.n_ctx = options.plan_n_ctx > 0 ? options.plan_n_ctx : default_n_ctx(m->hp);
+    if (gpu) {
+        const ModelSizes sizes = model_sizes(f, m->hp);
+        MachineRates rates;
+        rates.gpu.name = gpu->name();
+        RatesOptions ro;
+        ro.n_threads = options.plan_threads;
+        ro.measure = automatic && device.empty();
+        ro.note = [](const std::string& line) { note_once("tessera: " + line); };
+        try {
+            rates = machine_rates(cpu, gpu, sizes, req.n_batch, ro);
+        } catch (const std::exception& e) {
+            note_once(std::string("tessera: measuring the placement's speeds failed (") + e.what() +
+                      "): as many layers as fit go to the GPU");
+            rates = MachineRates{};
+            rates.gpu.name = gpu->name();
+        }
+        req.gpu_budget = gpu_budget(*gpu, options.gpu_mem);
+        if (automatic) ngl = automatic_layers(sizes, rates, req, !device.empty());
+        m->plan = plan_for(sizes, rates, req, ngl);
+        // Prompt products over the CPU's layers go to the GPU from the batch where that pays
+        // (measured); when the speeds are not known yet, from 32 tokens on a real GPU and
+        // never on a CPU in disguise (lavapipe); TESSERA_OFFLOAD_MIN_BATCH overrides (0: never).
+        if (ngl < n_layer) {
+            const bool known = rates.cpu.measured() && rates.gpu.measured() && rates.h2d_gbs > 0;
+            m->offload_min_batch = known                        ? offload_min_batch(sizes, rates, req.n_batch)
+                                   : gpu->offload_by_default() ? 32
+                                                               : 0;
+            if (const char* e = std::getenv("TESSERA_OFFLOAD_MIN_BATCH"); e && *e)
+                m->offload_min_batch = std::max(0L, std::strtol(e, nullptr, 10));
+        }
     }
     m->n_gpu_layers = ngl;
     m->gpu = ngl > 0 || (gpu && gpu_overrides) ? gpu : nullptr;
@@ -321,7 +365,7 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
     if (options.repack) {
         std::vector<std::pair<Tensor*, const gguf::TensorInfo*>> chosen;
         for (auto& [t, info] : on_cpu)
-            if (wants_r16(*t, info->name)) chosen.emplace_back(t, info);
+            if (cpu_wants_r16(*t, info->name)) chosen.emplace_back(t, info);
         if (options.use_mmap && !chosen.empty()) {
             // Out of the mapping into one new buffer, tensor by tensor, releasing each one's
             // file pages as soon as it is rearranged.
@@ -350,11 +394,42 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
         }
         for (auto& [t, info] : chosen) {
             t->flags |= kFlagRepacked;
+            t->host_blocks = info->data;  // the file's layout, for prompt products sent to a GPU
             m->repacked_bytes += info->n_bytes;
         }
     }
     m->load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     return m;
+}
+
+FitResult fit_model(const std::string& path, const FitOptions& options) {
+    auto file = gguf::File::open(path);
+    const gguf::File& f = *file;
+    FitResult r;
+    models::HParams hp;
+    read_architecture(f, hp);
+    r.arch = hp.arch;
+    r.name = hp.name;
+    const ModelSizes sizes = model_sizes(f, hp);
+
+    auto backends = backends::create_available();
+    Backend& cpu = *backends.back();
+    Backend* gpu = choose_gpu(backends, options.device);
+    if (gpu) r.gpu = gpu->name();
+    PlanRequest req;
+    req.n_ctx = r.n_ctx = options.n_ctx > 0 ? options.n_ctx : default_n_ctx(hp);
+    req.n_batch = options.n_batch > 0 ? options.n_batch : 512;
+    req.n_gpu_layers = gpu ? options.n_gpu_layers : 0;
+    req.gpu_budget = r.gpu_budget = gpu ? gpu_budget(*gpu, options.gpu_mem) : 0;
+    RatesOptions ro;
+    ro.n_threads = options.n_threads;
+    ro.measure = options.measure;
+    ro.note = options.note;
+    r.rates = machine_rates(cpu, gpu, sizes, req.n_batch, ro);
+    if (gpu && req.n_gpu_layers < 0)
+        req.n_gpu_layers = automatic_layers(sizes, r.rates, req, !options.device.empty());
+    r.plan = choose_plan(sizes, r.rates, req);
+    return r;
 }
 
 }  // namespace tessera::runtime

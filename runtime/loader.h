@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "models/arch.h"
+#include "runtime/placement.h"
 #include "tensor/backend.h"
 #include "tensor/gguf.h"
 
@@ -32,10 +33,13 @@ struct LoadOptions {
     // count says; the first matching pair decides. Keeps the FFN of some layers on the CPU,
     // say, or moves one tensor to the GPU.
     std::vector<std::pair<std::string, std::string>> tensor_overrides;
-    // Bytes of the GPU the automatic layer count may fill (its weights, and an eighth of the
-    // budget kept for the KV cache and compute buffers); 0: the device's free memory, less
-    // 1 GiB.
+    // Bytes of the GPU the automatic layer count may fill: its layers' weights and KV cache
+    // (at plan_n_ctx cells) and a compute buffer; 0: the device's free memory, less 512 MiB.
     size_t gpu_mem = 0;
+    // The context (KV cells) and CPU threads the automatic placement plans for; 0: the
+    // model's training context, at most 4096, and all cores.
+    int32_t plan_n_ctx = 0;
+    int32_t plan_threads = 0;
     // Called with progress in [0, 1]; returning false cancels the load.
     std::function<bool(float)> progress;
 };
@@ -58,9 +62,36 @@ public:
     int32_t n_gpu_layers = 0;             // layers on it (the last ones)
     size_t gpu_weight_bytes = 0;          // weights uploaded to it
     std::vector<Backend*> layer_backend;  // where each layer's weights and KV cache live
+    Plan plan;                            // the placement's plan (n_layer 0 without a GPU)
+    int64_t offload_min_batch = 0;        // prompt batches from which the CPU layers' products go to the GPU (0: never)
 
     Backend& cpu() const { return *backends.back(); }
 };
+
+// Weights the CPU kernels want in the r16 layout: matrices (not the token embedding, which
+// get_rows reads) of a type with an r16 kernel on this CPU, in whole groups of 16 rows.
+bool cpu_wants_r16(const Tensor& t, const std::string& name);
+
+// What `tessera fit` and tessera_fit ask: the plan for a model file with no model loaded.
+struct FitOptions {
+    int32_t n_ctx = 0;         // 0: the model's training context, at most 4096
+    int32_t n_batch = 512;
+    int32_t n_threads = 0;     // 0: all cores
+    int32_t n_gpu_layers = -1; // -1: chosen by the cost model
+    std::string device;        // the GPU by name; empty: the first one
+    size_t gpu_mem = 0;        // 0: the device's free memory, less 512 MiB
+    bool measure = true;       // measure the speeds the cache lacks
+    std::function<void(const std::string&)> note;
+};
+struct FitResult {
+    Plan plan;
+    std::string gpu;  // the GPU's name ("" when none)
+    std::string arch, name;
+    int32_t n_ctx = 0;
+    size_t gpu_budget = 0;
+    MachineRates rates;
+};
+FitResult fit_model(const std::string& path, const FitOptions& options);
 
 // Opens `path` (or takes an open file) and loads the architecture its metadata names.
 // Errors name the file and what is wrong: an unsupported architecture lists the

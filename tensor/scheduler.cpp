@@ -62,18 +62,67 @@ int Scheduler::home_of(const Tensor* t) const {
     return static_cast<int>(backends_.size()) - 1;  // inputs and host pointers: the fallback
 }
 
+void Scheduler::set_offload(Backend* b, int64_t min_rows) {
+    offload_ = -1;
+    offload_min_rows_ = min_rows;
+    for (size_t i = 0; b && min_rows > 0 && i < backends_.size(); ++i)
+        if (backends_[i] == b && !b->host_memory()) offload_ = static_cast<int>(i);
+    planned_graph_ = nullptr;
+}
+
+// Whether set_offload sends `node` to its backend: a prompt-sized product over a host weight,
+// or a node of such a batch whose only persistent inputs are small host weights (a norm's
+// scale, a bias), copied along so the layer's activations need not come back for them.
+bool Scheduler::offloads(const Tensor* node) const {
+    if (offload_ < 0 || (node->flags & kFlagBatchInvariant)) return false;
+    if (node->op == Op::GetRows || node->op == Op::SetRows || node->op == Op::Cpy || node->op == Op::View)
+        return false;
+    Backend& b = *backends_[static_cast<size_t>(offload_)];
+    Tensor plain[kMaxSrc];  // the host weights as their copies will be: the file's layout
+    Tensor asked = *node;
+    bool any = false;
+    for (int i = 0; i < kMaxSrc; ++i) {
+        const Tensor* w = node->src[i];
+        if (!w || !is_persistent(w)) continue;
+        // Only weights in host memory, whole (not views), in the file's layout or with it kept.
+        if (w->op != Op::None || w->view_src || w->buffer->usage() != BufferUsage::Weights ||
+            !w->buffer->backend().host_memory())
+            return false;
+        if ((w->flags & kFlagRepacked) && !w->host_blocks) return false;
+        if (w->n_bytes() > b.max_buffer_bytes()) return false;
+        if (node->op != Op::MulMat && w->n_bytes() > (size_t{1} << 20)) return false;
+        plain[i] = *w;
+        plain[i].flags = 0;
+        asked.src[i] = &plain[i];
+        any = true;
+    }
+    if (!any) return false;
+    const Tensor* rows = node->op == Op::MulMat ? node->src[1] : node;
+    if (rows->n_rows() < offload_min_rows_) return false;
+    return b.supports(asked);
+}
+
 int Scheduler::assign(const Tensor* node) const {
     const int fallback = static_cast<int>(backends_.size()) - 1;
+    if (offloads(node)) return offload_;
     int want = -1;
     // A write into persistent memory (KV cache) runs where that memory is.
     if ((node->op == Op::Cpy || node->op == Op::SetRows) && is_persistent(node)) want = home_of(node);
     // Otherwise where its weights live...
     for (int i = 0; want < 0 && i < kMaxSrc; ++i)
         if (node->src[i] && is_persistent(node->src[i])) want = home_of(node->src[i]);
-    // ...else where an input lives, a device's memory before the fallback's: the residual
-    // stream joins the layers on the GPU instead of pulling each layer's output back.
-    for (int i = 0; want < 0 && i < kMaxSrc; ++i)
-        if (node->src[i] && home_of(node->src[i]) != fallback) want = home_of(node->src[i]);
+    // ...else where its newest input lives (the one made last): the residual stream joins
+    // the layers on the GPU instead of pulling each layer's output back, and leaves them
+    // where the CPU's layers begin (a token embedding read on the GPU does not pull every CPU
+    // layer's sums over).
+    int newest = -1;
+    for (int i = 0; want < 0 && i < kMaxSrc; ++i) {
+        if (!node->src[i]) continue;
+        auto it = order_.find(node->src[i]);
+        const int at = it == order_.end() ? -1 : it->second;
+        if (at > newest) newest = at, want = -2 - i;  // decided below
+    }
+    if (want <= -2) want = home_of(node->src[-2 - want]);
     if (want < 0) want = fallback;
     if (!backends_[static_cast<size_t>(want)]->supports(*node)) want = fallback;
     if (!backends_[static_cast<size_t>(want)]->supports(*node))
@@ -91,6 +140,9 @@ void Scheduler::plan(Graph& g) {
     // 1. Backends: leaves stay where their memory is, views follow their source, nodes
     //    are assigned. Then segments of same-backend runs.
     for (Tensor& t : tensors) t.backend = -1;
+    order_.clear();
+    int position = 0;
+    for (Tensor& t : tensors) order_[&t] = position++;
     for (Tensor& t : tensors) {
         if (t.op == Op::None) {
             if (!t.buffer && !t.data && !(t.flags & kFlagInput))
@@ -237,7 +289,9 @@ void Scheduler::compute(Graph& g) {
             if (dst_backend.host_memory()) {
                 src_backend.download(c.src, c.dst->data, 0, n);
             } else if (src_backend.host_memory()) {
-                dst_backend.upload(c.dst, c.src->data, 0, n);
+                // A weight the host keeps rearranged goes over in the file's layout.
+                const bool blocks = (c.src->flags & kFlagRepacked) && c.src->host_blocks;
+                dst_backend.upload(c.dst, blocks ? c.src->host_blocks : c.src->data, 0, n);
             } else {
                 throw Error("scheduler: copies between two device backends need a host staging buffer");
             }

@@ -1,9 +1,9 @@
 // The scheduler: splits a graph across backends and runs it.
 //
-// A node runs where its weights (or cache) live; otherwise where an input lives (one on
-// another backend before the fallback's);
-// otherwise on the fallback backend (the CPU, last in the list). A backend that does not
-// support a node hands it to the fallback. Runs of same-backend nodes form segments;
+// A node runs where its weights (or cache) live; otherwise where its newest input (the one
+// made last) lives; otherwise on the fallback backend (the CPU, last in the list). A backend
+// that does not support a node hands it to the fallback. With set_offload, a prompt-sized
+// product over a host weight runs on the GPU instead, its weight copied there. Runs of same-backend nodes form segments;
 // a tensor crossing a seam is copied once into the consuming backend's memory. With the
 // layers of a model in order this gives one seam per CPU/GPU boundary.
 //
@@ -17,6 +17,7 @@
 #include <deque>
 #include <memory>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "tensor/backend.h"
@@ -50,6 +51,15 @@ public:
         planned_graph_ = nullptr;
     }
 
+    // Prompt products over weights in host memory run on backend `b` (a GPU) when their batch
+    // has at least `min_rows` rows: the weight is copied there for the step (from its file
+    // layout when the host keeps it rearranged), and the nodes after it follow their inputs
+    // to that backend, so a CPU-resident layer's products, norms and activations run there
+    // and only the attention over its host KV cache stays. Products that must not depend on
+    // their batch (kFlagBatchInvariant) stay. b null or min_rows 0: none.
+    void set_offload(Backend* b, int64_t min_rows);
+    int64_t offload_min_rows() const { return offload_ >= 0 ? offload_min_rows_ : 0; }
+
     // Reads `n` bytes of a tensor (an output) into host memory.
     void read(const Tensor* t, void* dst, size_t n) const;
 
@@ -74,6 +84,7 @@ public:
 private:
     int home_of(const Tensor* t) const;
     int assign(const Tensor* node) const;
+    bool offloads(const Tensor* node) const;
 
     std::vector<Backend*> backends_;
     std::vector<std::unique_ptr<Buffer>> compute_buffers_;
@@ -85,6 +96,9 @@ private:
     const Graph* planned_graph_ = nullptr;
     size_t planned_graph_size_ = 0;
     int n_threads_ = 0;
+    std::unordered_map<const Tensor*, int> order_;  // position in the graph being planned
+    int offload_ = -1;
+    int64_t offload_min_rows_ = 0;
     AbortCheck abort_;
 };
 

@@ -85,6 +85,9 @@ struct Tensor {
 
     void* data = nullptr;      // set by a buffer (leaves) or by the memory plan (nodes)
     Buffer* buffer = nullptr;  // persistent memory (weights, KV cache); null for graph memory
+    // A weight kept in a layout of its own (kFlagRepacked): its bytes in the file's block
+    // layout, in host memory, for copies to a backend that reads that layout (may be null).
+    const void* host_blocks = nullptr;
     uint8_t flags = 0;
     int16_t backend = -1;  // index into the scheduler's backends, set when planned
     char name[48] = {};

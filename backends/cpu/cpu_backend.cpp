@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -203,8 +204,20 @@ void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work
     for (size_t i = 0; i < nodes.size(); ++i) node_claims[i].store(0, std::memory_order_relaxed);
     // Thread 0 (the calling thread) asks `abort` before a barrier and the whole team reads
     // the answer after it, so every thread leaves at the same node boundary. Asked at most
-    // every millisecond or so: the callback may take its time.
+    // every millisecond or so: the callback may take its time. A kernel that throws (a
+    // library's allocation failing) stops the team the same way, and its exception leaves
+    // compute() once the team has: an exception escaping the parallel region would end the
+    // process.
     std::atomic<bool> stop{false};
+    std::exception_ptr failure;
+    std::mutex failure_mu;
+    auto fail = [&] {
+        {
+            std::lock_guard<std::mutex> lock(failure_mu);
+            if (!failure) failure = std::current_exception();
+        }
+        stop.store(true, std::memory_order_relaxed);
+    };
     std::chrono::steady_clock::time_point last_asked{};  // long ago: the first ask happens
     auto ask = [&] {
         const auto now = std::chrono::steady_clock::now();
@@ -222,8 +235,8 @@ void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work
         p.shared_size = layout.shared;
         auto t0 = std::chrono::steady_clock::now();
         for (size_t i = 0; i < nodes.size(); ++i) {
-            if (i > 0 && (wait[i] || team == 1) && abort) {
-                if (ith == 0) ask();
+            if (i > 0 && (wait[i] || team == 1)) {
+                if (abort && ith == 0) ask();
 #ifdef _OPENMP
                 if (team > 1) {
 #pragma omp barrier
@@ -231,18 +244,18 @@ void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work
 #endif
                 if (stop.load(std::memory_order_relaxed)) break;
             }
-#ifdef _OPENMP
-            else if (i > 0 && wait[i]) {
-#pragma omp barrier
-            }
-#endif
             if (profile && ith == 0 && i > 0) {
                 const auto t1 = std::chrono::steady_clock::now();
                 profile->add(*nodes[i - 1], std::chrono::duration<double, std::milli>(t1 - t0).count());
                 t0 = t1;
             }
             p.claims = &node_claims[i];
-            compute_node(*nodes[i], p);
+            if (stop.load(std::memory_order_relaxed)) continue;  // a thread failed: on to the team's next barrier
+            try {
+                compute_node(*nodes[i], p);
+            } catch (...) {
+                fail();
+            }
         }
 #ifdef _OPENMP
         if (profile && !nodes.empty()) {
@@ -263,6 +276,7 @@ void CpuBackend::compute(std::span<Tensor* const> nodes, void* work, size_t work
 #else
     run(0, 1);
 #endif
+    if (failure) std::rethrow_exception(failure);
     if (stop.load()) throw Error("computation aborted", ErrorKind::Aborted);
 }
 

@@ -4,6 +4,20 @@
 // shape and shared by the threads; each thread executes on its own stream.
 #include "backends/cpu/onednn.h"
 
+#include <cstdlib>
+
+namespace tessera::cpu::onednn {
+
+const std::string& gemm_mode() {
+    static const std::string mode = [] {
+        const char* e = std::getenv("TESSERA_GEMM");
+        return std::string(e ? e : "");
+    }();
+    return mode;
+}
+
+}  // namespace tessera::cpu::onednn
+
 #ifdef TESSERA_HAVE_ONEDNN
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -75,7 +89,6 @@ std::string probe(DType t) {
 }
 
 struct Choice {
-    std::string mode;  // TESSERA_GEMM
     std::string impl[static_cast<int>(kTypeCount)];       // what oneDNN runs each type with natively
     std::string described[static_cast<int>(kTypeCount)];  // ... or on converted slices
 };
@@ -83,8 +96,6 @@ struct Choice {
 const Choice& choice() {
     static const Choice c = [] {
         Choice c;
-        const char* env = std::getenv("TESSERA_GEMM");
-        c.mode = env ? env : "";
         for (DType t : {DType::F32, DType::F16, DType::BF16}) c.impl[static_cast<int>(t)] = probe(t);
         for (DType t : {DType::F16, DType::BF16}) {
             std::string& d = c.described[static_cast<int>(t)];
@@ -108,8 +119,9 @@ bool native(DType t) {
 bool chosen(DType t) {
     if (t != DType::F32 && t != DType::F16 && t != DType::BF16) return false;
     const Choice& c = choice();
-    if (c.mode == "own" || c.mode == "openblas" || !native(DType::F32)) return false;
-    if (c.mode == "onednn") return true;
+    const std::string& mode = gemm_mode();
+    if (mode == "own" || mode == "openblas" || !native(DType::F32)) return false;
+    if (mode == "onednn") return true;
     // The defaults, measured in ops_matmul.cpp: BF16 on AMX tiles; every float type where the
     // code path has no interleaved kernel for it (no AVX-512: in place of OpenBLAS).
     if (t == DType::BF16 && c.impl[static_cast<int>(t)].find("amx") != std::string::npos) return true;
@@ -147,8 +159,12 @@ void matmul(DType t, const void* x, size_t ldx, const void* w, size_t ldw, float
     memory src(prim.src, engine(), const_cast<void*>(x));
     memory wei(prim.wei, engine(), const_cast<void*>(w));
     memory dst(prim.dst, engine(), y);
-    prim.matmul.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
-    stream.wait();
+    try {
+        prim.matmul.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
+        stream.wait();
+    } catch (const dnnl::error& e) {
+        throw Error("oneDNN matmul for " + std::string(type_name(t)) + " weights: " + e.what(), ErrorKind::Internal);
+    }
 }
 
 }  // namespace tessera::cpu::onednn

@@ -4,10 +4,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "tensor/dtype.h"
 
 namespace tessera::cpu::onednn {
+
+// What TESSERA_GEMM asks for, read once: "own" (Tessera's kernels for every product),
+// "openblas", "onednn", or "" for the measured defaults (ops_matmul.cpp).
+const std::string& gemm_mode();
 
 // Whether prompt products on weights of type t run on oneDNN, natively or (types it has no
 // kernel for here) on slices of weight rows converted to F32. By default (the figures are in

@@ -110,8 +110,6 @@ void quantize_rows(const Tensor& b, kernels::ActFormat fmt, int64_t m0, int64_t 
     }
 }
 
-}  // namespace
-
 // Whether a prompt product goes to oneDNN: a 2-D one of enough rows, on float weights in the
 // file's layout of a type onednn::chosen() takes.
 bool uses_onednn(const Tensor& node) {
@@ -121,6 +119,8 @@ bool uses_onednn(const Tensor& node) {
            b.ne[1] >= kBlasMinRows && a.ne[2] == 1 && a.ne[3] == 1 && b.ne[2] == 1 && b.ne[3] == 1 &&
            b.nb[0] == sizeof(float) && node.nb[0] == sizeof(float) && a.nb[0] == type_traits(a.type).type_size;
 }
+
+}  // namespace
 
 size_t mul_mat_work_shared(const Tensor& node) {
     if (uses_onednn(node)) {
@@ -142,10 +142,7 @@ namespace {
 bool uses_blas(const Tensor& node) {
 #ifdef TESSERA_HAVE_OPENBLAS
     // TESSERA_GEMM=own keeps every product on Tessera's kernels (onednn.h has the others).
-    static const bool own = [] {
-        const char* e = std::getenv("TESSERA_GEMM");
-        return e && std::strcmp(e, "own") == 0;
-    }();
+    static const bool own = onednn::gemm_mode() == "own";
     const Tensor& a = *node.src[0];
     const Tensor& b = *node.src[1];
     return !own && !(a.flags & kFlagRepacked) && !(node.flags & kFlagBatchInvariant) && (a.type == DType::F32 || a.type == DType::F16 || a.type == DType::BF16) &&

@@ -36,7 +36,8 @@ const char* const kServeHelp =
     "\n"
     "Serves the model over an OpenAI-compatible HTTP API: POST /v1/chat/completions and\n"
     "/v1/completions (streamed as server-sent events with \"stream\": true), GET /v1/models,\n"
-    "GET /health, POST /tokenize and /detokenize. --parallel requests are decoded together\n"
+    "GET /health (with the slots in use and the requests waiting), POST /tokenize and\n"
+    "/detokenize. --parallel requests are decoded together\n"
     "in one batch per step; more wait in a queue, and beyond it get 503.\n"
     "\n"
     "options:\n"
@@ -199,6 +200,9 @@ struct Server {
             }
             std::erase(job.stop, std::string());  // an empty stop string stops nothing
         }
+        // ignore_eos (as llama-server takes it): the end-of-generation tokens are sampled as
+        // text, and only max_tokens, a stop string or the slot's context ends the reply.
+        job.ignore_eos = bool_field(j, "ignore_eos", false);
         job.end_ids = format.end_ids;
     }
 
@@ -285,6 +289,27 @@ struct Server {
                         {"total_tokens", job->n_prompt + job->n_generated},
                         {"prompt_tokens_details", {{"cached_tokens", job->n_reused}}}};
         };
+        // llama-server's "timings": the prompt's decoding (what was not reused) and the
+        // generation after the first token; one line on stderr per request too.
+        auto timings = [job, id] {
+            std::lock_guard<std::mutex> lock(job->mu);
+            const int32_t prompt_n = job->n_prompt - job->n_reused;
+            const double prompt_tps = job->t_prompt_ms > 0 ? 1000.0 * prompt_n / job->t_prompt_ms : 0.0;
+            const double gen_tps =
+                job->t_gen_ms > 0 && job->n_sampled > 1 ? 1000.0 * (job->n_sampled - 1) / job->t_gen_ms : 0.0;
+            std::fprintf(stderr,
+                         "tessera serve: %s: prompt %d tokens (%d reused) %.1f tokens/s, %d generated %.1f "
+                         "tokens/s, first token after %.0f ms\n",
+                         id.c_str(), job->n_prompt, job->n_reused, prompt_tps, job->n_generated, gen_tps,
+                         job->t_first_ms);
+            return json{{"prompt_n", prompt_n},
+                        {"prompt_ms", job->t_prompt_ms},
+                        {"prompt_per_second", prompt_tps},
+                        {"predicted_n", job->n_generated},
+                        {"predicted_ms", job->t_gen_ms},
+                        {"predicted_per_second", gen_tps},
+                        {"cache_n", job->n_reused}};
+        };
         auto reason = [job]() -> json {
             std::lock_guard<std::mutex> lock(job->mu);
             return job->finish == Finish::Length ? json("length") : json("stop");
@@ -310,13 +335,14 @@ struct Server {
                          {"created", created},
                          {"model", model_id},
                          {"choices", json::array({choice})},
-                         {"usage", usage()}};
+                         {"usage", usage()},
+                         {"timings", timings()}};
             res.set_content(body.dump(), "application/json");
             return;
         }
 
         const std::string chunk_object = chat ? "chat.completion.chunk" : "text_completion";
-        auto chunk = [=, this](json delta_or_text, json finish) {
+        auto chunk = [=, this](json delta_or_text, json finish, json timings = nullptr) {
             json choice = {{"index", 0}, {"finish_reason", finish}};
             if (chat)
                 choice["delta"] = std::move(delta_or_text);
@@ -327,6 +353,7 @@ struct Server {
                       {"created", created},
                       {"model", model_id},
                       {"choices", json::array({choice})}};
+            if (!timings.is_null()) c["timings"] = std::move(timings);
             return "data: " + c.dump() + "\n\n";
         };
         res.set_header("Cache-Control", "no-cache");
@@ -350,7 +377,7 @@ struct Server {
                     json e = {{"error", {{"message", why}, {"type", "server_error"}}}};
                     send("data: " + e.dump() + "\n\n");
                 } else {
-                    if (!send(chunk(chat ? json::object() : json(""), reason()))) return false;
+                    if (!send(chunk(chat ? json::object() : json(""), reason(), timings()))) return false;
                     if (usage_in_stream) {
                         json u = {{"id", id},          {"object", chunk_object},   {"created", created},
                                   {"model", model_id}, {"choices", json::array()}, {"usage", usage()}};
@@ -390,6 +417,7 @@ int cmd_serve(int argc, char** argv) {
             std::printf(kServeHelp, kGpuHelp);
             return 0;
         }
+        if (parse_load_flag(a, &gpu)) continue;
         const char* v = option_value(argc, argv, &i);
         if (!v) return 2;
         if (is("-m") || is("--model")) {
@@ -469,7 +497,13 @@ int cmd_serve(int argc, char** argv) {
     };
     http.Get("/health", [&srv](const httplib::Request&, httplib::Response& res) {
         if (srv.ready.load()) {
-            res.set_content(R"({"status":"ok"})", "application/json");
+            const Engine::Load l = srv.engine->load();
+            res.set_content(json{{"status", "ok"},
+                                 {"slots_idle", l.slots_idle},
+                                 {"slots_processing", l.slots_processing},
+                                 {"requests_queued", l.requests_queued}}
+                                .dump(),
+                            "application/json");
         } else {
             res.status = 503;
             res.set_content(R"({"status":"loading model"})", "application/json");
@@ -522,7 +556,10 @@ int cmd_serve(int argc, char** argv) {
     // then); 0, or the exit status of the failure it reported.
     tessera_context* ctx = nullptr;
     auto load = [&]() -> int {
-        srv.model = load_model_or_report(model_path.c_str(), true, gpu);
+        // The cells the context below takes (at most: a slot's share is the training context, up to 4096).
+        gpu.plan_n_ctx = static_cast<int32_t>(n_ctx > 0 ? n_ctx : 4096 * parallel);
+        gpu.plan_threads = static_cast<int32_t>(n_threads);
+        srv.model = load_model_or_report(model_path.c_str(), gpu);
         if (!srv.model) return 1;
         if (!chat_format(srv.model, template_file, &srv.format)) return 1;
         if (srv.format.fallback)

@@ -35,11 +35,21 @@ size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& 
 // Prompts shorter than this are not worth a copy of their cells.
 constexpr size_t kMinCachedTokens = 16;
 
+// How long a stream's reader waits, once it has sent text, before it takes what came since.
+constexpr int kStreamIntervalMs = 10;
+
 }  // namespace
 
 bool Job::next(std::string* text) {
     std::unique_lock<std::mutex> lock(mu);
+    // Text arrives a token at a time; a reader that waits a little takes several at once and
+    // wakes (and writes to its socket) less often, which takes less time from the threads
+    // decoding. The engine wakes it early only when the job ends.
+    if (taken) cv.wait_for(lock, std::chrono::milliseconds(kStreamIntervalMs), [&] { return finish != Finish::None; });
+    waiting = true;
     cv.wait(lock, [&] { return !pending.empty() || finish != Finish::None; });
+    waiting = false;
+    taken = true;
     if (pending.empty()) return false;
     *text = std::move(pending);
     pending.clear();
@@ -85,6 +95,15 @@ bool Engine::submit(const std::shared_ptr<Job>& job) {
     return true;
 }
 
+Engine::Load Engine::load() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    Load l;
+    l.slots_processing = n_processing_;
+    l.slots_idle = static_cast<int32_t>(slots_.size()) - n_processing_;
+    l.requests_queued = static_cast<int32_t>(queue_.size());
+    return l;
+}
+
 void Engine::loop() {
     for (;;) {
         {
@@ -118,6 +137,7 @@ void Engine::admit() {
             job = queue_.front().first;
             t_submit = queue_.front().second;
             queue_.pop_front();
+            ++n_processing_;
         }
         Slot& s = slots_[best];
         const int32_t seq = static_cast<int32_t>(best);
@@ -144,7 +164,9 @@ void Engine::admit() {
         s.held.clear();
         s.last = -1;
         s.first = true;
+        s.sampled = false;
         s.t_submit = t_submit;
+        s.t_admit = now_ms();
         {
             std::lock_guard<std::mutex> lock(job->mu);
             job->n_prompt = static_cast<int32_t>(job->prompt.size());
@@ -267,8 +289,17 @@ void Engine::sample(Slot& s, int32_t row) {
         return;
     }
     tessera_sampler_accept(s.sampler, tok);
-    const bool end = tessera_token_is_eog(model_, tok) ||
-                     std::find(job.end_ids.begin(), job.end_ids.end(), tok) != job.end_ids.end();
+    {
+        std::lock_guard<std::mutex> lock(job.mu);
+        ++job.n_sampled;
+        if (!s.sampled) {
+            s.sampled = true;
+            s.t_first_token = now_ms();
+            job.t_prompt_ms = s.t_first_token - s.t_admit;
+        }
+    }
+    const bool end = !job.ignore_eos && (tessera_token_is_eog(model_, tok) ||
+                                         std::find(job.end_ids.begin(), job.end_ids.end(), tok) != job.end_ids.end());
     if (end) {
         const char* text = nullptr;
         size_t len = 0;
@@ -311,6 +342,7 @@ void Engine::release(Slot& s, const std::string& text) {
         std::lock_guard<std::mutex> lock(job.mu);
         if (s.first) job.t_first_ms = now_ms() - s.t_submit, s.first = false;
         job.pending += text;
+        if (!job.waiting) return;  // the reader comes back for it
     }
     job.cv.notify_all();
 }
@@ -319,7 +351,9 @@ void Engine::finish(Slot& s, Finish why, const std::string& error) {
     Job& job = *s.job;
     {
         std::lock_guard<std::mutex> lock(job.mu);
-        if (s.first) job.t_first_ms = now_ms() - s.t_submit;
+        const double now = now_ms();
+        if (s.first) job.t_first_ms = now - s.t_submit;
+        if (s.sampled) job.t_gen_ms = now - s.t_first_token;
         job.finish = why;
         job.error = error;
     }
@@ -329,6 +363,8 @@ void Engine::finish(Slot& s, Finish why, const std::string& error) {
     s.sampler = nullptr;
     s.detok = nullptr;
     s.job.reset();
+    std::lock_guard<std::mutex> lock(mu_);
+    --n_processing_;
 }
 
 }  // namespace tessera_cli::serve

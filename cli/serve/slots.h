@@ -29,6 +29,7 @@ struct Job {
     std::vector<int32_t> prompt;
     tessera_sampler_params sampling{};
     int32_t max_tokens = 0;  // 0: until the slot's context is full
+    bool ignore_eos = false; // end-of-generation tokens do not end the reply
     std::vector<std::string> stop;
     std::vector<int32_t> end_ids;  // tokens that end the generation (besides the model's EOG)
 
@@ -39,8 +40,13 @@ struct Job {
     Finish finish = Finish::None;
     std::string error;
     int32_t n_prompt = 0, n_generated = 0, n_reused = 0;
+    int32_t n_sampled = 0;   // tokens sampled, an end-of-generation one too
     bool cancelled = false;  // the client went away
+    bool waiting = false;    // next() sleeps until there is text: the engine wakes it
+    bool taken = false;      // next() returned text before
     double t_first_ms = 0;   // from submission to the first token
+    double t_prompt_ms = 0;  // from taking a slot to the first token (the prompt's decoding)
+    double t_gen_ms = 0;     // from the first token to the last
 
     // Waits until there is text or the job ended; moves the text into *text. False once the
     // job has ended and every piece was taken.
@@ -69,6 +75,12 @@ public:
     // Tokens a slot may hold (prompt and generated text together).
     int32_t slot_ctx() const { return slot_ctx_; }
 
+    // What the engine is doing now, for /health (a snapshot: it changes while it is read).
+    struct Load {
+        int32_t slots_idle = 0, slots_processing = 0, requests_queued = 0;
+    };
+    Load load() const;
+
 private:
     struct Slot {
         std::shared_ptr<Job> job;
@@ -78,8 +90,9 @@ private:
         tessera_detokenizer* detok = nullptr;
         std::string held;   // generated text not yet released (a stop string may begin in it)
         int32_t last = -1;  // the token to feed next, once the prompt is in
-        double t_submit = 0;
-        bool first = true;
+        double t_submit = 0, t_admit = 0, t_first_token = 0;
+        bool first = true;    // no text released yet
+        bool sampled = false; // a token was sampled
     };
 
     // A slot's tokens and their cache cells, kept after the slot moved on to another prompt.
@@ -104,9 +117,10 @@ private:
     std::vector<Slot> slots_;
     std::list<CachedPrompt> cached_;  // most recently used first
     size_t cached_bytes_ = 0;
-    std::mutex mu_;
+    mutable std::mutex mu_;
     std::condition_variable cv_;
     std::deque<std::pair<std::shared_ptr<Job>, double>> queue_;
+    int32_t n_processing_ = 0;  // slots with a job (under mu_, for load())
     bool stopping_ = false;
     std::thread thread_;
 };

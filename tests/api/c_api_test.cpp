@@ -4,7 +4,7 @@
 // one model on two threads giving the same tokens as one context alone, and
 // load/generate/free cycles that LeakSanitizer checks in the sanitizer build.
 // The GGUF inspection functions are in c_api_gguf_test.cpp, tessera_generate's in
-// c_api_generate_test.cpp.
+// c_api_generate_test.cpp, several sequences in one context in c_api_seq_test.cpp.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -84,6 +84,16 @@ TEST_CASE("default parameters are the documented ones") {
     CHECK(mp.tensor_overrides == nullptr);
     CHECK(mp.n_tensor_overrides == 0);
     CHECK(mp.gpu_mem == 0);
+    CHECK(mp.plan_n_ctx == 0);
+    CHECK(mp.plan_n_threads == 0);
+    const tessera_fit_params fp = tessera_fit_default_params();
+    CHECK(fp.n_ctx == 0);
+    CHECK(fp.n_batch == 512);
+    CHECK(fp.n_threads == 0);
+    CHECK(fp.n_gpu_layers == -1);
+    CHECK(fp.device == nullptr);
+    CHECK(fp.gpu_mem == 0);
+    CHECK(fp.measure == 1);
     const tessera_context_params cp = tessera_context_default_params();
     CHECK(cp.n_ctx == 0);
     CHECK(cp.n_batch == 512);
@@ -375,6 +385,54 @@ TEST_CASE("with the real model: load with progress, cancelled load, information,
     tessera_model_free(m);
 }
 
+TEST_CASE("with the real model: a placement plan without loading it") {
+    tessera_fit_plan plan;
+    CHECK(tessera_fit(nullptr, nullptr, &plan) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_fit("x.gguf", nullptr, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
+    if (!have_model()) return;
+    const std::string path = model_path();
+    tessera_fit_params fp = tessera_fit_default_params();
+    fp.n_gpu_layers = -2;
+    CHECK(tessera_fit(path.c_str(), &fp, &plan) == TESSERA_ERROR_INVALID_ARGUMENT);
+    fp = tessera_fit_default_params();
+    fp.n_ctx = 2048;
+    fp.measure = 0;  // no speeds measured here: the memory only
+    fp.device = "CPU";
+    REQUIRE(tessera_fit(path.c_str(), &fp, &plan) == TESSERA_OK);
+    CHECK(plan.n_layer == 30);
+    CHECK(plan.n_gpu_layers == 0);
+    CHECK(plan.n_ctx == 2048);
+    CHECK(std::string(plan.gpu).empty());
+    CHECK(plan.gpu_weight_bytes + plan.gpu_kv_bytes + plan.gpu_compute_bytes == 0);
+    // The weights are the file's tensors; the cache is 30 layers x 2048 cells x 3 KV heads
+    // x 64 x (key, value) x 2 bytes.
+    tessera_model* m = nullptr;
+    REQUIRE(tessera_model_load(path.c_str(), nullptr, &m) == TESSERA_OK);
+    CHECK(plan.cpu_weight_bytes == tessera_model_size(m));
+    tessera_model_free(m);
+    CHECK(plan.cpu_kv_bytes == uint64_t{30} * 2048 * 3 * 64 * 2 * 2);
+    CHECK(plan.cpu_compute_bytes > 0);
+
+    // What a context of the loaded model holds: what the plan said.
+    tessera_model_params mp = tessera_model_default_params();
+    mp.n_gpu_layers = 0;
+    REQUIRE(tessera_model_load(path.c_str(), &mp, &m) == TESSERA_OK);
+    tessera_context* ctx = new_context(m, 2048, 2);
+    tessera_memory mem;
+    CHECK(tessera_context_memory(nullptr, &mem) == TESSERA_ERROR_INVALID_ARGUMENT);
+    CHECK(tessera_context_memory(ctx, nullptr) == TESSERA_ERROR_INVALID_ARGUMENT);
+    const std::vector<int32_t> prompt = tokenize(m, "The capital of France is", true, false);
+    REQUIRE(tessera_decode(ctx, prompt.data(), static_cast<int32_t>(prompt.size()), 0) == TESSERA_OK);
+    REQUIRE(tessera_context_memory(ctx, &mem) == TESSERA_OK);
+    CHECK(mem.gpu_weight_bytes + mem.gpu_kv_bytes + mem.gpu_compute_bytes == 0);
+    CHECK(mem.cpu_weight_bytes == plan.cpu_weight_bytes);
+    CHECK(mem.cpu_kv_bytes == plan.cpu_kv_bytes);
+    CHECK(mem.cpu_compute_bytes > 0);
+    CHECK(mem.cpu_compute_bytes <= plan.cpu_compute_bytes);
+    tessera_context_free(ctx);
+    tessera_model_free(m);
+}
+
 TEST_CASE("with the real model: tokenize, pieces, token text, detokenize, streaming") {
     if (!have_model()) return;
     LoadedModel lm(true);  // the tokenizer alone
@@ -613,122 +671,6 @@ TEST_CASE("with the real model: contexts, decoding past n_ctx, logits, timings, 
     tessera_context_free(ctx);
 }
 
-namespace {
-
-// Two contexts of 128 cells shared by two sequences.
-tessera_context_params two_seq_params() {
-    tessera_context_params cp = tessera_context_default_params();
-    cp.n_ctx = 128;
-    cp.n_seq = 2;
-    cp.n_threads = 2;
-    return cp;
-}
-
-void two_seq_contexts(tessera_model* m, tessera_context** a, tessera_context** b) {
-    const tessera_context_params cp = two_seq_params();
-    REQUIRE(tessera_context_new(m, &cp, a) == TESSERA_OK);
-    REQUIRE(tessera_context_new(m, &cp, b) == TESSERA_OK);
-}
-
-}  // namespace
-
-TEST_CASE("with the real model: several sequences in one context, each as it is alone") {
-    if (!have_model()) return;
-    LoadedModel lm;
-    tessera_context *solo = nullptr, *both = nullptr;
-    two_seq_contexts(lm.m, &solo, &both);
-    CHECK(tessera_seq_cells(both) == 64);
-    CHECK(tessera_context_free_cells(both) == 128);
-    const int32_t n_vocab = tessera_vocab_size(lm.m);
-    const std::vector<int32_t> p = {504, 3575, 282, 4649, 314}, q = {9038, 2114, 253, 655};
-
-    // p alone as sequence 0, then p beside q (p as sequence 1, its tokens interleaved).
-    std::vector<tessera_seq_token> batch;
-    for (int32_t t : p) batch.push_back({t, 0, 1});
-    REQUIRE(tessera_decode_seqs(solo, batch.data(), static_cast<int32_t>(batch.size())) == TESSERA_OK);
-    batch.clear();
-    for (size_t i = 0; i < p.size(); ++i) {
-        if (i < q.size()) batch.push_back({q[i], 0, 0});
-        batch.push_back({p[i], 1, 1});
-    }
-    REQUIRE(tessera_decode_seqs(both, batch.data(), static_cast<int32_t>(batch.size())) == TESSERA_OK);
-    CHECK(tessera_seq_len(both, 0) == 4);
-    CHECK(tessera_seq_len(both, 1) == 5);
-    CHECK(tessera_context_free_cells(both) == 128 - 9);
-    for (int32_t i = 0; i < static_cast<int32_t>(p.size()); ++i) {
-        CAPTURE(i);
-        const float* a = tessera_get_logits(solo, i);
-        const float* b = tessera_get_logits(both, i);
-        REQUIRE(a != nullptr);
-        REQUIRE(b != nullptr);
-        CHECK(std::memcmp(a, b, static_cast<size_t>(n_vocab) * sizeof(float)) == 0);
-    }
-
-    // A sequence's own cells bound it; a plain decode, a bad sequence: refused, nothing changes.
-    std::vector<tessera_seq_token> big(60, tessera_seq_token{q[0], 1, 0});
-    CHECK(tessera_decode_seqs(both, big.data(), 60) == TESSERA_ERROR_INVALID_ARGUMENT);
-    CHECK(std::string(tessera_last_error()).find("sequence 1's 64 cells") != std::string::npos);
-    tessera_seq_token bad = {q[0], 2, 1};
-    CHECK(tessera_decode_seqs(both, &bad, 1) == TESSERA_ERROR_INVALID_ARGUMENT);
-    CHECK(tessera_decode(both, p.data(), 1, 0) == TESSERA_ERROR_INVALID_ARGUMENT);
-    CHECK(tessera_seq_len(both, 1) == 5);
-    tessera_seq_truncate(both, 1, 2);
-    CHECK(tessera_seq_len(both, 1) == 2);
-    CHECK(tessera_context_free_cells(both) == 128 - 6);
-    CHECK(tessera_seq_cells(nullptr) == 0);
-    tessera_context_free(both);
-    tessera_context_free(solo);
-}
-
-TEST_CASE("with the real model: a sequence's state saved and loaded into another context goes on alike") {
-    if (!have_model()) return;
-    LoadedModel lm;
-    tessera_context *a = nullptr, *b = nullptr;
-    two_seq_contexts(lm.m, &a, &b);
-    const int32_t n_vocab = tessera_vocab_size(lm.m);
-    const std::vector<int32_t> p = {504, 3575, 282, 4649, 314};
-    std::vector<tessera_seq_token> batch;
-    for (int32_t t : p) batch.push_back({t, 0, 0});
-    REQUIRE(tessera_decode_seqs(a, batch.data(), static_cast<int32_t>(batch.size())) == TESSERA_OK);
-
-    const size_t size = tessera_seq_state_size(a, 5);
-    CHECK(size > 0);
-    CHECK(size == 5 * tessera_seq_state_size(a, 1));
-    std::vector<uint8_t> state(size);
-    REQUIRE(tessera_seq_state_save(a, 0, 5, state.data(), size) == TESSERA_OK);
-    // Refused, with nothing changed: more tokens than the sequence holds, a size that does not
-    // match, a sequence out of range.
-    CHECK(tessera_seq_state_save(a, 0, 6, state.data(), size) == TESSERA_ERROR_INVALID_ARGUMENT);
-    CHECK(tessera_seq_state_load(b, 1, 5, state.data(), size - 1) == TESSERA_ERROR_INVALID_ARGUMENT);
-    CHECK(tessera_seq_state_load(b, 2, 5, state.data(), size) == TESSERA_ERROR_INVALID_ARGUMENT);
-    CHECK(tessera_seq_len(b, 1) == 0);
-    CHECK(tessera_seq_state_size(nullptr, 5) == 0);
-    CHECK(tessera_seq_state_size(a, 65) == 0);  // more than a sequence's cells
-
-    // Into sequence 1 of the other context, beside a sequence that holds something else.
-    tessera_seq_token other = {9038, 0, 0};
-    REQUIRE(tessera_decode_seqs(b, &other, 1) == TESSERA_OK);
-    REQUIRE(tessera_seq_state_load(b, 1, 5, state.data(), size) == TESSERA_OK);
-    CHECK(tessera_seq_len(b, 1) == 5);
-    tessera_seq_token next_a = {655, 0, 1}, next_b = {655, 1, 1};
-    REQUIRE(tessera_decode_seqs(a, &next_a, 1) == TESSERA_OK);
-    REQUIRE(tessera_decode_seqs(b, &next_b, 1) == TESSERA_OK);
-    CHECK(std::memcmp(tessera_get_logits(a, 0), tessera_get_logits(b, 0), static_cast<size_t>(n_vocab) * sizeof(float)) ==
-          0);
-
-    // A context of one plain sequence has no per-sequence state.
-    tessera_context* plain = nullptr;
-    tessera_context_params cp = two_seq_params();
-    cp.n_seq = 0;
-    REQUIRE(tessera_context_new(lm.m, &cp, &plain) == TESSERA_OK);
-    CHECK(tessera_seq_state_size(plain, 1) == 0);
-    CHECK(tessera_seq_state_save(plain, 0, 0, state.data(), 0) == TESSERA_ERROR_INVALID_ARGUMENT);
-    tessera_context_free(plain);
-    tessera_context_free(b);
-    tessera_context_free(a);
-}
-
-// scripts/test.sh runs this case alone under ThreadSanitizer (build-tsan/): keep its name.
 TEST_CASE("two contexts of one model on two threads give the tokens of one context alone") {
     if (!have_model()) return;
     LoadedModel lm;

@@ -212,15 +212,56 @@ TEST_CASE("a model split between the CPU and the GPU at every layer boundary giv
             opt.device = gpu->name();
             const auto model = runtime::load_model(gguf::File::open(path), opt);
             REQUIRE(model->n_gpu_layers == ngl);
-            const auto got = last_logits(*model, prompt);
-            double err = 0, norm = 0;
-            for (size_t j = 0; j < want.size(); ++j)
-                err += (got[j] - want[j]) * (got[j] - want[j]), norm += want[j] * want[j];
+            // The plan `tessera fit` would print for this count holds what the GPU was given.
+            runtime::PlanRequest req;
+            req.n_ctx = 64;
+            runtime::MachineRates unmeasured;
+            unmeasured.gpu.name = gpu->name();
+            const runtime::Plan plan =
+                runtime::plan_for(runtime::model_sizes(*model->file, model->hp), unmeasured, req, ngl);
+            CHECK(plan.gpu_weight_bytes == model->gpu_weight_bytes);
+            {
+                runtime::ContextOptions co;
+                co.n_ctx = req.n_ctx;
+                runtime::Context ctx(*model, co);
+                size_t on_gpu = 0;
+                for (const auto* kv : {&ctx.cache().k(), &ctx.cache().v()})
+                    for (const Tensor* t : *kv)
+                        if (t->buffer && t->buffer->backend().name() == gpu->name()) on_gpu += t->n_bytes();
+                CHECK(plan.gpu_kv_bytes == on_gpu);
+            }
             // The CPU rounds the activations of quantized products to 8-bit blocks (as llama.cpp
             // does); a GPU may multiply them unrounded: a difference that grows with the layers
             // on the GPU (up to 7e-4 on these 2- to 6-layer models).
             const bool quantized = type_traits(cfg.weight_type).block_size > 1;
-            CHECK(err / norm < (quantized ? 2e-3 : 1e-5));
+            auto check_logits = [&](const std::vector<float>& got) {
+                double err = 0, norm = 0;
+                for (size_t j = 0; j < want.size(); ++j)
+                    err += (got[j] - want[j]) * (got[j] - want[j]), norm += want[j] * want[j];
+                CHECK(err / norm < (quantized ? 2e-3 : 1e-5));
+            };
+            model->offload_min_batch = 0;
+            check_logits(last_logits(*model, prompt));
+            size_t gpu_compute = 0;
+            {
+                runtime::ContextOptions co;
+                co.n_ctx = 64;
+                runtime::Context ctx(*model, co);
+                ctx.decode(prompt, false);
+                gpu_compute = ctx.memory().gpu_compute;
+            }
+            // The CPU layers' prompt products sent to the GPU with their weights: the same
+            // logits, and the weights copied into the GPU's compute buffer.
+            if (ngl < cfg.n_layer) {
+                CAPTURE("offloaded");
+                model->offload_min_batch = 1;
+                check_logits(last_logits(*model, prompt));
+                runtime::ContextOptions co;
+                co.n_ctx = 64;
+                runtime::Context ctx(*model, co);
+                ctx.decode(prompt, false);
+                CHECK(ctx.memory().gpu_compute > gpu_compute);
+            }
         }
     }
 }
@@ -275,17 +316,22 @@ TEST_CASE("tensor overrides move what they name, and a memory budget bounds the 
     CHECK(homes(*head_only)["output.weight"] == gpu->name());
     CHECK(homes(*head_only)["blk.0.attn_q.weight"] == "CPU");
 
-    // The automatic placement within a budget: the weights it puts on the GPU stay within
-    // seven eighths of it, and a smaller budget takes fewer layers.
+    // The automatic placement within a budget: what its plan puts on the GPU (weights, KV
+    // cache, compute buffer) stays within it, a smaller budget takes fewer layers, and the
+    // weights really uploaded are the plan's.
     runtime::LoadOptions full;
     full.device = gpu->name();
-    const size_t all_bytes = runtime::load_model(gguf::File::open(path), full)->gpu_weight_bytes;
-    REQUIRE(all_bytes > 0);
+    const auto all = runtime::load_model(gguf::File::open(path), full);
+    REQUIRE(all->n_gpu_layers == cfg.n_layer);
+    CHECK(all->gpu_weight_bytes == all->plan.gpu_weight_bytes);
     runtime::LoadOptions budget = full;
-    budget.gpu_mem = all_bytes;  // seven eighths of it: not every layer fits
+    budget.gpu_mem = all->plan.gpu_total() - 1;  // not every layer fits
     const auto bounded = runtime::load_model(gguf::File::open(path), budget);
     CHECK(bounded->n_gpu_layers < cfg.n_layer);
-    CHECK(bounded->gpu_weight_bytes <= all_bytes - all_bytes / 8);
+    CHECK(bounded->plan.gpu_total() <= budget.gpu_mem);
+    CHECK(bounded->gpu_weight_bytes == bounded->plan.gpu_weight_bytes);
+    budget.gpu_mem = 4096;  // nothing fits
+    CHECK(runtime::load_model(gguf::File::open(path), budget)->n_gpu_layers == 0);
 
     runtime::LoadOptions bad = full;
     bad.tensor_overrides = {{"([", "CPU"}};

@@ -45,8 +45,10 @@ void check_model(const std::string& name, int32_t n_layer, int32_t bos_in_chunks
     const int32_t n_vocab = model->hp.n_vocab;
 
     // Greedy decoding, token by token through the cache. Fast kernels round activations
-    // (as llama.cpp's do), so a near-tie may flip late in the continuation: the whole
-    // continuation is also checked teacher-forced, position by position.
+    // (as llama.cpp's do, and differently for each weight layout), so a near tie may flip:
+    // the free-running continuation must equal the reference's up to the first position
+    // whose two best tokens are a near tie, and the whole continuation is checked
+    // teacher-forced, position by position.
     runtime::ContextOptions opt;
     opt.n_ctx = 256;
     runtime::Context ctx(*model, opt);
@@ -67,19 +69,25 @@ void check_model(const std::string& name, int32_t n_layer, int32_t bos_in_chunks
     // kNearTie of our best logit. (Gemma 3 270M has two such positions, 0.12 and 0.13 apart,
     // whose winner changes with the last bits of the Q6_K tensors' sums.)
     constexpr float kNearTie = 0.25f;
-    size_t agree = 0, near = 0;
+    size_t agree = 0, near = 0, first_tie = ref.greedy.size();
     float worst = 0.0f;
     for (size_t i = 0; i < ref.greedy.size(); ++i) {
         const float* l = forced.logits(static_cast<int32_t>(ref.prompt.size() - 1 + i));
-        const float gap = l[argmax(l, n_vocab)] - l[ref.greedy[i]];
+        const int32_t best = argmax(l, n_vocab);
+        const float gap = l[best] - l[ref.greedy[i]];
         agree += gap == 0.0f;
         near += gap < kNearTie;
         worst = std::max(worst, gap);
+        float second = -INFINITY;
+        for (int32_t v = 0; v < n_vocab; ++v)
+            if (v != best) second = std::max(second, l[v]);
+        if (first_tie == ref.greedy.size() && l[best] - second < kNearTie) first_tie = i;
     }
     MESSAGE(name, ": greedy continuation: first ", same, " of ", ref.greedy.size(),
-            " tokens equal to the reference; teacher-forced top-1 agreement ", agree, "/", ref.greedy.size(),
+            " tokens equal to the reference (first near tie at ", first_tie,
+            "); teacher-forced top-1 agreement ", agree, "/", ref.greedy.size(),
             ", largest logit gap to the reference's token ", worst);
-    CHECK(same >= ref.greedy.size() / 2);
+    CHECK(same >= first_tie);
     CHECK(agree + 2 >= ref.greedy.size());
     CHECK(near == ref.greedy.size());
 

@@ -154,7 +154,6 @@ TEST_CASE("every r16 kernel this CPU runs is bit-identical to its scalar twin") 
 }
 
 TEST_CASE("a model loaded with repacking gives the logits of the plain layout") {
-    setenv("TESSERA_REPACK_Q4_1", "1", 1);  // Q4_1 is rearranged only when asked (loader.cpp)
     tessera::test::ScratchDir dir;
     std::vector<tessera::test::RandomLlamaConfig> configs;
     for (const auto& cfg : tessera::test::random_llama_configs())

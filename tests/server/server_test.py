@@ -113,7 +113,10 @@ class ServeTest(unittest.TestCase):
         cls.srv.stop()
 
     def test_health_and_models(self):
-        self.assertEqual(self.srv.request("GET", "/health", auth=False), (200, {"status": "ok"}))
+        status, health = self.srv.request("GET", "/health", auth=False)
+        self.assertEqual((status, health["status"]), (200, "ok"))
+        self.assertEqual(health["slots_idle"] + health["slots_processing"], PARALLEL)
+        self.assertEqual(health["requests_queued"], 0)
         status, body = self.srv.request("GET", "/v1/models")
         self.assertEqual(status, 200)
         self.assertEqual(body["object"], "list")
@@ -129,6 +132,13 @@ class ServeTest(unittest.TestCase):
         u = a["usage"]
         self.assertEqual(u["total_tokens"], u["prompt_tokens"] + u["completion_tokens"])
         self.assertLessEqual(u["completion_tokens"], 16)
+        t = b["timings"]  # the second request reused the first one's prompt
+        self.assertEqual(t["predicted_n"], b["usage"]["completion_tokens"])
+        self.assertEqual(t["cache_n"], b["usage"]["prompt_tokens_details"]["cached_tokens"])
+        self.assertEqual(t["prompt_n"] + t["cache_n"], b["usage"]["prompt_tokens"])
+        self.assertGreater(t["cache_n"], 0)
+        self.assertGreater(t["prompt_per_second"], 0)
+        self.assertGreater(t["predicted_per_second"], 0)
         # The completion's tokens, counted by the tokenizer, agree with the usage (a reply that
         # ended with end-of-turn counts the tokens before it).
         text = a["choices"][0]["message"]["content"]
@@ -158,6 +168,7 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(len(finals), 1)
         self.assertEqual(finals[0]["choices"][0]["finish_reason"], whole["choices"][0]["finish_reason"])
         self.assertEqual(chunks[-1]["usage"], whole["usage"])
+        self.assertEqual(finals[0]["timings"]["predicted_n"], whole["usage"]["completion_tokens"])
 
     def test_stop_string(self):
         status, free = self.srv.request("POST", "/v1/completions",
@@ -199,8 +210,20 @@ class ServeTest(unittest.TestCase):
         for a, b in zip(together, alone):
             self.assertEqual(a, b)
 
+    def test_ignore_eos_runs_to_max_tokens(self):
+        status, short = self.srv.request("POST", "/v1/chat/completions", chat(HELLO, max_tokens=200, temperature=0))
+        self.assertEqual((status, short["choices"][0]["finish_reason"]), (200, "stop"))
+        n = short["usage"]["completion_tokens"] + 8  # past the end of turn
+        status, r = self.srv.request("POST", "/v1/chat/completions",
+                                     chat(HELLO, max_tokens=n, temperature=0, ignore_eos=True))
+        self.assertEqual((status, r["choices"][0]["finish_reason"], r["usage"]["completion_tokens"]), (200, "length", n))
+        self.assertTrue(r["choices"][0]["message"]["content"].startswith(short["choices"][0]["message"]["content"]))
+        status, r = self.srv.request("POST", "/v1/chat/completions", chat(HELLO, ignore_eos="yes"))
+        self.assertEqual(status, 400)
+        self.assertIn("ignore_eos", r["error"]["message"])
+
     def test_disconnect_frees_the_slot(self):
-        long = chat(HELLO, max_tokens=2000, temperature=1.0, seed=5)
+        long = chat(HELLO, max_tokens=2000, temperature=1.0, seed=5, ignore_eos=True)
         for _ in range(PARALLEL):  # every slot once, each dropped after a few events
             self.assertEqual(len(self.srv.stream("/v1/chat/completions", long, limit=3)), 3)
         t0 = time.time()
@@ -237,7 +260,7 @@ class ServeTest(unittest.TestCase):
         srv = Server("-np", "1", "--queue", "1")
         conns = []
         try:
-            long = json.dumps(chat(HELLO, max_tokens=2000, temperature=1.0, seed=3, stream=True))
+            long = json.dumps(chat(HELLO, max_tokens=2000, temperature=1.0, seed=3, stream=True, ignore_eos=True))
             headers = {"Content-Type": "application/json", "Authorization": "Bearer " + KEY}
             first = srv.connect()  # holds the one slot
             first.request("POST", "/v1/chat/completions", body=long, headers=headers)
@@ -247,7 +270,11 @@ class ServeTest(unittest.TestCase):
             second = srv.connect()  # waits in the queue
             second.request("POST", "/v1/chat/completions", body=long, headers=headers)
             conns = [first, second]
-            time.sleep(0.5)
+            deadline = time.time() + 60  # the second request is parsed and queued on its own thread
+            while srv.request("GET", "/health", auth=False)[1]["requests_queued"] < 1 and time.time() < deadline:
+                time.sleep(0.05)
+            load = srv.request("GET", "/health", auth=False)[1]
+            self.assertEqual((load["slots_processing"], load["slots_idle"], load["requests_queued"]), (1, 0, 1))
             status, body = srv.request("POST", "/v1/chat/completions", chat(HELLO, max_tokens=4))
             self.assertEqual(status, 503, body)
             self.assertIn("busy", body["error"]["message"])

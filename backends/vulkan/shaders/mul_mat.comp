@@ -1,10 +1,9 @@
 #version 450
-// Matrix products y[j][i] = dot(row i of a, row j of b): one workgroup per weight row i and up
-// to 8 activation rows j (and one batch of dims 2 and 3); its threads split the row's
-// elements, dequantizing each as they go, and a shared-memory sum ends it (mode 0). Mode 2,
-// for devices that are CPUs (lavapipe runs a workgroup's barriers as coroutine switches):
-// one invocation per weight row and 8 activation rows, with no barrier. Also get_rows
-// (mode 1): rows of a (any weight type) picked by ids, to F32, an invocation per element.
+// Matrix products y[j][i] = dot(row i of a, row j of b) (a GPU's decoding products are in
+// mul_vec.comp). Mode 2, for devices that are CPUs (lavapipe runs a workgroup's barriers as
+// coroutine switches): one invocation per weight row and 8 activation rows (and one batch of
+// dims 2 and 3), with no barrier. Also get_rows (mode 1): rows of a (any weight type) picked
+// by ids, to F32, an invocation per element.
 // Mode 3, for prompts: a workgroup computes a tile of 64 weight rows x 32 activation rows,
 // 32 elements of K at a time: each invocation dequantizes one weight row's chunk and loads
 // 16 activations into shared memory, then accumulates 4 weight rows x 8 activation rows, so
@@ -29,7 +28,6 @@ layout(push_constant) uniform P {
     uint y_off, y_nb1, y_nb2, y_nb3;
     uint K, N, M, B2, r2, r3, mode, i_base, B3;
 } p;
-shared float part[8][64];
 shared float tile_a[64][33];  // [weight row][k]: odd pitch, so column reads spread over banks
 shared float tile_b[32][33];  // [activation row][k]
 
@@ -122,43 +120,5 @@ void main() {
         }
         for (uint j = 0u; j < nj; ++j)
             y[(p.y_off + (j0 + j) * p.y_nb1 + i2 * p.y_nb2 + i3 * p.y_nb3 + 4u * i) >> 2] = floatBitsToUint(acc[j]);
-        return;
     }
-    const uint i = gl_WorkGroupID.x + p.i_base;
-    if (i >= p.N) return;
-    const uint jblocks = (p.M + 7u) / 8u;
-    const uint j0 = (gl_WorkGroupID.y % jblocks) * 8u, batch = gl_WorkGroupID.y / jblocks;
-    const uint i2 = batch % p.B2, i3 = batch / p.B2;
-    const uint arow = p.a_off + i * p.a_nb1 + (i2 / p.r2) * p.a_nb2 + (i3 / p.r3) * p.a_nb3;
-    const uint bbase = p.b_off + i2 * p.b_nb2 + i3 * p.b_nb3;
-    const uint nj = min(8u, p.M - j0);
-    float acc[8] = float[8](0, 0, 0, 0, 0, 0, 0, 0);
-    if (QUANTIZED) {  // thread t takes 32-element chunks t, t + 64, ...
-        float v[32];
-        for (uint c = t; c < p.K / 32u; c += 64u) {
-            dequant32(WTYPE, arow, c, v);
-            [[unroll]] for (uint j = 0u; j < 8u; ++j) {
-                if (j >= nj) break;
-                const uint br = bbase + (j0 + j) * p.b_nb1 + 128u * c;
-                float s = 0.0;
-                [[unroll]] for (uint u = 0u; u < 32u; ++u) s += v[u] * F32(b, br + 4u * u);
-                acc[j] += s;
-            }
-        }
-    } else {
-        for (uint k = t; k < p.K; k += 64u) {
-            const float w = dequant(WTYPE, arow + k * block_bytes(WTYPE), 0u);
-            [[unroll]] for (uint j = 0u; j < 8u; ++j)
-                if (j < nj) acc[j] += w * F32(b, bbase + (j0 + j) * p.b_nb1 + 4u * k);
-        }
-    }
-    [[unroll]] for (uint j = 0u; j < 8u; ++j) part[j][t] = acc[j];
-    barrier();
-    for (uint s = 32u; s > 0u; s >>= 1) {
-        if (t < s)
-            [[unroll]] for (uint j = 0u; j < 8u; ++j) part[j][t] += part[j][t + s];
-        barrier();
-    }
-    if (t < nj)
-        y[(p.y_off + (j0 + t) * p.y_nb1 + i2 * p.y_nb2 + i3 * p.y_nb3 + 4u * i) >> 2] = floatBitsToUint(part[t][0]);
 }

@@ -1,0 +1,59 @@
+// The Vulkan loader, opened at run time with dlopen (so a binary built with the backend runs
+// where there is no Vulkan at all): the instance, its usable devices and the functions the
+// backend calls, loaded through vkGetInstanceProcAddr.
+#pragma once
+
+// Vulkan's functions come from the loader opened at run time, never from linking.
+#ifndef VK_NO_PROTOTYPES
+#define VK_NO_PROTOTYPES
+#endif
+#include <vulkan/vulkan.h>
+
+#include <string>
+#include <vector>
+
+namespace tessera::vulkan {
+
+#define TESSERA_VK_FUNCTIONS(X)                                                                                        \
+    X(vkDestroyInstance)                                                                                               \
+    X(vkEnumeratePhysicalDevices)                                                                                      \
+    X(vkGetPhysicalDeviceProperties)                                                                                   \
+    X(vkGetPhysicalDeviceQueueFamilyProperties)                                                                        \
+    X(vkGetPhysicalDeviceMemoryProperties)                                                                             \
+    X(vkCreateDevice)                                                                                                  \
+    X(vkDestroyDevice)                                                                                                 \
+    X(vkGetDeviceQueue)                                                                                                \
+    X(vkCreateBuffer)                                                                                                  \
+    X(vkDestroyBuffer)                                                                                                 \
+    X(vkGetBufferMemoryRequirements) X(vkAllocateMemory) X(vkFreeMemory) X(vkBindBufferMemory) X(vkMapMemory)          \
+        X(vkCreateShaderModule) X(vkDestroyShaderModule) X(vkCreateDescriptorSetLayout)                                \
+            X(vkDestroyDescriptorSetLayout) X(vkCreatePipelineLayout) X(vkDestroyPipelineLayout)                       \
+                X(vkCreateComputePipelines) X(vkDestroyPipeline) X(vkCreateDescriptorPool) X(vkDestroyDescriptorPool)  \
+                    X(vkResetDescriptorPool) X(vkAllocateDescriptorSets) X(vkUpdateDescriptorSets)                     \
+                        X(vkCreateCommandPool) X(vkDestroyCommandPool) X(vkAllocateCommandBuffers)                     \
+                            X(vkResetCommandBuffer) X(vkBeginCommandBuffer) X(vkEndCommandBuffer) X(vkCmdBindPipeline) \
+                                X(vkCmdBindDescriptorSets) X(vkCmdPushConstants) X(vkCmdDispatch)                      \
+                                    X(vkCmdPipelineBarrier) X(vkCmdCopyBuffer) X(vkCreateFence) X(vkDestroyFence)      \
+                                        X(vkResetFences) X(vkWaitForFences) X(vkQueueSubmit) X(vkDeviceWaitIdle)       \
+                                            X(vkCreatePipelineCache) X(vkDestroyPipelineCache)                         \
+                                                X(vkGetPipelineCacheData)
+
+struct Api {
+#define TESSERA_VK_DECLARE(f) PFN_##f f = nullptr;
+    TESSERA_VK_FUNCTIONS(TESSERA_VK_DECLARE)
+#undef TESSERA_VK_DECLARE
+    VkInstance instance = VK_NULL_HANDLE;
+    std::vector<VkPhysicalDevice> devices;  // usable ones
+    std::string reason;                     // why there are none
+};
+
+// The loader, opened once; with no device where there is no Vulkan (reason says why).
+const Api& api();
+
+// A VkResult in words, for error messages.
+const char* result_name(VkResult r);
+
+// Throws tessera::Error (Internal) naming the call when r is not VK_SUCCESS.
+void check(VkResult r, const char* what);
+
+}  // namespace tessera::vulkan

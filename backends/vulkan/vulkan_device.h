@@ -1,0 +1,208 @@
+// The Vulkan backend's shared declarations: device buffers, the shaders and their push-constant
+// layout, and the VulkanBackend class, whose device, memory, pipelines and submission are in
+// vulkan_backend.cpp and whose recording of each op is in vulkan_ops.cpp.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <initializer_list>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backends/vulkan/vulkan_api.h"
+#include "tensor/backend.h"
+#include "tensor/error.h"
+#include "tensor/tensor.h"
+
+namespace tessera::vulkan {
+
+// ---- buffers ----
+
+// A buffer is one VkBuffer, with an address range of its own that tensors' data pointers
+// point into (never dereferenced by the CPU).
+class DeviceBuffer : public Buffer {
+public:
+    DeviceBuffer(Backend* b, BufferUsage usage, size_t size, VkDevice dev, const Api& a, uint32_t host_type,
+                 uint32_t device_type);
+    ~DeviceBuffer() override;
+    void* base() override { return reinterpret_cast<void*>(base_); }
+    size_t size() const override { return size_; }
+    uint64_t address() const { return base_; }
+    VkBuffer handle() const { return buf_; }
+    void* mapped() const { return mapped_; }
+
+private:
+    size_t size_;
+    VkDevice dev_;
+    const Api& api_;
+    VkBuffer buf_ = VK_NULL_HANDLE;
+    VkDeviceMemory mem_ = VK_NULL_HANDLE;
+    void* mapped_ = nullptr;
+    uint64_t base_ = 0;
+};
+
+// ---- shaders ----
+
+// The weight types' variants of mul_mat and mul_vec, in kWeightTypes' order.
+#define TESSERA_WEIGHT_TYPES(X) X(F32) X(F16) X(BF16) X(Q4_0) X(Q4_1) X(Q5_0) X(Q5_1) X(Q8_0) X(Q2_K) X(Q3_K) X(Q4_K) X(Q5_K) X(Q6_K)
+
+// mul_mat and mul_vec have one variant per weight type, in kWeightTypes' order, from kMulMat
+// and kMulVec on.
+enum Shader { kEw, kRows, kRope, kFlashAttn, kMulMat, kMulVec = kMulMat + 13, kShaderCount = kMulVec + 13 };
+
+const DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                              DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+struct ShaderInfo {
+    const unsigned char* code;
+    const size_t* size;
+    uint32_t bindings;
+};
+
+// Each shader's SPIR-V and binding count, in Shader's order (vulkan_backend.cpp).
+extern const ShaderInfo kShaders[kShaderCount];
+
+// The mul_mat (or mul_vec) variant for a weight type.
+inline Shader mul_mat_shader(DType t, Shader first = kMulMat) {
+    for (int i = 0; i < static_cast<int>(std::size(kWeightTypes)); ++i)
+        if (kWeightTypes[i] == t) return static_cast<Shader>(first + i);
+    throw Error(std::string("Vulkan backend: no matrix product for ") + std::string(type_name(t)), ErrorKind::Internal);
+}
+
+constexpr uint32_t kPushBytes = 128;
+constexpr uint32_t kMaxBindings = 5;
+
+// A tensor's place in push constants: byte offset within its binding, shape, byte strides.
+struct Ten {
+    uint32_t off, ne[4], nb[4];
+};
+
+inline bool weight_type(DType t) {
+    return std::find(std::begin(kWeightTypes), std::end(kWeightTypes), t) != std::end(kWeightTypes);
+}
+
+inline bool element_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+// ---- the backend ----
+
+class VulkanBackend : public Backend {
+public:
+    VulkanBackend(int index, VkPhysicalDevice pd);
+    ~VulkanBackend() override;
+
+    void open();  // the device, made on first use (vulkan_backend.cpp)
+    void create_objects();
+
+    const std::string& name() const override { return name_; }
+    bool host_memory() const override { return false; }
+    bool offload_by_default() const override { return !cpu_type_; }
+
+    size_t max_buffer_bytes() const override { return props_.limits.maxStorageBufferRange; }
+
+    DeviceMemory memory() const override;
+    std::unique_ptr<Buffer> alloc_buffer(size_t size, BufferUsage usage) override;
+    void upload(Tensor* t, const void* src, size_t offset, size_t n) override;
+    void download(const Tensor* t, void* dst, size_t offset, size_t n) override;
+    bool supports(const Tensor& node) const override;
+    size_t work_size(std::span<Tensor* const>, int) const override { return 0; }
+    double copy_bandwidth_gbs() override;
+    void compute(std::span<Tensor* const> nodes, void*, size_t, int, const AbortCheck& abort) override;
+
+private:
+    // A recorded command buffer with the descriptor sets it binds.
+    struct Recording {
+        std::vector<uint64_t> key;
+        VkCommandBuffer cmd = VK_NULL_HANDLE;
+        VkDescriptorPool pool = VK_NULL_HANDLE;
+        size_t pool_sets = 0;
+        uint64_t last_used = 0;
+    };
+    static constexpr size_t kRecordings = 4;  // prompt and decode shapes of a context or two
+
+    static constexpr size_t kStagingBytes = size_t{16} << 20;
+
+    // The buffer handed out: forgets its address when freed.
+    class TrackedBuffer : public Buffer {
+    public:
+        TrackedBuffer(std::unique_ptr<DeviceBuffer> b, VulkanBackend* owner)
+            : Buffer(owner, b->usage()), inner_(std::move(b)), owner_(owner) {}
+        ~TrackedBuffer() override { owner_->forget(inner_.get()); }
+        void* base() override { return inner_->base(); }
+        size_t size() const override { return inner_->size(); }
+
+    private:
+        std::unique_ptr<DeviceBuffer> inner_;
+        VulkanBackend* owner_;
+    };
+
+    struct Pipeline {
+        VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
+        VkPipelineLayout layout = VK_NULL_HANDLE;
+        VkPipeline pipeline = VK_NULL_HANDLE;
+        uint32_t bindings = 0;
+    };
+
+    // ---- memory (vulkan_backend.cpp) ----
+    void forget(DeviceBuffer* b);
+    std::pair<DeviceBuffer*, size_t> locate(const void* p) const;
+    DeviceBuffer* staging();
+    void copy_buffer(VkBuffer src, size_t src_off, VkBuffer dst, size_t dst_off, size_t n);
+
+    // ---- pipelines (vulkan_backend.cpp) ----
+    std::filesystem::path pipeline_cache_path() const;
+    void load_pipeline_cache();
+    void save_pipeline_cache() const;
+    void create_pipelines();
+
+    // ---- recording and submission (vulkan_backend.cpp) ----
+    void submit(std::span<Tensor* const> nodes);
+    void submit_and_wait(VkCommandBuffer cmd);
+    void prepare_descriptors(Recording& r, size_t n_nodes);
+    void bind(Shader s, std::initializer_list<const Tensor*> tensors, uint32_t* offsets);
+    void dispatch(Shader s, const void* push, size_t push_bytes, uint64_t groups_x, uint32_t groups_y = 1,
+                  uint32_t groups_z = 1);
+
+    // ---- each op's recording (vulkan_ops.cpp) ----
+    void record(const Tensor& node);
+    void record_mul_mat(const Tensor& node);
+    void record_rope(const Tensor& node);
+    void record_flash_attn(const Tensor& node);
+
+    const Api& api_;
+    VkPhysicalDevice pd_;
+    std::string name_;
+    VkPhysicalDeviceProperties props_{};
+    bool cpu_type_ = false;
+    bool unified_ = false;    // the host reads the device's memory at host speed
+    bool cpu_paths_ = false;  // shaders take their CPU-device code paths
+    uint32_t family_ = 0;
+    VkDevice dev_ = VK_NULL_HANDLE;
+    VkQueue queue_ = VK_NULL_HANDLE;
+    uint32_t host_local_ = UINT32_MAX, device_local_ = UINT32_MAX, host_only_ = UINT32_MAX;
+    size_t heap_bytes_ = 0, allocated_ = 0;
+    VkCommandPool cmd_pool_ = VK_NULL_HANDLE;
+    VkCommandBuffer copy_cmd_ = VK_NULL_HANDLE;
+    VkFence fence_ = VK_NULL_HANDLE;
+    std::vector<Recording> recordings_;
+    std::vector<uint64_t> key_;
+    uint64_t clock_ = 0;
+    // The recording being made: record() and bind() write into these.
+    VkCommandBuffer cmd_ = VK_NULL_HANDLE;
+    VkDescriptorPool desc_pool_ = VK_NULL_HANDLE;
+    VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;
+    std::vector<Pipeline> pipelines_;
+    std::unique_ptr<DeviceBuffer> dummy_, staging_;
+    std::once_flag open_once_;
+    std::map<uint64_t, DeviceBuffer*> by_address_;
+    mutable std::mutex mu_;
+};
+
+}  // namespace tessera::vulkan

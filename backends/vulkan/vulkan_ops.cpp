@@ -1,0 +1,297 @@
+// Recording each op into the Vulkan backend's command buffer: the shader, its bindings, its
+// push constants (byte offsets, shapes and strides) and its workgroup counts; a dispatch and
+// a barrier per node (bind() and dispatch() in vulkan_backend.cpp).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "backends/vulkan/vulkan_api.h"
+#include "backends/vulkan/vulkan_device.h"
+#include "tensor/error.h"
+#include "tensor/graph.h"
+#include "tensor/tensor.h"
+
+namespace tessera::vulkan {
+
+namespace {
+
+Ten ten(const Tensor& t, uint32_t off) {
+    Ten r;
+    r.off = off;
+    for (int i = 0; i < 4; ++i) {
+        r.ne[i] = static_cast<uint32_t>(t.ne[i]);
+        r.nb[i] = static_cast<uint32_t>(t.nb[i]);
+    }
+    return r;
+}
+
+float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base) {
+    return n_dims * std::log(n_ctx_orig / (n_rot * 2.0f * 3.14159265358979f)) / (2.0f * std::log(base));
+}
+
+// Activation rows above which products take the tiled shader (mode 3).
+constexpr uint32_t kTiledFromRows = 8;
+
+struct MulMatPush {
+    uint32_t a_off, a_nb[3], type;
+    uint32_t b_off, b_nb[3];
+    uint32_t y_off, y_nb[3];
+    uint32_t K, N, M, B2, r2, r3, mode, i_base, B3;
+};
+
+}  // namespace
+
+void VulkanBackend::record(const Tensor& node) {
+    uint32_t off[kMaxBindings] = {};
+    const Tensor* a = node.src[0];
+    const Tensor* b = node.src[1];
+    switch (node.op) {
+        case Op::Add:
+        case Op::Mul:
+        case Op::Scale:
+        case Op::Silu:
+        case Op::Gelu:
+        case Op::GeluErf:
+        case Op::Tanh:
+        case Op::Swiglu:
+        case Op::Geglu:
+        case Op::Cont:
+        case Op::Cpy:
+        case Op::Concat: {
+            const bool two = node.op == Op::Add || node.op == Op::Mul || node.op == Op::Swiglu ||
+                             node.op == Op::Geglu || node.op == Op::Concat;
+            bind(kEw, {&node, a, two ? b : nullptr}, off);
+            struct {
+                Ten o, x, y;
+                uint32_t op;
+                float param;
+                uint32_t types;
+            } pc{};
+            pc.o = ten(node, off[0]);
+            pc.x = ten(*a, off[1]);
+            if (two) pc.y = ten(*b, off[2]);
+            static const std::map<Op, uint32_t> codes = {
+                {Op::Add, 0},  {Op::Mul, 1},    {Op::Scale, 2}, {Op::Silu, 3}, {Op::Gelu, 4}, {Op::GeluErf, 5},
+                {Op::Tanh, 6}, {Op::Swiglu, 7}, {Op::Geglu, 8}, {Op::Cont, 9}, {Op::Cpy, 9},  {Op::Concat, 10}};
+            pc.op = codes.at(node.op);
+            pc.param = node.op == Op::Scale ? node.param_f(0) : static_cast<float>(node.params[0]);
+            pc.types = static_cast<uint32_t>(a->type) | static_cast<uint32_t>(node.type) << 8;
+            const uint64_t n = (pc.op == 9 ? a : &node)->n_elements();
+            dispatch(kEw, &pc, sizeof pc, (n + 255) / 256);
+            break;
+        }
+        case Op::RmsNorm:
+        case Op::Norm:
+        case Op::SoftMax:
+        case Op::Argmax: {
+            bind(kRows, {&node, a, b}, off);
+            struct {
+                Ten o, x, y;
+                uint32_t op;
+                float param;
+                uint32_t flags;
+            } pc{};
+            pc.o = ten(node, off[0]);
+            pc.x = ten(*a, off[1]);
+            if (b) pc.y = ten(*b, off[2]);
+            pc.op = node.op == Op::RmsNorm ? 0 : node.op == Op::Norm ? 1 : node.op == Op::SoftMax ? 2 : 3;
+            pc.param = node.op == Op::Argmax ? 0.0f : node.param_f(0);
+            pc.flags = b ? 1u | (b->type == DType::F16 ? 2u : 0u) : 0u;
+            dispatch(kRows, &pc, sizeof pc, static_cast<uint64_t>(a->n_rows()));
+            break;
+        }
+        case Op::Rope:
+        case Op::SetRows:
+            record_rope(node);
+            break;
+        case Op::MulMat:
+            record_mul_mat(node);
+            break;
+        case Op::GetRows: {
+            const Shader sh = mul_mat_shader(a->type);
+            bind(sh, {&node, a, b}, off);
+            MulMatPush pc{};
+            pc.a_off = off[1];
+            pc.a_nb[0] = static_cast<uint32_t>(a->nb[1]);
+            pc.type = static_cast<uint32_t>(a->type);
+            pc.b_off = off[2];
+            pc.y_off = off[0];
+            pc.y_nb[0] = static_cast<uint32_t>(node.nb[1]);
+            pc.K = static_cast<uint32_t>(a->ne[0]);
+            pc.M = static_cast<uint32_t>(b->ne[0]);
+            pc.mode = 1;
+            dispatch(sh, &pc, sizeof pc, (static_cast<uint64_t>(pc.K) * pc.M + 63) / 64);
+            break;
+        }
+        case Op::FlashAttn:
+            record_flash_attn(node);
+            break;
+        default:
+            throw Error(std::string("Vulkan backend: no shader for ") + op_name(node.op), ErrorKind::Internal);
+    }
+}
+
+void VulkanBackend::record_mul_mat(const Tensor& node) {
+    const Tensor& a = *node.src[0];
+    const Tensor& b = *node.src[1];
+    const uint64_t batches = static_cast<uint64_t>(b.ne[2] * b.ne[3]);
+    const VkPhysicalDeviceLimits& lim = props_.limits;
+    const bool tiled = b.ne[1] > kTiledFromRows && a.ne[0] % 32 == 0 &&
+                       static_cast<uint64_t>((a.ne[1] + 63) / 64) <= lim.maxComputeWorkGroupCount[0] &&
+                       static_cast<uint64_t>((b.ne[1] + 31) / 32) <= lim.maxComputeWorkGroupCount[1] &&
+                       batches <= lim.maxComputeWorkGroupCount[2];
+    // Prompts and a CPU device's products in mul_mat, a GPU's decoding products in mul_vec.
+    const Shader sh = mul_mat_shader(a.type, tiled || cpu_paths_ ? kMulMat : kMulVec);
+    uint32_t off[kMaxBindings] = {};
+    bind(sh, {&node, &a, &b}, off);
+    MulMatPush pc{};
+    pc.a_off = off[1];
+    pc.type = static_cast<uint32_t>(a.type);
+    pc.b_off = off[2];
+    pc.y_off = off[0];
+    for (int i = 0; i < 3; ++i) {
+        pc.a_nb[i] = static_cast<uint32_t>(a.nb[i + 1]);
+        pc.b_nb[i] = static_cast<uint32_t>(b.nb[i + 1]);
+        pc.y_nb[i] = static_cast<uint32_t>(node.nb[i + 1]);
+    }
+    pc.K = static_cast<uint32_t>(a.ne[0]);
+    pc.N = static_cast<uint32_t>(a.ne[1]);
+    pc.M = static_cast<uint32_t>(b.ne[1]);
+    pc.B2 = static_cast<uint32_t>(b.ne[2]);
+    pc.r2 = static_cast<uint32_t>(b.ne[2] / a.ne[2]);
+    pc.r3 = static_cast<uint32_t>(b.ne[3] / a.ne[3]);
+    pc.B3 = static_cast<uint32_t>(b.ne[3]);
+    const uint64_t groups_y = ((pc.M + 7) / 8) * batches;
+    if (tiled) {
+        pc.mode = 3;  // prompts: tiles of 64 weight rows x 32 activation rows
+        dispatch(sh, &pc, sizeof pc, (pc.N + 63) / 64, (pc.M + 31) / 32, static_cast<uint32_t>(batches));
+        return;
+    }
+    if (cpu_paths_) {  // a CPU device: an invocation per output row group, no barriers
+        pc.mode = 2;
+        dispatch(sh, &pc, sizeof pc, (static_cast<uint64_t>(pc.N) * groups_y + 63) / 64);
+        return;
+    }
+    // A GPU: two weight rows per workgroup; rows beyond the device's largest x count go
+    // in further dispatches.
+    const uint32_t max_x = std::min<uint32_t>(lim.maxComputeWorkGroupCount[0], 1u << 30);
+    const uint32_t groups = (pc.N + 1) / 2;
+    for (uint32_t base = 0; base < groups; base += max_x) {
+        pc.i_base = base;
+        dispatch(sh, &pc, sizeof pc, std::min(max_x, groups - base), static_cast<uint32_t>(groups_y));
+    }
+}
+
+void VulkanBackend::record_rope(const Tensor& node) {
+    struct {
+        uint32_t o_off, o_nb1, o_rows, o_type;
+        uint32_t x_off, head, n_head, n_tok, x_nb1, x_nb2;
+        uint32_t pos_off, idx_off, idx64, ff_off, has_ff;
+        uint32_t n_dims, neox, rotate, mode;
+        float base, freq_scale, ext_factor, attn_factor, corr0, corr1;
+    } pc{};
+    const bool rope = node.op == Op::Rope;
+    const Tensor& x = rope ? *node.src[0] : *node.src[1];
+    const Tensor* pos = rope ? node.src[1] : node.src[3];
+    const Tensor* ff = rope ? node.src[2] : node.src[4];
+    const Tensor* idx = rope ? nullptr : node.src[2];
+    uint32_t off[kMaxBindings] = {};
+    bind(kRope, {&node, &x, pos, idx, ff}, off);
+    pc.o_off = off[0];
+    pc.o_nb1 = static_cast<uint32_t>(node.nb[1]);
+    pc.o_rows = static_cast<uint32_t>(node.ne[1]);
+    pc.o_type = static_cast<uint32_t>(node.type);
+    pc.x_off = off[1];
+    if (rope || pos) {  // x: [head, n_head, n_tokens]
+        pc.head = static_cast<uint32_t>(x.ne[0]);
+        pc.n_head = static_cast<uint32_t>(x.ne[1]);
+        pc.n_tok = static_cast<uint32_t>(x.ne[2]);
+        pc.x_nb1 = static_cast<uint32_t>(x.nb[1]);
+        pc.x_nb2 = static_cast<uint32_t>(x.nb[2]);
+    } else {  // set_rows: x [E, n] is n tokens of one head
+        pc.head = static_cast<uint32_t>(x.ne[0]);
+        pc.n_head = 1;
+        pc.n_tok = static_cast<uint32_t>(x.ne[1]);
+        pc.x_nb1 = 0;
+        pc.x_nb2 = static_cast<uint32_t>(x.nb[1]);
+    }
+    pc.pos_off = off[2];
+    pc.idx_off = off[3];
+    pc.idx64 = idx && idx->type == DType::I64;
+    pc.ff_off = off[4];
+    pc.has_ff = ff != nullptr;
+    pc.mode = rope ? 0 : 1;
+    pc.rotate = pos != nullptr;
+    if (pos) {
+        pc.n_dims = static_cast<uint32_t>(node.params[0]);
+        pc.neox = node.params[1] == static_cast<int32_t>(RopeMode::NeoX);
+        pc.base = node.param_f(3);
+        pc.freq_scale = node.param_f(4);
+        pc.ext_factor = node.param_f(5);
+        pc.attn_factor = node.param_f(6);
+        const int n_ctx_orig = node.params[2];
+        if (pc.ext_factor != 0.0f && n_ctx_orig > 0) {
+            const int nd = node.params[0];
+            pc.corr0 = std::max(0.0f, std::floor(yarn_corr_dim(nd, n_ctx_orig, node.param_f(7), pc.base)));
+            pc.corr1 = std::min(static_cast<float>(nd - 1),
+                                std::ceil(yarn_corr_dim(nd, n_ctx_orig, node.param_f(8), pc.base)));
+        }
+    }
+    const uint64_t width = static_cast<uint64_t>(pc.head) * pc.n_head;
+    const uint64_t per_row = !rope && node.type == DType::Q8_0 ? width / 32 : width;
+    dispatch(kRope, &pc, sizeof pc, (per_row * pc.n_tok + 255) / 256);
+}
+
+void VulkanBackend::record_flash_attn(const Tensor& node) {
+    const Tensor& q = *node.src[0];
+    const Tensor& k = *node.src[1];
+    const Tensor& v = *node.src[2];
+    const Tensor* mask = node.src[3];
+    uint32_t off[kMaxBindings] = {};
+    bind(kFlashAttn, {&node, &q, &k, &v, mask}, off);
+    struct {
+        uint32_t q_off, q_nb1, q_nb2, q_nb3;
+        uint32_t k_off, k_nb1, k_nb2, k_nb3;
+        uint32_t v_off, v_nb1, v_nb2, v_nb3;
+        uint32_t o_off, o_nb1, o_nb2;
+        uint32_t m_off, m_nb1;
+        uint32_t D, Dv, n_q, H, H_kv, n_kv, S;
+        uint32_t flags;
+        float scale, softcap;
+    } pc{};
+    static_assert(sizeof pc <= kPushBytes, "push constants");
+    pc.q_off = off[1];
+    pc.q_nb1 = static_cast<uint32_t>(q.nb[1]);
+    pc.q_nb2 = static_cast<uint32_t>(q.nb[2]);
+    pc.q_nb3 = static_cast<uint32_t>(q.nb[3]);
+    pc.k_off = off[2];
+    pc.k_nb1 = static_cast<uint32_t>(k.nb[1]);
+    pc.k_nb2 = static_cast<uint32_t>(k.nb[2]);
+    pc.k_nb3 = static_cast<uint32_t>(k.nb[3]);
+    pc.v_off = off[3];
+    pc.v_nb1 = static_cast<uint32_t>(v.nb[1]);
+    pc.v_nb2 = static_cast<uint32_t>(v.nb[2]);
+    pc.v_nb3 = static_cast<uint32_t>(v.nb[3]);
+    pc.o_off = off[0];
+    pc.o_nb1 = static_cast<uint32_t>(node.nb[1]);
+    pc.o_nb2 = static_cast<uint32_t>(node.nb[2]);
+    pc.m_off = off[4];
+    pc.m_nb1 = mask ? static_cast<uint32_t>(mask->nb[1]) : 0;
+    pc.D = static_cast<uint32_t>(q.ne[0]);
+    pc.Dv = static_cast<uint32_t>(v.ne[0]);
+    pc.n_q = static_cast<uint32_t>(q.ne[1]);
+    pc.H = static_cast<uint32_t>(q.ne[2]);
+    pc.H_kv = static_cast<uint32_t>(k.ne[2]);
+    pc.n_kv = static_cast<uint32_t>(k.ne[1]);
+    pc.S = static_cast<uint32_t>(q.ne[3]);
+    pc.flags = static_cast<uint32_t>(k.type) | static_cast<uint32_t>(v.type) << 8 | (mask ? 1u << 16 : 0u) |
+               (mask && mask->type == DType::F16 ? 1u << 17 : 0u);
+    pc.scale = node.param_f(0);
+    pc.softcap = node.param_f(1);
+    const uint64_t rows = static_cast<uint64_t>(pc.n_q) * pc.H * pc.S;
+    dispatch(kFlashAttn, &pc, sizeof pc, rows);  // a workgroup per row
+}
+
+}  // namespace tessera::vulkan

@@ -1,0 +1,209 @@
+// The cost model behind -ngl auto and `tessera fit` (placement.h).
+#include "runtime/placement.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include "tensor/error.h"
+
+namespace tessera::runtime {
+
+namespace {
+
+bool is_matrix(const gguf::TensorInfo& t) {
+    return t.n_dims == 2 && t.name.find("norm") == std::string::npos && t.name.find("rope") == std::string::npos;
+}
+
+void add(PartSizes& p, const gguf::TensorInfo& t) {
+    p.weight_bytes += t.n_bytes;
+    if (is_matrix(t)) p.mats.push_back({t.type, t.ne[0], t.ne[1], static_cast<size_t>(t.n_bytes)});
+}
+
+// Microseconds layer `l` takes on device d for a step of n tokens: the sample layer's measured
+// products scaled by this layer's bytes (decoding) or elements (a prompt), and its other nodes.
+double layer_us(const ModelSizes& m, size_t l, const DeviceRates& d, int64_t n, int64_t n_batch) {
+    const PartSizes& sample = m.layers[m.sample_layer];
+    const PartSizes& p = m.layers[l];
+    if (n <= 1) {
+        const double bytes = static_cast<double>(sample.matmul_bytes());
+        return d.layer_ops_us + (bytes > 0 ? d.layer_matvec_us * static_cast<double>(p.matmul_bytes()) / bytes : 0.0);
+    }
+    const double params = sample.matmul_params();
+    const double steps = static_cast<double>(n) / static_cast<double>(n_batch);
+    double us = steps * (d.layer_ops_prompt_us +
+                         (params > 0 ? d.layer_gemm_us * p.matmul_params() / params : 0.0));
+    us += steps * d.layer_attn_prompt_us;
+    return us;
+}
+
+// A CPU-resident layer's prompt step with its weights sent to the GPU (Scheduler::set_offload):
+// the copy of its products' weights, their products and the other nodes there, and the
+// attention over its host KV cache on the CPU, with the queries, keys and values going there
+// and the attention's output coming back.
+double streamed_layer_us(const ModelSizes& m, size_t l, const MachineRates& r, int64_t n, int64_t n_batch) {
+    const double steps = static_cast<double>(n) / static_cast<double>(n_batch);
+    const double activations = static_cast<double>(n) * 4.0 *
+                               static_cast<double>(2 * m.n_head * m.head_dim + 2 * m.n_head_kv * m.head_dim);
+    double us = static_cast<double>(m.layers[l].matmul_bytes()) / (r.h2d_gbs * 1e3) + activations / (r.h2d_gbs * 1e3) +
+                4 * r.seam_us;
+    us += layer_us(m, l, r.gpu, n, n_batch) - steps * r.gpu.layer_attn_prompt_us;
+    us += steps * r.cpu.layer_attn_prompt_us;
+    return us;
+}
+
+// A step of n tokens with the last `ngl` layers and the head on the GPU, in microseconds.
+double step_us(const ModelSizes& m, const MachineRates& r, int32_t ngl, int64_t n, int64_t n_batch) {
+    const int32_t n_layer = static_cast<int32_t>(m.layers.size());
+    const int64_t stream_from = ngl > 0 ? offload_min_batch(m, r, n_batch) : 0;
+    double us = 0;
+    for (int32_t il = 0; il < n_layer; ++il) {
+        const size_t l = static_cast<size_t>(il);
+        if (il >= n_layer - ngl)
+            us += layer_us(m, l, r.gpu, n, n_batch);
+        else if (stream_from > 0 && n >= stream_from)
+            us += streamed_layer_us(m, l, r, n, n_batch);
+        else
+            us += layer_us(m, l, r.cpu, n, n_batch);
+    }
+    // The head computes the last token's logits only (a decoding product).
+    const DeviceRates& hd = ngl > 0 ? r.gpu : r.cpu;
+    if (hd.head_gbs > 0) us += static_cast<double>(m.head.matmul_bytes()) / (hd.head_gbs * 1e3);
+    // Seams: the embeddings come from the CPU and the logits go back to it.
+    if (ngl > 0 && r.h2d_gbs > 0) {
+        const double activations = static_cast<double>(n) * static_cast<double>(m.n_embd) * 4.0;
+        us += r.seam_us + activations / (r.h2d_gbs * 1e3);
+        us += r.seam_us + static_cast<double>(m.n_vocab) * 4.0 / (r.h2d_gbs * 1e3);
+    }
+    return us;
+}
+
+}  // namespace
+
+int64_t offload_min_batch(const ModelSizes& m, const MachineRates& r, int64_t n_batch) {
+    if (m.layers.empty() || !r.cpu.measured() || !r.gpu.measured() || r.h2d_gbs <= 0) return 0;
+    const size_t l = m.sample_layer;
+    for (int64_t n = 1; n <= n_batch; n = n < 8 ? n + 1 : n + n / 8)
+        if (streamed_layer_us(m, l, r, n, n_batch) < layer_us(m, l, r.cpu, n, n_batch)) return n;
+    return 0;
+}
+
+size_t PartSizes::matmul_bytes() const {
+    size_t n = 0;
+    for (const Matrix& x : mats) n += x.bytes;
+    return n;
+}
+
+double PartSizes::matmul_params() const {
+    double n = 0;
+    for (const Matrix& x : mats) n += static_cast<double>(x.k) * static_cast<double>(x.n);
+    return n;
+}
+
+ModelSizes model_sizes(const gguf::File& f, const models::HParams& hp) {
+    ModelSizes m;
+    // Every layer has tensors: a count beyond the file's tensors is a broken header.
+    if (hp.n_layer < 0 || static_cast<size_t>(hp.n_layer) > f.n_tensors())
+        throw Error(f.path() + ": " + std::to_string(hp.n_layer) + " layers, but the file holds " +
+                        std::to_string(f.n_tensors()) + " tensors",
+                    ErrorKind::BadFile);
+    m.layers.resize(static_cast<size_t>(hp.n_layer));
+    const bool tied = f.find_tensor("output.weight") == nullptr;
+    for (size_t i = 0; i < f.n_tensors(); ++i) {
+        const gguf::TensorInfo& t = f.tensor(i);
+        m.total_bytes += t.n_bytes;
+        if (t.name.rfind("blk.", 0) == 0) {
+            const long il = std::strtol(t.name.c_str() + 4, nullptr, 10);
+            if (il >= 0 && il < hp.n_layer) add(m.layers[static_cast<size_t>(il)], t);
+        } else if (t.name == "token_embd.weight") {
+            if (tied)
+                add(m.head, t);
+            else
+                m.embd_bytes += t.n_bytes;
+        } else {
+            add(m.head, t);
+        }
+    }
+    m.sample_layer = m.layers.empty() ? 0 : m.layers.size() / 2;
+    const int64_t kv_heads = std::max<int64_t>(hp.n_head_kv, 0);
+    m.kv_bytes_per_cell = static_cast<size_t>(kv_heads * (std::max<int64_t>(hp.head_dim_k, 0) +
+                                                          std::max<int64_t>(hp.head_dim_v, 0))) * 2;
+    m.layer_is_swa = hp.layer_is_swa;
+    m.sliding_window = hp.sliding_window;
+    m.n_embd = hp.n_embd;
+    m.n_ff = hp.n_ff;
+    m.n_vocab = hp.n_vocab;
+    m.n_head = hp.n_head;
+    m.head_dim = hp.head_dim_k;
+    m.head_dim_v = hp.head_dim_v;
+    m.n_head_kv = hp.n_head_kv;
+    m.n_ctx_train = hp.n_ctx_train;
+    return m;
+}
+
+size_t compute_bytes_estimate(const ModelSizes& m, int32_t n_batch, bool holds_head) {
+    // The residual stream, a normed copy, the attention's q, k, v and output, the FFN's
+    // gate, up and product: float rows of n_batch tokens, about this many live at once.
+    const double row = static_cast<double>(4 * m.n_embd + 3 * m.n_ff + 2 * m.n_head * m.head_dim);
+    double bytes = static_cast<double>(n_batch) * row * 4.0;
+    if (holds_head) bytes += static_cast<double>(m.n_vocab) * 4.0 * 2.0;
+    return static_cast<size_t>(bytes) + (size_t{16} << 20);  // and the kernels' scratch
+}
+
+Plan plan_for(const ModelSizes& m, const MachineRates& r, const PlanRequest& req, int32_t n_gpu_layers) {
+    Plan p;
+    p.n_layer = static_cast<int32_t>(m.layers.size());
+    const int32_t ngl = r.gpu.name.empty() ? 0 : std::clamp(n_gpu_layers, 0, p.n_layer);
+    p.n_gpu_layers = ngl;
+    for (int32_t il = 0; il < p.n_layer; ++il) {
+        const bool gpu = il >= p.n_layer - ngl;
+        const bool swa = static_cast<size_t>(il) < m.layer_is_swa.size() && m.layer_is_swa[static_cast<size_t>(il)];
+        int64_t cells = req.n_ctx;
+        if (swa && m.sliding_window > 0) cells = std::min<int64_t>(cells, m.sliding_window + req.n_batch);
+        const size_t kv = m.kv_bytes_per_cell * static_cast<size_t>(cells);
+        (gpu ? p.gpu_weight_bytes : p.cpu_weight_bytes) += m.layers[static_cast<size_t>(il)].weight_bytes;
+        (gpu ? p.gpu_kv_bytes : p.cpu_kv_bytes) += kv;
+    }
+    (ngl > 0 ? p.gpu_weight_bytes : p.cpu_weight_bytes) += m.head.weight_bytes;
+    p.cpu_weight_bytes += m.embd_bytes;
+    p.cpu_compute_bytes = compute_bytes_estimate(m, req.n_batch, ngl == 0);
+    if (ngl > 0) p.gpu_compute_bytes = compute_bytes_estimate(m, req.n_batch, true);
+    // A prompt over the CPU's layers copies one layer's weights at a time into the GPU's
+    // compute buffer (Scheduler::set_offload).
+    if (ngl > 0 && ngl < p.n_layer) {
+        size_t widest = 0;
+        for (int32_t il = 0; il < p.n_layer - ngl; ++il)
+            widest = std::max(widest, m.layers[static_cast<size_t>(il)].weight_bytes);
+        p.gpu_compute_bytes += widest;
+    }
+    p.fits = p.gpu_total() <= req.gpu_budget;
+    // Speeds only where every device the plan uses was measured.
+    const bool uses_cpu = ngl < p.n_layer, uses_gpu = ngl > 0;
+    if ((uses_cpu && !r.cpu.measured()) || (uses_gpu && !r.gpu.measured())) return p;
+    const int64_t n = std::max(req.n_batch, 1);
+    const double pp_us = m.layers.empty() ? 0.0 : step_us(m, r, ngl, n, n);
+    const double tg_us = m.layers.empty() ? 0.0 : step_us(m, r, ngl, 1, n);
+    p.pp_tokens_per_s = pp_us > 0 ? 1e6 * static_cast<double>(n) / pp_us : 0.0;
+    p.tg_tokens_per_s = tg_us > 0 ? 1e6 / tg_us : 0.0;
+    return p;
+}
+
+Plan choose_plan(const ModelSizes& m, const MachineRates& r, const PlanRequest& req) {
+    if (req.n_gpu_layers >= 0 || r.gpu.name.empty()) return plan_for(m, r, req, std::max(req.n_gpu_layers, 0));
+    const int32_t n_layer = static_cast<int32_t>(m.layers.size());
+    Plan best = plan_for(m, r, req, 0);
+    auto cost = [&](const Plan& p) {
+        return (p.pp_tokens_per_s > 0 ? req.n_prompt / p.pp_tokens_per_s : 0.0) +
+               (p.tg_tokens_per_s > 0 ? req.n_gen / p.tg_tokens_per_s : 0.0);
+    };
+    double best_cost = cost(best);
+    for (int32_t ngl = 1; ngl <= n_layer; ++ngl) {
+        const Plan p = plan_for(m, r, req, ngl);
+        if (!p.fits) break;  // more layers take more memory
+        // More on the GPU wins a tie (within 1%): the CPU stays free for the rest.
+        if (const double c = cost(p); c <= best_cost * 1.01) best = p, best_cost = std::min(c, best_cost);
+    }
+    return best;
+}
+
+}  // namespace tessera::runtime
