@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <regex>
+#include <unordered_map>
 #include <vector>
 
 #include "backends/cpu/kernels/kernels.h"
@@ -343,6 +345,49 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
             report(info->n_bytes);
         }
     }
+    // The weights that prompts stream to the GPU (the CPU layers' products) are copied into
+    // page-locked memory, which the GPU's copy engine reads beside the computation; the CPU
+    // computes on that copy too (or on its own rearranged one). Where the device has no such
+    // memory they are streamed from where they are.
+    std::unordered_map<const Tensor*, const void*> pinned;  // tensor -> its file layout there
+    std::vector<std::pair<Tensor*, const gguf::TensorInfo*>> streamed;
+    if (m->gpu && m->offload_min_batch > 0) {
+        const bool tied = f.find_tensor("output.weight") == nullptr;
+        size_t total = 0;
+        for (auto& [t, info] : on_cpu) {
+            if (info->n_bytes < (size_t{1} << 20) || t->ne[1] < 2 || !gpu_can_hold(*m->gpu, *t)) continue;
+            if (!tied && info->name == "token_embd.weight") continue;  // rows looked up, never multiplied
+            streamed.emplace_back(t, info);
+            total += (info->n_bytes + 63) & ~size_t{63};
+        }
+        std::unique_ptr<Buffer> buf = streamed.empty() ? nullptr : m->gpu->alloc_pinned_host(cpu, total);
+        if (buf) {
+            size_t at = 0;
+            for (auto& [t, info] : streamed) {
+                uint8_t* p = static_cast<uint8_t*>(buf->base()) + at;
+                std::memcpy(p, info->data, info->n_bytes);
+                if (options.use_mmap) release_file_pages(info->data, info->n_bytes);
+                t->data = p;
+                t->buffer = buf.get();
+                pinned.emplace(t, p);
+                at += (info->n_bytes + 63) & ~size_t{63};
+                report(info->n_bytes);
+            }
+            m->pinned_bytes = total;
+            static std::once_flag said;
+            std::call_once(said, [&] {
+                std::fprintf(stderr, "%s\n",
+                             ("tessera: " + std::to_string(total >> 20) +
+                              " MiB of the CPU layers' weights in page-locked memory, streamed to " + m->gpu->name() +
+                              " for prompts of " + std::to_string(m->offload_min_batch) + " tokens or more")
+                                 .c_str());
+            });
+            m->buffers.push_back(std::move(buf));
+            std::erase_if(on_cpu, [&](const auto& c) { return pinned.count(c.first) != 0; });
+        } else {
+            streamed.clear();
+        }
+    }
     if (options.use_mmap) {
         auto buf = std::make_unique<FileBuffer>(&cpu, f);
         size_t n = 0;
@@ -366,6 +411,14 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
         std::vector<std::pair<Tensor*, const gguf::TensorInfo*>> chosen;
         for (auto& [t, info] : on_cpu)
             if (cpu_wants_r16(*t, info->name)) chosen.emplace_back(t, info);
+        if (options.use_mmap)  // (read into memory, the copy is rearranged in place: not the pinned one)
+            for (auto& [t, info] : streamed)
+                if (cpu_wants_r16(*t, info->name)) chosen.emplace_back(t, info);
+        // The file's layout of a weight: its page-locked copy, or the file's bytes.
+        auto blocks_of = [&](const Tensor* t, const gguf::TensorInfo* info) {
+            auto it = pinned.find(t);
+            return it != pinned.end() ? it->second : static_cast<const void*>(info->data);
+        };
         if (options.use_mmap && !chosen.empty()) {
             // Out of the mapping into one new buffer, tensor by tensor, releasing each one's
             // file pages as soon as it is rearranged.
@@ -380,7 +433,7 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
                 auto [t, info] = chosen[i];
                 t->data = static_cast<uint8_t*>(buf->base()) + offsets[i];
                 t->buffer = buf.get();
-                cpu::kernels::repack_r16(t->type, info->data, t->data, t->ne[0], t->ne[1]);
+                cpu::kernels::repack_r16(t->type, blocks_of(t, info), t->data, t->ne[0], t->ne[1]);
                 release_file_pages(info->data, info->n_bytes);
             }
             m->buffers.push_back(std::move(buf));
@@ -394,7 +447,7 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
         }
         for (auto& [t, info] : chosen) {
             t->flags |= kFlagRepacked;
-            t->host_blocks = info->data;  // the file's layout, for prompt products sent to a GPU
+            t->host_blocks = blocks_of(t, info);  // the file's layout, for prompt products sent to a GPU
             m->repacked_bytes += info->n_bytes;
         }
     }

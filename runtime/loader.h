@@ -61,6 +61,7 @@ public:
     Backend* gpu = nullptr;               // the GPU holding layers, if any
     int32_t n_gpu_layers = 0;             // layers on it (the last ones)
     size_t gpu_weight_bytes = 0;          // weights uploaded to it
+    size_t pinned_bytes = 0;              // CPU weights in page-locked memory, streamed to it for prompts
     std::vector<Backend*> layer_backend;  // where each layer's weights and KV cache live
     Plan plan;                            // the placement's plan (n_layer 0 without a GPU)
     int64_t offload_min_batch = 0;        // prompt batches from which the CPU layers' products go to the GPU (0: never)

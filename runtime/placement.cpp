@@ -38,18 +38,17 @@ double layer_us(const ModelSizes& m, size_t l, const DeviceRates& d, int64_t n, 
 }
 
 // A CPU-resident layer's prompt step with its weights sent to the GPU (Scheduler::set_offload):
-// the copy of its products' weights, their products and the other nodes there, and the
-// attention over its host KV cache on the CPU, with the queries, keys and values going there
-// and the attention's output coming back.
+// the copy of its products' weights, the whole layer there, and the batch's keys and values
+// written into its host KV cache on the CPU (F32 there, then the cells in F16 back for the
+// attention). From page-locked memory the weights' copy runs beside the previous layer's
+// work, so the layer takes the longer of the two.
 double streamed_layer_us(const ModelSizes& m, size_t l, const MachineRates& r, int64_t n, int64_t n_batch) {
-    const double steps = static_cast<double>(n) / static_cast<double>(n_batch);
-    const double activations = static_cast<double>(n) * 4.0 *
-                               static_cast<double>(2 * m.n_head * m.head_dim + 2 * m.n_head_kv * m.head_dim);
-    double us = static_cast<double>(m.layers[l].matmul_bytes()) / (r.h2d_gbs * 1e3) + activations / (r.h2d_gbs * 1e3) +
-                4 * r.seam_us;
-    us += layer_us(m, l, r.gpu, n, n_batch) - steps * r.gpu.layer_attn_prompt_us;
-    us += steps * r.cpu.layer_attn_prompt_us;
-    return us;
+    const double kv = static_cast<double>(n) * static_cast<double>(m.n_head_kv * (m.head_dim + m.head_dim_v));
+    double work = kv * (4.0 + 2.0) / (r.h2d_gbs * 1e3) + 3 * r.seam_us;
+    work += layer_us(m, l, r.gpu, n, n_batch);
+    const double bytes = static_cast<double>(m.layers[l].matmul_bytes());
+    if (r.stream_gbs > 0) return std::max(work, bytes / (r.stream_gbs * 1e3));
+    return work + bytes / (r.h2d_gbs * 1e3);
 }
 
 // A step of n tokens with the last `ngl` layers and the head on the GPU, in microseconds.

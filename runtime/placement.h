@@ -68,6 +68,7 @@ struct MachineRates {
     DeviceRates cpu;
     DeviceRates gpu;       // empty name: no GPU
     double h2d_gbs = 0;    // host to GPU copies
+    double stream_gbs = 0;  // weights streamed from page-locked memory beside the computation (0: not possible)
     double seam_us = 0;    // one small copy across the seam, either way
 };
 

@@ -5,14 +5,17 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <map>
+#include <mutex>
 #include <random>
 #include <span>
 #include <sstream>
 #include <thread>
+
+#include <unistd.h>
 
 #include "backends/cpu/kernels/kernels.h"
 #include "backends/cpu/kernels/repack.h"
@@ -29,10 +32,23 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kMatvecBytes = size_t{256} << 20;     // weights a decoding measurement reads: past any cache
 constexpr int kChain = 64;                              // nodes in the chain that measures a node's fixed cost
 constexpr int kOpsPerLayer = 11;                        // a layer's nodes besides its products (norms, RoPE,
                                                         // cache writes, attention, activation, residual adds)
+
+// Weights a decoding measurement reads, to be well past any cache: 256 MiB, or eight times a
+// CPU's last-level cache where that is larger (a server's 100 MiB L3 would hold a good part
+// of 256 MiB and make decoding look faster than a model's gigabytes stream), at most 1 GiB.
+size_t matvec_bytes(const Backend& dev) {
+    size_t bytes = size_t{256} << 20;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    if (dev.host_memory()) {
+        const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+        if (l3 > 0) bytes = std::clamp<size_t>(8 * static_cast<size_t>(l3), bytes, size_t{1} << 30);
+    }
+#endif
+    return bytes;
+}
 
 double seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -58,6 +74,19 @@ double time_graph(Scheduler& s, Graph& g, Tensor* sync, double budget) {
 void fill_inputs(Tensor* x) {
     float* p = static_cast<float*>(x->data);
     for (int64_t i = 0; i < x->n_elements(); ++i) p[i] = 0.01f * static_cast<float>(i % 97) - 0.48f;
+}
+
+// An F32 input made once in dev's memory, so that a measurement times the device's kernels
+// and not the copy of their inputs from the host (in a model, activations stay on the device).
+Tensor* resident_input(Graph& g, Backend& dev, std::vector<std::unique_ptr<Buffer>>& keep, std::vector<int64_t> ne,
+                       const char* name) {
+    Tensor* x = g.new_tensor(DType::F32, ne, name);
+    Tensor* xs[] = {x};
+    keep.push_back(allocate_tensors(dev, xs, BufferUsage::Cache, 256));
+    std::vector<float> host(static_cast<size_t>(x->n_elements()));
+    for (size_t i = 0; i < host.size(); ++i) host[i] = 0.01f * static_cast<float>(i % 97) - 0.48f;
+    dev.upload(x, host.data(), 0, x->n_bytes());
+    return x;
 }
 
 // Synthetic weights on one device: for each matrix, one real row quantized and repeated, in
@@ -109,17 +138,17 @@ std::vector<Backend*> order_of(Backend& dev, Backend& cpu) {
 double time_products(Backend& dev, Backend& cpu, std::span<Tensor* const> w, size_t per_copy, int64_t tokens,
                      int n_threads, double budget) {
     Graph g;
+    std::vector<std::unique_ptr<Buffer>> keep;
     std::map<int64_t, Tensor*> inputs;  // one per row length
     Tensor* last = nullptr;
     for (Tensor* t : w) {
         Tensor*& x = inputs[t->ne[0]];
-        if (!x) x = g.input(DType::F32, {t->ne[0], tokens}, "x");
+        if (!x) x = resident_input(g, dev, keep, {t->ne[0], tokens}, "x");
         g.mark_output(last = g.mul_mat(t, x));
     }
     Scheduler s(order_of(dev, cpu));
     s.set_threads(n_threads);
     s.plan(g);
-    for (auto& [k, x] : inputs) fill_inputs(x);
     return time_graph(s, g, last, budget) / static_cast<double>(w.size() / per_copy);
 }
 
@@ -129,14 +158,14 @@ double time_ops(Backend& dev, Backend& cpu, int64_t k, int64_t tokens, int n_thr
     Weights ws;
     Tensor* w = add_weight(ws, dev, DType::F32, 16, (k + 15) / 16 * 16);
     Graph g;
-    Tensor* x = g.input(DType::F32, {16, tokens}, "x");
+    std::vector<std::unique_ptr<Buffer>> keep;
+    Tensor* x = resident_input(g, dev, keep, {16, tokens}, "x");
     Tensor* h = g.mul_mat(w, x);  // [k, tokens] on the device, where its weight lives
     for (int i = 0; i < kChain; ++i) h = g.rms_norm(h, 1e-5f);
     g.mark_output(h);
     Scheduler s(order_of(dev, cpu));
     s.set_threads(n_threads);
     s.plan(g);
-    fill_inputs(x);
     return time_graph(s, g, h, 0.1) / (kChain + 1) * kOpsPerLayer;
 }
 
@@ -151,17 +180,20 @@ double time_attention(Backend& dev, Backend& cpu, const ModelSizes& m, int64_t n
     std::vector<uint16_t> host(static_cast<size_t>(std::max(k->n_elements(), v->n_elements())), 0x3c00);  // 1.0
     dev.upload(k, host.data(), 0, k->n_bytes());
     dev.upload(v, host.data(), 0, v->n_bytes());
-    Tensor* q = g.input(DType::F32, {m.head_dim, n, m.n_head, 1}, "q");
-    Tensor* mask = g.input(DType::F16, {n, n}, "mask");
+    std::vector<std::unique_ptr<Buffer>> keep;
+    Tensor* q = resident_input(g, dev, keep, {m.head_dim, n, m.n_head, 1}, "q");
+    Tensor* mask = g.new_tensor(DType::F16, {n, n}, "mask");
+    Tensor* masks[] = {mask};
+    keep.push_back(allocate_tensors(dev, masks, BufferUsage::Cache, 256));
+    std::vector<uint16_t> mk(static_cast<size_t>(n * n));
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j) mk[static_cast<size_t>(i * n + j)] = j <= i ? 0x0000 : 0xfc00;  // 0 or -inf
+    dev.upload(mask, mk.data(), 0, mask->n_bytes());
     Tensor* a = g.flash_attn(q, k, v, mask, 1.0f / std::sqrt(static_cast<float>(m.head_dim)));
     g.mark_output(a);
     Scheduler s(order_of(dev, cpu));
     s.set_threads(n_threads);
     s.plan(g);
-    fill_inputs(q);
-    uint16_t* mk = static_cast<uint16_t*>(mask->data);
-    for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j < n; ++j) mk[i * n + j] = j <= i ? 0x0000 : 0xfc00;  // 0 or -inf
     return time_graph(s, g, a, 0.2);
 }
 
@@ -173,7 +205,7 @@ void measure_device(Backend& dev, Backend& cpu, const ModelSizes& m, int64_t n_b
         // Decoding: copies of the sample layer past any cache.
         Weights ws;
         const size_t layer_bytes = std::max<size_t>(sample.matmul_bytes(), 1);
-        const size_t copies = std::clamp<size_t>((kMatvecBytes + layer_bytes - 1) / layer_bytes, 1, 64);
+        const size_t copies = std::clamp<size_t>((matvec_bytes(dev) + layer_bytes - 1) / layer_bytes, 1, 64);
         for (size_t c = 0; c < copies; ++c)
             for (const PartSizes::Matrix& x : sample.mats) add_weight(ws, dev, x.type, x.k, x.n);
         const size_t per_copy = sample.mats.size();
@@ -220,6 +252,20 @@ void measure_copies(Backend& gpu, Backend& cpu, MachineRates& r) {
     }
     std::sort(t.begin(), t.end());
     r.h2d_gbs = static_cast<double>(host.size()) / t[t.size() / 2] / 1e9;
+    // From page-locked memory, on the copy queue, where the device has both.
+    if (auto pinned = gpu.alloc_pinned_host(cpu, host.size())) {
+        std::memset(pinned->base(), 1, host.size());
+        t.clear();
+        for (int i = 0; i < 6; ++i) {
+            const auto t0 = Clock::now();
+            const Backend::HostCopy c{big, pinned->base(), host.size()};
+            gpu.wait_uploads(gpu.upload_async({&c, 1}));
+            gpu.synchronize();
+            if (i > 0) t.push_back(seconds(t0));  // the first one warms up
+        }
+        std::sort(t.begin(), t.end());
+        r.stream_gbs = static_cast<double>(host.size()) / t[t.size() / 2] / 1e9;
+    }
 
     Weights ws;
     Tensor* w = add_weight(ws, gpu, DType::F32, 4096, 16);
@@ -260,8 +306,8 @@ Cache read_cache(const std::string& path) {
     std::string line;
     while (std::getline(f, line)) {
         // version \t device key \t measure \t value
-        // v2 \t device \t shapes \t measure \t value
-        if (line.rfind("v2\t", 0) != 0) continue;
+        // v3 \t device \t shapes \t measure \t value (v2: copies were timed without the copy queue)
+        if (line.rfind("v3\t", 0) != 0) continue;
         const size_t tab = line.rfind('\t');
         if (tab <= 3) continue;
         const std::string value = line.substr(tab + 1);
@@ -277,7 +323,7 @@ void write_cache(const std::string& path, const Cache& c) {
     try {  // a cache that cannot be written costs only a measurement next time
         std::filesystem::create_directories(std::filesystem::path(path).parent_path());
         std::string text;
-        for (const auto& [k, v] : c.values) text += "v2\t" + k + '\t' + std::to_string(v) + '\n';
+        for (const auto& [k, v] : c.values) text += "v3\t" + k + '\t' + std::to_string(v) + '\n';
         AtomicFile f(path);
         f.write(text);
         f.commit();
@@ -350,10 +396,13 @@ MachineRates machine_rates(Backend& cpu, Backend* gpu, const ModelSizes& m, int6
         if (h2d != cache.values.end() && seam != cache.values.end()) {
             r.h2d_gbs = h2d->second;
             r.seam_us = seam->second;
+            auto stream = cache.values.find(key + "stream_gbs");
+            r.stream_gbs = stream != cache.values.end() ? stream->second : 0.0;
         } else if (options.measure) {
             measure_copies(*gpu, cpu, r);
             cache.values[key + "h2d_gbs"] = r.h2d_gbs;
             cache.values[key + "seam_us"] = r.seam_us;
+            if (r.stream_gbs > 0) cache.values[key + "stream_gbs"] = r.stream_gbs;
             cache.changed = true;
         }
     }

@@ -77,6 +77,31 @@ public:
     virtual void compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int n_threads,
                          const AbortCheck& abort) = 0;
     virtual void synchronize() {}
+
+    // Copies beside the computation, for weights streamed to a device for one step. A batch
+    // starts once the work submitted so far has finished (its destinations may still be read
+    // by it) and runs on a copy queue of its own; computation submitted after
+    // wait_uploads(ticket) waits for it. The host memory must stay valid and unchanged until
+    // then. Default: plain uploads, done when the call returns.
+    struct HostCopy {
+        Tensor* dst;
+        const void* src;
+        size_t n;
+    };
+    virtual uint64_t upload_async(std::span<const HostCopy> copies) {
+        for (const HostCopy& c : copies) upload(c.dst, c.src, 0, c.n);
+        return 0;
+    }
+    virtual void wait_uploads(uint64_t ticket) { (void)ticket; }
+    // Host memory this device copies from without the CPU (page-locked), for weights that the
+    // host keeps and that prompts stream to the device. Its buffer belongs to `host` (the CPU
+    // backend, which computes on it like any host memory). Null where the device has none.
+    virtual std::unique_ptr<Buffer> alloc_pinned_host(Backend& host, size_t size) {
+        (void)host;
+        (void)size;
+        return nullptr;
+    }
+
     // The device's measured copy bandwidth in GB/s (bytes read plus bytes written per second,
     // the median of a few device-to-device copies of a large buffer); 0 where not measured.
     virtual double copy_bandwidth_gbs() { return 0.0; }

@@ -71,8 +71,11 @@ void Scheduler::set_offload(Backend* b, int64_t min_rows) {
 }
 
 // Whether set_offload sends `node` to its backend: a prompt-sized product over a host weight,
-// or a node of such a batch whose only persistent inputs are small host weights (a norm's
-// scale, a bias), copied along so the layer's activations need not come back for them.
+// a node of such a batch whose only persistent inputs are small host weights (a norm's
+// scale, a bias), copied along so the layer's activations need not come back for them, or the
+// attention over a host KV cache, whose cells in use are copied over once the CPU has written
+// the batch's keys and values into them (a few MiB: far less than the queries and the
+// attention's output would take, and the device computes it many times faster).
 bool Scheduler::offloads(const Tensor* node) const {
     if (offload_ < 0 || (node->flags & kFlagBatchInvariant)) return false;
     if (node->op == Op::GetRows || node->op == Op::SetRows || node->op == Op::Cpy || node->op == Op::View)
@@ -84,6 +87,11 @@ bool Scheduler::offloads(const Tensor* node) const {
     for (int i = 0; i < kMaxSrc; ++i) {
         const Tensor* w = node->src[i];
         if (!w || !is_persistent(w)) continue;
+        if (node->op == Op::FlashAttn && (i == 1 || i == 2) && w->root()->buffer->usage() == BufferUsage::Cache) {
+            if (!w->root()->buffer->backend().host_memory() || w->n_bytes() > b.max_buffer_bytes()) return false;
+            any = true;
+            continue;
+        }
         // Only weights in host memory, whole (not views), in the file's layout or with it kept.
         if (w->op != Op::None || w->view_src || w->buffer->usage() != BufferUsage::Weights ||
             !w->buffer->backend().host_memory())
@@ -97,8 +105,10 @@ bool Scheduler::offloads(const Tensor* node) const {
         any = true;
     }
     if (!any) return false;
-    const Tensor* rows = node->op == Op::MulMat ? node->src[1] : node;
-    if (rows->n_rows() < offload_min_rows_) return false;
+    const int64_t rows = node->op == Op::MulMat      ? node->src[1]->n_rows()
+                         : node->op == Op::FlashAttn ? node->src[0]->ne[1]  // the batch's tokens
+                                                     : node->n_rows();
+    if (rows < offload_min_rows_) return false;
     return b.supports(asked);
 }
 
@@ -158,7 +168,7 @@ void Scheduler::plan(Graph& g) {
                 throw Error(std::string("scheduler: ") + op_name(t.op) + " '" + t.name +
                             "' must write into memory of a backend that cannot run it");
             if (segments_.empty() || segments_.back().backend != t.backend)
-                segments_.push_back(Segment{t.backend, {}, {}});
+                segments_.push_back(Segment{t.backend, {}, {}, {}});
             segments_.back().nodes.push_back(&t);
         }
     }
@@ -187,7 +197,10 @@ void Scheduler::plan(Graph& g) {
                     std::copy(s->nb, s->nb + kMaxDims, c.nb);
                     std::snprintf(c.name, sizeof c.name, "%.36s (copy)", s->name);
                     c.backend = static_cast<int16_t>(seg.backend);
-                    seg.copies.push_back(Copy{s, &c});
+                    const bool weight = is_persistent(s) && s->root()->buffer->usage() == BufferUsage::Weights &&
+                                        backends_[static_cast<size_t>(home)]->host_memory() &&
+                                        !backends_[static_cast<size_t>(seg.backend)]->host_memory();
+                    seg.copies.push_back(Copy{s, &c, weight});
                     it = copies.emplace(key, &c).first;
                 }
                 node->src[i] = it->second;
@@ -195,10 +208,28 @@ void Scheduler::plan(Graph& g) {
         }
     }
 
-    // 3. Memory: steps follow segment order (copies run at their segment's first step).
-    //    A tensor lives from its producing step to its last reader; views keep their
-    //    source alive; outputs live to the end.
+    // Streamed weights start copying one segment of their device ahead.
+    std::vector<int> issued_at(segments_.size());
+    {
+        std::vector<int> last_on(backends_.size(), -1);
+        for (size_t k = 0; k < segments_.size(); ++k) {
+            Segment& seg = segments_[k];
+            const bool streams =
+                std::any_of(seg.copies.begin(), seg.copies.end(), [](const Copy& c) { return c.weight; });
+            int& prev = last_on[static_cast<size_t>(seg.backend)];
+            issued_at[k] = streams && prev >= 0 ? prev : static_cast<int>(k);
+            if (streams) segments_[static_cast<size_t>(issued_at[k])].prefetch.push_back(static_cast<int>(k));
+            prev = static_cast<int>(k);
+        }
+    }
+    tickets_.assign(segments_.size(), 0);
+
+    // 3. Memory: steps follow segment order (copies run at their segment's first step, a
+    //    streamed weight's from the first step of the segment that starts it). A tensor lives
+    //    from its producing step to its last reader; views keep their source alive; outputs
+    //    live to the end.
     std::map<const Tensor*, int> first, last;
+    std::vector<int> start_step(segments_.size());
     int step = 0;
     auto touch = [&](const Tensor* t, int at) {
         const Tensor* r = t->root();
@@ -207,9 +238,11 @@ void Scheduler::plan(Graph& g) {
     };
     for (Tensor& t : tensors)
         if (t.op == Op::None && (t.flags & kFlagInput)) first[&t] = 0;
-    for (Segment& seg : segments_) {
+    for (size_t k = 0; k < segments_.size(); ++k) {
+        Segment& seg = segments_[k];
+        start_step[k] = step;
         for (Copy& c : seg.copies) {
-            first[c.dst] = step;
+            first[c.dst] = c.weight ? start_step[static_cast<size_t>(issued_at[k])] : step;
             touch(c.src, step);
         }
         for (Tensor* node : seg.nodes) {
@@ -280,22 +313,40 @@ void Scheduler::plan(Graph& g) {
 
 void Scheduler::compute(Graph& g) {
     if (planned_graph_ != &g || planned_graph_size_ != g.size()) plan(g);
-    for (const Segment& seg : segments_) {
+    std::vector<Backend::HostCopy> batch;
+    for (size_t k = 0; k < segments_.size(); ++k) {
+        const Segment& seg = segments_[k];
         Backend& dst_backend = *backends_[static_cast<size_t>(seg.backend)];
+        // A weight the host keeps rearranged goes over in the file's layout.
+        auto host_bytes = [](const Tensor* w) {
+            const bool blocks = (w->flags & kFlagRepacked) && w->host_blocks;
+            return blocks ? w->host_blocks : static_cast<const void*>(w->data);
+        };
+        for (int j : seg.prefetch) {
+            const Segment& later = segments_[static_cast<size_t>(j)];
+            batch.clear();
+            for (const Copy& c : later.copies)
+                if (c.weight) batch.push_back({c.dst, host_bytes(c.src), c.src->n_bytes()});
+            tickets_[static_cast<size_t>(j)] = backends_[static_cast<size_t>(later.backend)]->upload_async(batch);
+        }
+        bool streamed = false;
         for (const Copy& c : seg.copies) {
+            if (c.weight) {
+                streamed = true;
+                continue;
+            }
             Backend& src_backend = *backends_[static_cast<size_t>(home_of(c.src))];
             size_t n = c.src->n_bytes();
             src_backend.synchronize();
             if (dst_backend.host_memory()) {
                 src_backend.download(c.src, c.dst->data, 0, n);
             } else if (src_backend.host_memory()) {
-                // A weight the host keeps rearranged goes over in the file's layout.
-                const bool blocks = (c.src->flags & kFlagRepacked) && c.src->host_blocks;
-                dst_backend.upload(c.dst, blocks ? c.src->host_blocks : c.src->data, 0, n);
+                dst_backend.upload(c.dst, host_bytes(c.src), 0, n);
             } else {
                 throw Error("scheduler: copies between two device backends need a host staging buffer");
             }
         }
+        if (streamed) dst_backend.wait_uploads(tickets_[k]);
         size_t b = static_cast<size_t>(seg.backend);
         void* work = work_buffers_[b] ? work_buffers_[b]->base() : nullptr;
         if (abort_ && abort_()) throw Error("computation aborted", ErrorKind::Aborted);

@@ -3,7 +3,8 @@
 // A node runs where its weights (or cache) live; otherwise where its newest input (the one
 // made last) lives; otherwise on the fallback backend (the CPU, last in the list). A backend
 // that does not support a node hands it to the fallback. With set_offload, a prompt-sized
-// product over a host weight runs on the GPU instead, its weight copied there. Runs of same-backend nodes form segments;
+// product over a host weight runs on the GPU instead, its weight copied there beside the
+// computation of the segment before. Runs of same-backend nodes form segments;
 // a tensor crossing a seam is copied once into the consuming backend's memory. With the
 // layers of a model in order this gives one seam per CPU/GPU boundary.
 //
@@ -65,12 +66,17 @@ public:
 
     struct Copy {
         Tensor* src;
-        Tensor* dst;  // same shape and strides, in the consuming backend's memory
+        Tensor* dst;          // same shape and strides, in the consuming backend's memory
+        bool weight = false;  // a host weight streamed to a device for the step (set_offload)
     };
     struct Segment {
         int backend;
         std::vector<Tensor*> nodes;
         std::vector<Copy> copies;  // done before the nodes run
+        // The segments whose streamed weights start copying when this one starts: those of the
+        // next segment of the same device, so that a layer's weights go over while the layer
+        // before it computes (and the first such segment's own).
+        std::vector<int> prefetch;
     };
     const std::vector<Segment>& segments() const { return segments_; }
     size_t n_copies() const;
@@ -93,6 +99,7 @@ private:
     std::vector<size_t> work_sizes_;
     std::vector<Segment> segments_;
     std::deque<Tensor> copy_tensors_;
+    std::vector<uint64_t> tickets_;  // per segment: its streamed weights' copy, once started
     const Graph* planned_graph_ = nullptr;
     size_t planned_graph_size_ = 0;
     int n_threads_ = 0;

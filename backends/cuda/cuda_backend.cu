@@ -115,6 +115,22 @@ private:
     size_t size_;
 };
 
+// Page-locked host memory: weights the CPU keeps and prompts stream to the device are copied
+// from it by the copy engine, without the CPU and beside its work. The buffer belongs to the
+// host backend, which computes on it as on any host memory.
+class PinnedBuffer : public Buffer {
+public:
+    PinnedBuffer(Backend* host, void* data, size_t size)
+        : Buffer(host, BufferUsage::Weights), data_(data), size_(size) {}
+    ~PinnedBuffer() override { cudaFreeHost(data_); }
+    void* base() override { return data_; }
+    size_t size() const override { return size_; }
+
+private:
+    void* data_;
+    size_t size_;
+};
+
 // TESSERA_PROFILE=1 (tensor/profile.h): the GPU time of every node, from CUDA events around
 // it; the host time spent enqueuing the nodes is shown beside.
 void profile_nodes(NodeProfile& prof, std::span<Tensor* const> nodes, const std::function<void(const Tensor&)>& launch,
@@ -143,10 +159,10 @@ public:
     ~CudaBackend() override {
         for (Replay& r : replays_)
             if (r.exec) cudaGraphExecDestroy(r.exec);
-        if (stream_) {
-            cudaSetDevice(device_);
-            cudaStreamDestroy(stream_);
-        }
+        if (stream_ || copy_stream_) cudaSetDevice(device_);
+        for (auto& [ticket, ev] : uploads_) cudaEventDestroy(ev);
+        if (copy_stream_) cudaStreamDestroy(copy_stream_);
+        if (stream_) cudaStreamDestroy(stream_);
     }
 
     const std::string& name() const override { return name_; }
@@ -168,6 +184,53 @@ public:
         cudaStream_t s = stream();
         TESSERA_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(t->data) + offset, src, n, cudaMemcpyHostToDevice, s));
         TESSERA_CUDA_CHECK(cudaStreamSynchronize(s));
+    }
+
+    uint64_t upload_async(std::span<const HostCopy> copies) override {
+        if (copies.empty()) return 0;
+        cudaStream_t s = stream();
+        std::call_once(copy_once_,
+                       [this] { TESSERA_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking)); });
+        std::lock_guard<std::mutex> lock(upload_mutex_);
+        if (uploads_.size() >= 64) {
+            // Batches nobody waited for (computations that stopped on an error): done by now.
+            TESSERA_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
+            for (auto& [ticket, ev] : uploads_) cudaEventDestroy(ev);
+            uploads_.clear();
+        }
+        // The destinations may still be read by the work submitted so far.
+        cudaEvent_t submitted = nullptr, done = nullptr;
+        TESSERA_CUDA_CHECK(cudaEventCreateWithFlags(&submitted, cudaEventDisableTiming));
+        TESSERA_CUDA_CHECK(cudaEventRecord(submitted, s));
+        TESSERA_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, submitted, 0));
+        cudaEventDestroy(submitted);  // released once it completes
+        for (const HostCopy& c : copies)
+            TESSERA_CUDA_CHECK(cudaMemcpyAsync(c.dst->data, c.src, c.n, cudaMemcpyHostToDevice, copy_stream_));
+        TESSERA_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+        TESSERA_CUDA_CHECK(cudaEventRecord(done, copy_stream_));
+        uploads_.emplace(++last_ticket_, done);
+        return last_ticket_;
+    }
+
+    void wait_uploads(uint64_t ticket) override {
+        cudaStream_t s = stream();
+        std::lock_guard<std::mutex> lock(upload_mutex_);
+        auto it = uploads_.find(ticket);
+        if (it == uploads_.end()) return;
+        std::lock_guard<std::mutex> compute_lock(compute_mutex_);  // not into another thread's capture
+        TESSERA_CUDA_CHECK(cudaStreamWaitEvent(s, it->second, 0));
+        cudaEventDestroy(it->second);
+        uploads_.erase(it);
+    }
+
+    std::unique_ptr<Buffer> alloc_pinned_host(Backend& host, size_t size) override {
+        TESSERA_CUDA_CHECK(cudaSetDevice(device_));
+        void* p = nullptr;
+        if (cudaHostAlloc(&p, std::max<size_t>(size, 64), cudaHostAllocPortable) != cudaSuccess) {
+            cudaGetLastError();
+            return nullptr;
+        }
+        return std::make_unique<PinnedBuffer>(&host, p, size);
     }
 
     void download(const Tensor* t, void* dst, size_t offset, size_t n) override {
@@ -469,6 +532,12 @@ private:
     std::once_flag stream_once_;
     cudaStream_t stream_ = nullptr;
     std::mutex compute_mutex_;
+    // Streamed weights: their own stream, and an event per batch until computation waits for it.
+    std::once_flag copy_once_;
+    cudaStream_t copy_stream_ = nullptr;
+    std::mutex upload_mutex_;
+    std::map<uint64_t, cudaEvent_t> uploads_;
+    uint64_t last_ticket_ = 0;
     std::vector<Replay> replays_;
     std::vector<uint64_t> key_;
     uint64_t clock_ = 0;

@@ -2,11 +2,15 @@
 // fallback for unsupported ops, and results equal to a single-backend run.
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "backends/cpu/cpu_backend.h"
 #include "tensor/alloc.h"
 #include "tensor/error.h"
+#include "tensor/fp16.h"
 #include "tensor/scheduler.h"
 
 using namespace tessera;
@@ -186,4 +190,153 @@ TEST_CASE("scheduler: clear errors") {
     CHECK_THROWS_WITH_AS(h.mul_mat(a, b), doctest::Contains("mul_mat: a [4, 3] F32 and b [5, 3] F32"), Error);
     CHECK_THROWS_WITH_AS(h.add(a, b), doctest::Contains("add: a [4, 3] F32 and b [5, 3] F32"), Error);
     CHECK_THROWS_WITH_AS(h.reshape(a, {5, 2}), doctest::Contains("reshape"), Error);
+}
+
+// A device that is host memory in disguise (so its results can be checked), logging the
+// scheduler's calls. Its asynchronous copies land at once, when started: a streamed weight
+// whose memory the plan shared with a tensor still in use would then be overwritten by it, or
+// overwrite it, and the result would differ from the CPU's.
+class LoggingDevice : public cpu::CpuBackend {
+public:
+    LoggingDevice() : CpuBackend("device", [](const Tensor& n) { return n.op != Op::Silu; }) {}
+    bool host_memory() const override { return false; }
+    uint64_t upload_async(std::span<const HostCopy> copies) override {
+        std::string line = "copy";
+        for (const HostCopy& c : copies) {
+            upload(c.dst, c.src, 0, c.n);
+            line += std::string(" ") + c.dst->name;
+        }
+        log.push_back(line);
+        return ++tickets;
+    }
+    void wait_uploads(uint64_t ticket) override { log.push_back("wait " + std::to_string(ticket)); }
+    void compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int n_threads,
+                 const AbortCheck& abort) override {
+        log.push_back(std::string("compute ") + nodes.front()->name);
+        CpuBackend::compute(nodes, work, work_size, n_threads, abort);
+    }
+    std::vector<std::string> log;
+    uint64_t tickets = 0;
+};
+
+TEST_CASE("scheduler: streamed weights are copied a segment of their device ahead") {
+    // Two layers of mul_mat -> silu -> mul_mat, weights in host memory, silu only on the CPU.
+    auto build = [](Graph& g, Backend& host, std::vector<std::unique_ptr<Buffer>>& bufs) {
+        std::mt19937 rng(7);
+        std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+        Tensor* x = g.input(DType::F32, {16, 6}, "x");
+        Tensor* h = x;
+        for (int l = 0; l < 2; ++l) {
+            Tensor* w1 = g.new_tensor(DType::F32, {16, 16}, ("w1." + std::to_string(l)).c_str());
+            Tensor* w2 = g.new_tensor(DType::F32, {16, 16}, ("w2." + std::to_string(l)).c_str());
+            Tensor* ws[] = {w1, w2};
+            bufs.push_back(allocate_tensors(host, ws, BufferUsage::Weights));
+            for (Tensor* w : ws)
+                for (int i = 0; i < 256; ++i) static_cast<float*>(w->data)[i] = u(rng);
+            Tensor* up = g.mul_mat(w1, h);
+            std::snprintf(up->name, sizeof up->name, "up.%d", l);
+            Tensor* act = g.silu(up);
+            h = g.mul_mat(w2, act);
+            std::snprintf(h->name, sizeof h->name, "down.%d", l);
+        }
+        g.mark_output(h);
+        return std::make_pair(x, h);
+    };
+    auto fill = [](Tensor* x) {
+        for (int i = 0; i < 96; ++i) static_cast<float*>(x->data)[i] = 0.05f * static_cast<float>(i % 17) - 0.4f;
+    };
+    cpu::CpuBackend cpu("CPU");
+    std::vector<std::unique_ptr<Buffer>> bufs;
+    Graph ref;
+    auto [rx, rout] = build(ref, cpu, bufs);
+    Scheduler single({&cpu});
+    single.plan(ref);
+    fill(rx);
+    single.compute(ref);
+
+    LoggingDevice dev;
+    Graph g;
+    auto [x, out] = build(g, cpu, bufs);
+    Scheduler sched({&dev, &cpu});
+    sched.set_offload(&dev, 4);
+    sched.plan(g);
+    fill(x);
+    sched.compute(g);
+    // device: up.0 | CPU: silu | device: down.0, up.1 | CPU: silu | device: down.1
+    const auto& segs = sched.segments();
+    REQUIRE(segs.size() == 5);
+    CHECK(segs[0].prefetch == std::vector<int>{0, 2});
+    CHECK(segs[2].prefetch == std::vector<int>{4});
+    const std::vector<std::string> expected = {"copy w1.0 (copy)", "copy w2.0 (copy) w1.1 (copy)",
+                                               "wait 1",           "compute up.0",
+                                               "copy w2.1 (copy)", "wait 2",
+                                               "compute down.0",   "wait 3",
+                                               "compute down.1"};
+    CHECK(dev.log == expected);
+    for (int i = 0; i < 96; ++i)
+        CHECK(static_cast<float*>(out->data)[i] == doctest::Approx(static_cast<float*>(rout->data)[i]).epsilon(1e-6));
+
+    // Below the batch size asked for, nothing is streamed: the products run on the CPU.
+    sched.set_offload(&dev, 7);
+    dev.log.clear();
+    Graph g2;
+    auto [x2, out2] = build(g2, cpu, bufs);
+    sched.plan(g2);
+    fill(x2);
+    sched.compute(g2);
+    CHECK(dev.log.empty());
+    CHECK(sched.segments().size() == 1);
+    for (int i = 0; i < 96; ++i)
+        CHECK(static_cast<float*>(out2->data)[i] == doctest::Approx(static_cast<float*>(rout->data)[i]).epsilon(1e-6));
+}
+
+TEST_CASE("scheduler: a prompt's attention over a host KV cache goes to the device with the cells in use") {
+    cpu::CpuBackend cpu("CPU");
+    auto build = [&](Graph& g, std::vector<std::unique_ptr<Buffer>>& bufs, int64_t n) {
+        // A cache of 32 cells, 2 KV heads of 8; the first n cells in use, read through views.
+        Tensor* kc = g.new_tensor(DType::F16, {8, 32, 2}, "k_cache");
+        Tensor* vc = g.new_tensor(DType::F16, {8, 32, 2}, "v_cache");
+        Tensor* caches[] = {kc, vc};
+        bufs.push_back(allocate_tensors(cpu, caches, BufferUsage::Cache));
+        for (Tensor* c : caches)
+            for (int64_t i = 0; i < c->n_elements(); ++i)
+                static_cast<uint16_t*>(c->data)[i] = fp32_to_fp16(0.03f * static_cast<float>(i % 29) - 0.4f);
+        const int64_t ne[] = {8, n, 2};
+        const size_t nb[] = {kc->nb[0], kc->nb[1], kc->nb[2]};
+        Tensor* k = g.view(kc, ne, nb, 0);
+        Tensor* v = g.view(vc, ne, nb, 0);
+        Tensor* q = g.input(DType::F32, {8, n, 4, 1}, "q");
+        Tensor* a = g.flash_attn(q, k, v, nullptr, 0.35f);
+        g.mark_output(a);
+        return std::make_pair(q, a);
+    };
+    auto fill = [](Tensor* q) {
+        for (int64_t i = 0; i < q->n_elements(); ++i)
+            static_cast<float*>(q->data)[i] = 0.02f * static_cast<float>(i % 37) - 0.3f;
+    };
+    for (int64_t n : {3, 12}) {
+        CAPTURE(n);
+        std::vector<std::unique_ptr<Buffer>> bufs;
+        Graph ref;
+        auto [rq, ra] = build(ref, bufs, n);
+        Scheduler single({&cpu});
+        single.plan(ref);
+        fill(rq);
+        single.compute(ref);
+
+        LoggingDevice dev;
+        Graph g;
+        auto [q, a] = build(g, bufs, n);
+        Scheduler sched({&dev, &cpu});
+        sched.set_offload(&dev, 8);
+        sched.plan(g);
+        fill(q);
+        sched.compute(g);
+        REQUIRE(sched.segments().size() == 1);
+        // 12 tokens: on the device, the cache's views copied in (with the queries); 3: on the CPU.
+        CHECK(sched.segments()[0].backend == (n >= 8 ? 0 : 1));
+        CHECK(sched.n_copies() == (n >= 8 ? 3 : 0));
+        for (int64_t i = 0; i < a->n_elements(); ++i)
+            CHECK(static_cast<float*>(a->data)[i] == doctest::Approx(static_cast<float*>(ra->data)[i]).epsilon(1e-5));
+    }
 }
