@@ -360,7 +360,7 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
             streamed.emplace_back(t, info);
             total += (info->n_bytes + 63) & ~size_t{63};
         }
-        std::unique_ptr<Buffer> buf = streamed.empty() ? nullptr : m->gpu->alloc_pinned_host(cpu, total);
+        std::unique_ptr<Buffer> buf = streamed.empty() ? nullptr : m->gpu->alloc_pinned_host(cpu, total, BufferUsage::Weights);
         if (buf) {
             size_t at = 0;
             for (auto& [t, info] : streamed) {
@@ -388,6 +388,9 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
             streamed.clear();
         }
     }
+    // The activations and KV cells that cross between the CPU's layers and the GPU's go
+    // without staging too.
+    if (m->gpu && m->offload_min_batch > 0) cpu.set_page_locked_source(m->gpu);
     if (options.use_mmap) {
         auto buf = std::make_unique<FileBuffer>(&cpu, f);
         size_t n = 0;

@@ -39,12 +39,16 @@ double layer_us(const ModelSizes& m, size_t l, const DeviceRates& d, int64_t n, 
 
 // A CPU-resident layer's prompt step with its weights sent to the GPU (Scheduler::set_offload):
 // the copy of its products' weights, the whole layer there, and the batch's keys and values
-// written into its host KV cache on the CPU (F32 there, then the cells in F16 back for the
-// attention). From page-locked memory the weights' copy runs beside the previous layer's
-// work, so the layer takes the longer of the two.
+// written into its host KV cache on the CPU (F32 there, the cells in F16 back for the
+// attention, each way a seam), at the rate of the CPU's other nodes as wide. Where the GPU
+// has page-locked memory, the weights' copy runs beside the previous layer's work, so the
+// layer takes the longer of the two, and the keys and values cross at that rate too.
 double streamed_layer_us(const ModelSizes& m, size_t l, const MachineRates& r, int64_t n, int64_t n_batch) {
     const double kv = static_cast<double>(n) * static_cast<double>(m.n_head_kv * (m.head_dim + m.head_dim_v));
-    double work = kv * (4.0 + 2.0) / (r.h2d_gbs * 1e3) + 3 * r.seam_us;
+    const double link_gbs = r.stream_gbs > 0 ? r.stream_gbs : r.h2d_gbs;
+    double work = kv * (4.0 + 2.0) / (link_gbs * 1e3) + 4 * r.seam_us;
+    const double cpu_elements = static_cast<double>(n_batch) * static_cast<double>(kLayerWideNodes * m.n_embd + m.n_ff);
+    if (cpu_elements > 0) work += r.cpu.layer_ops_prompt_us * kv / cpu_elements;
     work += layer_us(m, l, r.gpu, n, n_batch);
     const double bytes = static_cast<double>(m.layers[l].matmul_bytes());
     if (r.stream_gbs > 0) return std::max(work, bytes / (r.stream_gbs * 1e3));

@@ -64,6 +64,10 @@ struct DeviceRates {
     bool measured() const { return layer_matvec_us > 0; }
 };
 
+// A layer's nodes as wide as the model besides its products and attention: two norms and
+// their scales, two RoPE, two residual adds, two cache writes (rates.cpp times them).
+constexpr int kLayerWideNodes = 10;
+
 struct MachineRates {
     DeviceRates cpu;
     DeviceRates gpu;       // empty name: no GPU

@@ -33,8 +33,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr int kChain = 64;                              // nodes in the chain that measures a node's fixed cost
-constexpr int kOpsPerLayer = 11;                        // a layer's nodes besides its products (norms, RoPE,
-                                                        // cache writes, attention, activation, residual adds)
 
 // Weights a decoding measurement reads, to be well past any cache: 256 MiB, or eight times a
 // CPU's last-level cache where that is larger (a server's 100 MiB L3 would hold a good part
@@ -141,9 +139,16 @@ double time_products(Backend& dev, Backend& cpu, std::span<Tensor* const> w, siz
     std::vector<std::unique_ptr<Buffer>> keep;
     std::map<int64_t, Tensor*> inputs;  // one per row length
     Tensor* last = nullptr;
+    // Each product reads the one before where the lengths allow (in a layer most do): a CPU
+    // team then waits between them as it does in a model, instead of streaming one product
+    // after another.
     for (Tensor* t : w) {
-        Tensor*& x = inputs[t->ne[0]];
-        if (!x) x = resident_input(g, dev, keep, {t->ne[0], tokens}, "x");
+        Tensor* x = last && last->ne[0] == t->ne[0] ? last : nullptr;
+        if (!x) {
+            Tensor*& in = inputs[t->ne[0]];
+            if (!in) in = resident_input(g, dev, keep, {t->ne[0], tokens}, "x");
+            x = in;
+        }
         g.mark_output(last = g.mul_mat(t, x));
     }
     Scheduler s(order_of(dev, cpu));
@@ -152,21 +157,27 @@ double time_products(Backend& dev, Backend& cpu, std::span<Tensor* const> w, siz
     return time_graph(s, g, last, budget) / static_cast<double>(w.size() / per_copy);
 }
 
-// The fixed cost of a layer's other nodes: a chain of dependent norms over `tokens` rows of
-// `k` on the device, per node, times their count in a layer.
-double time_ops(Backend& dev, Backend& cpu, int64_t k, int64_t tokens, int n_threads) {
-    Weights ws;
-    Tensor* w = add_weight(ws, dev, DType::F32, 16, (k + 15) / 16 * 16);
-    Graph g;
-    std::vector<std::unique_ptr<Buffer>> keep;
-    Tensor* x = resident_input(g, dev, keep, {16, tokens}, "x");
-    Tensor* h = g.mul_mat(w, x);  // [k, tokens] on the device, where its weight lives
-    for (int i = 0; i < kChain; ++i) h = g.rms_norm(h, 1e-5f);
-    g.mark_output(h);
-    Scheduler s(order_of(dev, cpu));
-    s.set_threads(n_threads);
-    s.plan(g);
-    return time_graph(s, g, h, 0.1) / (kChain + 1) * kOpsPerLayer;
+// A layer's nodes besides its products (and, over a prompt, its attention) on `tokens` rows,
+// in seconds: chains of dependent nodes of the kinds a layer has at the model's widths, per
+// node, times their count in a layer: norms, their scales, RoPE, residual adds and cache
+// writes as wide as the model (and the attention over a short cache, when decoding), and a
+// gated activation as wide as the feed-forward layer.
+double time_ops(Backend& dev, Backend& cpu, const ModelSizes& m, int64_t tokens, int n_threads) {
+    auto per_node = [&](int64_t width, bool gated) {
+        Graph g;
+        std::vector<std::unique_ptr<Buffer>> keep;
+        Tensor* x = resident_input(g, dev, keep, {width, tokens}, "x");
+        const int n = gated ? kChain / 8 : kChain;
+        Tensor* h = x;
+        for (int i = 0; i < n; ++i) h = gated ? g.swiglu(h, x) : i % 2 ? g.add(h, x) : g.rms_norm(h, 1e-5f);
+        g.mark_output(h);
+        Scheduler s(order_of(dev, cpu));
+        s.set_threads(n_threads);
+        s.plan(g);
+        return time_graph(s, g, h, 0.1) / n;
+    };
+    const int wide = tokens > 1 ? kLayerWideNodes : kLayerWideNodes + 1;
+    return wide * per_node(m.n_embd, false) + per_node(m.n_ff > 0 ? m.n_ff : m.n_embd, true);
 }
 
 // A layer's attention over a prompt step of n tokens from an empty cache (causal mask), the
@@ -204,8 +215,13 @@ void measure_device(Backend& dev, Backend& cpu, const ModelSizes& m, int64_t n_b
     {
         // Decoding: copies of the sample layer past any cache.
         Weights ws;
+        // As many as the model's layers weigh, where that is less: a small model decodes out
+        // of a large cache and is measured so.
         const size_t layer_bytes = std::max<size_t>(sample.matmul_bytes(), 1);
-        const size_t copies = std::clamp<size_t>((matvec_bytes(dev) + layer_bytes - 1) / layer_bytes, 1, 64);
+        size_t model_bytes = 0;
+        for (const PartSizes& p : m.layers) model_bytes += p.matmul_bytes();
+        const size_t bytes = std::min(matvec_bytes(dev), std::max(model_bytes, layer_bytes));
+        const size_t copies = std::clamp<size_t>((bytes + layer_bytes - 1) / layer_bytes, 1, 64);
         for (size_t c = 0; c < copies; ++c)
             for (const PartSizes::Matrix& x : sample.mats) add_weight(ws, dev, x.type, x.k, x.n);
         const size_t per_copy = sample.mats.size();
@@ -221,8 +237,8 @@ void measure_device(Backend& dev, Backend& cpu, const ModelSizes& m, int64_t n_b
                                              : time_products(dev, cpu, one, per_copy, n_batch, n_threads, 0.3);
         d.layer_gemm_us = t_step * 1e6 * scale;
     }
-    d.layer_ops_us = time_ops(dev, cpu, m.n_embd, 1, n_threads) * 1e6;
-    d.layer_ops_prompt_us = time_ops(dev, cpu, m.n_embd, n_batch, n_threads) * 1e6;
+    d.layer_ops_us = time_ops(dev, cpu, m, 1, n_threads) * 1e6;
+    d.layer_ops_prompt_us = time_ops(dev, cpu, m, n_batch, n_threads) * 1e6;
     if (m.n_head > 0 && m.n_head_kv > 0 && m.head_dim > 0)
         d.layer_attn_prompt_us = time_attention(dev, cpu, m, n_batch, n_threads) * 1e6;
     if (!m.head.mats.empty()) {
@@ -253,7 +269,7 @@ void measure_copies(Backend& gpu, Backend& cpu, MachineRates& r) {
     std::sort(t.begin(), t.end());
     r.h2d_gbs = static_cast<double>(host.size()) / t[t.size() / 2] / 1e9;
     // From page-locked memory, on the copy queue, where the device has both.
-    if (auto pinned = gpu.alloc_pinned_host(cpu, host.size())) {
+    if (auto pinned = gpu.alloc_pinned_host(cpu, host.size(), BufferUsage::Weights)) {
         std::memset(pinned->base(), 1, host.size());
         t.clear();
         for (int i = 0; i < 6; ++i) {
@@ -277,7 +293,7 @@ void measure_copies(Backend& gpu, Backend& cpu, MachineRates& r) {
     s.plan(rg);
     fill_inputs(x);
     const double round_trip = time_graph(s, rg, y, 0.05) * 1e6;
-    r.seam_us = std::max(0.1, (round_trip - r.gpu.layer_ops_us / kOpsPerLayer) / 2.0);
+    r.seam_us = std::max(0.1, (round_trip - r.gpu.layer_ops_us / (kLayerWideNodes + 2)) / 2.0);
 }
 
 // ---- the cache ----

@@ -93,14 +93,20 @@ public:
         return 0;
     }
     virtual void wait_uploads(uint64_t ticket) { (void)ticket; }
-    // Host memory this device copies from without the CPU (page-locked), for weights that the
-    // host keeps and that prompts stream to the device. Its buffer belongs to `host` (the CPU
-    // backend, which computes on it like any host memory). Null where the device has none.
-    virtual std::unique_ptr<Buffer> alloc_pinned_host(Backend& host, size_t size) {
+    // Host memory this device copies to and from without the CPU (page-locked): weights that
+    // the host keeps and prompts stream to the device, and the host's buffers that its copies
+    // reach. The buffer belongs to `host` (the CPU backend, which computes on it like any host
+    // memory). Null where the device has none.
+    virtual std::unique_ptr<Buffer> alloc_pinned_host(Backend& host, size_t size, BufferUsage usage) {
         (void)host;
         (void)size;
+        (void)usage;
         return nullptr;
     }
+    // For a host backend: take its compute and cache buffers from `device`'s page-locked
+    // memory where it has some (the activations and KV cells that cross to and from it then
+    // go without staging). Null: plain memory again.
+    virtual void set_page_locked_source(Backend* device) { (void)device; }
 
     // The device's measured copy bandwidth in GB/s (bytes read plus bytes written per second,
     // the median of a few device-to-device copies of a large buffer); 0 where not measured.

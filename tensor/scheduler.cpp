@@ -322,13 +322,6 @@ void Scheduler::compute(Graph& g) {
             const bool blocks = (w->flags & kFlagRepacked) && w->host_blocks;
             return blocks ? w->host_blocks : static_cast<const void*>(w->data);
         };
-        for (int j : seg.prefetch) {
-            const Segment& later = segments_[static_cast<size_t>(j)];
-            batch.clear();
-            for (const Copy& c : later.copies)
-                if (c.weight) batch.push_back({c.dst, host_bytes(c.src), c.src->n_bytes()});
-            tickets_[static_cast<size_t>(j)] = backends_[static_cast<size_t>(later.backend)]->upload_async(batch);
-        }
         bool streamed = false;
         for (const Copy& c : seg.copies) {
             if (c.weight) {
@@ -345,6 +338,15 @@ void Scheduler::compute(Graph& g) {
             } else {
                 throw Error("scheduler: copies between two device backends need a host staging buffer");
             }
+        }
+        // Started after this segment's own inputs: a device with one copy engine each way
+        // would otherwise make them wait behind the next layer's weights.
+        for (int j : seg.prefetch) {
+            const Segment& later = segments_[static_cast<size_t>(j)];
+            batch.clear();
+            for (const Copy& c : later.copies)
+                if (c.weight) batch.push_back({c.dst, host_bytes(c.src), c.src->n_bytes()});
+            tickets_[static_cast<size_t>(j)] = backends_[static_cast<size_t>(later.backend)]->upload_async(batch);
         }
         if (streamed) dst_backend.wait_uploads(tickets_[k]);
         size_t b = static_cast<size_t>(seg.backend);

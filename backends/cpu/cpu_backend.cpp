@@ -137,6 +137,8 @@ DeviceMemory CpuBackend::memory() const {
 }
 
 std::unique_ptr<Buffer> CpuBackend::alloc_buffer(size_t size, BufferUsage usage) {
+    if (page_locked_ && usage != BufferUsage::Weights)
+        if (auto b = page_locked_->alloc_pinned_host(*this, size, usage)) return b;
     return std::make_unique<HostBuffer>(this, size, usage);
 }
 

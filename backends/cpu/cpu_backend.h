@@ -19,6 +19,7 @@ public:
     bool host_memory() const override { return true; }
     DeviceMemory memory() const override;
     std::unique_ptr<Buffer> alloc_buffer(size_t size, BufferUsage usage) override;
+    void set_page_locked_source(Backend* device) override { page_locked_ = device; }
     void upload(Tensor* t, const void* src, size_t offset, size_t n) override;
     void download(const Tensor* t, void* dst, size_t offset, size_t n) override;
     bool supports(const Tensor& node) const override;
@@ -33,6 +34,7 @@ private:
     std::string name_;
     std::function<bool(const Tensor&)> filter_;
     int n_threads_;
+    Backend* page_locked_ = nullptr;  // compute and cache buffers from its page-locked memory
 };
 
 // Adds the CPU backend to the registry (tensor/backend.h).

@@ -211,12 +211,17 @@ void op_set_rows(const Tensor& node, const ComputeParams& p) {
     const Tensor& idx = *node.src[2];
     int64_t rb, re;
     split_rows(src.ne[1], p.ith, p.nth, &rb, &re);
+    const auto to_f16 = kernels::active().f32_to_f16;  // the F16 KV cache: converted with SIMD
     for (int64_t r = rb; r < re; ++r) {
         const char* ip = static_cast<const char*>(idx.data) + r * idx.nb[0];
         int64_t row = idx.type == DType::I32 ? *reinterpret_cast<const int32_t*>(ip)
                                              : *reinterpret_cast<const int64_t*>(ip);
         if (row < 0 || row >= dst.ne[1]) continue;  // the runtime validates positions
-        quant::quantize_row(dst.type, reinterpret_cast<const float*>(src.row_ptr(r)), dst.row_ptr(row), src.ne[0]);
+        const float* x = reinterpret_cast<const float*>(src.row_ptr(r));
+        if (dst.type == DType::F16 && to_f16)
+            to_f16(x, reinterpret_cast<uint16_t*>(dst.row_ptr(row)), src.ne[0]);
+        else
+            quant::quantize_row(dst.type, x, dst.row_ptr(row), src.ne[0]);
     }
 }
 

@@ -120,8 +120,8 @@ private:
 // host backend, which computes on it as on any host memory.
 class PinnedBuffer : public Buffer {
 public:
-    PinnedBuffer(Backend* host, void* data, size_t size)
-        : Buffer(host, BufferUsage::Weights), data_(data), size_(size) {}
+    PinnedBuffer(Backend* host, void* data, size_t size, BufferUsage usage)
+        : Buffer(host, usage), data_(data), size_(size) {}
     ~PinnedBuffer() override { cudaFreeHost(data_); }
     void* base() override { return data_; }
     size_t size() const override { return size_; }
@@ -223,14 +223,14 @@ public:
         uploads_.erase(it);
     }
 
-    std::unique_ptr<Buffer> alloc_pinned_host(Backend& host, size_t size) override {
+    std::unique_ptr<Buffer> alloc_pinned_host(Backend& host, size_t size, BufferUsage usage) override {
         TESSERA_CUDA_CHECK(cudaSetDevice(device_));
         void* p = nullptr;
         if (cudaHostAlloc(&p, std::max<size_t>(size, 64), cudaHostAllocPortable) != cudaSuccess) {
             cudaGetLastError();
             return nullptr;
         }
-        return std::make_unique<PinnedBuffer>(&host, p, size);
+        return std::make_unique<PinnedBuffer>(&host, p, size, usage);
     }
 
     void download(const Tensor* t, void* dst, size_t offset, size_t n) override {

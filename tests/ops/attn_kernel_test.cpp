@@ -103,6 +103,26 @@ TEST_CASE("tiled attention kernels match their scalar twins on every code path")
                 CHECK(std::memcmp(&want[i], &got[i], sizeof(float)) == 0);
             }
         }
+        {
+            // Floats to halves: normal, subnormal and underflowing, ties at both ends of a
+            // mantissa, the largest half and what rounds past it, infinities, signed zeros;
+            // a partial vector. A NaN stays a NaN of its sign.
+            std::vector<float> x = {0.0f, -0.0f, 1.0f, -2.5f, 1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 0x1p-14f,
+                                    0x1p-24f, 0x1p-25f, 0x1.8p-25f, 3e-6f, -7.1e-5f, 65504.0f, 65519.0f, 65520.0f,
+                                    -1e6f, INFINITY, -INFINITY, 0.1f, 333.3f, NAN, -NAN};
+            std::uniform_real_distribution<float> wide(-3e4f, 3e4f);
+            for (int i = 0; i < 45; ++i) x.push_back(i % 3 ? wide(rng) * 1e-3f : wide(rng));
+            std::vector<uint16_t> want(x.size()), got(x.size(), 0x5555);
+            kernels::ref::f32_to_f16(x.data(), want.data(), static_cast<int64_t>(x.size()));
+            kt.f32_to_f16(x.data(), got.data(), static_cast<int64_t>(x.size()));
+            for (size_t i = 0; i < x.size(); ++i) {
+                CAPTURE(x[i]);
+                if (std::isnan(x[i]))
+                    CHECK(((got[i] & 0x7c00) == 0x7c00 && (got[i] & 0x3ff) != 0 && (got[i] >> 15) == (want[i] >> 15)));
+                else
+                    CHECK(got[i] == want[i]);
+            }
+        }
         for (int64_t n : {1, 15, 64, 100}) {
             std::vector<float> x(static_cast<size_t>(n));
             fill(x);

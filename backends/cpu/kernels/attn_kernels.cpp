@@ -8,7 +8,8 @@
 //    rows per pass sharing the loads of v;
 //  - scale_mask_max: s[j] = s[j] * scale + mask[j] (one rounding), returning the maximum;
 //  - exp_sum: x[i] = exp(x[i] - m), returning the sum (the softmax's exponentials);
-//  - f16_to_f32: a row of halves as floats (the F16 KV cache).
+//  - f16_to_f32: a row of halves as floats (the F16 KV cache);
+//  - f32_to_f16: floats as halves, rounded to nearest even (writes into the F16 KV cache).
 // Accumulators are named variables, not arrays, so sizeless (SVE) vectors fit too.
 #include <algorithm>
 #include <cmath>
@@ -65,6 +66,10 @@ void f16_to_f32(const uint16_t* x, float* y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] = fp16_to_fp32(x[i]);
 }
 
+void f32_to_f16(const float* x, uint16_t* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
+}
+
 }  // namespace tessera::cpu::kernels::ref
 #endif
 
@@ -79,6 +84,7 @@ void FillAttn(KernelTable* t) {
     t->scale_mask_max = ref::scale_mask_max;
     t->exp_sum = ref::exp_sum;
     t->f16_to_f32 = ref::f16_to_f32;
+    t->f32_to_f16 = ref::f32_to_f16;
 }
 #else
 
@@ -264,7 +270,20 @@ float ExpSum(float* x, int64_t n, float m) {
 // values, so those code paths convert one half at a time, exactly.
 #if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX2
 void F16ToF32(const uint16_t* x, float* y, int64_t n) { ref::f16_to_f32(x, y, n); }
+void F32ToF16(const float* x, uint16_t* y, int64_t n) { ref::f32_to_f16(x, y, n); }
 #else
+// The converters round to nearest even, as fp32_to_fp16 does; a NaN keeps its sign and
+// becomes a quiet NaN (its payload bits may differ: the cache never holds one).
+void F32ToF16(const float* x, uint16_t* y, int64_t n) {
+    const DF df;
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+    auto* h = reinterpret_cast<hwy::float16_t*>(y);
+    int64_t i = 0;
+    for (; i + N <= n; i += N) hn::StoreU(hn::DemoteTo(dh, hn::LoadU(df, x + i)), dh, h + i);
+    for (; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
+}
+
 void F16ToF32(const uint16_t* x, float* y, int64_t n) {
     const DF df;
     const hn::Rebind<hwy::float16_t, DF> dh;
@@ -282,6 +301,7 @@ void FillAttn(KernelTable* t) {
     t->scale_mask_max = ScaleMaskMax;
     t->exp_sum = ExpSum;
     t->f16_to_f32 = F16ToF32;
+    t->f32_to_f16 = F32ToF16;
 }
 
 #endif  // HWY_TARGET == HWY_SCALAR

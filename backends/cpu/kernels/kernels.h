@@ -78,6 +78,7 @@ struct KernelTable {
     float (*exp_sum)(float* x, int64_t n, float m) = nullptr;
     // y[i] = x[i] as float, x in IEEE half precision.
     void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n) = nullptr;
+    void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n) = nullptr;
 
     // out[i] = act(g[i]) * u[i], act SiLU or GELU (tanh form) (gate_kernels.cpp).
     void (*swiglu)(const float* g, const float* u, float* out, int64_t n) = nullptr;

@@ -280,6 +280,7 @@ void fill(KernelTable* t) {
     t->scale_mask_max = scale_mask_max;
     t->exp_sum = exp_sum;
     t->f16_to_f32 = f16_to_f32;
+    t->f32_to_f16 = f32_to_f16;
     t->swiglu = swiglu;
     t->geglu = geglu;
 }

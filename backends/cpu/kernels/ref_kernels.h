@@ -38,6 +38,7 @@ void attn_accumulate(float* acc, size_t acc_stride, int64_t nr, int64_t Dv, cons
 float scale_mask_max(float* s, const float* mask, int64_t n, float scale);
 float exp_sum(float* x, int64_t n, float m);
 void f16_to_f32(const uint16_t* x, float* y, int64_t n);
+void f32_to_f16(const float* x, uint16_t* y, int64_t n);
 
 // Gated activations (defined in gate_kernels.cpp).
 void swiglu(const float* g, const float* u, float* out, int64_t n);
