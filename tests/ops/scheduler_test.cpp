@@ -219,6 +219,14 @@ public:
     uint64_t tickets = 0;
 };
 
+// Plans `g`, fills its input (planned memory) and runs it.
+template <class Fill>
+void plan_fill_run(Scheduler& s, Graph& g, Tensor* input, Fill fill) {
+    s.plan(g);
+    fill(input);
+    s.compute(g);
+}
+
 TEST_CASE("scheduler: streamed weights are copied a segment of their device ahead") {
     // Two layers of mul_mat -> silu -> mul_mat, weights in host memory, silu only on the CPU.
     auto build = [](Graph& g, Backend& host, std::vector<std::unique_ptr<Buffer>>& bufs) {
@@ -250,18 +258,14 @@ TEST_CASE("scheduler: streamed weights are copied a segment of their device ahea
     Graph ref;
     auto [rx, rout] = build(ref, cpu, bufs);
     Scheduler single({&cpu});
-    single.plan(ref);
-    fill(rx);
-    single.compute(ref);
+    plan_fill_run(single, ref, rx, fill);
 
     LoggingDevice dev;
     Graph g;
     auto [x, out] = build(g, cpu, bufs);
     Scheduler sched({&dev, &cpu});
     sched.set_offload(&dev, 4);
-    sched.plan(g);
-    fill(x);
-    sched.compute(g);
+    plan_fill_run(sched, g, x, fill);
     // device: up.0 | CPU: silu | device: down.0, up.1 | CPU: silu | device: down.1
     const auto& segs = sched.segments();
     REQUIRE(segs.size() == 5);
@@ -281,9 +285,7 @@ TEST_CASE("scheduler: streamed weights are copied a segment of their device ahea
     dev.log.clear();
     Graph g2;
     auto [x2, out2] = build(g2, cpu, bufs);
-    sched.plan(g2);
-    fill(x2);
-    sched.compute(g2);
+    plan_fill_run(sched, g2, x2, fill);
     CHECK(dev.log.empty());
     CHECK(sched.segments().size() == 1);
     for (int i = 0; i < 96; ++i)
@@ -320,18 +322,14 @@ TEST_CASE("scheduler: a prompt's attention over a host KV cache goes to the devi
         Graph ref;
         auto [rq, ra] = build(ref, bufs, n);
         Scheduler single({&cpu});
-        single.plan(ref);
-        fill(rq);
-        single.compute(ref);
+        plan_fill_run(single, ref, rq, fill);
 
         LoggingDevice dev;
         Graph g;
         auto [q, a] = build(g, bufs, n);
         Scheduler sched({&dev, &cpu});
         sched.set_offload(&dev, 8);
-        sched.plan(g);
-        fill(q);
-        sched.compute(g);
+        plan_fill_run(sched, g, q, fill);
         REQUIRE(sched.segments().size() == 1);
         // 12 tokens: on the device, the cache's views copied in (with the queries); 3: on the CPU.
         CHECK(sched.segments()[0].backend == (n >= 8 ? 0 : 1));
