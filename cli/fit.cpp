@@ -151,9 +151,15 @@ int cmd_fit(int argc, char** argv) {
                         size_text(p.gpu_kv_bytes).c_str(), size_text(p.gpu_compute_bytes).c_str(),
                         size_text(p.gpu_weight_bytes + p.gpu_kv_bytes + p.gpu_compute_bytes).c_str(),
                         p.fits ? "" : "  (over the budget)");
+        const uint64_t cpu_total = p.cpu_weight_bytes + p.cpu_kv_bytes + p.cpu_compute_bytes + p.cpu_pinned_bytes;
         std::printf("  %-8s %10s %10s %10s %10s\n", "CPU", size_text(p.cpu_weight_bytes).c_str(),
                     size_text(p.cpu_kv_bytes).c_str(), size_text(p.cpu_compute_bytes).c_str(),
-                    size_text(p.cpu_weight_bytes + p.cpu_kv_bytes + p.cpu_compute_bytes).c_str());
+                    size_text(cpu_total).c_str());
+        if (p.cpu_pinned_bytes > 0)
+            std::printf(
+                "  (the CPU's total holds %s of page-locked copies of its layers' weights, streamed to %s "
+                "for prompts)\n",
+                size_text(p.cpu_pinned_bytes).c_str(), p.gpu);
         std::printf("predicted: prompt %s tokens/s, generation %s tokens/s\n", speed_text(p.pp_tokens_per_s).c_str(),
                     speed_text(p.tg_tokens_per_s).c_str());
         return 0;
@@ -162,7 +168,7 @@ int cmd_fit(int argc, char** argv) {
     for (const tessera_fit_plan& p : plans)
         std::printf("%6d %12s %12s %5s %12s %12s\n", p.n_gpu_layers,
                     size_text(p.gpu_weight_bytes + p.gpu_kv_bytes + p.gpu_compute_bytes).c_str(),
-                    size_text(p.cpu_weight_bytes + p.cpu_kv_bytes + p.cpu_compute_bytes).c_str(),
+                    size_text(p.cpu_weight_bytes + p.cpu_kv_bytes + p.cpu_compute_bytes + p.cpu_pinned_bytes).c_str(),
                     p.fits ? "yes" : "no", speed_text(p.pp_tokens_per_s).c_str(),
                     speed_text(p.tg_tokens_per_s).c_str());
     return 0;

@@ -565,6 +565,8 @@ typedef struct tessera_fit_plan {
     uint64_t gpu_budget;
     uint64_t gpu_weight_bytes, gpu_kv_bytes, gpu_compute_bytes;
     uint64_t cpu_weight_bytes, cpu_kv_bytes, cpu_compute_bytes;
+    uint64_t cpu_pinned_bytes; /* page-locked copy of the CPU layers' weights that prompts stream to the GPU
+                                  (held beside cpu_weight_bytes; 0 where the GPU has no such memory) */
     double pp_tokens_per_s; /* predicted prompt processing, n_batch-token steps */
     double tg_tokens_per_s; /* predicted generation from an empty context; 0 where a speed is unknown */
 } tessera_fit_plan;

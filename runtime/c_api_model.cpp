@@ -267,6 +267,7 @@ tessera_status tessera_fit(const char* path, const tessera_fit_params* params, t
         plan->cpu_weight_bytes = pl.cpu_weight_bytes;
         plan->cpu_kv_bytes = pl.cpu_kv_bytes;
         plan->cpu_compute_bytes = pl.cpu_compute_bytes;
+        plan->cpu_pinned_bytes = pl.cpu_pinned_bytes;
         plan->pp_tokens_per_s = pl.pp_tokens_per_s;
         plan->tg_tokens_per_s = pl.tg_tokens_per_s;
     });

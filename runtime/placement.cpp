@@ -171,13 +171,17 @@ Plan plan_for(const ModelSizes& m, const MachineRates& r, const PlanRequest& req
     p.cpu_weight_bytes += m.embd_bytes;
     p.cpu_compute_bytes = compute_bytes_estimate(m, req.n_batch, ngl == 0);
     if (ngl > 0) p.gpu_compute_bytes = compute_bytes_estimate(m, req.n_batch, true);
-    // A prompt over the CPU's layers copies one layer's weights at a time into the GPU's
-    // compute buffer (Scheduler::set_offload).
+    // A prompt over the CPU's layers copies their weights into the GPU's compute buffer, a
+    // layer's while the one before computes (Scheduler::set_offload): two layers' at a time.
+    // With page-locked memory on the GPU's side, the host keeps a copy of them there.
     if (ngl > 0 && ngl < p.n_layer) {
-        size_t widest = 0;
-        for (int32_t il = 0; il < p.n_layer - ngl; ++il)
+        size_t widest = 0, streamed = 0;
+        for (int32_t il = 0; il < p.n_layer - ngl; ++il) {
             widest = std::max(widest, m.layers[static_cast<size_t>(il)].weight_bytes);
-        p.gpu_compute_bytes += widest;
+            streamed += m.layers[static_cast<size_t>(il)].matmul_bytes();
+        }
+        p.gpu_compute_bytes += 2 * widest;
+        if (r.stream_gbs > 0 && offload_min_batch(m, r, req.n_batch) > 0) p.cpu_pinned_bytes = streamed;
     }
     p.fits = p.gpu_total() <= req.gpu_budget;
     // Speeds only where every device the plan uses was measured.
@@ -202,7 +206,9 @@ Plan choose_plan(const ModelSizes& m, const MachineRates& r, const PlanRequest& 
     double best_cost = cost(best);
     for (int32_t ngl = 1; ngl <= n_layer; ++ngl) {
         const Plan p = plan_for(m, r, req, ngl);
-        if (!p.fits) break;  // more layers take more memory
+        // Not monotonic: all layers on the GPU take less than all but one, whose weights
+        // the GPU's compute buffer streams two layers' worth of.
+        if (!p.fits) continue;
         // More on the GPU wins a tie (within 1%): the CPU stays free for the rest.
         if (const double c = cost(p); c <= best_cost * 1.01) best = p, best_cost = std::min(c, best_cost);
     }

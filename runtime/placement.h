@@ -90,11 +90,12 @@ struct Plan {
     int32_t n_gpu_layers = 0;  // the last ones; the head goes with the last layer
     size_t gpu_weight_bytes = 0, gpu_kv_bytes = 0, gpu_compute_bytes = 0;
     size_t cpu_weight_bytes = 0, cpu_kv_bytes = 0, cpu_compute_bytes = 0;
+    size_t cpu_pinned_bytes = 0;  // the page-locked copy of the weights prompts stream (beside the CPU's own)
     double pp_tokens_per_s = 0;  // predicted prompt processing, n_batch-token steps
     double tg_tokens_per_s = 0;  // predicted generation at an empty context
     bool fits = true;            // the GPU's share fits the budget
     size_t gpu_total() const { return gpu_weight_bytes + gpu_kv_bytes + gpu_compute_bytes; }
-    size_t cpu_total() const { return cpu_weight_bytes + cpu_kv_bytes + cpu_compute_bytes; }
+    size_t cpu_total() const { return cpu_weight_bytes + cpu_kv_bytes + cpu_compute_bytes + cpu_pinned_bytes; }
 };
 
 // The plan with `n_gpu_layers` layers on the GPU (0 when the rates have no GPU).

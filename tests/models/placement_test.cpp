@@ -142,15 +142,23 @@ TEST_CASE("the automatic count: all layers on a faster GPU, none on a slower one
         const Plan q = runtime::plan_for(m, rates(0.25), req, ngl);
         CHECK(q.tg_tokens_per_s < cpu_only.tg_tokens_per_s);
     }
-    // A budget that holds exactly k layers' share gets k layers.
+    // A budget that holds exactly k layers' share gets the most layers that fit it: k, or
+    // more where the GPU's share shrinks with another layer (fewer CPU layers' weights
+    // streamed through its compute buffer: all of them on it take less than all but one).
     for (int32_t k = 1; k < cfg.n_layer; ++k) {
         CAPTURE(k);
         PlanRequest b = req;
         b.gpu_budget = runtime::plan_for(m, rates(10), req, k).gpu_total();
+        int32_t most = 0;
+        for (int32_t n = 0; n <= cfg.n_layer; ++n)
+            if (runtime::plan_for(m, rates(10), req, n).gpu_total() <= b.gpu_budget) most = n;
         const Plan p = runtime::choose_plan(m, rates(10), b);
-        CHECK(p.n_gpu_layers == k);
+        CHECK(p.n_gpu_layers == most);
+        CHECK(most >= k);
         CHECK(p.gpu_total() <= b.gpu_budget);
     }
+    CHECK(runtime::plan_for(m, rates(10), req, cfg.n_layer).gpu_total() <
+          runtime::plan_for(m, rates(10), req, cfg.n_layer - 1).gpu_total());
     PlanRequest tiny = req;
     tiny.gpu_budget = 1024;
     CHECK(runtime::choose_plan(m, rates(10), tiny).n_gpu_layers == 0);
