@@ -338,3 +338,55 @@ TEST_CASE("scheduler: a prompt's attention over a host KV cache goes to the devi
             CHECK(static_cast<float*>(a->data)[i] == doctest::Approx(static_cast<float*>(ra->data)[i]).epsilon(1e-5));
     }
 }
+
+TEST_CASE("a host backend takes its compute and cache buffers from a device's page-locked memory when told") {
+    // Host memory that a device lends to `host`'s backend.
+    class Lent : public Buffer {
+    public:
+        Lent(Backend* host, size_t size, BufferUsage usage) : Buffer(host, usage), bytes_(size) {}
+        void* base() override { return bytes_.data(); }
+        size_t size() const override { return bytes_.size(); }
+
+    private:
+        std::vector<uint8_t> bytes_;
+    };
+    // A device that lends such memory, counting what it was asked for.
+    class Lender : public cpu::CpuBackend {
+    public:
+        Lender() : CpuBackend("lender") {}
+        bool host_memory() const override { return false; }
+        std::unique_ptr<Buffer> alloc_pinned_host(Backend& host, size_t size, BufferUsage usage) override {
+            asked.push_back(usage);
+            if (refuse) return nullptr;
+            return std::make_unique<Lent>(&host, size, usage);
+        }
+        std::vector<BufferUsage> asked;
+        bool refuse = false;
+    };
+    cpu::CpuBackend host("CPU");
+    Lender lender;
+    host.set_page_locked_source(&lender);
+    auto compute = host.alloc_buffer(1024, BufferUsage::Compute);
+    auto cache = host.alloc_buffer(1024, BufferUsage::Cache);
+    auto weights = host.alloc_buffer(1024, BufferUsage::Weights);  // weights: the loader decides
+    CHECK(lender.asked == std::vector<BufferUsage>{BufferUsage::Compute, BufferUsage::Cache});
+    CHECK(dynamic_cast<Lent*>(compute.get()) != nullptr);
+    CHECK(dynamic_cast<Lent*>(cache.get()) != nullptr);
+    CHECK(dynamic_cast<Lent*>(weights.get()) == nullptr);
+    for (auto* b : {compute.get(), cache.get(), weights.get()}) {
+        CHECK(&b->backend() == &host);
+        CHECK(b->size() == 1024);
+    }
+    // A device that has none: plain memory, still the host's.
+    lender.refuse = true;
+    auto fallback = host.alloc_buffer(2048, BufferUsage::Compute);
+    CHECK(lender.asked.size() == 3);
+    CHECK(dynamic_cast<Lent*>(fallback.get()) == nullptr);
+    CHECK(&fallback->backend() == &host);
+    CHECK(fallback->size() == 2048);
+    // Unset: not asked again.
+    host.set_page_locked_source(nullptr);
+    auto again = host.alloc_buffer(64, BufferUsage::Cache);
+    CHECK(lender.asked.size() == 3);
+    CHECK(dynamic_cast<Lent*>(again.get()) == nullptr);
+}
