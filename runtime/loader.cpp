@@ -360,7 +360,15 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
             streamed.emplace_back(t, info);
             total += (info->n_bytes + 63) & ~size_t{63};
         }
-        std::unique_ptr<Buffer> buf = streamed.empty() ? nullptr : m->gpu->alloc_pinned_host(cpu, total, BufferUsage::Weights);
+        // Page-locked memory cannot be swapped out: taken only while it leaves most of what is
+        // available to the rest of the system (the copy sits beside the CPU's own).
+        const size_t available = cpu.memory().free;
+        const bool room = available == 0 || total <= available / 2;
+        if (!room && !streamed.empty())
+            note_once("tessera: not enough free memory to page-lock the CPU layers' weights (" +
+                      std::to_string(total >> 20) + " MiB): prompts stream them from pageable memory, more slowly");
+        std::unique_ptr<Buffer> buf =
+            streamed.empty() || !room ? nullptr : m->gpu->alloc_pinned_host(cpu, total, BufferUsage::Weights);
         if (buf) {
             size_t at = 0;
             for (auto& [t, info] : streamed) {

@@ -126,12 +126,24 @@ const std::vector<uint8_t>& plan_barriers(std::span<Tensor* const> nodes, bool e
 CpuBackend::CpuBackend(std::string name, std::function<bool(const Tensor&)> filter)
     : name_(std::move(name)), filter_(std::move(filter)), n_threads_(default_threads()) {}
 
+// Free: what the kernel says can be had without swapping (MemAvailable: free pages and the
+// page cache it can drop), else the free pages alone.
 DeviceMemory CpuBackend::memory() const {
     DeviceMemory m;
 #if defined(__linux__)
     long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     if (pages > 0 && page > 0) m.total = static_cast<size_t>(pages) * static_cast<size_t>(page);
     if (avail > 0 && page > 0) m.free = static_cast<size_t>(avail) * static_cast<size_t>(page);
+    if (std::FILE* f = std::fopen("/proc/meminfo", "r")) {
+        char line[128];
+        unsigned long long kib = 0;
+        while (std::fgets(line, sizeof line, f))
+            if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1) {
+                m.free = static_cast<size_t>(kib) * 1024;
+                break;
+            }
+        std::fclose(f);
+    }
 #endif
     return m;
 }
