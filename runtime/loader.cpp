@@ -338,6 +338,9 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
         for (auto& b : allocate_tensors_split(*m->gpu, tensors, BufferUsage::Weights, 256))
             m->buffers.push_back(std::move(b));
         for (auto& [t, info] : on_gpu) {
+            // The families' weights are read by products and row lookups alone: the device
+            // may keep a matrix in a layout of its own.
+            if (t->ne[1] > 1) t->flags |= kFlagProductWeight;
             m->gpu->upload(t, info->data, 0, info->n_bytes);
             m->gpu_weight_bytes += info->n_bytes;
             // The file's pages of an uploaded tensor are not needed again.

@@ -116,6 +116,7 @@ Tensor* add_weight(Weights& ws, Backend& dev, DType type, int64_t k, int64_t n) 
         host.swap(packed);
         t->flags |= kFlagRepacked;
     }
+    if (!dev.host_memory()) t->flags |= kFlagProductWeight;  // as the loader marks a model's matrices
     ws.buffers.push_back(dev.alloc_buffer(host.size(), BufferUsage::Weights));
     t->data = ws.buffers.back()->base();
     t->buffer = ws.buffers.back().get();

@@ -69,6 +69,13 @@ enum TensorFlags : uint8_t {
     // sequences decoded together): the CPU keeps to its own kernels, whose rows are
     // computed alike at any batch size (OpenBLAS rounds by the batch's shape).
     kFlagBatchInvariant = 8,
+    // A weight a GPU backend keeps in a layout of its own (the CUDA backend's split rows,
+    // backends/cuda/quant.cuh), set by its upload: only that backend reads it, by whole rows.
+    kFlagDeviceLayout = 16,
+    // A weight that only matrix products (as their first source) and row lookups read, whole
+    // rows at a time (a model's matrices): set before its upload, it lets a backend keep the
+    // weight in a layout of its own (kFlagDeviceLayout).
+    kFlagProductWeight = 32,
 };
 
 struct Tensor {

@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "backends/cuda/common.cuh"
+#include "backends/cuda/decode_fused.h"
 #include "backends/cuda/mulmat.h"
 #include "backends/cuda/ops.h"
 #include "tensor/backend.h"
@@ -182,6 +183,7 @@ public:
     void upload(Tensor* t, const void* src, size_t offset, size_t n) override {
         if (n == 0) return;
         cudaStream_t s = stream();
+        if (offset == 0 && n == t->n_bytes() && upload_split(*t, src, s)) return;
         TESSERA_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(t->data) + offset, src, n, cudaMemcpyHostToDevice, s));
         TESSERA_CUDA_CHECK(cudaStreamSynchronize(s));
     }
@@ -235,6 +237,10 @@ public:
 
     void download(const Tensor* t, void* dst, size_t offset, size_t n) override {
         if (n == 0) return;
+        if (t->root()->flags & kFlagDeviceLayout)
+            throw Error("CUDA backend: the weight '" + std::string(t->root()->name) +
+                            "' is kept in the device's own layout and cannot be read back",
+                        ErrorKind::Internal);
         cudaStream_t s = stream();
         TESSERA_CUDA_CHECK(
             cudaMemcpyAsync(dst, static_cast<const char*>(t->data) + offset, n, cudaMemcpyDeviceToHost, s));
@@ -244,6 +250,18 @@ public:
     bool supports(const Tensor& node) const override {
         const Tensor* a = node.src[0];
         if (op_is_f32_only(node.op)) return true;
+        // Split rows (the device's layout) are read as a first source, by whole rows, by products,
+        // row lookups and copies to F32.
+        for (int i = 0; i < kMaxSrc; ++i) {
+            const Tensor* src = node.src[i];
+            if (!src || !(src->root()->flags & kFlagDeviceLayout)) continue;
+            const Tensor* root = src->root();
+            const bool whole_rows =
+                src->ne[0] == root->ne[0] && src->nb[1] == root->nb[1] && src->view_offset % src->nb[1] == 0;
+            const bool reader = node.op == Op::GetRows || node.op == Op::MulMat ||
+                                ((node.op == Op::Cont || node.op == Op::Cpy) && node.type == DType::F32);
+            if (i != 0 || !whole_rows || !reader) return false;
+        }
         switch (node.op) {
             case Op::GetRows:
                 return mul_mat_supports(a->type) && !(a->flags & kFlagRepacked);
@@ -361,29 +379,157 @@ private:
         return stream_;
     }
 
-    // Runs nodes[i], or nodes[i] and the products right after it that share its activations
-    // (a decoding step's query, key and value projections), and returns how many nodes ran.
+    // Whether the CUDA backend keeps this weight as split rows: product weights (kFlagProductWeight)
+    // of Q4_0 and Q8_0 whose rows are a multiple of 256 long, whole and contiguous
+    // (TESSERA_CUDA_SPLIT_ROWS=0: never).
+    static bool wants_split_rows(const Tensor& t) {
+        static const bool on = [] {
+            const char* e = std::getenv("TESSERA_CUDA_SPLIT_ROWS");
+            return !(e && std::strcmp(e, "0") == 0);
+        }();
+        return on && (t.flags & kFlagProductWeight) && t.buffer && t.buffer->usage() == BufferUsage::Weights &&
+               !t.view_src && t.is_contiguous() &&
+               split_rows_fit(t.type, t.ne[0]) && reinterpret_cast<uintptr_t>(t.data) % 16 == 0;
+    }
+
+    // A whole weight in the file's layout to split rows, through a staging area of at most
+    // 64 MiB of rows; false (nothing done) where the weight stays in the file's layout.
+    bool upload_split(Tensor& t, const void* src, cudaStream_t s) {
+        if (!wants_split_rows(t)) return false;
+        const size_t row_bytes = t.nb[1];
+        const int64_t rows = t.n_rows();
+        const int64_t chunk = std::clamp<int64_t>(static_cast<int64_t>((size_t{64} << 20) / row_bytes), 1, rows);
+        void* stage = nullptr;
+        if (cudaMallocAsync(&stage, static_cast<size_t>(chunk) * row_bytes, s) != cudaSuccess) {
+            cudaGetLastError();
+            return false;  // no room to stage: the file's layout, copied in place
+        }
+        for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+            const int64_t n = std::min(chunk, rows - r0);
+            TESSERA_CUDA_CHECK(cudaMemcpyAsync(stage, static_cast<const char*>(src) + r0 * row_bytes,
+                                               static_cast<size_t>(n) * row_bytes, cudaMemcpyHostToDevice, s));
+            split_rows(t.type, stage, static_cast<char*>(t.data) + r0 * row_bytes, t.ne[0], n, s);
+        }
+        TESSERA_CUDA_CHECK(cudaFreeAsync(stage, s));
+        TESSERA_CUDA_CHECK(cudaStreamSynchronize(s));
+        TESSERA_CUDA_CHECK(cudaGetLastError());
+        t.flags |= kFlagDeviceLayout;
+        return true;
+    }
+
+    static bool split(const Tensor& weight) { return (weight.root()->flags & kFlagDeviceLayout) != 0; }
+
+    // The products from nodes[start] on that multiply the same weight type and row length by
+    // the activations b, as long as they come one after another (a decoding step's query, key
+    // and value projections; its gate and up projections): at most kMaxDecodeParts.
+    static size_t collect_products(std::span<Tensor* const> nodes, size_t start, const Tensor* b,
+                                   MulMatPart (&parts)[kMaxDecodeParts]) {
+        size_t count = 0;
+        const Tensor* first = nullptr;
+        while (count < static_cast<size_t>(kMaxDecodeParts) && start + count < nodes.size()) {
+            const Tensor& n = *nodes[start + count];
+            if (n.op != Op::MulMat || !is_plain_product(n) || n.src[1] != b) break;
+            if (first && (n.src[0]->type != first->type || n.src[0]->ne[0] != first->ne[0] ||
+                          split(*n.src[0]) != split(*first)))
+                break;
+            first = n.src[0];
+            parts[count++] = MulMatPart{n.src[0]->data, n.src[0]->nb[1], n.src[0]->ne[1], static_cast<float*>(n.data),
+                                        n.nb[1] / sizeof(float)};
+        }
+        return count;
+    }
+
+    // Runs nodes[i], or nodes[i] and the nodes after it that one launch or fused kernel covers,
+    // and returns how many nodes ran.
     static size_t run_at(std::span<Tensor* const> nodes, size_t i, void* work, size_t work_size, cudaStream_t s) {
+        if (const size_t n = run_fused(nodes, i, work, work_size, s)) return n;
         const Tensor& first = *nodes[i];
         if (first.op == Op::MulMat && is_plain_product(first)) {
             MulMatPart parts[kMaxDecodeParts];
-            size_t count = 0;
-            while (count < static_cast<size_t>(kMaxDecodeParts) && i + count < nodes.size()) {
-                const Tensor& n = *nodes[i + count];
-                if (n.op != Op::MulMat || !is_plain_product(n) || n.src[1] != first.src[1] ||
-                    n.src[0]->type != first.src[0]->type || n.src[0]->ne[0] != first.src[0]->ne[0])
-                    break;
-                parts[count++] = MulMatPart{n.src[0]->data, n.src[0]->nb[1], n.src[0]->ne[1],
-                                            static_cast<float*>(n.data), n.nb[1] / sizeof(float)};
-            }
+            const size_t count = collect_products(nodes, i, first.src[1], parts);
             const Tensor& b = *first.src[1];
-            if (count > 1 &&
-                mul_mat_decode_group(first.src[0]->type, std::span(parts, count), static_cast<const float*>(b.data),
-                                     b.nb[1] / sizeof(float), b.ne[0], b.ne[1], work, work_size, s))
+            if (count > 1 && mul_mat_decode_group(first.src[0]->type, split(*first.src[0]), std::span(parts, count),
+                                                  static_cast<const float*>(b.data), b.nb[1] / sizeof(float), b.ne[0],
+                                                  b.ne[1], work, work_size, s))
                 return count;
         }
         run(first, work, work_size, s);
         return 1;
+    }
+
+    // Contiguous F32 rows, two dimensions at most, row length a multiple of 32.
+    static bool plain_rows(const Tensor& t) {
+        return t.type == DType::F32 && t.nb[0] == sizeof(float) && t.ne[2] == 1 && t.ne[3] == 1 && t.ne[0] % 32 == 0 &&
+               t.nb[1] % sizeof(float) == 0;
+    }
+    static bool same_rows(const Tensor& a, const Tensor& b) { return a.ne[0] == b.ne[0] && a.ne[1] == b.ne[1]; }
+
+    // Decoding's row-wise nodes fused with their neighbours (decode_fused.h): an add followed
+    // by the RMS norm of its result; a norm or a SwiGLU followed by decoding products of its
+    // output, which then read the activations it quantized. Returns the nodes run, or 0 where
+    // nothing at nodes[i] fuses (TESSERA_CUDA_FUSE=0: never).
+    static size_t run_fused(std::span<Tensor* const> nodes, size_t i, void* work, size_t work_size, cudaStream_t s) {
+        static const bool on = [] {
+            const char* e = std::getenv("TESSERA_CUDA_FUSE");
+            return !(e && std::strcmp(e, "0") == 0);
+        }();
+        if (!on) return 0;
+        const Tensor* add = nodes[i];
+        size_t j = i;
+        if (add->op == Op::Add && i + 1 < nodes.size() && nodes[i + 1]->op == Op::RmsNorm &&
+            nodes[i + 1]->src[0] == add && plain_rows(*add) && plain_rows(*add->src[0]) && plain_rows(*add->src[1]) &&
+            same_rows(*add, *add->src[0]) && same_rows(*add, *add->src[1]))
+            j = i + 1;
+        else
+            add = nullptr;
+        const Tensor& head = *nodes[j];
+        const Tensor* w = head.op == Op::RmsNorm ? head.src[1] : nullptr;
+        // The norm kernel reads and writes float4s.
+        auto aligned = [](const Tensor* t) {
+            return !t || (reinterpret_cast<uintptr_t>(t->data) % 16 == 0 && t->nb[1] % 16 == 0);
+        };
+        const bool norm = head.op == Op::RmsNorm && plain_rows(head) && plain_rows(*head.src[0]) &&
+                          same_rows(head, *head.src[0]) && rms_norm_rows_fit(head.ne[0]) && aligned(&head) &&
+                          aligned(head.src[0]) && aligned(w) && (!add || (aligned(add->src[0]) && aligned(add->src[1]))) &&
+                          (!w || (w->type == DType::F32 && w->ne[0] == head.ne[0] && w->is_contiguous()));
+        const bool gate = !add && head.op == Op::Swiglu && plain_rows(head) && plain_rows(*head.src[0]) &&
+                          plain_rows(*head.src[1]) && same_rows(head, *head.src[0]) && same_rows(head, *head.src[1]);
+        if (!norm && !gate) return 0;
+        MulMatPart parts[kMaxDecodeParts];
+        const size_t count = collect_products(nodes, j + 1, &head, parts);
+        DecodeActs q{nullptr, nullptr};
+        if (count > 0) q = decode_acts(nodes[j + 1]->src[0]->type, head.ne[0], head.ne[1], work, work_size);
+        if (!q.qs && !add) return 0;  // nothing saved
+        const int64_t k = head.ne[0], rows = head.ne[1];
+        auto stride = [](const Tensor& t) { return t.nb[1] / sizeof(float); };
+        if (norm) {
+            const Tensor& x = add ? *add->src[0] : *head.src[0];
+            NormRows p{};
+            p.a = static_cast<const float*>(x.data), p.a_stride = stride(x);
+            if (add) {
+                p.b = static_cast<const float*>(add->src[1]->data), p.b_stride = stride(*add->src[1]);
+                p.sum = static_cast<float*>(add->data), p.sum_stride = stride(*add);
+            }
+            p.weight = w ? static_cast<const float*>(w->data) : nullptr;
+            p.eps = head.param_f(0);
+            p.y = static_cast<float*>(head.data), p.y_stride = stride(head);
+            p.k = k, p.rows = rows;
+            rms_norm_rows(p, q, s);
+        } else {
+            const Tensor &g = *head.src[0], &u = *head.src[1];
+            swiglu_rows(static_cast<const float*>(g.data), stride(g), static_cast<const float*>(u.data), stride(u),
+                        static_cast<float*>(head.data), stride(head), k, rows, q, s);
+        }
+        size_t ran = j - i + 1;
+        if (q.qs) {
+            const Tensor& first = *nodes[j + 1];
+            if (!mul_mat_decode_group(first.src[0]->type, split(*first.src[0]), std::span(parts, count),
+                                      static_cast<const float*>(head.data), stride(head), k, rows, work, work_size, s,
+                                      /*quantized=*/true))
+                throw Error("CUDA backend: decoding products refused their quantized activations", ErrorKind::Internal);
+            ran += count;
+        }
+        return ran;
     }
 
     // A 2-D product with contiguous rows (no broadcast over dims 2 and 3).
@@ -458,7 +604,7 @@ private:
                 const char* ap = static_cast<const char*>(a.data) + (i2 / r2) * a.nb[2] + (i3 / r3) * a.nb[3];
                 const char* bp = static_cast<const char*>(b.data) + i2 * b.nb[2] + i3 * b.nb[3];
                 char* yp = static_cast<char*>(node.data) + i2 * node.nb[2] + i3 * node.nb[3];
-                mul_mat(a.type, ap, a.nb[1], reinterpret_cast<const float*>(bp), b.nb[1] / sizeof(float),
+                mul_mat(a.type, split(a), ap, a.nb[1], reinterpret_cast<const float*>(bp), b.nb[1] / sizeof(float),
                         reinterpret_cast<float*>(yp), node.nb[1] / sizeof(float), a.ne[0], a.ne[1], b.ne[1], work,
                         work_size, s);
             }

@@ -4,11 +4,12 @@
 // Kernels, by regime (m = activation rows, n = weight rows, k = the shared length):
 //  - quantize_act_kernel: the activation rows (m <= 8) to int8 once per product, one warp per
 //    32 elements: work = [m][k] int8 (16-byte aligned rows), then [m][k/32] float2 {d, d * sum(q)}.
-//  - mmvq_kernel<T, M> (decode, quantized weights, m <= 8): one warp per weight row, M
-//    activation rows at once. A row is cut into 32-element slices (a legacy block; an eighth
-//    of a k-quant super-block); lane l takes slices l, l + 32, ..., two in flight, decodes
+//  - mmvq_kernel<T, M, R, S> (decode, quantized weights, m <= 8): one block of 128 threads per
+//    R weight rows, M activation rows at once. A row is cut into 32-element slices (a legacy
+//    block; an eighth of a k-quant super-block); thread t takes slices t, t + 128, ..., decodes
 //    the weights to bytes and dots them with __dp4a against the int8 activations, applying
-//    block scales (and mins through the activation sums) in f32; warp-shuffle reduction.
+//    block scales (and mins through the activation sums) in f32; warp-shuffle and shared
+//    memory reduction. S: Q4_0/Q8_0 weights in split rows (quant.cuh), read with 16-byte loads.
 //  - mmv_float_kernel<T, M> (decode, F32/F16/BF16 weights): one warp per weight row, 16-byte
 //    loads of weights and activations, f32 accumulation.
 //  - mul_mat_f16 (mulmat_f16.cu, gemm_f16.cu) (prompts, m > 8, quantized and F16 weights,
@@ -21,7 +22,8 @@
 //  - gemm_f32_kernel<T> (prompts on F32 weights, and BF16 below sm_80): 64x64 SIMT tiles.
 //  - dequantize_rows_kernel<T> / convert_rows_kernel<T>: get_rows to F32, 8 elements or 1 per
 //    thread.
-// Weight blocks are read with 2-byte-alignment-safe loads (quant.cuh's load_words).
+// Weight blocks in the file's layout are read with 2-byte-alignment-safe loads (quant.cuh's
+// load_words).
 #include "backends/cuda/mulmat.h"
 
 #include <cuda_bf16.h>
@@ -32,6 +34,7 @@
 #include <type_traits>
 
 #include "backends/cuda/common.cuh"
+#include "backends/cuda/device_math.cuh"
 #include "backends/cuda/mulmat_f16.h"
 #include "backends/cuda/quant.cuh"
 
@@ -69,17 +72,22 @@ bool visit_type(DType t, F&& f) {
     // clang-format on
 }
 
+// Calls f(std::true_type{}) where split is set and T has split rows (quant.cuh), else
+// f(std::false_type{}).
+template <DType T, typename F>
+void with_split(bool split, F&& f) {
+    if constexpr (kSplitRows<T>) {
+        if (split) return f(std::true_type{});
+    }
+    f(std::false_type{});
+}
+
 __host__ __device__ constexpr bool is_float_type(DType t) {
     return t == DType::F32 || t == DType::F16 || t == DType::BF16;
 }
 
 __device__ __forceinline__ int64_t clamp_row(int64_t r, int64_t last) { return r < last ? r : last; }
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 
 // ---- activation quantization (decode products on quantized weights) ----
 
@@ -103,21 +111,9 @@ __global__ void __launch_bounds__(256)
                         int8_t* __restrict__ qs, float2* __restrict__ ds) {
     const int64_t blk = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
     if (blk >= blocks) return;
-    const int lane = threadIdx.x % kWarp;
     const int64_t per_row = k / kActBlock;
-    const int64_t j = blk / per_row;
-    const int64_t e = (blk % per_row) * kActBlock + lane;
-    const float x = b[j * b_stride + e];
-    float amax = fabsf(x);
-#pragma unroll
-    for (int o = kWarp / 2; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float d = amax / 127.0f;
-    const int q = amax > 0.0f ? __float2int_rn(x * (127.0f / amax)) : 0;
-    int sum = q;
-#pragma unroll
-    for (int o = kWarp / 2; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    qs[j * k + e] = static_cast<int8_t>(q);
-    if (lane == 0) ds[blk] = make_float2(d, d * static_cast<float>(sum));
+    const int64_t j = blk / per_row, e0 = (blk % per_row) * kActBlock;
+    quantize_block32(b[j * b_stride + e0 + threadIdx.x % kWarp], qs + j * k + e0, ds + blk);
 }
 
 // ---- decode products: int8 dot products per 32-element weight slice ----
@@ -184,9 +180,27 @@ __device__ __forceinline__ uint32_t load_u32_2(const uint8_t* p) {
     return load_u16(p) | static_cast<uint32_t>(load_u16(p + 2)) << 16;
 }
 
-template <DType T, int M>
+template <DType T, int M, bool S>
 __device__ __forceinline__ void vec_dot_slice(const uint8_t* wrow, int64_t s, const ActQ8& a, float (&acc)[M]) {
-    if constexpr (T == DType::Q4_0 || T == DType::Q4_1 || T == DType::Q5_0 || T == DType::Q5_1 || T == DType::Q8_0) {
+    if constexpr (S) {
+        // A split row (quant.cuh): the block's quants with 16-byte loads, its scale apart.
+        const uint4* qs = reinterpret_cast<const uint4*>(wrow + s * kQuantBytes<T>);
+        const float d = load_fp16(wrow + a.nb * kQuantBytes<T> + 2 * s);
+        int v[8];
+        if constexpr (T == DType::Q4_0) {
+            const uint4 q = __ldg(qs);
+            const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+            split_nibbles(w, v);
+            dot_block32<M>(v, d, -8.0f * d, s, a, acc);
+        } else {
+            static_assert(T == DType::Q8_0, "no split rows of this type");
+            const uint4 q0 = __ldg(qs), q1 = __ldg(qs + 1);
+            const uint32_t w[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
+#pragma unroll
+            for (int i = 0; i < 8; ++i) v[i] = static_cast<int>(w[i]);
+            dot_block32<M>(v, d, 0.0f, s, a, acc);
+        }
+    } else if constexpr (T == DType::Q4_0 || T == DType::Q4_1 || T == DType::Q5_0 || T == DType::Q5_1 || T == DType::Q8_0) {
         const uint8_t* blk = wrow + s * BlockInfo<T>::kBytes;
         const float d = load_fp16(blk);
         int v[8];
@@ -343,7 +357,8 @@ __device__ __forceinline__ void vec_dot_slice(const uint8_t* wrow, int64_t s, co
     }
 }
 
-constexpr int kMmvWarps = 4;   // weight rows per block of the decode kernels
+constexpr int kMmvWarps = 4;  // warps per block of the decode kernels
+constexpr int kMmvThreads = kMmvWarps * kWarp;
 constexpr int kMmvUnroll = 2;  // slices per lane in flight: 4 measured slower for the k-quants on an H200
 
 // Writes the M row sums of one weight row; lane j holds activation row j's after the reduction.
@@ -369,14 +384,15 @@ struct DecodeParts {
     int count;
 };
 
-// Grid: ceil(rows / (kMmvWarps * R)) blocks of kMmvWarps warps; warp w of block b takes rows
-// R (b * kMmvWarps + w) .. + R - 1 of the parts' rows (every part's row count is a multiple of
-// R). A warp's rows share each activation slice it loads, which spares the cache bandwidth
-// that reloading the activations for every row costs. M >= a.m.
-template <DType T, int M, int R>
-__global__ void __launch_bounds__(kMmvWarps* kWarp) mmvq_kernel(DecodeParts parts, ActQ8 a) {
-    int64_t row = (static_cast<int64_t>(blockIdx.x) * kMmvWarps + threadIdx.x / kWarp) * R;
-    if (row >= parts.end[parts.count - 1]) return;
+// Grid: rows / R blocks of kMmvThreads threads; block b takes rows R b .. R b + R - 1 of the
+// parts' rows (every part's row count is a multiple of R), its threads splitting the row's
+// slices among them (thread t takes slices t, t + kMmvThreads, ...). Splitting a row over a
+// whole block rather than a warp keeps enough loads in flight on matrices of few rows or long
+// rows (a 4096-row product has 4096 blocks, not 1024 warps). A block's rows share each
+// activation slice it loads. M >= a.m. S: split rows.
+template <DType T, int M, int R, bool S>
+__global__ void __launch_bounds__(kMmvThreads) mmvq_kernel(DecodeParts parts, ActQ8 a) {
+    int64_t row = static_cast<int64_t>(blockIdx.x) * R;
     // The part holding the rows, chosen with constant indices (a computed index into the
     // arguments would copy them to local memory).
     const uint8_t* w = parts.w[0];
@@ -400,20 +416,38 @@ __global__ void __launch_bounds__(kMmvWarps* kWarp) mmvq_kernel(DecodeParts part
     for (int r = 0; r < R; ++r)
 #pragma unroll
         for (int j = 0; j < M; ++j) acc[r][j] = 0.0f;
-    int64_t s = threadIdx.x % kWarp;
+    int64_t s = threadIdx.x;
     constexpr int kUnroll = R > 1 ? 1 : kMmvUnroll;
     // Full rounds without bounds checks, so the compiler can issue all their loads first.
-    for (; s + (kUnroll - 1) * kWarp < slices; s += kUnroll * kWarp) {
+    for (; s + (kUnroll - 1) * kMmvThreads < slices; s += kUnroll * kMmvThreads) {
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u)
 #pragma unroll
-            for (int r = 0; r < R; ++r) vec_dot_slice<T, M>(wrow[r], s + u * kWarp, a, acc[r]);
+            for (int r = 0; r < R; ++r) vec_dot_slice<T, M, S>(wrow[r], s + u * kMmvThreads, a, acc[r]);
     }
-    for (; s < slices; s += kWarp)
+    for (; s < slices; s += kMmvThreads)
 #pragma unroll
-        for (int r = 0; r < R; ++r) vec_dot_slice<T, M>(wrow[r], s, a, acc[r]);
+        for (int r = 0; r < R; ++r) vec_dot_slice<T, M, S>(wrow[r], s, a, acc[r]);
+    // Each warp's sums, then the warps' sums.
+    __shared__ float sums[kMmvWarps][R * M];
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
 #pragma unroll
-    for (int r = 0; r < R; ++r) store_row_sums<M>(acc[r], a.m, row + r, y, y_stride);
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int j = 0; j < M; ++j) {
+            const float v = warp_sum(acc[r][j]);
+            if (lane == 0) sums[warp][r * M + j] = v;
+        }
+    __syncthreads();
+    if (threadIdx.x < R * M) {
+        const int r = threadIdx.x / M, j = threadIdx.x % M;
+        if (j < a.m) {
+            float v = 0.0f;
+#pragma unroll
+            for (int i = 0; i < kMmvWarps; ++i) v += sums[i][threadIdx.x];
+            y[j * y_stride + row + r] = v;
+        }
+    }
 }
 
 // ---- decode products on float weights ----
@@ -505,7 +539,7 @@ constexpr int kGemmK = 32;           // k per step: one legacy block, an eighth 
 constexpr int kGemmLd = kGemmK + 8;  // shared row pitch (elements): 16-byte aligned, banks shifted
 constexpr int kGemmThreads = 256;    // 8 warps: 4 along n x 2 along m, 32x32 each
 
-template <DType T>
+template <DType T, bool S>
 __device__ void gemm_wmma_body(const uint8_t* __restrict__ w, size_t w_stride, const float* __restrict__ b,
                                size_t b_stride, float* __restrict__ y, size_t y_stride, int64_t k, int64_t n,
                                int64_t m) {
@@ -539,10 +573,10 @@ __device__ void gemm_wmma_body(const uint8_t* __restrict__ w, size_t w_stride, c
 
     for (int64_t k0 = 0; k0 < k; k0 += kGemmK) {
         float v[8];
-        load_weight8<T>(wrow0, k0, lc, k, v);
+        load_weight8<T, S>(wrow0, k0, lc, k, v);
         __syncthreads();  // the previous step's fragments are loaded
         store8(as + lr * kGemmLd + 8 * lc, v);
-        load_weight8<T>(wrow1, k0, lc, k, v);
+        load_weight8<T, S>(wrow1, k0, lc, k, v);
         store8(as + (lr + 64) * kGemmLd + 8 * lc, v);
         const int64_t e = k0 + 8 * lc;
 #pragma unroll
@@ -594,18 +628,18 @@ __device__ void gemm_wmma_body(const uint8_t* __restrict__ w, size_t w_stride, c
     }
 }
 
-// Grid: (ceil(n / kGemmN), ceil(m / kGemmM)).
-template <DType T>
+// Grid: (ceil(n / kGemmN), ceil(m / kGemmM)). S: split rows.
+template <DType T, bool S>
 __global__ void __launch_bounds__(kGemmThreads)
     gemm_wmma_kernel(const uint8_t* __restrict__ w, size_t w_stride, const float* __restrict__ b, size_t b_stride,
                      float* __restrict__ y, size_t y_stride, int64_t k, int64_t n, int64_t m) {
     if constexpr (T == DType::BF16) {
         // bf16 WMMA needs sm_80; the host sends BF16 to gemm_f32_kernel below that.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-        gemm_wmma_body<T>(w, w_stride, b, b_stride, y, y_stride, k, n, m);
+        gemm_wmma_body<T, false>(w, w_stride, b, b_stride, y, y_stride, k, n, m);
 #endif
     } else {
-        gemm_wmma_body<T>(w, w_stride, b, b_stride, y, y_stride, k, n, m);
+        gemm_wmma_body<T, S>(w, w_stride, b, b_stride, y, y_stride, k, n, m);
     }
 }
 
@@ -670,8 +704,9 @@ __global__ void __launch_bounds__(256)
 
 // ---- rows to F32 ----
 
-// Quantized types: one 8-element chunk per thread, grid-stride over n * k / 8 chunks.
-template <DType T>
+// Quantized types: one 8-element chunk per thread, grid-stride over n * k / 8 chunks. S: split
+// rows.
+template <DType T, bool S>
 __global__ void __launch_bounds__(256)
     dequantize_rows_kernel(const uint8_t* __restrict__ src, size_t src_stride, const int32_t* __restrict__ ids,
                            float* __restrict__ dst, size_t dst_stride, int64_t k, int64_t n) {
@@ -682,10 +717,29 @@ __global__ void __launch_bounds__(256)
         const int64_t i = idx / per_row, c = idx % per_row;
         const int64_t r = ids ? ids[i] : i;
         float v[8];
-        dequantize_chunk8<T>(src + r * src_stride, c, v);
+        dequantize_chunk8<T, S>(src + r * src_stride, c, v, k / BlockInfo<T>::kElems);
         float* out = dst + i * dst_stride + 8 * c;
 #pragma unroll
         for (int e = 0; e < 8; ++e) out[e] = v[e];
+    }
+}
+
+// File-layout rows to split rows (quant.cuh): one block per thread, grid-stride over n * nb
+// blocks, copied in 2-byte pieces (blocks and quants are 2-byte aligned in both layouts).
+template <DType T>
+__global__ void __launch_bounds__(256)
+    split_rows_kernel(const uint8_t* __restrict__ src, uint8_t* __restrict__ dst, int64_t nb, int64_t n) {
+    constexpr int kQ = kQuantBytes<T>;
+    const size_t row_bytes = static_cast<size_t>(nb) * BlockInfo<T>::kBytes;
+    for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < n * nb;
+         idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t r = idx / nb, blk = idx % nb;
+        const uint16_t* from = reinterpret_cast<const uint16_t*>(src + r * row_bytes + blk * BlockInfo<T>::kBytes);
+        uint8_t* row = dst + r * row_bytes;
+        uint16_t* qs = reinterpret_cast<uint16_t*>(row + blk * kQ);
+#pragma unroll
+        for (int i = 0; i < kQ / 2; ++i) qs[i] = from[1 + i];
+        *reinterpret_cast<uint16_t*>(row + nb * kQ + 2 * blk) = from[0];
     }
 }
 
@@ -737,37 +791,43 @@ void with_row_count(int64_t m, F&& f) {
         f(std::integral_constant<int, 8>{});
 }
 
-template <DType T, int M, int R>
+template <DType T, int M, int R, bool S>
 void launch_mmvq_rows(const DecodeParts& parts, const ActQ8& act, cudaStream_t stream) {
     const int64_t rows = parts.end[parts.count - 1];
-    const unsigned blocks = static_cast<unsigned>((rows / R + kMmvWarps - 1) / kMmvWarps);
-    mmvq_kernel<T, M, R><<<blocks, kMmvWarps * kWarp, 0, stream>>>(parts, act);
+    mmvq_kernel<T, M, R, S><<<static_cast<unsigned>(rows / R), kMmvThreads, 0, stream>>>(parts, act);
 }
 
-template <DType T, int M>
+template <DType T, int M, bool S>
 void launch_mmvq(const DecodeParts& parts, const ActQ8& act, cudaStream_t stream) {
-    // Two rows per warp for a single activation row (measured on an H200, 8B Q4_0 decoding:
-    // 1 row 216 t/s, 2 rows 225, 4 rows 205); more activation rows already reuse each weight.
+    // Two rows per block for a single activation row (measured on an H200, 8B Q4_0 decoding,
+    // tg128: 1 row 282 t/s, 2 rows 277, 4 rows 254 with the file's layout; with split rows and
+    // the fused norms, 2 rows 327, 4 rows 254: Q8_0 225 and 218); more activation rows already
+    // reuse each weight.
     if constexpr (M == 1) {
         bool even = true;
         for (int i = 0; i < parts.count; ++i) even = even && (parts.end[i] - (i ? parts.end[i - 1] : 0)) % 2 == 0;
-        if (even) return launch_mmvq_rows<T, M, 2>(parts, act, stream);
+        if (even) return launch_mmvq_rows<T, M, 2, S>(parts, act, stream);
     }
-    launch_mmvq_rows<T, M, 1>(parts, act, stream);
+    launch_mmvq_rows<T, M, 1, S>(parts, act, stream);
 }
 
-// Quantizes the activations into the scratch and runs the decode kernel over the parts.
-template <DType T>
-void decode_quantized(const DecodeParts& parts, const float* b, size_t b_stride, int64_t k, int64_t m, void* work,
-                      cudaStream_t stream) {
+DecodeActs acts_in(void* work, int64_t k, int64_t m) {
     const uintptr_t base = (reinterpret_cast<uintptr_t>(work) + kWorkAlign - 1) / kWorkAlign * kWorkAlign;
-    int8_t* qs = reinterpret_cast<int8_t*>(base);
-    float2* ds = reinterpret_cast<float2*>(base + act_qs_bytes(k, m));
+    return {reinterpret_cast<int8_t*>(base), reinterpret_cast<float2*>(base + act_qs_bytes(k, m))};
+}
+
+// Quantizes the activations into the scratch (unless they are there already) and runs the
+// decode kernel over the parts.
+template <DType T, bool S>
+void decode_quantized(const DecodeParts& parts, const float* b, size_t b_stride, int64_t k, int64_t m, void* work,
+                      cudaStream_t stream, bool quantized = false) {
+    const DecodeActs q = acts_in(work, k, m);
     const int64_t blocks = m * (k / kActBlock);
-    const unsigned grid = static_cast<unsigned>((blocks + 7) / 8);
-    quantize_act_kernel<<<grid, 256, 0, stream>>>(b, b_stride, k, blocks, qs, ds);
-    const ActQ8 act{qs, ds, k, k / kActBlock, static_cast<int>(m)};
-    with_row_count(m, [&](auto rows) { launch_mmvq<T, decltype(rows)::value>(parts, act, stream); });
+    if (!quantized)
+        quantize_act_kernel<<<static_cast<unsigned>((blocks + 7) / 8), 256, 0, stream>>>(b, b_stride, k, blocks, q.qs,
+                                                                                         q.ds);
+    const ActQ8 act{q.qs, q.ds, k, k / kActBlock, static_cast<int>(m)};
+    with_row_count(m, [&](auto rows) { launch_mmvq<T, decltype(rows)::value, S>(parts, act, stream); });
 }
 
 template <DType T, int M>
@@ -779,12 +839,29 @@ void launch_mmv_float(const uint8_t* w, size_t w_stride, const float* b, size_t 
         <<<blocks, kMmvWarps * kWarp, 0, stream>>>(w, w_stride, b, b_stride, k, n, m, vec, y, y_stride);
 }
 
-bool device_has_bf16_mma() { return runs_sm80_code(reinterpret_cast<const void*>(gemm_wmma_kernel<DType::BF16>)); }
+bool device_has_bf16_mma() {
+    return runs_sm80_code(reinterpret_cast<const void*>(gemm_wmma_kernel<DType::BF16, false>));
+}
 
 }  // namespace
 
 bool mul_mat_supports(DType type) {
     return visit_type(type, [](auto) {});
+}
+
+bool split_rows_fit(DType type, int64_t k) {
+    return (type == DType::Q4_0 || type == DType::Q8_0) && k > 0 && k % kSplitRowMultiple == 0;
+}
+
+void split_rows(DType type, const void* src, void* dst, int64_t k, int64_t n, cudaStream_t stream) {
+    if (!split_rows_fit(type, k) || n <= 0) return;
+    const int64_t nb = k / 32;
+    auto launch = [&](auto kernel) {
+        kernel<<<grid_stride_blocks(n * nb, 256), 256, 0, stream>>>(static_cast<const uint8_t*>(src),
+                                                                    static_cast<uint8_t*>(dst), nb, n);
+    };
+    if (type == DType::Q4_0) launch(split_rows_kernel<DType::Q4_0>);
+    if (type == DType::Q8_0) launch(split_rows_kernel<DType::Q8_0>);
 }
 
 size_t mul_mat_work_size(DType type, int64_t k, int64_t n, int64_t m) {
@@ -793,7 +870,7 @@ size_t mul_mat_work_size(DType type, int64_t k, int64_t n, int64_t m) {
     return decode_work_size(type, k, m);
 }
 
-void mul_mat(DType type, const void* a, size_t a_stride, const float* b, size_t b_stride, float* y, size_t y_stride,
+void mul_mat(DType type, bool split, const void* a, size_t a_stride, const float* b, size_t b_stride, float* y, size_t y_stride,
              int64_t k, int64_t n, int64_t m, void* work, size_t work_size, cudaStream_t stream) {
     if (n <= 0 || m <= 0) return;
     if (k <= 0) {
@@ -821,7 +898,7 @@ void mul_mat(DType type, const void* a, size_t a_stride, const float* b, size_t 
                 parts.y_stride[0] = y_stride;
                 parts.end[0] = n;
                 parts.count = 1;
-                decode_quantized<T>(parts, b, b_stride, k, m, work, stream);
+                with_split<T>(split, [&](auto sp) { decode_quantized<T, decltype(sp)::value>(parts, b, b_stride, k, m, work, stream); });
                 return;
             }
         }
@@ -831,17 +908,27 @@ void mul_mat(DType type, const void* a, size_t a_stride, const float* b, size_t 
                 gemm_f32_kernel<T><<<grid, 256, 0, stream>>>(w, a_stride, b, b_stride, y, y_stride, k, n, m);
             return;
         }
-        if (mul_mat_f16(T, w, a_stride, b, b_stride, y, y_stride, k, n, m, work, work_size, stream)) return;
+        if (mul_mat_f16(T, split, w, a_stride, b, b_stride, y, y_stride, k, n, m, work, work_size, stream)) return;
         if constexpr (T != DType::F32) {
             const dim3 grid(static_cast<unsigned>((n + kGemmN - 1) / kGemmN),
                             static_cast<unsigned>((m + kGemmM - 1) / kGemmM));
-            gemm_wmma_kernel<T><<<grid, kGemmThreads, 0, stream>>>(w, a_stride, b, b_stride, y, y_stride, k, n, m);
+            with_split<T>(split, [&](auto sp) {
+                gemm_wmma_kernel<T, decltype(sp)::value>
+                    <<<grid, kGemmThreads, 0, stream>>>(w, a_stride, b, b_stride, y, y_stride, k, n, m);
+            });
         }
     });
 }
 
-bool mul_mat_decode_group(DType type, std::span<const MulMatPart> parts, const float* b, size_t b_stride, int64_t k,
-                          int64_t m, void* work, size_t work_size, cudaStream_t stream) {
+DecodeActs decode_acts(DType type, int64_t k, int64_t m, void* work, size_t work_size) {
+    if (!mul_mat_supports(type) || is_float_type(type) || m <= 0 || m > kMmvMaxRows || k <= 0 || k % kActBlock != 0 ||
+        work == nullptr || work_size < decode_work_size(type, k, m))
+        return {nullptr, nullptr};
+    return acts_in(work, k, m);
+}
+
+bool mul_mat_decode_group(DType type, bool split, std::span<const MulMatPart> parts, const float* b, size_t b_stride,
+                          int64_t k, int64_t m, void* work, size_t work_size, cudaStream_t stream, bool quantized) {
     if (parts.empty() || parts.size() > static_cast<size_t>(kMaxDecodeParts) || m <= 0 || m > kMmvMaxRows || k <= 0 ||
         work == nullptr || work_size < decode_work_size(type, k, m))
         return false;
@@ -860,14 +947,16 @@ bool mul_mat_decode_group(DType type, std::span<const MulMatPart> parts, const f
     visit_type(type, [&](auto tag) {
         constexpr DType T = decltype(tag)::value;
         if constexpr (!is_float_type(T)) {
-            decode_quantized<T>(dp, b, b_stride, k, m, work, stream);
+            with_split<T>(split, [&](auto sp) {
+                decode_quantized<T, decltype(sp)::value>(dp, b, b_stride, k, m, work, stream, quantized);
+            });
             done = true;
         }
     });
     return done;
 }
 
-void dequantize_rows(DType type, const void* src, size_t src_stride, const int32_t* ids, float* dst, size_t dst_stride,
+void dequantize_rows(DType type, bool split, const void* src, size_t src_stride, const int32_t* ids, float* dst, size_t dst_stride,
                      int64_t k, int64_t n, cudaStream_t stream) {
     if (n <= 0 || k <= 0) return;
     const uint8_t* s = static_cast<const uint8_t*>(src);
@@ -877,8 +966,10 @@ void dequantize_rows(DType type, const void* src, size_t src_stride, const int32
             convert_rows_kernel<T>
                 <<<grid_stride_blocks(k * n, 256), 256, 0, stream>>>(s, src_stride, ids, dst, dst_stride, k, n);
         } else {
-            dequantize_rows_kernel<T>
-                <<<grid_stride_blocks(k / 8 * n, 256), 256, 0, stream>>>(s, src_stride, ids, dst, dst_stride, k, n);
+            with_split<T>(split, [&](auto sp) {
+                dequantize_rows_kernel<T, decltype(sp)::value><<<grid_stride_blocks(k / 8 * n, 256), 256, 0, stream>>>(
+                    s, src_stride, ids, dst, dst_stride, k, n);
+            });
         }
     });
 }

@@ -53,8 +53,8 @@ __global__ void __launch_bounds__(kConvertThreads)
 
 // Elements k0 .. k0 + kc - 1 of weight rows r < n to half (zero past k): dst row r at
 // dst + r * kc. k0 is a multiple of the type's block size. Rows in groups of
-// kWeightRowsPerThread, all loaded before any is stored.
-template <DType T>
+// kWeightRowsPerThread, all loaded before any is stored. S: split rows (quant.cuh).
+template <DType T, bool S>
 __global__ void __launch_bounds__(kConvertThreads)
     weight_to_f16_kernel(const uint8_t* __restrict__ w, size_t w_stride, int64_t k, int64_t k0, int64_t kc, int64_t n,
                          __half* __restrict__ dst) {
@@ -65,7 +65,7 @@ __global__ void __launch_bounds__(kConvertThreads)
         float v[G][8];
 #pragma unroll
         for (int u = 0; u < G; ++u)
-            if (r0 + u < n) load_weight8<T>(w + (r0 + u) * w_stride, k0, c, k, v[u]);
+            if (r0 + u < n) load_weight8<T, S>(w + (r0 + u) * w_stride, k0, c, k, v[u]);
 #pragma unroll
         for (int u = 0; u < G; ++u)
             if (r0 + u < n) store8(dst + (r0 + u) * kc + 8 * c, v[u]);
@@ -112,7 +112,7 @@ F16Plan plan_f16(DType type, int64_t k, int64_t n, int64_t m) {
     return p;
 }
 
-template <DType T>
+template <DType T, bool S>
 void mul_mat_f16_typed(const F16Plan& p, const uint8_t* w, size_t w_stride, const float* b, size_t b_stride, float* y,
                        size_t y_stride, int64_t k, int64_t n, int64_t m, void* work, cudaStream_t stream) {
     const uintptr_t base = round_up(reinterpret_cast<uintptr_t>(work), kF16Align);
@@ -126,7 +126,7 @@ void mul_mat_f16_typed(const F16Plan& p, const uint8_t* w, size_t w_stride, cons
                                                                                            k, p.kp, rows, vec, act);
         for (int64_t k0 = 0; k0 < p.kp; k0 += p.kc) {
             const int64_t kc = std::min(p.kc, p.kp - k0);
-            weight_to_f16_kernel<T><<<convert_grid(kc / 8, n, kWeightRowsPerThread), kConvertThreads, 0, stream>>>(
+            weight_to_f16_kernel<T, S><<<convert_grid(kc / 8, n, kWeightRowsPerThread), kConvertThreads, 0, stream>>>(
                 w, w_stride, k, k0, kc, n, wh);
             const GemmF16Plan plan = gemm_f16_plan(kc, n, rows, p.partial_bytes / sizeof(float));
             gemm_f16(plan, act + k0, p.kp, wh, kc, y + m0 * y_stride, y_stride, kc, n, rows, k0 > 0, partial, stream);
@@ -162,12 +162,16 @@ size_t mul_mat_f16_work_size(DType type, int64_t k, int64_t n, int64_t m) {
     return p.rows > 0 ? p.bytes() : 0;
 }
 
-bool mul_mat_f16(DType type, const uint8_t* w, size_t w_stride, const float* b, size_t b_stride, float* y,
+bool mul_mat_f16(DType type, bool split, const uint8_t* w, size_t w_stride, const float* b, size_t b_stride, float* y,
                  size_t y_stride, int64_t k, int64_t n, int64_t m, void* work, size_t work_size, cudaStream_t stream) {
     const F16Plan p = plan_f16(type, k, n, m);
     if (p.rows == 0 || work == nullptr || work_size < p.bytes() || !gemm_f16_available()) return false;
     return visit_half_type(type, [&](auto tag) {
-        mul_mat_f16_typed<decltype(tag)::value>(p, w, w_stride, b, b_stride, y, y_stride, k, n, m, work, stream);
+        constexpr DType T = decltype(tag)::value;
+        if constexpr (kSplitRows<T>) {
+            if (split) return mul_mat_f16_typed<T, true>(p, w, w_stride, b, b_stride, y, y_stride, k, n, m, work, stream);
+        }
+        mul_mat_f16_typed<T, false>(p, w, w_stride, b, b_stride, y, y_stride, k, n, m, work, stream);
     });
 }
 

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "backends/cuda/common.cuh"
+#include "backends/cuda/device_math.cuh"
 #include "backends/cuda/mulmat.h"
 #include "backends/cuda/ops.h"
 #include "tensor/graph.h"
@@ -50,28 +51,6 @@ __device__ __forceinline__ int64_t row_offset(const View& v, int64_t r) {
     return i1 * v.nb[1] + (r % v.ne[2]) * v.nb[2] + (r / v.ne[2]) * v.nb[3];
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-__device__ __forceinline__ float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
-
-// Sum (or max) over the block; every thread gets the result. `scratch`: 32 floats.
-template <bool kMax>
-__device__ float block_reduce(float v, float* scratch) {
-    v = kMax ? warp_max(v) : warp_sum(v);
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = (blockDim.x + 31) / 32;
-    __syncthreads();  // scratch may still be read by a previous reduction
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    v = lane < n_warps ? scratch[lane] : (kMax ? -INFINITY : 0.0f);
-    return kMax ? warp_max(v) : warp_sum(v);
-}
-
 int grid_for(int64_t n) { return static_cast<int>(std::min<int64_t>(blocks_for(n, kThreads), 1 << 30)); }
 
 // ---- element-wise ----
@@ -89,13 +68,6 @@ __global__ void k_binary(View out, View a, View b, bool add, int64_t n) {
         *reinterpret_cast<float*>(out.data + offset_of(out, i)) = add ? x + y : x * y;
     }
 }
-
-__device__ __forceinline__ float gelu_tanh(float x) {
-    const float k = 0.7978845608028654f;  // sqrt(2 / pi)
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
-}
-__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f)); }
-__device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 
 __global__ void k_unary(View out, View a, Op op, float s, int64_t n) {
     for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
@@ -484,8 +456,9 @@ bool set_rows_supports(DType dst) { return is_element_type(dst) || dst == DType:
 void op_get_rows(const Tensor& node, cudaStream_t stream) {
     const Tensor& a = *node.src[0];
     const Tensor& ids = *node.src[1];
-    dequantize_rows(a.type, a.data, a.nb[1], static_cast<const int32_t*>(ids.data), static_cast<float*>(node.data),
-                    node.nb[1] / sizeof(float), a.ne[0], ids.ne[0], stream);
+    dequantize_rows(a.type, (a.root()->flags & kFlagDeviceLayout) != 0, a.data, a.nb[1],
+                    static_cast<const int32_t*>(ids.data), static_cast<float*>(node.data), node.nb[1] / sizeof(float),
+                    a.ne[0], ids.ne[0], stream);
 }
 
 void op_binary(const Tensor& node, cudaStream_t stream) {
@@ -517,8 +490,8 @@ void op_copy(const Tensor& node, cudaStream_t stream) {
     if (is_element_type(src.type) && is_element_type(node.type)) {
         k_copy_elem<<<grid_for(n), kThreads, 0, stream>>>(view_of(node), view_of(src), node.type, src.type, n);
     } else if (node.type == DType::F32 && src.type != DType::F32) {  // dequantizing, contiguous rows
-        dequantize_rows(src.type, src.data, src.nb[1], nullptr, static_cast<float*>(node.data),
-                        node.nb[1] / sizeof(float), src.ne[0], src.n_rows(), stream);
+        dequantize_rows(src.type, (src.root()->flags & kFlagDeviceLayout) != 0, src.data, src.nb[1], nullptr,
+                        static_cast<float*>(node.data), node.nb[1] / sizeof(float), src.ne[0], src.n_rows(), stream);
     } else if (src.type == node.type) {
         k_copy_rows<<<static_cast<int>(std::min<int64_t>(src.n_rows(), 65535)), 128, 0, stream>>>(
             view_of(node), view_of(src), static_cast<int64_t>(row_size(src.type, src.ne[0])), src.n_rows());

@@ -86,6 +86,18 @@ struct BlockInfo<DType::Q6_K> {
     static constexpr int kElems = 256, kBytes = sizeof(block_q6_K);
 };
 
+// Split rows: the CUDA backend keeps Q4_0 and Q8_0 weights whose rows are a multiple of
+// kSplitRowMultiple long (tensors flagged kFlagDeviceLayout) with each row's nb blocks taken
+// apart: their quants one after another (16 bytes a block for Q4_0, 32 for Q8_0), then their
+// nb fp16 scales. A row keeps its size and place, so row strides and row views stay as they
+// were, and its quants are 16-byte aligned: a thread reads a block's quants with one or two
+// 16-byte loads where the file's 18- or 34-byte blocks take five or nine 4-byte ones.
+template <DType T>
+inline constexpr bool kSplitRows = T == DType::Q4_0 || T == DType::Q8_0;
+template <DType T>
+inline constexpr int kQuantBytes = BlockInfo<T>::kBytes - 2;  // the quants of a block (Q4_0, Q8_0)
+inline constexpr int64_t kSplitRowMultiple = 256;               // 8 blocks: rows of 16-byte multiples
+
 __device__ __forceinline__ float fp16_bits_to_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ float bf16_bits_to_float(uint16_t h) {
     return __uint_as_float(static_cast<uint32_t>(h) << 16);
@@ -141,14 +153,26 @@ __device__ __forceinline__ int scale_q3_K(int j, const uint32_t (&s)[3]) {
 
 // ---- dequantization of chunk c (elements 8c .. 8c+7) of one block ----
 
-__device__ __forceinline__ void dequant8_q4_0(const uint8_t* blk, int c, float (&v)[8]) {
-    const float d = load_fp16(blk);
+// Q4_0 and Q8_0 from a block's scale and the address of its quants (in the block, or in a
+// split row).
+__device__ __forceinline__ void dequant8_q4_0_qs(float d, const uint8_t* qs, int c, float (&v)[8]) {
     uint32_t q[2];
-    load_words<2>(blk + 2 + 8 * (c & 1), q);
+    load_words<2>(qs + 8 * (c & 1), q);
     const int shift = 4 * (c >> 1);
 #pragma unroll
     for (int i = 0; i < 8; ++i)
         v[i] = d * static_cast<float>(static_cast<int>((q[i / 4] >> (8 * (i % 4) + shift)) & 15) - 8);
+}
+
+__device__ __forceinline__ void dequant8_q8_0_qs(float d, const uint8_t* qs, int c, float (&v)[8]) {
+    uint32_t q[2];
+    load_words<2>(qs + 8 * c, q);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] = d * static_cast<float>(static_cast<int8_t>(q[i / 4] >> (8 * (i % 4))));
+}
+
+__device__ __forceinline__ void dequant8_q4_0(const uint8_t* blk, int c, float (&v)[8]) {
+    dequant8_q4_0_qs(load_fp16(blk), blk + 2, c, v);
 }
 
 __device__ __forceinline__ void dequant8_q4_1(const uint8_t* blk, int c, float (&v)[8]) {
@@ -185,11 +209,7 @@ __device__ __forceinline__ void dequant8_q5_1(const uint8_t* blk, int c, float (
 }
 
 __device__ __forceinline__ void dequant8_q8_0(const uint8_t* blk, int c, float (&v)[8]) {
-    const float d = load_fp16(blk);
-    uint32_t q[2];
-    load_words<2>(blk + 2 + 8 * c, q);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) v[i] = d * static_cast<float>(static_cast<int8_t>(q[i / 4] >> (8 * (i % 4))));
+    dequant8_q8_0_qs(load_fp16(blk), blk + 2, c, v);
 }
 
 // Q2_K/Q3_K/Q6_K: element e = 128h + 32j + l, and a chunk never crosses a (h, j) group.
@@ -276,11 +296,18 @@ __device__ __forceinline__ void dequant8_q6_K(const uint8_t* blk, int c, float (
 }
 
 // Elements 8c .. 8c+7 of a row of type T starting at `row` (2-byte aligned; 4-byte for F32).
-// For the float types the caller keeps 8c + 8 <= the row length.
-template <DType T>
-__device__ __forceinline__ void dequantize_chunk8(const uint8_t* row, int64_t c, float (&v)[8]) {
+// For the float types the caller keeps 8c + 8 <= the row length. S: a split row of nb blocks.
+template <DType T, bool S = false>
+__device__ __forceinline__ void dequantize_chunk8(const uint8_t* row, int64_t c, float (&v)[8], int64_t nb = 0) {
     constexpr int kChunks = BlockInfo<T>::kElems / 8;  // chunks per block (quantized types)
-    if constexpr (T == DType::F32) {
+    if constexpr (S) {
+        static_assert(kSplitRows<T>, "no split rows of this type");
+        const int64_t b = c / kChunks;
+        const float d = load_fp16(row + nb * kQuantBytes<T> + 2 * b);
+        const uint8_t* qs = row + b * kQuantBytes<T>;
+        if constexpr (T == DType::Q4_0) dequant8_q4_0_qs(d, qs, static_cast<int>(c % kChunks), v);
+        if constexpr (T == DType::Q8_0) dequant8_q8_0_qs(d, qs, static_cast<int>(c % kChunks), v);
+    } else if constexpr (T == DType::F32) {
         const float* p = reinterpret_cast<const float*>(row) + 8 * c;
 #pragma unroll
         for (int i = 0; i < 8; ++i) v[i] = __ldg(p + i);
@@ -347,12 +374,13 @@ __device__ __forceinline__ void store8(E* dst, const float (&v)[8]) {
 }
 
 // Elements k0 + 8c .. + 7 of a weight row, zero past k (only float types have ragged k).
-template <DType T>
+// S: a split row.
+template <DType T, bool S = false>
 __device__ __forceinline__ void load_weight8(const uint8_t* row, int64_t k0, int c, int64_t k, float (&v)[8]) {
     const int64_t e = k0 + 8 * c;
     constexpr bool kFloat = T == DType::F32 || T == DType::F16 || T == DType::BF16;
     if (!kFloat || e + 8 <= k) {
-        dequantize_chunk8<T>(row, e / 8, v);
+        dequantize_chunk8<T, S>(row, e / 8, v, k / BlockInfo<T>::kElems);
     } else {
 #pragma unroll
         for (int i = 0; i < 8; ++i) v[i] = e + i < k ? load_float_element<T>(row, e + i) : 0.0f;

@@ -39,8 +39,12 @@ std::string dims(std::initializer_list<int64_t> ne) {
 // get_rows
 
 void add_get_rows(std::vector<OpCase>& cases) {
-    for (DType t : kAllTypes) {
-        const int64_t E = type_traits(t).block_size == 256 ? 512 : 96, R = 11;
+    std::vector<std::pair<DType, int64_t>> shapes;  // type, row length
+    for (DType t : kAllTypes) shapes.emplace_back(t, type_traits(t).block_size == 256 ? 512 : 96);
+    // Rows of a multiple of 256: the CUDA backend keeps these Q4_0/Q8_0 weights as split rows.
+    for (DType t : {DType::Q4_0, DType::Q8_0}) shapes.emplace_back(t, 512);
+    for (auto [t, E] : shapes) {
+        const int64_t R = 11;
         std::vector<int64_t> ids = {3, 0, 10, 3, 7};
         OpCase c;
         c.name = "get_rows " + tname(t) + " " + dims({E, R});
@@ -88,6 +92,88 @@ OpCase mul_mat_case(DType t, int64_t K, int64_t N, int64_t M, int64_t A2, int64_
     return c;
 }
 
+// Two products of the same activations, added: a GPU may run them as one launch (a decoding
+// step's query, key and value projections share their activations).
+OpCase mul_mat_pair_case(DType t, int64_t K, int64_t N, int64_t M, uint32_t seed) {
+    OpCase c;
+    c.name = "mul_mat pair " + tname(t) + " a " + dims({K, N}) + " b " + dims({K, M});
+    c.leaves = {random_leaf(t, {K, N}, seed), random_leaf(t, {K, N}, seed + 1),
+                random_leaf(DType::F32, {K, M}, seed + 2)};
+    c.build = [](Graph& g, std::vector<Tensor*>& l) { return g.add(g.mul_mat(l[0], l[2]), g.mul_mat(l[1], l[2])); };
+    c.reference = [=](const Refs& l) {
+        Out o;
+        for (int64_t m = 0; m < M; ++m)
+            for (int64_t n = 0; n < N; ++n) {
+                double s = 0;
+                for (int64_t k = 0; k < K; ++k) s += (l[0].at(k, n) + l[1].at(k, n)) * l[2].at(k, m);
+                o.push_back(s);
+            }
+        return o;
+    };
+    c.max_nmse = weight_bound(t);
+    return c;
+}
+
+// A decoding step's row-wise nodes around its products, which a GPU may fuse: x = a + b,
+// h = rms_norm(x) * w, then two products of h added to x (the add, the norm and the
+// activations' quantization in one kernel); or h = swiglu(g, u) and its product.
+OpCase norm_products_case(DType t, int64_t K, int64_t M, uint32_t seed) {
+    OpCase c;
+    c.name = "mul_mat after add + rms_norm " + tname(t) + " " + dims({K, M});
+    c.leaves = {random_leaf(DType::F32, {K, M}, seed, 2.0), random_leaf(DType::F32, {K, M}, seed + 1, 2.0),
+                random_leaf(DType::F32, {K}, seed + 2), random_leaf(t, {K, K}, seed + 3),
+                random_leaf(t, {K, K}, seed + 4)};
+    c.build = [](Graph& g, std::vector<Tensor*>& l) {
+        Tensor* x = g.add(l[0], l[1]);
+        Tensor* h = g.rms_norm(x, 1e-5f, l[2]);
+        return g.add(g.add(g.mul_mat(l[3], h), g.mul_mat(l[4], h)), x);
+    };
+    c.reference = [=](const Refs& l) {
+        Out o;
+        std::vector<double> x(static_cast<size_t>(K)), h(static_cast<size_t>(K));
+        for (int64_t m = 0; m < M; ++m) {
+            double sq = 0;
+            for (int64_t k = 0; k < K; ++k) {
+                x[static_cast<size_t>(k)] = l[0].at(k, m) + l[1].at(k, m);
+                sq += x[static_cast<size_t>(k)] * x[static_cast<size_t>(k)];
+            }
+            const double s = 1.0 / std::sqrt(sq / static_cast<double>(K) + 1e-5);
+            for (int64_t k = 0; k < K; ++k) h[static_cast<size_t>(k)] = x[static_cast<size_t>(k)] * s * l[2].at(k);
+            for (int64_t n = 0; n < K; ++n) {
+                double d = 0;
+                for (int64_t k = 0; k < K; ++k) d += (l[3].at(k, n) + l[4].at(k, n)) * h[static_cast<size_t>(k)];
+                o.push_back(d + x[static_cast<size_t>(n)]);
+            }
+        }
+        return o;
+    };
+    c.max_nmse = weight_bound(t);
+    return c;
+}
+
+OpCase swiglu_product_case(DType t, int64_t K, int64_t N, int64_t M, uint32_t seed) {
+    OpCase c;
+    c.name = "mul_mat after swiglu " + tname(t) + " " + dims({K, N, M});
+    c.leaves = {random_leaf(DType::F32, {K, M}, seed, 2.0), random_leaf(DType::F32, {K, M}, seed + 1, 2.0),
+                random_leaf(t, {K, N}, seed + 2)};
+    c.build = [](Graph& g, std::vector<Tensor*>& l) { return g.mul_mat(l[2], g.swiglu(l[0], l[1])); };
+    c.reference = [=](const Refs& l) {
+        Out o;
+        for (int64_t m = 0; m < M; ++m)
+            for (int64_t n = 0; n < N; ++n) {
+                double d = 0;
+                for (int64_t k = 0; k < K; ++k) {
+                    const double gv = l[0].at(k, m);
+                    d += l[2].at(k, n) * (gv / (1.0 + std::exp(-gv))) * l[1].at(k, m);
+                }
+                o.push_back(d);
+            }
+        return o;
+    };
+    c.max_nmse = weight_bound(t);
+    return c;
+}
+
 void add_mul_mat(std::vector<OpCase>& cases) {
     uint32_t seed = 100;
     for (DType t : kAllTypes) {
@@ -99,6 +185,23 @@ void add_mul_mat(std::vector<OpCase>& cases) {
         cases.push_back(mul_mat_case(t, K, 5, 3, 1, 2, true, seed++));          // strided b
     }
     cases.push_back(mul_mat_case(DType::Q4_0, 1024, 96, 24, 1, 1, false, seed++));  // large
+    // Rows of a multiple of 256, which the CUDA backend keeps as split rows (Q4_0, Q8_0):
+    // decoding, several activation rows, a 3-D weight broadcast, a prompt-sized product.
+    for (DType t : {DType::Q4_0, DType::Q8_0}) {
+        cases.push_back(mul_mat_case(t, 512, 10, 1, 1, 1, false, seed++));
+        cases.push_back(mul_mat_case(t, 768, 9, 3, 1, 1, false, seed++));
+        cases.push_back(mul_mat_case(t, 256, 6, 2, 2, 4, false, seed++));
+        cases.push_back(mul_mat_case(t, 512, 20, 40, 1, 1, false, seed++));
+        cases.push_back(mul_mat_pair_case(t, 512, 12, 1, seed));
+        cases.push_back(mul_mat_pair_case(t, 96, 12, 2, seed + 3));
+        seed += 6;
+    }
+    for (DType t : {DType::Q4_0, DType::Q4_K, DType::F16}) {
+        cases.push_back(norm_products_case(t, 256, 1, seed));
+        cases.push_back(norm_products_case(t, 512, 3, seed + 5));
+        cases.push_back(swiglu_product_case(t, 512, 24, 2, seed + 10));
+        seed += 13;
+    }
     cases.push_back(mul_mat_case(DType::F32, 1024, 64, 32, 1, 1, false, seed++));
     // Prompt-sized products of a long row: a GPU's tiled kernels with several steps along k,
     // partial tiles along both n and m, and k split between blocks.

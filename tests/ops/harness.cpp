@@ -94,6 +94,27 @@ std::vector<double> run_case(const OpCase& c, Backend& place_on, const std::vect
 
     Tensor* out = c.build(g, leaves);
     g.mark_output(out);
+    // On a device, leaves that only products (as their first source) and row lookups read are
+    // uploaded again marked as a loader marks a model's matrices, so the device may keep them
+    // in a layout of its own.
+    if (!place_on.host_memory()) {
+        std::vector<bool> other_use(leaves.size(), false);
+        for (const Tensor& n : g.tensors()) {
+            if (n.view_src) continue;  // a view's readers are what counts
+            for (int s = 0; s < kMaxSrc; ++s) {
+                const Tensor* src = n.src[s];
+                if (!src) continue;
+                for (size_t i = 0; i < leaves.size(); ++i)
+                    if (src->root() == leaves[i] && (s != 0 || (n.op != Op::MulMat && n.op != Op::GetRows)))
+                        other_use[i] = true;
+            }
+        }
+        for (size_t i = 0; i < leaves.size(); ++i)
+            if (!other_use[i] && leaves[i]->ne[1] > 1) {
+                leaves[i]->flags |= kFlagProductWeight;
+                place_on.upload(leaves[i], c.leaves[i].bytes.data(), 0, c.leaves[i].bytes.size());
+            }
+    }
     Scheduler sched(backends);
     sched.compute(g);
 
