@@ -466,7 +466,8 @@ private:
 
     // Decoding's row-wise nodes fused with their neighbours (decode_fused.h): an add followed
     // by the RMS norm of its result; a norm or a SwiGLU followed by decoding products of its
-    // output, which then read the activations it quantized. Returns the nodes run, or 0 where
+    // output, which then read the activations it quantized; the query rotation with the key
+    // and value cache writes after it (ops.h's op_rope_kv). Returns the nodes run, or 0 where
     // nothing at nodes[i] fuses (TESSERA_CUDA_FUSE=0: never).
     static size_t run_fused(std::span<Tensor* const> nodes, size_t i, void* work, size_t work_size, cudaStream_t s) {
         static const bool on = [] {
@@ -474,6 +475,19 @@ private:
             return !(e && std::strcmp(e, "0") == 0);
         }();
         if (!on) return 0;
+        if (nodes[i]->op == Op::Rope && i + 2 < nodes.size()) {
+            // A decoding step's query rotation and its key and value cache writes: one launch.
+            const Tensor &q = *nodes[i], &k = *nodes[i + 1], &v = *nodes[i + 2];
+            auto reads = [](const Tensor& n, const Tensor& t) {
+                for (const Tensor* src : n.src)
+                    if (src && src->root() == t.root()) return true;
+                return false;
+            };
+            if (k.op == Op::SetRows && k.src[3] && v.op == Op::SetRows && !v.src[3] && !reads(k, q) &&
+                !reads(v, q) && !reads(v, k) && k.src[0]->root() != v.src[0]->root() && op_rope_kv(q, k, v, s))
+                return 3;
+            return 0;
+        }
         const Tensor* add = nodes[i];
         size_t j = i;
         if (add->op == Op::Add && i + 1 < nodes.size() && nodes[i + 1]->op == Op::RmsNorm &&

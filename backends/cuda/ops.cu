@@ -199,11 +199,12 @@ __device__ void rope_angle(const RopeArgs& a, int32_t p, int i0, float* c, float
     *s = static_cast<float>(sd) * mscale;
 }
 
-// One thread per (pair or pass-through element, head, token) of x [head, n_head, n_tokens].
-__global__ void k_rope(View out, View x, const int32_t* pos, RopeArgs a) {
+// One thread per (pair or pass-through element, head, token) of x [head, n_head, n_tokens]:
+// thread `first` of `threads`, grid-stride.
+__device__ void rope_rows(View out, View x, const int32_t* pos, RopeArgs a, int64_t first, int64_t threads) {
     const int64_t head = x.ne[0];
     const int64_t n = head * x.ne[1] * x.ne[2];
-    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+    for (int64_t i = first; i < n; i += threads) {
         const int64_t e = i % head, ih = (i / head) % x.ne[1], it = i / (head * x.ne[1]);
         const float* in = reinterpret_cast<const float*>(x.data + ih * x.nb[1] + it * x.nb[2]);
         float* o = reinterpret_cast<float*>(out.data + ih * out.nb[1] + it * out.nb[2]);
@@ -229,21 +230,39 @@ __global__ void k_rope(View out, View x, const int32_t* pos, RopeArgs a) {
     }
 }
 
+__global__ void k_rope(View out, View x, const int32_t* pos, RopeArgs a) {
+    rope_rows(out, x, pos, a, blockIdx.x * int64_t{blockDim.x} + threadIdx.x, int64_t{gridDim.x} * blockDim.x);
+}
+
 __device__ __forceinline__ int64_t index_at(const void* idx, bool i64, int64_t j) {
     return i64 ? static_cast<const int64_t*>(idx)[j] : static_cast<const int32_t*>(idx)[j];
 }
 
-// Grid (source rows, chunks): each block takes `chunk` elements of one source row (whole heads
-// when `pos` is set), rotates them when `pos` is set, gathers them in shared memory, then
-// converts them into destination row idx[j]. Rows outside the destination are skipped (the
-// runtime validates positions).
-__global__ void k_set_rows(View dst, DType dt, View src, const void* idx, bool idx64, const int32_t* pos, RopeArgs a,
-                           int64_t chunk) {
-    extern __shared__ float row[];
-    const int64_t j = blockIdx.x;
-    const int64_t target = index_at(idx, idx64, j);
+// A set_rows or rope_set_rows node as its kernel takes it: `rows` source rows in `chunks`
+// chunks of `chunk` elements (whole heads when `pos` is set).
+struct SetRowsArgs {
+    View dst;
+    DType dt;
+    View src;
+    const void* idx;
+    bool idx64;
+    const int32_t* pos;  // rope_set_rows: the tokens' positions
+    RopeArgs a;
+    int64_t chunk, rows, chunks;
+};
+
+// Block (j, c) of a set_rows: chunk c of source row j, rotated when `pos` is set, gathered in
+// shared memory (`row`, chunk floats), then converted into destination row idx[j]. Rows
+// outside the destination are skipped (the runtime validates positions).
+__device__ void set_rows_block(const SetRowsArgs& p, int64_t j, int64_t c, float* row) {
+    const View &dst = p.dst, &src = p.src;
+    const RopeArgs& a = p.a;
+    const int32_t* pos = p.pos;
+    const DType dt = p.dt;
+    const int64_t chunk = p.chunk;
+    const int64_t target = index_at(p.idx, p.idx64, j);
     if (target < 0 || target >= dst.ne[1]) return;
-    const int64_t c0 = blockIdx.y * chunk;
+    const int64_t c0 = c * chunk;
     const int64_t width = min(dst.ne[0] - c0, chunk);
     if (pos) {  // src: x [head, n_head, n]; token j's heads side by side
         const int64_t head = src.ne[0];
@@ -284,6 +303,32 @@ __global__ void k_set_rows(View dst, DType dt, View src, const void* idx, bool i
         char* out = dst.data + target * dst.nb[1] + c0 * size;
         for (int64_t e = threadIdx.x; e < width; e += blockDim.x) store_elem(out + e * size, dt, row[e]);
     }
+}
+
+// Grid (rows, chunks).
+__global__ void k_set_rows(SetRowsArgs p) {
+    extern __shared__ float row[];
+    set_rows_block(p, blockIdx.x, blockIdx.y, row);
+}
+
+// A decoding step's RoPE of the queries and its key (rotated) and value cache writes in one
+// launch: blocks [0, q_blocks) rotate the queries, the next k.rows * k.chunks write the keys,
+// the rest the values. The three read and write disjoint tensors.
+__global__ void k_rope_kv(View q_out, View q, const int32_t* q_pos, RopeArgs qa, int64_t q_blocks, SetRowsArgs k,
+                          SetRowsArgs v) {
+    extern __shared__ float row[];
+    int64_t b = blockIdx.x;
+    if (b < q_blocks) {
+        rope_rows(q_out, q, q_pos, qa, b * blockDim.x + threadIdx.x, q_blocks * blockDim.x);
+        return;
+    }
+    b -= q_blocks;
+    if (b < k.rows * k.chunks) {
+        set_rows_block(k, b % k.rows, b / k.rows, row);
+        return;
+    }
+    b -= k.rows * k.chunks;
+    set_rows_block(v, b % v.rows, b / v.rows, row);
 }
 
 // ---- concat, argmax ----
@@ -501,25 +546,55 @@ void op_copy(const Tensor& node, cudaStream_t stream) {
     }
 }
 
-void op_set_rows(const Tensor& node, cudaStream_t stream) {
+namespace {
+
+SetRowsArgs set_rows_args(const Tensor& node) {
     const Tensor& src = *node.src[1];
     const Tensor& idx = *node.src[2];
     const Tensor* pos = node.src[3];
-    const int64_t rows = pos ? src.ne[2] : src.ne[1];
-    if (rows == 0) return;
-    const RopeArgs a = pos ? rope_args(node, node.src[4]) : RopeArgs{};
+    SetRowsArgs p;
+    p.dst = view_of(node);
+    p.dt = node.type;
+    p.src = view_of(src);
+    p.idx = idx.data;
+    p.idx64 = idx.type == DType::I64;
+    p.pos = pos ? static_cast<const int32_t*>(pos->data) : nullptr;
+    p.a = pos ? rope_args(node, node.src[4]) : RopeArgs{};
+    p.rows = pos ? src.ne[2] : src.ne[1];
     // Chunks: whole heads when rotating (a Q8_0 block must not straddle two), else 256 elements
     // (whole Q8_0 blocks); one chunk for the whole row where neither fits.
     const int64_t width = node.ne[0];
-    int64_t chunk = width;
+    p.chunk = width;
     if (pos && (node.type != DType::Q8_0 || src.ne[0] % 32 == 0))
-        chunk = src.ne[0];
+        p.chunk = src.ne[0];
     else if (!pos)
-        chunk = std::min<int64_t>(width, 256);
-    const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(blocks_for(width, chunk)));
-    k_set_rows<<<grid, kThreads, static_cast<size_t>(chunk) * sizeof(float), stream>>>(
-        view_of(node), node.type, view_of(src), idx.data, idx.type == DType::I64,
-        pos ? static_cast<const int32_t*>(pos->data) : nullptr, a, chunk);
+        p.chunk = std::min<int64_t>(width, 256);
+    p.chunks = blocks_for(width, p.chunk);
+    return p;
+}
+
+}  // namespace
+
+void op_set_rows(const Tensor& node, cudaStream_t stream) {
+    const SetRowsArgs p = set_rows_args(node);
+    if (p.rows == 0) return;
+    const dim3 grid(static_cast<unsigned>(p.rows), static_cast<unsigned>(p.chunks));
+    k_set_rows<<<grid, kThreads, static_cast<size_t>(p.chunk) * sizeof(float), stream>>>(p);
+}
+
+bool op_rope_kv(const Tensor& rope, const Tensor& k, const Tensor& v, cudaStream_t stream) {
+    const Tensor& x = *rope.src[0];
+    const int64_t n = x.n_elements();
+    const SetRowsArgs kp = set_rows_args(k), vp = set_rows_args(v);
+    if (n == 0 || kp.rows == 0 || vp.rows == 0 || !kp.pos || vp.pos) return false;
+    const int64_t q_blocks = std::min<int64_t>(blocks_for(n, kThreads), 1024);
+    const int64_t blocks = q_blocks + kp.rows * kp.chunks + vp.rows * vp.chunks;
+    if (blocks > (int64_t{1} << 31) - 1) return false;
+    const size_t smem = static_cast<size_t>(std::max(kp.chunk, vp.chunk)) * sizeof(float);
+    k_rope_kv<<<static_cast<unsigned>(blocks), kThreads, smem, stream>>>(
+        view_of(rope), view_of(x), static_cast<const int32_t*>(rope.src[1]->data), rope_args(rope, rope.src[2]),
+        q_blocks, kp, vp);
+    return true;
 }
 
 void op_concat(const Tensor& node, cudaStream_t stream) {

@@ -15,6 +15,10 @@ void op_unary(const Tensor& node, cudaStream_t stream);     // scale, silu, gelu
 void op_gate(const Tensor& node, cudaStream_t stream);      // swiglu, geglu
 void op_copy(const Tensor& node, cudaStream_t stream);      // cpy, cont
 void op_set_rows(const Tensor& node, cudaStream_t stream);  // also rope_set_rows (src[3] set)
+// A rope node, a rope_set_rows node and a plain set_rows node that read and write disjoint
+// tensors (a decoding step's queries, keys and values) in one launch; false, with nothing
+// enqueued, where they do not have those forms.
+bool op_rope_kv(const Tensor& rope, const Tensor& k, const Tensor& v, cudaStream_t stream);
 void op_concat(const Tensor& node, cudaStream_t stream);
 void op_argmax(const Tensor& node, cudaStream_t stream);
 void op_norm(const Tensor& node, cudaStream_t stream);  // rms_norm (optional weight), norm
