@@ -75,11 +75,15 @@ Compare compare(const runtime::Context& ctx, const std::vector<std::vector<doubl
     return c;
 }
 
-// Writes a random model into `dir` and loads it with the default placement.
-std::unique_ptr<runtime::Model> load_random(test::ScratchDir& dir, const test::RandomLlamaConfig& cfg) {
+// Writes a random model into `dir` and loads it with the default placement (all layers on a
+// GPU where there is one), or on the CPU alone.
+std::unique_ptr<runtime::Model> load_random(test::ScratchDir& dir, const test::RandomLlamaConfig& cfg,
+                                            bool cpu_only = false) {
     const std::string path = dir.file(cfg.name + ".gguf").string();
     test::write_random_llama(cfg, path);
-    return runtime::load_model(gguf::File::open(path), {});
+    runtime::LoadOptions opt;
+    if (cpu_only) opt.n_gpu_layers = 0;
+    return runtime::load_model(gguf::File::open(path), opt);
 }
 
 }  // namespace
@@ -298,6 +302,12 @@ TEST_CASE("several sequences decoded in one batch each get the logits they get a
         for (int32_t i = 0; i < 7; ++i) a.push_back((i * 7 + 3) % cfg.n_vocab);
         for (int32_t i = 0; i < 10; ++i) b.push_back((i * 5 + 1) % cfg.n_vocab);
         const auto want_a = alone(*model, one, a), want_b = alone(*model, one, b);
+        // The CPU's products give a row the same value in any batch; a GPU's decoding kernels
+        // (up to 8 rows, int8 activations on quantized weights) and its prompt kernels (f16
+        // operands) round differently: up to 1e-3 on these small random models' quantized
+        // weights, measured on an H200.
+        const bool quantized = cfg.weight_type != DType::F32 && cfg.weight_type != DType::F16;
+        const double row_bound = model->n_gpu_layers == 0 ? 1e-9 : quantized ? 5e-3 : 1e-5;
 
         runtime::ContextOptions multi = one;
         multi.n_ctx = 66;  // 22 cells per sequence
@@ -322,7 +332,8 @@ TEST_CASE("several sequences decoded in one batch each get the logits they get a
             for (size_t r = 0; r < order.size(); ++r) {
                 const auto& want = order[r].first == 0 ? want_a : want_b;
                 CAPTURE(r);
-                CHECK(nmse_of(ctx.logits(static_cast<int32_t>(r)), want[static_cast<size_t>(order[r].second)]) < 1e-9);
+                CHECK(nmse_of(ctx.logits(static_cast<int32_t>(r)), want[static_cast<size_t>(order[r].second)]) <
+                      row_bound);
             }
         };
         check_rows();
@@ -369,7 +380,9 @@ TEST_CASE("a sequence's logits do not depend, bit for bit, on what shares its ba
     test::ScratchDir dir;
     for (const auto& cfg : test::random_llama_configs()) {
         CAPTURE(cfg.name);
-        auto model = load_random(dir, cfg);
+        // On the CPU: the GPU backends' products are not batch-invariant (the test above
+        // bounds what they give).
+        auto model = load_random(dir, cfg, /*cpu_only=*/true);
         // Over 256 keys, so attention takes its keys in more than one chunk, and batches
         // of many rows beside single rows: every way a row's attention can be scheduled.
         const int n_prompt = 290, n_gen = 6;
