@@ -315,6 +315,7 @@ struct Cache {
 };
 
 std::mutex g_cache_mu;
+const std::string kCacheVersion = "v4\t";  // lines of other versions are measured again
 
 Cache read_cache(const std::string& path) {
     Cache c;
@@ -323,8 +324,9 @@ Cache read_cache(const std::string& path) {
     std::string line;
     while (std::getline(f, line)) {
         // version \t device key \t measure \t value
-        // v3 \t device \t shapes \t measure \t value (v2: copies were timed without the copy queue)
-        if (line.rfind("v3\t", 0) != 0) continue;
+        // v4 \t device \t shapes \t measure \t value (v2: copies were timed without the copy
+        // queue; v3: CUDA decoding before its block-per-row kernels, split rows and fusions)
+        if (line.rfind(kCacheVersion, 0) != 0) continue;
         const size_t tab = line.rfind('\t');
         if (tab <= 3) continue;
         const std::string value = line.substr(tab + 1);
@@ -340,7 +342,7 @@ void write_cache(const std::string& path, const Cache& c) {
     try {  // a cache that cannot be written costs only a measurement next time
         std::filesystem::create_directories(std::filesystem::path(path).parent_path());
         std::string text;
-        for (const auto& [k, v] : c.values) text += "v3\t" + k + '\t' + std::to_string(v) + '\n';
+        for (const auto& [k, v] : c.values) text += kCacheVersion + k + '\t' + std::to_string(v) + '\n';
         AtomicFile f(path);
         f.write(text);
         f.commit();
