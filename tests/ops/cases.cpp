@@ -2,6 +2,7 @@
 #include <cmath>
 #include <limits>
 
+#include "tensor/fp16.h"
 #include "tensor/quant/quant.h"
 #include "tests/ops/harness.h"
 
@@ -546,6 +547,45 @@ void add_rope(std::vector<OpCase>& cases) {
             c.max_nmse = t == DType::F16 ? 1e-6 : 1e-5;
             cases.push_back(std::move(c));
         }
+
+    // A decoding step's three writes in a row, which a GPU may run as one launch: the queries
+    // rotated, the keys rotated into their cache rows, the values into theirs. The result is
+    // the rotated queries, then every row of both caches.
+    for (const RopeVariant& v : {variants[0], variants[4]}) {
+        const RopeParams rp = rope_params(v);
+        const int64_t E = v.head * H, n_cells = 9;
+        const std::vector<int64_t> rows = {8, 0, 4, 2, 6}, all = {0, 1, 2, 3, 4, 5, 6, 7, 8};
+        OpCase c;
+        c.name = std::string("rope q, rope_set_rows k, set_rows v ") + v.name;
+        c.leaves = {random_leaf(DType::F32, {v.head, H, T}, 74),      random_leaf(DType::F32, {v.head, H, T}, 71),
+                    int_leaf(DType::I32, {T}, pos),                     int_leaf(DType::I32, {T}, rows),
+                    random_leaf(DType::F16, {E, n_cells}, 72),          random_leaf(DType::F16, {E, n_cells}, 73),
+                    random_leaf(DType::F32, {E, T}, 75),                int_leaf(DType::I32, {n_cells}, all)};
+        c.build = [rp, E](Graph& g, std::vector<Tensor*>& l) {
+            Tensor* q = g.rope(l[0], l[2], nullptr, rp);
+            Tensor* kc = g.rope_set_rows(l[4], l[1], l[2], nullptr, rp, l[3]);
+            Tensor* vc = g.set_rows(l[5], l[6], l[3]);
+            Tensor* out = g.concat(g.reshape(q, {E, T}), g.get_rows(kc, l[7]), 1);
+            return g.concat(out, g.get_rows(vc, l[7]), 1);
+        };
+        c.reference = [rp, v, E, rows](const Refs& l) {
+            auto f16 = [](double x) { return static_cast<double>(fp16_to_fp32(fp32_to_fp16(static_cast<float>(x)))); };
+            Out o = rope_reference(v, rp, {l[0], l[2]}, H, T, 0);
+            const Out k = rope_reference(v, rp, {l[1], l[2]}, H, T, 0);
+            Out kc = l[4].values, vc = l[5].values;
+            for (int64_t i = 0; i < T; ++i)
+                for (int64_t e = 0; e < E; ++e) {
+                    const size_t at = static_cast<size_t>(rows[static_cast<size_t>(i)] * E + e);
+                    kc[at] = f16(k[static_cast<size_t>(i * E + e)]);
+                    vc[at] = f16(l[6].at(e, i));
+                }
+            o.insert(o.end(), kc.begin(), kc.end());
+            o.insert(o.end(), vc.begin(), vc.end());
+            return o;
+        };
+        c.max_nmse = 1e-6;
+        cases.push_back(std::move(c));
+    }
 }
 
 // -------------------------------------------------------------------------------------
