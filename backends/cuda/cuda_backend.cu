@@ -388,8 +388,8 @@ private:
             return !(e && std::strcmp(e, "0") == 0);
         }();
         return on && (t.flags & kFlagProductWeight) && t.buffer && t.buffer->usage() == BufferUsage::Weights &&
-               !t.view_src && t.is_contiguous() &&
-               split_rows_fit(t.type, t.ne[0]) && reinterpret_cast<uintptr_t>(t.data) % 16 == 0;
+               !t.view_src && t.is_contiguous() && split_rows_fit(t.type, t.ne[0]) &&
+               reinterpret_cast<uintptr_t>(t.data) % 16 == 0;
     }
 
     // A whole weight in the file's layout to split rows, through a staging area of at most
@@ -429,8 +429,8 @@ private:
         while (count < static_cast<size_t>(kMaxDecodeParts) && start + count < nodes.size()) {
             const Tensor& n = *nodes[start + count];
             if (n.op != Op::MulMat || !is_plain_product(n) || n.src[1] != b) break;
-            if (first && (n.src[0]->type != first->type || n.src[0]->ne[0] != first->ne[0] ||
-                          split(*n.src[0]) != split(*first)))
+            if (first &&
+                (n.src[0]->type != first->type || n.src[0]->ne[0] != first->ne[0] || split(*n.src[0]) != split(*first)))
                 break;
             first = n.src[0];
             parts[count++] = MulMatPart{n.src[0]->data, n.src[0]->nb[1], n.src[0]->ne[1], static_cast<float*>(n.data),
@@ -483,8 +483,8 @@ private:
                     if (src && src->root() == t.root()) return true;
                 return false;
             };
-            if (k.op == Op::SetRows && k.src[3] && v.op == Op::SetRows && !v.src[3] && !reads(k, q) &&
-                !reads(v, q) && !reads(v, k) && k.src[0]->root() != v.src[0]->root() && op_rope_kv(q, k, v, s))
+            if (k.op == Op::SetRows && k.src[3] && v.op == Op::SetRows && !v.src[3] && !reads(k, q) && !reads(v, q) &&
+                !reads(v, k) && k.src[0]->root() != v.src[0]->root() && op_rope_kv(q, k, v, s))
                 return 3;
             return 0;
         }
@@ -504,7 +504,8 @@ private:
         };
         const bool norm = head.op == Op::RmsNorm && plain_rows(head) && plain_rows(*head.src[0]) &&
                           same_rows(head, *head.src[0]) && rms_norm_rows_fit(head.ne[0]) && aligned(&head) &&
-                          aligned(head.src[0]) && aligned(w) && (!add || (aligned(add->src[0]) && aligned(add->src[1]))) &&
+                          aligned(head.src[0]) && aligned(w) &&
+                          (!add || (aligned(add->src[0]) && aligned(add->src[1]))) &&
                           (!w || (w->type == DType::F32 && w->ne[0] == head.ne[0] && w->is_contiguous()));
         const bool gate = !add && head.op == Op::Swiglu && plain_rows(head) && plain_rows(*head.src[0]) &&
                           plain_rows(*head.src[1]) && same_rows(head, *head.src[0]) && same_rows(head, *head.src[1]);

@@ -88,7 +88,6 @@ __host__ __device__ constexpr bool is_float_type(DType t) {
 
 __device__ __forceinline__ int64_t clamp_row(int64_t r, int64_t last) { return r < last ? r : last; }
 
-
 // ---- activation quantization (decode products on quantized weights) ----
 
 constexpr int kActBlock = 32;
@@ -200,7 +199,8 @@ __device__ __forceinline__ void vec_dot_slice(const uint8_t* wrow, int64_t s, co
             for (int i = 0; i < 8; ++i) v[i] = static_cast<int>(w[i]);
             dot_block32<M>(v, d, 0.0f, s, a, acc);
         }
-    } else if constexpr (T == DType::Q4_0 || T == DType::Q4_1 || T == DType::Q5_0 || T == DType::Q5_1 || T == DType::Q8_0) {
+    } else if constexpr (T == DType::Q4_0 || T == DType::Q4_1 || T == DType::Q5_0 || T == DType::Q5_1 ||
+                         T == DType::Q8_0) {
         const uint8_t* blk = wrow + s * BlockInfo<T>::kBytes;
         const float d = load_fp16(blk);
         int v[8];
@@ -870,8 +870,8 @@ size_t mul_mat_work_size(DType type, int64_t k, int64_t n, int64_t m) {
     return decode_work_size(type, k, m);
 }
 
-void mul_mat(DType type, bool split, const void* a, size_t a_stride, const float* b, size_t b_stride, float* y, size_t y_stride,
-             int64_t k, int64_t n, int64_t m, void* work, size_t work_size, cudaStream_t stream) {
+void mul_mat(DType type, bool split, const void* a, size_t a_stride, const float* b, size_t b_stride, float* y,
+             size_t y_stride, int64_t k, int64_t n, int64_t m, void* work, size_t work_size, cudaStream_t stream) {
     if (n <= 0 || m <= 0) return;
     if (k <= 0) {
         cudaMemset2DAsync(y, y_stride * sizeof(float), 0, n * sizeof(float), m, stream);
@@ -898,7 +898,9 @@ void mul_mat(DType type, bool split, const void* a, size_t a_stride, const float
                 parts.y_stride[0] = y_stride;
                 parts.end[0] = n;
                 parts.count = 1;
-                with_split<T>(split, [&](auto sp) { decode_quantized<T, decltype(sp)::value>(parts, b, b_stride, k, m, work, stream); });
+                with_split<T>(split, [&](auto sp) {
+                    decode_quantized<T, decltype(sp)::value>(parts, b, b_stride, k, m, work, stream);
+                });
                 return;
             }
         }
@@ -956,8 +958,8 @@ bool mul_mat_decode_group(DType type, bool split, std::span<const MulMatPart> pa
     return done;
 }
 
-void dequantize_rows(DType type, bool split, const void* src, size_t src_stride, const int32_t* ids, float* dst, size_t dst_stride,
-                     int64_t k, int64_t n, cudaStream_t stream) {
+void dequantize_rows(DType type, bool split, const void* src, size_t src_stride, const int32_t* ids, float* dst,
+                     size_t dst_stride, int64_t k, int64_t n, cudaStream_t stream) {
     if (n <= 0 || k <= 0) return;
     const uint8_t* s = static_cast<const uint8_t*>(src);
     visit_type(type, [&](auto tag) {
@@ -967,8 +969,8 @@ void dequantize_rows(DType type, bool split, const void* src, size_t src_stride,
                 <<<grid_stride_blocks(k * n, 256), 256, 0, stream>>>(s, src_stride, ids, dst, dst_stride, k, n);
         } else {
             with_split<T>(split, [&](auto sp) {
-                dequantize_rows_kernel<T, decltype(sp)::value><<<grid_stride_blocks(k / 8 * n, 256), 256, 0, stream>>>(
-                    s, src_stride, ids, dst, dst_stride, k, n);
+                dequantize_rows_kernel<T, decltype(sp)::value>
+                    <<<grid_stride_blocks(k / 8 * n, 256), 256, 0, stream>>>(s, src_stride, ids, dst, dst_stride, k, n);
             });
         }
     });

@@ -32,8 +32,8 @@ size_t mul_mat_work_size(DType type, int64_t k, int64_t n, int64_t m);
 // y: m rows of n floats, row j at y + j * y_stride.
 // work: device memory of at least mul_mat_work_size(type, k, n, m) bytes.
 // split: a's rows are split rows (split_rows), 16-byte aligned.
-void mul_mat(DType type, bool split, const void* a, size_t a_stride, const float* b, size_t b_stride, float* y, size_t y_stride,
-             int64_t k, int64_t n, int64_t m, void* work, size_t work_size, cudaStream_t stream);
+void mul_mat(DType type, bool split, const void* a, size_t a_stride, const float* b, size_t b_stride, float* y,
+             size_t y_stride, int64_t k, int64_t n, int64_t m, void* work, size_t work_size, cudaStream_t stream);
 
 // One weight matrix of a group product: n rows at a (row stride a_stride bytes), results to y.
 struct MulMatPart {
@@ -67,7 +67,7 @@ bool mul_mat_decode_group(DType type, bool split, std::span<const MulMatPart> pa
 // Rows of `type` to F32: n rows of k elements; src row i at (const char*)src + ids[i] *
 // src_stride (ids: device I32, or null for row i), dst row i at dst + i * dst_stride floats.
 // split: the rows are split rows.
-void dequantize_rows(DType type, bool split, const void* src, size_t src_stride, const int32_t* ids, float* dst, size_t dst_stride,
-                     int64_t k, int64_t n, cudaStream_t stream);
+void dequantize_rows(DType type, bool split, const void* src, size_t src_stride, const int32_t* ids, float* dst,
+                     size_t dst_stride, int64_t k, int64_t n, cudaStream_t stream);
 
 }  // namespace tessera::cuda

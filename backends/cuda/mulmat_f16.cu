@@ -169,7 +169,8 @@ bool mul_mat_f16(DType type, bool split, const uint8_t* w, size_t w_stride, cons
     return visit_half_type(type, [&](auto tag) {
         constexpr DType T = decltype(tag)::value;
         if constexpr (kSplitRows<T>) {
-            if (split) return mul_mat_f16_typed<T, true>(p, w, w_stride, b, b_stride, y, y_stride, k, n, m, work, stream);
+            if (split)
+                return mul_mat_f16_typed<T, true>(p, w, w_stride, b, b_stride, y, y_stride, k, n, m, work, stream);
         }
         mul_mat_f16_typed<T, false>(p, w, w_stride, b, b_stride, y, y_stride, k, n, m, work, stream);
     });

@@ -96,7 +96,7 @@ template <DType T>
 inline constexpr bool kSplitRows = T == DType::Q4_0 || T == DType::Q8_0;
 template <DType T>
 inline constexpr int kQuantBytes = BlockInfo<T>::kBytes - 2;  // the quants of a block (Q4_0, Q8_0)
-inline constexpr int64_t kSplitRowMultiple = 256;               // 8 blocks: rows of 16-byte multiples
+inline constexpr int64_t kSplitRowMultiple = 256;             // 8 blocks: rows of 16-byte multiples
 
 __device__ __forceinline__ float fp16_bits_to_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ float bf16_bits_to_float(uint16_t h) {

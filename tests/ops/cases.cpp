@@ -557,10 +557,14 @@ void add_rope(std::vector<OpCase>& cases) {
         const std::vector<int64_t> rows = {8, 0, 4, 2, 6}, all = {0, 1, 2, 3, 4, 5, 6, 7, 8};
         OpCase c;
         c.name = std::string("rope q, rope_set_rows k, set_rows v ") + v.name;
-        c.leaves = {random_leaf(DType::F32, {v.head, H, T}, 74),      random_leaf(DType::F32, {v.head, H, T}, 71),
-                    int_leaf(DType::I32, {T}, pos),                     int_leaf(DType::I32, {T}, rows),
-                    random_leaf(DType::F16, {E, n_cells}, 72),          random_leaf(DType::F16, {E, n_cells}, 73),
-                    random_leaf(DType::F32, {E, T}, 75),                int_leaf(DType::I32, {n_cells}, all)};
+        c.leaves = {random_leaf(DType::F32, {v.head, H, T}, 74),
+                    random_leaf(DType::F32, {v.head, H, T}, 71),
+                    int_leaf(DType::I32, {T}, pos),
+                    int_leaf(DType::I32, {T}, rows),
+                    random_leaf(DType::F16, {E, n_cells}, 72),
+                    random_leaf(DType::F16, {E, n_cells}, 73),
+                    random_leaf(DType::F32, {E, T}, 75),
+                    int_leaf(DType::I32, {n_cells}, all)};
         c.build = [rp, E](Graph& g, std::vector<Tensor*>& l) {
             Tensor* q = g.rope(l[0], l[2], nullptr, rp);
             Tensor* kc = g.rope_set_rows(l[4], l[1], l[2], nullptr, rp, l[3]);
