@@ -20,6 +20,7 @@
 #include <algorithm>
 
 #include "backends/cuda/common.cuh"
+#include "backends/cuda/device_math.cuh"
 #include "backends/cuda/ops.h"
 
 namespace tessera::cuda {
@@ -282,34 +283,45 @@ __global__ void __launch_bounds__(kDecThreads) k_attn_decode(Args a) {
     }
 }
 
-// One warp per row merges the splits' partial results.
-constexpr int kMergeWarps = 4;
+// One block per row merges the splits' partial results: the splits' weights exp(m_s - m) / l
+// first (threads over splits, into shared memory), then threads over the row's elements, each
+// summing its element over the splits with several loads in flight.
+constexpr int kMergeThreads = 128;
 
-__global__ void __launch_bounds__(kMergeWarps* kWarp) k_attn_merge(Args a) {
-    const int lane = threadIdx.x % kWarp;
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * kMergeWarps + threadIdx.x / kWarp;
-    if (row >= a.n_rows) return;
+// Dynamic shared memory: n_splits weights.
+__global__ void __launch_bounds__(kMergeThreads) k_attn_merge(Args a) {
+    extern __shared__ float w[];
+    __shared__ float scratch[32];
+    const int64_t row = blockIdx.x;
     const int64_t H = a.q.ne[2], n_q = a.q.ne[1];
     const int64_t h = row % H, i = (row / H) % n_q, s = row / (H * n_q);
     const int Dv = static_cast<int>(a.v.ne[0]);
     const int64_t stride = a.n_rows * (Dv + 2);
     const float* base = a.partial + row * (Dv + 2);
+    const int n = a.n_splits;
     float m = -INFINITY;
-    for (int sp = 0; sp < a.n_splits; ++sp) m = fmaxf(m, base[sp * stride]);
+    for (int sp = threadIdx.x; sp < n; sp += kMergeThreads) m = fmaxf(m, base[sp * stride]);
+    m = block_reduce<true>(m, scratch);
     float l = 0.0f;
-    for (int sp = 0; sp < a.n_splits; ++sp) {
+    for (int sp = threadIdx.x; sp < n; sp += kMergeThreads) {
         const float ms = base[sp * stride];
-        if (ms != -INFINITY) l += base[sp * stride + 1] * __expf(ms - m);
+        const float e = ms == -INFINITY ? 0.0f : __expf(ms - m);
+        w[sp] = e;
+        l += base[sp * stride + 1] * e;
     }
+    l = block_reduce<false>(l, scratch);  // its barriers also publish w
     const float inv = l > 0.0f ? 1.0f / l : 0.0f;
     float* o = out_row(a, h, i, s);
-    for (int e = lane; e < Dv; e += kWarp) {
-        float sum = 0.0f;
-        for (int sp = 0; sp < a.n_splits; ++sp) {
-            const float ms = base[sp * stride];
-            if (ms != -INFINITY) sum += base[sp * stride + 2 + e] * __expf(ms - m);
+    for (int e = threadIdx.x; e < Dv; e += kMergeThreads) {
+        const float* p = base + 2 + e;
+        float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        int sp = 0;
+        for (; sp + 4 <= n; sp += 4) {
+#pragma unroll
+            for (int u = 0; u < 4; ++u) sum[u] += w[sp + u] * p[(sp + u) * stride];
         }
-        o[e] = sum * inv;
+        for (; sp < n; ++sp) sum[0] += w[sp] * p[sp * stride];
+        o[e] = (sum[0] + sum[1] + sum[2] + sum[3]) * inv;
     }
 }
 
@@ -662,7 +674,8 @@ void op_flash_attn(const Tensor& node, void* work, cudaStream_t stream) {
     const dim3 grid(static_cast<unsigned>(S * n_q * a.k.ne[2] * a.n_hgroups), static_cast<unsigned>(a.n_splits));
     k_attn_decode<<<grid, kDecThreads, decode_smem(d_max), stream>>>(a);
     if (a.n_splits > 1)
-        k_attn_merge<<<static_cast<unsigned>(blocks_for(a.n_rows, kMergeWarps)), kMergeWarps * kWarp, 0, stream>>>(a);
+        k_attn_merge<<<static_cast<unsigned>(a.n_rows), kMergeThreads, static_cast<size_t>(a.n_splits) * sizeof(float),
+                       stream>>>(a);
 }
 
 }  // namespace tessera::cuda

@@ -1,6 +1,9 @@
 // The CUDA backend's element-wise, row-wise and data-movement kernels. Indexing is plain
 // (one thread per element or a block per row, byte strides as the tensors carry them):
 // these nodes move a few megabytes per token, next to the gigabytes of the matrix products.
+// Element-wise nodes on F32 rows of one stride each (the common case: whole tensors, and row
+// views) take k_rows, four elements per thread with no index division; a prompt's element-wise
+// nodes move hundreds of megabytes, and the general kernels' 64-bit divisions cost 5x there.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -102,6 +105,53 @@ __global__ void k_gate(View out, View a, View b, bool swi, int64_t n) {
     }
 }
 
+// ---- element-wise on strided rows ----
+
+enum class RowOp { Add, Mul, Scale, Silu, Gelu, Tanh, GeluErf, Swiglu, Geglu };
+
+template <RowOp O>
+__device__ __forceinline__ float row_op(float x, float y, float s) {
+    if constexpr (O == RowOp::Add) return x + y;
+    if constexpr (O == RowOp::Mul) return x * y;
+    if constexpr (O == RowOp::Scale) return x * s;
+    if constexpr (O == RowOp::Silu) return silu(x);
+    if constexpr (O == RowOp::Gelu) return gelu_tanh(x);
+    if constexpr (O == RowOp::Tanh) return tanhf(x);
+    if constexpr (O == RowOp::GeluErf) return gelu_erf(x);
+    if constexpr (O == RowOp::Swiglu) return silu(x) * y;
+    return gelu_tanh(x) * y;
+}
+
+// An F32 operand as rows of `cols` floats, `stride` floats apart (0: one row broadcast).
+struct Rows {
+    float* p;
+    int64_t stride;
+};
+
+// out[r][c] = op(a[r][c], b[r][c]) for rows r < rows, columns c < cols (b unused by unary ops).
+// Grid: (ceil(cols / 4 / 256), min(rows, 65535)), rows blockIdx.y + gridDim.y i; vec: cols and
+// every stride a multiple of 4 and the pointers 16-byte aligned, for float4 accesses.
+template <RowOp O>
+__global__ void __launch_bounds__(kThreads)
+    k_rows(Rows out, Rows a, Rows b, float s, int64_t cols, int64_t rows, bool vec) {
+    const int64_t c = (static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x) * 4;
+    if (c >= cols) return;
+    for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+        const float* ar = a.p + r * a.stride + c;
+        const float* br = b.p ? b.p + r * b.stride + c : nullptr;
+        float* o = out.p + r * out.stride + c;
+        if (vec) {
+            const float4 x = *reinterpret_cast<const float4*>(ar);
+            const float4 y = br ? *reinterpret_cast<const float4*>(br) : make_float4(0, 0, 0, 0);
+            *reinterpret_cast<float4*>(o) = make_float4(row_op<O>(x.x, y.x, s), row_op<O>(x.y, y.y, s),
+                                                        row_op<O>(x.z, y.z, s), row_op<O>(x.w, y.w, s));
+        } else {
+            const int64_t m = cols - c < 4 ? cols - c : 4;
+            for (int64_t i = 0; i < m; ++i) o[i] = row_op<O>(ar[i], br ? br[i] : 0.0f, s);
+        }
+    }
+}
+
 // ---- copies ----
 
 __global__ void k_copy_elem(View dst, View src, DType dt, DType st, int64_t n) {
@@ -199,35 +249,64 @@ __device__ void rope_angle(const RopeArgs& a, int32_t p, int i0, float* c, float
     *s = static_cast<float>(sd) * mscale;
 }
 
-// One thread per (pair or pass-through element, head, token) of x [head, n_head, n_tokens]:
-// thread `first` of `threads`, grid-stride.
+// Query heads that one thread rotates with one angle (rope_rows): the double-precision angle
+// costs far more than rotating a pair, and every head of a token shares it.
+constexpr int kRopeHeads = 8;
+
+// The rotation of dimensions ia, ib of a head by pair index pr (angle index i0 = 2 pr).
+__device__ __forceinline__ void rope_pair(const RopeArgs& a, int pr, int* ia, int* ib) {
+    *ia = a.neox ? pr : 2 * pr;
+    *ib = a.neox ? pr + a.n_dims / 2 : 2 * pr + 1;
+}
+
+// x [head, n_head, n_tokens] rotated into out, as thread `first` of `threads` (grid-stride):
+// first one item per (pair, group of kRopeHeads heads, token), computing the angle once for
+// its heads, then one per pass-through element (past n_dims).
 __device__ void rope_rows(View out, View x, const int32_t* pos, RopeArgs a, int64_t first, int64_t threads) {
-    const int64_t head = x.ne[0];
-    const int64_t n = head * x.ne[1] * x.ne[2];
+    const int64_t head = x.ne[0], n_head = x.ne[1];
+    const int half = a.n_dims / 2;
+    const int64_t groups = (n_head + kRopeHeads - 1) / kRopeHeads;
+    const int64_t n_rot = half * groups * x.ne[2];
+    const int64_t pass = head - a.n_dims;
+    const int64_t n = n_rot + pass * n_head * x.ne[2];
     for (int64_t i = first; i < n; i += threads) {
-        const int64_t e = i % head, ih = (i / head) % x.ne[1], it = i / (head * x.ne[1]);
-        const float* in = reinterpret_cast<const float*>(x.data + ih * x.nb[1] + it * x.nb[2]);
-        float* o = reinterpret_cast<float*>(out.data + ih * out.nb[1] + it * out.nb[2]);
-        if (e >= a.n_dims) {
-            o[e] = in[e];
-            continue;
-        }
-        const int half = a.n_dims / 2;
-        // Each pair is done by the thread of its first element.
-        int i0, ia, ib;
-        if (a.neox) {
-            if (e >= half) continue;
-            i0 = 2 * static_cast<int>(e), ia = static_cast<int>(e), ib = static_cast<int>(e) + half;
+        if (i < n_rot) {
+            const int pr = static_cast<int>(i % half);
+            const int64_t rest = i / half, hg = rest % groups, it = rest / groups;
+            int ia, ib;
+            rope_pair(a, pr, &ia, &ib);
+            // The heads' loads first, all in flight while the angle is computed.
+            const int64_t h0 = hg * kRopeHeads;
+            float x0[kRopeHeads], x1[kRopeHeads];
+#pragma unroll
+            for (int u = 0; u < kRopeHeads; ++u) {
+                if (h0 + u >= n_head) break;
+                const float* in = reinterpret_cast<const float*>(x.data + (h0 + u) * x.nb[1] + it * x.nb[2]);
+                x0[u] = in[ia];
+                x1[u] = in[ib];
+            }
+            float c, s;
+            rope_angle(a, pos[it], 2 * pr, &c, &s);
+#pragma unroll
+            for (int u = 0; u < kRopeHeads; ++u) {
+                if (h0 + u >= n_head) break;
+                float* o = reinterpret_cast<float*>(out.data + (h0 + u) * out.nb[1] + it * out.nb[2]);
+                o[ia] = x0[u] * c - x1[u] * s;
+                o[ib] = x0[u] * s + x1[u] * c;
+            }
         } else {
-            if (e % 2) continue;
-            i0 = static_cast<int>(e), ia = i0, ib = i0 + 1;
+            const int64_t j = i - n_rot;
+            const int64_t e = a.n_dims + j % pass, r = j / pass, ih = r % n_head, it = r / n_head;
+            const float* in = reinterpret_cast<const float*>(x.data + ih * x.nb[1] + it * x.nb[2]);
+            reinterpret_cast<float*>(out.data + ih * out.nb[1] + it * out.nb[2])[e] = in[e];
         }
-        float c, s;
-        rope_angle(a, pos[it], i0, &c, &s);
-        const float x0 = in[ia], x1 = in[ib];
-        o[ia] = x0 * c - x1 * s;
-        o[ib] = x0 * s + x1 * c;
     }
+}
+
+// Work items of rope_rows.
+int64_t rope_items(const Tensor& x, const RopeArgs& a) {
+    const int64_t groups = (x.ne[1] + kRopeHeads - 1) / kRopeHeads;
+    return (a.n_dims / 2 * groups + (x.ne[0] - a.n_dims) * x.ne[1]) * x.ne[2];
 }
 
 __global__ void k_rope(View out, View x, const int32_t* pos, RopeArgs a) {
@@ -240,6 +319,9 @@ __device__ __forceinline__ int64_t index_at(const void* idx, bool i64, int64_t j
 
 // A set_rows or rope_set_rows node as its kernel takes it: `rows` source rows in `chunks`
 // chunks of `chunk` elements (whole heads when `pos` is set).
+// Floats of a rotated set_rows chunk (shared memory), at most.
+constexpr int64_t kRopeChunk = 4096;
+
 struct SetRowsArgs {
     View dst;
     DType dt;
@@ -264,29 +346,38 @@ __device__ void set_rows_block(const SetRowsArgs& p, int64_t j, int64_t c, float
     if (target < 0 || target >= dst.ne[1]) return;
     const int64_t c0 = c * chunk;
     const int64_t width = min(dst.ne[0] - c0, chunk);
-    if (pos) {  // src: x [head, n_head, n]; token j's heads side by side
-        const int64_t head = src.ne[0];
-        for (int64_t e = c0 + threadIdx.x; e < c0 + width; e += blockDim.x) {
-            const int64_t ih = e / head, i = e % head;
-            const float* in = reinterpret_cast<const float*>(src.data + ih * src.nb[1] + j * src.nb[2]);
-            if (i >= a.n_dims) {
-                row[e - c0] = in[i];
-                continue;
+    if (pos) {  // src: x [head, n_head, n]; token j's heads side by side, the chunk whole heads
+        const int64_t head = src.ne[0], h0 = c0 / head, nh = width / head;
+        const int half = a.n_dims / 2;
+        for (int pr = threadIdx.x; pr < half; pr += blockDim.x) {
+            int ia, ib;
+            rope_pair(a, pr, &ia, &ib);
+            float c = 0.0f, s = 0.0f;
+            // Heads in groups of kRopeHeads, each group's loads in flight together (the first
+            // group's while the angle is computed).
+            for (int64_t hb = 0; hb < nh; hb += kRopeHeads) {
+                float x0[kRopeHeads], x1[kRopeHeads];
+#pragma unroll
+                for (int u = 0; u < kRopeHeads; ++u) {
+                    if (hb + u >= nh) break;
+                    const float* in =
+                        reinterpret_cast<const float*>(src.data + (h0 + hb + u) * src.nb[1] + j * src.nb[2]);
+                    x0[u] = in[ia];
+                    x1[u] = in[ib];
+                }
+                if (hb == 0) rope_angle(a, pos[j], 2 * pr, &c, &s);
+#pragma unroll
+                for (int u = 0; u < kRopeHeads; ++u) {
+                    if (hb + u >= nh) break;
+                    row[(hb + u) * head + ia] = x0[u] * c - x1[u] * s;
+                    row[(hb + u) * head + ib] = x0[u] * s + x1[u] * c;
+                }
             }
-            const int half = a.n_dims / 2;
-            int i0, ia, ib;
-            if (a.neox) {
-                if (i >= half) continue;
-                i0 = 2 * static_cast<int>(i), ia = static_cast<int>(i), ib = static_cast<int>(i) + half;
-            } else {
-                if (i % 2) continue;
-                i0 = static_cast<int>(i), ia = i0, ib = i0 + 1;
-            }
-            float c, s;
-            rope_angle(a, pos[j], i0, &c, &s);
-            const float x0 = in[ia], x1 = in[ib];
-            row[ih * head + ia - c0] = x0 * c - x1 * s;
-            row[ih * head + ib - c0] = x0 * s + x1 * c;
+        }
+        const int64_t pass = head - a.n_dims;
+        for (int64_t e = threadIdx.x; e < nh * pass; e += blockDim.x) {
+            const int64_t h = e / pass, i = a.n_dims + e % pass;
+            row[h * head + i] = reinterpret_cast<const float*>(src.data + (h0 + h) * src.nb[1] + j * src.nb[2])[i];
         }
     } else {
         const float* in = reinterpret_cast<const float*>(src.data + j * src.nb[1]) + c0;
@@ -506,9 +597,46 @@ void op_get_rows(const Tensor& node, cudaStream_t stream) {
                     a.ne[0], ids.ne[0], stream);
 }
 
+// t as rows of ne[0] F32 elements, one stride apart (its dims 1..3 collapse into one); false
+// for anything else. `rows`: the number of rows the node has, which a broadcast row matches.
+bool as_rows(const Tensor& t, int64_t rows, Rows* r) {
+    if (t.type != DType::F32 || t.nb[0] != sizeof(float) || t.nb[1] % sizeof(float) != 0) return false;
+    r->p = static_cast<float*>(t.data);
+    if (t.ne[1] * t.ne[2] * t.ne[3] == 1) {
+        r->stride = rows == 1 ? static_cast<int64_t>(t.nb[1] / sizeof(float)) : 0;
+        return true;
+    }
+    if (t.ne[1] * t.ne[2] * t.ne[3] != rows) return false;
+    if ((t.ne[2] > 1 && t.nb[2] != t.nb[1] * t.ne[1]) || (t.ne[3] > 1 && t.nb[3] != t.nb[2] * t.ne[2])) return false;
+    r->stride = static_cast<int64_t>(t.nb[1] / sizeof(float));
+    return true;
+}
+
+// The node through k_rows when out, a and b (if any) are F32 rows that fit it: b of a's shape
+// or one row; false to take the general kernels.
+template <RowOp O>
+bool launch_rows(const Tensor& node, const Tensor& a, const Tensor* b, float s, cudaStream_t stream) {
+    const int64_t cols = node.ne[0], rows = node.ne[1] * node.ne[2] * node.ne[3];
+    if (a.ne[0] != cols || (b && b->ne[0] != cols) || a.n_elements() != node.n_elements()) return false;
+    for (int d = 1; d < 4; ++d)
+        if (a.ne[d] != node.ne[d] || (b && b->ne[d] != node.ne[d] && b->ne[d] != 1)) return false;
+    Rows o{}, ra{}, rb{};
+    if (!as_rows(node, rows, &o) || !as_rows(a, rows, &ra) || (b && !as_rows(*b, rows, &rb))) return false;
+    auto aligned = [](const Rows& r) { return reinterpret_cast<uintptr_t>(r.p) % 16 == 0 && r.stride % 4 == 0; };
+    const bool vec = cols % 4 == 0 && aligned(o) && aligned(ra) && (!b || aligned(rb));
+    const dim3 grid(static_cast<unsigned>(blocks_for(cols, 4 * kThreads)),
+                    static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
+    k_rows<O><<<grid, kThreads, 0, stream>>>(o, ra, rb, s, cols, rows, vec);
+    return true;
+}
+
 void op_binary(const Tensor& node, cudaStream_t stream) {
     const int64_t n = node.n_elements();
     if (n == 0) return;
+    const Tensor &a = *node.src[0], &b = *node.src[1];
+    if (node.op == Op::Add ? launch_rows<RowOp::Add>(node, a, &b, 0.0f, stream)
+                           : launch_rows<RowOp::Mul>(node, a, &b, 0.0f, stream))
+        return;
     k_binary<<<grid_for(n), kThreads, 0, stream>>>(view_of(node), view_of(*node.src[0]), view_of(*node.src[1]),
                                                    node.op == Op::Add, n);
 }
@@ -516,12 +644,39 @@ void op_binary(const Tensor& node, cudaStream_t stream) {
 void op_unary(const Tensor& node, cudaStream_t stream) {
     const int64_t n = node.n_elements();
     if (n == 0) return;
+    const Tensor& a = *node.src[0];
+    const float s = node.param_f(0);
+    bool done = false;
+    switch (node.op) {
+        case Op::Scale:
+            done = launch_rows<RowOp::Scale>(node, a, nullptr, s, stream);
+            break;
+        case Op::Silu:
+            done = launch_rows<RowOp::Silu>(node, a, nullptr, s, stream);
+            break;
+        case Op::Gelu:
+            done = launch_rows<RowOp::Gelu>(node, a, nullptr, s, stream);
+            break;
+        case Op::Tanh:
+            done = launch_rows<RowOp::Tanh>(node, a, nullptr, s, stream);
+            break;
+        case Op::GeluErf:
+            done = launch_rows<RowOp::GeluErf>(node, a, nullptr, s, stream);
+            break;
+        default:
+            break;
+    }
+    if (done) return;
     k_unary<<<grid_for(n), kThreads, 0, stream>>>(view_of(node), view_of(*node.src[0]), node.op, node.param_f(0), n);
 }
 
 void op_gate(const Tensor& node, cudaStream_t stream) {
     const int64_t n = node.n_elements();
     if (n == 0) return;
+    const Tensor &a = *node.src[0], &b = *node.src[1];
+    if (b.n_elements() == n && (node.op == Op::Swiglu ? launch_rows<RowOp::Swiglu>(node, a, &b, 0.0f, stream)
+                                                      : launch_rows<RowOp::Geglu>(node, a, &b, 0.0f, stream)))
+        return;
     k_gate<<<grid_for(n), kThreads, 0, stream>>>(view_of(node), view_of(*node.src[0]), view_of(*node.src[1]),
                                                  node.op == Op::Swiglu, n);
 }
@@ -561,12 +716,13 @@ SetRowsArgs set_rows_args(const Tensor& node) {
     p.pos = pos ? static_cast<const int32_t*>(pos->data) : nullptr;
     p.a = pos ? rope_args(node, node.src[4]) : RopeArgs{};
     p.rows = pos ? src.ne[2] : src.ne[1];
-    // Chunks: whole heads when rotating (a Q8_0 block must not straddle two), else 256 elements
+    // Chunks: whole heads when rotating, as many as fit kRopeChunk floats (a block computes each
+    // angle once for its heads; a Q8_0 block must not straddle two heads), else 256 elements
     // (whole Q8_0 blocks); one chunk for the whole row where neither fits.
     const int64_t width = node.ne[0];
     p.chunk = width;
-    if (pos && (node.type != DType::Q8_0 || src.ne[0] % 32 == 0))
-        p.chunk = src.ne[0];
+    if (pos && width % src.ne[0] == 0 && (node.type != DType::Q8_0 || src.ne[0] % 32 == 0))
+        p.chunk = src.ne[0] * std::clamp<int64_t>(kRopeChunk / src.ne[0], 1, width / src.ne[0]);
     else if (!pos)
         p.chunk = std::min<int64_t>(width, 256);
     p.chunks = blocks_for(width, p.chunk);
@@ -587,7 +743,7 @@ bool op_rope_kv(const Tensor& rope, const Tensor& k, const Tensor& v, cudaStream
     const int64_t n = x.n_elements();
     const SetRowsArgs kp = set_rows_args(k), vp = set_rows_args(v);
     if (n == 0 || kp.rows == 0 || vp.rows == 0 || !kp.pos || vp.pos) return false;
-    const int64_t q_blocks = std::min<int64_t>(blocks_for(n, kThreads), 1024);
+    const int64_t q_blocks = std::min<int64_t>(blocks_for(rope_items(x, rope_args(rope, rope.src[2])), kThreads), 1024);
     const int64_t blocks = q_blocks + kp.rows * kp.chunks + vp.rows * vp.chunks;
     if (blocks > (int64_t{1} << 31) - 1) return false;
     const size_t smem = static_cast<size_t>(std::max(kp.chunk, vp.chunk)) * sizeof(float);
@@ -643,7 +799,7 @@ void op_rope(const Tensor& node, cudaStream_t stream) {
     const Tensor& x = *node.src[0];
     const int64_t n = x.n_elements();
     if (n == 0) return;
-    k_rope<<<grid_for(n), kThreads, 0, stream>>>(
+    k_rope<<<grid_for(rope_items(x, rope_args(node, node.src[2]))), kThreads, 0, stream>>>(
         view_of(node), view_of(x), static_cast<const int32_t*>(node.src[1]->data), rope_args(node, node.src[2]));
 }
 

@@ -207,6 +207,7 @@ void add_mul_mat(std::vector<OpCase>& cases) {
     // Prompt-sized products of a long row: a GPU's tiled kernels with several steps along k,
     // partial tiles along both n and m, and k split between blocks.
     cases.push_back(mul_mat_case(DType::Q4_0, 4096, 72, 300, 1, 1, false, seed++));
+    cases.push_back(mul_mat_case(DType::Q8_0, 2048, 136, 150, 1, 1, false, seed++));
     cases.push_back(mul_mat_case(DType::Q4_K, 4096, 40, 130, 1, 1, false, seed++));
     // Prompt-sized products on float weights: OpenBLAS's sgemm where it is compiled in and
     // the code path has no r16 float kernel (weight rows in slices of 64, an odd last slice).
@@ -489,71 +490,77 @@ void add_rope(std::vector<OpCase>& cases) {
         {"neox partial", RopeMode::NeoX, 80, 32, false, false}, {"normal freq factors", RopeMode::Normal, 32, 32, true, false},
         {"neox yarn", RopeMode::NeoX, 64, 64, false, true},     {"normal head 128", RopeMode::Normal, 128, 128, false, false},
     };
-    const int64_t H = 3, T = 5;
+    const int64_t T = 5;
     const std::vector<int64_t> pos = {0, 1, 7, 100, 4095};
+    // 3 heads, and 40: a GPU computes each angle once for several heads (a group of 8 here, a
+    // last one of 3 and 5), and rotates cache rows in chunks of whole heads (here 32 and 8).
+    const auto heads_name = [](int64_t H) { return H == 3 ? std::string() : ", " + std::to_string(H) + " heads"; };
     const auto factor_leaf = [](const RopeVariant& v) {
         std::vector<double> f;
         for (int i = 0; i < v.n_dims / 2; ++i) f.push_back(1.0 + i * 0.5);
         return float_leaf(DType::F32, {v.n_dims / 2}, f);
     };
-    for (const RopeVariant& v : variants) {
-        const RopeParams rp = rope_params(v);
-        OpCase c;
-        c.name = std::string("rope ") + v.name;
-        c.leaves = {random_leaf(DType::F32, {v.head, H, T}, 71), int_leaf(DType::I32, {T}, pos)};
-        if (v.factors) c.leaves.push_back(factor_leaf(v));
-        c.build = [rp, v](Graph& g, std::vector<Tensor*>& l) {
-            return g.rope(l[0], l[1], v.factors ? l[2] : nullptr, rp);
-        };
-        c.reference = [rp, v, H, T](const Refs& l) { return rope_reference(v, rp, l, H, T, 0); };
-        c.max_nmse = 1e-7;
-        cases.push_back(std::move(c));
-    }
+    for (const int64_t H : {3, 40})
+        for (const RopeVariant& v : variants) {
+            const RopeParams rp = rope_params(v);
+            OpCase c;
+            c.name = std::string("rope ") + v.name + heads_name(H);
+            c.leaves = {random_leaf(DType::F32, {v.head, H, T}, 71), int_leaf(DType::I32, {T}, pos)};
+            if (v.factors) c.leaves.push_back(factor_leaf(v));
+            c.build = [rp, v](Graph& g, std::vector<Tensor*>& l) {
+                return g.rope(l[0], l[1], v.factors ? l[2] : nullptr, rp);
+            };
+            c.reference = [rp, v, H, T](const Refs& l) { return rope_reference(v, rp, l, H, T, 0); };
+            c.max_nmse = 1e-7;
+            cases.push_back(std::move(c));
+        }
 
     // rope_set_rows: the rotated tokens into scattered rows of an F16 or Q8_0 cache (the
     // other rows untouched), as rope then set_rows.
-    for (const RopeVariant& v : variants)
-        for (DType t : {DType::F16, DType::Q8_0}) {
-            if (t == DType::Q8_0 && (v.head * H) % 32 != 0) continue;
-            const RopeParams rp = rope_params(v);
-            const int64_t E = v.head * H;
-            const std::vector<int64_t> rows = {8, 0, 4, 2, 6};
-            OpCase c;
-            c.name = std::string("rope_set_rows ") + v.name + " into " + tname(t);
-            c.leaves = {random_leaf(t, {E, 9}, 72), random_leaf(DType::F32, {v.head, H, T}, 71),
-                        int_leaf(DType::I32, {T}, pos), int_leaf(DType::I32, {T}, rows)};
-            if (v.factors) c.leaves.push_back(factor_leaf(v));
-            c.build = [rp, v](Graph& g, std::vector<Tensor*>& l) {
-                return g.rope_set_rows(l[0], l[1], l[2], v.factors ? l[4] : nullptr, rp, l[3]);
-            };
-            c.reference = [rp, v, H, T, E, t, rows](const Refs& l) {
-                // The factors follow the row indices: shift them to where rope_reference looks.
-                Refs r = {l[0], l[1], l[2]};
-                if (v.factors) r.push_back(l[4]);
-                const Out rotated = rope_reference(v, rp, r, H, T, 1);
-                Out o = l[0].values;
-                std::vector<float> x(static_cast<size_t>(E)), back(static_cast<size_t>(E));
-                std::vector<uint8_t> q(row_size(t, E));
-                for (int64_t i = 0; i < T; ++i) {
-                    for (int64_t e = 0; e < E; ++e) x[static_cast<size_t>(e)] = static_cast<float>(rotated[static_cast<size_t>(i * E + e)]);
-                    quant::quantize_row(t, x.data(), q.data(), E);
-                    quant::dequantize_row(t, q.data(), back.data(), E);
-                    for (int64_t e = 0; e < E; ++e)
-                        o[static_cast<size_t>(rows[static_cast<size_t>(i)] * E + e)] = back[static_cast<size_t>(e)];
-                }
-                return o;
-            };
-            // Q8_0: a value that lands on a rounding boundary may take the other code.
-            c.max_nmse = t == DType::F16 ? 1e-6 : 1e-5;
-            cases.push_back(std::move(c));
-        }
+    for (const int64_t H : {3, 40})
+        for (const RopeVariant& v : variants)
+            for (DType t : {DType::F16, DType::Q8_0}) {
+                if (t == DType::Q8_0 && (v.head * H) % 32 != 0) continue;
+                const RopeParams rp = rope_params(v);
+                const int64_t E = v.head * H;
+                const std::vector<int64_t> rows = {8, 0, 4, 2, 6};
+                OpCase c;
+                c.name = std::string("rope_set_rows ") + v.name + " into " + tname(t) + heads_name(H);
+                c.leaves = {random_leaf(t, {E, 9}, 72), random_leaf(DType::F32, {v.head, H, T}, 71),
+                            int_leaf(DType::I32, {T}, pos), int_leaf(DType::I32, {T}, rows)};
+                if (v.factors) c.leaves.push_back(factor_leaf(v));
+                c.build = [rp, v](Graph& g, std::vector<Tensor*>& l) {
+                    return g.rope_set_rows(l[0], l[1], l[2], v.factors ? l[4] : nullptr, rp, l[3]);
+                };
+                c.reference = [rp, v, H, T, E, t, rows](const Refs& l) {
+                    // The factors follow the row indices: shift them to where rope_reference looks.
+                    Refs r = {l[0], l[1], l[2]};
+                    if (v.factors) r.push_back(l[4]);
+                    const Out rotated = rope_reference(v, rp, r, H, T, 1);
+                    Out o = l[0].values;
+                    std::vector<float> x(static_cast<size_t>(E)), back(static_cast<size_t>(E));
+                    std::vector<uint8_t> q(row_size(t, E));
+                    for (int64_t i = 0; i < T; ++i) {
+                        for (int64_t e = 0; e < E; ++e)
+                            x[static_cast<size_t>(e)] = static_cast<float>(rotated[static_cast<size_t>(i * E + e)]);
+                        quant::quantize_row(t, x.data(), q.data(), E);
+                        quant::dequantize_row(t, q.data(), back.data(), E);
+                        for (int64_t e = 0; e < E; ++e)
+                            o[static_cast<size_t>(rows[static_cast<size_t>(i)] * E + e)] = back[static_cast<size_t>(e)];
+                    }
+                    return o;
+                };
+                // Q8_0: a value that lands on a rounding boundary may take the other code.
+                c.max_nmse = t == DType::F16 ? 1e-6 : 1e-5;
+                cases.push_back(std::move(c));
+            }
 
     // A decoding step's three writes in a row, which a GPU may run as one launch: the queries
     // rotated, the keys rotated into their cache rows, the values into theirs. The result is
     // the rotated queries, then every row of both caches.
     for (const RopeVariant& v : {variants[0], variants[4]}) {
         const RopeParams rp = rope_params(v);
-        const int64_t E = v.head * H, n_cells = 9;
+        const int64_t H = 3, E = v.head * H, n_cells = 9;
         const std::vector<int64_t> rows = {8, 0, 4, 2, 6}, all = {0, 1, 2, 3, 4, 5, 6, 7, 8};
         OpCase c;
         c.name = std::string("rope q, rope_set_rows k, set_rows v ") + v.name;
