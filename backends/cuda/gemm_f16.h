@@ -1,6 +1,7 @@
-// Prompt products on tensor cores from half operands already in device memory: the type-free
-// core of the CUDA prompt GEMM. mulmat.cu converts the activations and the weights (any type)
-// to half in its scratch and calls gemm_f16 on them.
+// Prompt products on tensor cores from half activations already in device memory: the core of
+// the CUDA prompt GEMM. mulmat_f16.cu converts the activations and the weights (any type) to
+// half in its scratch and calls gemm_f16 on them, or, for Q4_0 and Q8_0 split rows, hands the
+// weights as they are to gemm_f16_split_rows, which converts them while staging them.
 #pragma once
 
 #include <cuda_fp16.h>
@@ -16,6 +17,13 @@ constexpr int kGemmF16KStep = 32;
 
 // Block tiles, activation rows x weight rows (x the K step of a pipeline stage).
 enum class GemmF16Tile { k128x128, k128x128_k64 };
+
+// The weights the GEMM reads: half rows, or Q4_0 / Q8_0 split rows (quant.cuh), converted to half
+// as they are staged.
+enum class GemmWeights { Half, Q4_0, Q8_0 };
+
+// k of a gemm_f16_split_rows call is a multiple of this.
+constexpr int kGemmSplitRowsK = 64;
 
 // How gemm_f16 cuts a product: a block tile and the number of k slices computed side by side
 // (slices past the first write partial sums that a last pass adds into y in a fixed order).
@@ -39,5 +47,14 @@ GemmF16Plan gemm_f16_plan(int64_t k, int64_t n, int64_t m, size_t partial_floats
 // partial: (plan.splits - 1) * m * n floats of device scratch (unused for one split).
 void gemm_f16(const GemmF16Plan& plan, const __half* a, int64_t lda, const __half* w, int64_t ldw, float* y,
               size_t y_stride, int64_t k, int64_t n, int64_t m, bool accumulate, float* partial, cudaStream_t stream);
+
+// The same product with w: n weight rows in split rows of k elements (whole rows, the blocks'
+// scales after their quants), w_stride bytes apart; y is written, not added to. The weights
+// round to half exactly as a conversion to half would, so the results equal gemm_f16's on
+// converted weights. False (nothing launched) where k is not a multiple of kGemmSplitRowsK, w or
+// w_stride is not 16-byte aligned, or the device cannot run it.
+bool gemm_f16_split_rows(const GemmF16Plan& plan, GemmWeights weights, const __half* a, int64_t lda, const uint8_t* w,
+                         size_t w_stride, float* y, size_t y_stride, int64_t k, int64_t n, int64_t m, float* partial,
+                         cudaStream_t stream);
 
 }  // namespace tessera::cuda

@@ -1,13 +1,15 @@
 // Prompt products through half scratch: act_to_f16_kernel takes the activation rows to half
 // once per product (work: [rows][kp] half), weight_to_f16_kernel<T> the weights in slices of k
 // (work: [n][kc] half), and gemm_f16 adds each slice's product into y (work: its k-split
-// partials). These are the half operands the WMMA kernel of mulmat.cu rounds to, so the results
+// partials). Q4_0 and Q8_0 split rows skip the weight scratch: gemm_f16_split_rows reads them
+// as they are. These are the half operands the WMMA kernel of mulmat.cu rounds to, so the results
 // match it up to the order of f32 summation.
 #include "backends/cuda/mulmat_f16.h"
 
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <type_traits>
 
 #include "backends/cuda/gemm_f16.h"
@@ -112,6 +114,16 @@ F16Plan plan_f16(DType type, int64_t k, int64_t n, int64_t m) {
     return p;
 }
 
+// Whether split rows go to the GEMM as they are (gemm_f16_split_rows); TESSERA_CUDA_PROMPT_CONVERT=1
+// converts them to half in the scratch first, as every other type is.
+bool stage_split_rows() {
+    static const bool on = [] {
+        const char* e = std::getenv("TESSERA_CUDA_PROMPT_CONVERT");
+        return !(e && e[0] == '1');
+    }();
+    return on;
+}
+
 template <DType T, bool S>
 void mul_mat_f16_typed(const F16Plan& p, const uint8_t* w, size_t w_stride, const float* b, size_t b_stride, float* y,
                        size_t y_stride, int64_t k, int64_t n, int64_t m, void* work, cudaStream_t stream) {
@@ -124,6 +136,13 @@ void mul_mat_f16_typed(const F16Plan& p, const uint8_t* w, size_t w_stride, cons
         const int64_t rows = std::min(p.rows, m - m0);
         act_to_f16_kernel<<<convert_grid(p.kp / 8, rows, 1), kConvertThreads, 0, stream>>>(b + m0 * b_stride, b_stride,
                                                                                            k, p.kp, rows, vec, act);
+        if constexpr (S) {
+            constexpr GemmWeights kW = T == DType::Q4_0 ? GemmWeights::Q4_0 : GemmWeights::Q8_0;
+            const GemmF16Plan plan = gemm_f16_plan(k, n, rows, p.partial_bytes / sizeof(float));
+            if (stage_split_rows() && gemm_f16_split_rows(plan, kW, act, p.kp, w, w_stride, y + m0 * y_stride, y_stride,
+                                                          k, n, rows, partial, stream))
+                continue;
+        }
         for (int64_t k0 = 0; k0 < p.kp; k0 += p.kc) {
             const int64_t kc = std::min(p.kc, p.kp - k0);
             weight_to_f16_kernel<T, S><<<convert_grid(kc / 8, n, kWeightRowsPerThread), kConvertThreads, 0, stream>>>(
