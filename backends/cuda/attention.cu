@@ -67,6 +67,11 @@ struct Args {
     int group;       // query heads per KV head
     int n_hgroups;   // blocks per KV head along the query heads (decoding)
     float* partial;  // n_splits x n_rows x (Dv + 2) floats, when n_splits > 1
+    // Prompts with a mask: per (block of kPromptRows query rows, key tile), whether the mask
+    // leaves any entry of it visible (k_attn_visible); vis_tiles key tiles per row block. Null:
+    // every tile is visited (hidden entries still weigh nothing).
+    const uint8_t* vis;
+    int64_t vis_tiles;
 };
 
 // The row index of (query head h, position i, sequence s): the merge kernel's order.
@@ -405,6 +410,22 @@ __device__ __forceinline__ void stage_tile(__half* ks, __half* vs, const Args& a
     }
 }
 
+// vis[rb * gridDim.x + kt]: whether the mask leaves any entry of query rows
+// [rb kPromptRows, (rb + 1) kPromptRows) x keys [kt bc, (kt + 1) bc) visible. Every head and
+// sequence shares the mask, so this is scanned once per node, each thread's loads independent.
+// Grid: (key tiles, row blocks).
+__global__ void __launch_bounds__(256)
+    k_attn_visible(const char* mask, int64_t mask_nb1, bool f16, int64_t n_q, int64_t n_kv, int bc, uint8_t* vis) {
+    const int64_t i0 = static_cast<int64_t>(blockIdx.y) * kPromptRows, j0 = static_cast<int64_t>(blockIdx.x) * bc;
+    bool visible = false;
+    for (int idx = threadIdx.x; idx < kPromptRows * bc; idx += blockDim.x) {
+        const int64_t r = i0 + idx / bc, j = j0 + idx % bc;
+        if (r < n_q && j < n_kv) visible |= mask_at(mask + r * mask_nb1, f16, j) != -INFINITY;
+    }
+    visible = __syncthreads_or(visible);
+    if (threadIdx.x == 0) vis[blockIdx.y * gridDim.x + blockIdx.x] = visible ? 1 : 0;
+}
+
 // Grid: (ceil(n_q / 64), H, S). DP: the head size rounded up to 64, 128 or 256 (Dv <= DP too).
 template <int DP>
 __global__ void __launch_bounds__(kPromptWarps* kWarp) k_attn_prompt(Args a) {
@@ -453,18 +474,10 @@ __global__ void __launch_bounds__(kPromptWarps* kWarp) k_attn_prompt(Args a) {
 
     const char* kbase = a.k.data + hk * a.k.nb[2] + s * a.k.nb[3];
     const char* vbase = a.v.data + hk * a.v.nb[2] + s * a.v.nb[3];
-    const int64_t mask_rows_end = min(n_q, i0 + kPromptRows);
 
     for (int64_t jt = 0; jt < n_kv; jt += BC) {
         // Skip the tile when the mask hides all of it from all of the block's rows.
-        bool visible = no_mask;
-        if (!no_mask) {
-            for (int idx = t; idx < kPromptRows * BC && !visible; idx += kPromptWarps * kWarp) {
-                const int64_t r = i0 + idx / BC, j = jt + idx % BC;
-                visible = r < mask_rows_end && j < n_kv && mask_at(a.mask + r * a.mask_nb1, a.mask_f16, j) != -INFINITY;
-            }
-        }
-        if (!__syncthreads_or(visible)) continue;
+        if (!no_mask && a.vis && !a.vis[blockIdx.x * a.vis_tiles + jt / BC]) continue;
 
         // Stage K and V as halves; keys past n_kv and elements past D are zero.
         if (a.k_vec && a.v_vec)
@@ -610,7 +623,16 @@ int n_splits_for(const Tensor& node) {
 
 bool flash_attn_supports(DType kv) { return kv == DType::F16 || kv == DType::F32 || kv == DType::Q8_0; }
 
+int prompt_keys(const Tensor& node) {
+    const int64_t dp = std::max(node.src[0]->ne[0], node.src[2]->ne[0]);
+    return dp <= 64 ? kPromptKeys<64> : dp <= 128 ? kPromptKeys<128> : kPromptKeys<256>;
+}
+
 size_t flash_attn_work_size(const Tensor& node) {
+    if (use_prompt_kernel(node))
+        return node.src[3] ? static_cast<size_t>(blocks_for(node.src[0]->ne[1], kPromptRows) *
+                                                 blocks_for(node.src[1]->ne[1], prompt_keys(node)))
+                           : 0;
     const int splits = n_splits_for(node);
     if (splits == 1) return 0;
     const Tensor& q = *node.src[0];
@@ -647,6 +669,8 @@ void op_flash_attn(const Tensor& node, void* work, cudaStream_t stream) {
     a.n_rows = a.q.ne[1] * a.q.ne[2] * a.q.ne[3];
     a.group = static_cast<int>(a.q.ne[2] / a.k.ne[2]);
     a.partial = static_cast<float*>(work);
+    a.vis = nullptr;
+    a.vis_tiles = 0;
     if (a.n_rows == 0) return;
     const int64_t n_q = a.q.ne[1], H = a.q.ne[2], S = a.q.ne[3];
 
@@ -656,6 +680,14 @@ void op_flash_attn(const Tensor& node, void* work, cudaStream_t stream) {
         a.chunk = a.k.ne[1];
         const dim3 grid(static_cast<unsigned>(blocks_for(n_q, kPromptRows)), static_cast<unsigned>(H),
                         static_cast<unsigned>(S));
+        if (a.mask && work) {  // without scratch, every tile is taken
+            const int bc = prompt_keys(node);
+            a.vis = static_cast<const uint8_t*>(work);
+            a.vis_tiles = blocks_for(a.k.ne[1], bc);
+            const dim3 vgrid(static_cast<unsigned>(a.vis_tiles), grid.x);
+            k_attn_visible<<<vgrid, 256, 0, stream>>>(a.mask, a.mask_nb1, a.mask_f16, n_q, a.k.ne[1], bc,
+                                                      static_cast<uint8_t*>(work));
+        }
         const int64_t dp = std::max(a.q.ne[0], a.v.ne[0]);
         if (dp <= 64)
             k_attn_prompt<64><<<grid, kPromptWarps * kWarp, 0, stream>>>(a);

@@ -226,6 +226,18 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
 
+    // The warp's A fragments at K offset kk of the stage at ta, times the B fragments bf.
+    auto mma_step = [&](uint32_t ta, int kk, const uint32_t(&bf)[kFragsN][2]) {
+        uint32_t af[kFragsM][4];
+#pragma unroll
+        for (int i = 0; i < kFragsM; ++i)
+            ldmatrix_x4(af[i], ta + static_cast<uint32_t>((16 * i * kLd + kk) * sizeof(__half)));
+#pragma unroll
+        for (int i = 0; i < kFragsM; ++i)
+#pragma unroll
+            for (int j = 0; j < kFragsN; ++j) mma_16816(acc[i][j], af[i], bf[j][0], bf[j][1]);
+    };
+
 #pragma unroll
     for (int s = 0; s < kStages - 1; ++s) {
         if (step0 + s < step1) load_stage(s, (step0 + s) * kBk);
@@ -264,12 +276,7 @@ __global__ void __launch_bounds__(kThreads, 2)
                 }
 #pragma unroll
                 for (int h = 0; h < 2; ++h) {
-                    const int kk = 32 * b + 16 * h;
-                    uint32_t af[kFragsM][4];
                     uint32_t bf[kFragsN][2];
-#pragma unroll
-                    for (int i = 0; i < kFragsM; ++i)
-                        ldmatrix_x4(af[i], ta + static_cast<uint32_t>((16 * i * kLd + kk) * sizeof(__half)));
 #pragma unroll
                     for (int j = 0; j < kFragsN; ++j) {
                         uint32_t v;
@@ -282,21 +289,14 @@ __global__ void __launch_bounds__(kThreads, 2)
                         bf[j][0] = bytes_to_half2<false>(v, bias, d[j]);
                         bf[j][1] = bytes_to_half2<true>(v, bias, d[j]);
                     }
-#pragma unroll
-                    for (int i = 0; i < kFragsM; ++i)
-#pragma unroll
-                        for (int j = 0; j < kFragsN; ++j) mma_16816(acc[i][j], af[i], bf[j][0], bf[j][1]);
+                    mma_step(ta, 32 * b + 16 * h, bf);
                 }
             }
         } else {
             const uint32_t tw = sw_addr + static_cast<uint32_t>(stage * kBn * kLd * sizeof(__half)) + w_lane;
 #pragma unroll
             for (int kk = 0; kk < kBk; kk += 16) {
-                uint32_t af[kFragsM][4];
                 uint32_t bf[kFragsN][2];
-#pragma unroll
-                for (int i = 0; i < kFragsM; ++i)
-                    ldmatrix_x4(af[i], ta + static_cast<uint32_t>((16 * i * kLd + kk) * sizeof(__half)));
 #pragma unroll
                 for (int j = 0; j < kFragsN / 2; ++j) {
                     uint32_t r[4];
@@ -306,10 +306,7 @@ __global__ void __launch_bounds__(kThreads, 2)
                     bf[2 * j + 1][0] = r[2];
                     bf[2 * j + 1][1] = r[3];
                 }
-#pragma unroll
-                for (int i = 0; i < kFragsM; ++i)
-#pragma unroll
-                    for (int j = 0; j < kFragsN; ++j) mma_16816(acc[i][j], af[i], bf[j][0], bf[j][1]);
+                mma_step(ta, kk, bf);
             }
         }
     }
