@@ -158,6 +158,8 @@ __device__ __forceinline__ void stage_rows(float* tile, int pitch, const char* b
 
 // Grid: x = S * n_q * H_kv * n_hgroups, y = n_splits.
 __global__ void __launch_bounds__(kDecThreads) k_attn_decode(Args a) {
+    pdl_wait();  // launched by launch_dependent (common.cuh)
+    pdl_trigger();
     extern __shared__ float smem[];
     const int t = threadIdx.x, lane = t % kWarp, warp = t / kWarp;
     const int D = static_cast<int>(a.q.ne[0]), Dv = static_cast<int>(a.v.ne[0]);
@@ -295,6 +297,8 @@ constexpr int kMergeThreads = 128;
 
 // Dynamic shared memory: n_splits weights.
 __global__ void __launch_bounds__(kMergeThreads) k_attn_merge(Args a) {
+    pdl_wait();  // launched by launch_dependent (common.cuh)
+    pdl_trigger();
     extern __shared__ float w[];
     __shared__ float scratch[32];
     const int64_t row = blockIdx.x;
@@ -704,10 +708,10 @@ void op_flash_attn(const Tensor& node, void* work, cudaStream_t stream) {
     a.n_splits = static_cast<int>(blocks_for(a.k.ne[1], a.chunk));  // rounding may leave fewer
     const int d_max = static_cast<int>(std::max(a.q.ne[0], a.v.ne[0]));
     const dim3 grid(static_cast<unsigned>(S * n_q * a.k.ne[2] * a.n_hgroups), static_cast<unsigned>(a.n_splits));
-    k_attn_decode<<<grid, kDecThreads, decode_smem(d_max), stream>>>(a);
+    launch_dependent(k_attn_decode, grid, kDecThreads, decode_smem(d_max), stream, a);
     if (a.n_splits > 1)
-        k_attn_merge<<<static_cast<unsigned>(a.n_rows), kMergeThreads, static_cast<size_t>(a.n_splits) * sizeof(float),
-                       stream>>>(a);
+        launch_dependent(k_attn_merge, static_cast<unsigned>(a.n_rows), kMergeThreads,
+                         static_cast<size_t>(a.n_splits) * sizeof(float), stream, a);
 }
 
 }  // namespace tessera::cuda

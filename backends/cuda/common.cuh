@@ -45,4 +45,43 @@ bool runs_sm80_code(const void* kernel);
 // The current device's multiprocessors (32 where it cannot be asked). Asked once per device.
 int multiprocessor_count();
 
+// Programmatic dependent launches (sm_90 and newer): a kernel started by launch_dependent may
+// begin while the kernel before it in the stream is finishing, so a decoding step's chain of
+// small kernels does not pay a whole launch between each two. Such a kernel calls
+// pdl_wait() before it touches memory the kernels before it write (first thing, here): it
+// returns once those have finished and their writes are visible. pdl_trigger() lets the next
+// kernel be scheduled while this one runs. Elsewhere both are no-ops and launch_dependent is an
+// ordinary launch. On by default where the device has it; TESSERA_CUDA_PDL=0 turns it off.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// Whether launch_dependent asks for overlap for `kernel` on the current device: an sm_90 or
+// newer device running the kernel's code for sm_90 or newer (where pdl_wait is no no-op).
+bool pdl_enabled(const void* kernel);
+
+template <typename... KernelArgs, typename... Args>
+void launch_dependent(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                      Args&&... args) {
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = smem;
+    config.stream = stream;
+    config.attrs = attr;
+    config.numAttrs = pdl_enabled(reinterpret_cast<const void*>(kernel)) ? 1 : 0;
+    check(cudaLaunchKernelEx(&config, kernel, static_cast<KernelArgs>(args)...), "cudaLaunchKernelEx");
+}
+
 }  // namespace tessera::cuda

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <tuple>
 
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/decode_fused.h"
@@ -23,25 +24,30 @@
 
 namespace tessera::cuda {
 
-bool runs_sm80_code(const void* kernel) {
+// Whether `kernel` runs code for compute capability `arch` (80, 90) or newer on the current
+// device: the device is that new and the kernel's code was compiled for such a target.
+bool runs_code_for(const void* kernel, int arch) {
     static std::mutex mu;
-    static std::map<std::pair<int, const void*>, bool> known;
+    static std::map<std::tuple<int, const void*, int>, bool> known;
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) {
         cudaGetLastError();
         return false;
     }
     std::lock_guard<std::mutex> lock(mu);
-    auto [it, fresh] = known.try_emplace({dev, kernel}, false);
+    auto [it, fresh] = known.try_emplace({dev, kernel, arch}, false);
     if (fresh) {
         int major = 0;
         cudaFuncAttributes attr{};
         it->second = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                     cudaFuncGetAttributes(&attr, kernel) == cudaSuccess && major >= 8 && attr.ptxVersion >= 80;
+                     cudaFuncGetAttributes(&attr, kernel) == cudaSuccess && major * 10 >= arch &&
+                     attr.ptxVersion >= arch;
         cudaGetLastError();
     }
     return it->second;
 }
+
+bool runs_sm80_code(const void* kernel) { return runs_code_for(kernel, 80); }
 
 int multiprocessor_count() {
     static std::mutex mu;
@@ -59,6 +65,14 @@ int multiprocessor_count() {
         cudaGetLastError();
     }
     return it->second;
+}
+
+bool pdl_enabled(const void* kernel) {
+    static const bool allowed = [] {
+        const char* e = std::getenv("TESSERA_CUDA_PDL");
+        return !(e && e[0] == '0');
+    }();
+    return allowed && runs_code_for(kernel, 90);
 }
 
 void fail(cudaError_t err, const char* what) {

@@ -42,6 +42,8 @@ __device__ __forceinline__ float4 add4(float4 a, float4 b) {
 // block lies with 8 consecutive lanes.
 template <int V>
 __global__ void __launch_bounds__(1024) k_rms_norm_rows(NormRows p, DecodeActs q) {
+    pdl_wait();  // launched by launch_dependent (common.cuh)
+    pdl_trigger();
     __shared__ float scratch[32];
     const int64_t r = blockIdx.x;
     const int n4 = static_cast<int>(p.k / 4);
@@ -87,6 +89,8 @@ __global__ void __launch_bounds__(1024) k_rms_norm_rows(NormRows p, DecodeActs q
 __global__ void __launch_bounds__(kThreads)
     k_swiglu_rows(const float* g, size_t g_stride, const float* u, size_t u_stride, float* y, size_t y_stride,
                   int64_t k, DecodeActs q) {
+    pdl_wait();  // launched by launch_dependent (common.cuh)
+    pdl_trigger();
     const int64_t r = blockIdx.y;
     const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
     if (i >= k) return;  // whole warps, k being a multiple of 32
@@ -108,18 +112,18 @@ void rms_norm_rows(const NormRows& p, DecodeActs q, cudaStream_t stream) {
     const int64_t per_thread = blocks_for(n4, threads);
     const unsigned grid = static_cast<unsigned>(p.rows);
     if (per_thread <= 1)
-        k_rms_norm_rows<1><<<grid, threads, 0, stream>>>(args, q);
+        launch_dependent(k_rms_norm_rows<1>, grid, threads, 0, stream, args, q);
     else if (per_thread <= 2)
-        k_rms_norm_rows<2><<<grid, threads, 0, stream>>>(args, q);
+        launch_dependent(k_rms_norm_rows<2>, grid, threads, 0, stream, args, q);
     else
-        k_rms_norm_rows<kMaxNormVec><<<grid, threads, 0, stream>>>(args, q);
+        launch_dependent(k_rms_norm_rows<kMaxNormVec>, grid, threads, 0, stream, args, q);
 }
 
 void swiglu_rows(const float* g, size_t g_stride, const float* u, size_t u_stride, float* y, size_t y_stride, int64_t k,
                  int64_t rows, DecodeActs q, cudaStream_t stream) {
     if (rows <= 0 || k <= 0) return;
     const dim3 grid(static_cast<unsigned>(blocks_for(k, kThreads)), static_cast<unsigned>(rows));
-    k_swiglu_rows<<<grid, kThreads, 0, stream>>>(g, g_stride, u, u_stride, y, y_stride, k, q);
+    launch_dependent(k_swiglu_rows, grid, kThreads, 0, stream, g, g_stride, u, u_stride, y, y_stride, k, q);
 }
 
 }  // namespace tessera::cuda

@@ -35,6 +35,8 @@ size_t act_qs_bytes(int64_t k, int64_t m) { return (static_cast<size_t>(k) * m +
 __global__ void __launch_bounds__(256)
     quantize_act_kernel(const float* __restrict__ b, size_t b_stride, int64_t k, int64_t blocks,
                         int8_t* __restrict__ qs, float2* __restrict__ ds) {
+    pdl_wait();  // launched by launch_dependent (common.cuh)
+    pdl_trigger();
     const int64_t blk = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
     if (blk >= blocks) return;
     const int64_t per_row = k / kActBlock;
@@ -319,6 +321,8 @@ struct DecodeParts {
 // activation slice it loads. M >= a.m. S: split rows.
 template <DType T, int M, int R, bool S>
 __global__ void __launch_bounds__(kMmvThreads) mmvq_kernel(DecodeParts parts, ActQ8 a) {
+    pdl_wait();  // launched by launch_dependent (common.cuh)
+    pdl_trigger();
     int64_t row = static_cast<int64_t>(blockIdx.x) * R;
     // The part holding the rows, chosen with constant indices (a computed index into the
     // arguments would copy them to local memory).
@@ -474,7 +478,7 @@ void with_row_count(int64_t m, F&& f) {
 template <DType T, int M, int R, bool S>
 void launch_mmvq_rows(const DecodeParts& parts, const ActQ8& act, cudaStream_t stream) {
     const int64_t rows = parts.end[parts.count - 1];
-    mmvq_kernel<T, M, R, S><<<static_cast<unsigned>(rows / R), kMmvThreads, 0, stream>>>(parts, act);
+    launch_dependent(mmvq_kernel<T, M, R, S>, static_cast<unsigned>(rows / R), kMmvThreads, 0, stream, parts, act);
 }
 
 template <DType T, int M, bool S>
@@ -504,8 +508,8 @@ void decode_quantized(const DecodeParts& parts, const float* b, size_t b_stride,
     const DecodeActs q = acts_in(work, k, m);
     const int64_t blocks = m * (k / kActBlock);
     if (!quantized)
-        quantize_act_kernel<<<static_cast<unsigned>((blocks + 7) / 8), 256, 0, stream>>>(b, b_stride, k, blocks, q.qs,
-                                                                                         q.ds);
+        launch_dependent(quantize_act_kernel, static_cast<unsigned>((blocks + 7) / 8), 256, 0, stream, b, b_stride, k,
+                         blocks, q.qs, q.ds);
     const ActQ8 act{q.qs, q.ds, k, k / kActBlock, static_cast<int>(m)};
     with_row_count(m, [&](auto rows) { launch_mmvq<T, decltype(rows)::value, S>(parts, act, stream); });
 }

@@ -407,6 +407,8 @@ __global__ void k_set_rows(SetRowsArgs p) {
 // the rest the values. The three read and write disjoint tensors.
 __global__ void k_rope_kv(View q_out, View q, const int32_t* q_pos, RopeArgs qa, int64_t q_blocks, SetRowsArgs k,
                           SetRowsArgs v) {
+    pdl_wait();  // launched by launch_dependent (common.cuh)
+    pdl_trigger();
     extern __shared__ float row[];
     int64_t b = blockIdx.x;
     if (b < q_blocks) {
@@ -747,9 +749,8 @@ bool op_rope_kv(const Tensor& rope, const Tensor& k, const Tensor& v, cudaStream
     const int64_t blocks = q_blocks + kp.rows * kp.chunks + vp.rows * vp.chunks;
     if (blocks > (int64_t{1} << 31) - 1) return false;
     const size_t smem = static_cast<size_t>(std::max(kp.chunk, vp.chunk)) * sizeof(float);
-    k_rope_kv<<<static_cast<unsigned>(blocks), kThreads, smem, stream>>>(
-        view_of(rope), view_of(x), static_cast<const int32_t*>(rope.src[1]->data), rope_args(rope, rope.src[2]),
-        q_blocks, kp, vp);
+    launch_dependent(k_rope_kv, static_cast<unsigned>(blocks), kThreads, smem, stream, view_of(rope), view_of(x),
+                     static_cast<const int32_t*>(rope.src[1]->data), rope_args(rope, rope.src[2]), q_blocks, kp, vp);
     return true;
 }
 
