@@ -18,6 +18,8 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/device_math.cuh"
@@ -598,6 +600,294 @@ __global__ void __launch_bounds__(kPromptWarps* kWarp) k_attn_prompt(Args a) {
 
 bool prompt_kernel_runs() { return runs_sm80_code(reinterpret_cast<const void*>(k_attn_prompt<128>)); }
 
+// ---- decoding on tensor cores ----
+//
+// A block takes one KV head of one sequence, 16 query rows that read it (a row is one of the
+// group's query heads at one position, position by position: decoding one token with a group
+// of 4 fills 4 of the 16) and a range of keys. Each staged tile holds 16 keys per warp; every
+// warp runs the prompt kernel's steps on its 16 (S = Q K^T, the online softmax, O += P V) with a
+// softmax state of its own, and the warps' states are merged in shared memory at the end. A
+// token's attention then costs a few tensor-core instructions per 16 keys instead of a
+// dot product per thread and key.
+template <int DP>
+constexpr int kDecMmaWarps = DP > 128 ? 2 : 4;
+
+// Whether any entry of the mask rows of positions [i_lo, i_hi] over keys [jt, jt + BC) below
+// j_end is visible, from this thread's share of them (the caller ORs across the block).
+template <int BC, int NT>
+__device__ __forceinline__ bool tile_visible(const Args& a, int64_t i_lo, int64_t i_hi, int64_t jt, int64_t j_end) {
+    if (!a.mask) return true;
+    bool visible = false;
+    const int n = static_cast<int>(i_hi - i_lo + 1) * BC;
+    for (int idx = threadIdx.x; idx < n; idx += NT) {
+        const int64_t j = jt + idx % BC;
+        if (j < j_end) visible |= mask_at(a.mask + (i_lo + idx / BC) * a.mask_nb1, a.mask_f16, j) != -INFINITY;
+    }
+    return visible;
+}
+
+// Grid: x = S * H_kv * ceil(n_q * group / 16), y = n_splits.
+template <int DP>
+__global__ void __launch_bounds__(kDecMmaWarps<DP>* kWarp) k_attn_decode_mma(Args a) {
+    pdl_wait();  // launched by launch_dependent (common.cuh)
+    pdl_trigger();
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    constexpr int NW = kDecMmaWarps<DP>, NT = NW * kWarp, BC = 16 * NW;
+    constexpr int KP = DP + 8;  // pitch in halves, as in the prompt kernel
+    constexpr int kChunks = DP / 8, kPer = BC * kChunks / NT;
+    // K and V tiles; at the end the warps' outputs meet in the same memory.
+    __shared__ __align__(16) __half kv[2 * BC * KP];
+    __shared__ float wm[NW][16], wl[NW][16];
+    static_assert((NW / 2) * 16 * DP * sizeof(float) <= sizeof(kv), "the merge buffer fits in the tiles");
+    __half* ks = kv;
+    __half* vs = kv + BC * KP;
+
+    const int t = threadIdx.x, lane = t % kWarp, warp = t / kWarp;
+    const int gq = lane / 4, tq = lane % 4;
+    const int D = static_cast<int>(a.q.ne[0]), Dv = static_cast<int>(a.v.ne[0]);
+    const int64_t H_kv = a.k.ne[2], n_q = a.q.ne[1], n_kv = a.k.ne[1];
+    const int64_t R = n_q * a.group;  // rows reading this KV head
+    int64_t b = blockIdx.x;
+    const int64_t n_rb = (R + 15) / 16;
+    const int64_t rb = b % n_rb;
+    b /= n_rb;
+    const int64_t hk = b % H_kv, s = b / H_kv;
+    const int64_t r0 = 16 * rb + gq, r1 = r0 + 8;  // this lane's two rows
+    auto head_of = [&](int64_t r) { return hk * a.group + r % a.group; };
+
+    uint32_t qa[DP / 16][4];
+    {
+        auto q_row = [&](int64_t r) {
+            return r < R ? reinterpret_cast<const float*>(a.q.data + (r / a.group) * a.q.nb[1] +
+                                                          head_of(r) * a.q.nb[2] + s * a.q.nb[3])
+                         : nullptr;
+        };
+        const float* q0 = q_row(r0);
+        const float* q1 = q_row(r1);
+        auto at = [&](const float* row, int e) { return row && e < D ? row[e] * a.scale : 0.0f; };
+#pragma unroll
+        for (int kk = 0; kk < DP / 16; ++kk) {
+            const int e = 16 * kk + 2 * tq;
+            qa[kk][0] = pack_half2(at(q0, e), at(q0, e + 1));
+            qa[kk][1] = pack_half2(at(q1, e), at(q1, e + 1));
+            qa[kk][2] = pack_half2(at(q0, e + 8), at(q0, e + 9));
+            qa[kk][3] = pack_half2(at(q1, e + 8), at(q1, e + 9));
+        }
+    }
+    const char* m0 = a.mask && r0 < R ? a.mask + (r0 / a.group) * a.mask_nb1 : nullptr;
+    const char* m1 = a.mask && r1 < R ? a.mask + (r1 / a.group) * a.mask_nb1 : nullptr;
+    const int64_t i_lo = 16 * rb / a.group, i_hi = min(R - 1, 16 * rb + 15) / a.group;
+
+    float o[DP / 8][4];
+#pragma unroll
+    for (int d = 0; d < DP / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
+    float mx0 = -INFINITY, mx1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+
+    const char* kbase = a.k.data + hk * a.k.nb[2] + s * a.k.nb[3];
+    const char* vbase = a.v.data + hk * a.v.nb[2] + s * a.v.nb[3];
+    const int64_t j0 = blockIdx.y * a.chunk, j1 = min(n_kv, j0 + a.chunk);
+
+    for (int64_t jt = j0; jt < j1; jt += BC) {
+        // Stage the tile unless the mask hides it from every row; keys from j1 on and elements
+        // past D are zero. The barrier also keeps the last tile until every warp has read it.
+        bool staged = false;
+        if constexpr (kPer <= 8) {
+            if (a.k_vec && a.v_vec) {
+            uint4 kr[kPer], vr[kPer];  // the tile's loads and the mask's are in flight together
+#pragma unroll
+            for (int u = 0; u < kPer; ++u) {
+                const int idx = t + u * NT, j = idx / kChunks, c = idx % kChunks;
+                const bool in = jt + j < j1;
+                kr[u] = in && 8 * c < D ? __ldg(reinterpret_cast<const uint4*>(kbase + (jt + j) * a.k.nb[1]) + c)
+                                        : uint4{};
+                vr[u] = in && 8 * c < Dv ? __ldg(reinterpret_cast<const uint4*>(vbase + (jt + j) * a.v.nb[1]) + c)
+                                         : uint4{};
+            }
+            if (!__syncthreads_or(tile_visible<BC, NT>(a, i_lo, i_hi, jt, j1))) continue;
+#pragma unroll
+            for (int u = 0; u < kPer; ++u) {
+                const int idx = t + u * NT, j = idx / kChunks, c = idx % kChunks;
+                *reinterpret_cast<uint4*>(ks + j * KP + 8 * c) = kr[u];
+                *reinterpret_cast<uint4*>(vs + j * KP + 8 * c) = vr[u];
+            }
+            staged = true;
+            }
+        }
+        if (!staged) {
+            if (!__syncthreads_or(tile_visible<BC, NT>(a, i_lo, i_hi, jt, j1))) continue;
+            for (int idx = t; idx < BC * (DP / 2); idx += NT) {
+                const int j = idx / (DP / 2), e = 2 * (idx % (DP / 2));
+                const bool in = jt + j < j1;
+                float2 kx = make_float2(0.0f, 0.0f), vx = make_float2(0.0f, 0.0f);
+                if (in && e < D) {
+                    const char* row = kbase + (jt + j) * a.k.nb[1];
+                    kx = e + 1 < D ? kv_pair(row, a.kt, e, a.k_pairs) : make_float2(kv_at(row, a.kt, e), 0.0f);
+                }
+                if (in && e < Dv) {
+                    const char* row = vbase + (jt + j) * a.v.nb[1];
+                    vx = e + 1 < Dv ? kv_pair(row, a.vt, e, a.v_pairs) : make_float2(kv_at(row, a.vt, e), 0.0f);
+                }
+                *reinterpret_cast<__half2*>(ks + j * KP + e) = __floats2half2_rn(kx.x, kx.y);
+                *reinterpret_cast<__half2*>(vs + j * KP + e) = __floats2half2_rn(vx.x, vx.y);
+            }
+        }
+        __syncthreads();
+
+        // S = Q K^T over this warp's 16 keys.
+        float sacc[2][4];
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+            sacc[n][0] = sacc[n][1] = sacc[n][2] = sacc[n][3] = 0.0f;
+            const __half* kr = ks + (16 * warp + 8 * n + gq) * KP + 2 * tq;
+#pragma unroll
+            for (int kk = 0; kk < DP / 16; ++kk) {
+                const uint32_t b0 = *reinterpret_cast<const uint32_t*>(kr + 16 * kk);
+                const uint32_t b1 = *reinterpret_cast<const uint32_t*>(kr + 16 * kk + 8);
+                mma_16816(sacc[n], qa[kk], b0, b1);
+            }
+        }
+        float tmax0 = -INFINITY, tmax1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const int64_t j = jt + 16 * warp + 8 * n + 2 * tq + (c & 1);
+                float x = sacc[n][c];
+                if (a.softcap > 0.0f) x = a.softcap * tanhf(x / a.softcap);
+                const char* mr = c < 2 ? m0 : m1;
+                if (j >= j1)
+                    x = -INFINITY;
+                else if (mr)
+                    x += mask_at(mr, a.mask_f16, j);
+                else if (a.mask)
+                    x = -INFINITY;  // a row past R
+                sacc[n][c] = x;
+                if (c < 2)
+                    tmax0 = fmaxf(tmax0, x);
+                else
+                    tmax1 = fmaxf(tmax1, x);
+            }
+        }
+#pragma unroll
+        for (int o2 = 1; o2 < 4; o2 <<= 1) {
+            tmax0 = fmaxf(tmax0, __shfl_xor_sync(0xffffffffu, tmax0, o2));
+            tmax1 = fmaxf(tmax1, __shfl_xor_sync(0xffffffffu, tmax1, o2));
+        }
+        const float new0 = fmaxf(mx0, tmax0), new1 = fmaxf(mx1, tmax1);
+        const float c0 = mx0 == -INFINITY ? (new0 == -INFINITY ? 1.0f : 0.0f) : __expf(mx0 - new0);
+        const float c1 = mx1 == -INFINITY ? (new1 == -INFINITY ? 1.0f : 0.0f) : __expf(mx1 - new1);
+        mx0 = new0, mx1 = new1;
+        float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const float m = c < 2 ? new0 : new1;
+                const float p = m == -INFINITY || sacc[n][c] == -INFINITY ? 0.0f : __expf(sacc[n][c] - m);
+                sacc[n][c] = p;
+                if (c < 2)
+                    sum0 += p;
+                else
+                    sum1 += p;
+            }
+        }
+        l0 = l0 * c0 + sum0;
+        l1 = l1 * c1 + sum1;
+
+        // O += P V over the same 16 keys.
+        const uint32_t pa[4] = {pack_half2(sacc[0][0], sacc[0][1]), pack_half2(sacc[0][2], sacc[0][3]),
+                                pack_half2(sacc[1][0], sacc[1][1]), pack_half2(sacc[1][2], sacc[1][3])};
+#pragma unroll
+        for (int d = 0; d < DP / 8; ++d) {
+            o[d][0] *= c0, o[d][1] *= c0;
+            o[d][2] *= c1, o[d][3] *= c1;
+            uint32_t b0, b1;
+            ldmatrix_x2_trans(vs + (16 * warp + (lane & 15)) * KP + 8 * d, b0, b1);
+            mma_16816(o[d], pa, b0, b1);
+        }
+    }
+
+    // Merge the warps: each row's maximum and sum over the warps, every warp's output scaled to
+    // that maximum, then summed pairwise in shared memory (a fixed order: the same bits every run).
+#pragma unroll
+    for (int o2 = 1; o2 < 4; o2 <<= 1) {
+        l0 += __shfl_xor_sync(0xffffffffu, l0, o2);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, o2);
+    }
+    if (tq == 0) {
+        wm[warp][gq] = mx0, wm[warp][gq + 8] = mx1;
+        wl[warp][gq] = l0, wl[warp][gq + 8] = l1;
+    }
+    __syncthreads();  // also: every warp is done with the tiles
+    float M0 = -INFINITY, M1 = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) M0 = fmaxf(M0, wm[w][gq]), M1 = fmaxf(M1, wm[w][gq + 8]);
+    float L0 = 0.0f, L1 = 0.0f;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) {
+        L0 += wm[w][gq] == -INFINITY ? 0.0f : __expf(wm[w][gq] - M0) * wl[w][gq];
+        L1 += wm[w][gq + 8] == -INFINITY ? 0.0f : __expf(wm[w][gq + 8] - M1) * wl[w][gq + 8];
+    }
+    const float f0 = mx0 == -INFINITY ? 0.0f : __expf(mx0 - M0), f1 = mx1 == -INFINITY ? 0.0f : __expf(mx1 - M1);
+#pragma unroll
+    for (int d = 0; d < DP / 8; ++d) {
+        o[d][0] *= f0, o[d][1] *= f0;
+        o[d][2] *= f1, o[d][3] *= f1;
+    }
+    float* buf = reinterpret_cast<float*>(kv);  // (NW / 2) slots of [16][DP]
+#pragma unroll
+    for (int half = NW / 2; half >= 1; half /= 2) {
+        if (warp >= half && warp < 2 * half) {
+            float* slot = buf + (warp - half) * 16 * DP;
+#pragma unroll
+            for (int d = 0; d < DP / 8; ++d) {
+                *reinterpret_cast<float2*>(slot + gq * DP + 8 * d + 2 * tq) = make_float2(o[d][0], o[d][1]);
+                *reinterpret_cast<float2*>(slot + (gq + 8) * DP + 8 * d + 2 * tq) = make_float2(o[d][2], o[d][3]);
+            }
+        }
+        __syncthreads();
+        if (warp < half) {
+            const float* slot = buf + warp * 16 * DP;
+#pragma unroll
+            for (int d = 0; d < DP / 8; ++d) {
+                const float2 x = *reinterpret_cast<const float2*>(slot + gq * DP + 8 * d + 2 * tq);
+                const float2 y = *reinterpret_cast<const float2*>(slot + (gq + 8) * DP + 8 * d + 2 * tq);
+                o[d][0] += x.x, o[d][1] += x.y, o[d][2] += y.x, o[d][3] += y.y;
+            }
+        }
+        __syncthreads();
+    }
+    if (warp != 0) return;
+
+    const int64_t H = a.q.ne[2];
+    auto write_row = [&](int64_t r, float m, float l, int c) {
+        if (r >= R) return;
+        const int64_t i = r / a.group, h = head_of(r);
+        if (a.n_splits == 1) {
+            const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+            float* y = out_row(a, h, i, s);
+#pragma unroll
+            for (int d = 0; d < DP / 8; ++d) {
+                const int e = 8 * d + 2 * tq;
+                if (e < Dv) y[e] = o[d][c] * inv;
+                if (e + 1 < Dv) y[e + 1] = o[d][c + 1] * inv;
+            }
+        } else {
+            float* p = a.partial + (static_cast<int64_t>(blockIdx.y) * a.n_rows + (s * n_q + i) * H + h) * (Dv + 2);
+            if (tq == 0) p[0] = m, p[1] = l;
+#pragma unroll
+            for (int d = 0; d < DP / 8; ++d) {
+                const int e = 8 * d + 2 * tq;
+                if (e < Dv) p[2 + e] = o[d][c];
+                if (e + 1 < Dv) p[3 + e] = o[d][c + 1];
+            }
+        }
+    };
+    write_row(r0, M0, L0, 0);
+    write_row(r1, M1, L1, 2);
+#endif
+}
+
 // F32 caches keep f32 arithmetic (the decoding kernel, at any number of rows): the prompt
 // kernel rounds queries and probabilities to f16.
 bool use_prompt_kernel(const Tensor& node) {
@@ -611,15 +901,52 @@ int query_groups(const Tensor& node) {
     return (group + kDecHeads - 1) / kDecHeads;
 }
 
-// Splits of the keys for the decoding kernel: enough blocks for a few per multiprocessor, each
+// The head size a tensor-core kernel is compiled for: 64, 128 or 256.
+int padded_head(const Tensor& node) {
+    const int64_t d = std::max(node.src[0]->ne[0], node.src[2]->ne[0]);
+    return d <= 64 ? 64 : d <= 128 ? 128 : 256;
+}
+
+// Decoding rows on tensor cores: F16 and Q8_0 caches (an F32 one keeps f32 arithmetic).
+// TESSERA_CUDA_DECODE_F32=1 keeps every cache on the f32 decoding kernel, for comparison.
+bool use_decode_mma(const Tensor& node) {
+    static const bool f32_only = [] {
+        const char* e = std::getenv("TESSERA_CUDA_DECODE_F32");
+        return e && std::string(e) == "1";
+    }();
+    const Tensor& q = *node.src[0];
+    return !f32_only && q.ne[1] < kMinPromptRows && node.src[1]->type != DType::F32 && node.src[2]->type != DType::F32 &&
+           std::max(q.ne[0], node.src[2]->ne[0]) <= kMaxHead && prompt_kernel_runs();
+}
+
+int decode_mma_warps(const Tensor& node) {
+    const int dp = padded_head(node);
+    return dp <= 64 ? kDecMmaWarps<64> : dp <= 128 ? kDecMmaWarps<128> : kDecMmaWarps<256>;
+}
+
+// Blocks of one key split, and the keys of a tile (a split is whole tiles).
+struct DecodeGrid {
+    int64_t blocks;
+    int tile;
+};
+
+DecodeGrid decode_grid(const Tensor& node) {
+    const Tensor& q = *node.src[0];
+    const Tensor& k = *node.src[1];
+    if (use_decode_mma(node)) {
+        const int64_t rows = q.ne[1] * (q.ne[2] / k.ne[2]);
+        return {q.ne[3] * k.ne[2] * blocks_for(rows, 16), 16 * decode_mma_warps(node)};
+    }
+    return {q.ne[1] * q.ne[3] * k.ne[2] * query_groups(node), kDecKeys};
+}
+
+// Splits of the keys for the decoding kernels: enough blocks for a few per multiprocessor, each
 // split at least a tile long.
 int n_splits_for(const Tensor& node) {
     if (use_prompt_kernel(node)) return 1;
-    const Tensor& q = *node.src[0];
-    const Tensor& k = *node.src[1];
-    const int64_t blocks = q.ne[1] * q.ne[3] * k.ne[2] * query_groups(node);
-    const int64_t want = std::max<int64_t>(1, (2 * multiprocessor_count() + blocks - 1) / blocks);
-    const int64_t by_len = std::max<int64_t>(1, k.ne[1] / kDecKeys);
+    const DecodeGrid g = decode_grid(node);
+    const int64_t want = std::max<int64_t>(1, (2 * multiprocessor_count() + g.blocks - 1) / g.blocks);
+    const int64_t by_len = std::max<int64_t>(1, node.src[1]->ne[1] / g.tile);
     return static_cast<int>(std::min(want, by_len));
 }
 
@@ -702,13 +1029,24 @@ void op_flash_attn(const Tensor& node, void* work, cudaStream_t stream) {
         return;
     }
 
+    const DecodeGrid g = decode_grid(node);
     a.n_hgroups = query_groups(node);
     a.n_splits = n_splits_for(node);
-    a.chunk = (blocks_for(a.k.ne[1], a.n_splits) + kDecKeys - 1) / kDecKeys * kDecKeys;
+    a.chunk = blocks_for(blocks_for(a.k.ne[1], a.n_splits), g.tile) * g.tile;
     a.n_splits = static_cast<int>(blocks_for(a.k.ne[1], a.chunk));  // rounding may leave fewer
-    const int d_max = static_cast<int>(std::max(a.q.ne[0], a.v.ne[0]));
-    const dim3 grid(static_cast<unsigned>(S * n_q * a.k.ne[2] * a.n_hgroups), static_cast<unsigned>(a.n_splits));
-    launch_dependent(k_attn_decode, grid, kDecThreads, decode_smem(d_max), stream, a);
+    const dim3 grid(static_cast<unsigned>(g.blocks), static_cast<unsigned>(a.n_splits));
+    if (use_decode_mma(node)) {
+        const int dp = padded_head(node), threads = decode_mma_warps(node) * kWarp;
+        if (dp == 64)
+            launch_dependent(k_attn_decode_mma<64>, grid, threads, 0, stream, a);
+        else if (dp == 128)
+            launch_dependent(k_attn_decode_mma<128>, grid, threads, 0, stream, a);
+        else
+            launch_dependent(k_attn_decode_mma<256>, grid, threads, 0, stream, a);
+    } else {
+        const int d_max = static_cast<int>(std::max(a.q.ne[0], a.v.ne[0]));
+        launch_dependent(k_attn_decode, grid, kDecThreads, decode_smem(d_max), stream, a);
+    }
     if (a.n_splits > 1)
         launch_dependent(k_attn_merge, static_cast<unsigned>(a.n_rows), kMergeThreads,
                          static_cast<size_t>(a.n_splits) * sizeof(float), stream, a);

@@ -628,6 +628,10 @@ void add_flash_attn(std::vector<OpCase>& cases) {
         // time: 256 keys, and 64 where 8 heads of 128 make a chunk's rows larger.
         {DType::F16, 8, 2, 1, 300, 64, 1, 0, true}, {DType::F32, 16, 8, 1, 200, 128, 1, 0, true},
         {DType::Q8_0, 8, 4, 2, 130, 64, 2, 0, true},
+        // Decoding rows of a KV head beyond one block of 16 (groups of 16 at two positions), a
+        // head size of 256 split over the keys, a Q8_0 cache of 128-wide heads.
+        {DType::F16, 32, 1, 2, 90, 128, 2, 0}, {DType::F16, 16, 2, 1, 300, 256, 1, 0},
+        {DType::Q8_0, 8, 8, 1, 200, 128, 1, 30.0f, true},
     };
     for (const Variant& v : variants) {
         OpCase c;
