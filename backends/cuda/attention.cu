@@ -59,6 +59,7 @@ struct Args {
     DType kt, vt;
     bool k_pairs, v_pairs;  // 4-byte pair loads allowed
     bool k_vec, v_vec;      // F16 rows of whole 16-byte chunks, 16-byte aligned
+    bool q_pairs;           // Q rows of an even length, 8-byte aligned: element pairs load as one
     const char* mask;
     int64_t mask_nb1;
     bool mask_f16;
@@ -292,47 +293,73 @@ __global__ void __launch_bounds__(kDecThreads) k_attn_decode(Args a) {
     }
 }
 
-// One block per row merges the splits' partial results: the splits' weights exp(m_s - m) / l
-// first (threads over splits, into shared memory), then threads over the row's elements, each
-// summing its element over the splits with several loads in flight.
-constexpr int kMergeThreads = 128;
+// One block per row merges the splits' partial results. Every split's maximum and sum are read
+// at once (threads over splits) and give the splits' weights exp(m_s - m); then the threads
+// split into parts of the row's elements (kMergeThreads / Dv parts when Dv is smaller), each
+// part summing its element over every P-th split with eight loads in flight, and the parts are
+// added in a fixed order: a row's merge is a handful of memory latencies, whatever the splits.
+constexpr int kMergeThreads = 256;
 
-// Dynamic shared memory: n_splits weights.
+size_t merge_smem(int n_splits) { return (2 * static_cast<size_t>(n_splits) + kMergeThreads) * sizeof(float); }
+
+// Dynamic shared memory: merge_smem(n_splits).
 __global__ void __launch_bounds__(kMergeThreads) k_attn_merge(Args a) {
     pdl_wait();  // launched by launch_dependent (common.cuh)
     pdl_trigger();
-    extern __shared__ float w[];
+    extern __shared__ float merge_buf[];
     __shared__ float scratch[32];
+    const int n = a.n_splits, t = threadIdx.x;
+    float* w = merge_buf;         // [n]: each split's maximum, then its weight
+    float* ls = merge_buf + n;    // [n]: each split's sum
+    float* part_sums = ls + n;    // [kMergeThreads]
     const int64_t row = blockIdx.x;
     const int64_t H = a.q.ne[2], n_q = a.q.ne[1];
     const int64_t h = row % H, i = (row / H) % n_q, s = row / (H * n_q);
     const int Dv = static_cast<int>(a.v.ne[0]);
     const int64_t stride = a.n_rows * (Dv + 2);
     const float* base = a.partial + row * (Dv + 2);
-    const int n = a.n_splits;
+
     float m = -INFINITY;
-    for (int sp = threadIdx.x; sp < n; sp += kMergeThreads) m = fmaxf(m, base[sp * stride]);
-    m = block_reduce<true>(m, scratch);
-    float l = 0.0f;
-    for (int sp = threadIdx.x; sp < n; sp += kMergeThreads) {
-        const float ms = base[sp * stride];
-        const float e = ms == -INFINITY ? 0.0f : __expf(ms - m);
-        w[sp] = e;
-        l += base[sp * stride + 1] * e;
+    for (int sp = t; sp < n; sp += kMergeThreads) {
+        const float ms = base[sp * stride], l = base[sp * stride + 1];
+        w[sp] = ms;
+        ls[sp] = l;
+        m = fmaxf(m, ms);
     }
-    l = block_reduce<false>(l, scratch);  // its barriers also publish w
+    m = block_reduce<true>(m, scratch);  // its barriers publish w and ls
+    float l = 0.0f;
+    for (int sp = t; sp < n; sp += kMergeThreads) {
+        const float e = w[sp] == -INFINITY ? 0.0f : __expf(w[sp] - m);
+        w[sp] = e;
+        l += ls[sp] * e;
+    }
+    l = block_reduce<false>(l, scratch);  // and these publish the weights
     const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+
+    const int P = Dv >= kMergeThreads ? 1 : kMergeThreads / Dv;  // parts over the splits
+    const int part = t / Dv;
     float* o = out_row(a, h, i, s);
-    for (int e = threadIdx.x; e < Dv; e += kMergeThreads) {
+    for (int e = t % Dv; e < Dv && part < P; e += kMergeThreads) {
         const float* p = base + 2 + e;
-        float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        int sp = 0;
-        for (; sp + 4 <= n; sp += 4) {
+        float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        int sp = part;
+        for (; sp + 7 * P < n; sp += 8 * P) {
 #pragma unroll
-            for (int u = 0; u < 4; ++u) sum[u] += w[sp + u] * p[(sp + u) * stride];
+            for (int u = 0; u < 8; ++u) acc[u] += w[sp + u * P] * p[(sp + u * P) * stride];
         }
-        for (; sp < n; ++sp) sum[0] += w[sp] * p[sp * stride];
-        o[e] = (sum[0] + sum[1] + sum[2] + sum[3]) * inv;
+        for (; sp < n; sp += P) acc[0] += w[sp] * p[sp * stride];
+        const float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        if (P == 1)
+            o[e] = sum * inv;
+        else
+            part_sums[part * Dv + e] = sum;
+    }
+    if (P == 1) return;
+    __syncthreads();
+    if (t < Dv) {
+        float sum = 0.0f;
+        for (int q = 0; q < P; ++q) sum += part_sums[q * Dv + t];
+        o[t] = sum * inv;
     }
 }
 
@@ -369,6 +396,17 @@ __device__ __forceinline__ void ldmatrix_x2_trans(const __half* row, uint32_t& b
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(row));
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(b0), "=r"(b1) : "r"(addr));
+#endif
+}
+
+// The A fragments of a 16x16 tile (row-major in shared memory): lanes 0-15 point at its rows'
+// first 8 elements, lanes 16-31 at their last 8.
+__device__ __forceinline__ void ldmatrix_x4(const __half* row, uint32_t (&a)[4]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
+                 : "r"(addr));
 #endif
 }
 
@@ -637,8 +675,9 @@ __global__ void __launch_bounds__(kDecMmaWarps<DP>* kWarp) k_attn_decode_mma(Arg
     constexpr int kChunks = DP / 8, kPer = BC * kChunks / NT;
     // K and V tiles; at the end the warps' outputs meet in the same memory.
     __shared__ __align__(16) __half kv[2 * BC * KP];
-    __shared__ float wm[NW][16], wl[NW][16];
-    static_assert((NW / 2) * 16 * DP * sizeof(float) <= sizeof(kv), "the merge buffer fits in the tiles");
+    __shared__ __align__(16) __half qs[16 * KP];  // the block's 16 query rows, scaled
+    __shared__ float wm[NW][16], wl[NW][16], row_m[16], row_l[16];
+    static_assert(NW * 16 * DP * sizeof(float) <= sizeof(kv), "the warps' outputs fit in the tiles");
     __half* ks = kv;
     __half* vs = kv + BC * KP;
 
@@ -655,24 +694,19 @@ __global__ void __launch_bounds__(kDecMmaWarps<DP>* kWarp) k_attn_decode_mma(Arg
     const int64_t r0 = 16 * rb + gq, r1 = r0 + 8;  // this lane's two rows
     auto head_of = [&](int64_t r) { return hk * a.group + r % a.group; };
 
-    uint32_t qa[DP / 16][4];
-    {
-        auto q_row = [&](int64_t r) {
-            return r < R ? reinterpret_cast<const float*>(a.q.data + (r / a.group) * a.q.nb[1] +
-                                                          head_of(r) * a.q.nb[2] + s * a.q.nb[3])
-                         : nullptr;
-        };
-        const float* q0 = q_row(r0);
-        const float* q1 = q_row(r1);
-        auto at = [&](const float* row, int e) { return row && e < D ? row[e] * a.scale : 0.0f; };
-#pragma unroll
-        for (int kk = 0; kk < DP / 16; ++kk) {
-            const int e = 16 * kk + 2 * tq;
-            qa[kk][0] = pack_half2(at(q0, e), at(q0, e + 1));
-            qa[kk][1] = pack_half2(at(q1, e), at(q1, e + 1));
-            qa[kk][2] = pack_half2(at(q0, e + 8), at(q0, e + 9));
-            qa[kk][3] = pack_half2(at(q1, e + 8), at(q1, e + 9));
+    // The block's query rows as halves in shared memory, loaded by every thread at once (the
+    // first tile's barrier publishes them); rows past R and elements past D are zero.
+    for (int idx = t; idx < 16 * (DP / 2); idx += NT) {
+        const int rr = idx / (DP / 2), e = 2 * (idx % (DP / 2));
+        const int64_t r = 16 * rb + rr;
+        float2 v = make_float2(0.0f, 0.0f);
+        if (r < R && e < D) {
+            const float* row = reinterpret_cast<const float*>(a.q.data + (r / a.group) * a.q.nb[1] +
+                                                              head_of(r) * a.q.nb[2] + s * a.q.nb[3]);
+            v = a.q_pairs ? *reinterpret_cast<const float2*>(row + e)
+                          : make_float2(row[e], e + 1 < D ? row[e + 1] : 0.0f);
         }
+        *reinterpret_cast<__half2*>(qs + rr * KP + e) = __floats2half2_rn(v.x * a.scale, v.y * a.scale);
     }
     const char* m0 = a.mask && r0 < R ? a.mask + (r0 / a.group) * a.mask_nb1 : nullptr;
     const char* m1 = a.mask && r1 < R ? a.mask + (r1 / a.group) * a.mask_nb1 : nullptr;
@@ -741,9 +775,11 @@ __global__ void __launch_bounds__(kDecMmaWarps<DP>* kWarp) k_attn_decode_mma(Arg
             const __half* kr = ks + (16 * warp + 8 * n + gq) * KP + 2 * tq;
 #pragma unroll
             for (int kk = 0; kk < DP / 16; ++kk) {
+                uint32_t qa[4];
+                ldmatrix_x4(qs + (lane & 15) * KP + 16 * kk + 8 * (lane >> 4), qa);
                 const uint32_t b0 = *reinterpret_cast<const uint32_t*>(kr + 16 * kk);
                 const uint32_t b1 = *reinterpret_cast<const uint32_t*>(kr + 16 * kk + 8);
-                mma_16816(sacc[n], qa[kk], b0, b1);
+                mma_16816(sacc[n], qa, b0, b1);
             }
         }
         float tmax0 = -INFINITY, tmax1 = -INFINITY;
@@ -807,8 +843,9 @@ __global__ void __launch_bounds__(kDecMmaWarps<DP>* kWarp) k_attn_decode_mma(Arg
         }
     }
 
-    // Merge the warps: each row's maximum and sum over the warps, every warp's output scaled to
-    // that maximum, then summed pairwise in shared memory (a fixed order: the same bits every run).
+    // Merge the warps: each row's maximum and sum over the warps, then every warp's output
+    // scaled to that maximum goes to shared memory, and the threads add the warps' outputs in a
+    // fixed order (the same bits every run) as they write the rows out.
 #pragma unroll
     for (int o2 = 1; o2 < 4; o2 <<= 1) {
         l0 += __shfl_xor_sync(0xffffffffu, l0, o2);
@@ -822,69 +859,44 @@ __global__ void __launch_bounds__(kDecMmaWarps<DP>* kWarp) k_attn_decode_mma(Arg
     float M0 = -INFINITY, M1 = -INFINITY;
 #pragma unroll
     for (int w = 0; w < NW; ++w) M0 = fmaxf(M0, wm[w][gq]), M1 = fmaxf(M1, wm[w][gq + 8]);
-    float L0 = 0.0f, L1 = 0.0f;
+    if (warp == 0 && tq == 0) {
+        float L0 = 0.0f, L1 = 0.0f;
 #pragma unroll
-    for (int w = 0; w < NW; ++w) {
-        L0 += wm[w][gq] == -INFINITY ? 0.0f : __expf(wm[w][gq] - M0) * wl[w][gq];
-        L1 += wm[w][gq + 8] == -INFINITY ? 0.0f : __expf(wm[w][gq + 8] - M1) * wl[w][gq + 8];
+        for (int w = 0; w < NW; ++w) {
+            L0 += wm[w][gq] == -INFINITY ? 0.0f : __expf(wm[w][gq] - M0) * wl[w][gq];
+            L1 += wm[w][gq + 8] == -INFINITY ? 0.0f : __expf(wm[w][gq + 8] - M1) * wl[w][gq + 8];
+        }
+        row_m[gq] = M0, row_m[gq + 8] = M1;
+        row_l[gq] = L0, row_l[gq + 8] = L1;
     }
     const float f0 = mx0 == -INFINITY ? 0.0f : __expf(mx0 - M0), f1 = mx1 == -INFINITY ? 0.0f : __expf(mx1 - M1);
+    const int rows = static_cast<int>(min(static_cast<int64_t>(16), R - 16 * rb));
+    float* slot = reinterpret_cast<float*>(kv) + warp * 16 * DP;  // [NW][16][DP]
 #pragma unroll
     for (int d = 0; d < DP / 8; ++d) {
-        o[d][0] *= f0, o[d][1] *= f0;
-        o[d][2] *= f1, o[d][3] *= f1;
+        if (gq < rows) *reinterpret_cast<float2*>(slot + gq * DP + 8 * d + 2 * tq) = make_float2(o[d][0] * f0, o[d][1] * f0);
+        if (gq + 8 < rows)
+            *reinterpret_cast<float2*>(slot + (gq + 8) * DP + 8 * d + 2 * tq) = make_float2(o[d][2] * f1, o[d][3] * f1);
     }
-    float* buf = reinterpret_cast<float*>(kv);  // (NW / 2) slots of [16][DP]
-#pragma unroll
-    for (int half = NW / 2; half >= 1; half /= 2) {
-        if (warp >= half && warp < 2 * half) {
-            float* slot = buf + (warp - half) * 16 * DP;
-#pragma unroll
-            for (int d = 0; d < DP / 8; ++d) {
-                *reinterpret_cast<float2*>(slot + gq * DP + 8 * d + 2 * tq) = make_float2(o[d][0], o[d][1]);
-                *reinterpret_cast<float2*>(slot + (gq + 8) * DP + 8 * d + 2 * tq) = make_float2(o[d][2], o[d][3]);
-            }
-        }
-        __syncthreads();
-        if (warp < half) {
-            const float* slot = buf + warp * 16 * DP;
-#pragma unroll
-            for (int d = 0; d < DP / 8; ++d) {
-                const float2 x = *reinterpret_cast<const float2*>(slot + gq * DP + 8 * d + 2 * tq);
-                const float2 y = *reinterpret_cast<const float2*>(slot + (gq + 8) * DP + 8 * d + 2 * tq);
-                o[d][0] += x.x, o[d][1] += x.y, o[d][2] += y.x, o[d][3] += y.y;
-            }
-        }
-        __syncthreads();
-    }
-    if (warp != 0) return;
+    __syncthreads();
 
+    const float* outs = reinterpret_cast<const float*>(kv);
     const int64_t H = a.q.ne[2];
-    auto write_row = [&](int64_t r, float m, float l, int c) {
-        if (r >= R) return;
-        const int64_t i = r / a.group, h = head_of(r);
-        if (a.n_splits == 1) {
-            const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-            float* y = out_row(a, h, i, s);
+    for (int idx = t; idx < rows * Dv; idx += NT) {
+        const int rr = idx / Dv, e = idx % Dv;
+        float sum = 0.0f;
 #pragma unroll
-            for (int d = 0; d < DP / 8; ++d) {
-                const int e = 8 * d + 2 * tq;
-                if (e < Dv) y[e] = o[d][c] * inv;
-                if (e + 1 < Dv) y[e + 1] = o[d][c + 1] * inv;
-            }
+        for (int w = 0; w < NW; ++w) sum += outs[(w * 16 + rr) * DP + e];
+        const int64_t r = 16 * rb + rr, i = r / a.group, h = head_of(r);
+        if (a.n_splits == 1) {
+            const float l = row_l[rr];
+            out_row(a, h, i, s)[e] = l > 0.0f ? sum / l : 0.0f;
         } else {
             float* p = a.partial + (static_cast<int64_t>(blockIdx.y) * a.n_rows + (s * n_q + i) * H + h) * (Dv + 2);
-            if (tq == 0) p[0] = m, p[1] = l;
-#pragma unroll
-            for (int d = 0; d < DP / 8; ++d) {
-                const int e = 8 * d + 2 * tq;
-                if (e < Dv) p[2 + e] = o[d][c];
-                if (e + 1 < Dv) p[3 + e] = o[d][c + 1];
-            }
+            if (e == 0) p[0] = row_m[rr], p[1] = row_l[rr];
+            p[2 + e] = sum;
         }
-    };
-    write_row(r0, M0, L0, 0);
-    write_row(r1, M1, L1, 2);
+    }
 #endif
 }
 
@@ -944,8 +956,12 @@ DecodeGrid decode_grid(const Tensor& node) {
 // split at least a tile long.
 int n_splits_for(const Tensor& node) {
     if (use_prompt_kernel(node)) return 1;
+    static const int per_sm = [] {
+        const char* e = std::getenv("TESSERA_CUDA_DECODE_BLOCKS");  // blocks per multiprocessor, for tuning
+        return e && std::atoi(e) > 0 ? std::atoi(e) : 2;
+    }();
     const DecodeGrid g = decode_grid(node);
-    const int64_t want = std::max<int64_t>(1, (2 * multiprocessor_count() + g.blocks - 1) / g.blocks);
+    const int64_t want = std::max<int64_t>(1, (per_sm * multiprocessor_count() + g.blocks - 1) / g.blocks);
     const int64_t by_len = std::max<int64_t>(1, node.src[1]->ne[1] / g.tile);
     return static_cast<int>(std::min(want, by_len));
 }
@@ -990,6 +1006,8 @@ void op_flash_attn(const Tensor& node, void* work, cudaStream_t stream) {
                reinterpret_cast<uintptr_t>(v.data) % 16 == 0;
     };
     a.k_vec = vec(a.k, a.kt);
+    a.q_pairs = a.q.ne[0] % 2 == 0 && reinterpret_cast<uintptr_t>(a.q.data) % 8 == 0 && a.q.nb[1] % 8 == 0 &&
+                a.q.nb[2] % 8 == 0 && a.q.nb[3] % 8 == 0;
     a.v_vec = vec(a.v, a.vt);
     const Tensor* mask = node.src[3];
     a.mask = mask ? static_cast<const char*>(mask->data) : nullptr;
@@ -1048,8 +1066,8 @@ void op_flash_attn(const Tensor& node, void* work, cudaStream_t stream) {
         launch_dependent(k_attn_decode, grid, kDecThreads, decode_smem(d_max), stream, a);
     }
     if (a.n_splits > 1)
-        launch_dependent(k_attn_merge, static_cast<unsigned>(a.n_rows), kMergeThreads,
-                         static_cast<size_t>(a.n_splits) * sizeof(float), stream, a);
+        launch_dependent(k_attn_merge, static_cast<unsigned>(a.n_rows), kMergeThreads, merge_smem(a.n_splits), stream,
+                         a);
 }
 
 }  // namespace tessera::cuda
