@@ -1,0 +1,121 @@
+// What the flash-attention kernels share (attention.cu: prompts and the dispatch;
+// attention_decode.cu: the decoding kernels and the merge of their key splits): the kernels'
+// arguments, element and mask reads, and the tensor-core fragments.
+#pragma once
+
+#include <cuda_fp16.h>
+
+#include "backends/cuda/common.cuh"
+
+namespace tessera::cuda::attn {
+
+constexpr int kWarp = 32;
+
+struct BlockQ8_0 {
+    __half d;
+    int8_t qs[32];
+};
+
+// Element e of a K or V row.
+__device__ __forceinline__ float kv_at(const char* row, DType t, int e) {
+    if (t == DType::F16) return __half2float(reinterpret_cast<const __half*>(row)[e]);
+    if (t == DType::F32) return reinterpret_cast<const float*>(row)[e];
+    const BlockQ8_0* b = reinterpret_cast<const BlockQ8_0*>(row) + e / 32;
+    return __half2float(b->d) * static_cast<float>(b->qs[e % 32]);
+}
+
+// Elements e and e + 1 of a row (e even); `pair_loads`: F16 rows whose pairs are 4-byte aligned.
+__device__ __forceinline__ float2 kv_pair(const char* row, DType t, int e, bool pair_loads) {
+    if (pair_loads) return __half22float2(reinterpret_cast<const __half2*>(row)[e / 2]);
+    return make_float2(kv_at(row, t, e), kv_at(row, t, e + 1));
+}
+
+__device__ __forceinline__ float mask_at(const char* row, bool f16, int64_t j) {
+    return f16 ? __half2float(reinterpret_cast<const __half*>(row)[j]) : reinterpret_cast<const float*>(row)[j];
+}
+
+struct Args {
+    View q, k, v, out;
+    DType kt, vt;
+    bool k_pairs, v_pairs;  // 4-byte pair loads allowed
+    bool k_vec, v_vec;      // F16 rows of whole 16-byte chunks, 16-byte aligned
+    bool q_pairs;           // Q rows of an even length, 8-byte aligned: element pairs load as one
+    const char* mask;
+    int64_t mask_nb1;
+    bool mask_f16;
+    float scale, softcap;
+    int64_t n_rows;  // n_q * H * S: a row is one query head of one query position
+    int64_t chunk;   // keys per split (decoding)
+    int n_splits;
+    int group;       // query heads per KV head
+    int n_hgroups;   // blocks per KV head along the query heads (decoding)
+    float* partial;  // n_splits x n_rows x (Dv + 2) floats, when n_splits > 1
+    // Prompts with a mask: per (block of kPromptRows query rows, key tile), whether the mask
+    // leaves any entry of it visible (k_attn_visible); vis_tiles key tiles per row block. Null:
+    // every tile is visited (hidden entries still weigh nothing).
+    const uint8_t* vis;
+    int64_t vis_tiles;
+};
+
+// The row index of (query head h, position i, sequence s): the merge kernel's order.
+__device__ __forceinline__ int64_t row_of(const Args& a, int64_t h, int64_t i, int64_t s) {
+    return (s * a.q.ne[1] + i) * a.q.ne[2] + h;
+}
+
+__device__ __forceinline__ float* out_row(const Args& a, int64_t h, int64_t i, int64_t s) {
+    return reinterpret_cast<float*>(a.out.data + h * a.out.nb[1] + i * a.out.nb[2] + s * a.out.nb[3]);
+}
+
+constexpr int kMaxHead = 256;  // the largest head size of the kernels
+constexpr int kDecKeys = 32;   // keys per tile of the f32 decoding kernel: one per lane
+constexpr int kDecHeads = 8;   // query heads per block of the f32 decoding kernel
+
+// Warps per block of the tensor-core decoding kernel, by the head size it is compiled for
+// (64, 128 or 256); a staged tile holds 16 keys per warp.
+constexpr int decode_mma_warps(int dp) { return dp > 128 ? 2 : 4; }
+
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
+    const __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+// D += A B for one 16x8x16 tile: A 16x16 (row-major, 4 registers), B 16x8 (column-major, 2
+// registers), f16 inputs, f32 accumulators.
+__device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+// The B fragments of a 16x8 tile of V (keys x elements) from its row-major copy in shared
+// memory: lanes 0-15 point at the tile's 16 key rows.
+__device__ __forceinline__ void ldmatrix_x2_trans(const __half* row, uint32_t& b0, uint32_t& b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(b0), "=r"(b1) : "r"(addr));
+#endif
+}
+
+// The A fragments of a 16x16 tile (row-major in shared memory): lanes 0-15 point at its rows'
+// first 8 elements, lanes 16-31 at their last 8.
+__device__ __forceinline__ void ldmatrix_x4(const __half* row, uint32_t (&a)[4]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
+                 : "r"(addr));
+#endif
+}
+
+// attention_decode.cu. Grids: the f32 kernel x = S * n_q * H_kv * n_hgroups, the tensor-core
+// one x = S * H_kv * ceil(n_q * group / 16); y = n_splits for both. With n_splits > 1 they
+// write a.partial, and launch_merge combines it into the output.
+void launch_decode_f32(const Args& a, dim3 grid, cudaStream_t stream);
+void launch_decode_mma(const Args& a, int dp, dim3 grid, cudaStream_t stream);
+void launch_merge(const Args& a, cudaStream_t stream);
+
+}  // namespace tessera::cuda::attn

@@ -1,0 +1,573 @@
+// The decoding kernels of flash attention (a few query rows): an f32 kernel for F32 caches,
+// a tensor-core kernel for F16 and Q8_0 ones, and the merge of their key splits. attention.cu
+// picks between them and sizes the splits.
+#include <cuda_fp16.h>
+
+#include <algorithm>
+
+#include "backends/cuda/attention.cuh"
+#include "backends/cuda/device_math.cuh"
+
+namespace tessera::cuda::attn {
+
+namespace {
+
+// ---- decoding ----
+
+constexpr int kDecThreads = 128;
+constexpr int kDecWarps = kDecThreads / kWarp;
+constexpr int kDecOut = kDecHeads * kMaxHead / kDecThreads;  // outputs per thread
+
+// Shared memory of the decoding kernel: the queries, one K or V tile (row pitch odd in words, so
+// threads on consecutive keys hit different banks), the scores, and each head's softmax state.
+size_t decode_smem(int d_max) {
+    const size_t pitch = static_cast<size_t>(d_max) + 1;
+    return (static_cast<size_t>(kDecHeads) * d_max + kDecKeys * pitch + kDecHeads * kDecKeys + 3 * kDecHeads) *
+           sizeof(float);
+}
+
+// Staging a tile of F16 rows into shared memory as floats: every thread's 16-byte loads are
+// issued together (kept in registers), then converted and stored, so a tile costs one memory
+// latency, not one per load.
+constexpr int kStageLoads = kDecKeys * kMaxHead / 8 / kDecThreads;  // per thread, at most
+
+struct StagedRows {
+    uint4 r[kStageLoads];
+};
+
+__device__ __forceinline__ void load_rows(StagedRows& st, const char* base, int64_t nb1, int64_t jt, int nt, int D) {
+    const int per_row = D / 8, total = nt * per_row;
+#pragma unroll
+    for (int u = 0; u < kStageLoads; ++u) {
+        const int idx = threadIdx.x + u * kDecThreads;
+        if (idx < total)
+            st.r[u] = __ldg(reinterpret_cast<const uint4*>(base + (jt + idx / per_row) * nb1) + idx % per_row);
+    }
+}
+
+__device__ __forceinline__ void store_rows(const StagedRows& st, float* tile, int pitch, int nt, int D) {
+    const int per_row = D / 8, total = nt * per_row;
+#pragma unroll
+    for (int u = 0; u < kStageLoads; ++u) {
+        const int idx = threadIdx.x + u * kDecThreads;
+        if (idx < total) {
+            const __half2* h = reinterpret_cast<const __half2*>(&st.r[u]);
+            float* dst = tile + (idx / per_row) * pitch + (idx % per_row) * 8;
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const float2 f = __half22float2(h[i]);
+                dst[2 * i] = f.x;
+                dst[2 * i + 1] = f.y;
+            }
+        }
+    }
+}
+
+// Any other rows (F32, Q8_0, unaligned F16): eight elements in flight per thread.
+__device__ __forceinline__ void stage_rows(float* tile, int pitch, const char* base, int64_t nb1, DType t, int64_t jt,
+                                           int nt, int D) {
+    const int total = nt * D;
+    for (int b = 0; b < total; b += 8 * kDecThreads) {
+        float v[8];
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+            const int idx = b + threadIdx.x + u * kDecThreads;
+            if (idx < total) v[u] = kv_at(base + (jt + idx / D) * nb1, t, idx % D);
+        }
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+            const int idx = b + threadIdx.x + u * kDecThreads;
+            if (idx < total) tile[(idx / D) * pitch + idx % D] = v[u];
+        }
+    }
+}
+
+// Grid: x = S * n_q * H_kv * n_hgroups, y = n_splits.
+__global__ void __launch_bounds__(kDecThreads) k_attn_decode(Args a) {
+    pdl_wait();  // launched by launch_dependent (common.cuh)
+    pdl_trigger();
+    extern __shared__ float smem[];
+    const int t = threadIdx.x, lane = t % kWarp, warp = t / kWarp;
+    const int D = static_cast<int>(a.q.ne[0]), Dv = static_cast<int>(a.v.ne[0]);
+    const int d_max = max(D, Dv), pitch = d_max + 1;
+    float* qs = smem;                          // [kDecHeads][d_max]
+    float* tile = qs + kDecHeads * d_max;      // [kDecKeys][pitch]
+    float* sc = tile + kDecKeys * pitch;       // [kDecHeads][kDecKeys]
+    float* m_run = sc + kDecHeads * kDecKeys;  // [kDecHeads]
+    float* l_run = m_run + kDecHeads;
+    float* corr = l_run + kDecHeads;
+
+    const int64_t H_kv = a.k.ne[2], n_q = a.q.ne[1];
+    int64_t b = blockIdx.x;
+    const int hg = static_cast<int>(b % a.n_hgroups);
+    b /= a.n_hgroups;
+    const int64_t hk = b % H_kv;
+    b /= H_kv;
+    const int64_t i = b % n_q, s = b / n_q;
+    const int g0 = hg * kDecHeads;
+    const int gn = min(kDecHeads, a.group - g0);
+    const int64_t h0 = hk * a.group + g0;  // first query head
+
+    for (int idx = t; idx < gn * D; idx += kDecThreads) {
+        const int g = idx / D, e = idx % D;
+        qs[g * d_max + e] =
+            reinterpret_cast<const float*>(a.q.data + i * a.q.nb[1] + (h0 + g) * a.q.nb[2] + s * a.q.nb[3])[e];
+    }
+    if (t < kDecHeads) m_run[t] = -INFINITY, l_run[t] = 0.0f;
+
+    float acc[kDecOut];
+#pragma unroll
+    for (int r = 0; r < kDecOut; ++r) acc[r] = 0.0f;
+
+    const char* kbase = a.k.data + hk * a.k.nb[2] + s * a.k.nb[3];
+    const char* vbase = a.v.data + hk * a.v.nb[2] + s * a.v.nb[3];
+    const char* mrow = a.mask ? a.mask + i * a.mask_nb1 : nullptr;
+    const int64_t n_kv = a.k.ne[1];
+    const int64_t j0 = blockIdx.y * a.chunk, j1 = min(n_kv, j0 + a.chunk);
+
+    for (int64_t jt = j0; jt < j1; jt += kDecKeys) {
+        const int nt = static_cast<int>(min(static_cast<int64_t>(kDecKeys), j1 - jt));
+        // Tiles the mask hides entirely cost nothing.
+        bool visible = t < nt && (!mrow || mask_at(mrow, a.mask_f16, jt + t) != -INFINITY);
+        if (!__syncthreads_or(visible)) continue;
+
+        // K and V of the tile are loaded together; V waits in registers while the scores are
+        // computed.
+        StagedRows k_regs, v_regs;
+        if (a.k_vec) {
+            load_rows(k_regs, kbase, a.k.nb[1], jt, nt, D);
+            if (a.v_vec) load_rows(v_regs, vbase, a.v.nb[1], jt, nt, Dv);
+            store_rows(k_regs, tile, pitch, nt, D);
+        } else {
+            if (a.v_vec) load_rows(v_regs, vbase, a.v.nb[1], jt, nt, Dv);
+            stage_rows(tile, pitch, kbase, a.k.nb[1], a.kt, jt, nt, D);
+        }
+        __syncthreads();
+
+        for (int p = t; p < gn * kDecKeys; p += kDecThreads) {
+            const int g = p / kDecKeys, j = p % kDecKeys;
+            float x = -INFINITY;
+            const float mv = j < nt && mrow ? mask_at(mrow, a.mask_f16, jt + j) : 0.0f;
+            if (j < nt && mv != -INFINITY) {
+                const float* qg = qs + g * d_max;
+                const float* kr = tile + j * pitch;
+                float d = 0.0f;
+#pragma unroll 8
+                for (int e = 0; e < D; ++e) d += qg[e] * kr[e];
+                x = d * a.scale;
+                if (a.softcap > 0.0f) x = a.softcap * tanhf(x / a.softcap);
+                x += mv;
+            }
+            sc[g * kDecKeys + j] = x;
+        }
+        __syncthreads();
+
+        // One warp per head: the tile's maximum, the probabilities and the running sum.
+        for (int g = warp; g < gn; g += kDecWarps) {
+            const float x = sc[g * kDecKeys + lane];
+            float mx = x;
+            for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+            const float m_old = m_run[g];
+            const float m_new = fmaxf(m_old, mx);
+            const float p = m_new == -INFINITY || x == -INFINITY ? 0.0f : __expf(x - m_new);
+            float sum = p;
+            for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+            sc[g * kDecKeys + lane] = p;
+            __syncwarp();
+            if (lane == 0) {
+                const float c = m_old == -INFINITY ? (m_new == -INFINITY ? 1.0f : 0.0f) : __expf(m_old - m_new);
+                corr[g] = c;
+                l_run[g] = l_run[g] * c + sum;
+                m_run[g] = m_new;
+            }
+        }
+        // The V tile replaces the K tile meanwhile.
+        if (a.v_vec)
+            store_rows(v_regs, tile, pitch, nt, Dv);
+        else
+            stage_rows(tile, pitch, vbase, a.v.nb[1], a.vt, jt, nt, Dv);
+        __syncthreads();
+
+#pragma unroll
+        for (int r = 0; r < kDecOut; ++r) {
+            const int idx = t + kDecThreads * r;
+            const int g = idx / Dv, e = idx % Dv;
+            if (g >= gn) break;
+            float sum = 0.0f;
+            for (int j = 0; j < nt; ++j) sum += sc[g * kDecKeys + j] * tile[j * pitch + e];
+            acc[r] = acc[r] * corr[g] + sum;
+        }
+        __syncthreads();
+    }
+
+#pragma unroll
+    for (int r = 0; r < kDecOut; ++r) {
+        const int idx = t + kDecThreads * r;
+        const int g = idx / Dv, e = idx % Dv;
+        if (g >= gn) break;
+        if (a.n_splits == 1) {
+            const float l = l_run[g];
+            out_row(a, h0 + g, i, s)[e] = l > 0.0f ? acc[r] / l : 0.0f;
+        } else {
+            float* p = a.partial + (static_cast<int64_t>(blockIdx.y) * a.n_rows + row_of(a, h0 + g, i, s)) * (Dv + 2);
+            if (e == 0) p[0] = m_run[g], p[1] = l_run[g];
+            p[2 + e] = acc[r];
+        }
+    }
+}
+
+// One block per row merges the splits' partial results. Every split's maximum and sum are read
+// at once (threads over splits) and give the splits' weights exp(m_s - m); then the threads
+// split into parts of the row's elements (kMergeThreads / Dv parts when Dv is smaller), each
+// part summing its element over every P-th split with eight loads in flight, and the parts are
+// added in a fixed order: a row's merge is a handful of memory latencies, whatever the splits.
+constexpr int kMergeThreads = 256;
+
+size_t merge_smem(int n_splits) { return (2 * static_cast<size_t>(n_splits) + kMergeThreads) * sizeof(float); }
+
+// Dynamic shared memory: merge_smem(n_splits).
+__global__ void __launch_bounds__(kMergeThreads) k_attn_merge(Args a) {
+    pdl_wait();  // launched by launch_dependent (common.cuh)
+    pdl_trigger();
+    extern __shared__ float merge_buf[];
+    __shared__ float scratch[32];
+    const int n = a.n_splits, t = threadIdx.x;
+    float* w = merge_buf;       // [n]: each split's maximum, then its weight
+    float* ls = merge_buf + n;  // [n]: each split's sum
+    float* part_sums = ls + n;  // [kMergeThreads]
+    const int64_t row = blockIdx.x;
+    const int64_t H = a.q.ne[2], n_q = a.q.ne[1];
+    const int64_t h = row % H, i = (row / H) % n_q, s = row / (H * n_q);
+    const int Dv = static_cast<int>(a.v.ne[0]);
+    const int64_t stride = a.n_rows * (Dv + 2);
+    const float* base = a.partial + row * (Dv + 2);
+
+    float m = -INFINITY;
+    for (int sp = t; sp < n; sp += kMergeThreads) {
+        const float ms = base[sp * stride], l = base[sp * stride + 1];
+        w[sp] = ms;
+        ls[sp] = l;
+        m = fmaxf(m, ms);
+    }
+    m = block_reduce<true>(m, scratch);  // its barriers publish w and ls
+    float l = 0.0f;
+    for (int sp = t; sp < n; sp += kMergeThreads) {
+        const float e = w[sp] == -INFINITY ? 0.0f : __expf(w[sp] - m);
+        w[sp] = e;
+        l += ls[sp] * e;
+    }
+    l = block_reduce<false>(l, scratch);  // and these publish the weights
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+
+    const int P = Dv >= kMergeThreads ? 1 : kMergeThreads / Dv;  // parts over the splits
+    const int part = t / Dv;
+    float* o = out_row(a, h, i, s);
+    for (int e = t % Dv; e < Dv && part < P; e += kMergeThreads) {
+        const float* p = base + 2 + e;
+        float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        int sp = part;
+        for (; sp + 7 * P < n; sp += 8 * P) {
+#pragma unroll
+            for (int u = 0; u < 8; ++u) acc[u] += w[sp + u * P] * p[(sp + u * P) * stride];
+        }
+        for (; sp < n; sp += P) acc[0] += w[sp] * p[sp * stride];
+        const float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        if (P == 1)
+            o[e] = sum * inv;
+        else
+            part_sums[part * Dv + e] = sum;
+    }
+    if (P == 1) return;
+    __syncthreads();
+    if (t < Dv) {
+        float sum = 0.0f;
+        for (int q = 0; q < P; ++q) sum += part_sums[q * Dv + t];
+        o[t] = sum * inv;
+    }
+}
+
+// ---- decoding on tensor cores ----
+//
+// A block takes one KV head of one sequence, 16 query rows that read it (a row is one of the
+// group's query heads at one position, position by position: decoding one token with a group
+// of 4 fills 4 of the 16) and a range of keys. Each staged tile holds 16 keys per warp; every
+// warp runs the prompt kernel's steps on its 16 (S = Q K^T, the online softmax, O += P V) with a
+// softmax state of its own, and the warps' states are merged in shared memory at the end. A
+// token's attention then costs a few tensor-core instructions per 16 keys instead of a
+// dot product per thread and key.
+template <int DP>
+constexpr int kDecMmaWarps = decode_mma_warps(DP);
+
+// Whether any entry of the mask rows of positions [i_lo, i_hi] over keys [jt, jt + BC) below
+// j_end is visible, from this thread's share of them (the caller ORs across the block).
+template <int BC, int NT>
+__device__ __forceinline__ bool tile_visible(const Args& a, int64_t i_lo, int64_t i_hi, int64_t jt, int64_t j_end) {
+    if (!a.mask) return true;
+    bool visible = false;
+    const int n = static_cast<int>(i_hi - i_lo + 1) * BC;
+    for (int idx = threadIdx.x; idx < n; idx += NT) {
+        const int64_t j = jt + idx % BC;
+        if (j < j_end) visible |= mask_at(a.mask + (i_lo + idx / BC) * a.mask_nb1, a.mask_f16, j) != -INFINITY;
+    }
+    return visible;
+}
+
+// Grid: x = S * H_kv * ceil(n_q * group / 16), y = n_splits.
+template <int DP>
+__global__ void __launch_bounds__(kDecMmaWarps<DP>* kWarp) k_attn_decode_mma(Args a) {
+    pdl_wait();  // launched by launch_dependent (common.cuh)
+    pdl_trigger();
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    constexpr int NW = kDecMmaWarps<DP>, NT = NW * kWarp, BC = 16 * NW;
+    constexpr int KP = DP + 8;  // pitch in halves, as in the prompt kernel
+    constexpr int kChunks = DP / 8, kPer = BC * kChunks / NT;
+    // K and V tiles; at the end the warps' outputs meet in the same memory.
+    __shared__ __align__(16) __half kv[2 * BC * KP];
+    __shared__ __align__(16) __half qs[16 * KP];  // the block's 16 query rows, scaled
+    __shared__ float wm[NW][16], wl[NW][16], row_m[16], row_l[16];
+    static_assert(NW * 16 * DP * sizeof(float) <= sizeof(kv), "the warps' outputs fit in the tiles");
+    __half* ks = kv;
+    __half* vs = kv + BC * KP;
+
+    const int t = threadIdx.x, lane = t % kWarp, warp = t / kWarp;
+    const int gq = lane / 4, tq = lane % 4;
+    const int D = static_cast<int>(a.q.ne[0]), Dv = static_cast<int>(a.v.ne[0]);
+    const int64_t H_kv = a.k.ne[2], n_q = a.q.ne[1], n_kv = a.k.ne[1];
+    const int64_t R = n_q * a.group;  // rows reading this KV head
+    int64_t b = blockIdx.x;
+    const int64_t n_rb = (R + 15) / 16;
+    const int64_t rb = b % n_rb;
+    b /= n_rb;
+    const int64_t hk = b % H_kv, s = b / H_kv;
+    const int64_t r0 = 16 * rb + gq, r1 = r0 + 8;  // this lane's two rows
+    auto head_of = [&](int64_t r) { return hk * a.group + r % a.group; };
+
+    // The block's query rows as halves in shared memory, loaded by every thread at once (the
+    // first tile's barrier publishes them); rows past R and elements past D are zero.
+    for (int idx = t; idx < 16 * (DP / 2); idx += NT) {
+        const int rr = idx / (DP / 2), e = 2 * (idx % (DP / 2));
+        const int64_t r = 16 * rb + rr;
+        float2 v = make_float2(0.0f, 0.0f);
+        if (r < R && e < D) {
+            const float* row = reinterpret_cast<const float*>(a.q.data + (r / a.group) * a.q.nb[1] +
+                                                              head_of(r) * a.q.nb[2] + s * a.q.nb[3]);
+            v = a.q_pairs ? *reinterpret_cast<const float2*>(row + e)
+                          : make_float2(row[e], e + 1 < D ? row[e + 1] : 0.0f);
+        }
+        *reinterpret_cast<__half2*>(qs + rr * KP + e) = __floats2half2_rn(v.x * a.scale, v.y * a.scale);
+    }
+    const char* m0 = a.mask && r0 < R ? a.mask + (r0 / a.group) * a.mask_nb1 : nullptr;
+    const char* m1 = a.mask && r1 < R ? a.mask + (r1 / a.group) * a.mask_nb1 : nullptr;
+    const int64_t i_lo = 16 * rb / a.group, i_hi = min(R - 1, 16 * rb + 15) / a.group;
+
+    float o[DP / 8][4];
+#pragma unroll
+    for (int d = 0; d < DP / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
+    float mx0 = -INFINITY, mx1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+
+    const char* kbase = a.k.data + hk * a.k.nb[2] + s * a.k.nb[3];
+    const char* vbase = a.v.data + hk * a.v.nb[2] + s * a.v.nb[3];
+    const int64_t j0 = blockIdx.y * a.chunk, j1 = min(n_kv, j0 + a.chunk);
+
+    for (int64_t jt = j0; jt < j1; jt += BC) {
+        // Stage the tile unless the mask hides it from every row; keys from j1 on and elements
+        // past D are zero. The barrier also keeps the last tile until every warp has read it.
+        bool staged = false;
+        if constexpr (kPer <= 8) {
+            if (a.k_vec && a.v_vec) {
+                uint4 kr[kPer], vr[kPer];  // the tile's loads and the mask's are in flight together
+#pragma unroll
+                for (int u = 0; u < kPer; ++u) {
+                    const int idx = t + u * NT, j = idx / kChunks, c = idx % kChunks;
+                    const bool in = jt + j < j1;
+                    kr[u] = in && 8 * c < D ? __ldg(reinterpret_cast<const uint4*>(kbase + (jt + j) * a.k.nb[1]) + c)
+                                            : uint4{};
+                    vr[u] = in && 8 * c < Dv ? __ldg(reinterpret_cast<const uint4*>(vbase + (jt + j) * a.v.nb[1]) + c)
+                                             : uint4{};
+                }
+                if (!__syncthreads_or(tile_visible<BC, NT>(a, i_lo, i_hi, jt, j1))) continue;
+#pragma unroll
+                for (int u = 0; u < kPer; ++u) {
+                    const int idx = t + u * NT, j = idx / kChunks, c = idx % kChunks;
+                    *reinterpret_cast<uint4*>(ks + j * KP + 8 * c) = kr[u];
+                    *reinterpret_cast<uint4*>(vs + j * KP + 8 * c) = vr[u];
+                }
+                staged = true;
+            }
+        }
+        if (!staged) {
+            if (!__syncthreads_or(tile_visible<BC, NT>(a, i_lo, i_hi, jt, j1))) continue;
+            for (int idx = t; idx < BC * (DP / 2); idx += NT) {
+                const int j = idx / (DP / 2), e = 2 * (idx % (DP / 2));
+                const bool in = jt + j < j1;
+                float2 kx = make_float2(0.0f, 0.0f), vx = make_float2(0.0f, 0.0f);
+                if (in && e < D) {
+                    const char* row = kbase + (jt + j) * a.k.nb[1];
+                    kx = e + 1 < D ? kv_pair(row, a.kt, e, a.k_pairs) : make_float2(kv_at(row, a.kt, e), 0.0f);
+                }
+                if (in && e < Dv) {
+                    const char* row = vbase + (jt + j) * a.v.nb[1];
+                    vx = e + 1 < Dv ? kv_pair(row, a.vt, e, a.v_pairs) : make_float2(kv_at(row, a.vt, e), 0.0f);
+                }
+                *reinterpret_cast<__half2*>(ks + j * KP + e) = __floats2half2_rn(kx.x, kx.y);
+                *reinterpret_cast<__half2*>(vs + j * KP + e) = __floats2half2_rn(vx.x, vx.y);
+            }
+        }
+        __syncthreads();
+
+        // S = Q K^T over this warp's 16 keys.
+        float sacc[2][4];
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+            sacc[n][0] = sacc[n][1] = sacc[n][2] = sacc[n][3] = 0.0f;
+            const __half* kr = ks + (16 * warp + 8 * n + gq) * KP + 2 * tq;
+#pragma unroll
+            for (int kk = 0; kk < DP / 16; ++kk) {
+                uint32_t qa[4];
+                ldmatrix_x4(qs + (lane & 15) * KP + 16 * kk + 8 * (lane >> 4), qa);
+                const uint32_t b0 = *reinterpret_cast<const uint32_t*>(kr + 16 * kk);
+                const uint32_t b1 = *reinterpret_cast<const uint32_t*>(kr + 16 * kk + 8);
+                mma_16816(sacc[n], qa, b0, b1);
+            }
+        }
+        float tmax0 = -INFINITY, tmax1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const int64_t j = jt + 16 * warp + 8 * n + 2 * tq + (c & 1);
+                float x = sacc[n][c];
+                if (a.softcap > 0.0f) x = a.softcap * tanhf(x / a.softcap);
+                const char* mr = c < 2 ? m0 : m1;
+                if (j >= j1)
+                    x = -INFINITY;
+                else if (mr)
+                    x += mask_at(mr, a.mask_f16, j);
+                else if (a.mask)
+                    x = -INFINITY;  // a row past R
+                sacc[n][c] = x;
+                if (c < 2)
+                    tmax0 = fmaxf(tmax0, x);
+                else
+                    tmax1 = fmaxf(tmax1, x);
+            }
+        }
+#pragma unroll
+        for (int o2 = 1; o2 < 4; o2 <<= 1) {
+            tmax0 = fmaxf(tmax0, __shfl_xor_sync(0xffffffffu, tmax0, o2));
+            tmax1 = fmaxf(tmax1, __shfl_xor_sync(0xffffffffu, tmax1, o2));
+        }
+        const float new0 = fmaxf(mx0, tmax0), new1 = fmaxf(mx1, tmax1);
+        const float c0 = mx0 == -INFINITY ? (new0 == -INFINITY ? 1.0f : 0.0f) : __expf(mx0 - new0);
+        const float c1 = mx1 == -INFINITY ? (new1 == -INFINITY ? 1.0f : 0.0f) : __expf(mx1 - new1);
+        mx0 = new0, mx1 = new1;
+        float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const float m = c < 2 ? new0 : new1;
+                const float p = m == -INFINITY || sacc[n][c] == -INFINITY ? 0.0f : __expf(sacc[n][c] - m);
+                sacc[n][c] = p;
+                if (c < 2)
+                    sum0 += p;
+                else
+                    sum1 += p;
+            }
+        }
+        l0 = l0 * c0 + sum0;
+        l1 = l1 * c1 + sum1;
+
+        // O += P V over the same 16 keys.
+        const uint32_t pa[4] = {pack_half2(sacc[0][0], sacc[0][1]), pack_half2(sacc[0][2], sacc[0][3]),
+                                pack_half2(sacc[1][0], sacc[1][1]), pack_half2(sacc[1][2], sacc[1][3])};
+#pragma unroll
+        for (int d = 0; d < DP / 8; ++d) {
+            o[d][0] *= c0, o[d][1] *= c0;
+            o[d][2] *= c1, o[d][3] *= c1;
+            uint32_t b0, b1;
+            ldmatrix_x2_trans(vs + (16 * warp + (lane & 15)) * KP + 8 * d, b0, b1);
+            mma_16816(o[d], pa, b0, b1);
+        }
+    }
+
+    // Merge the warps: each row's maximum and sum over the warps, then every warp's output
+    // scaled to that maximum goes to shared memory, and the threads add the warps' outputs in a
+    // fixed order (the same bits every run) as they write the rows out.
+#pragma unroll
+    for (int o2 = 1; o2 < 4; o2 <<= 1) {
+        l0 += __shfl_xor_sync(0xffffffffu, l0, o2);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, o2);
+    }
+    if (tq == 0) {
+        wm[warp][gq] = mx0, wm[warp][gq + 8] = mx1;
+        wl[warp][gq] = l0, wl[warp][gq + 8] = l1;
+    }
+    __syncthreads();  // also: every warp is done with the tiles
+    float M0 = -INFINITY, M1 = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) M0 = fmaxf(M0, wm[w][gq]), M1 = fmaxf(M1, wm[w][gq + 8]);
+    if (warp == 0 && tq == 0) {
+        float L0 = 0.0f, L1 = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NW; ++w) {
+            L0 += wm[w][gq] == -INFINITY ? 0.0f : __expf(wm[w][gq] - M0) * wl[w][gq];
+            L1 += wm[w][gq + 8] == -INFINITY ? 0.0f : __expf(wm[w][gq + 8] - M1) * wl[w][gq + 8];
+        }
+        row_m[gq] = M0, row_m[gq + 8] = M1;
+        row_l[gq] = L0, row_l[gq + 8] = L1;
+    }
+    const float f0 = mx0 == -INFINITY ? 0.0f : __expf(mx0 - M0), f1 = mx1 == -INFINITY ? 0.0f : __expf(mx1 - M1);
+    const int rows = static_cast<int>(min(static_cast<int64_t>(16), R - 16 * rb));
+    float* slot = reinterpret_cast<float*>(kv) + warp * 16 * DP;  // [NW][16][DP]
+#pragma unroll
+    for (int d = 0; d < DP / 8; ++d) {
+        if (gq < rows)
+            *reinterpret_cast<float2*>(slot + gq * DP + 8 * d + 2 * tq) = make_float2(o[d][0] * f0, o[d][1] * f0);
+        if (gq + 8 < rows)
+            *reinterpret_cast<float2*>(slot + (gq + 8) * DP + 8 * d + 2 * tq) = make_float2(o[d][2] * f1, o[d][3] * f1);
+    }
+    __syncthreads();
+
+    const float* outs = reinterpret_cast<const float*>(kv);
+    const int64_t H = a.q.ne[2];
+    for (int idx = t; idx < rows * Dv; idx += NT) {
+        const int rr = idx / Dv, e = idx % Dv;
+        float sum = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NW; ++w) sum += outs[(w * 16 + rr) * DP + e];
+        const int64_t r = 16 * rb + rr, i = r / a.group, h = head_of(r);
+        if (a.n_splits == 1) {
+            const float l = row_l[rr];
+            out_row(a, h, i, s)[e] = l > 0.0f ? sum / l : 0.0f;
+        } else {
+            float* p = a.partial + (static_cast<int64_t>(blockIdx.y) * a.n_rows + (s * n_q + i) * H + h) * (Dv + 2);
+            if (e == 0) p[0] = row_m[rr], p[1] = row_l[rr];
+            p[2 + e] = sum;
+        }
+    }
+#endif
+}
+
+}  // namespace
+
+void launch_decode_f32(const Args& a, dim3 grid, cudaStream_t stream) {
+    const int d_max = static_cast<int>(std::max(a.q.ne[0], a.v.ne[0]));
+    launch_dependent(k_attn_decode, grid, kDecThreads, decode_smem(d_max), stream, a);
+}
+
+void launch_decode_mma(const Args& a, int dp, dim3 grid, cudaStream_t stream) {
+    const int threads = decode_mma_warps(dp) * kWarp;
+    if (dp == 64)
+        launch_dependent(k_attn_decode_mma<64>, grid, threads, 0, stream, a);
+    else if (dp == 128)
+        launch_dependent(k_attn_decode_mma<128>, grid, threads, 0, stream, a);
+    else
+        launch_dependent(k_attn_decode_mma<256>, grid, threads, 0, stream, a);
+}
+
+void launch_merge(const Args& a, cudaStream_t stream) {
+    launch_dependent(k_attn_merge, static_cast<unsigned>(a.n_rows), kMergeThreads, merge_smem(a.n_splits), stream, a);
+}
+
+}  // namespace tessera::cuda::attn
