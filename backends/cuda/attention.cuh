@@ -111,6 +111,67 @@ __device__ __forceinline__ void ldmatrix_x4(const __half* row, uint32_t (&a)[4])
 #endif
 }
 
+// One step of the online softmax over a warp's score tiles (N tiles of 16 rows x 8 keys, as
+// mma_16816 leaves them): soft-cap, mask, the tile's maximum of this lane's two rows (the 4
+// lanes of a quad share a row), the scores turned into probabilities in place, and the running
+// maxima and sums updated. Key j of tile n, column c is j0 + 8 n + 2 (lane % 4) + (c & 1); keys
+// from j_end on weigh nothing, and so does every key of a row without a mask row (m0, m1 null)
+// when the node has a mask (a row past the queries). Returns the factors the outputs of the two
+// rows are scaled by, in c0 and c1.
+template <int N>
+__device__ __forceinline__ void online_softmax(float (&sacc)[N][4], const Args& a, int64_t j0, int64_t j_end,
+                                               const char* m0, const char* m1, float& mx0, float& mx1, float& l0,
+                                               float& l1, float& c0, float& c1) {
+    const int tq = threadIdx.x % 4;
+    float tmax0 = -INFINITY, tmax1 = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            const int64_t j = j0 + 8 * n + 2 * tq + (c & 1);
+            float x = sacc[n][c];
+            if (a.softcap > 0.0f) x = a.softcap * tanhf(x / a.softcap);
+            const char* mr = c < 2 ? m0 : m1;
+            if (j >= j_end)
+                x = -INFINITY;
+            else if (mr)
+                x += mask_at(mr, a.mask_f16, j);
+            else if (a.mask)
+                x = -INFINITY;
+            sacc[n][c] = x;
+            if (c < 2)
+                tmax0 = fmaxf(tmax0, x);
+            else
+                tmax1 = fmaxf(tmax1, x);
+        }
+    }
+#pragma unroll
+    for (int o2 = 1; o2 < 4; o2 <<= 1) {
+        tmax0 = fmaxf(tmax0, __shfl_xor_sync(0xffffffffu, tmax0, o2));
+        tmax1 = fmaxf(tmax1, __shfl_xor_sync(0xffffffffu, tmax1, o2));
+    }
+    const float new0 = fmaxf(mx0, tmax0), new1 = fmaxf(mx1, tmax1);
+    c0 = mx0 == -INFINITY ? (new0 == -INFINITY ? 1.0f : 0.0f) : __expf(mx0 - new0);
+    c1 = mx1 == -INFINITY ? (new1 == -INFINITY ? 1.0f : 0.0f) : __expf(mx1 - new1);
+    mx0 = new0, mx1 = new1;
+    float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            const float m = c < 2 ? new0 : new1;
+            const float p = m == -INFINITY || sacc[n][c] == -INFINITY ? 0.0f : __expf(sacc[n][c] - m);
+            sacc[n][c] = p;
+            if (c < 2)
+                sum0 += p;
+            else
+                sum1 += p;
+        }
+    }
+    l0 = l0 * c0 + sum0;
+    l1 = l1 * c1 + sum1;
+}
+
 // attention_decode.cu. Grids: the f32 kernel x = S * n_q * H_kv * n_hgroups, the tensor-core
 // one x = S * H_kv * ceil(n_q * group / 16); y = n_splits for both. With n_splits > 1 they
 // write a.partial, and launch_merge combines it into the output.

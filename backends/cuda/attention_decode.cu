@@ -430,53 +430,8 @@ __global__ void __launch_bounds__(kDecMmaWarps<DP>* kWarp) k_attn_decode_mma(Arg
                 mma_16816(sacc[n], qa, b0, b1);
             }
         }
-        float tmax0 = -INFINITY, tmax1 = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < 2; ++n) {
-#pragma unroll
-            for (int c = 0; c < 4; ++c) {
-                const int64_t j = jt + 16 * warp + 8 * n + 2 * tq + (c & 1);
-                float x = sacc[n][c];
-                if (a.softcap > 0.0f) x = a.softcap * tanhf(x / a.softcap);
-                const char* mr = c < 2 ? m0 : m1;
-                if (j >= j1)
-                    x = -INFINITY;
-                else if (mr)
-                    x += mask_at(mr, a.mask_f16, j);
-                else if (a.mask)
-                    x = -INFINITY;  // a row past R
-                sacc[n][c] = x;
-                if (c < 2)
-                    tmax0 = fmaxf(tmax0, x);
-                else
-                    tmax1 = fmaxf(tmax1, x);
-            }
-        }
-#pragma unroll
-        for (int o2 = 1; o2 < 4; o2 <<= 1) {
-            tmax0 = fmaxf(tmax0, __shfl_xor_sync(0xffffffffu, tmax0, o2));
-            tmax1 = fmaxf(tmax1, __shfl_xor_sync(0xffffffffu, tmax1, o2));
-        }
-        const float new0 = fmaxf(mx0, tmax0), new1 = fmaxf(mx1, tmax1);
-        const float c0 = mx0 == -INFINITY ? (new0 == -INFINITY ? 1.0f : 0.0f) : __expf(mx0 - new0);
-        const float c1 = mx1 == -INFINITY ? (new1 == -INFINITY ? 1.0f : 0.0f) : __expf(mx1 - new1);
-        mx0 = new0, mx1 = new1;
-        float sum0 = 0.0f, sum1 = 0.0f;
-#pragma unroll
-        for (int n = 0; n < 2; ++n) {
-#pragma unroll
-            for (int c = 0; c < 4; ++c) {
-                const float m = c < 2 ? new0 : new1;
-                const float p = m == -INFINITY || sacc[n][c] == -INFINITY ? 0.0f : __expf(sacc[n][c] - m);
-                sacc[n][c] = p;
-                if (c < 2)
-                    sum0 += p;
-                else
-                    sum1 += p;
-            }
-        }
-        l0 = l0 * c0 + sum0;
-        l1 = l1 * c1 + sum1;
+        float c0, c1;
+        online_softmax(sacc, a, jt + 16 * warp, j1, m0, m1, mx0, mx1, l0, l1, c0, c1);
 
         // O += P V over the same 16 keys.
         const uint32_t pa[4] = {pack_half2(sacc[0][0], sacc[0][1]), pack_half2(sacc[0][2], sacc[0][3]),
