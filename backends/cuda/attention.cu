@@ -63,27 +63,6 @@ __device__ __forceinline__ void stage_tile_vec(__half* ks, __half* vs, const cha
     }
 }
 
-// Any other K and V (F32, Q8_0, unaligned F16): pairs of elements, converted.
-template <int DP, int BC>
-__device__ __forceinline__ void stage_tile(__half* ks, __half* vs, const Args& a, const char* kbase, const char* vbase,
-                                           int64_t jt, int64_t n_kv, int D, int Dv) {
-    for (int idx = threadIdx.x; idx < BC * (DP / 2); idx += kPromptWarps * kWarp) {
-        const int j = idx / (DP / 2), e = 2 * (idx % (DP / 2));
-        const bool in = jt + j < n_kv;
-        float2 kv = make_float2(0.0f, 0.0f), vv = make_float2(0.0f, 0.0f);
-        if (in && e < D) {
-            const char* kr = kbase + (jt + j) * a.k.nb[1];
-            kv = e + 1 < D ? kv_pair(kr, a.kt, e, a.k_pairs) : make_float2(kv_at(kr, a.kt, e), 0.0f);
-        }
-        if (in && e < Dv) {
-            const char* vr = vbase + (jt + j) * a.v.nb[1];
-            vv = e + 1 < Dv ? kv_pair(vr, a.vt, e, a.v_pairs) : make_float2(kv_at(vr, a.vt, e), 0.0f);
-        }
-        *reinterpret_cast<__half2*>(ks + j * (DP + 8) + e) = __floats2half2_rn(kv.x, kv.y);
-        *reinterpret_cast<__half2*>(vs + j * (DP + 8) + e) = __floats2half2_rn(vv.x, vv.y);
-    }
-}
-
 // vis[rb * gridDim.x + kt]: whether the mask leaves any entry of query rows
 // [rb kPromptRows, (rb + 1) kPromptRows) x keys [kt bc, (kt + 1) bc) visible. Every head and
 // sequence shares the mask, so this is scanned once per node, each thread's loads independent.
@@ -157,7 +136,7 @@ __global__ void __launch_bounds__(kPromptWarps* kWarp) k_attn_prompt(Args a) {
         if (a.k_vec && a.v_vec)
             stage_tile_vec<DP, BC>(ks, vs, kbase, vbase, a.k.nb[1], a.v.nb[1], jt, n_kv, D, Dv);
         else
-            stage_tile<DP, BC>(ks, vs, a, kbase, vbase, jt, n_kv, D, Dv);
+            stage_tile<DP, BC, kPromptWarps * kWarp>(ks, vs, a, kbase, vbase, jt, n_kv, D, Dv);
         __syncthreads();
 
         // S = Q K^T: 16 rows x BC keys per warp.

@@ -111,6 +111,29 @@ __device__ __forceinline__ void ldmatrix_x4(const __half* row, uint32_t (&a)[4])
 #endif
 }
 
+// A tile of BC keys of any K and V (F32, Q8_0, unaligned F16) into shared memory as halves
+// (row pitch DP + 8), by NT threads, pairs of elements converted; keys from j_end on and
+// elements past D (Dv) are zero.
+template <int DP, int BC, int NT>
+__device__ __forceinline__ void stage_tile(__half* ks, __half* vs, const Args& a, const char* kbase, const char* vbase,
+                                           int64_t jt, int64_t j_end, int D, int Dv) {
+    for (int idx = threadIdx.x; idx < BC * (DP / 2); idx += NT) {
+        const int j = idx / (DP / 2), e = 2 * (idx % (DP / 2));
+        const bool in = jt + j < j_end;
+        float2 kv = make_float2(0.0f, 0.0f), vv = make_float2(0.0f, 0.0f);
+        if (in && e < D) {
+            const char* kr = kbase + (jt + j) * a.k.nb[1];
+            kv = e + 1 < D ? kv_pair(kr, a.kt, e, a.k_pairs) : make_float2(kv_at(kr, a.kt, e), 0.0f);
+        }
+        if (in && e < Dv) {
+            const char* vr = vbase + (jt + j) * a.v.nb[1];
+            vv = e + 1 < Dv ? kv_pair(vr, a.vt, e, a.v_pairs) : make_float2(kv_at(vr, a.vt, e), 0.0f);
+        }
+        *reinterpret_cast<__half2*>(ks + j * (DP + 8) + e) = __floats2half2_rn(kv.x, kv.y);
+        *reinterpret_cast<__half2*>(vs + j * (DP + 8) + e) = __floats2half2_rn(vv.x, vv.y);
+    }
+}
+
 // One step of the online softmax over a warp's score tiles (N tiles of 16 rows x 8 keys, as
 // mma_16816 leaves them): soft-cap, mask, the tile's maximum of this lane's two rows (the 4
 // lanes of a quad share a row), the scores turned into probabilities in place, and the running

@@ -397,21 +397,7 @@ __global__ void __launch_bounds__(kDecMmaWarps<DP>* kWarp) k_attn_decode_mma(Arg
         }
         if (!staged) {
             if (!__syncthreads_or(tile_visible<BC, NT>(a, i_lo, i_hi, jt, j1))) continue;
-            for (int idx = t; idx < BC * (DP / 2); idx += NT) {
-                const int j = idx / (DP / 2), e = 2 * (idx % (DP / 2));
-                const bool in = jt + j < j1;
-                float2 kx = make_float2(0.0f, 0.0f), vx = make_float2(0.0f, 0.0f);
-                if (in && e < D) {
-                    const char* row = kbase + (jt + j) * a.k.nb[1];
-                    kx = e + 1 < D ? kv_pair(row, a.kt, e, a.k_pairs) : make_float2(kv_at(row, a.kt, e), 0.0f);
-                }
-                if (in && e < Dv) {
-                    const char* row = vbase + (jt + j) * a.v.nb[1];
-                    vx = e + 1 < Dv ? kv_pair(row, a.vt, e, a.v_pairs) : make_float2(kv_at(row, a.vt, e), 0.0f);
-                }
-                *reinterpret_cast<__half2*>(ks + j * KP + e) = __floats2half2_rn(kx.x, kx.y);
-                *reinterpret_cast<__half2*>(vs + j * KP + e) = __floats2half2_rn(vx.x, vx.y);
-            }
+            stage_tile<DP, BC, NT>(ks, vs, a, kbase, vbase, jt, j1, D, Dv);
         }
         __syncthreads();
 
