@@ -1,0 +1,180 @@
+// The op-parity cases of flash attention: F32, F16 and Q8_0 caches, grouped-query heads,
+// causal and sliding-window masks, soft-capping, decoding and prompt shapes, cache-shaped rows
+// and several sequences of one cache.
+#include <cmath>
+
+#include "tests/ops/cases.h"
+
+namespace tessera::test {
+
+namespace {
+
+using Refs = std::vector<Leaf>;
+using Out = std::vector<double>;
+
+void add_flash_attn(std::vector<OpCase>& cases) {
+    struct Variant {
+        DType kv;
+        int64_t H, H_kv, n_q, n_kv, D;
+        int mask;  // 0 none, 1 causal, 2 sliding window
+        float softcap;
+        bool cache = false;  // K and V viewed out of [D * H_kv, n_kv] rows, as the KV cache's
+    };
+    const Variant variants[] = {
+        {DType::F32, 4, 4, 7, 33, 64, 1, 0},
+        {DType::F16, 4, 4, 7, 33, 64, 1, 0},
+        {DType::Q8_0, 4, 2, 7, 33, 64, 1, 0},
+        {DType::F16, 6, 2, 1, 40, 128, 1, 0},
+        {DType::F16, 8, 2, 5, 29, 32, 2, 0},
+        {DType::F32, 2, 1, 3, 17, 64, 0, 0},
+        {DType::F16, 4, 1, 4, 21, 64, 1, 30.0f},
+        // Prompt-sized: several query blocks and key tiles (64), partial ones too, tiles a
+        // window masks out entirely, and the long-context GQA shape.
+        {DType::F16, 8, 2, 37, 150, 64, 1, 0},
+        {DType::F16, 4, 4, 20, 130, 128, 2, 0},
+        {DType::Q8_0, 4, 1, 18, 70, 32, 1, 30.0f},
+        {DType::F32, 2, 2, 16, 64, 64, 0, 0},
+        {DType::F16, 8, 2, 130, 200, 128, 1, 0},
+        {DType::F16, 4, 1, 70, 100, 256, 2, 0},
+        {DType::F16, 4, 2, 20, 90, 80, 1, 0},
+        // Decoding over a long context: keys split into chunks whose partial softmaxes are
+        // merged (a partial last chunk, chunks a window hides entirely, soft-capping).
+        {DType::F16, 8, 2, 1, 600, 64, 1, 0},
+        {DType::Q8_0, 4, 4, 3, 700, 32, 2, 0},
+        {DType::F16, 4, 1, 2, 520, 64, 1, 30.0f},
+        {DType::F32, 2, 1, 1, 513, 64, 0, 0},
+        // Decoding from cache-shaped rows (each key's heads side by side), read a chunk at a
+        // time: 256 keys, and 64 where 8 heads of 128 make a chunk's rows larger.
+        {DType::F16, 8, 2, 1, 300, 64, 1, 0, true},
+        {DType::F32, 16, 8, 1, 200, 128, 1, 0, true},
+        {DType::Q8_0, 8, 4, 2, 130, 64, 2, 0, true},
+        // Decoding rows of a KV head beyond one block of 16 (groups of 16 at two positions), a
+        // head size of 256 split over the keys, a Q8_0 cache of 128-wide heads.
+        {DType::F16, 32, 1, 2, 90, 128, 2, 0},
+        {DType::F16, 16, 2, 1, 300, 256, 1, 0},
+        {DType::Q8_0, 8, 8, 1, 200, 128, 1, 30.0f, true},
+    };
+    for (const Variant& v : variants) {
+        OpCase c;
+        c.name = "flash_attn kv " + tname(v.kv) + " H " + std::to_string(v.H) + "/" + std::to_string(v.H_kv) + " q " +
+                 std::to_string(v.n_q) + " kv " + std::to_string(v.n_kv) + " D " + std::to_string(v.D) +
+                 (v.mask == 1   ? " causal"
+                  : v.mask == 2 ? " window 8"
+                                : " no mask") +
+                 (v.softcap > 0 ? " softcap" : "") + (v.cache ? " cache rows" : "");
+        const std::vector<int64_t> kv_shape =
+            v.cache ? std::vector<int64_t>{v.D * v.H_kv, v.n_kv} : std::vector<int64_t>{v.D, v.n_kv, v.H_kv};
+        c.leaves = {random_leaf(DType::F32, {v.D, v.n_q, v.H}, 81), random_leaf(v.kv, kv_shape, 82),
+                    random_leaf(v.kv, kv_shape, 83)};
+        if (v.mask)
+            c.leaves.push_back(float_leaf(DType::F16, {v.n_kv, v.n_q},
+                                          causal_mask(v.n_kv, v.n_q, v.n_kv - v.n_q, v.mask == 2 ? 8 : 0)));
+        const float scale = 1.0f / std::sqrt(static_cast<float>(v.D));
+        c.build = [v, scale](Graph& g, std::vector<Tensor*>& l) {
+            Tensor *k = l[1], *val = l[2];
+            if (v.cache) {
+                const int64_t ne[] = {v.D, v.n_kv, v.H_kv};
+                const size_t nb[] = {type_traits(v.kv).type_size, k->nb[1], row_size(v.kv, v.D)};
+                k = g.view(k, ne, nb, 0);
+                val = g.view(val, ne, nb, 0);
+            }
+            return g.flash_attn(l[0], k, val, v.mask ? l[3] : nullptr, scale, v.softcap);
+        };
+        c.reference = [v, scale](const Refs& l) {
+            // Plain softmax attention; result [D, H, n_q].
+            Out o;
+            for (int64_t q = 0; q < v.n_q; ++q)
+                for (int64_t h = 0; h < v.H; ++h) {
+                    const int64_t hk = h / (v.H / v.H_kv);
+                    std::vector<double> s(static_cast<size_t>(v.n_kv));
+                    double mx = -INFINITY;
+                    for (int64_t j = 0; j < v.n_kv; ++j) {
+                        double d = 0;
+                        for (int64_t i = 0; i < v.D; ++i)
+                            d += l[0].at(i, q, h) * (v.cache ? l[1].at(hk * v.D + i, j) : l[1].at(i, j, hk));
+                        d *= scale;
+                        if (v.softcap > 0) d = v.softcap * std::tanh(d / v.softcap);
+                        if (v.mask) d += l[3].at(j, q);
+                        s[static_cast<size_t>(j)] = d;
+                        mx = std::max(mx, d);
+                    }
+                    double sum = 0;
+                    for (double& x : s) sum += (x = std::exp(x - mx));
+                    for (int64_t i = 0; i < v.D; ++i) {
+                        double acc = 0;
+                        for (int64_t j = 0; j < v.n_kv; ++j)
+                            acc += s[static_cast<size_t>(j)] * (v.cache ? l[2].at(hk * v.D + i, j) : l[2].at(i, j, hk));
+                        o.push_back(acc / sum);
+                    }
+                }
+            return o;
+        };
+        c.max_nmse = 1e-9;
+        cases.push_back(std::move(c));
+    }
+}
+
+// Several sequences of one cache in one node (kv_start): slice s of q attends over the cache
+// rows from kv_start[s] with its own mask. One query each (decoding) and five (tiled).
+void add_flash_attn_sequences(std::vector<OpCase>& cases) {
+    const int64_t D = 64, H = 4, H_kv = 2, rows = 90, n_kv = 40, S = 3;
+    const std::vector<int64_t> starts = {0, 37, 50};
+    for (int64_t n_q : {1, 5}) {
+        OpCase c;
+        c.name = "flash_attn kv F16 sequences " + std::to_string(S) + " q " + std::to_string(n_q) + " kv " +
+                 std::to_string(n_kv) + " of " + std::to_string(rows) + " rows";
+        std::vector<double> mask;
+        for (int64_t s = 0; s < S; ++s) {  // sequence s holds 20 + 9 s keys
+            const std::vector<double> m = causal_mask(n_kv, n_q, 20 + 9 * s - n_q, 0);
+            mask.insert(mask.end(), m.begin(), m.end());
+        }
+        c.leaves = {random_leaf(DType::F32, {D, n_q, H, S}, 84), random_leaf(DType::F16, {D * H_kv, rows}, 85),
+                    random_leaf(DType::F16, {D * H_kv, rows}, 86), float_leaf(DType::F16, {n_kv, n_q, 1, S}, mask),
+                    int_leaf(DType::I32, {S}, starts)};
+        const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+        c.build = [=](Graph& g, std::vector<Tensor*>& l) {
+            const int64_t ne[] = {D, rows, H_kv};
+            const size_t nb[] = {type_traits(DType::F16).type_size, l[1]->nb[1], row_size(DType::F16, D)};
+            return g.flash_attn(l[0], g.view(l[1], ne, nb, 0), g.view(l[2], ne, nb, 0), l[3], scale, 0.0f, l[4]);
+        };
+        c.reference = [=](const Refs& l) {
+            Out o;  // [D, H, n_q, S]
+            for (int64_t s = 0; s < S; ++s)
+                for (int64_t q = 0; q < n_q; ++q)
+                    for (int64_t h = 0; h < H; ++h) {
+                        const int64_t hk = h / (H / H_kv), j0 = starts[static_cast<size_t>(s)];
+                        std::vector<double> w(static_cast<size_t>(n_kv));
+                        double mx = -INFINITY;
+                        for (int64_t j = 0; j < n_kv; ++j) {
+                            double d = 0;
+                            for (int64_t i = 0; i < D; ++i) d += l[0].at(i, q, h, s) * l[1].at(hk * D + i, j0 + j);
+                            d = d * scale + l[3].at(j, q, 0, s);
+                            w[static_cast<size_t>(j)] = d;
+                            mx = std::max(mx, d);
+                        }
+                        double sum = 0;
+                        for (double& x : w) sum += (x = std::exp(x - mx));
+                        for (int64_t i = 0; i < D; ++i) {
+                            double acc = 0;
+                            for (int64_t j = 0; j < n_kv; ++j)
+                                acc += w[static_cast<size_t>(j)] * l[2].at(hk * D + i, j0 + j);
+                            o.push_back(acc / sum);
+                        }
+                    }
+            return o;
+        };
+        c.max_nmse = 1e-9;
+        cases.push_back(std::move(c));
+    }
+}
+
+// -------------------------------------------------------------------------------------
+
+}  // namespace
+
+void add_attention(std::vector<OpCase>& cases) {
+    add_flash_attn(cases);
+    add_flash_attn_sequences(cases);
+}
+
+}  // namespace tessera::test
