@@ -200,35 +200,35 @@ __global__ void __launch_bounds__(kPromptWarps* kWarp) k_attn_prompt(Args a) {
 
 bool prompt_kernel_runs() { return runs_sm80_code(reinterpret_cast<const void*>(k_attn_prompt<128>)); }
 
-// F32 caches keep f32 arithmetic (the decoding kernel, at any number of rows): the prompt
-// kernel rounds queries and probabilities to f16.
-bool use_prompt_kernel(const Tensor& node) {
-    const Tensor& q = *node.src[0];
-    return q.ne[1] >= kMinPromptRows && node.src[1]->type != DType::F32 && node.src[2]->type != DType::F32 &&
-           std::max(q.ne[0], node.src[2]->ne[0]) <= kMaxHead && prompt_kernel_runs();
-}
-
-int query_groups(const Tensor& node) {
-    const int group = static_cast<int>(node.src[0]->ne[2] / node.src[1]->ne[2]);
-    return (group + kDecHeads - 1) / kDecHeads;
-}
-
 // The head size a tensor-core kernel is compiled for: 64, 128 or 256.
 int padded_head(const Tensor& node) {
     const int64_t d = std::max(node.src[0]->ne[0], node.src[2]->ne[0]);
     return d <= 64 ? 64 : d <= 128 ? 128 : 256;
 }
 
-// Decoding rows on tensor cores: F16 and Q8_0 caches (an F32 one keeps f32 arithmetic).
-// TESSERA_CUDA_DECODE_F32=1 keeps every cache on the f32 decoding kernel, for comparison.
+// Whether the tensor-core kernels (f16 queries and probabilities) may take the node: an F16 or
+// Q8_0 cache (an F32 one, asked for exactness, keeps the f32 decoding kernel at any number of
+// rows), a head of at most kMaxHead, sm_80 code on the device.
+bool half_kernels_take(const Tensor& node) {
+    return node.src[1]->type != DType::F32 && node.src[2]->type != DType::F32 &&
+           std::max(node.src[0]->ne[0], node.src[2]->ne[0]) <= kMaxHead && prompt_kernel_runs();
+}
+
+bool use_prompt_kernel(const Tensor& node) { return node.src[0]->ne[1] >= kMinPromptRows && half_kernels_take(node); }
+
+// Decoding rows on tensor cores. TESSERA_CUDA_DECODE_F32=1 keeps every cache on the f32
+// decoding kernel, for comparison.
 bool use_decode_mma(const Tensor& node) {
     static const bool f32_only = [] {
         const char* e = std::getenv("TESSERA_CUDA_DECODE_F32");
         return e && std::string(e) == "1";
     }();
-    const Tensor& q = *node.src[0];
-    return !f32_only && q.ne[1] < kMinPromptRows && node.src[1]->type != DType::F32 &&
-           node.src[2]->type != DType::F32 && std::max(q.ne[0], node.src[2]->ne[0]) <= kMaxHead && prompt_kernel_runs();
+    return !f32_only && node.src[0]->ne[1] < kMinPromptRows && half_kernels_take(node);
+}
+
+int query_groups(const Tensor& node) {
+    const int group = static_cast<int>(node.src[0]->ne[2] / node.src[1]->ne[2]);
+    return (group + kDecHeads - 1) / kDecHeads;
 }
 
 // Blocks of one key split, and the keys of a tile (a split is whole tiles).
@@ -266,8 +266,8 @@ int n_splits_for(const Tensor& node) {
 bool flash_attn_supports(DType kv) { return kv == DType::F16 || kv == DType::F32 || kv == DType::Q8_0; }
 
 int prompt_keys(const Tensor& node) {
-    const int64_t dp = std::max(node.src[0]->ne[0], node.src[2]->ne[0]);
-    return dp <= 64 ? kPromptKeys<64> : dp <= 128 ? kPromptKeys<128> : kPromptKeys<256>;
+    const int dp = padded_head(node);
+    return dp == 64 ? kPromptKeys<64> : dp == 128 ? kPromptKeys<128> : kPromptKeys<256>;
 }
 
 size_t flash_attn_work_size(const Tensor& node) {
@@ -332,10 +332,10 @@ void op_flash_attn(const Tensor& node, void* work, cudaStream_t stream) {
             k_attn_visible<<<vgrid, 256, 0, stream>>>(a.mask, a.mask_nb1, a.mask_f16, n_q, a.k.ne[1], bc,
                                                       static_cast<uint8_t*>(work));
         }
-        const int64_t dp = std::max(a.q.ne[0], a.v.ne[0]);
-        if (dp <= 64)
+        const int dp = padded_head(node);
+        if (dp == 64)
             k_attn_prompt<64><<<grid, kPromptWarps * kWarp, 0, stream>>>(a);
-        else if (dp <= 128)
+        else if (dp == 128)
             k_attn_prompt<128><<<grid, kPromptWarps * kWarp, 0, stream>>>(a);
         else
             k_attn_prompt<256><<<grid, kPromptWarps * kWarp, 0, stream>>>(a);

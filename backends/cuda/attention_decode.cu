@@ -471,7 +471,6 @@ __global__ void __launch_bounds__(kDecMmaWarps<DP>* kWarp) k_attn_decode_mma(Arg
     __syncthreads();
 
     const float* outs = reinterpret_cast<const float*>(kv);
-    const int64_t H = a.q.ne[2];
     for (int idx = t; idx < rows * Dv; idx += NT) {
         const int rr = idx / Dv, e = idx % Dv;
         float sum = 0.0f;
@@ -482,7 +481,7 @@ __global__ void __launch_bounds__(kDecMmaWarps<DP>* kWarp) k_attn_decode_mma(Arg
             const float l = row_l[rr];
             out_row(a, h, i, s)[e] = l > 0.0f ? sum / l : 0.0f;
         } else {
-            float* p = a.partial + (static_cast<int64_t>(blockIdx.y) * a.n_rows + (s * n_q + i) * H + h) * (Dv + 2);
+            float* p = a.partial + (static_cast<int64_t>(blockIdx.y) * a.n_rows + row_of(a, h, i, s)) * (Dv + 2);
             if (e == 0) p[0] = row_m[rr], p[1] = row_l[rr];
             p[2 + e] = sum;
         }
