@@ -16,7 +16,7 @@
 #include <tuple>
 
 #include "backends/cuda/common.cuh"
-#include "backends/cuda/decode_fused.h"
+#include "backends/cuda/fusion.h"
 #include "backends/cuda/mulmat.h"
 #include "backends/cuda/ops.h"
 #include "tensor/backend.h"
@@ -290,8 +290,8 @@ public:
             case Op::SetRows:
                 return set_rows_supports(node.type) && node.ne[0] * 4 <= 48 * 1024;
             case Op::FlashAttn:  // not several sequences' slices of one cache (kv_start)
-                return !node.src[4] && flash_attn_supports(node.src[1]->type) && flash_attn_supports(node.src[2]->type) &&
-                       a->ne[0] <= 256 && node.src[2]->ne[0] <= 256;
+                return !node.src[4] && flash_attn_supports(node.src[1]->type) &&
+                       flash_attn_supports(node.src[2]->type) && a->ne[0] <= 256 && node.src[2]->ne[0] <= 256;
             default:
                 return false;
         }
@@ -431,142 +431,13 @@ private:
         return true;
     }
 
-    static bool split(const Tensor& weight) { return (weight.root()->flags & kFlagDeviceLayout) != 0; }
-
-    // The products from nodes[start] on that multiply the same weight type and row length by
-    // the activations b, as long as they come one after another (a decoding step's query, key
-    // and value projections; its gate and up projections): at most kMaxDecodeParts.
-    static size_t collect_products(std::span<Tensor* const> nodes, size_t start, const Tensor* b,
-                                   MulMatPart (&parts)[kMaxDecodeParts]) {
-        size_t count = 0;
-        const Tensor* first = nullptr;
-        while (count < static_cast<size_t>(kMaxDecodeParts) && start + count < nodes.size()) {
-            const Tensor& n = *nodes[start + count];
-            if (n.op != Op::MulMat || !is_plain_product(n) || n.src[1] != b) break;
-            if (first &&
-                (n.src[0]->type != first->type || n.src[0]->ne[0] != first->ne[0] || split(*n.src[0]) != split(*first)))
-                break;
-            first = n.src[0];
-            parts[count++] = MulMatPart{n.src[0]->data, n.src[0]->nb[1], n.src[0]->ne[1], static_cast<float*>(n.data),
-                                        n.nb[1] / sizeof(float)};
-        }
-        return count;
-    }
-
-    // Runs nodes[i], or nodes[i] and the nodes after it that one launch or fused kernel covers,
-    // and returns how many nodes ran.
-    static size_t run_at(std::span<Tensor* const> nodes, size_t i, void* work, size_t work_size, cudaStream_t s) {
-        if (const size_t n = run_fused(nodes, i, work, work_size, s)) return n;
-        const Tensor& first = *nodes[i];
-        if (first.op == Op::MulMat && is_plain_product(first)) {
-            MulMatPart parts[kMaxDecodeParts];
-            const size_t count = collect_products(nodes, i, first.src[1], parts);
-            const Tensor& b = *first.src[1];
-            if (count > 1 && mul_mat_decode_group(first.src[0]->type, split(*first.src[0]), std::span(parts, count),
-                                                  static_cast<const float*>(b.data), b.nb[1] / sizeof(float), b.ne[0],
-                                                  b.ne[1], work, work_size, s))
-                return count;
-        }
-        run(first, work, work_size, s);
+    // Runs nodes[i], or nodes[i] and the nodes after it that one launch or fused kernels cover
+    // (fusion.h), and returns how many nodes ran.
+    size_t run_at(std::span<Tensor* const> nodes, size_t i, void* work, size_t work_size, cudaStream_t s) {
+        const StepScratch scratch{work, work_size, s};
+        if (const size_t n = run_fused(nodes, i, scratch)) return n;
+        run(*nodes[i], work, work_size, s);
         return 1;
-    }
-
-    // Contiguous F32 rows, two dimensions at most, row length a multiple of 32.
-    static bool plain_rows(const Tensor& t) {
-        return t.type == DType::F32 && t.nb[0] == sizeof(float) && t.ne[2] == 1 && t.ne[3] == 1 && t.ne[0] % 32 == 0 &&
-               t.nb[1] % sizeof(float) == 0;
-    }
-    static bool same_rows(const Tensor& a, const Tensor& b) { return a.ne[0] == b.ne[0] && a.ne[1] == b.ne[1]; }
-
-    // Decoding's row-wise nodes fused with their neighbours (decode_fused.h): an add followed
-    // by the RMS norm of its result; a norm or a SwiGLU followed by decoding products of its
-    // output, which then read the activations it quantized; the query rotation with the key
-    // and value cache writes after it (ops.h's op_rope_kv). Returns the nodes run, or 0 where
-    // nothing at nodes[i] fuses (TESSERA_CUDA_FUSE=0: never).
-    static size_t run_fused(std::span<Tensor* const> nodes, size_t i, void* work, size_t work_size, cudaStream_t s) {
-        static const bool on = [] {
-            const char* e = std::getenv("TESSERA_CUDA_FUSE");
-            return !(e && std::strcmp(e, "0") == 0);
-        }();
-        if (!on) return 0;
-        if (nodes[i]->op == Op::Rope && i + 2 < nodes.size()) {
-            // A decoding step's query rotation and its key and value cache writes: one launch.
-            const Tensor &q = *nodes[i], &k = *nodes[i + 1], &v = *nodes[i + 2];
-            auto reads = [](const Tensor& n, const Tensor& t) {
-                for (const Tensor* src : n.src)
-                    if (src && src->root() == t.root()) return true;
-                return false;
-            };
-            if (k.op == Op::SetRows && k.src[3] && v.op == Op::SetRows && !v.src[3] && !reads(k, q) && !reads(v, q) &&
-                !reads(v, k) && k.src[0]->root() != v.src[0]->root() && op_rope_kv(q, k, v, s))
-                return 3;
-            return 0;
-        }
-        const Tensor* add = nodes[i];
-        size_t j = i;
-        if (add->op == Op::Add && i + 1 < nodes.size() && nodes[i + 1]->op == Op::RmsNorm &&
-            nodes[i + 1]->src[0] == add && plain_rows(*add) && plain_rows(*add->src[0]) && plain_rows(*add->src[1]) &&
-            same_rows(*add, *add->src[0]) && same_rows(*add, *add->src[1]))
-            j = i + 1;
-        else
-            add = nullptr;
-        const Tensor& head = *nodes[j];
-        const Tensor* w = head.op == Op::RmsNorm ? head.src[1] : nullptr;
-        // The norm kernel reads and writes float4s.
-        auto aligned = [](const Tensor* t) {
-            return !t || (reinterpret_cast<uintptr_t>(t->data) % 16 == 0 && t->nb[1] % 16 == 0);
-        };
-        const bool norm = head.op == Op::RmsNorm && plain_rows(head) && plain_rows(*head.src[0]) &&
-                          same_rows(head, *head.src[0]) && rms_norm_rows_fit(head.ne[0]) && aligned(&head) &&
-                          aligned(head.src[0]) && aligned(w) &&
-                          (!add || (aligned(add->src[0]) && aligned(add->src[1]))) &&
-                          (!w || (w->type == DType::F32 && w->ne[0] == head.ne[0] && w->is_contiguous()));
-        const bool gate = !add && head.op == Op::Swiglu && plain_rows(head) && plain_rows(*head.src[0]) &&
-                          plain_rows(*head.src[1]) && same_rows(head, *head.src[0]) && same_rows(head, *head.src[1]);
-        if (!norm && !gate) return 0;
-        MulMatPart parts[kMaxDecodeParts];
-        const size_t count = collect_products(nodes, j + 1, &head, parts);
-        DecodeActs q{nullptr, nullptr};
-        if (count > 0) q = decode_acts(nodes[j + 1]->src[0]->type, head.ne[0], head.ne[1], work, work_size);
-        if (!q.qs && !add) return 0;  // nothing saved
-        const int64_t k = head.ne[0], rows = head.ne[1];
-        auto stride = [](const Tensor& t) { return t.nb[1] / sizeof(float); };
-        if (norm) {
-            const Tensor& x = add ? *add->src[0] : *head.src[0];
-            NormRows p{};
-            p.a = static_cast<const float*>(x.data), p.a_stride = stride(x);
-            if (add) {
-                p.b = static_cast<const float*>(add->src[1]->data), p.b_stride = stride(*add->src[1]);
-                p.sum = static_cast<float*>(add->data), p.sum_stride = stride(*add);
-            }
-            p.weight = w ? static_cast<const float*>(w->data) : nullptr;
-            p.eps = head.param_f(0);
-            p.y = static_cast<float*>(head.data), p.y_stride = stride(head);
-            p.k = k, p.rows = rows;
-            rms_norm_rows(p, q, s);
-        } else {
-            const Tensor &g = *head.src[0], &u = *head.src[1];
-            swiglu_rows(static_cast<const float*>(g.data), stride(g), static_cast<const float*>(u.data), stride(u),
-                        static_cast<float*>(head.data), stride(head), k, rows, q, s);
-        }
-        size_t ran = j - i + 1;
-        if (q.qs) {
-            const Tensor& first = *nodes[j + 1];
-            if (!mul_mat_decode_group(first.src[0]->type, split(*first.src[0]), std::span(parts, count),
-                                      static_cast<const float*>(head.data), stride(head), k, rows, work, work_size, s,
-                                      /*quantized=*/true))
-                throw Error("CUDA backend: decoding products refused their quantized activations", ErrorKind::Internal);
-            ran += count;
-        }
-        return ran;
-    }
-
-    // A 2-D product with contiguous rows (no broadcast over dims 2 and 3).
-    static bool is_plain_product(const Tensor& n) {
-        const Tensor& a = *n.src[0];
-        const Tensor& b = *n.src[1];
-        return a.ne[2] == 1 && a.ne[3] == 1 && b.ne[2] == 1 && b.ne[3] == 1 && b.nb[0] == sizeof(float) &&
-               n.nb[0] == sizeof(float);
     }
 
     static void run(const Tensor& node, void* work, size_t work_size, cudaStream_t s) {
@@ -633,9 +504,9 @@ private:
                 const char* ap = static_cast<const char*>(a.data) + (i2 / r2) * a.nb[2] + (i3 / r3) * a.nb[3];
                 const char* bp = static_cast<const char*>(b.data) + i2 * b.nb[2] + i3 * b.nb[3];
                 char* yp = static_cast<char*>(node.data) + i2 * node.nb[2] + i3 * node.nb[3];
-                mul_mat(a.type, split(a), ap, a.nb[1], reinterpret_cast<const float*>(bp), b.nb[1] / sizeof(float),
-                        reinterpret_cast<float*>(yp), node.nb[1] / sizeof(float), a.ne[0], a.ne[1], b.ne[1], work,
-                        work_size, s);
+                mul_mat(a.type, split_rows_of(a), ap, a.nb[1], reinterpret_cast<const float*>(bp),
+                        b.nb[1] / sizeof(float), reinterpret_cast<float*>(yp), node.nb[1] / sizeof(float), a.ne[0],
+                        a.ne[1], b.ne[1], work, work_size, s);
             }
     }
 

@@ -5,6 +5,8 @@
 
 #include <cuda_fp16.h>
 
+#include <cstdlib>
+
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/device_math.cuh"
 #include "backends/cuda/mulmat.h"
@@ -313,14 +315,15 @@ struct DecodeParts {
     int count;
 };
 
-// Grid: rows / R blocks of kMmvThreads threads; block b takes rows R b .. R b + R - 1 of the
+// Grid: rows / R blocks of NW warps; block b takes rows R b .. R b + R - 1 of the
 // parts' rows (every part's row count is a multiple of R), its threads splitting the row's
-// slices among them (thread t takes slices t, t + kMmvThreads, ...). Splitting a row over a
+// slices among them (thread t takes slices t, t + 32 NW, ...). Splitting a row over a
 // whole block rather than a warp keeps enough loads in flight on matrices of few rows or long
 // rows (a 4096-row product has 4096 blocks, not 1024 warps). A block's rows share each
 // activation slice it loads. M >= a.m. S: split rows.
-template <DType T, int M, int R, bool S>
-__global__ void __launch_bounds__(kMmvThreads) mmvq_kernel(DecodeParts parts, ActQ8 a) {
+template <DType T, int M, int R, bool S, int NW = kMmvWarps>
+__global__ void __launch_bounds__(NW* kWarp) mmvq_kernel(DecodeParts parts, ActQ8 a) {
+    constexpr int NT = NW * kWarp;
     pdl_wait();  // launched by launch_dependent (common.cuh)
     pdl_trigger();
     int64_t row = static_cast<int64_t>(blockIdx.x) * R;
@@ -350,17 +353,17 @@ __global__ void __launch_bounds__(kMmvThreads) mmvq_kernel(DecodeParts parts, Ac
     int64_t s = threadIdx.x;
     constexpr int kUnroll = R > 1 ? 1 : kMmvUnroll;
     // Full rounds without bounds checks, so the compiler can issue all their loads first.
-    for (; s + (kUnroll - 1) * kMmvThreads < slices; s += kUnroll * kMmvThreads) {
+    for (; s + (kUnroll - 1) * NT < slices; s += kUnroll * NT) {
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u)
 #pragma unroll
-            for (int r = 0; r < R; ++r) vec_dot_slice<T, M, S>(wrow[r], s + u * kMmvThreads, a, acc[r]);
+            for (int r = 0; r < R; ++r) vec_dot_slice<T, M, S>(wrow[r], s + u * NT, a, acc[r]);
     }
-    for (; s < slices; s += kMmvThreads)
+    for (; s < slices; s += NT)
 #pragma unroll
         for (int r = 0; r < R; ++r) vec_dot_slice<T, M, S>(wrow[r], s, a, acc[r]);
     // Each warp's sums, then the warps' sums.
-    __shared__ float sums[kMmvWarps][R * M];
+    __shared__ float sums[NW][R * M];
     const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
 #pragma unroll
     for (int r = 0; r < R; ++r)
@@ -375,7 +378,7 @@ __global__ void __launch_bounds__(kMmvThreads) mmvq_kernel(DecodeParts parts, Ac
         if (j < a.m) {
             float v = 0.0f;
 #pragma unroll
-            for (int i = 0; i < kMmvWarps; ++i) v += sums[i][threadIdx.x];
+            for (int i = 0; i < NW; ++i) v += sums[i][threadIdx.x];
             y[j * y_stride + row + r] = v;
         }
     }
@@ -478,7 +481,21 @@ void with_row_count(int64_t m, F&& f) {
 template <DType T, int M, int R, bool S>
 void launch_mmvq_rows(const DecodeParts& parts, const ActQ8& act, cudaStream_t stream) {
     const int64_t rows = parts.end[parts.count - 1];
-    launch_dependent(mmvq_kernel<T, M, R, S>, static_cast<unsigned>(rows / R), kMmvThreads, 0, stream, parts, act);
+    const unsigned grid = static_cast<unsigned>(rows / R);
+    // One activation row: blocks of 2 warps rather than 4 for rows of up to 512 slices (16384
+    // elements), so that twice the blocks fit a multiprocessor and rows of 2048 elements keep
+    // every thread busy. Measured on an H200, tg128 (t/s), 4 warps -> 2: TinyLlama-1.1B Q4_0
+    // 1062-1079 -> 1129-1138 (2 warps only up to 64 slices: 1089-1138), Llama-3-8B Q4_0
+    // 416-417 -> 419-422. TESSERA_CUDA_MMV_NARROW sets the limit in slices, for tuning.
+    static const int64_t narrow = [] {
+        const char* e = std::getenv("TESSERA_CUDA_MMV_NARROW");
+        return e ? std::atoll(e) : int64_t{512};
+    }();
+    if constexpr (M == 1) {
+        if (act.nb <= narrow)
+            return launch_dependent(mmvq_kernel<T, M, R, S, 2>, grid, 2 * kWarp, 0, stream, parts, act);
+    }
+    launch_dependent(mmvq_kernel<T, M, R, S>, grid, kMmvThreads, 0, stream, parts, act);
 }
 
 template <DType T, int M, bool S>

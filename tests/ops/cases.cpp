@@ -9,15 +9,6 @@
 
 namespace tessera::test {
 
-namespace {
-
-using Refs = std::vector<Leaf>;
-using Out = std::vector<double>;
-
-const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1,
-                           DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q8_1, DType::Q2_K,
-                           DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_K};
-
 // Bounds: a fast kernel may round activations (to F16 or Q8 blocks), so the bound per
 // weight type leaves room for that, while any indexing or layout error gives ~1.
 double weight_bound(DType t) {
@@ -34,6 +25,15 @@ std::string dims(std::initializer_list<int64_t> ne) {
     }
     return s;
 }
+
+namespace {
+
+using Refs = std::vector<Leaf>;
+using Out = std::vector<double>;
+
+const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1,
+                           DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q8_1, DType::Q2_K,
+                           DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_K};
 
 // -------------------------------------------------------------------------------------
 // get_rows
@@ -114,66 +114,6 @@ OpCase mul_mat_pair_case(DType t, int64_t K, int64_t N, int64_t M, uint32_t seed
     return c;
 }
 
-// A decoding step's row-wise nodes around its products, which a GPU may fuse: x = a + b,
-// h = rms_norm(x) * w, then two products of h added to x (the add, the norm and the
-// activations' quantization in one kernel); or h = swiglu(g, u) and its product.
-OpCase norm_products_case(DType t, int64_t K, int64_t M, uint32_t seed) {
-    OpCase c;
-    c.name = "mul_mat after add + rms_norm " + tname(t) + " " + dims({K, M});
-    c.leaves = {random_leaf(DType::F32, {K, M}, seed, 2.0), random_leaf(DType::F32, {K, M}, seed + 1, 2.0),
-                random_leaf(DType::F32, {K}, seed + 2), random_leaf(t, {K, K}, seed + 3),
-                random_leaf(t, {K, K}, seed + 4)};
-    c.build = [](Graph& g, std::vector<Tensor*>& l) {
-        Tensor* x = g.add(l[0], l[1]);
-        Tensor* h = g.rms_norm(x, 1e-5f, l[2]);
-        return g.add(g.add(g.mul_mat(l[3], h), g.mul_mat(l[4], h)), x);
-    };
-    c.reference = [=](const Refs& l) {
-        Out o;
-        std::vector<double> x(static_cast<size_t>(K)), h(static_cast<size_t>(K));
-        for (int64_t m = 0; m < M; ++m) {
-            double sq = 0;
-            for (int64_t k = 0; k < K; ++k) {
-                x[static_cast<size_t>(k)] = l[0].at(k, m) + l[1].at(k, m);
-                sq += x[static_cast<size_t>(k)] * x[static_cast<size_t>(k)];
-            }
-            const double s = 1.0 / std::sqrt(sq / static_cast<double>(K) + 1e-5);
-            for (int64_t k = 0; k < K; ++k) h[static_cast<size_t>(k)] = x[static_cast<size_t>(k)] * s * l[2].at(k);
-            for (int64_t n = 0; n < K; ++n) {
-                double d = 0;
-                for (int64_t k = 0; k < K; ++k) d += (l[3].at(k, n) + l[4].at(k, n)) * h[static_cast<size_t>(k)];
-                o.push_back(d + x[static_cast<size_t>(n)]);
-            }
-        }
-        return o;
-    };
-    c.max_nmse = weight_bound(t);
-    return c;
-}
-
-OpCase swiglu_product_case(DType t, int64_t K, int64_t N, int64_t M, uint32_t seed) {
-    OpCase c;
-    c.name = "mul_mat after swiglu " + tname(t) + " " + dims({K, N, M});
-    c.leaves = {random_leaf(DType::F32, {K, M}, seed, 2.0), random_leaf(DType::F32, {K, M}, seed + 1, 2.0),
-                random_leaf(t, {K, N}, seed + 2)};
-    c.build = [](Graph& g, std::vector<Tensor*>& l) { return g.mul_mat(l[2], g.swiglu(l[0], l[1])); };
-    c.reference = [=](const Refs& l) {
-        Out o;
-        for (int64_t m = 0; m < M; ++m)
-            for (int64_t n = 0; n < N; ++n) {
-                double d = 0;
-                for (int64_t k = 0; k < K; ++k) {
-                    const double gv = l[0].at(k, m);
-                    d += l[2].at(k, n) * (gv / (1.0 + std::exp(-gv))) * l[1].at(k, m);
-                }
-                o.push_back(d);
-            }
-        return o;
-    };
-    c.max_nmse = weight_bound(t);
-    return c;
-}
-
 void add_mul_mat(std::vector<OpCase>& cases) {
     uint32_t seed = 100;
     for (DType t : kAllTypes) {
@@ -196,12 +136,12 @@ void add_mul_mat(std::vector<OpCase>& cases) {
         cases.push_back(mul_mat_pair_case(t, 96, 12, 2, seed + 3));
         seed += 6;
     }
-    for (DType t : {DType::Q4_0, DType::Q4_K, DType::F16}) {
-        cases.push_back(norm_products_case(t, 256, 1, seed));
-        cases.push_back(norm_products_case(t, 512, 3, seed + 5));
-        cases.push_back(swiglu_product_case(t, 512, 24, 2, seed + 10));
-        seed += 13;
-    }
+    // Decoding rows longer than 2048 and than 16384 elements (a GPU may shape its blocks by
+    // the row's length).
+    cases.push_back(mul_mat_case(DType::Q4_0, 4096, 24, 1, 1, 1, false, seed++));
+    cases.push_back(mul_mat_case(DType::Q6_K, 2304, 20, 1, 1, 1, false, seed++));
+    cases.push_back(mul_mat_case(DType::Q8_0, 2080, 16, 1, 1, 1, false, seed++));
+    cases.push_back(mul_mat_case(DType::Q4_0, 16640, 8, 1, 1, 1, false, seed++));
     cases.push_back(mul_mat_case(DType::F32, 1024, 64, 32, 1, 1, false, seed++));
     // Prompt-sized products of a long row: a GPU's tiled kernels with several steps along k,
     // partial tiles along both n and m, and k split between blocks.
@@ -751,6 +691,7 @@ std::vector<OpCase> all_op_cases() {
     add_soft_max(cases);
     add_rope(cases);
     add_attention(cases);
+    add_decode_steps(cases);
     add_copies(cases);
     return cases;
 }

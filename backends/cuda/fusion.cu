@@ -1,0 +1,152 @@
+// Decoding steps' fused launches (fusion.h).
+#include "backends/cuda/fusion.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "backends/cuda/decode_fused.h"
+#include "backends/cuda/mulmat.h"
+#include "backends/cuda/ops.h"
+#include "tensor/error.h"
+
+namespace tessera::cuda {
+
+namespace {
+
+// A 2-D product with contiguous rows (no broadcast over dims 2 and 3).
+bool is_plain_product(const Tensor& n) {
+    const Tensor& a = *n.src[0];
+    const Tensor& b = *n.src[1];
+    return n.op == Op::MulMat && a.ne[2] == 1 && a.ne[3] == 1 && b.ne[2] == 1 && b.ne[3] == 1 &&
+           b.nb[0] == sizeof(float) && n.nb[0] == sizeof(float);
+}
+
+// Contiguous F32 rows, two dimensions at most, row length a multiple of 32.
+bool plain_rows(const Tensor& t) {
+    return t.type == DType::F32 && t.nb[0] == sizeof(float) && t.ne[2] == 1 && t.ne[3] == 1 && t.ne[0] % 32 == 0 &&
+           t.nb[1] % sizeof(float) == 0;
+}
+bool same_rows(const Tensor& a, const Tensor& b) { return a.ne[0] == b.ne[0] && a.ne[1] == b.ne[1]; }
+size_t row_stride(const Tensor& t) { return t.nb[1] / sizeof(float); }
+
+// The products from nodes[start] on that multiply the same weight type and row length by the
+// activations b, as long as they come one after another (a decoding step's query, key and
+// value projections; its gate and up projections): at most kMaxDecodeParts.
+size_t collect_products(std::span<Tensor* const> nodes, size_t start, const Tensor* b,
+                        MulMatPart (&parts)[kMaxDecodeParts]) {
+    size_t count = 0;
+    const Tensor* first = nullptr;
+    while (count < static_cast<size_t>(kMaxDecodeParts) && start + count < nodes.size()) {
+        const Tensor& n = *nodes[start + count];
+        if (!is_plain_product(n) || n.src[1] != b) break;
+        if (first && (n.src[0]->type != first->type || n.src[0]->ne[0] != first->ne[0] ||
+                      split_rows_of(*n.src[0]) != split_rows_of(*first)))
+            break;
+        first = n.src[0];
+        parts[count++] =
+            MulMatPart{n.src[0]->data, n.src[0]->nb[1], n.src[0]->ne[1], static_cast<float*>(n.data), row_stride(n)};
+    }
+    return count;
+}
+
+// TESSERA_CUDA_FUSE=0: no fused kernels (products of the same activations still share a launch).
+bool fusion_on() {
+    static const bool on = [] {
+        const char* e = std::getenv("TESSERA_CUDA_FUSE");
+        return !(e && std::strcmp(e, "0") == 0);
+    }();
+    return on;
+}
+
+// Runs the count > 0 decoding products at nodes[start] (parts) of the activations b, which a
+// kernel before quantized into the scratch where `quantized`. Returns the nodes run, 0 where
+// the products do not take the decoding kernels.
+size_t run_products(std::span<Tensor* const> nodes, size_t start, size_t count, MulMatPart (&parts)[kMaxDecodeParts],
+                    const Tensor& b, bool quantized, const StepScratch& sc) {
+    const Tensor& w = *nodes[start]->src[0];
+    if (!mul_mat_decode_group(w.type, split_rows_of(w), std::span(parts, count), static_cast<const float*>(b.data),
+                              row_stride(b), b.ne[0], b.ne[1], sc.work, sc.work_size, sc.stream, quantized)) {
+        if (quantized)
+            throw Error("CUDA backend: decoding products refused their quantized activations", ErrorKind::Internal);
+        return 0;
+    }
+    return count;
+}
+
+}  // namespace
+
+size_t run_fused(std::span<Tensor* const> nodes, size_t i, const StepScratch& sc) {
+    const Tensor& first = *nodes[i];
+    if (is_plain_product(first)) {
+        // Products of the same activations (the query, key and value projections).
+        MulMatPart parts[kMaxDecodeParts];
+        const size_t count = collect_products(nodes, i, first.src[1], parts);
+        return count > 1 ? run_products(nodes, i, count, parts, *first.src[1], false, sc) : 0;
+    }
+    if (!fusion_on()) return 0;
+    if (first.op == Op::Rope && i + 2 < nodes.size()) {
+        // A decoding step's query rotation and its key and value cache writes: one launch.
+        const Tensor &k = *nodes[i + 1], &v = *nodes[i + 2];
+        auto reads = [](const Tensor& n, const Tensor& t) {
+            for (const Tensor* src : n.src)
+                if (src && src->root() == t.root()) return true;
+            return false;
+        };
+        if (k.op == Op::SetRows && k.src[3] && v.op == Op::SetRows && !v.src[3] && !reads(k, first) &&
+            !reads(v, first) && !reads(v, k) && k.src[0]->root() != v.src[0]->root() &&
+            op_rope_kv(first, k, v, sc.stream))
+            return 3;
+        return 0;
+    }
+    const Tensor* add = &first;
+    size_t j = i;
+    if (add->op == Op::Add && i + 1 < nodes.size() && nodes[i + 1]->op == Op::RmsNorm && nodes[i + 1]->src[0] == add &&
+        plain_rows(*add) && plain_rows(*add->src[0]) && plain_rows(*add->src[1]) && same_rows(*add, *add->src[0]) &&
+        same_rows(*add, *add->src[1]))
+        j = i + 1;
+    else
+        add = nullptr;
+    const Tensor& head = *nodes[j];
+    const Tensor* w = head.op == Op::RmsNorm ? head.src[1] : nullptr;
+    // The norm kernel reads and writes float4s.
+    auto aligned = [](const Tensor* t) {
+        return !t || (reinterpret_cast<uintptr_t>(t->data) % 16 == 0 && t->nb[1] % 16 == 0);
+    };
+    const bool norm = head.op == Op::RmsNorm && plain_rows(head) && plain_rows(*head.src[0]) &&
+                      same_rows(head, *head.src[0]) && rms_norm_rows_fit(head.ne[0]) && aligned(&head) &&
+                      aligned(head.src[0]) && aligned(w) && (!add || (aligned(add->src[0]) && aligned(add->src[1]))) &&
+                      (!w || (w->type == DType::F32 && w->ne[0] == head.ne[0] && w->is_contiguous()));
+    const bool gate = !add && head.op == Op::Swiglu && plain_rows(head) && plain_rows(*head.src[0]) &&
+                      plain_rows(*head.src[1]) && same_rows(head, *head.src[0]) && same_rows(head, *head.src[1]);
+    if (!norm && !gate) return 0;
+    MulMatPart parts[kMaxDecodeParts];
+    const size_t count = collect_products(nodes, j + 1, &head, parts);
+    DecodeActs q{nullptr, nullptr};
+    if (count > 0) q = decode_acts(nodes[j + 1]->src[0]->type, head.ne[0], head.ne[1], sc.work, sc.work_size);
+    if (!q.qs && !add) return 0;  // nothing saved
+    const int64_t k = head.ne[0], rows = head.ne[1];
+    if (norm) {
+        const Tensor& x = add ? *add->src[0] : *head.src[0];
+        NormRows p{};
+        p.a = static_cast<const float*>(x.data), p.a_stride = row_stride(x);
+        if (add) {
+            p.b = static_cast<const float*>(add->src[1]->data), p.b_stride = row_stride(*add->src[1]);
+            p.sum = static_cast<float*>(add->data), p.sum_stride = row_stride(*add);
+        }
+        p.weight = w ? static_cast<const float*>(w->data) : nullptr;
+        p.eps = head.param_f(0);
+        p.y = static_cast<float*>(head.data), p.y_stride = row_stride(head);
+        p.k = k, p.rows = rows;
+        rms_norm_rows(p, q, sc.stream);
+    } else {
+        const Tensor &g = *head.src[0], &u = *head.src[1];
+        swiglu_rows(static_cast<const float*>(g.data), row_stride(g), static_cast<const float*>(u.data), row_stride(u),
+                    static_cast<float*>(head.data), row_stride(head), k, rows, q, sc.stream);
+    }
+    const size_t ran = j - i + 1;
+    return q.qs ? ran + run_products(nodes, j + 1, count, parts, head, true, sc) : ran;
+}
+
+}  // namespace tessera::cuda
