@@ -433,7 +433,7 @@ private:
 
     // Runs nodes[i], or nodes[i] and the nodes after it that one launch or fused kernels cover
     // (fusion.h), and returns how many nodes ran.
-    size_t run_at(std::span<Tensor* const> nodes, size_t i, void* work, size_t work_size, cudaStream_t s) {
+    static size_t run_at(std::span<Tensor* const> nodes, size_t i, void* work, size_t work_size, cudaStream_t s) {
         const StepScratch scratch{work, work_size, s};
         if (const size_t n = run_fused(nodes, i, scratch)) return n;
         run(*nodes[i], work, work_size, s);

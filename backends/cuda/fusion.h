@@ -1,8 +1,8 @@
 // Decoding steps' nodes that the CUDA backend runs together, picked out of a segment's node
 // order: a residual add with the RMS norm of its result; a norm or a SwiGLU that also writes
 // its output in the int8 form the decoding products after it read; products of the same
-// activations in one launch; the query rotation with the key and value cache writes. A decoding step is a chain of
-// small kernels, so every launch spared is time spared.
+// activations in one launch; the query rotation with the key and value cache writes. A
+// decoding step is a chain of small kernels, so every launch spared is time spared.
 #pragma once
 
 #include <cuda_runtime.h>

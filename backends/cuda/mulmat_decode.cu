@@ -478,6 +478,16 @@ void with_row_count(int64_t m, F&& f) {
         f(std::integral_constant<int, 8>{});
 }
 
+// The longest row, in slices, that one activation row's products run in blocks of 2 warps
+// (launch_mmvq_rows): TESSERA_CUDA_MMV_NARROW, read once, else 512.
+int64_t narrow_block_slices() {
+    static const int64_t slices = [] {
+        const char* e = std::getenv("TESSERA_CUDA_MMV_NARROW");
+        return e ? std::atoll(e) : int64_t{512};
+    }();
+    return slices;
+}
+
 template <DType T, int M, int R, bool S>
 void launch_mmvq_rows(const DecodeParts& parts, const ActQ8& act, cudaStream_t stream) {
     const int64_t rows = parts.end[parts.count - 1];
@@ -486,13 +496,9 @@ void launch_mmvq_rows(const DecodeParts& parts, const ActQ8& act, cudaStream_t s
     // elements), so that twice the blocks fit a multiprocessor and rows of 2048 elements keep
     // every thread busy. Measured on an H200, tg128 (t/s), 4 warps -> 2: TinyLlama-1.1B Q4_0
     // 1062-1079 -> 1129-1138 (2 warps only up to 64 slices: 1089-1138), Llama-3-8B Q4_0
-    // 416-417 -> 419-422. TESSERA_CUDA_MMV_NARROW sets the limit in slices, for tuning.
-    static const int64_t narrow = [] {
-        const char* e = std::getenv("TESSERA_CUDA_MMV_NARROW");
-        return e ? std::atoll(e) : int64_t{512};
-    }();
+    // 416-417 -> 419-422.
     if constexpr (M == 1) {
-        if (act.nb <= narrow)
+        if (act.nb <= narrow_block_slices())
             return launch_dependent(mmvq_kernel<T, M, R, S, 2>, grid, 2 * kWarp, 0, stream, parts, act);
     }
     launch_dependent(mmvq_kernel<T, M, R, S>, grid, kMmvThreads, 0, stream, parts, act);
