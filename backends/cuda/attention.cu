@@ -23,6 +23,7 @@
 #include "backends/cuda/attention.cuh"
 #include "backends/cuda/device_math.cuh"
 #include "backends/cuda/ops.h"
+#include "tensor/error.h"
 
 namespace tessera::cuda {
 
@@ -283,7 +284,11 @@ size_t flash_attn_work_size(const Tensor& node) {
            sizeof(float);
 }
 
-void op_flash_attn(const Tensor& node, void* work, cudaStream_t stream) {
+bool flash_attn_writes_acts(const Tensor& node) {
+    return use_decode_mma(node) && node.is_contiguous() && node.ne[0] % 32 == 0;
+}
+
+void op_flash_attn(const Tensor& node, void* work, cudaStream_t stream, DecodeActs acts) {
     Args a;
     a.q = view_of(*node.src[0]);
     a.k = view_of(*node.src[1]);
@@ -315,6 +320,10 @@ void op_flash_attn(const Tensor& node, void* work, cudaStream_t stream) {
     a.partial = static_cast<float*>(work);
     a.vis = nullptr;
     a.vis_tiles = 0;
+    if (acts.qs && !flash_attn_writes_acts(node))
+        throw Error("CUDA backend: flash attention asked to quantize an output it cannot", ErrorKind::Internal);
+    a.act_qs = acts.qs;
+    a.act_ds = acts.ds;
     if (a.n_rows == 0) return;
     const int64_t n_q = a.q.ne[1], H = a.q.ne[2], S = a.q.ne[3];
 

@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 
 #include "backends/cuda/common.cuh"
+#include "backends/cuda/device_math.cuh"
 
 namespace tessera::cuda::attn {
 
@@ -55,7 +56,23 @@ struct Args {
     // every tile is visited (hidden entries still weigh nothing).
     const uint8_t* vis;
     int64_t vis_tiles;
+    // Decoding with its output also written as the int8 activations of the product after it
+    // (mulmat.h's DecodeActs over the contiguous output, element f in act_qs[f], block f / 32 in
+    // act_ds); null otherwise.
+    int8_t* act_qs;
+    float2* act_ds;
 };
+
+// Writes y, element f of a contiguous output, and, where a.act_qs is set, quantizes it with the
+// 31 other elements of its 32-block, which the other lanes of the warp hold (lane = f % 32): a
+// whole warp calls this, or none of it.
+__device__ __forceinline__ void store_out(const Args& a, float* dst, float y) {
+    *dst = y;
+    if (a.act_qs) {
+        const int64_t f = dst - reinterpret_cast<float*>(a.out.data);
+        quantize_block32(y, a.act_qs + (f - f % 32), a.act_ds + f / 32);
+    }
+}
 
 // The row index of (query head h, position i, sequence s): the merge kernel's order.
 __device__ __forceinline__ int64_t row_of(const Args& a, int64_t h, int64_t i, int64_t s) {

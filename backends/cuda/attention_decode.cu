@@ -236,8 +236,9 @@ __global__ void __launch_bounds__(kMergeThreads) k_attn_merge(Args a) {
     float* ls = merge_buf + n;  // [n]: each split's sum
     float* part_sums = ls + n;  // [kMergeThreads]
     const int64_t row = blockIdx.x;
-    const int64_t H = a.q.ne[2], n_q = a.q.ne[1];
-    const int64_t h = row % H, i = (row / H) % n_q, s = row / (H * n_q);
+    const int H = static_cast<int>(a.q.ne[2]), n_q = static_cast<int>(a.q.ne[1]);  // 32-bit divisions
+    const int h = static_cast<int>(blockIdx.x) % H, i = static_cast<int>(blockIdx.x) / H % n_q,
+              s = static_cast<int>(blockIdx.x) / H / n_q;
     const int Dv = static_cast<int>(a.v.ne[0]);
     const int64_t stride = a.n_rows * (Dv + 2);
     const float* base = a.partial + row * (Dv + 2);
@@ -273,7 +274,7 @@ __global__ void __launch_bounds__(kMergeThreads) k_attn_merge(Args a) {
         for (; sp < n; sp += P) acc[0] += w[sp] * p[sp * stride];
         const float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
         if (P == 1)
-            o[e] = sum * inv;
+            store_out(a, o + e, sum * inv);  // whole warps: Dv % 32 == 0 where quantized
         else
             part_sums[part * Dv + e] = sum;
     }
@@ -282,7 +283,7 @@ __global__ void __launch_bounds__(kMergeThreads) k_attn_merge(Args a) {
     if (t < Dv) {
         float sum = 0.0f;
         for (int q = 0; q < P; ++q) sum += part_sums[q * Dv + t];
-        o[t] = sum * inv;
+        store_out(a, o + t, sum * inv);
     }
 }
 
@@ -312,11 +313,25 @@ __device__ __forceinline__ bool tile_visible(const Args& a, int64_t i_lo, int64_
     return visible;
 }
 
+// Bytes of a K or V row of n elements, for prefetching.
+__device__ __forceinline__ int row_bytes(DType t, int n) {
+    return t == DType::F16 ? 2 * n : t == DType::F32 ? 4 * n : n / 32 * static_cast<int>(sizeof(BlockQ8_0));
+}
+
+// The K and V rows of keys [jt, jt + n) into L2 (as common.cuh's prefetch_l2, for rows with
+// a stride), the block's threads sharing their 128-byte lines.
+template <int NT>
+__device__ __forceinline__ void prefetch_rows(const char* base, int64_t nb1, int bytes, int64_t jt, int n) {
+    const int lines = (bytes + 127) / 128;
+    for (int idx = threadIdx.x; idx < n * lines; idx += NT) {
+        const char* p = base + (jt + idx / lines) * nb1 + 128 * (idx % lines);
+        asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
+    }
+}
+
 // Grid: x = S * H_kv * ceil(n_q * group / 16), y = n_splits.
 template <int DP>
 __global__ void __launch_bounds__(kDecMmaWarps<DP>* kWarp) k_attn_decode_mma(Args a) {
-    pdl_wait();  // launched by launch_dependent (common.cuh)
-    pdl_trigger();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     constexpr int NW = kDecMmaWarps<DP>, NT = NW * kWarp, BC = 16 * NW;
     constexpr int KP = DP + 8;  // pitch in halves, as in the prompt kernel
@@ -325,36 +340,72 @@ __global__ void __launch_bounds__(kDecMmaWarps<DP>* kWarp) k_attn_decode_mma(Arg
     __shared__ __align__(16) __half kv[2 * BC * KP];
     __shared__ __align__(16) __half qs[16 * KP];  // the block's 16 query rows, scaled
     __shared__ float wm[NW][16], wl[NW][16], row_m[16], row_l[16];
+    // Each of the 16 rows' query and where its output goes (the output row, or the elements of
+    // its partial result); null for rows past R.
+    __shared__ const float* q_rows[16];
+    __shared__ float* dst_rows[16];
     static_assert(NW * 16 * DP * sizeof(float) <= sizeof(kv), "the warps' outputs fit in the tiles");
     __half* ks = kv;
     __half* vs = kv + BC * KP;
 
+    // Index arithmetic in 32 bits: a 64-bit division is a call of ~100 instructions, and this
+    // kernel is a chain of latencies at short contexts.
     const int t = threadIdx.x, lane = t % kWarp, warp = t / kWarp;
     const int gq = lane / 4, tq = lane % 4;
     const int D = static_cast<int>(a.q.ne[0]), Dv = static_cast<int>(a.v.ne[0]);
-    const int64_t H_kv = a.k.ne[2], n_q = a.q.ne[1], n_kv = a.k.ne[1];
-    const int64_t R = n_q * a.group;  // rows reading this KV head
-    int64_t b = blockIdx.x;
-    const int64_t n_rb = (R + 15) / 16;
-    const int64_t rb = b % n_rb;
-    b /= n_rb;
-    const int64_t hk = b % H_kv, s = b / H_kv;
-    const int64_t r0 = 16 * rb + gq, r1 = r0 + 8;  // this lane's two rows
-    auto head_of = [&](int64_t r) { return hk * a.group + r % a.group; };
+    const int H_kv = static_cast<int>(a.k.ne[2]), n_q = static_cast<int>(a.q.ne[1]);
+    const int64_t n_kv = a.k.ne[1];
+    const int R = n_q * a.group;  // rows reading this KV head
+    const int n_rb = (R + 15) / 16;
+    const int rb = static_cast<int>(blockIdx.x % n_rb);
+    const int hk = static_cast<int>(blockIdx.x / n_rb) % H_kv, s = static_cast<int>(blockIdx.x / n_rb) / H_kv;
+    const int r0 = 16 * rb + gq, r1 = r0 + 8;  // this lane's two rows
+    const char* kbase = a.k.data + hk * a.k.nb[2] + s * a.k.nb[3];
+    const char* vbase = a.v.data + hk * a.v.nb[2] + s * a.v.nb[3];
+    const int64_t j0 = blockIdx.y * a.chunk, j1 = min(n_kv, j0 + a.chunk);
 
-    // The block's query rows as halves in shared memory, loaded by every thread at once (the
-    // first tile's barrier publishes them); rows past R and elements past D are zero.
-    for (int idx = t; idx < 16 * (DP / 2); idx += NT) {
-        const int rr = idx / (DP / 2), e = 2 * (idx % (DP / 2));
-        const int64_t r = 16 * rb + rr;
-        float2 v = make_float2(0.0f, 0.0f);
-        if (r < R && e < D) {
-            const float* row = reinterpret_cast<const float*>(a.q.data + (r / a.group) * a.q.nb[1] +
-                                                              head_of(r) * a.q.nb[2] + s * a.q.nb[3]);
-            v = a.q_pairs ? *reinterpret_cast<const float2*>(row + e)
-                          : make_float2(row[e], e + 1 < D ? row[e + 1] : 0.0f);
+    // Before waiting for the kernels before this one (they write the queries and the newest
+    // K and V rows): the rows' pointers, and the first two tiles' K and V fetched into L2 from
+    // memory, so that their loads below find them there. L2 is where writes become visible,
+    // so a line fetched before a row is written is still read as written.
+    if (t < 16) {
+        const int r = 16 * rb + t;
+        const float* q = nullptr;
+        float* dst = nullptr;
+        if (r < R) {
+            const int i = r / a.group, h = hk * a.group + r % a.group;
+            q = reinterpret_cast<const float*>(a.q.data + i * a.q.nb[1] + h * a.q.nb[2] + s * a.q.nb[3]);
+            dst = a.n_splits == 1 ? out_row(a, h, i, s)
+                                  : a.partial + (blockIdx.y * a.n_rows + row_of(a, h, i, s)) * (Dv + 2) + 2;
         }
-        *reinterpret_cast<__half2*>(qs + rr * KP + e) = __floats2half2_rn(v.x * a.scale, v.y * a.scale);
+        q_rows[t] = q;
+        dst_rows[t] = dst;
+    }
+    const int n_pre = static_cast<int>(min(static_cast<int64_t>(2 * BC), j1 - j0));
+    prefetch_rows<NT>(kbase, a.k.nb[1], row_bytes(a.kt, D), j0, n_pre);
+    prefetch_rows<NT>(vbase, a.v.nb[1], row_bytes(a.vt, Dv), j0, n_pre);
+    pdl_wait();  // launched by launch_dependent (common.cuh)
+    pdl_trigger();
+    __syncthreads();  // q_rows, dst_rows
+
+    // The block's query rows as halves in shared memory, every thread's loads in flight at
+    // once (the first tile's barrier publishes them); rows past R and elements past D are zero.
+    constexpr int kQPer = 16 * (DP / 2) / NT;
+    float2 qv[kQPer];
+#pragma unroll
+    for (int u = 0; u < kQPer; ++u) {
+        const int idx = t + u * NT, e = 2 * (idx % (DP / 2));
+        const float* row = q_rows[idx / (DP / 2)];
+        qv[u] = make_float2(0.0f, 0.0f);
+        if (row && e < D)
+            qv[u] = a.q_pairs ? *reinterpret_cast<const float2*>(row + e)
+                              : make_float2(row[e], e + 1 < D ? row[e + 1] : 0.0f);
+    }
+#pragma unroll
+    for (int u = 0; u < kQPer; ++u) {
+        const int idx = t + u * NT;
+        *reinterpret_cast<__half2*>(qs + (idx / (DP / 2)) * KP + 2 * (idx % (DP / 2))) =
+            __floats2half2_rn(qv[u].x * a.scale, qv[u].y * a.scale);
     }
     const char* m0 = a.mask && r0 < R ? a.mask + (r0 / a.group) * a.mask_nb1 : nullptr;
     const char* m1 = a.mask && r1 < R ? a.mask + (r1 / a.group) * a.mask_nb1 : nullptr;
@@ -364,10 +415,6 @@ __global__ void __launch_bounds__(kDecMmaWarps<DP>* kWarp) k_attn_decode_mma(Arg
 #pragma unroll
     for (int d = 0; d < DP / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
     float mx0 = -INFINITY, mx1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
-
-    const char* kbase = a.k.data + hk * a.k.nb[2] + s * a.k.nb[3];
-    const char* vbase = a.v.data + hk * a.v.nb[2] + s * a.v.nb[3];
-    const int64_t j0 = blockIdx.y * a.chunk, j1 = min(n_kv, j0 + a.chunk);
 
     for (int64_t jt = j0; jt < j1; jt += BC) {
         // Stage the tile unless the mask hides it from every row; keys from j1 on and elements
@@ -459,7 +506,7 @@ __global__ void __launch_bounds__(kDecMmaWarps<DP>* kWarp) k_attn_decode_mma(Arg
         row_l[gq] = L0, row_l[gq + 8] = L1;
     }
     const float f0 = mx0 == -INFINITY ? 0.0f : __expf(mx0 - M0), f1 = mx1 == -INFINITY ? 0.0f : __expf(mx1 - M1);
-    const int rows = static_cast<int>(min(static_cast<int64_t>(16), R - 16 * rb));
+    const int rows = min(16, R - 16 * rb);
     float* slot = reinterpret_cast<float*>(kv) + warp * 16 * DP;  // [NW][16][DP]
 #pragma unroll
     for (int d = 0; d < DP / 8; ++d) {
@@ -472,18 +519,17 @@ __global__ void __launch_bounds__(kDecMmaWarps<DP>* kWarp) k_attn_decode_mma(Arg
 
     const float* outs = reinterpret_cast<const float*>(kv);
     for (int idx = t; idx < rows * Dv; idx += NT) {
-        const int rr = idx / Dv, e = idx % Dv;
+        const int rr = idx / Dv, e = idx - rr * Dv;
         float sum = 0.0f;
 #pragma unroll
         for (int w = 0; w < NW; ++w) sum += outs[(w * 16 + rr) * DP + e];
-        const int64_t r = 16 * rb + rr, i = r / a.group, h = head_of(r);
+        float* dst = dst_rows[rr];
         if (a.n_splits == 1) {
             const float l = row_l[rr];
-            out_row(a, h, i, s)[e] = l > 0.0f ? sum / l : 0.0f;
+            store_out(a, dst + e, l > 0.0f ? sum / l : 0.0f);  // whole warps: Dv % 32 == 0 where quantized
         } else {
-            float* p = a.partial + (static_cast<int64_t>(blockIdx.y) * a.n_rows + row_of(a, h, i, s)) * (Dv + 2);
-            if (e == 0) p[0] = row_m[rr], p[1] = row_l[rr];
-            p[2 + e] = sum;
+            if (e == 0) dst[-2] = row_m[rr], dst[-1] = row_l[rr];
+            dst[e] = sum;
         }
     }
 #endif

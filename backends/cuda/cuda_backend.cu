@@ -304,8 +304,8 @@ public:
             if (n->op == Op::MulMat)
                 w = std::max(w,
                              mul_mat_work_size(n->src[0]->type, n->src[0]->ne[0], n->src[0]->ne[1], n->src[1]->ne[1]));
-            else if (n->op == Op::FlashAttn)
-                w = std::max(w, flash_attn_work_size(*n));
+            else if (n->op == Op::FlashAttn)  // room for the fused launch's activations too (fusion.h)
+                w = std::max(w, attention_acts_size(*n) + flash_attn_work_size(*n));
         }
         return w;
     }

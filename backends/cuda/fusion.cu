@@ -8,6 +8,7 @@
 
 #include "backends/cuda/decode_fused.h"
 #include "backends/cuda/mulmat.h"
+#include "backends/cuda/mulmat_decode.h"
 #include "backends/cuda/ops.h"
 #include "tensor/error.h"
 
@@ -75,7 +76,32 @@ size_t run_products(std::span<Tensor* const> nodes, size_t start, size_t count, 
     return count;
 }
 
+// A decoding step's attention and the products of its output (the output projection): the
+// attention kernel also writes its output as their int8 activations, in the scratch before its
+// own (CudaBackend::work_size leaves room for both).
+size_t run_attention_products(std::span<Tensor* const> nodes, size_t i, const StepScratch& sc) {
+    const Tensor& att = *nodes[i];
+    if (i + 1 >= nodes.size() || !is_plain_product(*nodes[i + 1]) || !flash_attn_writes_acts(att)) return 0;
+    const Tensor& b = *nodes[i + 1]->src[1];  // the output viewed as [ne[0] * ne[1], rows]
+    if (b.data != att.data || b.nb[1] != b.ne[0] * sizeof(float) || b.ne[0] * b.ne[1] != att.n_elements() ||
+        b.ne[0] != att.ne[0] * att.ne[1])
+        return 0;
+    MulMatPart parts[kMaxDecodeParts];
+    const size_t count = collect_products(nodes, i + 1, &b, parts);
+    const DType wt = nodes[i + 1]->src[0]->type;
+    const DecodeActs q = decode_acts(wt, b.ne[0], b.ne[1], sc.work, sc.work_size);
+    const size_t acts = attention_acts_size(att);
+    if (!q.qs || decode_work_size(wt, b.ne[0], b.ne[1]) > acts || acts + flash_attn_work_size(att) > sc.work_size)
+        return 0;
+    op_flash_attn(att, static_cast<char*>(sc.work) + acts, sc.stream, q);
+    return 1 + run_products(nodes, i + 1, count, parts, b, true, sc);
+}
+
 }  // namespace
+
+size_t attention_acts_size(const Tensor& att) {
+    return decode_work_size(DType::Q8_0, att.ne[0] * att.ne[1], att.ne[2] * att.ne[3]);
+}
 
 size_t run_fused(std::span<Tensor* const> nodes, size_t i, const StepScratch& sc) {
     const Tensor& first = *nodes[i];
@@ -86,6 +112,7 @@ size_t run_fused(std::span<Tensor* const> nodes, size_t i, const StepScratch& sc
         return count > 1 ? run_products(nodes, i, count, parts, *first.src[1], false, sc) : 0;
     }
     if (!fusion_on()) return 0;
+    if (first.op == Op::FlashAttn) return run_attention_products(nodes, i, sc);
     if (first.op == Op::Rope && i + 2 < nodes.size()) {
         // A decoding step's query rotation and its key and value cache writes: one launch.
         const Tensor &k = *nodes[i + 1], &v = *nodes[i + 2];

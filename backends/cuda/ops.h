@@ -5,6 +5,7 @@
 
 #include <cuda_runtime.h>
 
+#include "backends/cuda/mulmat.h"
 #include "tensor/tensor.h"
 
 namespace tessera::cuda {
@@ -24,8 +25,12 @@ void op_argmax(const Tensor& node, cudaStream_t stream);
 void op_norm(const Tensor& node, cudaStream_t stream);  // rms_norm (optional weight), norm
 void op_soft_max(const Tensor& node, cudaStream_t stream);
 void op_rope(const Tensor& node, cudaStream_t stream);
-void op_flash_attn(const Tensor& node, void* work, cudaStream_t stream);
+// work: flash_attn_work_size(node) bytes. With acts.qs set (where flash_attn_writes_acts(node):
+// a decoding node whose contiguous output rows are whole 32-blocks), the output is also written
+// in the int8 form the decoding product after it reads, viewed as [ne[0] * ne[1], rows].
+void op_flash_attn(const Tensor& node, void* work, cudaStream_t stream, DecodeActs acts = {nullptr, nullptr});
 size_t flash_attn_work_size(const Tensor& node);
+bool flash_attn_writes_acts(const Tensor& node);
 
 // Types a copy or a row write can take: element types convert freely, F32 rows quantize
 // into Q8_0, and any type copies into itself.

@@ -1,6 +1,7 @@
 // The op-parity cases of flash attention: F32, F16 and Q8_0 caches, grouped-query heads,
 // causal and sliding-window masks, soft-capping, decoding and prompt shapes, cache-shaped rows
 // and several sequences of one cache.
+#include <algorithm>
 #include <cmath>
 
 #include "tests/ops/cases.h"
@@ -11,6 +12,38 @@ namespace {
 
 using Refs = std::vector<Leaf>;
 using Out = std::vector<double>;
+
+// Plain softmax attention of q = l[0] [D, n_q, H] over K = l[1] and V = l[2] ([D, n_kv, H_kv],
+// or [D * H_kv, n_kv] cache rows), with the mask l[3] [n_kv, n_q] where masked; [D, H, n_q].
+Out attention_ref(const Refs& l, int64_t H, int64_t H_kv, int64_t n_q, int64_t n_kv, int64_t D, bool masked,
+                  float softcap, bool cache, float scale) {
+    Out o;
+    for (int64_t q = 0; q < n_q; ++q)
+        for (int64_t h = 0; h < H; ++h) {
+            const int64_t hk = h / (H / H_kv);
+            std::vector<double> s(static_cast<size_t>(n_kv));
+            double mx = -INFINITY;
+            for (int64_t j = 0; j < n_kv; ++j) {
+                double d = 0;
+                for (int64_t i = 0; i < D; ++i)
+                    d += l[0].at(i, q, h) * (cache ? l[1].at(hk * D + i, j) : l[1].at(i, j, hk));
+                d *= scale;
+                if (softcap > 0) d = softcap * std::tanh(d / softcap);
+                if (masked) d += l[3].at(j, q);
+                s[static_cast<size_t>(j)] = d;
+                mx = std::max(mx, d);
+            }
+            double sum = 0;
+            for (double& x : s) sum += (x = std::exp(x - mx));
+            for (int64_t i = 0; i < D; ++i) {
+                double acc = 0;
+                for (int64_t j = 0; j < n_kv; ++j)
+                    acc += s[static_cast<size_t>(j)] * (cache ? l[2].at(hk * D + i, j) : l[2].at(i, j, hk));
+                o.push_back(acc / sum);
+            }
+        }
+    return o;
+}
 
 void add_flash_attn(std::vector<OpCase>& cases) {
     struct Variant {
@@ -81,33 +114,7 @@ void add_flash_attn(std::vector<OpCase>& cases) {
             return g.flash_attn(l[0], k, val, v.mask ? l[3] : nullptr, scale, v.softcap);
         };
         c.reference = [v, scale](const Refs& l) {
-            // Plain softmax attention; result [D, H, n_q].
-            Out o;
-            for (int64_t q = 0; q < v.n_q; ++q)
-                for (int64_t h = 0; h < v.H; ++h) {
-                    const int64_t hk = h / (v.H / v.H_kv);
-                    std::vector<double> s(static_cast<size_t>(v.n_kv));
-                    double mx = -INFINITY;
-                    for (int64_t j = 0; j < v.n_kv; ++j) {
-                        double d = 0;
-                        for (int64_t i = 0; i < v.D; ++i)
-                            d += l[0].at(i, q, h) * (v.cache ? l[1].at(hk * v.D + i, j) : l[1].at(i, j, hk));
-                        d *= scale;
-                        if (v.softcap > 0) d = v.softcap * std::tanh(d / v.softcap);
-                        if (v.mask) d += l[3].at(j, q);
-                        s[static_cast<size_t>(j)] = d;
-                        mx = std::max(mx, d);
-                    }
-                    double sum = 0;
-                    for (double& x : s) sum += (x = std::exp(x - mx));
-                    for (int64_t i = 0; i < v.D; ++i) {
-                        double acc = 0;
-                        for (int64_t j = 0; j < v.n_kv; ++j)
-                            acc += s[static_cast<size_t>(j)] * (v.cache ? l[2].at(hk * v.D + i, j) : l[2].at(i, j, hk));
-                        o.push_back(acc / sum);
-                    }
-                }
-            return o;
+            return attention_ref(l, v.H, v.H_kv, v.n_q, v.n_kv, v.D, v.mask != 0, v.softcap, v.cache, scale);
         };
         c.max_nmse = 1e-9;
         cases.push_back(std::move(c));
@@ -168,6 +175,50 @@ void add_flash_attn_sequences(std::vector<OpCase>& cases) {
     }
 }
 
+// A decoding step's attention and its output projection, which a GPU may run as one attention
+// kernel that also writes the int8 activations of the product: one key split and several
+// (merged), one and two query rows, head sizes 64 and 128, legacy and K-quant weights.
+void add_flash_attn_products(std::vector<OpCase>& cases) {
+    struct Variant {
+        DType w;
+        int64_t H, H_kv, n_q, n_kv, D, N;
+    };
+    const Variant variants[] = {
+        {DType::Q4_0, 8, 2, 1, 40, 64, 96},
+        {DType::Q8_0, 8, 2, 1, 300, 128, 64},
+        {DType::Q4_K, 4, 4, 2, 90, 64, 32},
+        {DType::Q6_K, 32, 4, 1, 700, 64, 48},
+    };
+    for (const Variant& v : variants) {
+        OpCase c;
+        c.name = "mul_mat " + tname(v.w) + " after flash_attn H " + std::to_string(v.H) + "/" + std::to_string(v.H_kv) +
+                 " q " + std::to_string(v.n_q) + " kv " + std::to_string(v.n_kv) + " D " + std::to_string(v.D);
+        const int64_t K = v.D * v.H;
+        c.leaves = {random_leaf(DType::F32, {v.D, v.n_q, v.H}, 91), random_leaf(DType::F16, {v.D, v.n_kv, v.H_kv}, 92),
+                    random_leaf(DType::F16, {v.D, v.n_kv, v.H_kv}, 93),
+                    float_leaf(DType::F16, {v.n_kv, v.n_q}, causal_mask(v.n_kv, v.n_q, v.n_kv - v.n_q, 0)),
+                    random_leaf(v.w, {K, v.N}, 94)};
+        const float scale = 1.0f / std::sqrt(static_cast<float>(v.D));
+        c.build = [v, K, scale](Graph& g, std::vector<Tensor*>& l) {
+            Tensor* att = g.flash_attn(l[0], l[1], l[2], l[3], scale, 0.0f);
+            return g.mul_mat(l[4], g.reshape(att, {K, v.n_q}));
+        };
+        c.reference = [v, K, scale](const Refs& l) {
+            const Out att = attention_ref(l, v.H, v.H_kv, v.n_q, v.n_kv, v.D, true, 0.0f, false, scale);
+            Out o;
+            for (int64_t q = 0; q < v.n_q; ++q)
+                for (int64_t n = 0; n < v.N; ++n) {
+                    double d = 0;
+                    for (int64_t k = 0; k < K; ++k) d += l[4].at(k, n) * att[static_cast<size_t>(q * K + k)];
+                    o.push_back(d);
+                }
+            return o;
+        };
+        c.max_nmse = weight_bound(v.w);
+        cases.push_back(std::move(c));
+    }
+}
+
 // -------------------------------------------------------------------------------------
 
 }  // namespace
@@ -175,6 +226,7 @@ void add_flash_attn_sequences(std::vector<OpCase>& cases) {
 void add_attention(std::vector<OpCase>& cases) {
     add_flash_attn(cases);
     add_flash_attn_sequences(cases);
+    add_flash_attn_products(cases);
 }
 
 }  // namespace tessera::test
