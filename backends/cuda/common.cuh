@@ -64,6 +64,17 @@ __device__ __forceinline__ void pdl_trigger() {
 #endif
 }
 
+// Fetches bytes [p, p + n) from memory into L2, thread t of `threads` taking every threads-th
+// 128-byte line. Kernels launched by launch_dependent call it before pdl_wait() on memory no
+// kernel before them writes (weights), or may write (L2 is where writes become visible, so a
+// line fetched early is still read as written): the fetch then overlaps the kernel before.
+__device__ __forceinline__ void prefetch_l2(const void* p, int64_t n, int t, int threads) {
+    const uintptr_t end = reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(n);
+    for (uintptr_t a = (reinterpret_cast<uintptr_t>(p) & ~uintptr_t{127}) + 128 * static_cast<uintptr_t>(t); a < end;
+         a += 128 * static_cast<uintptr_t>(threads))
+        asm volatile("prefetch.global.L2 [%0];\n" ::"l"(a));
+}
+
 // Whether launch_dependent asks for overlap for `kernel` on the current device: an sm_90 or
 // newer device running the kernel's code for sm_90 or newer (where pdl_wait is no no-op).
 bool pdl_enabled(const void* kernel);

@@ -45,12 +45,22 @@ __device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 // holding element l of the block: lane l writes qs[l], lane 0 writes *ds.
 __device__ __forceinline__ void quantize_block32(float x, int8_t* qs, float2* ds) {
     const int lane = threadIdx.x % 32;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    // One warp reduction instruction each for the maximum (the bits of non-negative floats
+    // order as the floats do) and the sum, where shuffles take five steps.
+    const float amax = __uint_as_float(__reduce_max_sync(0xffffffffu, __float_as_uint(fabsf(x))));
+#else
     const float amax = warp_max(fabsf(x));
+#endif
     const float d = amax / 127.0f;
     const int q = amax > 0.0f ? __float2int_rn(x * (127.0f / amax)) : 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const int sum = __reduce_add_sync(0xffffffffu, q);
+#else
     int sum = q;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+#endif
     qs[lane] = static_cast<int8_t>(q);
     if (lane == 0) *ds = make_float2(d, d * static_cast<float>(sum));
 }

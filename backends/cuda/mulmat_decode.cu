@@ -5,6 +5,7 @@
 
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "backends/cuda/common.cuh"
@@ -313,6 +314,7 @@ struct DecodeParts {
     size_t y_stride[kMaxDecodeParts];
     int64_t end[kMaxDecodeParts];  // rows of parts 0..i together
     int count;
+    int64_t prefetch_blocks;  // blocks [0, prefetch_blocks) fetch their rows into L2 first
 };
 
 // Grid: rows / R blocks of NW warps; block b takes rows R b .. R b + R - 1 of the
@@ -324,8 +326,6 @@ struct DecodeParts {
 template <DType T, int M, int R, bool S, int NW = kMmvWarps>
 __global__ void __launch_bounds__(NW* kWarp) mmvq_kernel(DecodeParts parts, ActQ8 a) {
     constexpr int NT = NW * kWarp;
-    pdl_wait();  // launched by launch_dependent (common.cuh)
-    pdl_trigger();
     int64_t row = static_cast<int64_t>(blockIdx.x) * R;
     // The part holding the rows, chosen with constant indices (a computed index into the
     // arguments would copy them to local memory).
@@ -344,6 +344,16 @@ __global__ void __launch_bounds__(NW* kWarp) mmvq_kernel(DecodeParts parts, ActQ
     const uint8_t* wrow[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) wrow[r] = w + (row + r) * w_stride;
+    // The block's weight rows into L2 before waiting for the kernels before this one: the
+    // blocks resident while they still run (a norm, the attention: short chains of latencies)
+    // stream their weights meanwhile, and their loads below find them in L2.
+    if (blockIdx.x < parts.prefetch_blocks) {
+        const int64_t row_bytes = a.k / BlockInfo<T>::kElems * BlockInfo<T>::kBytes;
+#pragma unroll
+        for (int r = 0; r < R; ++r) prefetch_l2(wrow[r], row_bytes, threadIdx.x, NT);
+    }
+    pdl_wait();  // launched by launch_dependent (common.cuh)
+    pdl_trigger();
     const int64_t slices = a.nb;
     float acc[R][M];
 #pragma unroll
@@ -488,6 +498,40 @@ int64_t narrow_block_slices() {
     return slices;
 }
 
+// The most weight bytes a decoding product fetches into L2 before its wait (mmvq_kernel):
+// TESSERA_CUDA_PREFETCH_MB, read once, else 4 MiB (0: none). Measured on an H200, tg128 (t/s, medians of 3
+// runs of 3), caps 0 / 2 / 4 / 8 / 16 MiB: Llama-3-8B Q4_0 429 / 439 / 441 / 422 / 411, Q4_K_M
+// 333 / 336 / 331 / 326 / -; more than a few MiB delays the small kernels it overlaps, whose
+// loads queue behind it.
+int64_t prefetch_cap() {
+    static const int64_t bytes = [] {
+        const char* e = std::getenv("TESSERA_CUDA_PREFETCH_MB");
+        return (e ? std::atoll(e) : int64_t{4}) << 20;
+    }();
+    return bytes;
+}
+
+// The blocks of `kernel` (`threads` each) that fit the device at once.
+int64_t resident_blocks(const void* kernel, int threads) {
+    int per_sm = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return int64_t{per_sm} * multiprocessor_count();
+}
+
+// Launches a decoding product's blocks: those of the first wave (the ones resident at once),
+// up to prefetch_cap() bytes of rows, fetch their rows into L2 before they wait.
+template <DType T, int M, int R, bool S, int NW>
+void launch_mmvq_blocks(DecodeParts parts, const ActQ8& act, unsigned grid, cudaStream_t stream) {
+    static const int64_t resident =
+        resident_blocks(reinterpret_cast<const void*>(mmvq_kernel<T, M, R, S, NW>), NW * kWarp);
+    const int64_t block_bytes = R * (act.k / BlockInfo<T>::kElems * BlockInfo<T>::kBytes);
+    parts.prefetch_blocks = std::min(resident, prefetch_cap() / block_bytes);
+    launch_dependent(mmvq_kernel<T, M, R, S, NW>, grid, NW * kWarp, 0, stream, parts, act);
+}
+
 template <DType T, int M, int R, bool S>
 void launch_mmvq_rows(const DecodeParts& parts, const ActQ8& act, cudaStream_t stream) {
     const int64_t rows = parts.end[parts.count - 1];
@@ -498,10 +542,9 @@ void launch_mmvq_rows(const DecodeParts& parts, const ActQ8& act, cudaStream_t s
     // 1062-1079 -> 1129-1138 (2 warps only up to 64 slices: 1089-1138), Llama-3-8B Q4_0
     // 416-417 -> 419-422.
     if constexpr (M == 1) {
-        if (act.nb <= narrow_block_slices())
-            return launch_dependent(mmvq_kernel<T, M, R, S, 2>, grid, 2 * kWarp, 0, stream, parts, act);
+        if (act.nb <= narrow_block_slices()) return launch_mmvq_blocks<T, M, R, S, 2>(parts, act, grid, stream);
     }
-    launch_dependent(mmvq_kernel<T, M, R, S>, grid, kMmvThreads, 0, stream, parts, act);
+    launch_mmvq_blocks<T, M, R, S, kMmvWarps>(parts, act, grid, stream);
 }
 
 template <DType T, int M, bool S>
