@@ -13,6 +13,7 @@
 #include <map>
 
 #include "backends/registry.h"
+#include "runtime/quantize.h"
 #include "tensor/error.h"
 #include "tests/models/random_model.h"
 #include "tests/models/reference_support.h"
@@ -90,7 +91,11 @@ namespace {
 
 // The same model with every layer on the CPU and on the GPU: the greedy continuation of the
 // reference prompt must agree (teacher-forced top-1, near ties allowed), and the perplexity
-// must be within 0.5%.
+// must be within 0.5% of the CPU's on a float copy of the same weights. Not of the CPU's on the
+// file itself: the CPU quantizes the activations of its products on quantized weights to int8
+// (blocks of 32, or of 256 for the k-quants, as llama.cpp's CPU does) while the GPU's prompt
+// products take f16 ones, and where a model's activations carry outliers that costs the CPU
+// more than 0.5% (Gemma 3 270M, measured: 0.9% over the float copy, the GPU 0.01%).
 void compare_cpu_gpu(const std::string& name, const std::string& device, int32_t bos_in_chunks) {
     const auto path = test::model_path(name);
     if (!std::filesystem::exists(path)) {
@@ -142,12 +147,20 @@ void compare_cpu_gpu(const std::string& name, const std::string& device, int32_t
     text.resize(std::min(text.size(), static_cast<size_t>(4 * ref.n_ctx)));
     const double ppl_cpu = test::perplexity(*cpu_model, text, ref.n_ctx, bos_in_chunks);
     const double ppl_gpu = test::perplexity(*gpu_model, text, ref.n_ctx, bos_in_chunks);
+    cpu_model.reset();
+    test::ScratchDir dir;
+    QuantizeOptions as_float;
+    as_float.type = "F32";
+    quantize_file(path.string(), dir.file("float.gguf").string(), as_float);
+    const double ppl_float =
+        test::perplexity(*runtime::load_model(gguf::File::open(dir.file("float.gguf").string()), on_cpu), text,
+                         ref.n_ctx, bos_in_chunks);
     MESSAGE(name, ": GPU greedy equal to the CPU's for ", same, " of ", greedy[0].size(),
-            " tokens; teacher-forced agreement ", agree, ", largest gap ", worst, "; perplexity CPU ", ppl_cpu, " GPU ",
-            ppl_gpu);
+            " tokens; teacher-forced agreement ", agree, ", largest gap ", worst, "; perplexity CPU ", ppl_cpu,
+            ", CPU on float weights ", ppl_float, ", GPU ", ppl_gpu);
     CHECK(agree + 2 >= greedy[0].size());
     CHECK(worst < 0.25f);
-    CHECK(std::abs(ppl_gpu / ppl_cpu - 1.0) < 0.005);
+    CHECK(std::abs(ppl_gpu / ppl_float - 1.0) < 0.005);
 }
 
 }  // namespace
