@@ -58,37 +58,83 @@ void softmax(std::vector<C>& c) {
     for (auto& x : c) sum += (x.p = std::exp(x.logit - mx));
     for (auto& x : c) x.p = static_cast<float>(x.p / sum);
 }
+// The index of the first of the largest values (0 when none compares, all NaN): the
+// maximum in 16 independent lanes (a loop the compiler vectorizes), then the first index
+// holding it.
+int32_t first_max(const float* l, int32_t n) {
+    constexpr int32_t kLanes = 16;
+    float m[kLanes];
+    std::fill(m, m + kLanes, -INFINITY);
+    int32_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        for (int32_t j = 0; j < kLanes; ++j) m[j] = l[i + j] > m[j] ? l[i + j] : m[j];
+    float mx = -INFINITY;
+    for (int32_t j = 0; j < kLanes; ++j) mx = m[j] > mx ? m[j] : mx;
+    for (; i < n; ++i) mx = l[i] > mx ? l[i] : mx;
+    for (int32_t k = 0; k < n; ++k)
+        if (l[k] == mx) return k;
+    return 0;
+}
+
 }  // namespace
 
 int32_t Sampler::sample(const float* logits, int32_t n_vocab) {
-    cand_.resize(static_cast<size_t>(n_vocab));
-    for (int32_t i = 0; i < n_vocab; ++i) cand_[static_cast<size_t>(i)] = Candidate{i, logits[i], 0.0f};
-
-    // Penalties on tokens seen in the last repeat_last_n.
+    // Penalties on tokens seen in the last repeat_last_n, on a copy of the logits.
+    const float* l = logits;
     const bool penalize = p_.repeat_penalty != 1.0f || p_.presence_penalty != 0.0f || p_.frequency_penalty != 0.0f;
     if (penalize && !history_.empty()) {
+        penalized_.assign(logits, logits + n_vocab);
         std::unordered_map<int32_t, int> counts;
         for (int32_t t : history_) counts[t]++;
         for (auto [t, n] : counts) {
             if (t < 0 || t >= n_vocab) continue;
-            float& l = cand_[static_cast<size_t>(t)].logit;
-            l = l > 0 ? l / p_.repeat_penalty : l * p_.repeat_penalty;
-            l -= static_cast<float>(n) * p_.frequency_penalty + p_.presence_penalty;
+            float& x = penalized_[static_cast<size_t>(t)];
+            x = x > 0 ? x / p_.repeat_penalty : x * p_.repeat_penalty;
+            x -= static_cast<float>(n) * p_.frequency_penalty + p_.presence_penalty;
         }
+        l = penalized_.data();
     }
 
+    // Candidates are ordered by logit, then by id: the largest logit first, ties to the
+    // smaller id. Greedy takes the first; the scan keeps the first of equal maxima.
+    if (p_.temperature <= 0.0f) return first_max(l, n_vocab);
     auto by_logit = [](const Candidate& a, const Candidate& b) {
         return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
     };
-    if (p_.temperature <= 0.0f) return std::min_element(cand_.begin(), cand_.end(), by_logit)->id;
 
-    // top-k, then sort what is left.
-    size_t k = cand_.size();
-    if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < k) {
-        k = static_cast<size_t>(p_.top_k);
-        std::partial_sort(cand_.begin(), cand_.begin() + static_cast<std::ptrdiff_t>(k), cand_.end(), by_logit);
-        cand_.resize(k);
+    // top-k: the k first in that order, kept in a heap whose top is the worst of them (a
+    // token enters only with a larger logit than that one: equal logits come later by id, so
+    // rank after it), then sorted. A scan with one comparison for most of the vocabulary.
+    cand_.clear();
+    if (p_.top_k > 0 && p_.top_k < n_vocab) {
+        const size_t k = static_cast<size_t>(p_.top_k);
+        auto offer = [&](int32_t i) {
+            if (cand_.size() < k) {
+                cand_.push_back(Candidate{i, l[i], 0.0f});
+                std::push_heap(cand_.begin(), cand_.end(), by_logit);
+            } else if (l[i] > cand_.front().logit) {
+                std::pop_heap(cand_.begin(), cand_.end(), by_logit);
+                cand_.back() = Candidate{i, l[i], 0.0f};
+                std::push_heap(cand_.begin(), cand_.end(), by_logit);
+            }
+        };
+        // Once the heap is full, a chunk whose largest logit does not beat its worst is
+        // passed over whole.
+        constexpr int32_t kChunk = 16;
+        int32_t i = 0;
+        for (; i + kChunk <= n_vocab; i += kChunk) {
+            if (cand_.size() == k) {
+                float mx = l[i];
+                for (int32_t j = 1; j < kChunk; ++j) mx = l[i + j] > mx ? l[i + j] : mx;
+                if (!(mx > cand_.front().logit)) continue;
+            }
+            for (int32_t j = 0; j < kChunk; ++j) offer(i + j);
+        }
+        for (; i < n_vocab; ++i) offer(i);
+        std::sort_heap(cand_.begin(), cand_.end(), by_logit);
     } else {
+        cand_.resize(static_cast<size_t>(n_vocab));
+        for (int32_t i = 0; i < n_vocab; ++i) cand_[static_cast<size_t>(i)] = Candidate{i, l[i], 0.0f};
         std::sort(cand_.begin(), cand_.end(), by_logit);
     }
     softmax(cand_);

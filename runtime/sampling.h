@@ -12,9 +12,9 @@ namespace tessera::runtime {
 
 struct SamplerParams {
     float temperature = 0.8f;
-    int32_t top_k = 40;     // <= 0: off
-    float top_p = 0.95f;    // >= 1: off
-    float min_p = 0.05f;    // <= 0: off
+    int32_t top_k = 40;           // <= 0: off
+    float top_p = 0.95f;          // >= 1: off
+    float min_p = 0.05f;          // <= 0: off
     float repeat_penalty = 1.0f;  // 1: off
     int32_t repeat_last_n = 64;   // tokens the penalties look back over
     float presence_penalty = 0.0f;
@@ -42,6 +42,7 @@ private:
     std::mt19937_64 rng_;
     std::deque<int32_t> history_;
     std::vector<Candidate> cand_;
+    std::vector<float> penalized_;  // the logits with the penalties applied
 };
 
 }  // namespace tessera::runtime

@@ -5,8 +5,10 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -62,15 +64,49 @@ const char* const kServeHelp =
 constexpr size_t kMaxBody = size_t{8} << 20;  // bytes of a request body
 constexpr int kMaxDepth = 64;                 // nesting of a request's JSON
 
-// SIGINT and SIGTERM are blocked in every thread and taken by one waiting thread, which
-// stops the server (a handler interrupting whichever thread it lands on cannot safely call
-// into the HTTP library); a second one ends the process at once.
+// SIGINT and SIGTERM stop the server; a second one ends the process at once. The signals
+// are blocked in every thread the server starts but the one that waits for them, and a handler that only writes the
+// signal's number into a pipe catches them on any thread that does not block them (a
+// library's own thread started before main, as OpenBLAS's are); one thread reads the pipe
+// and stops the server (a handler cannot safely call into the HTTP library itself). The
+// handler also replaces an inherited "ignore": a shell starts background jobs with SIGINT
+// ignored, and `kill -INT` must still stop the server.
+int stop_pipe[2] = {-1, -1};
+
+extern "C" void on_stop_signal(int sig) {
+    const int saved = errno;
+    const unsigned char b = static_cast<unsigned char>(sig);
+    [[maybe_unused]] const ssize_t n = write(stop_pipe[1], &b, 1);
+    errno = saved;
+}
+
 sigset_t stop_signals() {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     return set;
+}
+
+// Installs the handler; false when the pipe cannot be made.
+bool catch_stop_signals() {
+    if (pipe(stop_pipe) != 0) return false;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    return true;
+}
+
+// The next stop signal's number (blocks until one comes).
+int wait_stop_signal() {
+    unsigned char b = 0;
+    while (read(stop_pipe[0], &b, 1) != 1) {
+        if (errno != EINTR) return SIGTERM;
+    }
+    return b;
 }
 
 // A request that cannot be served: the HTTP status and OpenAI's error fields.
@@ -407,6 +443,10 @@ bool same_secret(const std::string& want, const std::string& given) {
 int cmd_serve(int argc, char** argv) {
     const sigset_t signals = stop_signals();
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before any thread starts: they all inherit it
+    if (!catch_stop_signals()) {
+        std::fprintf(stderr, "error: cannot make a pipe for the stop signals: %s\n", std::strerror(errno));
+        return 1;
+    }
     std::string model_path, host = "127.0.0.1", api_key, template_file;
     long port = 8080, parallel = 4, n_ctx = 0, n_batch = 512, n_threads = 0, queue = 64, cache_mib = 1024;
     GpuOptions gpu;
@@ -607,11 +647,10 @@ int cmd_serve(int argc, char** argv) {
     static std::atomic<httplib::Server*> stopping{nullptr};
     stopping.store(&http);
     std::thread([signals] {
-        int sig = 0;
-        sigwait(&signals, &sig);
+        pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);  // the handler runs here at least
+        wait_stop_signal();
         if (httplib::Server* s = stopping.load()) s->stop();
-        sigwait(&signals, &sig);
-        std::_Exit(128 + sig);
+        std::_Exit(128 + wait_stop_signal());
     }).detach();
     std::fprintf(stderr, "tessera serve: listening on http://%s:%d, loading %s\n", host.c_str(), bound,
                  model_path.c_str());

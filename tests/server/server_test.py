@@ -8,6 +8,7 @@ usage: server_test.py TESSERA_BINARY MODEL.gguf   (exit 77: skipped, with the re
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,12 +28,12 @@ def free_port():
 
 
 class Server:
-    def __init__(self, *extra):
+    def __init__(self, *extra, preexec_fn=None):
         self.port = free_port()
         self.proc = subprocess.Popen(
             [BIN, "serve", "-m", MODEL, "--port", str(self.port), "-np", str(PARALLEL), "-c", "4096", "-t", "2",
              "--api-key", KEY, *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=preexec_fn)
         deadline = time.time() + 60
         while time.time() < deadline:  # 503 while the model loads, refused before the port is bound
             try:
@@ -283,6 +284,20 @@ class ServeTest(unittest.TestCase):
             for c in conns:
                 c.close()
             srv.stop()
+
+    def test_signals_stop_the_server(self):
+        # Started as a shell starts a background job (SIGINT ignored), the server still stops
+        # on SIGINT, and on SIGTERM, with status 0, whichever thread the signal lands on.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            srv = Server("-np", "1", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+            try:
+                self.assertEqual(srv.request("POST", "/v1/chat/completions", chat(HELLO, max_tokens=4))[0], 200)
+                srv.proc.send_signal(sig)
+                self.assertEqual(srv.proc.wait(timeout=30), 0, sig)
+            finally:
+                if srv.proc.poll() is None:
+                    srv.proc.kill()
+                    srv.proc.wait()
 
     def test_tokenize_round_trip(self):
         text = "Hello, world! Ünïcödé ✓"
