@@ -56,14 +56,13 @@ TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC)
 #undef TESSERA_SHADER
 }  // namespace spirv
 
-const ShaderInfo kShaders[kShaderCount] = {
-    {spirv::ew, &spirv::ew_size, 3},
-    {spirv::rows, &spirv::rows_size, 3},
-    {spirv::rope, &spirv::rope_size, 5},
-    {spirv::flash_attn, &spirv::flash_attn_size, 5},
+const ShaderInfo kShaders[kShaderCount] = {{spirv::ew, &spirv::ew_size, 3},
+                                           {spirv::rows, &spirv::rows_size, 3},
+                                           {spirv::rope, &spirv::rope_size, 5},
+                                           {spirv::flash_attn, &spirv::flash_attn_size, 5},
 #define TESSERA_MUL_MAT(t) {spirv::mul_mat_##t, &spirv::mul_mat_##t##_size, 3},
 #define TESSERA_MUL_VEC(t) {spirv::mul_vec_##t, &spirv::mul_vec_##t##_size, 3},
-    TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT) TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC)
+                                           TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT) TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC)
 #undef TESSERA_MUL_MAT
 #undef TESSERA_MUL_VEC
 };
@@ -133,6 +132,7 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     for (uint32_t i = 0; i < n; ++i)
         if (q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
             family_ = i;
+            timestamps_ = q[i].timestampValidBits > 0 && props_.limits.timestampPeriod > 0.0f;
             break;
         }
     VkPhysicalDeviceMemoryProperties mp;
@@ -213,6 +213,7 @@ VulkanBackend::~VulkanBackend() {
     if (pipeline_cache_) a.vkDestroyPipelineCache(dev_, pipeline_cache_, nullptr);
     for (Recording& r : recordings_)
         if (r.pool) a.vkDestroyDescriptorPool(dev_, r.pool, nullptr);
+    if (stamps_) a.vkDestroyQueryPool(dev_, stamps_, nullptr);
     if (fence_) a.vkDestroyFence(dev_, fence_, nullptr);
     if (cmd_pool_) a.vkDestroyCommandPool(dev_, cmd_pool_, nullptr);
     a.vkDestroyDevice(dev_, nullptr);
@@ -405,6 +406,14 @@ void VulkanBackend::save_pipeline_cache() const {
 
 void VulkanBackend::create_pipelines() {
     const Api& a = api_;
+    // TESSERA_VULKAN_MMV_ROWS=1|2|4|8 (tuning): weight rows per 32 invocations of a decoding
+    // product. 2 by default: on the H200 (tg128 t/s, R = 4 / 2 / 1) TinyLlama Q4_0 297 / 326 /
+    // 284, 8B Q4_K_M 63 / 79 / 69, 8B Q4_0 101 / 100 / 69, 8B Q8_0 96 / 96 / 69 (more
+    // workgroups in flight; at 1 the activations are read once per row).
+    if (const char* e = std::getenv("TESSERA_VULKAN_MMV_ROWS")) {
+        const int r = std::atoi(e);
+        if (r == 1 || r == 2 || r == 4 || r == 8) mmv_rows_ = static_cast<uint32_t>(r);
+    }
     load_pipeline_cache();
     for (int s = 0; s < kShaderCount; ++s) {
         if (cpu_paths_ && s >= kMulVec) {  // never dispatched there: not compiled
@@ -444,6 +453,10 @@ void VulkanBackend::create_pipelines() {
         ci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
         ci.stage.module = module;
         ci.stage.pName = "main";
+        // The decoding products' rows per 32 invocations (mul_vec.comp's R).
+        const VkSpecializationMapEntry entry{0, 0, sizeof(uint32_t)};
+        const VkSpecializationInfo spec{1, &entry, sizeof(uint32_t), &mmv_rows_};
+        if (s >= kMulVec) ci.stage.pSpecializationInfo = &spec;
         ci.layout = p.layout;
         const VkResult r = a.vkCreateComputePipelines(dev_, pipeline_cache_, 1, &ci, nullptr, &p.pipeline);
         a.vkDestroyShaderModule(dev_, module, nullptr);
@@ -458,22 +471,35 @@ void VulkanBackend::compute(std::span<Tensor* const> nodes, void*, size_t, int, 
     if (abort && abort()) throw Error("computation aborted", ErrorKind::Aborted);
     open();
     std::lock_guard<std::mutex> lock(mu_);
-    // TESSERA_PROFILE=1 (tensor/profile.h): one submission per node, timed on the host.
+    // TESSERA_PROFILE=1 (tensor/profile.h): the device's timestamps between nodes where the
+    // queue has them (the barrier after each node makes the difference that node's time),
+    // else one submission per node timed on the host.
     static NodeProfile* const prof = NodeProfile::get("Vulkan time");
-    if (prof) {
+    if (prof && !timestamps_) {
         for (Tensor* n : nodes) {
             const auto t0 = std::chrono::steady_clock::now();
-            submit(std::span<Tensor* const>(&n, 1));
+            submit(std::span<Tensor* const>(&n, 1), nullptr);
             prof->add(*n, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
         }
         return;
     }
-    submit(nodes);
+    submit(nodes, prof);
+}
+
+// The times between a recording's timestamps, added to the profile node by node.
+void VulkanBackend::read_stamps(std::span<Tensor* const> nodes, uint32_t stamps, NodeProfile* profile) {
+    std::vector<uint64_t> t(stamps);
+    if (api_.vkGetQueryPoolResults(dev_, stamps_, 0, stamps, t.size() * sizeof(uint64_t), t.data(), sizeof(uint64_t),
+                                   VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) != VK_SUCCESS)
+        return;
+    const double ms_per_tick = static_cast<double>(props_.limits.timestampPeriod) * 1e-6;
+    for (size_t i = 0; i + 1 < stamps && i < nodes.size(); ++i)
+        profile->add(*nodes[i], static_cast<double>(t[i + 1] - t[i]) * ms_per_tick);
 }
 
 // Records the nodes into a command buffer, or finds the one recorded for the same nodes
 // before (a planned graph evaluated again: every decoding step of one shape), and submits.
-void VulkanBackend::submit(std::span<Tensor* const> nodes) {
+void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile) {
     const Api& a = api_;
     launch_signature(nodes, key_);
     ++clock_;
@@ -481,6 +507,7 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes) {
         if (r.key == key_) {
             r.last_used = clock_;
             submit_and_wait(r.cmd);
+            if (r.stamps) read_stamps(nodes, r.stamps, profile);
             return;
         }
     if (recordings_.size() < kRecordings) {
@@ -502,8 +529,24 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes) {
     check(a.vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
     VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     check(a.vkBeginCommandBuffer(cmd_, &bi), "vkBeginCommandBuffer");
+    r.stamps = profile && nodes.size() < kMaxStamps ? static_cast<uint32_t>(nodes.size() + 1) : 0;
+    if (r.stamps && !stamps_) {
+        VkQueryPoolCreateInfo qi{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+        qi.queryType = VK_QUERY_TYPE_TIMESTAMP;
+        qi.queryCount = kMaxStamps;
+        check(a.vkCreateQueryPool(dev_, &qi, nullptr, &stamps_), "vkCreateQueryPool");
+    }
+    if (r.stamps) {
+        a.vkCmdResetQueryPool(cmd_, stamps_, 0, r.stamps);
+        a.vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps_, 0);
+    }
     try {
-        for (Tensor* n : nodes) record(*n);
+        for (size_t i = 0; i < nodes.size(); ++i) {
+            record(*nodes[i]);
+            if (r.stamps)
+                a.vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps_,
+                                      static_cast<uint32_t>(i + 1));
+        }
     } catch (...) {
         a.vkEndCommandBuffer(cmd_);
         r.key.clear();  // never matched again
@@ -511,6 +554,7 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes) {
     }
     check(a.vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
     submit_and_wait(cmd_);
+    if (r.stamps) read_stamps(nodes, r.stamps, profile);
 }
 
 void VulkanBackend::submit_and_wait(VkCommandBuffer cmd) {

@@ -20,6 +20,7 @@
 #include "backends/vulkan/vulkan_api.h"
 #include "tensor/backend.h"
 #include "tensor/error.h"
+#include "tensor/profile.h"
 #include "tensor/tensor.h"
 
 namespace tessera::vulkan {
@@ -52,7 +53,8 @@ private:
 // ---- shaders ----
 
 // The weight types' variants of mul_mat and mul_vec, in kWeightTypes' order.
-#define TESSERA_WEIGHT_TYPES(X) X(F32) X(F16) X(BF16) X(Q4_0) X(Q4_1) X(Q5_0) X(Q5_1) X(Q8_0) X(Q2_K) X(Q3_K) X(Q4_K) X(Q5_K) X(Q6_K)
+#define TESSERA_WEIGHT_TYPES(X) \
+    X(F32) X(F16) X(BF16) X(Q4_0) X(Q4_1) X(Q5_0) X(Q5_1) X(Q8_0) X(Q2_K) X(Q3_K) X(Q4_K) X(Q5_K) X(Q6_K)
 
 // mul_mat and mul_vec have one variant per weight type, in kWeightTypes' order, from kMulMat
 // and kMulVec on.
@@ -124,10 +126,12 @@ private:
         VkDescriptorPool pool = VK_NULL_HANDLE;
         size_t pool_sets = 0;
         uint64_t last_used = 0;
+        uint32_t stamps = 0;  // timestamps it writes (TESSERA_PROFILE), 0: none
     };
     static constexpr size_t kRecordings = 4;  // prompt and decode shapes of a context or two
 
     static constexpr size_t kStagingBytes = size_t{16} << 20;
+    static constexpr uint32_t kMaxStamps = 1u << 14;  // a timestamp before the nodes and after each
 
     // The buffer handed out: forgets its address when freed.
     class TrackedBuffer : public Buffer {
@@ -163,8 +167,9 @@ private:
     void create_pipelines();
 
     // ---- recording and submission (vulkan_backend.cpp) ----
-    void submit(std::span<Tensor* const> nodes);
+    void submit(std::span<Tensor* const> nodes, NodeProfile* profile);
     void submit_and_wait(VkCommandBuffer cmd);
+    void read_stamps(std::span<Tensor* const> nodes, uint32_t stamps, NodeProfile* profile);
     void prepare_descriptors(Recording& r, size_t n_nodes);
     void bind(Shader s, std::initializer_list<const Tensor*> tensors, uint32_t* offsets);
     void dispatch(Shader s, const void* push, size_t push_bytes, uint64_t groups_x, uint32_t groups_y = 1,
@@ -184,6 +189,8 @@ private:
     bool unified_ = false;    // the host reads the device's memory at host speed
     bool cpu_paths_ = false;  // shaders take their CPU-device code paths
     uint32_t family_ = 0;
+    bool timestamps_ = false;  // the queue writes timestamps (for TESSERA_PROFILE)
+    uint32_t mmv_rows_ = 2;    // weight rows per 32 invocations of mul_vec.comp
     VkDevice dev_ = VK_NULL_HANDLE;
     VkQueue queue_ = VK_NULL_HANDLE;
     uint32_t host_local_ = UINT32_MAX, device_local_ = UINT32_MAX, host_only_ = UINT32_MAX;
@@ -191,6 +198,7 @@ private:
     VkCommandPool cmd_pool_ = VK_NULL_HANDLE;
     VkCommandBuffer copy_cmd_ = VK_NULL_HANDLE;
     VkFence fence_ = VK_NULL_HANDLE;
+    VkQueryPool stamps_ = VK_NULL_HANDLE;  // TESSERA_PROFILE's, kMaxStamps of them
     std::vector<Recording> recordings_;
     std::vector<uint64_t> key_;
     uint64_t clock_ = 0;

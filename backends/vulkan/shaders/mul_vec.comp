@@ -1,13 +1,14 @@
 #version 450
 // Decoding products on a GPU: y[j][i] = dot(row i of a, row j of b) for up to 8 activation
-// rows j (and one batch of dims 2 and 3). A workgroup of 64 takes eight weight rows, four per
-// 32 invocations; an invocation takes 32-element chunks of its rows 32 apart (adjacent
+// rows j (and one batch of dims 2 and 3). A workgroup of 64 takes 2R weight rows, R per 32
+// invocations (R: a specialization constant, set per device when the pipeline is made); an
+// invocation takes 32-element chunks of its rows 32 apart (adjacent
 // invocations read adjacent blocks), dequantizing each once for all activation rows, and
 // reads the activations 16 bytes at a time where they are aligned so; with one activation row
-// it reads each chunk of it once for its four weight rows (f32 activations are four times the
+// it reads each chunk of it once for its R weight rows (f32 activations are four times the
 // bytes of Q8_0 weights: read per row, they outweighed the weights). A shared-memory sum over
 // the 32 ends each row. Only the products of mul_mat.comp's mode 0 live here, so a workgroup
-// reserves 8 KiB of shared memory (not the prompt tiles' 15).
+// reserves 2R KiB of shared memory (not the prompt tiles' 15).
 #extension GL_GOOGLE_include_directive : enable
 #include "common.glsl"
 layout(local_size_x = 64) in;
@@ -26,12 +27,13 @@ layout(push_constant) uniform P {
     uint y_off, y_nb1, y_nb2, y_nb3;
     uint K, N, M, B2, r2, r3, mode, i_base, B3;
 } p;
-const uint R = 4u;  // weight rows per 32 invocations
+// Weight rows per 32 invocations (the workgroup takes 2R), chosen when the pipeline is made.
+layout(constant_id = 0) const uint R = 2u;
 shared float part[R * 8u][64];
 
 void main() {
     const uint t = gl_LocalInvocationID.x, lane = t % 32u;
-    const uint i0 = 8u * (gl_WorkGroupID.x + p.i_base) + R * (t / 32u);  // this half's first row
+    const uint i0 = 2u * R * (gl_WorkGroupID.x + p.i_base) + R * (t / 32u);  // this half's first row
     const uint jblocks = (p.M + 7u) / 8u;
     const uint j0 = (gl_WorkGroupID.y % jblocks) * 8u, batch = gl_WorkGroupID.y / jblocks;
     const uint i2 = batch % p.B2, i3 = batch / p.B2;
@@ -50,8 +52,9 @@ void main() {
         if (nj == 1u && vec) {
             // One activation row: its chunk is read once for the R weight rows.
             vec4 x[8];
+            const uint xb = (bbase + j0 * p.b_nb1) >> 4;
             for (uint c = lane; c < p.K / 32u; c += 32u) {
-                [[unroll]] for (uint u = 0u; u < 8u; ++u) x[u] = b4[((bbase + (j0 * p.b_nb1) + 128u * c) >> 4) + u];
+                [[unroll]] for (uint u = 0u; u < 8u; ++u) x[u] = b4[xb + 8u * c + u];
                 [[unroll]] for (uint r = 0u; r < R; ++r) {
                     dequant32(WTYPE, arow[r], c, v);
                     vec4 s4 = vec4(0.0);

@@ -68,10 +68,29 @@ void main() {
     }
     const uint y = row_at(p.to, r);
     if (p.op == RMS) {
-        float ss = 0.0;
-        for (uint i = t; i < n; i += 256u) ss += F32(a, x + 4u * i) * F32(a, x + 4u * i);
+        // Four elements per step, their loads issued together: one workgroup walks the row,
+        // so a load's latency per step would otherwise be paid n / 256 times over.
+        vec4 ss4 = vec4(0.0);
+        uint i = t;
+        for (; i + 768u < n; i += 1024u) {
+            const vec4 v = vec4(F32(a, x + 4u * i), F32(a, x + 4u * (i + 256u)), F32(a, x + 4u * (i + 512u)),
+                                F32(a, x + 4u * (i + 768u)));
+            ss4 += v * v;
+        }
+        float ss = (ss4.x + ss4.y) + (ss4.z + ss4.w);
+        for (; i < n; i += 256u) ss += F32(a, x + 4u * i) * F32(a, x + 4u * i);
         const float s = 1.0 / sqrt(reduce_sum(ss) / float(n) + p.param);
-        for (uint i = t; i < n; i += 256u) {
+        i = t;
+        for (; i + 768u < n; i += 1024u) {
+            vec4 v = vec4(F32(a, x + 4u * i), F32(a, x + 4u * (i + 256u)), F32(a, x + 4u * (i + 512u)),
+                          F32(a, x + 4u * (i + 768u))) * s;
+            if (p.flags != 0u) {
+                const uint w = p.tb.off + 4u * i;
+                v *= vec4(F32(b, w), F32(b, w + 1024u), F32(b, w + 2048u), F32(b, w + 3072u));
+            }
+            [[unroll]] for (uint k = 0u; k < 4u; ++k) o[(y >> 2) + i + 256u * k] = floatBitsToUint(v[k]);
+        }
+        for (; i < n; i += 256u) {
             float v = F32(a, x + 4u * i) * s;
             if (p.flags != 0u) v *= F32(b, p.tb.off + 4u * i);
             o[(y >> 2) + i] = floatBitsToUint(v);
