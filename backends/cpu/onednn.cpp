@@ -38,8 +38,27 @@ namespace {
 
 using dnnl::memory;
 
+// oneDNN chooses its own instruction set; where the kernels run a lower code path
+// (TESSERA_CPU_TARGET=avx2 on an AVX-512 machine, to see what an AVX2 machine gets), it is
+// held to the same one before its first primitive, so the GEMM choice is measured as such a
+// machine would run it.
+void match_code_path() {
+#if defined(__x86_64__) || defined(_M_X64)
+    const std::string target = kernels::active().target;
+    if (target.rfind("avx512", 0) == 0) return;
+    const auto isa = target == "avx2" || target == "avx2_vnni" ? dnnl::cpu_isa::avx2 : dnnl::cpu_isa::sse41;
+    try {
+        dnnl::set_max_cpu_isa(isa);
+    } catch (const dnnl::error&) {  // set already (ONEDNN_MAX_CPU_ISA), or too late
+    }
+#endif
+}
+
 dnnl::engine& engine() {
-    static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+    static dnnl::engine e = [] {
+        match_code_path();
+        return dnnl::engine(dnnl::engine::kind::cpu, 0);
+    }();
     return e;
 }
 

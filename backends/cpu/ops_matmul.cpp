@@ -49,10 +49,11 @@ constexpr int64_t kBlasSlice = 64;  // weight rows converted per sgemm
 //     BF16: own r16 (vdpbf16ps) 398-439, oneDNN on AMX BF16 tiles 1163-1396 (llama.cpp 415);
 //     F16:  own r16 450-504, oneDNN on F32 slices 389 (llama.cpp 326): own kept;
 //     decoding is unchanged (BF16 tg32 46-51 in the file's layout, 49 in r16).
-//   Zen 4 forced to the AVX2 path (this machine), 2 threads, SmolLM2 shape:
-//     F32 own 261, OpenBLAS 456, oneDNN 530; F16 own 319, OpenBLAS 416, oneDNN 451;
-//     BF16 own 274, OpenBLAS 419, oneDNN 498 (oneDNN on F32 slices: no BF16/F16 kernels
-//     without AVX-512).
+//   An AVX-512 machine forced to the AVX2 path (TESSERA_CPU_TARGET=avx2, which holds oneDNN
+//   to AVX2 too; OpenBLAS with OPENBLAS_CORETYPE=HASWELL), 2 threads, SmolLM2 shape:
+//     F32 own 405-417, OpenBLAS 704-725, oneDNN 789-805; F16 own 476-485, OpenBLAS 684-688,
+//     oneDNN 731-734; earlier, BF16 own 274, OpenBLAS 419, oneDNN 498 (oneDNN on F32
+//     slices: no BF16/F16 kernels without AVX-512).
 // So BF16 goes to oneDNN where it has AMX tiles for it, and every float type where the code
 // path has no r16 kernel for it; OpenBLAS is the fallback where oneDNN is not compiled in.
 // Each thread multiplies its own range of weight rows, as with OpenBLAS.
