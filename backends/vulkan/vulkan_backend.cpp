@@ -49,20 +49,26 @@ TESSERA_SHADER(flash_attn)
 // The weight types' variants of mul_mat and mul_vec (TESSERA_WEIGHT_TYPES, vulkan_device.h).
 #define TESSERA_MUL_MAT(t) TESSERA_SHADER(mul_mat_##t)
 #define TESSERA_MUL_VEC(t) TESSERA_SHADER(mul_vec_##t)
+#define TESSERA_MUL_VEC_SG(t) TESSERA_SHADER(mul_vec_sg_##t)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC)
+TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC_SG)
+#undef TESSERA_MUL_VEC_SG
 #undef TESSERA_MUL_MAT
 #undef TESSERA_MUL_VEC
 #undef TESSERA_SHADER
 }  // namespace spirv
 
-const ShaderInfo kShaders[kShaderCount] = {{spirv::ew, &spirv::ew_size, 3},
-                                           {spirv::rows, &spirv::rows_size, 3},
-                                           {spirv::rope, &spirv::rope_size, 5},
-                                           {spirv::flash_attn, &spirv::flash_attn_size, 5},
+const ShaderInfo kShaders[kShaderCount] = {
+    {spirv::ew, &spirv::ew_size, 3},
+    {spirv::rows, &spirv::rows_size, 3},
+    {spirv::rope, &spirv::rope_size, 5},
+    {spirv::flash_attn, &spirv::flash_attn_size, 5},
 #define TESSERA_MUL_MAT(t) {spirv::mul_mat_##t, &spirv::mul_mat_##t##_size, 3},
 #define TESSERA_MUL_VEC(t) {spirv::mul_vec_##t, &spirv::mul_vec_##t##_size, 3},
-                                           TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT) TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC)
+#define TESSERA_MUL_VEC_SG(t) {spirv::mul_vec_sg_##t, &spirv::mul_vec_sg_##t##_size, 3},
+    TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT) TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC) TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC_SG)
+#undef TESSERA_MUL_VEC_SG
 #undef TESSERA_MUL_MAT
 #undef TESSERA_MUL_VEC
 };
@@ -70,6 +76,28 @@ const ShaderInfo kShaders[kShaderCount] = {{spirv::ew, &spirv::ew_size, 3},
 // ---- buffers ----
 
 namespace {
+
+// What the shaders can use beyond the baseline: subgroup sums in compute shaders.
+struct Features {
+    bool subgroups = false;
+    uint32_t subgroup_size = 0;
+};
+
+Features features_of(const Api& a, VkPhysicalDevice pd) {
+    VkPhysicalDeviceSubgroupProperties sg{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+    p2.pNext = &sg;
+    Features f;
+    if (!a.vkGetPhysicalDeviceProperties2) return f;
+    a.vkGetPhysicalDeviceProperties2(pd, &p2);
+    const VkSubgroupFeatureFlags need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
+    f.subgroup_size = sg.subgroupSize;
+    f.subgroups = (sg.supportedOperations & need) == need && (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                  sg.subgroupSize >= 4;
+    // TESSERA_VULKAN_SUBGROUPS=0: the baseline shaders (for tests and comparisons).
+    if (const char* e = std::getenv("TESSERA_VULKAN_SUBGROUPS"); e && std::strcmp(e, "0") == 0) f.subgroups = false;
+    return f;
+}
 
 // Address ranges handed to buffers: far from anything the CPU maps, each buffer's range
 // followed by a gap, so a tensor's pointer names exactly one buffer.
@@ -116,6 +144,9 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     : api_(api()), pd_(pd), name_("Vulkan" + std::to_string(index)) {
     const Api& a = api_;
     a.vkGetPhysicalDeviceProperties(pd, &props_);
+    const Features f = features_of(a, pd);
+    subgroups_ = f.subgroups;
+    subgroup_size_ = f.subgroup_size;
     cpu_type_ = props_.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     // Memory the host reads as fast as its own: a CPU device's or an integrated GPU's.
     // A discrete GPU's host-visible memory sits behind PCIe, where the CPU's reads are
@@ -406,17 +437,32 @@ void VulkanBackend::save_pipeline_cache() const {
 
 void VulkanBackend::create_pipelines() {
     const Api& a = api_;
-    // TESSERA_VULKAN_MMV_ROWS=1|2|4|8 (tuning): weight rows per 32 invocations of a decoding
-    // product. 2 by default: on the H200 (tg128 t/s, R = 4 / 2 / 1) TinyLlama Q4_0 297 / 326 /
-    // 284, 8B Q4_K_M 63 / 79 / 69, 8B Q4_0 101 / 100 / 69, 8B Q8_0 96 / 96 / 69 (more
-    // workgroups in flight; at 1 the activations are read once per row).
+    // Tuning: TESSERA_VULKAN_MMV_ROWS=1|2|4|8, weight rows per workgroup of a decoding
+    // product, TESSERA_VULKAN_MMV_WG=32|64|128|256, its invocations, and
+    // TESSERA_VULKAN_MMV_UNROLL=1|2|4|8, the groups of 8 elements an invocation loads at once.
     if (const char* e = std::getenv("TESSERA_VULKAN_MMV_ROWS")) {
         const int r = std::atoi(e);
         if (r == 1 || r == 2 || r == 4 || r == 8) mmv_rows_ = static_cast<uint32_t>(r);
     }
+    if (const char* e = std::getenv("TESSERA_VULKAN_MMV_WG")) {
+        const int w = std::atoi(e);
+        if (w == 32 || w == 64 || w == 128 || w == 256) mmv_width_ = static_cast<uint32_t>(w);
+    }
+    if (const char* e = std::getenv("TESSERA_VULKAN_MMV_UNROLL")) {
+        const int u = std::atoi(e);
+        if (u == 1 || u == 2 || u == 4 || u == 8) mmv_unroll_ = static_cast<uint32_t>(u);
+    }
+    // Its shared memory (8 R W floats) within the device's, and W within its workgroup size.
+    while (mmv_width_ > 32 && (mmv_width_ > props_.limits.maxComputeWorkGroupSize[0] ||
+                               mmv_width_ > props_.limits.maxComputeWorkGroupInvocations ||
+                               32u * mmv_rows_ * mmv_width_ > props_.limits.maxComputeSharedMemorySize))
+        mmv_width_ /= 2;
+    while (mmv_rows_ > 1 && 32u * mmv_rows_ * mmv_width_ > props_.limits.maxComputeSharedMemorySize) mmv_rows_ /= 2;
     load_pipeline_cache();
     for (int s = 0; s < kShaderCount; ++s) {
-        if (cpu_paths_ && s >= kMulVec) {  // never dispatched there: not compiled
+        // Decoding products: a CPU device never dispatches them, a GPU one set of the two.
+        const bool unused = s >= kMulVec && (cpu_paths_ || (s >= kMulVecSg) != subgroups_);
+        if (unused) {
             pipelines_.push_back(Pipeline{});
             continue;
         }
@@ -453,9 +499,11 @@ void VulkanBackend::create_pipelines() {
         ci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
         ci.stage.module = module;
         ci.stage.pName = "main";
-        // The decoding products' rows per 32 invocations (mul_vec.comp's R).
-        const VkSpecializationMapEntry entry{0, 0, sizeof(uint32_t)};
-        const VkSpecializationInfo spec{1, &entry, sizeof(uint32_t), &mmv_rows_};
+        // The decoding products' rows and invocations per workgroup and groups per step
+        // (mul_vec.comp's R, W and U).
+        const uint32_t values[3] = {mmv_rows_, mmv_width_, mmv_unroll_};
+        const VkSpecializationMapEntry entries[3] = {{0, 0, 4}, {1, 4, 4}, {2, 8, 4}};
+        const VkSpecializationInfo spec{3, entries, sizeof values, values};
         if (s >= kMulVec) ci.stage.pSpecializationInfo = &spec;
         ci.layout = p.layout;
         const VkResult r = a.vkCreateComputePipelines(dev_, pipeline_cache_, 1, &ci, nullptr, &p.pipeline);
@@ -655,6 +703,11 @@ std::string gib(uint64_t bytes) {
     return buf;
 }
 
+// The shaders' feature level, for system information.
+std::string shader_level(const Features& f) {
+    return f.subgroups ? "subgroup sums (" + std::to_string(f.subgroup_size) + " lanes)" : "baseline shaders";
+}
+
 }  // namespace
 
 void register_vulkan_backends() {
@@ -687,7 +740,8 @@ std::vector<std::string> describe_devices() {
                                                                                     : "GPU";
         out.push_back("Vulkan" + std::to_string(i) + ": " + p.deviceName + ", " + kind + ", " + gib(local) +
                       ", Vulkan " + std::to_string(VK_API_VERSION_MAJOR(p.apiVersion)) + "." +
-                      std::to_string(VK_API_VERSION_MINOR(p.apiVersion)) + ", baseline shaders");
+                      std::to_string(VK_API_VERSION_MINOR(p.apiVersion)) + ", " +
+                      shader_level(features_of(a, a.devices[i])));
     }
     return out;
 }

@@ -57,8 +57,17 @@ private:
     X(F32) X(F16) X(BF16) X(Q4_0) X(Q4_1) X(Q5_0) X(Q5_1) X(Q8_0) X(Q2_K) X(Q3_K) X(Q4_K) X(Q5_K) X(Q6_K)
 
 // mul_mat and mul_vec have one variant per weight type, in kWeightTypes' order, from kMulMat
-// and kMulVec on.
-enum Shader { kEw, kRows, kRope, kFlashAttn, kMulMat, kMulVec = kMulMat + 13, kShaderCount = kMulVec + 13 };
+// and kMulVec on; kMulVecSg's are mul_vec's with subgroup sums.
+enum Shader {
+    kEw,
+    kRows,
+    kRope,
+    kFlashAttn,
+    kMulMat,
+    kMulVec = kMulMat + 13,
+    kMulVecSg = kMulVec + 13,
+    kShaderCount = kMulVecSg + 13
+};
 
 const DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
                               DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
@@ -190,7 +199,11 @@ private:
     bool cpu_paths_ = false;  // shaders take their CPU-device code paths
     uint32_t family_ = 0;
     bool timestamps_ = false;  // the queue writes timestamps (for TESSERA_PROFILE)
-    uint32_t mmv_rows_ = 2;    // weight rows per 32 invocations of mul_vec.comp
+    bool subgroups_ = false;   // subgroup sums in compute shaders (mul_vec.comp's SUBGROUPS)
+    uint32_t subgroup_size_ = 0;
+    uint32_t mmv_rows_ = 2;    // weight rows per workgroup of mul_vec.comp (its R)
+    uint32_t mmv_width_ = 64;  // and its invocations (W)
+    uint32_t mmv_unroll_ = 4;  // groups of 8 elements an invocation loads at once (U)
     VkDevice dev_ = VK_NULL_HANDLE;
     VkQueue queue_ = VK_NULL_HANDLE;
     uint32_t host_local_ = UINT32_MAX, device_local_ = UINT32_MAX, host_only_ = UINT32_MAX;

@@ -143,7 +143,7 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
                        static_cast<uint64_t>((b.ne[1] + 31) / 32) <= lim.maxComputeWorkGroupCount[1] &&
                        batches <= lim.maxComputeWorkGroupCount[2];
     // Prompts and a CPU device's products in mul_mat, a GPU's decoding products in mul_vec.
-    const Shader sh = mul_mat_shader(a.type, tiled || cpu_paths_ ? kMulMat : kMulVec);
+    const Shader sh = mul_mat_shader(a.type, tiled || cpu_paths_ ? kMulMat : subgroups_ ? kMulVecSg : kMulVec);
     uint32_t off[kMaxBindings] = {};
     bind(sh, {&node, &a, &b}, off);
     MulMatPush pc{};
@@ -174,10 +174,10 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
         dispatch(sh, &pc, sizeof pc, (static_cast<uint64_t>(pc.N) * groups_y + 63) / 64);
         return;
     }
-    // A GPU: 2 x mmv_rows_ weight rows per workgroup (mul_vec.comp); rows beyond the device's
+    // A GPU: mmv_rows_ weight rows per workgroup (mul_vec.comp); rows beyond the device's
     // largest x count go in further dispatches.
     const uint32_t max_x = std::min<uint32_t>(lim.maxComputeWorkGroupCount[0], 1u << 30);
-    const uint32_t per_group = 2 * mmv_rows_;
+    const uint32_t per_group = mmv_rows_;
     const uint32_t groups = (pc.N + per_group - 1) / per_group;
     for (uint32_t base = 0; base < groups; base += max_x) {
         pc.i_base = base;

@@ -206,3 +206,100 @@ void dequant32(uint type, uint r, uint c, out float v[32]) {
         v[u + 1u] = (u < 16u ? s0 : s1) * float(q1);
     }
 }
+
+// ---- eight elements at a time, for the decoding products (mul_vec.comp) ----
+// Adjacent invocations take adjacent groups of 8 elements, so a subgroup's loads of the
+// weights and of the activations fall on adjacent bytes. Small integers become floats by
+// the exponent trick (2^23 + x as bits, less 2^23), which is exact and leaves the slower
+// conversion unit alone.
+
+// x - bias as a float, for an integer 0 <= x < 2^23.
+float from_small(uint x, float bias) { return uintBitsToFloat(0x4B000000u | x) - (8388608.0 + bias); }
+
+// Four bytes of A from an even byte offset, as a little-endian word.
+uint bytes4(uint o) {
+    const uint w = o >> 2, odd = (o >> 1) & 1u;
+    const uint a = A[w], b = A[w + odd];
+    return odd != 0u ? (a >> 16) | (b << 16) : a;
+}
+
+// Eight bytes of A from an even byte offset, as two little-endian words.
+uvec2 bytes8(uint o) {
+    const uint w = o >> 2, odd = (o >> 1) & 1u;
+    const uint a = A[w], b = A[w + 1u], c = A[w + 1u + odd];
+    return odd != 0u ? uvec2((a >> 16) | (b << 16), (b >> 16) | (c << 16)) : uvec2(a, b);
+}
+
+// Byte i (0..7) of eight, shifted right by s and masked.
+uint byte_of(uvec2 q, uint i, uint s, uint mask) { return (q[i / 4u] >> (8u * (i % 4u) + s)) & mask; }
+
+// Elements 8g .. 8g + 7 of a quantized row starting at byte r (the row's group g).
+void dequant8(uint type, uint r, uint g, out float v[8]) {
+    if (type == T_Q4_0 || type == T_Q4_1 || type == T_Q5_0 || type == T_Q5_1 || type == T_Q8_0) {
+        const uint bb = block_bytes(type), h = g % 4u;  // group h of the block's 4
+        const uint b = r + bb * (g / 4u);
+        const float d = F16(A, b);
+        if (type == T_Q8_0) {
+            const uvec2 q = bytes8(b + 2u + 8u * h);
+            [[unroll]] for (uint i = 0u; i < 8u; ++i) v[i] = d * from_small(byte_of(q, i, 0u, 0xFFu) ^ 0x80u, 128.0);
+            return;
+        }
+        // Elements 0..15 are the low nibbles of the 16 quant bytes, 16..31 the high ones.
+        const uint qs = type == T_Q4_0 ? 2u : type == T_Q4_1 ? 4u : type == T_Q5_0 ? 6u : 8u;
+        const uvec2 q = bytes8(b + qs + 8u * (h & 1u));
+        const uint s = 4u * (h >> 1);
+        const bool five = type == T_Q5_0 || type == T_Q5_1;
+        const uint qh = five ? bytes4(b + (type == T_Q5_0 ? 2u : 4u)) >> (8u * h) : 0u;
+        const float m = type == T_Q4_1 || type == T_Q5_1 ? F16(A, b + 2u) : 0.0;
+        const float bias = type == T_Q4_0 ? 8.0 : type == T_Q5_0 ? 16.0 : 0.0;
+        [[unroll]] for (uint i = 0u; i < 8u; ++i) {
+            const uint x = byte_of(q, i, s, 15u) | (five ? ((qh >> i) & 1u) << 4 : 0u);
+            v[i] = d * from_small(x, bias) + m;
+        }
+        return;
+    }
+    // Super-blocks of 256: group gi of the block's 32.
+    const uint gi = g % 32u, e0 = 8u * gi;
+    const uint b = r + block_bytes(type) * (g / 32u);
+    if (type == T_Q4_K || type == T_Q5_K) {
+        const uint j = gi / 4u;  // sub-block of 32
+        float mn;
+        const float sc = q4k_scale_min(b, j, mn);
+        const uint dw = bytes4(b);
+        const float d = unpackHalf2x16(dw).x * sc, m = unpackHalf2x16(dw).y * mn;
+        const uvec2 q = bytes8(b + (type == T_Q4_K ? 16u : 48u) + 32u * (j / 2u) + 8u * (gi % 4u));
+        const uvec2 qh = type == T_Q5_K ? bytes8(b + 16u + 8u * (gi % 4u)) : uvec2(0u);
+        [[unroll]] for (uint i = 0u; i < 8u; ++i) {
+            const uint x = byte_of(q, i, 4u * (j & 1u), 15u) | (type == T_Q5_K ? byte_of(qh, i, j, 1u) << 4 : 0u);
+            v[i] = d * from_small(x, 0.0) - m;
+        }
+        return;
+    }
+    if (type == T_Q6_K) {  // half n, part p; bytes l0 .. l0 + 7 of its 32
+        const uint n = e0 / 128u, p = (e0 % 128u) / 32u, l0 = e0 % 32u;
+        const uvec2 ql = bytes8(b + 64u * n + 32u * (p & 1u) + l0);
+        const uvec2 qh = bytes8(b + 128u + 32u * n + l0);
+        const float d = F16(A, b + 208u) * float(I8(A, b + 192u + 8u * n + l0 / 16u + 2u * p));
+        [[unroll]] for (uint i = 0u; i < 8u; ++i) {
+            const uint x = byte_of(ql, i, p >= 2u ? 4u : 0u, 15u) | (byte_of(qh, i, 2u * p, 3u) << 4);
+            v[i] = d * from_small(x, 32.0);
+        }
+        return;
+    }
+    // Q2_K and Q3_K: e0 = 128h + 32j + l0, bits 2j of quant bytes 32h + l0 .. + 7; sub-block e0 / 16.
+    const uint h = e0 / 128u, j = (e0 / 32u) % 4u, l0 = e0 % 32u, sub = e0 / 16u;
+    const uvec2 q = bytes8(b + (type == T_Q2_K ? 16u : 32u) + 32u * h + l0);
+    if (type == T_Q2_K) {
+        const uint sc = U8(A, b + sub), dw = bytes4(b + 80u);
+        const float d = unpackHalf2x16(dw).x * float(sc & 15u), m = unpackHalf2x16(dw).y * float(sc >> 4);
+        [[unroll]] for (uint i = 0u; i < 8u; ++i) v[i] = d * from_small(byte_of(q, i, 2u * j, 3u), 0.0) - m;
+        return;
+    }
+    const uvec2 hm = bytes8(b + l0);
+    const float d = F16(A, b + 108u) * float(q3k_scale(b, sub));
+    [[unroll]] for (uint i = 0u; i < 8u; ++i) {
+        // The high bit set means no offset: q - 4 + 4 hi.
+        const uint x = byte_of(q, i, 2u * j, 3u) | (byte_of(hm, i, 4u * h + j, 1u) << 2);
+        v[i] = d * from_small(x, 4.0);
+    }
+}

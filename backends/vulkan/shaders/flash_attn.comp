@@ -1,13 +1,18 @@
 #version 450
-// Flash attention, one invocation per (query row, head, sequence): the keys in order with an
-// online softmax, the weighted values accumulated in place. Keys the mask hides (-inf) are
-// skipped. K and V rows are F32, F16 or Q8_0; heads of q share K/V heads in groups (GQA).
+// Flash attention: a workgroup per (query row, head, sequence). Its 256 invocations take 256
+// keys a step, one each: the invocation computes its key's score, and eight groups of 32 keep
+// an online softmax over their 32 keys of each step (their own running maximum and sum), each
+// lane accumulating the weighted values of 4 of the head's dimensions (every 128th group of 4),
+// so a group's lanes read a value row together. The groups' results are merged at the end.
+// Keys the mask hides (-inf) get no weight. K and V rows are F32, F16 or Q8_0; heads of q
+// share K/V heads in groups (GQA). Head sizes are multiples of 4 (of 32 for Q8_0), at most 256.
 #extension GL_GOOGLE_include_directive : enable
 #include "common.glsl"
-layout(local_size_x = 64) in;
+layout(local_size_x = 256) in;
 layout(binding = 0) buffer O { uint o[]; };
 layout(binding = 1) readonly buffer Q { uint q[]; };
 layout(binding = 2) readonly buffer K { uint k[]; };
+layout(binding = 2) readonly buffer K4 { uvec4 k4[]; };  // the same keys, 16 bytes at a time
 layout(binding = 3) readonly buffer V { uint v[]; };
 layout(binding = 4) readonly buffer M { uint m[]; };
 layout(push_constant) uniform P {
@@ -21,94 +26,144 @@ layout(push_constant) uniform P {
     float scale, softcap;
 } p;
 
-float k_at(uint row, uint e) {
+const uint GROUPS = 8u, STEP = 256u;
+shared float qs[256];           // the query row
+shared float sc[STEP];          // this step's scores, then their weights
+shared float gm[GROUPS], gl[GROUPS];
+shared float merged[GROUPS][256];
+
+// Dot product of the query with key row kr.
+float key_dot(uint kr) {
     const uint t = p.flags & 255u;
-    if (t == T_F16) return F16(k, row + 2u * e);
-    if (t == T_F32) return F32(k, row + 4u * e);
-    const uint b = row + 34u * (e / 32u);
-    return F16(k, b) * float(I8(k, b + 2u + e % 32u));
-}
-
-float v_at(uint row, uint e) {
-    const uint t = (p.flags >> 8) & 255u;
-    if (t == T_F16) return F16(v, row + 2u * e);
-    if (t == T_F32) return F32(v, row + 4u * e);
-    const uint b = row + 34u * (e / 32u);
-    return F16(v, b) * float(I8(v, b + 2u + e % 32u));
-}
-
-shared float red[64];
-shared float part[64][16];
-
-float reduce(float v, bool take_max) {
-    const uint t = gl_LocalInvocationID.x;
-    barrier();
-    red[t] = v;
-    barrier();
-    [[unroll]] for (uint s = 32u; s > 0u; s >>= 1) {
-        if (t < s) red[t] = take_max ? max(red[t], red[t + s]) : red[t] + red[t + s];
-        barrier();
+    float d = 0.0;
+    if (t == T_F16 && (kr & 15u) == 0u) {  // 8 halves a load
+        for (uint e = 0u; e < p.D; e += 8u) {
+            const uvec4 w = k4[(kr >> 4) + e / 8u];
+            [[unroll]] for (uint u = 0u; u < 4u; ++u) {
+                const vec2 h = unpackHalf2x16(w[u]);
+                d += qs[e + 2u * u] * h.x + qs[e + 2u * u + 1u] * h.y;
+            }
+        }
+    } else if (t == T_F16) {
+        for (uint e = 0u; e < p.D; e += 2u) {
+            const uint w = (kr & 3u) == 0u ? k[(kr >> 2) + e / 2u] : U32(k, kr + 2u * e);
+            const vec2 h = unpackHalf2x16(w);
+            d += qs[e] * h.x + qs[e + 1u] * h.y;
+        }
+    } else if (t == T_F32) {
+        for (uint e = 0u; e < p.D; ++e) d += qs[e] * F32(k, kr + 4u * e);
+    } else {  // Q8_0
+        for (uint e = 0u; e < p.D; e += 32u) {
+            const uint b = kr + 34u * (e / 32u);
+            float s = 0.0;
+            [[unroll]] for (uint u = 0u; u < 32u; u += 2u) {
+                const uint w = U16(k, b + 2u + u);
+                s += qs[e + u] * float(int(w << 24) >> 24) + qs[e + u + 1u] * float(int(w << 16) >> 24);
+            }
+            d += F16(k, b) * s;
+        }
     }
-    return red[0];
+    return d;
+}
+
+// Four values of row vr from element e on.
+vec4 value4(uint vr, uint e) {
+    const uint t = (p.flags >> 8) & 255u;
+    if (t == T_F16) {
+        const uint o = vr + 2u * e;
+        const uint lo = (o & 3u) == 0u ? v[o >> 2] : U32(v, o), hi = (o & 3u) == 0u ? v[(o >> 2) + 1u] : U32(v, o + 4u);
+        return vec4(unpackHalf2x16(lo), unpackHalf2x16(hi));
+    }
+    if (t == T_F32) return vec4(F32(v, vr + 4u * e), F32(v, vr + 4u * e + 4u), F32(v, vr + 4u * e + 8u), F32(v, vr + 4u * e + 12u));
+    const uint b = vr + 34u * (e / 32u), w = U32(v, b + 2u + e % 32u);
+    return F16(v, b) * vec4(int(w << 24) >> 24, int(w << 16) >> 24, int(w << 8) >> 24, int(w) >> 24);
 }
 
 void main() {
     const uint r = group_id(), t = gl_LocalInvocationID.x;
     if (r >= p.n_q * p.H * p.S) return;  // uniform over the workgroup
+    const uint lane = t % 32u, grp = t / 32u;
     const uint h = r % p.H, i = (r / p.H) % p.n_q, s = r / (p.H * p.n_q);
     const uint hk = h / (p.H / p.H_kv);
     const uint qr = p.q_off + i * p.q_nb1 + h * p.q_nb2 + s * p.q_nb3;
     const uint kb = p.k_off + hk * p.k_nb2 + s * p.k_nb3, vb = p.v_off + hk * p.v_nb2 + s * p.v_nb3;
     const bool has_mask = (p.flags & 0x10000u) != 0u, mask_f16 = (p.flags & 0x20000u) != 0u;
     const uint mr = p.m_off + i * p.m_nb1;
-    // Thread t takes keys t, t + 64, ...: its own running max, sum and weighted values.
-    float acc[256];
-    for (uint e = 0u; e < p.Dv; ++e) acc[e] = 0.0;
-    float mx = -1.0 / 0.0, l = 0.0;
-    for (uint j = t; j < p.n_kv; j += 64u) {
-        float mv = 0.0;
-        if (has_mask) {
-            mv = mask_f16 ? F16(m, mr + 2u * j) : F32(m, mr + 4u * j);
-            if (isinf(mv) && mv < 0.0) continue;
+    const float neg_inf = -1.0 / 0.0;
+    if (t < p.D) qs[t] = F32(q, qr + 4u * t);
+    // This group's running maximum and sum; this lane's dimensions 4 lane + 128 c.
+    float mx = neg_inf, l = 0.0;
+    vec4 acc[2] = vec4[2](vec4(0.0), vec4(0.0));
+    for (uint j0 = 0u; j0 < p.n_kv; j0 += STEP) {
+        barrier();  // the query is in; the last step's weights are read
+        const uint j = j0 + t;
+        float score = neg_inf;
+        if (j < p.n_kv) {
+            const float mv = has_mask ? (mask_f16 ? F16(m, mr + 2u * j) : F32(m, mr + 4u * j)) : 0.0;
+            if (!(isinf(mv) && mv < 0.0)) {
+                const float d = key_dot(kb + j * p.k_nb1);
+                if (p.softcap > 0.0) {
+                    const float z = d * p.scale / p.softcap, tz = exp(-2.0 * abs(z));
+                    score = p.softcap * sign(z) * (1.0 - tz) / (1.0 + tz) + mv;
+                } else {
+                    score = d * p.scale + mv;
+                }
+            }
         }
-        const uint kr = kb + j * p.k_nb1;
-        float d = 0.0;
-        for (uint e = 0u; e < p.D; e += 4u) {  // head sizes are multiples of 4 (of 32 for Q8_0)
-            [[unroll]] for (uint u = 0u; u < 4u; ++u) d += F32(q, qr + 4u * (e + u)) * k_at(kr, e + u);
+        sc[t] = score;
+        barrier();
+        // The group's maximum over its 32 keys of the step, and each key's weight.
+        float tile = neg_inf;
+        for (uint u = 0u; u < 32u; ++u) tile = max(tile, sc[32u * grp + u]);
+        const float m_new = max(mx, tile);
+        const float c = isinf(m_new) ? 1.0 : exp(mx - m_new);
+        const float w = isinf(score) ? 0.0 : exp(score - m_new);
+        barrier();  // every lane has read the scores
+        sc[t] = w;
+        barrier();
+        float wsum = 0.0;
+        acc[0] *= c;
+        acc[1] *= c;
+        const uint keys = min(32u, p.n_kv - min(p.n_kv, j0 + 32u * grp));
+        for (uint u = 0u; u < keys; ++u) {
+            const float wu = sc[32u * grp + u];
+            wsum += wu;
+            if (wu == 0.0) continue;
+            const uint vr = vb + (j0 + 32u * grp + u) * p.v_nb1;
+            [[unroll]] for (uint cc = 0u; cc < 2u; ++cc) {
+                const uint e = 4u * lane + 128u * cc;
+                if (e < p.Dv) acc[cc] += wu * value4(vr, e);
+            }
         }
-        float sc;
-        if (p.softcap > 0.0) {
-            const float z = d * p.scale / p.softcap, tz = exp(-2.0 * abs(z));
-            sc = p.softcap * sign(z) * (1.0 - tz) / (1.0 + tz);
-        } else {
-            sc = d * p.scale;
-        }
-        sc += mv;
-        if (isinf(sc) && sc < 0.0) continue;
-        const float m_new = max(mx, sc);
-        const float c = exp(mx - m_new), w = exp(sc - m_new);
-        l = l * c + w;
-        const uint vr = vb + j * p.v_nb1;
-        for (uint e = 0u; e < p.Dv; e += 4u) {
-            [[unroll]] for (uint u = 0u; u < 4u; ++u) acc[e + u] = acc[e + u] * c + w * v_at(vr, e + u);
-        }
+        l = l * c + wsum;
         mx = m_new;
     }
-    // Merge the threads: rescale to the common max, then sum.
-    const float gm = reduce(mx, true);
-    const float f = isinf(mx) ? 0.0 : exp(mx - gm);
-    const float total = reduce(l * f, false);
+    // Merge the groups: rescale each to the common maximum, then sum.
+    if (lane == 0u) {
+        gm[grp] = mx;
+        gl[grp] = l;
+    }
+    barrier();
+    float top = neg_inf;
+    for (uint g = 0u; g < GROUPS; ++g) top = max(top, gm[g]);
+    float total = 0.0;
+    for (uint g = 0u; g < GROUPS; ++g) total += isinf(gm[g]) ? 0.0 : gl[g] * exp(gm[g] - top);
+    const float f = isinf(mx) ? 0.0 : exp(mx - top);
+    [[unroll]] for (uint cc = 0u; cc < 2u; ++cc) {
+        const uint e = 4u * lane + 128u * cc;
+        if (e < p.Dv) {
+            merged[grp][e] = acc[cc].x * f;
+            merged[grp][e + 1u] = acc[cc].y * f;
+            merged[grp][e + 2u] = acc[cc].z * f;
+            merged[grp][e + 3u] = acc[cc].w * f;
+        }
+    }
+    barrier();
     const float inv = total > 0.0 ? 1.0 / total : 0.0;
     const uint orow = p.o_off + h * p.o_nb1 + i * p.o_nb2 + s * p.o_nb2 * p.n_q;
-    // The values 16 at a time: each thread's share into shared memory, then 16 threads sum.
-    for (uint e0 = 0u; e0 < p.Dv; e0 += 16u) {
-        barrier();
-        [[unroll]] for (uint u = 0u; u < 16u; ++u) part[t][u] = e0 + u < p.Dv ? acc[e0 + u] * f : 0.0;
-        barrier();
-        if (t < 16u && e0 + t < p.Dv) {
-            float sum = 0.0;
-            for (uint k = 0u; k < 64u; ++k) sum += part[k][t];
-            o[(orow >> 2) + e0 + t] = floatBitsToUint(sum * inv);
-        }
+    if (t < p.Dv) {
+        float sum = 0.0;
+        for (uint g = 0u; g < GROUPS; ++g) sum += merged[g][t];
+        o[(orow >> 2) + t] = floatBitsToUint(sum * inv);
     }
 }

@@ -1,17 +1,25 @@
 #version 450
 // Decoding products on a GPU: y[j][i] = dot(row i of a, row j of b) for up to 8 activation
-// rows j (and one batch of dims 2 and 3). A workgroup of 64 takes 2R weight rows, R per 32
-// invocations (R: a specialization constant, set per device when the pipeline is made); an
-// invocation takes 32-element chunks of its rows 32 apart (adjacent
-// invocations read adjacent blocks), dequantizing each once for all activation rows, and
-// reads the activations 16 bytes at a time where they are aligned so; with one activation row
-// it reads each chunk of it once for its R weight rows (f32 activations are four times the
-// bytes of Q8_0 weights: read per row, they outweighed the weights). A shared-memory sum over
-// the 32 ends each row. Only the products of mul_mat.comp's mode 0 live here, so a workgroup
-// reserves 2R KiB of shared memory (not the prompt tiles' 15).
+// rows j (and one batch of dims 2 and 3). A workgroup of W invocations takes R weight rows
+// (W and R: specialization constants, set per device when the pipeline is made); its
+// invocations split K between them in groups of 8 elements, adjacent invocations taking
+// adjacent groups, so each load instruction of a subgroup reads adjacent bytes of the weights
+// and of the activations. A group is dequantized once for all activation rows and its
+// activations read once for the R weight rows. The invocations' partial sums meet in shared
+// memory: through subgroup sums where the device has them (the SUBGROUPS variant, chosen at
+// run time), else a tree. Only the products of mul_mat.comp's mode 0 live here.
 #extension GL_GOOGLE_include_directive : enable
+#ifdef SUBGROUPS
+#extension GL_KHR_shader_subgroup_basic : enable
+#extension GL_KHR_shader_subgroup_arithmetic : enable
+#endif
 #include "common.glsl"
-layout(local_size_x = 64) in;
+// Weight rows per workgroup and invocations per workgroup.
+layout(constant_id = 0) const uint R = 2u;
+layout(constant_id = 1) const uint W = 64u;
+// Groups of 8 an invocation takes in a step of the one-activation-row loop.
+layout(constant_id = 2) const uint U = 4u;
+layout(local_size_x_id = 1) in;
 layout(binding = 0) buffer Y { uint y[]; };
 layout(binding = 1) readonly buffer AW { uint A[]; };
 layout(binding = 2) readonly buffer B { uint b[]; };
@@ -27,13 +35,11 @@ layout(push_constant) uniform P {
     uint y_off, y_nb1, y_nb2, y_nb3;
     uint K, N, M, B2, r2, r3, mode, i_base, B3;
 } p;
-// Weight rows per 32 invocations (the workgroup takes 2R), chosen when the pipeline is made.
-layout(constant_id = 0) const uint R = 2u;
-shared float part[R * 8u][64];
+shared float part[R * 8u * W];  // [row r][activation row j][invocation or subgroup]
 
 void main() {
-    const uint t = gl_LocalInvocationID.x, lane = t % 32u;
-    const uint i0 = 2u * R * (gl_WorkGroupID.x + p.i_base) + R * (t / 32u);  // this half's first row
+    const uint t = gl_LocalInvocationID.x;
+    const uint i0 = R * (gl_WorkGroupID.x + p.i_base);
     const uint jblocks = (p.M + 7u) / 8u;
     const uint j0 = (gl_WorkGroupID.y % jblocks) * 8u, batch = gl_WorkGroupID.y / jblocks;
     const uint i2 = batch % p.B2, i3 = batch / p.B2;
@@ -47,46 +53,54 @@ void main() {
     [[unroll]] for (uint r = 0u; r < R; ++r)
         [[unroll]] for (uint j = 0u; j < 8u; ++j) acc[r][j] = 0.0;
     if (QUANTIZED) {
+        const uint groups = p.K / 8u;  // K is a multiple of the block, 32 or 256
         const bool vec = ((bbase | p.b_nb1) & 15u) == 0u;
-        float v[32];
+        float v[8];
         if (nj == 1u && vec) {
-            // One activation row: its chunk is read once for the R weight rows.
-            vec4 x[8];
             const uint xb = (bbase + j0 * p.b_nb1) >> 4;
-            for (uint c = lane; c < p.K / 32u; c += 32u) {
-                [[unroll]] for (uint u = 0u; u < 8u; ++u) x[u] = b4[xb + 8u * c + u];
+            uint g = t;
+            // U groups a step, their loads issued together: a decoding product is bound by the
+            // bytes each multiprocessor has in flight.
+            for (; g + (U - 1u) * W < groups; g += U * W) {
+                float vu[U][8];
+                vec4 x0[U], x1[U];
+                [[unroll]] for (uint u = 0u; u < U; ++u) {
+                    x0[u] = b4[xb + 2u * (g + u * W)];
+                    x1[u] = b4[xb + 2u * (g + u * W) + 1u];
+                }
                 [[unroll]] for (uint r = 0u; r < R; ++r) {
-                    dequant32(WTYPE, arow[r], c, v);
-                    vec4 s4 = vec4(0.0);
-                    [[unroll]] for (uint u = 0u; u < 8u; ++u)
-                        s4 += vec4(v[4u * u], v[4u * u + 1u], v[4u * u + 2u], v[4u * u + 3u]) * x[u];
-                    acc[r][0] += (s4.x + s4.y) + (s4.z + s4.w);
+                    [[unroll]] for (uint u = 0u; u < U; ++u) dequant8(WTYPE, arow[r], g + u * W, vu[u]);
+                    [[unroll]] for (uint u = 0u; u < U; ++u)
+                        acc[r][0] += dot(vec4(vu[u][0], vu[u][1], vu[u][2], vu[u][3]), x0[u]) +
+                                     dot(vec4(vu[u][4], vu[u][5], vu[u][6], vu[u][7]), x1[u]);
+                }
+            }
+            for (; g < groups; g += W) {
+                const vec4 x0 = b4[xb + 2u * g], x1 = b4[xb + 2u * g + 1u];
+                [[unroll]] for (uint r = 0u; r < R; ++r) {
+                    dequant8(WTYPE, arow[r], g, v);
+                    acc[r][0] += dot(vec4(v[0], v[1], v[2], v[3]), x0) + dot(vec4(v[4], v[5], v[6], v[7]), x1);
                 }
             }
         } else {
-            for (uint c = lane; c < p.K / 32u; c += 32u) {
+            for (uint g = t; g < groups; g += W) {
                 [[unroll]] for (uint r = 0u; r < R; ++r) {
-                    dequant32(WTYPE, arow[r], c, v);
+                    dequant8(WTYPE, arow[r], g, v);
                     [[unroll]] for (uint j = 0u; j < 8u; ++j) {
                         if (j >= nj) break;
-                        const uint br = bbase + (j0 + j) * p.b_nb1 + 128u * c;
-                        float s = 0.0;
+                        const uint br = bbase + (j0 + j) * p.b_nb1 + 32u * g;
                         if (vec) {
-                            vec4 s4 = vec4(0.0);
-                            [[unroll]] for (uint u = 0u; u < 8u; ++u)
-                                s4 += vec4(v[4u * u], v[4u * u + 1u], v[4u * u + 2u], v[4u * u + 3u]) *
-                                      b4[(br >> 4) + u];
-                            s = (s4.x + s4.y) + (s4.z + s4.w);
+                            acc[r][j] += dot(vec4(v[0], v[1], v[2], v[3]), b4[br >> 4]) +
+                                         dot(vec4(v[4], v[5], v[6], v[7]), b4[(br >> 4) + 1u]);
                         } else {
-                            [[unroll]] for (uint u = 0u; u < 32u; ++u) s += v[u] * F32(b, br + 4u * u);
+                            [[unroll]] for (uint u = 0u; u < 8u; ++u) acc[r][j] += v[u] * F32(b, br + 4u * u);
                         }
-                        acc[r][j] += s;
                     }
                 }
             }
         }
     } else {
-        for (uint k = lane; k < p.K; k += 32u) {
+        for (uint k = t; k < p.K; k += W) {
             [[unroll]] for (uint r = 0u; r < R; ++r) {
                 const float w = dequant(WTYPE, arow[r] + k * block_bytes(WTYPE), 0u);
                 [[unroll]] for (uint j = 0u; j < 8u; ++j)
@@ -94,20 +108,38 @@ void main() {
             }
         }
     }
+#ifdef SUBGROUPS
+    // Each subgroup's sums, then the subgroups' in shared memory.
+    [[unroll]] for (uint r = 0u; r < R; ++r)
+        [[unroll]] for (uint j = 0u; j < 8u; ++j) {
+            if (j >= nj) break;
+            const float s = subgroupAdd(acc[r][j]);
+            if (subgroupElect()) part[(8u * r + j) * W + gl_SubgroupID] = s;
+        }
+    barrier();
+    const uint parts = gl_NumSubgroups;
+#else
     [[unroll]] for (uint r = 0u; r < R; ++r)
         [[unroll]] for (uint j = 0u; j < 8u; ++j)
-            if (j < nj) part[8u * r + j][t] = acc[r][j];
+            if (j < nj) part[(8u * r + j) * W + t] = acc[r][j];
     barrier();
-    for (uint s = 16u; s > 0u; s >>= 1) {
-        if (lane < s)
+    uint parts = W;
+    for (; parts > 4u; parts >>= 1) {  // halve to four partial sums
+        const uint h = parts >> 1;
+        if (t < h)
             [[unroll]] for (uint r = 0u; r < R; ++r)
                 [[unroll]] for (uint j = 0u; j < 8u; ++j)
-                    if (j < nj) part[8u * r + j][t] += part[8u * r + j][t + s];
+                    if (j < nj) part[(8u * r + j) * W + t] += part[(8u * r + j) * W + t + h];
         barrier();
     }
-    if (lane < nj)
-        [[unroll]] for (uint r = 0u; r < R; ++r)
-            if (i0 + r < p.N)
-                y[(p.y_off + (j0 + lane) * p.y_nb1 + i2 * p.y_nb2 + i3 * p.y_nb3 + 4u * (i0 + r)) >> 2] =
-                    floatBitsToUint(part[8u * r + lane][t - lane]);
+#endif
+    // Invocation 8r + j (modulo W) ends row r's sum for activation row j.
+    for (uint o = t; o < 8u * R; o += W) {
+        const uint r = o / 8u, j = o % 8u;
+        if (j < nj && i0 + r < p.N) {
+            float s = 0.0;
+            for (uint k = 0u; k < parts; ++k) s += part[o * W + k];
+            y[(p.y_off + (j0 + j) * p.y_nb1 + i2 * p.y_nb2 + i3 * p.y_nb3 + 4u * (i0 + r)) >> 2] = floatBitsToUint(s);
+        }
+    }
 }
