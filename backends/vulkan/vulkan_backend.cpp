@@ -77,6 +77,16 @@ const ShaderInfo kShaders[kShaderCount] = {
 
 namespace {
 
+// The bytes from a tensor's first element to the end of its last.
+uint64_t extent(const Tensor& t) {
+    if (t.n_elements() == 0) return 0;
+    const TypeTraits& tr = type_traits(t.type);
+    if (tr.block_size > 1) return t.n_bytes();  // rows of blocks are contiguous
+    uint64_t end = tr.type_size;
+    for (int i = 0; i < kMaxDims; ++i) end += static_cast<uint64_t>(t.ne[i] - 1) * t.nb[i];
+    return end;
+}
+
 // What the shaders can use beyond the baseline: subgroup sums in compute shaders.
 struct Features {
     bool subgroups = false;
@@ -444,6 +454,15 @@ void VulkanBackend::create_pipelines() {
         const int r = std::atoi(e);
         if (r == 1 || r == 2 || r == 4 || r == 8) mmv_rows_ = static_cast<uint32_t>(r);
     }
+    // The k-quants' groups take more registers to dequantize: one row per workgroup keeps
+    // more workgroups resident (H200, tg128 t/s, 8B Q4_K_M: 92 at 1 row, 73 at 2), where
+    // the 32-element blocks' two rows share each activation load (8B Q4_0: 134 at 1, 147 at 2).
+    auto rows_of = [&](Shader s) {
+        const DType t = kWeightTypes[(s - kMulVec) % std::size(kWeightTypes)];
+        const bool k_quant =
+            t == DType::Q2_K || t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
+        return std::getenv("TESSERA_VULKAN_MMV_ROWS") || !k_quant ? mmv_rows_ : 1u;
+    };
     if (const char* e = std::getenv("TESSERA_VULKAN_MMV_WG")) {
         const int w = std::atoi(e);
         if (w == 32 || w == 64 || w == 128 || w == 256) mmv_width_ = static_cast<uint32_t>(w);
@@ -501,7 +520,8 @@ void VulkanBackend::create_pipelines() {
         ci.stage.pName = "main";
         // The decoding products' rows and invocations per workgroup and groups per step
         // (mul_vec.comp's R, W and U).
-        const uint32_t values[3] = {mmv_rows_, mmv_width_, mmv_unroll_};
+        const uint32_t values[3] = {s >= kMulVec ? rows_of(static_cast<Shader>(s)) : 0u, mmv_width_, mmv_unroll_};
+        if (s >= kMulVec) mmv_rows_of_[(s - kMulVec) % std::size(kWeightTypes)] = values[0];
         const VkSpecializationMapEntry entries[3] = {{0, 0, 4}, {1, 4, 4}, {2, 8, 4}};
         const VkSpecializationInfo spec{3, entries, sizeof values, values};
         if (s >= kMulVec) ci.stage.pSpecializationInfo = &spec;
@@ -588,12 +608,16 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
         a.vkCmdResetQueryPool(cmd_, stamps_, 0, r.stamps);
         a.vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps_, 0);
     }
+    pending_.clear();
     try {
         for (size_t i = 0; i < nodes.size(); ++i) {
+            if (!r.stamps) order(*nodes[i]);
             record(*nodes[i]);
-            if (r.stamps)
+            if (r.stamps) {  // each node timed alone: a barrier after every one
+                barrier();
                 a.vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps_,
                                       static_cast<uint32_t>(i + 1));
+            }
         }
     } catch (...) {
         a.vkEndCommandBuffer(cmd_);
@@ -654,7 +678,10 @@ void VulkanBackend::bind(Shader s, std::initializer_list<const Tensor*> tensors,
         const uint64_t start = at / align * align;
         infos[i].buffer = buf->handle();
         infos[i].offset = start;
-        const uint64_t rest = std::max<uint64_t>(buf->size(), 256) - start;
+        uint64_t rest = std::max<uint64_t>(buf->size(), 256) - start;
+        // The tensor's bytes, in whole 16-byte units (the shaders' widest loads): the
+        // validation layer's synchronization checks then see what each node touches.
+        if (t) rest = std::min<uint64_t>(rest, (at - start + extent(*t) + 15) & ~uint64_t{15});
         infos[i].range = std::min<uint64_t>(rest, props_.limits.maxStorageBufferRange) & ~uint64_t{3};
         if (infos[i].range == 0) infos[i].range = VK_WHOLE_SIZE;
         offsets[i] = static_cast<uint32_t>(at - start);
@@ -671,8 +698,47 @@ void VulkanBackend::bind(Shader s, std::initializer_list<const Tensor*> tensors,
     a.vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &set, 0, nullptr);
 }
 
-// Push constants, the dispatch (workgroup counts over x, then y), and a barrier so the
-// next node sees this one's writes.
+// Nodes run concurrently until one needs another's results: before a node that reads or
+// writes memory a node recorded since the last barrier writes, or writes memory such a node
+// reads, comes a barrier. Independent neighbours (a layer's Q, K and V products, the gate and
+// up products, the rotation of Q beside the writes of K and V into the cache) then share the
+// GPU instead of each waiting for the one before to drain.
+void VulkanBackend::order(const Tensor& node) {
+    Span spans[kMaxSrc + 1];
+    size_t n = 0;
+    auto add = [&](const Tensor* t, bool write) {
+        if (!t || !t->data) return;
+        const uint64_t len = extent(*t);
+        if (len == 0) return;
+        auto [buf, at] = locate(t->data);
+        spans[n++] = Span{buf->handle(), at, at + len, write};
+    };
+    add(&node, true);
+    for (const Tensor* s : node.src) add(s, false);
+    bool hazard = false;
+    for (size_t i = 0; i < n && !hazard; ++i)
+        for (const Span& p : pending_)
+            if (p.buf == spans[i].buf && p.begin < spans[i].end && spans[i].begin < p.end &&
+                (p.write || spans[i].write)) {
+                hazard = true;
+                break;
+            }
+    if (hazard) barrier();
+    pending_.insert(pending_.end(), spans, spans + n);
+}
+
+// Every write recorded so far visible to what follows.
+void VulkanBackend::barrier() {
+    VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+    api_.vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1,
+                              &mb, 0, nullptr, 0, nullptr);
+    pending_.clear();
+}
+
+// Push constants and the dispatch (workgroup counts over x, then y); order() puts the
+// barriers between dependent nodes.
 void VulkanBackend::dispatch(Shader s, const void* push, size_t push_bytes, uint64_t groups_x, uint32_t groups_y,
                              uint32_t groups_z) {
     const Api& a = api_;
@@ -686,11 +752,6 @@ void VulkanBackend::dispatch(Shader s, const void* push, size_t push_bytes, uint
     }
     if (x > 0 && y > 0 && groups_z > 0)
         a.vkCmdDispatch(cmd_, static_cast<uint32_t>(x), static_cast<uint32_t>(y), groups_z);
-    VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
-    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
-    mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
-    a.vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb,
-                           0, nullptr, 0, nullptr);
 }
 
 // ---- registration ----

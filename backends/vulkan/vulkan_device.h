@@ -181,6 +181,8 @@ private:
     void read_stamps(std::span<Tensor* const> nodes, uint32_t stamps, NodeProfile* profile);
     void prepare_descriptors(Recording& r, size_t n_nodes);
     void bind(Shader s, std::initializer_list<const Tensor*> tensors, uint32_t* offsets);
+    void order(const Tensor& node);
+    void barrier();
     void dispatch(Shader s, const void* push, size_t push_bytes, uint64_t groups_x, uint32_t groups_y = 1,
                   uint32_t groups_z = 1);
 
@@ -201,9 +203,10 @@ private:
     bool timestamps_ = false;  // the queue writes timestamps (for TESSERA_PROFILE)
     bool subgroups_ = false;   // subgroup sums in compute shaders (mul_vec.comp's SUBGROUPS)
     uint32_t subgroup_size_ = 0;
-    uint32_t mmv_rows_ = 2;    // weight rows per workgroup of mul_vec.comp (its R)
-    uint32_t mmv_width_ = 64;  // and its invocations (W)
-    uint32_t mmv_unroll_ = 4;  // groups of 8 elements an invocation loads at once (U)
+    uint32_t mmv_rows_ = 2;                               // weight rows per workgroup of mul_vec.comp (its R), at most
+    uint32_t mmv_rows_of_[std::size(kWeightTypes)] = {};  // and each weight type's
+    uint32_t mmv_width_ = 64;                             // and its invocations (W)
+    uint32_t mmv_unroll_ = 4;                             // groups of 8 elements an invocation loads at once (U)
     VkDevice dev_ = VK_NULL_HANDLE;
     VkQueue queue_ = VK_NULL_HANDLE;
     uint32_t host_local_ = UINT32_MAX, device_local_ = UINT32_MAX, host_only_ = UINT32_MAX;
@@ -223,6 +226,13 @@ private:
     std::unique_ptr<DeviceBuffer> dummy_, staging_;
     std::once_flag open_once_;
     std::map<uint64_t, DeviceBuffer*> by_address_;
+    // Memory the nodes recorded since the last barrier read and write (order()).
+    struct Span {
+        VkBuffer buf;
+        uint64_t begin, end;
+        bool write;
+    };
+    std::vector<Span> pending_;
     mutable std::mutex mu_;
 };
 

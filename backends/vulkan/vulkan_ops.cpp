@@ -174,10 +174,10 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
         dispatch(sh, &pc, sizeof pc, (static_cast<uint64_t>(pc.N) * groups_y + 63) / 64);
         return;
     }
-    // A GPU: mmv_rows_ weight rows per workgroup (mul_vec.comp); rows beyond the device's
+    // A GPU: the type's weight rows per workgroup (mul_vec.comp's R); rows beyond the device's
     // largest x count go in further dispatches.
     const uint32_t max_x = std::min<uint32_t>(lim.maxComputeWorkGroupCount[0], 1u << 30);
-    const uint32_t per_group = mmv_rows_;
+    const uint32_t per_group = mmv_rows_of_[sh - (subgroups_ ? kMulVecSg : kMulVec)];
     const uint32_t groups = (pc.N + per_group - 1) / per_group;
     for (uint32_t base = 0; base < groups; base += max_x) {
         pc.i_base = base;

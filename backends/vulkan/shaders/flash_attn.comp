@@ -36,7 +36,7 @@ shared float merged[GROUPS][256];
 float key_dot(uint kr) {
     const uint t = p.flags & 255u;
     float d = 0.0;
-    if (t == T_F16 && (kr & 15u) == 0u) {  // 8 halves a load
+    if (t == T_F16 && ((kr | 2u * p.D) & 15u) == 0u) {  // 8 halves a load
         for (uint e = 0u; e < p.D; e += 8u) {
             const uvec4 w = k4[(kr >> 4) + e / 8u];
             [[unroll]] for (uint u = 0u; u < 4u; ++u) {
