@@ -75,9 +75,6 @@ const ShaderInfo kShaders[kShaderCount] = {
 
 // ---- buffers ----
 
-namespace {
-
-// The bytes from a tensor's first element to the end of its last.
 uint64_t extent(const Tensor& t) {
     if (t.n_elements() == 0) return 0;
     const TypeTraits& tr = type_traits(t.type);
@@ -86,6 +83,8 @@ uint64_t extent(const Tensor& t) {
     for (int i = 0; i < kMaxDims; ++i) end += static_cast<uint64_t>(t.ne[i] - 1) * t.nb[i];
     return end;
 }
+
+namespace {
 
 // What the shaders can use beyond the baseline: subgroup sums in compute shaders.
 struct Features {
@@ -246,6 +245,7 @@ VulkanBackend::~VulkanBackend() {
     save_pipeline_cache();
     dummy_.reset();
     staging_.reset();
+    scratch_.reset();
     for (auto& p : pipelines_) {
         a.vkDestroyPipeline(dev_, p.pipeline, nullptr);
         a.vkDestroyPipelineLayout(dev_, p.layout, nullptr);
@@ -626,6 +626,7 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
     }
     check(a.vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
     submit_and_wait(cmd_);
+    retired_.clear();
     if (r.stamps) read_stamps(nodes, r.stamps, profile);
 }
 
@@ -658,7 +659,36 @@ void VulkanBackend::prepare_descriptors(Recording& r, size_t n_nodes) {
 }
 
 // Binds tensors (null: a dummy buffer) and returns each one's byte offset in its binding.
+// A tensor's bytes (the dummy buffer's for none).
+VulkanBackend::Bound VulkanBackend::bound(const Tensor* t) const {
+    if (!t) return Bound{dummy_.get(), 0, 0};
+    auto [buf, at] = locate(t->data);
+    return Bound{buf, at, extent(*t)};
+}
+
 void VulkanBackend::bind(Shader s, std::initializer_list<const Tensor*> tensors, uint32_t* offsets) {
+    Bound b[kMaxBindings];
+    uint32_t n = 0;
+    for (const Tensor* t : tensors) b[n++] = bound(t);
+    bind(s, std::span<const Bound>(b, n), offsets);
+}
+
+// The scratch buffer, at least `bytes` long. A larger one replaces it: the recording being
+// made keeps the old one alive until its submission ends, and other recordings, which bind
+// the old one, are made again when next needed.
+DeviceBuffer* VulkanBackend::scratch(size_t bytes) {
+    if (!scratch_ || scratch_->size() < bytes) {
+        if (scratch_) retired_.push_back(std::move(scratch_));
+        const size_t size = std::max<size_t>(bytes + bytes / 2, size_t{1} << 20);
+        scratch_ =
+            std::make_unique<DeviceBuffer>(this, BufferUsage::Compute, size, dev_, api_, host_local_, device_local_);
+        for (Recording& r : recordings_)
+            if (r.cmd != cmd_) r.key.clear();
+    }
+    return scratch_.get();
+}
+
+void VulkanBackend::bind(Shader s, std::span<const Bound> bound, uint32_t* offsets) {
     const Api& a = api_;
     const Pipeline& p = pipelines_[s];
     VkDescriptorSetAllocateInfo ai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
@@ -671,17 +701,16 @@ void VulkanBackend::bind(Shader s, std::initializer_list<const Tensor*> tensors,
     VkWriteDescriptorSet writes[kMaxBindings];
     const uint64_t align = std::max<uint64_t>(props_.limits.minStorageBufferOffsetAlignment, 4);
     uint32_t i = 0;
-    for (const Tensor* t : tensors) {
-        DeviceBuffer* buf = dummy_.get();
-        size_t at = 0;
-        if (t) std::tie(buf, at) = locate(t->data);
+    for (const Bound& b : bound) {
+        DeviceBuffer* buf = b.buf;
+        const size_t at = b.at;
         const uint64_t start = at / align * align;
         infos[i].buffer = buf->handle();
         infos[i].offset = start;
         uint64_t rest = std::max<uint64_t>(buf->size(), 256) - start;
         // The tensor's bytes, in whole 16-byte units (the shaders' widest loads): the
         // validation layer's synchronization checks then see what each node touches.
-        if (t) rest = std::min<uint64_t>(rest, (at - start + extent(*t) + 15) & ~uint64_t{15});
+        if (b.bytes) rest = std::min<uint64_t>(rest, (at - start + b.bytes + 15) & ~uint64_t{15});
         infos[i].range = std::min<uint64_t>(rest, props_.limits.maxStorageBufferRange) & ~uint64_t{3};
         if (infos[i].range == 0) infos[i].range = VK_WHOLE_SIZE;
         offsets[i] = static_cast<uint32_t>(at - start);

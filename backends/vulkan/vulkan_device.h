@@ -96,6 +96,9 @@ struct Ten {
     uint32_t off, ne[4], nb[4];
 };
 
+// The bytes from a tensor's first element to the end of its last (vulkan_backend.cpp).
+uint64_t extent(const Tensor& t);
+
 inline bool weight_type(DType t) {
     return std::find(std::begin(kWeightTypes), std::end(kWeightTypes), t) != std::end(kWeightTypes);
 }
@@ -180,7 +183,15 @@ private:
     void submit_and_wait(VkCommandBuffer cmd);
     void read_stamps(std::span<Tensor* const> nodes, uint32_t stamps, NodeProfile* profile);
     void prepare_descriptors(Recording& r, size_t n_nodes);
+    // Bytes [at, at + bytes) of a buffer bound to a shader (bytes 0: to the buffer's end).
+    struct Bound {
+        DeviceBuffer* buf;
+        uint64_t at, bytes;
+    };
+    Bound bound(const Tensor* t) const;
     void bind(Shader s, std::initializer_list<const Tensor*> tensors, uint32_t* offsets);
+    void bind(Shader s, std::span<const Bound> bound, uint32_t* offsets);
+    DeviceBuffer* scratch(size_t bytes);
     void order(const Tensor& node);
     void barrier();
     void dispatch(Shader s, const void* push, size_t push_bytes, uint64_t groups_x, uint32_t groups_y = 1,
@@ -224,6 +235,8 @@ private:
     VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;
     std::vector<Pipeline> pipelines_;
     std::unique_ptr<DeviceBuffer> dummy_, staging_;
+    std::unique_ptr<DeviceBuffer> scratch_;               // split attention's partial results
+    std::vector<std::unique_ptr<DeviceBuffer>> retired_;  // replaced scratch, until the submission ends
     std::once_flag open_once_;
     std::map<uint64_t, DeviceBuffer*> by_address_;
     // Memory the nodes recorded since the last barrier read and write (order()).

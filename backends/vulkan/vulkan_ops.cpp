@@ -34,6 +34,10 @@ float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base) {
 // Activation rows above which products take the tiled shader (mode 3).
 constexpr uint32_t kTiledFromRows = 8;
 
+// Flash attention: the keys a workgroup takes a step, and the workgroups a split aims at.
+constexpr uint64_t kStepKeys = 256;
+constexpr uint64_t kSplitTarget = 512;
+
 struct MulMatPush {
     uint32_t a_off, a_nb[3], type;
     uint32_t b_off, b_nb[3];
@@ -251,7 +255,6 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     const Tensor& v = *node.src[2];
     const Tensor* mask = node.src[3];
     uint32_t off[kMaxBindings] = {};
-    bind(kFlashAttn, {&node, &q, &k, &v, mask}, off);
     struct {
         uint32_t q_off, q_nb1, q_nb2, q_nb3;
         uint32_t k_off, k_nb1, k_nb2, k_nb3;
@@ -261,8 +264,35 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
         uint32_t D, Dv, n_q, H, H_kv, n_kv, S;
         uint32_t flags;
         float scale, softcap;
+        uint32_t mode, split;
     } pc{};
     static_assert(sizeof pc <= kPushBytes, "push constants");
+    const uint64_t rows = static_cast<uint64_t>(q.ne[1]) * q.ne[2] * q.ne[3];
+    const uint64_t n_kv = static_cast<uint64_t>(k.ne[1]);
+    // Few rows over many keys (decoding): the keys split into ranges of whole 256-key steps,
+    // enough of them for about kSplitTarget workgroups, and a second pass merges them.
+    uint64_t ranges = 1;
+    if (!cpu_paths_ && n_kv > kStepKeys && rows < kSplitTarget) {
+        const uint64_t steps = (n_kv + kStepKeys - 1) / kStepKeys;
+        ranges = std::min<uint64_t>(steps, (kSplitTarget + rows - 1) / rows);
+        pc.split = static_cast<uint32_t>((steps + ranges - 1) / ranges * kStepKeys);
+        ranges = (n_kv + pc.split - 1) / pc.split;
+    }
+    const uint64_t part_bytes = rows * ranges * (static_cast<uint64_t>(v.ne[0]) + 2) * sizeof(float);
+    DeviceBuffer* parts = ranges > 1 ? scratch(part_bytes) : nullptr;
+    if (parts) {
+        // The partial results go to the scratch buffer, bound where the output would be;
+        // after a barrier the merge reads them, bound where the query would be.
+        for (const Span& p : pending_)
+            if (p.buf == parts->handle()) {
+                barrier();
+                break;
+            }
+        const Bound b[kMaxBindings] = {{parts, 0, part_bytes}, bound(&q), bound(&k), bound(&v), bound(mask)};
+        bind(kFlashAttn, b, off);
+    } else {
+        bind(kFlashAttn, {&node, &q, &k, &v, mask}, off);
+    }
     pc.q_off = off[1];
     pc.q_nb1 = static_cast<uint32_t>(q.nb[1]);
     pc.q_nb2 = static_cast<uint32_t>(q.nb[2]);
@@ -291,8 +321,23 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
                (mask && mask->type == DType::F16 ? 1u << 17 : 0u);
     pc.scale = node.param_f(0);
     pc.softcap = node.param_f(1);
-    const uint64_t rows = static_cast<uint64_t>(pc.n_q) * pc.H * pc.S;
-    dispatch(kFlashAttn, &pc, sizeof pc, rows);  // a workgroup per row
+    if (!parts) {
+        dispatch(kFlashAttn, &pc, sizeof pc, rows);  // a workgroup per row
+        return;
+    }
+    pc.mode = 1;
+    dispatch(kFlashAttn, &pc, sizeof pc, rows * ranges);  // a workgroup per (row, range)
+    barrier();
+    const Bound out = bound(&node);
+    const Bound m[kMaxBindings] = {out, {parts, 0, part_bytes}, bound(nullptr), bound(nullptr), bound(nullptr)};
+    bind(kFlashAttn, m, off);
+    pc.o_off = off[0];
+    pc.q_off = off[1];
+    pc.mode = 2;
+    dispatch(kFlashAttn, &pc, sizeof pc, rows);
+    // What follows waits for the merge's write of the output and for its reads of the parts.
+    pending_.push_back(Span{out.buf->handle(), out.at, out.at + out.bytes, true});
+    pending_.push_back(Span{parts->handle(), 0, part_bytes, false});
 }
 
 }  // namespace tessera::vulkan

@@ -6,6 +6,9 @@
 // so a group's lanes read a value row together. The groups' results are merged at the end.
 // Keys the mask hides (-inf) get no weight. K and V rows are F32, F16 or Q8_0; heads of q
 // share K/V heads in groups (GQA). Head sizes are multiples of 4 (of 32 for Q8_0), at most 256.
+// Decoding over many keys splits them (mode 1): a workgroup per (row, range of keys) writes
+// its maximum, sum and unnormalized values to a scratch buffer (bound as o), and mode 2 merges
+// each row's ranges (the scratch bound as q) into the output.
 #extension GL_GOOGLE_include_directive : enable
 #include "common.glsl"
 layout(local_size_x = 256) in;
@@ -24,6 +27,7 @@ layout(push_constant) uniform P {
     uint D, Dv, n_q, H, H_kv, n_kv, S;
     uint flags;  // k type | v type << 8 | has mask << 16 | mask F16 << 17
     float scale, softcap;
+    uint mode, split;  // 0: whole rows; 1: ranges of split keys; 2: merge the ranges
 } p;
 
 const uint GROUPS = 8u, STEP = 256u;
@@ -79,9 +83,37 @@ vec4 value4(uint vr, uint e) {
     return F16(v, b) * vec4(int(w << 24) >> 24, int(w << 16) >> 24, int(w << 8) >> 24, int(w) >> 24);
 }
 
+// Mode 2: row r's ranges, each (maximum, sum, Dv values), rescaled to their common maximum.
+void merge(uint r) {
+    const uint t = gl_LocalInvocationID.x, n = (p.n_kv + p.split - 1u) / p.split, stride = p.Dv + 2u;
+    const uint base = (p.q_off >> 2) + r * n * stride;
+    const uint h = r % p.H, i = (r / p.H) % p.n_q, s = r / (p.H * p.n_q);
+    const uint orow = p.o_off + h * p.o_nb1 + i * p.o_nb2 + s * p.o_nb2 * p.n_q;
+    float top = -1.0 / 0.0;
+    for (uint c = 0u; c < n; ++c) top = max(top, uintBitsToFloat(q[base + c * stride]));
+    for (uint e = t; e < p.Dv; e += 256u) {
+        float total = 0.0, sum = 0.0;
+        for (uint c = 0u; c < n; ++c) {
+            const float mc = uintBitsToFloat(q[base + c * stride]);
+            if (isinf(mc)) continue;
+            const float f = exp(mc - top);
+            total += uintBitsToFloat(q[base + c * stride + 1u]) * f;
+            sum += uintBitsToFloat(q[base + c * stride + 2u + e]) * f;
+        }
+        o[(orow >> 2) + e] = floatBitsToUint(total > 0.0 ? sum / total : 0.0);
+    }
+}
+
 void main() {
-    const uint r = group_id(), t = gl_LocalInvocationID.x;
+    const uint t = gl_LocalInvocationID.x;
+    const uint ranges = p.mode == 1u ? (p.n_kv + p.split - 1u) / p.split : 1u;
+    const uint r = group_id() / ranges, range = group_id() % ranges;
     if (r >= p.n_q * p.H * p.S) return;  // uniform over the workgroup
+    if (p.mode == 2u) {
+        merge(r);
+        return;
+    }
+    const uint key0 = range * p.split, key_end = p.mode == 1u ? min(p.n_kv, key0 + p.split) : p.n_kv;
     const uint lane = t % 32u, grp = t / 32u;
     const uint h = r % p.H, i = (r / p.H) % p.n_q, s = r / (p.H * p.n_q);
     const uint hk = h / (p.H / p.H_kv);
@@ -94,11 +126,11 @@ void main() {
     // This group's running maximum and sum; this lane's dimensions 4 lane + 128 c.
     float mx = neg_inf, l = 0.0;
     vec4 acc[2] = vec4[2](vec4(0.0), vec4(0.0));
-    for (uint j0 = 0u; j0 < p.n_kv; j0 += STEP) {
+    for (uint j0 = key0; j0 < key_end; j0 += STEP) {
         barrier();  // the query is in; the last step's weights are read
         const uint j = j0 + t;
         float score = neg_inf;
-        if (j < p.n_kv) {
+        if (j < key_end) {
             const float mv = has_mask ? (mask_f16 ? F16(m, mr + 2u * j) : F32(m, mr + 4u * j)) : 0.0;
             if (!(isinf(mv) && mv < 0.0)) {
                 const float d = key_dot(kb + j * p.k_nb1);
@@ -124,7 +156,7 @@ void main() {
         float wsum = 0.0;
         acc[0] *= c;
         acc[1] *= c;
-        const uint keys = min(32u, p.n_kv - min(p.n_kv, j0 + 32u * grp));
+        const uint keys = min(32u, key_end - min(key_end, j0 + 32u * grp));
         for (uint u = 0u; u < keys; ++u) {
             const float wu = sc[32u * grp + u];
             wsum += wu;
@@ -159,6 +191,19 @@ void main() {
         }
     }
     barrier();
+    if (p.mode == 1u) {  // this range's maximum, sum and values, unnormalized
+        const uint at = (p.o_off >> 2) + (r * ranges + range) * (p.Dv + 2u);
+        if (t == 0u) {
+            o[at] = floatBitsToUint(top);
+            o[at + 1u] = floatBitsToUint(total);
+        }
+        if (t < p.Dv) {
+            float sum = 0.0;
+            for (uint g = 0u; g < GROUPS; ++g) sum += merged[g][t];
+            o[at + 2u + t] = floatBitsToUint(sum);
+        }
+        return;
+    }
     const float inv = total > 0.0 ? 1.0 / total : 0.0;
     const uint orow = p.o_off + h * p.o_nb1 + i * p.o_nb2 + s * p.o_nb2 * p.n_q;
     if (t < p.Dv) {
