@@ -30,6 +30,57 @@ layout(push_constant) uniform P {
 } p;
 shared float tile_a[64][33];  // [weight row][k]: odd pitch, so column reads spread over banks
 shared float tile_b[32][33];  // [activation row][k]
+// Mode 4's tiles, k-major: an invocation's 4 weight rows and 8 activation rows at one k are
+// one 16-byte load and two.
+shared vec4 tile_a4[32][16];  // [k][weight rows / 4]
+shared vec4 tile_b4[32][8];   // [k][activation rows / 4]
+
+void tiled_product_k_major() {
+    const uint t = gl_LocalInvocationID.x;
+    const uint i0 = gl_WorkGroupID.x * 64u, j0 = gl_WorkGroupID.y * 32u;
+    const uint i2 = gl_WorkGroupID.z % p.B2, i3 = gl_WorkGroupID.z / p.B2;
+    const uint ia = min(i0 + t, p.N - 1u);  // rows past the edge repeat the last; never stored
+    const uint arow = p.a_off + ia * p.a_nb1 + (i2 / p.r2) * p.a_nb2 + (i3 / p.r3) * p.a_nb3;
+    const uint bbase = p.b_off + i2 * p.b_nb2 + i3 * p.b_nb3;
+    const uint lj = t / 2u, lk = 16u * (t % 2u);
+    const bool lj_in = j0 + lj < p.M;
+    const uint brow = bbase + min(j0 + lj, p.M - 1u) * p.b_nb1;
+    const uint ci = t % 16u, cj = 2u * (t / 16u);  // vec4 columns of the tiles
+    float acc[4][8];
+    [[unroll]] for (uint a = 0u; a < 4u; ++a)
+        [[unroll]] for (uint b = 0u; b < 8u; ++b) acc[a][b] = 0.0;
+    float v[32];
+    for (uint c = 0u; c < p.K / 32u; ++c) {
+        dequant32(WTYPE, arow, c, v);
+        barrier();  // the previous chunk's tiles are read
+        [[unroll]] for (uint u = 0u; u < 32u; ++u) tile_a4[u][t / 4u][t % 4u] = v[u];
+        [[unroll]] for (uint u = 0u; u < 16u; ++u)
+            tile_b4[lk + u][lj / 4u][lj % 4u] = lj_in ? F32(b, brow + 4u * (32u * c + lk + u)) : 0.0;
+        barrier();
+        [[unroll]] for (uint k = 0u; k < 32u; ++k) {
+            const vec4 wa = tile_a4[k][ci], x0 = tile_b4[k][cj], x1 = tile_b4[k][cj + 1u];
+            [[unroll]] for (uint a = 0u; a < 4u; ++a) {
+                acc[a][0] += wa[a] * x0.x;
+                acc[a][1] += wa[a] * x0.y;
+                acc[a][2] += wa[a] * x0.z;
+                acc[a][3] += wa[a] * x0.w;
+                acc[a][4] += wa[a] * x1.x;
+                acc[a][5] += wa[a] * x1.y;
+                acc[a][6] += wa[a] * x1.z;
+                acc[a][7] += wa[a] * x1.w;
+            }
+        }
+    }
+    [[unroll]] for (uint b = 0u; b < 8u; ++b) {
+        const uint j = j0 + 4u * cj + b;
+        if (j >= p.M) break;
+        [[unroll]] for (uint a = 0u; a < 4u; ++a) {
+            const uint i = i0 + 4u * ci + a;
+            if (i < p.N)
+                y[(p.y_off + j * p.y_nb1 + i2 * p.y_nb2 + i3 * p.y_nb3 + 4u * i) >> 2] = floatBitsToUint(acc[a][b]);
+        }
+    }
+}
 
 void tiled_product() {
     const uint t = gl_LocalInvocationID.x;
@@ -78,6 +129,10 @@ void main() {
     const uint t = gl_LocalInvocationID.x;
     if (p.mode == 3u) {
         tiled_product();
+        return;
+    }
+    if (p.mode == 4u) {
+        tiled_product_k_major();
         return;
     }
     if (p.mode == 1u) {  // get_rows: b holds the I32 ids; K elements per row, M rows
