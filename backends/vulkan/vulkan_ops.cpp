@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <map>
 #include <string>
 
@@ -170,12 +169,7 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
     pc.B3 = static_cast<uint32_t>(b.ne[3]);
     const uint64_t groups_y = ((pc.M + 7) / 8) * batches;
     if (tiled) {
-        // Prompts: tiles of 64 weight rows x 32 activation rows (k-major in mode 4).
-        static const bool rows_first = [] {
-            const char* e = std::getenv("TESSERA_VULKAN_TILES");
-            return e && std::string(e) == "rows";
-        }();
-        pc.mode = rows_first ? 3 : 4;
+        pc.mode = 3;  // prompts: tiles of 64 weight rows x 32 activation rows
         dispatch(sh, &pc, sizeof pc, (pc.N + 63) / 64, (pc.M + 31) / 32, static_cast<uint32_t>(batches));
         return;
     }

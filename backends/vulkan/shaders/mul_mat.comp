@@ -6,10 +6,13 @@
 // by ids, to F32, an invocation per element.
 // Mode 3, for prompts: a workgroup computes a tile of 64 weight rows x 32 activation rows,
 // 32 elements of K at a time: each invocation dequantizes one weight row's chunk and loads
-// 16 activations into shared memory, then accumulates 4 weight rows x 8 activation rows, so
-// a weight is dequantized once per 32 activation rows and each value read from shared memory
-// serves 8 (or 4) products. Needs K a multiple of 32. Every device takes it for more than 8
-// activation rows (on lavapipe too: SmolLM2 pp64 5.4 -> 9.4 t/s against mode 2).
+// 16 activations into shared memory (k-major), then accumulates 4 weight rows x 8 activation
+// rows, reading them at each k as one 16-byte load and two, so a weight is dequantized once
+// per 32 activation rows and each value read from shared memory serves 8 (or 4) products.
+// Needs K a multiple of 32. Every device takes it for more than 8 activation rows (on
+// lavapipe too: SmolLM2 pp64 5.4 -> 9.4 t/s against mode 2). Its 12 KiB of shared memory
+// bound how many workgroups a multiprocessor holds: a second set of tiles in the same
+// shader (24 KiB) cost the H200 40% of its prompt speed.
 #extension GL_GOOGLE_include_directive : enable
 #include "common.glsl"
 layout(local_size_x = 64) in;
@@ -28,14 +31,12 @@ layout(push_constant) uniform P {
     uint y_off, y_nb1, y_nb2, y_nb3;
     uint K, N, M, B2, r2, r3, mode, i_base, B3;
 } p;
-shared float tile_a[64][33];  // [weight row][k]: odd pitch, so column reads spread over banks
-shared float tile_b[32][33];  // [activation row][k]
-// Mode 4's tiles, k-major: an invocation's 4 weight rows and 8 activation rows at one k are
+// Mode 3's tiles, k-major: an invocation's 4 weight rows and 8 activation rows at one k are
 // one 16-byte load and two.
 shared vec4 tile_a4[32][16];  // [k][weight rows / 4]
 shared vec4 tile_b4[32][8];   // [k][activation rows / 4]
 
-void tiled_product_k_major() {
+void tiled_product() {
     const uint t = gl_LocalInvocationID.x;
     const uint i0 = gl_WorkGroupID.x * 64u, j0 = gl_WorkGroupID.y * 32u;
     const uint i2 = gl_WorkGroupID.z % p.B2, i3 = gl_WorkGroupID.z / p.B2;
@@ -82,57 +83,10 @@ void tiled_product_k_major() {
     }
 }
 
-void tiled_product() {
-    const uint t = gl_LocalInvocationID.x;
-    const uint i0 = gl_WorkGroupID.x * 64u, j0 = gl_WorkGroupID.y * 32u;
-    const uint i2 = gl_WorkGroupID.z % p.B2, i3 = gl_WorkGroupID.z / p.B2;
-    const uint ia = min(i0 + t, p.N - 1u);  // rows past the edge repeat the last; never stored
-    const uint arow = p.a_off + ia * p.a_nb1 + (i2 / p.r2) * p.a_nb2 + (i3 / p.r3) * p.a_nb3;
-    const uint bbase = p.b_off + i2 * p.b_nb2 + i3 * p.b_nb3;
-    // Loader role for the activations: row t / 2, elements 16 (t % 2) .. + 15.
-    const uint lj = t / 2u, lk = 16u * (t % 2u);
-    const bool lj_in = j0 + lj < p.M;
-    const uint brow = bbase + min(j0 + lj, p.M - 1u) * p.b_nb1;
-    // Compute role: weight rows 4 (t % 16) .. + 3, activation rows 8 (t / 16) .. + 7.
-    const uint ci = 4u * (t % 16u), cj = 8u * (t / 16u);
-    float acc[4][8];
-    [[unroll]] for (uint a = 0u; a < 4u; ++a)
-        [[unroll]] for (uint b = 0u; b < 8u; ++b) acc[a][b] = 0.0;
-    float v[32];
-    for (uint c = 0u; c < p.K / 32u; ++c) {
-        dequant32(WTYPE, arow, c, v);
-        barrier();  // the previous chunk's tiles are read
-        [[unroll]] for (uint u = 0u; u < 32u; ++u) tile_a[t][u] = v[u];
-        [[unroll]] for (uint u = 0u; u < 16u; ++u)
-            tile_b[lj][lk + u] = lj_in ? F32(b, brow + 4u * (32u * c + lk + u)) : 0.0;
-        barrier();
-        [[unroll]] for (uint k = 0u; k < 32u; ++k) {
-            float wa[4], xb[8];
-            [[unroll]] for (uint a = 0u; a < 4u; ++a) wa[a] = tile_a[ci + a][k];
-            [[unroll]] for (uint b = 0u; b < 8u; ++b) xb[b] = tile_b[cj + b][k];
-            [[unroll]] for (uint a = 0u; a < 4u; ++a)
-                [[unroll]] for (uint b = 0u; b < 8u; ++b) acc[a][b] += wa[a] * xb[b];
-        }
-    }
-    [[unroll]] for (uint b = 0u; b < 8u; ++b) {
-        const uint j = j0 + cj + b;
-        if (j >= p.M) break;
-        [[unroll]] for (uint a = 0u; a < 4u; ++a) {
-            const uint i = i0 + ci + a;
-            if (i < p.N)
-                y[(p.y_off + j * p.y_nb1 + i2 * p.y_nb2 + i3 * p.y_nb3 + 4u * i) >> 2] = floatBitsToUint(acc[a][b]);
-        }
-    }
-}
-
 void main() {
     const uint t = gl_LocalInvocationID.x;
     if (p.mode == 3u) {
         tiled_product();
-        return;
-    }
-    if (p.mode == 4u) {
-        tiled_product_k_major();
         return;
     }
     if (p.mode == 1u) {  // get_rows: b holds the I32 ids; K elements per row, M rows
