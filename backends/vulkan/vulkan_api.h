@@ -28,7 +28,8 @@ namespace tessera::vulkan {
     X(vkDestroyBuffer)                                                                                               \
     X(vkGetBufferMemoryRequirements)                                                                                 \
     X(vkAllocateMemory)                                                                                              \
-    X(vkFreeMemory) X(vkBindBufferMemory) X(vkMapMemory) X(vkCreateShaderModule) X(vkDestroyShaderModule)            \
+    X(vkFreeMemory)                                                                                                  \
+    X(vkBindBufferMemory) X(vkMapMemory) X(vkCreateShaderModule) X(vkDestroyShaderModule)                            \
         X(vkCreateDescriptorSetLayout) X(vkDestroyDescriptorSetLayout) X(vkCreatePipelineLayout)                     \
             X(vkDestroyPipelineLayout) X(vkCreateComputePipelines) X(vkDestroyPipeline) X(vkCreateDescriptorPool)    \
                 X(vkDestroyDescriptorPool) X(vkResetDescriptorPool) X(vkAllocateDescriptorSets)                      \

@@ -1,6 +1,7 @@
 // The Vulkan backend's device side: the logical device, buffers and copies, the shaders'
 // pipelines (and their cache on disk), and a segment's nodes recorded into one command buffer
-// (a dispatch and a barrier per node; each op's recording is in vulkan_ops.cpp) and submitted;
+// (a dispatch per node, a barrier before a node that depends on one since the last; each
+// op's recording is in vulkan_ops.cpp) and submitted;
 // and the backends' registration.
 //
 // Memory: a buffer is one VkBuffer. Tensors carry a data pointer, which for this backend is

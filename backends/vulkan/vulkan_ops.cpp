@@ -1,6 +1,6 @@
 // Recording each op into the Vulkan backend's command buffer: the shader, its bindings, its
-// push constants (byte offsets, shapes and strides) and its workgroup counts; a dispatch and
-// a barrier per node (bind() and dispatch() in vulkan_backend.cpp).
+// push constants (byte offsets, shapes and strides) and its workgroup counts (bind() and
+// dispatch() in vulkan_backend.cpp, where order() puts the barriers between nodes).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
