@@ -49,6 +49,9 @@ bool usable(const Api& api, VkPhysicalDevice d) {
     VkPhysicalDeviceProperties props;
     api.vkGetPhysicalDeviceProperties(d, &props);
     if (props.apiVersion < VK_API_VERSION_1_2) return false;
+    // The shaders' workgroups are up to 256 invocations wide (Vulkan guarantees 128).
+    if (props.limits.maxComputeWorkGroupInvocations < 256 || props.limits.maxComputeWorkGroupSize[0] < 256)
+        return false;
     uint32_t n = 0;
     api.vkGetPhysicalDeviceQueueFamilyProperties(d, &n, nullptr);
     std::vector<VkQueueFamilyProperties> q(n);
@@ -96,7 +99,8 @@ const Api& api() {
         for (VkPhysicalDevice d : all)
             if (usable(r, d)) r.devices.push_back(d);
         if (r.devices.empty())
-            r.reason = n ? "no Vulkan 1.2 device with a compute queue" : "the Vulkan loader reports no device";
+            r.reason = n ? "no Vulkan 1.2 device with a compute queue and workgroups of 256 invocations"
+                         : "the Vulkan loader reports no device";
         return r;
     }();
     return a;
