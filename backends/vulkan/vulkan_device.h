@@ -1,6 +1,7 @@
 // The Vulkan backend's shared declarations: device buffers, the shaders and their push-constant
-// layout, and the VulkanBackend class, whose device, memory, pipelines and submission are in
-// vulkan_backend.cpp and whose recording of each op is in vulkan_ops.cpp.
+// layout, and the VulkanBackend class, whose device, memory and pipelines are in
+// vulkan_backend.cpp, its recording and submission in vulkan_record.cpp and the recording of
+// each op in vulkan_ops.cpp.
 #pragma once
 
 #include <algorithm>
@@ -96,7 +97,7 @@ struct Ten {
     uint32_t off, ne[4], nb[4];
 };
 
-// The bytes from a tensor's first element to the end of its last (vulkan_backend.cpp).
+// The bytes from a tensor's first element to the end of its last (vulkan_record.cpp).
 uint64_t extent(const Tensor& t);
 
 inline bool weight_type(DType t) {
@@ -178,7 +179,7 @@ private:
     void save_pipeline_cache() const;
     void create_pipelines();
 
-    // ---- recording and submission (vulkan_backend.cpp) ----
+    // ---- recording and submission (vulkan_record.cpp) ----
     void submit(std::span<Tensor* const> nodes, NodeProfile* profile);
     void submit_and_wait(VkCommandBuffer cmd);
     void read_stamps(std::span<Tensor* const> nodes, uint32_t stamps, NodeProfile* profile);
@@ -211,9 +212,8 @@ private:
     bool unified_ = false;    // the host reads the device's memory at host speed
     bool cpu_paths_ = false;  // shaders take their CPU-device code paths
     uint32_t family_ = 0;
-    bool timestamps_ = false;  // the queue writes timestamps (for TESSERA_PROFILE)
-    bool subgroups_ = false;   // subgroup sums in compute shaders (mul_vec.comp's SUBGROUPS)
-    uint32_t subgroup_size_ = 0;
+    bool timestamps_ = false;                             // the queue writes timestamps (for TESSERA_PROFILE)
+    bool subgroups_ = false;                              // subgroup sums in compute shaders (mul_vec.comp's SUBGROUPS)
     uint32_t mmv_rows_ = 2;                               // weight rows per workgroup of mul_vec.comp (its R), at most
     uint32_t mmv_rows_of_[std::size(kWeightTypes)] = {};  // and each weight type's
     uint32_t mmv_width_ = 64;                             // and its invocations (W)

@@ -1,0 +1,279 @@
+// The Vulkan backend's recording and submission: a segment's nodes recorded into one command
+// buffer (a dispatch per node, a barrier before a node that depends on one since the last;
+// each op's recording is in vulkan_ops.cpp), kept and submitted again while the same planned
+// graph runs, the descriptor sets that bind tensors to shaders, and the scratch buffer.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "backends/vulkan/vulkan_api.h"
+#include "backends/vulkan/vulkan_device.h"
+#include "tensor/backend.h"
+#include "tensor/error.h"
+#include "tensor/graph.h"
+#include "tensor/profile.h"
+
+namespace tessera::vulkan {
+
+uint64_t extent(const Tensor& t) {
+    if (t.n_elements() == 0) return 0;
+    const TypeTraits& tr = type_traits(t.type);
+    if (tr.block_size > 1) return t.n_bytes();  // rows of blocks are contiguous
+    uint64_t end = tr.type_size;
+    for (int i = 0; i < kMaxDims; ++i) end += static_cast<uint64_t>(t.ne[i] - 1) * t.nb[i];
+    return end;
+}
+
+void VulkanBackend::compute(std::span<Tensor* const> nodes, void*, size_t, int, const AbortCheck& abort) {
+    if (abort && abort()) throw Error("computation aborted", ErrorKind::Aborted);
+    open();
+    std::lock_guard<std::mutex> lock(mu_);
+    // TESSERA_PROFILE=1 (tensor/profile.h): the device's timestamps between nodes where the
+    // queue has them (the barrier after each node makes the difference that node's time),
+    // else one submission per node timed on the host.
+    static NodeProfile* const prof = NodeProfile::get("Vulkan time");
+    if (prof && !timestamps_) {
+        for (Tensor* n : nodes) {
+            const auto t0 = std::chrono::steady_clock::now();
+            submit(std::span<Tensor* const>(&n, 1), nullptr);
+            prof->add(*n, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        }
+        return;
+    }
+    submit(nodes, prof);
+}
+
+// The times between a recording's timestamps, added to the profile node by node.
+void VulkanBackend::read_stamps(std::span<Tensor* const> nodes, uint32_t stamps, NodeProfile* profile) {
+    std::vector<uint64_t> t(stamps);
+    if (api_.vkGetQueryPoolResults(dev_, stamps_, 0, stamps, t.size() * sizeof(uint64_t), t.data(), sizeof(uint64_t),
+                                   VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) != VK_SUCCESS)
+        return;
+    const double ms_per_tick = static_cast<double>(props_.limits.timestampPeriod) * 1e-6;
+    for (size_t i = 0; i + 1 < stamps && i < nodes.size(); ++i)
+        profile->add(*nodes[i], static_cast<double>(t[i + 1] - t[i]) * ms_per_tick);
+}
+
+// Records the nodes into a command buffer, or finds the one recorded for the same nodes
+// before (a planned graph evaluated again: every decoding step of one shape), and submits.
+void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile) {
+    const Api& a = api_;
+    launch_signature(nodes, key_);
+    ++clock_;
+    for (Recording& r : recordings_)
+        if (r.key == key_) {
+            r.last_used = clock_;
+            submit_and_wait(r.cmd);
+            if (r.stamps) read_stamps(nodes, r.stamps, profile);
+            return;
+        }
+    if (recordings_.size() < kRecordings) {
+        Recording r;
+        VkCommandBufferAllocateInfo ci{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+        ci.commandPool = cmd_pool_;
+        ci.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+        ci.commandBufferCount = 1;
+        check(a.vkAllocateCommandBuffers(dev_, &ci, &r.cmd), "vkAllocateCommandBuffers");
+        recordings_.push_back(r);
+    }
+    Recording& r = *std::min_element(recordings_.begin(), recordings_.end(),
+                                     [](const Recording& x, const Recording& y) { return x.last_used < y.last_used; });
+    r.key = key_;
+    r.last_used = clock_;
+    prepare_descriptors(r, nodes.size());
+    cmd_ = r.cmd;
+    desc_pool_ = r.pool;
+    check(a.vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
+    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    check(a.vkBeginCommandBuffer(cmd_, &bi), "vkBeginCommandBuffer");
+    r.stamps = profile && nodes.size() < kMaxStamps ? static_cast<uint32_t>(nodes.size() + 1) : 0;
+    if (r.stamps && !stamps_) {
+        VkQueryPoolCreateInfo qi{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+        qi.queryType = VK_QUERY_TYPE_TIMESTAMP;
+        qi.queryCount = kMaxStamps;
+        check(a.vkCreateQueryPool(dev_, &qi, nullptr, &stamps_), "vkCreateQueryPool");
+    }
+    if (r.stamps) {
+        a.vkCmdResetQueryPool(cmd_, stamps_, 0, r.stamps);
+        a.vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps_, 0);
+    }
+    pending_.clear();
+    try {
+        for (size_t i = 0; i < nodes.size(); ++i) {
+            if (!r.stamps) order(*nodes[i]);
+            record(*nodes[i]);
+            if (r.stamps) {  // each node timed alone: a barrier after every one
+                barrier();
+                a.vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps_,
+                                      static_cast<uint32_t>(i + 1));
+            }
+        }
+    } catch (...) {
+        a.vkEndCommandBuffer(cmd_);
+        r.key.clear();  // never matched again
+        throw;
+    }
+    check(a.vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
+    submit_and_wait(cmd_);
+    retired_.clear();
+    if (r.stamps) read_stamps(nodes, r.stamps, profile);
+}
+
+void VulkanBackend::submit_and_wait(VkCommandBuffer cmd) {
+    const Api& a = api_;
+    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+    si.commandBufferCount = 1;
+    si.pCommandBuffers = &cmd;
+    check(a.vkResetFences(dev_, 1, &fence_), "vkResetFences");
+    check(a.vkQueueSubmit(queue_, 1, &si, fence_), "vkQueueSubmit");
+    check(a.vkWaitForFences(dev_, 1, &fence_, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+}
+
+// A recording's descriptor pool, emptied, with room for a set per node (and per extra
+// dispatch of very wide products).
+void VulkanBackend::prepare_descriptors(Recording& r, size_t n_nodes) {
+    const Api& a = api_;
+    if (n_nodes * 2 > r.pool_sets || !r.pool) {
+        if (r.pool) a.vkDestroyDescriptorPool(dev_, r.pool, nullptr);
+        r.pool_sets = std::max<size_t>(n_nodes, 64) * 2;
+        VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, static_cast<uint32_t>(r.pool_sets * kMaxBindings)};
+        VkDescriptorPoolCreateInfo pi{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
+        pi.maxSets = static_cast<uint32_t>(r.pool_sets);
+        pi.poolSizeCount = 1;
+        pi.pPoolSizes = &size;
+        check(a.vkCreateDescriptorPool(dev_, &pi, nullptr, &r.pool), "vkCreateDescriptorPool");
+    } else {
+        a.vkResetDescriptorPool(dev_, r.pool, 0);
+    }
+}
+
+// A tensor's bytes (the dummy buffer's for none).
+VulkanBackend::Bound VulkanBackend::bound(const Tensor* t) const {
+    if (!t) return Bound{dummy_.get(), 0, 0};
+    auto [buf, at] = locate(t->data);
+    return Bound{buf, at, extent(*t)};
+}
+
+// Binds tensors (null: a dummy buffer) and returns each one's byte offset in its binding.
+void VulkanBackend::bind(Shader s, std::initializer_list<const Tensor*> tensors, uint32_t* offsets) {
+    Bound b[kMaxBindings];
+    uint32_t n = 0;
+    for (const Tensor* t : tensors) b[n++] = bound(t);
+    bind(s, std::span<const Bound>(b, n), offsets);
+}
+
+// The scratch buffer, at least `bytes` long. A larger one replaces it: the recording being
+// made keeps the old one alive until its submission ends, and other recordings, which bind
+// the old one, are made again when next needed.
+DeviceBuffer* VulkanBackend::scratch(size_t bytes) {
+    if (!scratch_ || scratch_->size() < bytes) {
+        if (scratch_) retired_.push_back(std::move(scratch_));
+        const size_t size = std::max<size_t>(bytes + bytes / 2, size_t{1} << 20);
+        scratch_ =
+            std::make_unique<DeviceBuffer>(this, BufferUsage::Compute, size, dev_, api_, host_local_, device_local_);
+        for (Recording& r : recordings_)
+            if (r.cmd != cmd_) r.key.clear();
+    }
+    return scratch_.get();
+}
+
+// Binds byte ranges of buffers, likewise.
+void VulkanBackend::bind(Shader s, std::span<const Bound> bound, uint32_t* offsets) {
+    const Api& a = api_;
+    const Pipeline& p = pipelines_[s];
+    VkDescriptorSetAllocateInfo ai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
+    ai.descriptorPool = desc_pool_;
+    ai.descriptorSetCount = 1;
+    ai.pSetLayouts = &p.set_layout;
+    VkDescriptorSet set;
+    check(a.vkAllocateDescriptorSets(dev_, &ai, &set), "vkAllocateDescriptorSets");
+    VkDescriptorBufferInfo infos[kMaxBindings];
+    VkWriteDescriptorSet writes[kMaxBindings];
+    const uint64_t align = std::max<uint64_t>(props_.limits.minStorageBufferOffsetAlignment, 4);
+    uint32_t i = 0;
+    for (const Bound& b : bound) {
+        DeviceBuffer* buf = b.buf;
+        const size_t at = b.at;
+        const uint64_t start = at / align * align;
+        infos[i].buffer = buf->handle();
+        infos[i].offset = start;
+        uint64_t rest = std::max<uint64_t>(buf->size(), 256) - start;
+        // The tensor's bytes, in whole 16-byte units (the shaders' widest loads): the
+        // validation layer's synchronization checks then see what each node touches.
+        if (b.bytes) rest = std::min<uint64_t>(rest, (at - start + b.bytes + 15) & ~uint64_t{15});
+        infos[i].range = std::min<uint64_t>(rest, props_.limits.maxStorageBufferRange) & ~uint64_t{3};
+        if (infos[i].range == 0) infos[i].range = VK_WHOLE_SIZE;
+        offsets[i] = static_cast<uint32_t>(at - start);
+        writes[i] = VkWriteDescriptorSet{VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
+        writes[i].dstSet = set;
+        writes[i].dstBinding = i;
+        writes[i].descriptorCount = 1;
+        writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        writes[i].pBufferInfo = &infos[i];
+        ++i;
+    }
+    a.vkUpdateDescriptorSets(dev_, i, writes, 0, nullptr);
+    a.vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
+    a.vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &set, 0, nullptr);
+}
+
+// Nodes run concurrently until one needs another's results: before a node that reads or
+// writes memory a node recorded since the last barrier writes, or writes memory such a node
+// reads, comes a barrier. Independent neighbours (a layer's Q, K and V products, the gate and
+// up products, the rotation of Q beside the writes of K and V into the cache) then share the
+// GPU instead of each waiting for the one before to drain.
+void VulkanBackend::order(const Tensor& node) {
+    Span spans[kMaxSrc + 1];
+    size_t n = 0;
+    auto add = [&](const Tensor* t, bool write) {
+        if (!t || !t->data) return;
+        const Bound b = bound(t);
+        if (b.bytes) spans[n++] = Span{b.buf->handle(), b.at, b.at + b.bytes, write};
+    };
+    add(&node, true);
+    for (const Tensor* s : node.src) add(s, false);
+    bool hazard = false;
+    for (size_t i = 0; i < n && !hazard; ++i)
+        for (const Span& p : pending_)
+            if (p.buf == spans[i].buf && p.begin < spans[i].end && spans[i].begin < p.end &&
+                (p.write || spans[i].write)) {
+                hazard = true;
+                break;
+            }
+    if (hazard) barrier();
+    pending_.insert(pending_.end(), spans, spans + n);
+}
+
+// Every write recorded so far visible to what follows.
+void VulkanBackend::barrier() {
+    VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+    api_.vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1,
+                              &mb, 0, nullptr, 0, nullptr);
+    pending_.clear();
+}
+
+// Push constants and the dispatch (workgroup counts over x, then y); order() puts the
+// barriers between dependent nodes.
+void VulkanBackend::dispatch(Shader s, const void* push, size_t push_bytes, uint64_t groups_x, uint32_t groups_y,
+                             uint32_t groups_z) {
+    const Api& a = api_;
+    a.vkCmdPushConstants(cmd_, pipelines_[s].layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, static_cast<uint32_t>(push_bytes),
+                         push);
+    const uint64_t max_x = props_.limits.maxComputeWorkGroupCount[0];
+    uint64_t x = groups_x, y = groups_y;
+    if (groups_y == 1 && groups_z == 1 && groups_x > max_x) {  // a linear count: the shader reads y * count_x + x
+        x = std::min<uint64_t>(groups_x, 65535);
+        y = (groups_x + x - 1) / x;
+    }
+    if (x > 0 && y > 0 && groups_z > 0)
+        a.vkCmdDispatch(cmd_, static_cast<uint32_t>(x), static_cast<uint32_t>(y), groups_z);
+}
+}  // namespace tessera::vulkan
