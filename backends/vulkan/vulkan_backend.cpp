@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <utility>
+#include <vector>
 
 #include "backends/vulkan/vulkan_api.h"
 #include "backends/vulkan/vulkan_device.h"
@@ -52,6 +53,11 @@ TESSERA_SHADER(flash_attn)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC_SG)
+#if TESSERA_HAVE_VULKAN_COOPMAT
+#define TESSERA_MUL_MAT_CM(t) TESSERA_SHADER(mul_mat_cm_##t)
+TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_CM)
+#undef TESSERA_MUL_MAT_CM
+#endif
 #undef TESSERA_MUL_VEC_SG
 #undef TESSERA_MUL_MAT
 #undef TESSERA_MUL_VEC
@@ -67,6 +73,14 @@ const ShaderInfo kShaders[kShaderCount] = {
 #define TESSERA_MUL_VEC(t) {spirv::mul_vec_##t, &spirv::mul_vec_##t##_size, 3},
 #define TESSERA_MUL_VEC_SG(t) {spirv::mul_vec_sg_##t, &spirv::mul_vec_sg_##t##_size, 3},
     TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT) TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC) TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC_SG)
+#if TESSERA_HAVE_VULKAN_COOPMAT
+#define TESSERA_MUL_MAT_CM(t) {spirv::mul_mat_cm_##t, &spirv::mul_mat_cm_##t##_size, 3},
+        TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_CM)
+#else
+#define TESSERA_MUL_MAT_CM(t) {nullptr, nullptr, 3},
+        TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_CM)
+#endif
+#undef TESSERA_MUL_MAT_CM
 #undef TESSERA_MUL_VEC_SG
 #undef TESSERA_MUL_MAT
 #undef TESSERA_MUL_VEC
@@ -76,11 +90,58 @@ const ShaderInfo kShaders[kShaderCount] = {
 
 namespace {
 
-// What the shaders can use beyond the baseline: subgroup sums in compute shaders.
+// What the shaders can use beyond the baseline: subgroup sums in compute shaders, and
+// cooperative matrices of 16 x 16 x 16 f16 -> f32 at subgroup scope (with f16 arithmetic and
+// the Vulkan memory model, which their shader declares).
 struct Features {
     bool subgroups = false;
     uint32_t subgroup_size = 0;
+    bool coopmat = false;
 };
+
+bool env_off(const char* name) {
+    const char* e = std::getenv(name);
+    return e && std::strcmp(e, "0") == 0;
+}
+
+bool has_extension(const Api& a, VkPhysicalDevice pd, const char* name) {
+    if (!a.vkEnumerateDeviceExtensionProperties) return false;
+    uint32_t n = 0;
+    a.vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, nullptr);
+    std::vector<VkExtensionProperties> ext(n);
+    a.vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, ext.data());
+    for (const VkExtensionProperties& e : ext)
+        if (std::strcmp(e.extensionName, name) == 0) return true;
+    return false;
+}
+
+bool coopmat_usable(const Api& a, VkPhysicalDevice pd, uint32_t subgroup_size) {
+    if (kShaders[kMulMatCm].code == nullptr || !a.vkGetPhysicalDeviceFeatures2 ||
+        !a.vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR ||
+        !has_extension(a, pd, VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME))
+        return false;
+    VkPhysicalDeviceCooperativeMatrixFeaturesKHR cm{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR};
+    VkPhysicalDeviceVulkan12Features v12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    v12.pNext = &cm;
+    VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+    f2.pNext = &v12;
+    a.vkGetPhysicalDeviceFeatures2(pd, &f2);
+    if (!cm.cooperativeMatrix || !v12.shaderFloat16 || !v12.vulkanMemoryModel) return false;
+    // The workgroup is 4 subgroups, at least 128 invocations (the shader's loads per
+    // invocation are sized for 128).
+    VkPhysicalDeviceProperties props;
+    a.vkGetPhysicalDeviceProperties(pd, &props);
+    if (subgroup_size < 32 || 4 * subgroup_size > props.limits.maxComputeWorkGroupInvocations) return false;
+    uint32_t n = 0;
+    if (a.vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR(pd, &n, nullptr) != VK_SUCCESS) return false;
+    std::vector<VkCooperativeMatrixPropertiesKHR> m(n, {VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR});
+    if (a.vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR(pd, &n, m.data()) != VK_SUCCESS) return false;
+    return std::any_of(m.begin(), m.begin() + n, [](const VkCooperativeMatrixPropertiesKHR& p) {
+        return p.MSize == 16 && p.NSize == 16 && p.KSize == 16 && p.AType == VK_COMPONENT_TYPE_FLOAT16_KHR &&
+               p.BType == VK_COMPONENT_TYPE_FLOAT16_KHR && p.CType == VK_COMPONENT_TYPE_FLOAT32_KHR &&
+               p.ResultType == VK_COMPONENT_TYPE_FLOAT32_KHR && p.scope == VK_SCOPE_SUBGROUP_KHR;
+    });
+}
 
 Features features_of(const Api& a, VkPhysicalDevice pd) {
     VkPhysicalDeviceSubgroupProperties sg{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
@@ -93,8 +154,11 @@ Features features_of(const Api& a, VkPhysicalDevice pd) {
     f.subgroup_size = sg.subgroupSize;
     f.subgroups = (sg.supportedOperations & need) == need && (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                   sg.subgroupSize >= 4;
-    // TESSERA_VULKAN_SUBGROUPS=0: the baseline shaders (for tests and comparisons).
-    if (const char* e = std::getenv("TESSERA_VULKAN_SUBGROUPS"); e && std::strcmp(e, "0") == 0) f.subgroups = false;
+    // TESSERA_VULKAN_SUBGROUPS=0: the baseline shaders (for tests and comparisons);
+    // TESSERA_VULKAN_COOPMAT=0: prompt products without cooperative matrices.
+    if (env_off("TESSERA_VULKAN_SUBGROUPS")) f.subgroups = false;
+    f.coopmat = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && !env_off("TESSERA_VULKAN_COOPMAT") &&
+                coopmat_usable(a, pd, sg.subgroupSize);
     return f;
 }
 
@@ -145,6 +209,8 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     a.vkGetPhysicalDeviceProperties(pd, &props_);
     const Features f = features_of(a, pd);
     subgroups_ = f.subgroups;
+    coopmat_ = f.coopmat;
+    subgroup_size_ = f.subgroup_size;
     cpu_type_ = props_.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     // Memory the host reads as fast as its own: a CPU device's or an integrated GPU's.
     // A discrete GPU's host-visible memory sits behind PCIe, where the CPU's reads are
@@ -203,6 +269,20 @@ void VulkanBackend::open() {
         VkDeviceCreateInfo di{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
         di.queueCreateInfoCount = 1;
         di.pQueueCreateInfos = &qi;
+        // Cooperative matrices: the extension, and the features mul_mat_cm.comp declares.
+        VkPhysicalDeviceCooperativeMatrixFeaturesKHR cm{
+            VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR};
+        VkPhysicalDeviceVulkan12Features v12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+        const char* cm_ext = VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME;
+        if (coopmat_) {
+            cm.cooperativeMatrix = VK_TRUE;
+            v12.shaderFloat16 = VK_TRUE;
+            v12.vulkanMemoryModel = VK_TRUE;
+            v12.pNext = &cm;
+            di.pNext = &v12;
+            di.enabledExtensionCount = 1;
+            di.ppEnabledExtensionNames = &cm_ext;
+        }
         check(a.vkCreateDevice(pd_, &di, nullptr, &dev_), "vkCreateDevice");
         a.vkGetDeviceQueue(dev_, family_, 0, &queue_);
         create_objects();
@@ -469,7 +549,9 @@ void VulkanBackend::create_pipelines() {
     load_pipeline_cache();
     for (int s = 0; s < kShaderCount; ++s) {
         // Decoding products: a CPU device never dispatches them, a GPU one set of the two.
-        const bool unused = s >= kMulVec && (cpu_paths_ || (s >= kMulVecSg) != subgroups_);
+        const bool mul_vec = s >= kMulVec && s < kMulMatCm;
+        const bool unused = (mul_vec && (cpu_paths_ || (s >= kMulVecSg) != subgroups_)) ||
+                            (s >= kMulMatCm && (!coopmat_ || cpu_paths_));
         if (unused) {
             pipelines_.push_back(Pipeline{});
             continue;
@@ -509,11 +591,16 @@ void VulkanBackend::create_pipelines() {
         ci.stage.pName = "main";
         // The decoding products' rows and invocations per workgroup and groups per step
         // (mul_vec.comp's R, W and U).
-        const uint32_t values[3] = {s >= kMulVec ? rows_of(static_cast<Shader>(s)) : 0u, mmv_width_, mmv_unroll_};
-        if (s >= kMulVec) mmv_rows_of_[(s - kMulVec) % std::size(kWeightTypes)] = values[0];
+        const uint32_t values[3] = {mul_vec ? rows_of(static_cast<Shader>(s)) : 0u, mmv_width_, mmv_unroll_};
+        if (mul_vec) mmv_rows_of_[(s - kMulVec) % std::size(kWeightTypes)] = values[0];
         const VkSpecializationMapEntry entries[3] = {{0, 0, 4}, {1, 4, 4}, {2, 8, 4}};
         const VkSpecializationInfo spec{3, entries, sizeof values, values};
-        if (s >= kMulVec) ci.stage.pSpecializationInfo = &spec;
+        if (mul_vec) ci.stage.pSpecializationInfo = &spec;
+        // mul_mat_cm.comp's workgroup: 4 subgroups.
+        const uint32_t cm_width = 4 * subgroup_size_;
+        const VkSpecializationMapEntry cm_entry{0, 0, 4};
+        const VkSpecializationInfo cm_spec{1, &cm_entry, 4, &cm_width};
+        if (s >= kMulMatCm) ci.stage.pSpecializationInfo = &cm_spec;
         ci.layout = p.layout;
         const VkResult r = a.vkCreateComputePipelines(dev_, pipeline_cache_, 1, &ci, nullptr, &p.pipeline);
         a.vkDestroyShaderModule(dev_, module, nullptr);
@@ -534,7 +621,8 @@ std::string gib(uint64_t bytes) {
 
 // The shaders' feature level, for system information.
 std::string shader_level(const Features& f) {
-    return f.subgroups ? "subgroup sums (" + std::to_string(f.subgroup_size) + " lanes)" : "baseline shaders";
+    std::string s = f.subgroups ? "subgroup sums (" + std::to_string(f.subgroup_size) + " lanes)" : "baseline shaders";
+    return f.coopmat ? s + ", cooperative matrices" : s;
 }
 
 }  // namespace

@@ -58,7 +58,8 @@ private:
     X(F32) X(F16) X(BF16) X(Q4_0) X(Q4_1) X(Q5_0) X(Q5_1) X(Q8_0) X(Q2_K) X(Q3_K) X(Q4_K) X(Q5_K) X(Q6_K)
 
 // mul_mat and mul_vec have one variant per weight type, in kWeightTypes' order, from kMulMat
-// and kMulVec on; kMulVecSg's are mul_vec's with subgroup sums.
+// and kMulVec on; kMulVecSg's are mul_vec's with subgroup sums, kMulMatCm's mul_mat_cm's
+// (prompt products on cooperative matrices, absent from builds whose compiler lacks them).
 enum Shader {
     kEw,
     kRows,
@@ -67,14 +68,15 @@ enum Shader {
     kMulMat,
     kMulVec = kMulMat + 13,
     kMulVecSg = kMulVec + 13,
-    kShaderCount = kMulVecSg + 13
+    kMulMatCm = kMulVecSg + 13,
+    kShaderCount = kMulMatCm + 13
 };
 
 const DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
                               DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 struct ShaderInfo {
-    const unsigned char* code;
+    const unsigned char* code;  // null: not in this build
     const size_t* size;
     uint32_t bindings;
 };
@@ -212,8 +214,10 @@ private:
     bool unified_ = false;    // the host reads the device's memory at host speed
     bool cpu_paths_ = false;  // shaders take their CPU-device code paths
     uint32_t family_ = 0;
-    bool timestamps_ = false;                             // the queue writes timestamps (for TESSERA_PROFILE)
-    bool subgroups_ = false;                              // subgroup sums in compute shaders (mul_vec.comp's SUBGROUPS)
+    bool timestamps_ = false;  // the queue writes timestamps (for TESSERA_PROFILE)
+    bool subgroups_ = false;   // subgroup sums in compute shaders (mul_vec.comp's SUBGROUPS)
+    bool coopmat_ = false;     // prompt products on cooperative matrices (mul_mat_cm.comp)
+    uint32_t subgroup_size_ = 0;
     uint32_t mmv_rows_ = 2;                               // weight rows per workgroup of mul_vec.comp (its R), at most
     uint32_t mmv_rows_of_[std::size(kWeightTypes)] = {};  // and each weight type's
     uint32_t mmv_width_ = 64;                             // and its invocations (W)

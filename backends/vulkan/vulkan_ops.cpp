@@ -31,8 +31,11 @@ float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base) {
     return n_dims * std::log(n_ctx_orig / (n_rot * 2.0f * 3.14159265358979f)) / (2.0f * std::log(base));
 }
 
-// Activation rows above which products take the tiled shader (mode 3).
+// Activation rows above which products take the tiled shader (mode 3, or mul_mat_cm).
 constexpr uint32_t kTiledFromRows = 8;
+
+// mul_mat_cm.comp's tile (its BM and BN) and step along K (BK).
+constexpr uint32_t kCmRows = 128, kCmCols = 64, kCmStep = 32;
 
 // Flash attention: the keys a workgroup takes a step, and the workgroups a split aims at.
 constexpr uint64_t kStepKeys = 256;
@@ -137,19 +140,10 @@ void VulkanBackend::record(const Tensor& node) {
     }
 }
 
-void VulkanBackend::record_mul_mat(const Tensor& node) {
-    const Tensor& a = *node.src[0];
-    const Tensor& b = *node.src[1];
-    const uint64_t batches = static_cast<uint64_t>(b.ne[2] * b.ne[3]);
-    const VkPhysicalDeviceLimits& lim = props_.limits;
-    const bool tiled = b.ne[1] > kTiledFromRows && a.ne[0] % 32 == 0 &&
-                       static_cast<uint64_t>((a.ne[1] + 63) / 64) <= lim.maxComputeWorkGroupCount[0] &&
-                       static_cast<uint64_t>((b.ne[1] + 31) / 32) <= lim.maxComputeWorkGroupCount[1] &&
-                       batches <= lim.maxComputeWorkGroupCount[2];
-    // Prompts and a CPU device's products in mul_mat, a GPU's decoding products in mul_vec.
-    const Shader sh = mul_mat_shader(a.type, tiled || cpu_paths_ ? kMulMat : subgroups_ ? kMulVecSg : kMulVec);
-    uint32_t off[kMaxBindings] = {};
-    bind(sh, {&node, &a, &b}, off);
+namespace {
+
+// A product's push constants: the tensors' offsets in their bindings, shapes and strides.
+MulMatPush mul_mat_push(const Tensor& node, const Tensor& a, const Tensor& b, const uint32_t* off) {
     MulMatPush pc{};
     pc.a_off = off[1];
     pc.type = static_cast<uint32_t>(a.type);
@@ -167,7 +161,40 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
     pc.r2 = static_cast<uint32_t>(b.ne[2] / a.ne[2]);
     pc.r3 = static_cast<uint32_t>(b.ne[3] / a.ne[3]);
     pc.B3 = static_cast<uint32_t>(b.ne[3]);
+    return pc;
+}
+
+}  // namespace
+
+void VulkanBackend::record_mul_mat(const Tensor& node) {
+    const Tensor& a = *node.src[0];
+    const Tensor& b = *node.src[1];
+    const uint64_t batches = static_cast<uint64_t>(b.ne[2] * b.ne[3]);
+    const VkPhysicalDeviceLimits& lim = props_.limits;
+    const bool tiled = b.ne[1] > kTiledFromRows && a.ne[0] % 32 == 0 &&
+                       static_cast<uint64_t>((a.ne[1] + 63) / 64) <= lim.maxComputeWorkGroupCount[0] &&
+                       static_cast<uint64_t>((b.ne[1] + 31) / 32) <= lim.maxComputeWorkGroupCount[1] &&
+                       batches <= lim.maxComputeWorkGroupCount[2];
+    // Prompts on cooperative matrices where the device has them (f16 weights and activations:
+    // not for F32 weights, whose products stay f32, nor BF16 ones, whose range f16 lacks).
+    const bool cm = tiled && coopmat_ && !cpu_paths_ && a.type != DType::F32 && a.type != DType::BF16 &&
+                    a.ne[0] % kCmStep == 0 &&
+                    static_cast<uint64_t>((a.ne[1] + kCmRows - 1) / kCmRows) <= lim.maxComputeWorkGroupCount[0] &&
+                    static_cast<uint64_t>((b.ne[1] + kCmCols - 1) / kCmCols) <= lim.maxComputeWorkGroupCount[1];
+    // Prompts and a CPU device's products in mul_mat, a GPU's decoding products in mul_vec.
+    const Shader sh = mul_mat_shader(a.type, cm                    ? kMulMatCm
+                                             : tiled || cpu_paths_ ? kMulMat
+                                             : subgroups_          ? kMulVecSg
+                                                                   : kMulVec);
+    uint32_t off[kMaxBindings] = {};
+    bind(sh, {&node, &a, &b}, off);
+    MulMatPush pc = mul_mat_push(node, a, b, off);
     const uint64_t groups_y = ((pc.M + 7) / 8) * batches;
+    if (cm) {  // tiles of kCmRows weight rows x kCmCols activation rows
+        dispatch(sh, &pc, sizeof pc, (pc.N + kCmRows - 1) / kCmRows, (pc.M + kCmCols - 1) / kCmCols,
+                 static_cast<uint32_t>(batches));
+        return;
+    }
     if (tiled) {
         pc.mode = 3;  // prompts: tiles of 64 weight rows x 32 activation rows
         dispatch(sh, &pc, sizeof pc, (pc.N + 63) / 64, (pc.M + 31) / 32, static_cast<uint32_t>(batches));

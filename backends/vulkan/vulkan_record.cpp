@@ -121,6 +121,10 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
     }
     check(a.vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
     submit_and_wait(cmd_);
+    // A scratch buffer replaced while recording: the nodes before the replacement bind the old
+    // one, which goes now, so this recording is made again when next needed (with the larger
+    // buffer from its start).
+    if (!retired_.empty()) r.key.clear();
     retired_.clear();
     if (r.stamps) read_stamps(nodes, r.stamps, profile);
 }

@@ -175,6 +175,33 @@ void add_flash_attn_sequences(std::vector<OpCase>& cases) {
     }
 }
 
+// Two attentions of one graph, the second's partial results (keys split: under 512 query rows)
+// larger than the first's, computed twice: a device whose scratch buffer grows between the two
+// while it records the graph must not submit the recording again with the old buffer bound.
+void add_flash_attn_growing_scratch(std::vector<OpCase>& cases) {
+    const int64_t D = 256, n_kv = 600, n_q[2] = {100, 511};
+    OpCase c;
+    c.name = "flash_attn kv F16 q 100 then 511 kv 600 D 256, computed twice";
+    for (int i = 0; i < 2; ++i)
+        c.leaves.push_back(random_leaf(DType::F32, {D, n_q[i], 1}, 87 + static_cast<uint32_t>(i)));
+    c.leaves.push_back(random_leaf(DType::F16, {D, n_kv, 1}, 89));
+    c.leaves.push_back(random_leaf(DType::F16, {D, n_kv, 1}, 90));
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    c.build = [scale](Graph& g, std::vector<Tensor*>& l) {
+        return g.concat(g.flash_attn(l[0], l[2], l[3], nullptr, scale, 0.0f),
+                        g.flash_attn(l[1], l[2], l[3], nullptr, scale, 0.0f), 2);
+    };
+    c.reference = [=](const Refs& l) {
+        Out o = attention_ref({l[0], l[2], l[3]}, 1, 1, n_q[0], n_kv, D, false, 0.0f, false, scale);
+        const Out b = attention_ref({l[1], l[2], l[3]}, 1, 1, n_q[1], n_kv, D, false, 0.0f, false, scale);
+        o.insert(o.end(), b.begin(), b.end());
+        return o;
+    };
+    c.max_nmse = 1e-9;
+    c.evaluations = 2;
+    cases.push_back(std::move(c));
+}
+
 // A decoding step's attention and its output projection, which a GPU may run as one attention
 // kernel that also writes the int8 activations of the product: one key split and several
 // (merged), one and two query rows, head sizes 64 and 128, legacy and K-quant weights.
@@ -226,6 +253,7 @@ void add_flash_attn_products(std::vector<OpCase>& cases) {
 void add_attention(std::vector<OpCase>& cases) {
     add_flash_attn(cases);
     add_flash_attn_sequences(cases);
+    add_flash_attn_growing_scratch(cases);
     add_flash_attn_products(cases);
 }
 

@@ -60,7 +60,8 @@ Leaf int_leaf(DType type, std::vector<int64_t> ne, const std::vector<int64_t>& v
     size_t w = type == DType::I64 ? 8 : 4;
     l.bytes.resize(values.size() * w);
     for (size_t i = 0; i < values.size(); ++i) {
-        if (w == 8) std::memcpy(&l.bytes[i * 8], &values[i], 8);
+        if (w == 8)
+            std::memcpy(&l.bytes[i * 8], &values[i], 8);
         else {
             int32_t v = static_cast<int32_t>(values[i]);
             std::memcpy(&l.bytes[i * 4], &v, 4);
@@ -116,7 +117,7 @@ std::vector<double> run_case(const OpCase& c, Backend& place_on, const std::vect
             }
     }
     Scheduler sched(backends);
-    sched.compute(g);
+    for (int i = 0; i < c.evaluations; ++i) sched.compute(g);
 
     // Read the result back densely, whatever its strides.
     std::vector<uint8_t> raw(out->root()->n_bytes());

@@ -42,6 +42,9 @@ struct OpCase {
     // The expected result, dense in the output's logical order.
     std::function<std::vector<double>(const std::vector<Leaf>&)> reference;
     double max_nmse = 1e-6;
+    // Times the planned graph is computed: the result is the last's (a device that records a
+    // graph once and submits it again must give the same result the second time).
+    int evaluations = 1;
 };
 
 // Runs a case with its leaves placed on `place_on`, scheduled over `backends` (the last

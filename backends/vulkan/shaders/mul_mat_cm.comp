@@ -1,0 +1,165 @@
+#version 450
+// Prompt products on cooperative matrices (tensor cores through GL_KHR_cooperative_matrix):
+// y[j][i] = dot(row i of a, row j of b), for devices with 16x16x16 f16 x f16 -> f32 matrices at
+// subgroup scope (chosen at run time; mul_mat.comp's mode 3 is the f32 counterpart).
+// A workgroup of 4 subgroups computes a tile of BM weight rows x BN activation rows, BK
+// elements of K a step: its invocations dequantize the weights' groups of 8 (F16 weights: 8
+// halves a 16-byte load) and round the activations to f16, hold them in registers until the
+// previous step's products are done, and store them to shared memory (rows of BK + 8 halves:
+// the padding spreads a matrix load's rows over the banks); then each subgroup multiplies its
+// TM x TN matrices of 16 x 16 over the step's K, summing in f32. Full 16 x 16 results are
+// stored to y straight from the matrices; those on the tile's edges go through shared memory
+// with the bounds checked. Needs K a multiple of BK and subgroups of at least 32.
+// Measured on the H200 (8B Q4_0 pp512 t/s): 128 x 64 tiles, BK 32: 2811; BK 64: 2213;
+// 128 x 128: 2513; 64 x 64 (BK 64): 2348; 64 x 128: 2103. Weights dequantized to f16 by a
+// pass of their own before the product (once, not once per tile of activation rows) were
+// slower: 1975, and 685 against 1595 at pp128.
+#extension GL_GOOGLE_include_directive : enable
+#extension GL_KHR_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#include "common.glsl"
+// 4 subgroups: 2 along the weight rows by 2 along the activation rows.
+layout(local_size_x_id = 0) in;
+layout(binding = 0) buffer YF { float yf[]; };
+layout(binding = 1) readonly buffer AW { uint A[]; };
+layout(binding = 1) readonly buffer AW4 { uvec4 A4[]; };  // the same weights, 16 bytes at a time
+layout(binding = 2) readonly buffer B { uint b[]; };
+layout(binding = 2) readonly buffer B4 { vec4 b4[]; };
+#include "dequant.glsl"
+#ifndef WTYPE
+#define WTYPE T_F16
+#endif
+layout(push_constant) uniform P {
+    uint a_off, a_nb1, a_nb2, a_nb3, type_unused;
+    uint b_off, b_nb1, b_nb2, b_nb3;
+    uint y_off, y_nb1, y_nb2, y_nb3;
+    uint K, N, M, B2, r2, r3, mode, i_base, B3;
+} p;
+
+#ifndef TM
+#define TM 4u  // 16 x 16 matrices per subgroup along the weight rows
+#endif
+#ifndef TN
+#define TN 2u  // and along the activation rows
+#endif
+#ifndef BK
+#define BK 32u  // the step along K
+#endif
+const uint BM = 32u * TM, BN = 32u * TN;  // the workgroup's tile
+const uint LD = BK / 4u + 2u;             // shared rows, in 4-half vectors
+shared f16vec4 tile_a[BM * LD];           // [weight row][k / 4]
+shared f16vec4 tile_b[BN * LD];           // [activation row][k / 4]
+shared float stage[4u * 256u];            // a subgroup's 16 x 16 edge result
+
+// A step's loads per invocation, for a workgroup of 128 (a wider one leaves some unused):
+// groups of 8 weights and quads of 4 activations, held in registers as f16 while the
+// previous step's products run.
+const uint NA = BM * (BK / 8u) / 128u, NB = BN * (BK / 4u) / 128u;
+f16vec4 ra[NA][2], rb[NB];
+
+// Elements 8g .. 8g + 7 of the weight row at byte r.
+void load8(uint r, uint g, out float v[8]) {
+    if (WTYPE == T_F32 || WTYPE == T_F16 || WTYPE == T_BF16) {
+        [[unroll]] for (uint i = 0u; i < 8u; ++i) v[i] = dequant(WTYPE, r + (8u * g + i) * block_bytes(WTYPE), 0u);
+    } else {
+        dequant8(WTYPE, r, g, v);
+    }
+}
+
+f16vec4 halves(vec4 x) { return f16vec4(clamp(x, vec4(-65504.0), vec4(65504.0))); }
+
+void main() {
+    const uint t = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
+    const uint sg = gl_SubgroupID, sm = sg % 2u, sn = sg / 2u;
+    const uint i0 = gl_WorkGroupID.x * BM, j0 = gl_WorkGroupID.y * BN;
+    const uint i2 = gl_WorkGroupID.z % p.B2, i3 = gl_WorkGroupID.z / p.B2;
+    const uint abase = p.a_off + (i2 / p.r2) * p.a_nb2 + (i3 / p.r3) * p.a_nb3;
+    const uint bbase = p.b_off + i2 * p.b_nb2 + i3 * p.b_nb3;
+    const bool vec = ((bbase | p.b_nb1) & 15u) == 0u;
+    const bool avec = WTYPE == T_F16 && ((abase | p.a_nb1) & 15u) == 0u;  // f16 rows: 8 halves a load
+
+    coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator> acc[TM][TN];
+    [[unroll]] for (uint i = 0u; i < TM; ++i)
+        [[unroll]] for (uint j = 0u; j < TN; ++j)
+            acc[i][j] = coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator>(0.0);
+
+    for (uint k0 = 0u; k0 < p.K; k0 += BK) {
+        // This step's weights (adjacent invocations adjacent groups of a row; rows past the
+        // edge repeat the last, never stored) and activations (rows past the edge zeros).
+        [[unroll]] for (uint u = 0u; u < NA; ++u) {
+            const uint q = t + u * wg;
+            if (q < BM * (BK / 8u)) {
+                const uint r = q / (BK / 8u), g = q % (BK / 8u);
+                const uint row = abase + min(i0 + r, p.N - 1u) * p.a_nb1;
+                if (avec) {
+                    const uvec4 w = A4[(row >> 4) + k0 / 8u + g];
+                    ra[u][0] = f16vec4(unpackFloat2x16(w.x), unpackFloat2x16(w.y));
+                    ra[u][1] = f16vec4(unpackFloat2x16(w.z), unpackFloat2x16(w.w));
+                } else {
+                    float v[8];
+                    load8(row, k0 / 8u + g, v);
+                    ra[u][0] = f16vec4(v[0], v[1], v[2], v[3]);
+                    ra[u][1] = f16vec4(v[4], v[5], v[6], v[7]);
+                }
+            }
+        }
+        [[unroll]] for (uint u = 0u; u < NB; ++u) {
+            const uint q = t + u * wg;
+            if (q < BN * (BK / 4u)) {
+                const uint r = q / (BK / 4u), c = q % (BK / 4u);
+                vec4 x = vec4(0.0);
+                if (j0 + r < p.M) {
+                    const uint o = bbase + (j0 + r) * p.b_nb1 + 4u * (k0 + 4u * c);
+                    x = vec ? b4[o >> 4] : vec4(F32(b, o), F32(b, o + 4u), F32(b, o + 8u), F32(b, o + 12u));
+                }
+                rb[u] = halves(x);
+            }
+        }
+        barrier();  // the previous step's tiles are read
+        [[unroll]] for (uint u = 0u; u < NA; ++u) {
+            const uint q = t + u * wg;
+            if (q < BM * (BK / 8u)) {
+                const uint r = q / (BK / 8u), g = q % (BK / 8u);
+                tile_a[r * LD + 2u * g] = ra[u][0];
+                tile_a[r * LD + 2u * g + 1u] = ra[u][1];
+            }
+        }
+        [[unroll]] for (uint u = 0u; u < NB; ++u) {
+            const uint q = t + u * wg;
+            if (q < BN * (BK / 4u)) tile_b[(q / (BK / 4u)) * LD + q % (BK / 4u)] = rb[u];
+        }
+        barrier();
+        [[unroll]] for (uint kk = 0u; kk < BK / 4u; kk += 4u) {
+            coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> ma[TM];
+            coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB> mb[TN];
+            [[unroll]] for (uint i = 0u; i < TM; ++i)
+                coopMatLoad(ma[i], tile_a, (16u * (TM * sm + i)) * LD + kk, LD, gl_CooperativeMatrixLayoutRowMajor);
+            [[unroll]] for (uint j = 0u; j < TN; ++j)
+                coopMatLoad(mb[j], tile_b, (16u * (TN * sn + j)) * LD + kk, LD, gl_CooperativeMatrixLayoutColumnMajor);
+            [[unroll]] for (uint i = 0u; i < TM; ++i)
+                [[unroll]] for (uint j = 0u; j < TN; ++j) acc[i][j] = coopMatMulAdd(ma[i], mb[j], acc[i][j]);
+        }
+    }
+
+    // Result (weight row i, activation row j) is y's element j * y_nb1 / 4 + i: column-major.
+    const uint ybase = (p.y_off + i2 * p.y_nb2 + i3 * p.y_nb3) >> 2, ystride = p.y_nb1 >> 2;
+    [[unroll]] for (uint i = 0u; i < TM; ++i)
+        [[unroll]] for (uint j = 0u; j < TN; ++j) {
+            const uint ri = i0 + 16u * (TM * sm + i), cj = j0 + 16u * (TN * sn + j);
+            if (ri >= p.N || cj >= p.M) continue;
+            if (ri + 16u <= p.N && cj + 16u <= p.M) {
+                coopMatStore(acc[i][j], yf, ybase + cj * ystride + ri, ystride, gl_CooperativeMatrixLayoutColumnMajor);
+                continue;
+            }
+            coopMatStore(acc[i][j], stage, 256u * sg, 16u, gl_CooperativeMatrixLayoutColumnMajor);
+            subgroupMemoryBarrierShared();
+            subgroupBarrier();
+            for (uint e = gl_SubgroupInvocationID; e < 256u; e += gl_SubgroupSize) {
+                const uint c = e / 16u, r = e % 16u;
+                if (ri + r < p.N && cj + c < p.M) yf[ybase + (cj + c) * ystride + ri + r] = stage[256u * sg + e];
+            }
+            subgroupBarrier();
+        }
+}
