@@ -604,6 +604,17 @@ void VulkanBackend::create_pipelines() {
         ci.layout = p.layout;
         const VkResult r = a.vkCreateComputePipelines(dev_, pipeline_cache_, 1, &ci, nullptr, &p.pipeline);
         a.vkDestroyShaderModule(dev_, module, nullptr);
+        if (r != VK_SUCCESS && s >= kMulMatCm) {
+            // A driver that lists cooperative matrices but cannot build these shaders: the
+            // prompts take the f32 tiles.
+            std::fprintf(stderr, "tessera: %s: cooperative-matrix shaders unavailable (%s); prompts use f32 tiles\n",
+                         name_.c_str(), result_name(r));
+            a.vkDestroyPipelineLayout(dev_, p.layout, nullptr);
+            a.vkDestroyDescriptorSetLayout(dev_, p.set_layout, nullptr);
+            coopmat_ = false;
+            pipelines_.push_back(Pipeline{});
+            continue;
+        }
         check(r, "vkCreateComputePipelines");
         pipelines_.push_back(p);
     }
