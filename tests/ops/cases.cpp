@@ -148,6 +148,9 @@ void add_mul_mat(std::vector<OpCase>& cases) {
     cases.push_back(mul_mat_case(DType::Q4_0, 4096, 72, 300, 1, 1, false, seed++));
     cases.push_back(mul_mat_case(DType::Q8_0, 2048, 136, 150, 1, 1, false, seed++));
     cases.push_back(mul_mat_case(DType::Q4_K, 4096, 40, 130, 1, 1, false, seed++));
+    // Prompt-sized products in batches: a 3-D weight broadcast over b, and strided b rows.
+    cases.push_back(mul_mat_case(DType::Q4_0, 256, 40, 20, 2, 4, false, seed++));
+    cases.push_back(mul_mat_case(DType::Q8_0, 128, 24, 12, 1, 3, true, seed++));
     // Prompt-sized products on float weights: OpenBLAS's sgemm where it is compiled in and
     // the code path has no r16 float kernel (weight rows in slices of 64, an odd last slice).
     for (DType t : {DType::F32, DType::F16, DType::BF16})
