@@ -1,6 +1,6 @@
 // Recording each op into the Vulkan backend's command buffer: the shader, its bindings, its
 // push constants (byte offsets, shapes and strides) and its workgroup counts (bind() and
-// dispatch() in vulkan_backend.cpp, where order() puts the barriers between nodes).
+// dispatch() in vulkan_record.cpp, where order() puts the barriers between nodes).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -140,32 +140,6 @@ void VulkanBackend::record(const Tensor& node) {
     }
 }
 
-namespace {
-
-// A product's push constants: the tensors' offsets in their bindings, shapes and strides.
-MulMatPush mul_mat_push(const Tensor& node, const Tensor& a, const Tensor& b, const uint32_t* off) {
-    MulMatPush pc{};
-    pc.a_off = off[1];
-    pc.type = static_cast<uint32_t>(a.type);
-    pc.b_off = off[2];
-    pc.y_off = off[0];
-    for (int i = 0; i < 3; ++i) {
-        pc.a_nb[i] = static_cast<uint32_t>(a.nb[i + 1]);
-        pc.b_nb[i] = static_cast<uint32_t>(b.nb[i + 1]);
-        pc.y_nb[i] = static_cast<uint32_t>(node.nb[i + 1]);
-    }
-    pc.K = static_cast<uint32_t>(a.ne[0]);
-    pc.N = static_cast<uint32_t>(a.ne[1]);
-    pc.M = static_cast<uint32_t>(b.ne[1]);
-    pc.B2 = static_cast<uint32_t>(b.ne[2]);
-    pc.r2 = static_cast<uint32_t>(b.ne[2] / a.ne[2]);
-    pc.r3 = static_cast<uint32_t>(b.ne[3] / a.ne[3]);
-    pc.B3 = static_cast<uint32_t>(b.ne[3]);
-    return pc;
-}
-
-}  // namespace
-
 void VulkanBackend::record_mul_mat(const Tensor& node) {
     const Tensor& a = *node.src[0];
     const Tensor& b = *node.src[1];
@@ -188,7 +162,23 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
                                                                    : kMulVec);
     uint32_t off[kMaxBindings] = {};
     bind(sh, {&node, &a, &b}, off);
-    MulMatPush pc = mul_mat_push(node, a, b, off);
+    MulMatPush pc{};
+    pc.a_off = off[1];
+    pc.type = static_cast<uint32_t>(a.type);
+    pc.b_off = off[2];
+    pc.y_off = off[0];
+    for (int i = 0; i < 3; ++i) {
+        pc.a_nb[i] = static_cast<uint32_t>(a.nb[i + 1]);
+        pc.b_nb[i] = static_cast<uint32_t>(b.nb[i + 1]);
+        pc.y_nb[i] = static_cast<uint32_t>(node.nb[i + 1]);
+    }
+    pc.K = static_cast<uint32_t>(a.ne[0]);
+    pc.N = static_cast<uint32_t>(a.ne[1]);
+    pc.M = static_cast<uint32_t>(b.ne[1]);
+    pc.B2 = static_cast<uint32_t>(b.ne[2]);
+    pc.r2 = static_cast<uint32_t>(b.ne[2] / a.ne[2]);
+    pc.r3 = static_cast<uint32_t>(b.ne[3] / a.ne[3]);
+    pc.B3 = static_cast<uint32_t>(b.ne[3]);
     const uint64_t groups_y = ((pc.M + 7) / 8) * batches;
     if (cm) {  // tiles of kCmRows weight rows x kCmCols activation rows
         dispatch(sh, &pc, sizeof pc, (pc.N + kCmRows - 1) / kCmRows, (pc.M + kCmCols - 1) / kCmCols,

@@ -173,8 +173,8 @@ void VulkanBackend::bind(Shader s, std::initializer_list<const Tensor*> tensors,
 }
 
 // The scratch buffer, at least `bytes` long. A larger one replaces it: the recording being
-// made keeps the old one alive until its submission ends, and other recordings, which bind
-// the old one, are made again when next needed.
+// made keeps the old one alive until its submission ends (and is made again when next
+// needed, see submit()), and other recordings, which bind the old one, are made again too.
 DeviceBuffer* VulkanBackend::scratch(size_t bytes) {
     if (!scratch_ || scratch_->size() < bytes) {
         if (scratch_) retired_.push_back(std::move(scratch_));
