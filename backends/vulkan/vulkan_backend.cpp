@@ -46,6 +46,7 @@ TESSERA_SHADER(ew)
 TESSERA_SHADER(rows)
 TESSERA_SHADER(rope)
 TESSERA_SHADER(flash_attn)
+TESSERA_SHADER(flash_attn_tile)
 // The weight types' variants of mul_mat and mul_vec (TESSERA_WEIGHT_TYPES, vulkan_device.h).
 #define TESSERA_MUL_MAT(t) TESSERA_SHADER(mul_mat_##t)
 #define TESSERA_MUL_VEC(t) TESSERA_SHADER(mul_vec_##t)
@@ -69,6 +70,7 @@ const ShaderInfo kShaders[kShaderCount] = {
     {spirv::rows, &spirv::rows_size, 3},
     {spirv::rope, &spirv::rope_size, 5},
     {spirv::flash_attn, &spirv::flash_attn_size, 5},
+    {spirv::flash_attn_tile, &spirv::flash_attn_tile_size, 5},
 #define TESSERA_MUL_MAT(t) {spirv::mul_mat_##t, &spirv::mul_mat_##t##_size, 3},
 #define TESSERA_MUL_VEC(t) {spirv::mul_vec_##t, &spirv::mul_vec_##t##_size, 3},
 #define TESSERA_MUL_VEC_SG(t) {spirv::mul_vec_sg_##t, &spirv::mul_vec_sg_##t##_size, 3},
@@ -220,6 +222,8 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // the tests run them on lavapipe.
     const char* gpu_paths = std::getenv("TESSERA_VULKAN_GPU_PATHS");
     cpu_paths_ = cpu_type_ && !(gpu_paths && std::strcmp(gpu_paths, "1") == 0);
+    // TESSERA_VULKAN_ATTN_TILES=0: prompt attention a row per workgroup, as decoding's.
+    attn_tiles_ = !env_off("TESSERA_VULKAN_ATTN_TILES");
     uint32_t n = 0;
     a.vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, nullptr);
     std::vector<VkQueueFamilyProperties> q(n);

@@ -65,6 +65,7 @@ enum Shader {
     kRows,
     kRope,
     kFlashAttn,
+    kFlashAttnTile,
     kMulMat,
     kMulVec = kMulMat + 13,
     kMulVecSg = kMulVec + 13,
@@ -217,6 +218,7 @@ private:
     bool timestamps_ = false;  // the queue writes timestamps (for TESSERA_PROFILE)
     bool subgroups_ = false;   // subgroup sums in compute shaders (mul_vec.comp's SUBGROUPS)
     bool coopmat_ = false;     // prompt products on cooperative matrices (mul_mat_cm.comp)
+    bool attn_tiles_ = true;   // prompt attention by blocks of rows (flash_attn_tile.comp)
     uint32_t subgroup_size_ = 0;
     uint32_t mmv_rows_ = 2;                               // weight rows per workgroup of mul_vec.comp (its R), at most
     uint32_t mmv_rows_of_[std::size(kWeightTypes)] = {};  // and each weight type's

@@ -38,7 +38,8 @@ constexpr uint32_t kTiledFromRows = 8;
 constexpr uint32_t kCmRows = 128, kCmCols = 64, kCmStep = 32;
 
 // Flash attention: the keys a workgroup takes a step, and the workgroups a split aims at.
-constexpr uint64_t kStepKeys = 256;
+constexpr uint64_t kStepKeys = 256;  // flash_attn.comp's keys a step
+constexpr uint64_t kTileKeys = 64;   // flash_attn_tile.comp's
 constexpr uint64_t kSplitTarget = 512;
 
 struct MulMatPush {
@@ -286,13 +287,21 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     static_assert(sizeof pc <= kPushBytes, "push constants");
     const uint64_t rows = static_cast<uint64_t>(q.ne[1]) * q.ne[2] * q.ne[3];
     const uint64_t n_kv = static_cast<uint64_t>(k.ne[1]);
-    // Few rows over many keys (decoding): the keys split into ranges of whole 256-key steps,
-    // enough of them for about kSplitTarget workgroups, and a second pass merges them.
+    // Prompts: a workgroup per block of rows that share a KV head (flash_attn_tile.comp's BR:
+    // 32, 16 for heads over 128), where there are enough of them; decoding: one per row.
+    const uint64_t block = q.ne[0] > 128 || v.ne[0] > 128 ? 16 : 32;
+    const uint64_t head_rows = static_cast<uint64_t>(q.ne[1]) * (q.ne[2] / k.ne[2]);
+    const bool tiles = attn_tiles_ && head_rows * 2 >= block;
+    const Shader shader = tiles ? kFlashAttnTile : kFlashAttn;
+    const uint64_t groups = tiles ? (head_rows + block - 1) / block * k.ne[2] * q.ne[3] : rows;
+    const uint64_t step = tiles ? kTileKeys : kStepKeys;
+    // Few workgroups over many keys: the keys split into ranges of whole steps, enough of
+    // them for about kSplitTarget workgroups, and a second pass merges them.
     uint64_t ranges = 1;
-    if (!cpu_paths_ && n_kv > kStepKeys && rows < kSplitTarget) {
-        const uint64_t steps = (n_kv + kStepKeys - 1) / kStepKeys;
-        ranges = std::min<uint64_t>(steps, (kSplitTarget + rows - 1) / rows);
-        pc.split = static_cast<uint32_t>((steps + ranges - 1) / ranges * kStepKeys);
+    if (!cpu_paths_ && n_kv > step && groups < kSplitTarget) {
+        const uint64_t steps = (n_kv + step - 1) / step;
+        ranges = std::min<uint64_t>(steps, (kSplitTarget + groups - 1) / groups);
+        pc.split = static_cast<uint32_t>((steps + ranges - 1) / ranges * step);
         ranges = (n_kv + pc.split - 1) / pc.split;
     }
     const uint64_t part_bytes = rows * ranges * (static_cast<uint64_t>(v.ne[0]) + 2) * sizeof(float);
@@ -306,9 +315,9 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
                 break;
             }
         const Bound b[kMaxBindings] = {{parts, 0, part_bytes}, bound(&q), bound(&k), bound(&v), bound(mask)};
-        bind(kFlashAttn, b, off);
+        bind(shader, b, off);
     } else {
-        bind(kFlashAttn, {&node, &q, &k, &v, mask}, off);
+        bind(shader, {&node, &q, &k, &v, mask}, off);
     }
     pc.q_off = off[1];
     pc.q_nb1 = static_cast<uint32_t>(q.nb[1]);
@@ -339,11 +348,11 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     pc.scale = node.param_f(0);
     pc.softcap = node.param_f(1);
     if (!parts) {
-        dispatch(kFlashAttn, &pc, sizeof pc, rows);  // a workgroup per row
+        dispatch(shader, &pc, sizeof pc, groups);
         return;
     }
     pc.mode = 1;
-    dispatch(kFlashAttn, &pc, sizeof pc, rows * ranges);  // a workgroup per (row, range)
+    dispatch(shader, &pc, sizeof pc, groups * ranges);  // a workgroup per (rows, range)
     barrier();
     const Bound out = bound(&node);
     const Bound m[kMaxBindings] = {out, {parts, 0, part_bytes}, bound(nullptr), bound(nullptr), bound(nullptr)};

@@ -70,6 +70,12 @@ void add_flash_attn(std::vector<OpCase>& cases) {
         {DType::F16, 8, 2, 130, 200, 128, 1, 0},
         {DType::F16, 4, 1, 70, 100, 256, 2, 0},
         {DType::F16, 4, 2, 20, 90, 80, 1, 0},
+        // Prompts over cache-shaped rows: groups of 3 heads (blocks of rows that end inside a
+        // group), a Q8_0 cache of 128-wide heads, and heads of 36 whose rows are not 16-byte
+        // aligned.
+        {DType::F16, 9, 3, 40, 300, 64, 1, 0, true},
+        {DType::Q8_0, 8, 2, 33, 150, 128, 1, 0, true},
+        {DType::F16, 4, 2, 24, 100, 36, 2, 0, true},
         // Decoding over a long context: keys split into chunks whose partial softmaxes are
         // merged (a partial last chunk, chunks a window hides entirely, soft-capping).
         {DType::F16, 8, 2, 1, 600, 64, 1, 0},

@@ -18,17 +18,7 @@ layout(binding = 2) readonly buffer K { uint k[]; };
 layout(binding = 2) readonly buffer K4 { uvec4 k4[]; };  // the same keys, 16 bytes at a time
 layout(binding = 3) readonly buffer V { uint v[]; };
 layout(binding = 4) readonly buffer M { uint m[]; };
-layout(push_constant) uniform P {
-    uint q_off, q_nb1, q_nb2, q_nb3;
-    uint k_off, k_nb1, k_nb2, k_nb3;
-    uint v_off, v_nb1, v_nb2, v_nb3;
-    uint o_off, o_nb1, o_nb2;
-    uint m_off, m_nb1;
-    uint D, Dv, n_q, H, H_kv, n_kv, S;
-    uint flags;  // k type | v type << 8 | has mask << 16 | mask F16 << 17
-    float scale, softcap;
-    uint mode, split;  // 0: whole rows; 1: ranges of split keys; 2: merge the ranges
-} p;
+#include "attn.glsl"
 
 const uint GROUPS = 8u, STEP = 256u;
 shared float qs[256];           // the query row
@@ -48,15 +38,7 @@ float key_dot(uint kr) {
                 d += qs[e + 2u * u] * h.x + qs[e + 2u * u + 1u] * h.y;
             }
         }
-    } else if (t == T_F16) {
-        for (uint e = 0u; e < p.D; e += 2u) {
-            const uint w = (kr & 3u) == 0u ? k[(kr >> 2) + e / 2u] : U32(k, kr + 2u * e);
-            const vec2 h = unpackHalf2x16(w);
-            d += qs[e] * h.x + qs[e + 1u] * h.y;
-        }
-    } else if (t == T_F32) {
-        for (uint e = 0u; e < p.D; ++e) d += qs[e] * F32(k, kr + 4u * e);
-    } else {  // Q8_0
+    } else if (t == T_Q8_0) {  // the block's scale read once
         for (uint e = 0u; e < p.D; e += 32u) {
             const uint b = kr + 34u * (e / 32u);
             float s = 0.0;
@@ -66,21 +48,13 @@ float key_dot(uint kr) {
             }
             d += F16(k, b) * s;
         }
+    } else {
+        for (uint e = 0u; e < p.D; e += 4u) {
+            const vec4 a = key4(t, kr, e);
+            d += qs[e] * a.x + qs[e + 1u] * a.y + qs[e + 2u] * a.z + qs[e + 3u] * a.w;
+        }
     }
     return d;
-}
-
-// Four values of row vr from element e on.
-vec4 value4(uint vr, uint e) {
-    const uint t = (p.flags >> 8) & 255u;
-    if (t == T_F16) {
-        const uint o = vr + 2u * e;
-        const uint lo = (o & 3u) == 0u ? v[o >> 2] : U32(v, o), hi = (o & 3u) == 0u ? v[(o >> 2) + 1u] : U32(v, o + 4u);
-        return vec4(unpackHalf2x16(lo), unpackHalf2x16(hi));
-    }
-    if (t == T_F32) return vec4(F32(v, vr + 4u * e), F32(v, vr + 4u * e + 4u), F32(v, vr + 4u * e + 8u), F32(v, vr + 4u * e + 12u));
-    const uint b = vr + 34u * (e / 32u), w = U32(v, b + 2u + e % 32u);
-    return F16(v, b) * vec4(int(w << 24) >> 24, int(w << 16) >> 24, int(w << 8) >> 24, int(w) >> 24);
 }
 
 // Mode 2: row r's ranges, each (maximum, sum, Dv values), rescaled to their common maximum.
@@ -119,8 +93,6 @@ void main() {
     const uint hk = h / (p.H / p.H_kv);
     const uint qr = p.q_off + i * p.q_nb1 + h * p.q_nb2 + s * p.q_nb3;
     const uint kb = p.k_off + hk * p.k_nb2 + s * p.k_nb3, vb = p.v_off + hk * p.v_nb2 + s * p.v_nb3;
-    const bool has_mask = (p.flags & 0x10000u) != 0u, mask_f16 = (p.flags & 0x20000u) != 0u;
-    const uint mr = p.m_off + i * p.m_nb1;
     const float neg_inf = -1.0 / 0.0;
     if (t < p.D) qs[t] = F32(q, qr + 4u * t);
     // This group's running maximum and sum; this lane's dimensions 4 lane + 128 c.
@@ -131,16 +103,8 @@ void main() {
         const uint j = j0 + t;
         float score = neg_inf;
         if (j < key_end) {
-            const float mv = has_mask ? (mask_f16 ? F16(m, mr + 2u * j) : F32(m, mr + 4u * j)) : 0.0;
-            if (!(isinf(mv) && mv < 0.0)) {
-                const float d = key_dot(kb + j * p.k_nb1);
-                if (p.softcap > 0.0) {
-                    const float z = d * p.scale / p.softcap, tz = exp(-2.0 * abs(z));
-                    score = p.softcap * sign(z) * (1.0 - tz) / (1.0 + tz) + mv;
-                } else {
-                    score = d * p.scale + mv;
-                }
-            }
+            const float mv = attn_mask(i, j);
+            if (!(isinf(mv) && mv < 0.0)) score = attn_score(key_dot(kb + j * p.k_nb1), mv);
         }
         sc[t] = score;
         barrier();
