@@ -47,6 +47,7 @@ TESSERA_SHADER(rows)
 TESSERA_SHADER(rope)
 TESSERA_SHADER(flash_attn)
 TESSERA_SHADER(flash_attn_tile)
+TESSERA_SHADER(quant_act)
 // The weight types' variants of mul_mat and mul_vec (TESSERA_WEIGHT_TYPES, vulkan_device.h).
 #define TESSERA_MUL_MAT(t) TESSERA_SHADER(mul_mat_##t)
 #define TESSERA_MUL_VEC(t) TESSERA_SHADER(mul_vec_##t)
@@ -62,6 +63,11 @@ TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_CM)
 #undef TESSERA_MUL_VEC_SG
 #undef TESSERA_MUL_MAT
 #undef TESSERA_MUL_VEC
+// mul_vec's variants on integer dot products: the types that have them.
+#define TESSERA_DP_TYPES(X) X(Q4_0) X(Q4_1) X(Q5_0) X(Q5_1) X(Q8_0) X(Q4_K) X(Q5_K) X(Q6_K)
+#define TESSERA_MUL_VEC_DP(t) TESSERA_SHADER(mul_vec_dp_##t)
+TESSERA_DP_TYPES(TESSERA_MUL_VEC_DP)
+#undef TESSERA_MUL_VEC_DP
 #undef TESSERA_SHADER
 }  // namespace spirv
 
@@ -71,6 +77,7 @@ const ShaderInfo kShaders[kShaderCount] = {
     {spirv::rope, &spirv::rope_size, 5},
     {spirv::flash_attn, &spirv::flash_attn_size, 5},
     {spirv::flash_attn_tile, &spirv::flash_attn_tile_size, 5},
+    {spirv::quant_act, &spirv::quant_act_size, 2},
 #define TESSERA_MUL_MAT(t) {spirv::mul_mat_##t, &spirv::mul_mat_##t##_size, 3},
 #define TESSERA_MUL_VEC(t) {spirv::mul_vec_##t, &spirv::mul_vec_##t##_size, 3},
 #define TESSERA_MUL_VEC_SG(t) {spirv::mul_vec_sg_##t, &spirv::mul_vec_sg_##t##_size, 3},
@@ -86,6 +93,27 @@ const ShaderInfo kShaders[kShaderCount] = {
 #undef TESSERA_MUL_VEC_SG
 #undef TESSERA_MUL_MAT
 #undef TESSERA_MUL_VEC
+#define TESSERA_DP(t) \
+    { spirv::mul_vec_dp_##t, &spirv::mul_vec_dp_##t##_size, 3 }
+#define TESSERA_NO_DP \
+    { nullptr, nullptr, 3 }
+    // In kWeightTypes' order: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K,
+    // Q5_K, Q6_K.
+    TESSERA_NO_DP,
+    TESSERA_NO_DP,
+    TESSERA_NO_DP,
+    TESSERA_DP(Q4_0),
+    TESSERA_DP(Q4_1),
+    TESSERA_DP(Q5_0),
+    TESSERA_DP(Q5_1),
+    TESSERA_DP(Q8_0),
+    TESSERA_NO_DP,
+    TESSERA_NO_DP,
+    TESSERA_DP(Q4_K),
+    TESSERA_DP(Q5_K),
+    TESSERA_DP(Q6_K),
+#undef TESSERA_NO_DP
+#undef TESSERA_DP
 };
 
 // ---- buffers ----
@@ -99,6 +127,7 @@ struct Features {
     bool subgroups = false;
     uint32_t subgroup_size = 0;
     bool coopmat = false;
+    bool int_dot = false;  // VK_KHR_shader_integer_dot_product with its feature
 };
 
 bool env_off(const char* name) {
@@ -145,6 +174,17 @@ bool coopmat_usable(const Api& a, VkPhysicalDevice pd, uint32_t subgroup_size) {
     });
 }
 
+bool int_dot_usable(const Api& a, VkPhysicalDevice pd) {
+    if (!a.vkGetPhysicalDeviceFeatures2 || !has_extension(a, pd, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME))
+        return false;
+    VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR dp{
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR};
+    VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+    f2.pNext = &dp;
+    a.vkGetPhysicalDeviceFeatures2(pd, &f2);
+    return dp.shaderIntegerDotProduct == VK_TRUE;
+}
+
 Features features_of(const Api& a, VkPhysicalDevice pd) {
     VkPhysicalDeviceSubgroupProperties sg{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
     VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
@@ -157,10 +197,13 @@ Features features_of(const Api& a, VkPhysicalDevice pd) {
     f.subgroups = (sg.supportedOperations & need) == need && (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                   sg.subgroupSize >= 4;
     // TESSERA_VULKAN_SUBGROUPS=0: the baseline shaders (for tests and comparisons);
-    // TESSERA_VULKAN_COOPMAT=0: prompt products without cooperative matrices.
+    // TESSERA_VULKAN_COOPMAT=0: prompt products without cooperative matrices;
     if (env_off("TESSERA_VULKAN_SUBGROUPS")) f.subgroups = false;
     f.coopmat = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && !env_off("TESSERA_VULKAN_COOPMAT") &&
                 coopmat_usable(a, pd, sg.subgroupSize);
+    // TESSERA_VULKAN_INTDOT=0: decoding products on f32 activations. The int8 ones need the
+    // subgroup variants too (theirs are the only ones built).
+    f.int_dot = f.subgroups && !env_off("TESSERA_VULKAN_INTDOT") && int_dot_usable(a, pd);
     return f;
 }
 
@@ -212,6 +255,7 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     const Features f = features_of(a, pd);
     subgroups_ = f.subgroups;
     coopmat_ = f.coopmat;
+    int_dot_ = f.int_dot;
     subgroup_size_ = f.subgroup_size;
     cpu_type_ = props_.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     // Memory the host reads as fast as its own: a CPU device's or an integrated GPU's.
@@ -273,20 +317,31 @@ void VulkanBackend::open() {
         VkDeviceCreateInfo di{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
         di.queueCreateInfoCount = 1;
         di.pQueueCreateInfos = &qi;
-        // Cooperative matrices: the extension, and the features mul_mat_cm.comp declares.
+        // Cooperative matrices: the extension, and the features mul_mat_cm.comp declares;
+        // integer dot products: the extension and its feature.
         VkPhysicalDeviceCooperativeMatrixFeaturesKHR cm{
             VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR};
         VkPhysicalDeviceVulkan12Features v12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
-        const char* cm_ext = VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME;
+        VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR dp{
+            VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR};
+        const char* extensions[2];
+        void* chain = nullptr;  // the features structures, built from the last
+        if (int_dot_) {
+            dp.shaderIntegerDotProduct = VK_TRUE;
+            chain = &dp;
+            extensions[di.enabledExtensionCount++] = VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME;
+        }
         if (coopmat_) {
             cm.cooperativeMatrix = VK_TRUE;
+            cm.pNext = chain;
             v12.shaderFloat16 = VK_TRUE;
             v12.vulkanMemoryModel = VK_TRUE;
             v12.pNext = &cm;
-            di.pNext = &v12;
-            di.enabledExtensionCount = 1;
-            di.ppEnabledExtensionNames = &cm_ext;
+            chain = &v12;
+            extensions[di.enabledExtensionCount++] = VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME;
         }
+        di.pNext = chain;
+        di.ppEnabledExtensionNames = extensions;
         check(a.vkCreateDevice(pd_, &di, nullptr, &dev_), "vkCreateDevice");
         a.vkGetDeviceQueue(dev_, family_, 0, &queue_);
         create_objects();
@@ -319,6 +374,7 @@ VulkanBackend::~VulkanBackend() {
     dummy_.reset();
     staging_.reset();
     scratch_.reset();
+    acts_.reset();
     for (auto& p : pipelines_) {
         a.vkDestroyPipeline(dev_, p.pipeline, nullptr);
         a.vkDestroyPipelineLayout(dev_, p.layout, nullptr);
@@ -553,9 +609,11 @@ void VulkanBackend::create_pipelines() {
     load_pipeline_cache();
     for (int s = 0; s < kShaderCount; ++s) {
         // Decoding products: a CPU device never dispatches them, a GPU one set of the two.
-        const bool mul_vec = s >= kMulVec && s < kMulMatCm;
-        const bool unused = (mul_vec && (cpu_paths_ || (s >= kMulVecSg) != subgroups_)) ||
-                            (s >= kMulMatCm && (!coopmat_ || cpu_paths_));
+        const bool dp = s >= kMulVecDp;
+        const bool mul_vec = (s >= kMulVec && s < kMulMatCm) || dp;
+        const bool unused = (mul_vec && !dp && (cpu_paths_ || (s >= kMulVecSg) != subgroups_)) ||
+                            (s >= kMulMatCm && !dp && (!coopmat_ || cpu_paths_)) ||
+                            (dp && (!int_dot_ || cpu_paths_ || !kShaders[s].code));
         if (unused) {
             pipelines_.push_back(Pipeline{});
             continue;
@@ -604,11 +662,11 @@ void VulkanBackend::create_pipelines() {
         const uint32_t cm_width = 4 * subgroup_size_;
         const VkSpecializationMapEntry cm_entry{0, 0, 4};
         const VkSpecializationInfo cm_spec{1, &cm_entry, 4, &cm_width};
-        if (s >= kMulMatCm) ci.stage.pSpecializationInfo = &cm_spec;
+        if (s >= kMulMatCm && !dp) ci.stage.pSpecializationInfo = &cm_spec;
         ci.layout = p.layout;
         const VkResult r = a.vkCreateComputePipelines(dev_, pipeline_cache_, 1, &ci, nullptr, &p.pipeline);
         a.vkDestroyShaderModule(dev_, module, nullptr);
-        if (r != VK_SUCCESS && s >= kMulMatCm) {
+        if (r != VK_SUCCESS && s >= kMulMatCm && !dp) {
             // A driver that lists cooperative matrices but cannot build these shaders: the
             // prompts take the f32 tiles.
             std::fprintf(stderr, "tessera: %s: cooperative-matrix shaders unavailable (%s); prompts use f32 tiles\n",
@@ -637,6 +695,7 @@ std::string gib(uint64_t bytes) {
 // The shaders' feature level, for system information.
 std::string shader_level(const Features& f) {
     std::string s = f.subgroups ? "subgroup sums (" + std::to_string(f.subgroup_size) + " lanes)" : "baseline shaders";
+    if (f.int_dot) s += ", integer dot products";
     return f.coopmat ? s + ", cooperative matrices" : s;
 }
 

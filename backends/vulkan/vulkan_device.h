@@ -59,18 +59,22 @@ private:
 
 // mul_mat and mul_vec have one variant per weight type, in kWeightTypes' order, from kMulMat
 // and kMulVec on; kMulVecSg's are mul_vec's with subgroup sums, kMulMatCm's mul_mat_cm's
-// (prompt products on cooperative matrices, absent from builds whose compiler lacks them).
+// (prompt products on cooperative matrices, absent from builds whose compiler lacks them),
+// kMulVecDp's mul_vec's on int8 activations and integer dot products (the 32-element blocks,
+// Q4_K, Q5_K and Q6_K; null for the other types).
 enum Shader {
     kEw,
     kRows,
     kRope,
     kFlashAttn,
     kFlashAttnTile,
+    kQuantAct,
     kMulMat,
     kMulVec = kMulMat + 13,
     kMulVecSg = kMulVec + 13,
     kMulMatCm = kMulVecSg + 13,
-    kShaderCount = kMulMatCm + 13
+    kMulVecDp = kMulMatCm + 13,
+    kShaderCount = kMulVecDp + 13
 };
 
 const DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
@@ -196,6 +200,14 @@ private:
     void bind(Shader s, std::initializer_list<const Tensor*> tensors, uint32_t* offsets);
     void bind(Shader s, std::span<const Bound> bound, uint32_t* offsets);
     DeviceBuffer* scratch(size_t bytes);
+    DeviceBuffer* grow(std::unique_ptr<DeviceBuffer>& slot, size_t bytes);
+    // Activation rows as int8 blocks for the kMulVecDp products (quant_act.comp), in the
+    // activation buffer: each source tensor's made once per recording.
+    struct QuantActs {
+        DeviceBuffer* buf;
+        uint64_t at, row_bytes, ds_at, bytes;
+    };
+    QuantActs quantized_acts(const Tensor& b);
     void order(const Tensor& node);
     void barrier();
     void dispatch(Shader s, const void* push, size_t push_bytes, uint64_t groups_x, uint32_t groups_y = 1,
@@ -219,6 +231,7 @@ private:
     bool subgroups_ = false;   // subgroup sums in compute shaders (mul_vec.comp's SUBGROUPS)
     bool coopmat_ = false;     // prompt products on cooperative matrices (mul_mat_cm.comp)
     bool attn_tiles_ = true;   // prompt attention by blocks of rows (flash_attn_tile.comp)
+    bool int_dot_ = false;     // decoding products on integer dot products (kMulVecDp)
     uint32_t subgroup_size_ = 0;
     uint32_t mmv_rows_ = 2;                               // weight rows per workgroup of mul_vec.comp (its R), at most
     uint32_t mmv_rows_of_[std::size(kWeightTypes)] = {};  // and each weight type's
@@ -241,7 +254,10 @@ private:
     VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;
     std::vector<Pipeline> pipelines_;
     std::unique_ptr<DeviceBuffer> dummy_, staging_;
-    std::unique_ptr<DeviceBuffer> scratch_;               // split attention's partial results
+    std::unique_ptr<DeviceBuffer> scratch_;  // split attention's partial results
+    std::unique_ptr<DeviceBuffer> acts_;     // int8 activations (quantized_acts)
+    uint64_t acts_used_ = 0;                 // bytes of it the recording has taken
+    std::vector<std::pair<const Tensor*, QuantActs>> acts_made_;
     std::vector<std::unique_ptr<DeviceBuffer>> retired_;  // replaced scratch, until the submission ends
     std::once_flag open_once_;
     std::map<uint64_t, DeviceBuffer*> by_address_;

@@ -47,6 +47,7 @@ struct MulMatPush {
     uint32_t b_off, b_nb[3];
     uint32_t y_off, y_nb[3];
     uint32_t K, N, M, B2, r2, r3, mode, i_base, B3;
+    uint32_t ds_off;  // kMulVecDp: where the activations' block scales start in b
 };
 
 }  // namespace
@@ -156,21 +157,42 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
                     a.ne[0] % kCmStep == 0 &&
                     static_cast<uint64_t>((a.ne[1] + kCmRows - 1) / kCmRows) <= lim.maxComputeWorkGroupCount[0] &&
                     static_cast<uint64_t>((b.ne[1] + kCmCols - 1) / kCmCols) <= lim.maxComputeWorkGroupCount[1];
+    // Decoding on int8 activations where the device has integer dot products and the type a
+    // variant (one batch: the activations are quantized as one [K, M] matrix).
+    const bool dp = !tiled && !cpu_paths_ && int_dot_ && weight_type(a.type) &&
+                    kShaders[mul_mat_shader(a.type, kMulVecDp)].code && batches == 1 && a.ne[2] == 1 && a.ne[3] == 1 &&
+                    a.ne[0] % 32 == 0 && b.nb[0] == sizeof(float);
     // Prompts and a CPU device's products in mul_mat, a GPU's decoding products in mul_vec.
     const Shader sh = mul_mat_shader(a.type, cm                    ? kMulMatCm
                                              : tiled || cpu_paths_ ? kMulMat
+                                             : dp                  ? kMulVecDp
                                              : subgroups_          ? kMulVecSg
                                                                    : kMulVec);
     uint32_t off[kMaxBindings] = {};
-    bind(sh, {&node, &a, &b}, off);
     MulMatPush pc{};
+    if (dp) {
+        // The int8 copy first; a barrier between its writes and the product's reads, after
+        // which this node's own accesses are pending again.
+        const QuantActs q = quantized_acts(b);
+        barrier();
+        const Bound bs[3] = {bound(&node), bound(&a), {q.buf, q.at, q.bytes}};
+        bind(sh, bs, off);
+        pc.b_nb[0] = static_cast<uint32_t>(q.row_bytes);
+        pc.ds_off = static_cast<uint32_t>(off[2] + (q.ds_at - q.at));
+        for (const Tensor* t : {&node, &b}) {
+            const Bound tb = bound(t);
+            pending_.push_back(Span{tb.buf->handle(), tb.at, tb.at + tb.bytes, t == &node});
+        }
+    } else {
+        bind(sh, {&node, &a, &b}, off);
+        for (int i = 0; i < 3; ++i) pc.b_nb[i] = static_cast<uint32_t>(b.nb[i + 1]);
+    }
     pc.a_off = off[1];
     pc.type = static_cast<uint32_t>(a.type);
     pc.b_off = off[2];
     pc.y_off = off[0];
     for (int i = 0; i < 3; ++i) {
         pc.a_nb[i] = static_cast<uint32_t>(a.nb[i + 1]);
-        pc.b_nb[i] = static_cast<uint32_t>(b.nb[i + 1]);
         pc.y_nb[i] = static_cast<uint32_t>(node.nb[i + 1]);
     }
     pc.K = static_cast<uint32_t>(a.ne[0]);
@@ -199,7 +221,7 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
     // A GPU: the type's weight rows per workgroup (mul_vec.comp's R); rows beyond the device's
     // largest x count go in further dispatches.
     const uint32_t max_x = std::min<uint32_t>(lim.maxComputeWorkGroupCount[0], 1u << 30);
-    const uint32_t per_group = mmv_rows_of_[sh - (subgroups_ ? kMulVecSg : kMulVec)];
+    const uint32_t per_group = mmv_rows_of_[(sh - kMulVec) % std::size(kWeightTypes)];
     const uint32_t groups = (pc.N + per_group - 1) / per_group;
     for (uint32_t base = 0; base < groups; base += max_x) {
         pc.i_base = base;

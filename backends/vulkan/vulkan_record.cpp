@@ -104,6 +104,8 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
         a.vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps_, 0);
     }
     pending_.clear();
+    acts_used_ = 0;
+    acts_made_.clear();
     try {
         for (size_t i = 0; i < nodes.size(); ++i) {
             if (!r.stamps) order(*nodes[i]);
@@ -175,16 +177,49 @@ void VulkanBackend::bind(Shader s, std::initializer_list<const Tensor*> tensors,
 // The scratch buffer, at least `bytes` long. A larger one replaces it: the recording being
 // made keeps the old one alive until its submission ends (and is made again when next
 // needed, see submit()), and other recordings, which bind the old one, are made again too.
-DeviceBuffer* VulkanBackend::scratch(size_t bytes) {
-    if (!scratch_ || scratch_->size() < bytes) {
-        if (scratch_) retired_.push_back(std::move(scratch_));
+DeviceBuffer* VulkanBackend::scratch(size_t bytes) { return grow(scratch_, bytes); }
+
+// A scratch-like buffer (scratch_, acts_) at least `bytes` long, replaced as scratch() says.
+DeviceBuffer* VulkanBackend::grow(std::unique_ptr<DeviceBuffer>& slot, size_t bytes) {
+    if (!slot || slot->size() < bytes) {
+        if (slot) retired_.push_back(std::move(slot));
         const size_t size = std::max<size_t>(bytes + bytes / 2, size_t{1} << 20);
-        scratch_ =
-            std::make_unique<DeviceBuffer>(this, BufferUsage::Compute, size, dev_, api_, host_local_, device_local_);
+        slot = std::make_unique<DeviceBuffer>(this, BufferUsage::Compute, size, dev_, api_, host_local_, device_local_);
         for (Recording& r : recordings_)
             if (r.cmd != cmd_) r.key.clear();
     }
-    return scratch_.get();
+    return slot.get();
+}
+
+// Activation rows b (F32, [K, M]) as int8 blocks of 32: K bytes a row (rows 16-byte aligned),
+// then a (d, d * sum) pair per block. Each source is quantized once per recording, in a part
+// of the activation buffer of its own, so products that share it (a layer's Q, K and V) read
+// one copy; the barrier after the quantization is the only one it adds.
+VulkanBackend::QuantActs VulkanBackend::quantized_acts(const Tensor& b) {
+    for (const auto& [t, q] : acts_made_)
+        if (t == &b) return q;
+    const uint64_t K = static_cast<uint64_t>(b.ne[0]), M = static_cast<uint64_t>(b.ne[1]);
+    const uint64_t row_bytes = (K + 15) / 16 * 16, qs_bytes = row_bytes * M;
+    const uint64_t bytes = qs_bytes + M * (K / 32) * 8;
+    const uint64_t at = (acts_used_ + 255) / 256 * 256;
+    DeviceBuffer* buf = grow(acts_, at + bytes);
+    acts_used_ = at + bytes;
+    const QuantActs q{buf, at, row_bytes, at + qs_bytes, bytes};
+    uint32_t off[kMaxBindings] = {};
+    const Bound bs[2] = {{buf, at, bytes}, bound(&b)};
+    bind(kQuantAct, bs, off);
+    const struct {
+        uint32_t b_off, b_nb1, K, M, q_off, q_nb1, ds_off;
+    } pc{off[1],
+         static_cast<uint32_t>(b.nb[1]),
+         static_cast<uint32_t>(K),
+         static_cast<uint32_t>(M),
+         off[0],
+         static_cast<uint32_t>(row_bytes),
+         static_cast<uint32_t>(off[0] + qs_bytes)};
+    dispatch(kQuantAct, &pc, sizeof pc, (M * (K / 32) + 63) / 64);
+    acts_made_.emplace_back(&b, q);
+    return q;
 }
 
 // Binds byte ranges of buffers, likewise.
@@ -252,6 +287,12 @@ void VulkanBackend::order(const Tensor& node) {
             }
     if (hazard) barrier();
     pending_.insert(pending_.end(), spans, spans + n);
+    // A node that writes over a quantized source (in place) makes its int8 copy stale.
+    if (n && spans[0].write)
+        std::erase_if(acts_made_, [&](const auto& made) {
+            const Bound b = bound(made.first);
+            return b.buf->handle() == spans[0].buf && b.at < spans[0].end && spans[0].begin < b.at + b.bytes;
+        });
 }
 
 // Every write recorded so far visible to what follows.

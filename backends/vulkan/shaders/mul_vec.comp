@@ -7,11 +7,15 @@
 // and of the activations. A group is dequantized once for all activation rows and its
 // activations read once for the R weight rows. The invocations' partial sums meet in shared
 // memory: through subgroup sums where the device has them (the SUBGROUPS variant, chosen at
-// run time), else a tree. Only the products of mul_mat.comp's mode 0 live here.
+// run time), else a tree. Only the products of mul_mat.comp's mode 0 live here. The INTDOT
+// variants (mul_vec_int.glsl) take int8 activations instead, on integer dot products.
 #extension GL_GOOGLE_include_directive : enable
 #ifdef SUBGROUPS
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_arithmetic : enable
+#endif
+#ifdef INTDOT
+#extension GL_EXT_spirv_intrinsics : require
 #endif
 #include "common.glsl"
 // Weight rows per workgroup and invocations per workgroup.
@@ -34,8 +38,13 @@ layout(push_constant) uniform P {
     uint b_off, b_nb1, b_nb2, b_nb3;
     uint y_off, y_nb1, y_nb2, y_nb3;
     uint K, N, M, B2, r2, r3, mode, i_base, B3;
+    uint ds_off;  // INTDOT: the byte offset of the activations' block scales in b
 } p;
 shared float part[R * 8u * W];  // [row r][activation row j][invocation or subgroup]
+
+#ifdef INTDOT
+#include "mul_vec_int.glsl"
+#endif
 
 void main() {
     const uint t = gl_LocalInvocationID.x;
@@ -52,6 +61,19 @@ void main() {
     float acc[R][8];
     [[unroll]] for (uint r = 0u; r < R; ++r)
         [[unroll]] for (uint j = 0u; j < 8u; ++j) acc[r][j] = 0.0;
+#ifdef INTDOT
+    for (uint s = t; s < p.K / 32u; s += W) {
+        [[unroll]] for (uint r = 0u; r < R; ++r) {
+            uint q[8];
+            vec3 f;
+            weight_slice(arow[r], s, q, f);
+            [[unroll]] for (uint j = 0u; j < 8u; ++j) {
+                if (j >= nj) break;
+                acc[r][j] += slice_dot(q, f, j0 + j, s);
+            }
+        }
+    }
+#else
     if (QUANTIZED) {
         const uint groups = p.K / 8u;  // K is a multiple of the block, 32 or 256
         const bool vec = ((bbase | p.b_nb1) & 15u) == 0u;
@@ -108,6 +130,7 @@ void main() {
             }
         }
     }
+#endif
 #ifdef SUBGROUPS
     // Each subgroup's sums, then the subgroups' in shared memory.
     [[unroll]] for (uint r = 0u; r < R; ++r)
