@@ -164,8 +164,8 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
                     a.ne[0] % 32 == 0 && b.nb[0] == sizeof(float);
     // Prompts and a CPU device's products in mul_mat, a GPU's decoding products in mul_vec.
     const Shader sh = mul_mat_shader(a.type, cm                    ? kMulMatCm
-                                             : tiled || cpu_paths_ ? kMulMat
                                              : dp                  ? kMulVecDp
+                                             : tiled || cpu_paths_ ? kMulMat
                                              : subgroups_          ? kMulVecSg
                                                                    : kMulVec);
     uint32_t off[kMaxBindings] = {};

@@ -63,13 +63,26 @@ void main() {
         [[unroll]] for (uint j = 0u; j < 8u; ++j) acc[r][j] = 0.0;
 #ifdef INTDOT
     for (uint s = t; s < p.K / 32u; s += W) {
+        if (nj == 1u) {  // one activation row: its block loaded once for the R rows
+            const uint x = (p.b_off + j0 * p.b_nb1) / 16u + 2u * s;
+            const uvec4 x0 = bq[x], x1 = bq[x + 1u];
+            const vec2 ds = bd[p.ds_off / 8u + j0 * (p.K / 32u) + s];
+            [[unroll]] for (uint r = 0u; r < R; ++r) {
+                uint q[8];
+                vec3 f;
+                weight_slice(arow[r], s, q, f);
+                acc[r][0] += slice_dot(q, f, x0, x1, ds);
+            }
+            continue;
+        }
         [[unroll]] for (uint r = 0u; r < R; ++r) {
             uint q[8];
             vec3 f;
             weight_slice(arow[r], s, q, f);
             [[unroll]] for (uint j = 0u; j < 8u; ++j) {
                 if (j >= nj) break;
-                acc[r][j] += slice_dot(q, f, j0 + j, s);
+                const uint x = (p.b_off + (j0 + j) * p.b_nb1) / 16u + 2u * s;
+                acc[r][j] += slice_dot(q, f, bq[x], bq[x + 1u], bd[p.ds_off / 8u + (j0 + j) * (p.K / 32u) + s]);
             }
         }
     }

@@ -106,11 +106,8 @@ void weight_slice(uint r, uint s, out uint q[8], out vec3 f) {
     }
 }
 
-// The slice's part of a product with activation row j (its block s).
-float slice_dot(uint q[8], vec3 f, uint j, uint s) {
-    const uint x = (p.b_off + j * p.b_nb1) / 16u + 2u * s;
-    const uvec4 x0 = bq[x], x1 = bq[x + 1u];
-    const vec2 ds = bd[p.ds_off / 8u + j * (p.K / 32u) + s];
+// The slice's part of a product with one activation block: its quants and (d, d * sum).
+float slice_dot(uint q[8], vec3 f, uvec4 x0, uvec4 x1, vec2 ds) {
     const int lo = dot4(q[0], x0.x) + dot4(q[1], x0.y) + dot4(q[2], x0.z) + dot4(q[3], x0.w);
     const int hi = dot4(q[4], x1.x) + dot4(q[5], x1.y) + dot4(q[6], x1.z) + dot4(q[7], x1.w);
     return ds.x * (f.x * float(lo) + f.y * float(hi)) + f.z * ds.y;
