@@ -606,6 +606,9 @@ void VulkanBackend::create_pipelines() {
                                32u * mmv_rows_ * mmv_width_ > props_.limits.maxComputeSharedMemorySize))
         mmv_width_ /= 2;
     while (mmv_rows_ > 1 && 32u * mmv_rows_ * mmv_width_ > props_.limits.maxComputeSharedMemorySize) mmv_rows_ /= 2;
+    // flash_attn_tile.comp's shared memory (about 25.4 KiB) is more than the 16 KiB a device
+    // may have: the prompts' attention then goes a row per workgroup.
+    if (props_.limits.maxComputeSharedMemorySize < kAttnTileShared) attn_tiles_ = false;
     load_pipeline_cache();
     for (int s = 0; s < kShaderCount; ++s) {
         // Decoding products: a CPU device never dispatches them, a GPU one set of the two.
@@ -613,7 +616,8 @@ void VulkanBackend::create_pipelines() {
         const bool mul_vec = (s >= kMulVec && s < kMulMatCm) || dp;
         const bool unused = (mul_vec && !dp && (cpu_paths_ || (s >= kMulVecSg) != subgroups_)) ||
                             (s >= kMulMatCm && !dp && (!coopmat_ || cpu_paths_)) ||
-                            (dp && (!int_dot_ || cpu_paths_ || !kShaders[s].code));
+                            (dp && (!int_dot_ || cpu_paths_ || !kShaders[s].code)) ||
+                            (s == kFlashAttnTile && !attn_tiles_);
         if (unused) {
             pipelines_.push_back(Pipeline{});
             continue;

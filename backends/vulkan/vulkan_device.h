@@ -97,6 +97,8 @@ inline Shader mul_mat_shader(DType t, Shader first = kMulMat) {
 }
 
 constexpr uint32_t kPushBytes = 128;
+// flash_attn_tile.comp's shared memory in bytes: queries 16384, weights 8320, maxima 1024 + 256.
+constexpr uint32_t kAttnTileShared = 25984;
 constexpr uint32_t kMaxBindings = 5;
 
 // A tensor's place in push constants: byte offset within its binding, shape, byte strides.
