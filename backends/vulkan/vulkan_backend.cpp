@@ -73,7 +73,7 @@ TESSERA_DP_TYPES(TESSERA_MUL_VEC_DP)
 
 const ShaderInfo kShaders[kShaderCount] = {
     {spirv::ew, &spirv::ew_size, 3},
-    {spirv::rows, &spirv::rows_size, 3},
+    {spirv::rows, &spirv::rows_size, 4},
     {spirv::rope, &spirv::rope_size, 5},
     {spirv::flash_attn, &spirv::flash_attn_size, 5},
     {spirv::flash_attn_tile, &spirv::flash_attn_tile_size, 5},

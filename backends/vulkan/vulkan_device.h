@@ -209,7 +209,10 @@ private:
         DeviceBuffer* buf;
         uint64_t at, row_bytes, ds_at, bytes;
     };
-    QuantActs quantized_acts(const Tensor& b);
+    QuantActs reserve_acts(const Tensor& b);
+    bool quantize_acts(const Tensor& b, QuantActs* q);
+    bool int8_product(const Tensor& node) const;   // a product that takes them (kMulVecDp)
+    bool tiled_product(const Tensor& node) const;  // a product on prompt tiles (mul_mat's mode 3)
     void order(const Tensor& node);
     void barrier();
     void dispatch(Shader s, const void* push, size_t push_bytes, uint64_t groups_x, uint32_t groups_y = 1,
@@ -260,6 +263,7 @@ private:
     std::unique_ptr<DeviceBuffer> acts_;     // int8 activations (quantized_acts)
     uint64_t acts_used_ = 0;                 // bytes of it the recording has taken
     std::vector<std::pair<const Tensor*, QuantActs>> acts_made_;
+    std::vector<const Tensor*> acts_wanted_;              // the recording's int8 products' sources
     std::vector<std::unique_ptr<DeviceBuffer>> retired_;  // replaced scratch, until the submission ends
     std::once_flag open_once_;
     std::map<uint64_t, DeviceBuffer*> by_address_;

@@ -95,19 +95,31 @@ void VulkanBackend::record(const Tensor& node) {
         case Op::Norm:
         case Op::SoftMax:
         case Op::Argmax: {
-            bind(kRows, {&node, a, b}, off);
+            // An RMS norm whose output an int8 product takes writes the int8 copy too.
+            const bool int8 = node.op == Op::RmsNorm && node.ne[0] % 32 == 0 && node.type == DType::F32 &&
+                              node.nb[0] == sizeof(float) && node.ne[2] * node.ne[3] == 1 &&
+                              node.nb[1] == node.ne[0] * sizeof(float) && a->nb[0] == sizeof(float) &&
+                              std::find(acts_wanted_.begin(), acts_wanted_.end(), &node) != acts_wanted_.end();
+            Bound bs[4] = {bound(&node), bound(a), bound(b), bound(nullptr)};
+            if (int8) {
+                const QuantActs q = reserve_acts(node);
+                bs[3] = Bound{q.buf, q.at, q.bytes};
+            }
+            bind(kRows, bs, off);
             struct {
                 Ten o, x, y;
                 uint32_t op;
                 float param;
-                uint32_t flags;
+                uint32_t flags, q_off;
             } pc{};
+            static_assert(sizeof pc <= kPushBytes, "push constants");
+            pc.q_off = off[3];
             pc.o = ten(node, off[0]);
             pc.x = ten(*a, off[1]);
             if (b) pc.y = ten(*b, off[2]);
             pc.op = node.op == Op::RmsNorm ? 0 : node.op == Op::Norm ? 1 : node.op == Op::SoftMax ? 2 : 3;
             pc.param = node.op == Op::Argmax ? 0.0f : node.param_f(0);
-            pc.flags = b ? 1u | (b->type == DType::F16 ? 2u : 0u) : 0u;
+            pc.flags = (b ? 1u | (b->type == DType::F16 ? 2u : 0u) : 0u) | (int8 ? 4u : 0u);
             dispatch(kRows, &pc, sizeof pc, static_cast<uint64_t>(a->n_rows()));
             break;
         }
@@ -142,26 +154,39 @@ void VulkanBackend::record(const Tensor& node) {
     }
 }
 
+bool VulkanBackend::tiled_product(const Tensor& node) const {
+    const Tensor& a = *node.src[0];
+    const Tensor& b = *node.src[1];
+    const VkPhysicalDeviceLimits& lim = props_.limits;
+    return b.ne[1] > kTiledFromRows && a.ne[0] % 32 == 0 &&
+           static_cast<uint64_t>((a.ne[1] + 63) / 64) <= lim.maxComputeWorkGroupCount[0] &&
+           static_cast<uint64_t>((b.ne[1] + 31) / 32) <= lim.maxComputeWorkGroupCount[1] &&
+           static_cast<uint64_t>(b.ne[2] * b.ne[3]) <= lim.maxComputeWorkGroupCount[2];
+}
+
+// Decoding on int8 activations where the device has integer dot products and the type a
+// variant (one batch: the activations are quantized as one [K, M] matrix).
+bool VulkanBackend::int8_product(const Tensor& node) const {
+    const Tensor& a = *node.src[0];
+    const Tensor& b = *node.src[1];
+    return !tiled_product(node) && !cpu_paths_ && int_dot_ && weight_type(a.type) &&
+           kShaders[mul_mat_shader(a.type, kMulVecDp)].code && b.ne[2] == 1 && b.ne[3] == 1 && a.ne[2] == 1 &&
+           a.ne[3] == 1 && a.ne[0] % 32 == 0 && b.type == DType::F32 && b.nb[0] == sizeof(float);
+}
+
 void VulkanBackend::record_mul_mat(const Tensor& node) {
     const Tensor& a = *node.src[0];
     const Tensor& b = *node.src[1];
     const uint64_t batches = static_cast<uint64_t>(b.ne[2] * b.ne[3]);
     const VkPhysicalDeviceLimits& lim = props_.limits;
-    const bool tiled = b.ne[1] > kTiledFromRows && a.ne[0] % 32 == 0 &&
-                       static_cast<uint64_t>((a.ne[1] + 63) / 64) <= lim.maxComputeWorkGroupCount[0] &&
-                       static_cast<uint64_t>((b.ne[1] + 31) / 32) <= lim.maxComputeWorkGroupCount[1] &&
-                       batches <= lim.maxComputeWorkGroupCount[2];
+    const bool tiled = tiled_product(node);
     // Prompts on cooperative matrices where the device has them (f16 weights and activations:
     // not for F32 weights, whose products stay f32, nor BF16 ones, whose range f16 lacks).
     const bool cm = tiled && coopmat_ && !cpu_paths_ && a.type != DType::F32 && a.type != DType::BF16 &&
                     a.ne[0] % kCmStep == 0 &&
                     static_cast<uint64_t>((a.ne[1] + kCmRows - 1) / kCmRows) <= lim.maxComputeWorkGroupCount[0] &&
                     static_cast<uint64_t>((b.ne[1] + kCmCols - 1) / kCmCols) <= lim.maxComputeWorkGroupCount[1];
-    // Decoding on int8 activations where the device has integer dot products and the type a
-    // variant (one batch: the activations are quantized as one [K, M] matrix).
-    const bool dp = !tiled && !cpu_paths_ && int_dot_ && weight_type(a.type) &&
-                    kShaders[mul_mat_shader(a.type, kMulVecDp)].code && batches == 1 && a.ne[2] == 1 && a.ne[3] == 1 &&
-                    a.ne[0] % 32 == 0 && b.nb[0] == sizeof(float);
+    const bool dp = int8_product(node);
     // Prompts and a CPU device's products in mul_mat, a GPU's decoding products in mul_vec.
     const Shader sh = mul_mat_shader(a.type, cm                    ? kMulMatCm
                                              : dp                  ? kMulVecDp
@@ -171,18 +196,19 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
     uint32_t off[kMaxBindings] = {};
     MulMatPush pc{};
     if (dp) {
-        // The int8 copy first; a barrier between its writes and the product's reads, after
-        // which this node's own accesses are pending again.
-        const QuantActs q = quantized_acts(b);
-        barrier();
+        // The int8 copy (made here, then a barrier after which this node's own accesses are
+        // pending again; or made before, by a product of the same source or beside it by the
+        // norm that wrote it, whose barrier this node's read of it has had).
+        QuantActs q;
+        if (quantize_acts(b, &q))
+            for (const Tensor* t : {&node, &b}) {
+                const Bound tb = bound(t);
+                pending_.push_back(Span{tb.buf->handle(), tb.at, tb.at + tb.bytes, t == &node});
+            }
         const Bound bs[3] = {bound(&node), bound(&a), {q.buf, q.at, q.bytes}};
         bind(sh, bs, off);
         pc.b_nb[0] = static_cast<uint32_t>(q.row_bytes);
         pc.ds_off = static_cast<uint32_t>(off[2] + (q.ds_at - q.at));
-        for (const Tensor* t : {&node, &b}) {
-            const Bound tb = bound(t);
-            pending_.push_back(Span{tb.buf->handle(), tb.at, tb.at + tb.bytes, t == &node});
-        }
     } else {
         bind(sh, {&node, &a, &b}, off);
         for (int i = 0; i < 3; ++i) pc.b_nb[i] = static_cast<uint32_t>(b.nb[i + 1]);

@@ -106,6 +106,9 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
     pending_.clear();
     acts_used_ = 0;
     acts_made_.clear();
+    acts_wanted_.clear();
+    for (Tensor* n : nodes)
+        if (n->op == Op::MulMat && int8_product(*n)) acts_wanted_.push_back(n->src[1]);
     try {
         for (size_t i = 0; i < nodes.size(); ++i) {
             if (!r.stamps) order(*nodes[i]);
@@ -192,12 +195,12 @@ DeviceBuffer* VulkanBackend::grow(std::unique_ptr<DeviceBuffer>& slot, size_t by
 }
 
 // Activation rows b (F32, [K, M]) as int8 blocks of 32: K bytes a row (rows 16-byte aligned),
-// then a (d, d * sum) pair per block. Each source is quantized once per recording, in a part
-// of the activation buffer of its own, so products that share it (a layer's Q, K and V) read
-// one copy; the barrier after the quantization is the only one it adds.
-VulkanBackend::QuantActs VulkanBackend::quantized_acts(const Tensor& b) {
-    for (const auto& [t, q] : acts_made_)
-        if (t == &b) return q;
+// then a (d, d * sum) pair per block, in a part of the activation buffer of their own for the
+// recording. reserve_acts() takes the part (for a node that writes the copy beside its output:
+// rows.comp's RMS norm); quantize_acts() finds it, or takes one and dispatches quant_act.comp
+// into it, followed by a barrier, and says whether it did (the products that share a source,
+// a layer's Q, K and V, then run side by side).
+VulkanBackend::QuantActs VulkanBackend::reserve_acts(const Tensor& b) {
     const uint64_t K = static_cast<uint64_t>(b.ne[0]), M = static_cast<uint64_t>(b.ne[1]);
     const uint64_t row_bytes = (K + 15) / 16 * 16, qs_bytes = row_bytes * M;
     const uint64_t bytes = qs_bytes + M * (K / 32) * 8;
@@ -205,9 +208,21 @@ VulkanBackend::QuantActs VulkanBackend::quantized_acts(const Tensor& b) {
     DeviceBuffer* buf = grow(acts_, at + bytes);
     acts_used_ = at + bytes;
     const QuantActs q{buf, at, row_bytes, at + qs_bytes, bytes};
+    acts_made_.emplace_back(&b, q);
+    return q;
+}
+
+bool VulkanBackend::quantize_acts(const Tensor& b, QuantActs* q) {
+    for (const auto& [t, made] : acts_made_)
+        if (t == &b) {
+            *q = made;
+            return false;
+        }
+    *q = reserve_acts(b);
     uint32_t off[kMaxBindings] = {};
-    const Bound bs[2] = {{buf, at, bytes}, bound(&b)};
+    const Bound bs[2] = {{q->buf, q->at, q->bytes}, bound(&b)};
     bind(kQuantAct, bs, off);
+    const uint64_t K = static_cast<uint64_t>(b.ne[0]), M = static_cast<uint64_t>(b.ne[1]);
     const struct {
         uint32_t b_off, b_nb1, K, M, q_off, q_nb1, ds_off;
     } pc{off[1],
@@ -215,11 +230,11 @@ VulkanBackend::QuantActs VulkanBackend::quantized_acts(const Tensor& b) {
          static_cast<uint32_t>(K),
          static_cast<uint32_t>(M),
          off[0],
-         static_cast<uint32_t>(row_bytes),
-         static_cast<uint32_t>(off[0] + qs_bytes)};
+         static_cast<uint32_t>(q->row_bytes),
+         static_cast<uint32_t>(off[0] + (q->ds_at - q->at))};
     dispatch(kQuantAct, &pc, sizeof pc, (M * (K / 32) + 63) / 64);
-    acts_made_.emplace_back(&b, q);
-    return q;
+    barrier();
+    return true;
 }
 
 // Binds byte ranges of buffers, likewise.

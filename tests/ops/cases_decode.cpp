@@ -1,7 +1,7 @@
 // The op-parity cases of a decoding step's nodes that a GPU runs fused: an add and the RMS
 // norm of its result before products of it, a gated activation before its product, and a whole
 // gated feed-forward block (the gate and up products, their gated activation and the down
-// product), each with a plain scalar reference.
+// product), each with a plain scalar reference; and products of two large sources.
 #include <algorithm>
 #include <cmath>
 
@@ -130,6 +130,30 @@ OpCase gated_ffn_case(DType t, DType td, int64_t K, int64_t F, int64_t M, bool g
     return c;
 }
 
+// Two products of 8 long activation rows each, their sum: a GPU that quantizes each source
+// into a buffer of its own per graph grows that buffer for the second while recording the
+// graph, so the first run binds two buffers and the second (computed twice) one.
+OpCase two_sources_case(DType t, int64_t K, int64_t N, int64_t M, uint32_t seed) {
+    OpCase c;
+    c.name = "mul_mat " + tname(t) + " of two sources " + dims({K, N, M}) + ", computed twice";
+    c.leaves = {random_leaf(DType::F32, {K, M}, seed), random_leaf(DType::F32, {K, M}, seed + 1),
+                random_leaf(t, {K, N}, seed + 2), random_leaf(t, {K, N}, seed + 3)};
+    c.build = [](Graph& g, std::vector<Tensor*>& l) { return g.add(g.mul_mat(l[2], l[0]), g.mul_mat(l[3], l[1])); };
+    c.reference = [=](const Refs& l) {
+        Out o;
+        for (int64_t m = 0; m < M; ++m)
+            for (int64_t n = 0; n < N; ++n) {
+                double d = 0;
+                for (int64_t k = 0; k < K; ++k) d += l[2].at(k, n) * l[0].at(k, m) + l[3].at(k, n) * l[1].at(k, m);
+                o.push_back(d);
+            }
+        return o;
+    };
+    c.max_nmse = weight_bound(t);
+    c.evaluations = 2;
+    return c;
+}
+
 }  // namespace
 
 void add_decode_steps(std::vector<OpCase>& cases) {
@@ -151,6 +175,9 @@ void add_decode_steps(std::vector<OpCase>& cases) {
     // A float down weight after quantized gate and up products; float weights throughout.
     cases.push_back(gated_ffn_case(D::Q8_0, D::F16, 64, 40, 1, false, true, false, seed + 25));
     cases.push_back(gated_ffn_case(D::F16, D::F16, 64, 96, 1, false, true, false, seed + 30));
+    cases.push_back(two_sources_case(D::Q8_0, 90112, 4, 8, seed + 35));
+    // Rows longer than a GPU's 1024-element step of the norm's int8 copy, the last partial.
+    cases.push_back(norm_products_case(D::Q4_0, 1280, 2, seed + 40));
 }
 
 }  // namespace tessera::test

@@ -1,10 +1,12 @@
 #version 450
 // Activation rows to int8 for the decoding products on integer dot products (mul_vec.comp's
-// INTDOT variants): an invocation per block of 32 elements, d = max |x| / 127 and
-// q = round(x / d) (q = 0 where the block is all zeros). Row j's quants go to q_off + j q_nb1
-// (K bytes), block s's (d, d * sum of its quants) to pair (ds_off / 8) + j (K / 32) + s.
+// INTDOT variants), an invocation per block of 32 elements (quant_block.glsl); rows.comp's RMS
+// norm writes the same form beside its output where a product takes that. Row j's quants go
+// to q_off + j q_nb1 (K bytes), block s's (d, d * sum of its quants) to pair
+// (ds_off / 8) + j (K / 32) + s.
 #extension GL_GOOGLE_include_directive : enable
 #include "common.glsl"
+#include "quant_block.glsl"
 layout(local_size_x = 64) in;
 layout(binding = 0) buffer Q { uint q[]; };
 layout(binding = 0) buffer D { vec2 ds[]; };
@@ -17,22 +19,11 @@ void main() {
     const uint j = blk / per_row, s = blk % per_row;
     const uint src = p.b_off + j * p.b_nb1 + 128u * s;
     float x[32];
-    float amax = 0.0;
-    [[unroll]] for (uint u = 0u; u < 32u; ++u) {
-        x[u] = F32(b, src + 4u * u);
-        amax = max(amax, abs(x[u]));
-    }
-    const float d = amax / 127.0, id = amax > 0.0 ? 127.0 / amax : 0.0;
-    int sum = 0;
+    [[unroll]] for (uint u = 0u; u < 32u; ++u) x[u] = F32(b, src + 4u * u);
+    uint w[8];
+    vec2 d;
+    quantize32(x, w, d);
     const uint dst = (p.q_off + j * p.q_nb1 + 32u * s) >> 2;
-    [[unroll]] for (uint i = 0u; i < 8u; ++i) {
-        uint w = 0u;
-        [[unroll]] for (uint k = 0u; k < 4u; ++k) {
-            const int v = clamp(int(round(x[4u * i + k] * id)), -127, 127);
-            sum += v;
-            w |= (uint(v) & 0xFFu) << (8u * k);
-        }
-        q[dst + i] = w;
-    }
-    ds[p.ds_off / 8u + blk] = vec2(d, d * float(sum));
+    [[unroll]] for (uint i = 0u; i < 8u; ++i) q[dst + i] = w[i];
+    ds[p.ds_off / 8u + blk] = d;
 }

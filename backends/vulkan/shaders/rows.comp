@@ -1,17 +1,24 @@
 #version 450
-// Row-wise ops, one workgroup per row: RMS norm (times an optional weight row), layer norm,
-// softmax (scaled, plus an optional F32/F16 mask row), argmax.
+// Row-wise ops, one workgroup per row: RMS norm (times an optional weight row, and with an
+// int8 copy where decoding products on integer dot products take it), layer norm, softmax
+// (scaled, plus an optional F32/F16 mask row), argmax.
 #extension GL_GOOGLE_include_directive : enable
 #include "common.glsl"
+#include "quant_block.glsl"
 layout(local_size_x = 256) in;
 layout(binding = 0) buffer O { uint o[]; };
 layout(binding = 1) readonly buffer A { uint a[]; };
 layout(binding = 2) readonly buffer B { uint b[]; };  // norm weight or mask
+// RMS norm's int8 copy (flags 4), as quant_act.comp writes it: the rows' quants from q_off
+// (ne0 bytes a row), then their blocks' (d, d * sum) pairs.
+layout(binding = 3) buffer QA { uint qa[]; };
+layout(binding = 3) buffer QD { vec2 qd[]; };
 struct Ten { uint off, ne0, ne1, ne2, ne3, nb0, nb1, nb2, nb3; };
-layout(push_constant) uniform P { Ten to, ta, tb; uint op; float param; uint flags; } p;
+layout(push_constant) uniform P { Ten to, ta, tb; uint op; float param; uint flags, q_off; } p;
 const uint RMS = 0u, NORM = 1u, SOFTMAX = 2u, ARGMAX = 3u;
 shared float red[256];
 shared uint redi[256];
+shared float stage[1024];  // RMS norm's output, 1024 elements at a time, for its int8 copy
 
 float reduce_sum(float v) {
     const uint t = gl_LocalInvocationID.x;
@@ -80,6 +87,32 @@ void main() {
         float ss = (ss4.x + ss4.y) + (ss4.z + ss4.w);
         for (; i < n; i += 256u) ss += F32(a, x + 4u * i) * F32(a, x + 4u * i);
         const float s = 1.0 / sqrt(reduce_sum(ss) / float(n) + p.param);
+        if ((p.flags & 4u) != 0u) {  // and the int8 copy: 32 invocations quantize a step's blocks
+            const uint rows = p.ta.ne1 * p.ta.ne2 * p.ta.ne3;
+            for (uint base = 0u; base < n; base += 1024u) {
+                [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+                    const uint e = base + t + 256u * k;
+                    if (e >= n) break;
+                    float v = F32(a, x + 4u * e) * s;
+                    if ((p.flags & 1u) != 0u) v *= F32(b, p.tb.off + 4u * e);
+                    o[(y >> 2) + e] = floatBitsToUint(v);
+                    stage[t + 256u * k] = v;
+                }
+                barrier();
+                if (t < 32u && base + 32u * t < n) {
+                    float v[32];
+                    [[unroll]] for (uint u = 0u; u < 32u; ++u) v[u] = stage[32u * t + u];
+                    uint w[8];
+                    vec2 d;
+                    quantize32(v, w, d);
+                    const uint at = (p.q_off + r * n + base + 32u * t) >> 2;
+                    [[unroll]] for (uint k = 0u; k < 8u; ++k) qa[at + k] = w[k];
+                    qd[(p.q_off + rows * n) / 8u + (r * n + base) / 32u + t] = d;
+                }
+                barrier();
+            }
+            return;
+        }
         i = t;
         for (; i + 768u < n; i += 1024u) {
             vec4 v = vec4(F32(a, x + 4u * i), F32(a, x + 4u * (i + 256u)), F32(a, x + 4u * (i + 512u)),
