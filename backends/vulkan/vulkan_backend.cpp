@@ -77,7 +77,7 @@ const ShaderInfo kShaders[kShaderCount] = {
     {spirv::rope, &spirv::rope_size, 5},
     {spirv::flash_attn, &spirv::flash_attn_size, 5},
     {spirv::flash_attn_tile, &spirv::flash_attn_tile_size, 5},
-    {spirv::quant_act, &spirv::quant_act_size, 2},
+    {spirv::quant_act, &spirv::quant_act_size, 4},
 #define TESSERA_MUL_MAT(t) {spirv::mul_mat_##t, &spirv::mul_mat_##t##_size, 3},
 #define TESSERA_MUL_VEC(t) {spirv::mul_vec_##t, &spirv::mul_vec_##t##_size, 3},
 #define TESSERA_MUL_VEC_SG(t) {spirv::mul_vec_sg_##t, &spirv::mul_vec_sg_##t##_size, 3},

@@ -211,6 +211,8 @@ private:
     };
     QuantActs reserve_acts(const Tensor& b);
     bool quantize_acts(const Tensor& b, QuantActs* q);
+    void dispatch_quant(const Tensor& x, const QuantActs& q, const Tensor* up, const Tensor* out, uint32_t gate);
+    bool int8_source(const Tensor& node) const;    // an output that an int8 product takes
     bool int8_product(const Tensor& node) const;   // a product that takes them (kMulVecDp)
     bool tiled_product(const Tensor& node) const;  // a product on prompt tiles (mul_mat's mode 3)
     void order(const Tensor& node);

@@ -69,6 +69,14 @@ void VulkanBackend::record(const Tensor& node) {
         case Op::Cont:
         case Op::Cpy:
         case Op::Concat: {
+            // A gated activation whose output an int8 product takes: computed, written and
+            // quantized in one dispatch.
+            if ((node.op == Op::Swiglu || node.op == Op::Geglu) && int8_source(node) && a->type == DType::F32 &&
+                b->type == DType::F32 && a->nb[0] == sizeof(float) && b->nb[0] == sizeof(float) &&
+                a->ne[2] * a->ne[3] == 1 && b->ne[2] * b->ne[3] == 1) {
+                dispatch_quant(*a, reserve_acts(node), b, &node, node.op == Op::Swiglu ? 1 : 2);
+                break;
+            }
             const bool two = node.op == Op::Add || node.op == Op::Mul || node.op == Op::Swiglu ||
                              node.op == Op::Geglu || node.op == Op::Concat;
             bind(kEw, {&node, a, two ? b : nullptr}, off);
@@ -96,10 +104,7 @@ void VulkanBackend::record(const Tensor& node) {
         case Op::SoftMax:
         case Op::Argmax: {
             // An RMS norm whose output an int8 product takes writes the int8 copy too.
-            const bool int8 = node.op == Op::RmsNorm && node.ne[0] % 32 == 0 && node.type == DType::F32 &&
-                              node.nb[0] == sizeof(float) && node.ne[2] * node.ne[3] == 1 &&
-                              node.nb[1] == node.ne[0] * sizeof(float) && a->nb[0] == sizeof(float) &&
-                              std::find(acts_wanted_.begin(), acts_wanted_.end(), &node) != acts_wanted_.end();
+            const bool int8 = node.op == Op::RmsNorm && int8_source(node) && a->nb[0] == sizeof(float);
             Bound bs[4] = {bound(&node), bound(a), bound(b), bound(nullptr)};
             if (int8) {
                 const QuantActs q = reserve_acts(node);
@@ -172,6 +177,13 @@ bool VulkanBackend::int8_product(const Tensor& node) const {
     return !tiled_product(node) && !cpu_paths_ && int_dot_ && weight_type(a.type) &&
            kShaders[mul_mat_shader(a.type, kMulVecDp)].code && b.ne[2] == 1 && b.ne[3] == 1 && a.ne[2] == 1 &&
            a.ne[3] == 1 && a.ne[0] % 32 == 0 && b.type == DType::F32 && b.nb[0] == sizeof(float);
+}
+
+// An F32 matrix of rows of 32-element blocks that an int8 product of this recording takes.
+bool VulkanBackend::int8_source(const Tensor& node) const {
+    return node.type == DType::F32 && node.ne[0] % 32 == 0 && node.ne[2] * node.ne[3] == 1 &&
+           node.nb[0] == sizeof(float) && node.nb[1] == node.ne[0] * sizeof(float) &&
+           std::find(acts_wanted_.begin(), acts_wanted_.end(), &node) != acts_wanted_.end();
 }
 
 void VulkanBackend::record_mul_mat(const Tensor& node) {

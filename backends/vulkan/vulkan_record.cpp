@@ -219,22 +219,34 @@ bool VulkanBackend::quantize_acts(const Tensor& b, QuantActs* q) {
             return false;
         }
     *q = reserve_acts(b);
+    dispatch_quant(b, *q, nullptr, nullptr, 0);
+    barrier();
+    return true;
+}
+
+// quant_act.comp over rows x (F32, [K, M]) into q; with gate (1 SwiGLU, 2 GeGLU) the rows are
+// act(x) * up, written to out as well.
+void VulkanBackend::dispatch_quant(const Tensor& x, const QuantActs& q, const Tensor* up, const Tensor* out,
+                                   uint32_t gate) {
     uint32_t off[kMaxBindings] = {};
-    const Bound bs[2] = {{q->buf, q->at, q->bytes}, bound(&b)};
+    const Bound bs[4] = {{q.buf, q.at, q.bytes}, bound(&x), bound(up), bound(out)};
     bind(kQuantAct, bs, off);
-    const uint64_t K = static_cast<uint64_t>(b.ne[0]), M = static_cast<uint64_t>(b.ne[1]);
-    const struct {
-        uint32_t b_off, b_nb1, K, M, q_off, q_nb1, ds_off;
+    const uint64_t K = static_cast<uint64_t>(x.ne[0]), M = static_cast<uint64_t>(x.ne[1]);
+    struct {
+        uint32_t b_off, b_nb1, K, M, q_off, q_nb1, ds_off, op, u_off, u_nb1, o_off, o_nb1;
     } pc{off[1],
-         static_cast<uint32_t>(b.nb[1]),
+         static_cast<uint32_t>(x.nb[1]),
          static_cast<uint32_t>(K),
          static_cast<uint32_t>(M),
          off[0],
-         static_cast<uint32_t>(q->row_bytes),
-         static_cast<uint32_t>(off[0] + (q->ds_at - q->at))};
+         static_cast<uint32_t>(q.row_bytes),
+         static_cast<uint32_t>(off[0] + (q.ds_at - q.at)),
+         gate,
+         off[2],
+         up ? static_cast<uint32_t>(up->nb[1]) : 0u,
+         off[3],
+         out ? static_cast<uint32_t>(out->nb[1]) : 0u};
     dispatch(kQuantAct, &pc, sizeof pc, (M * (K / 32) + 63) / 64);
-    barrier();
-    return true;
 }
 
 // Binds byte ranges of buffers, likewise.

@@ -24,13 +24,7 @@ const uint ADD = 0u, MUL = 1u, SCALE = 2u, SILU = 3u, GELU = 4u, GELU_ERF = 5u, 
 
 uint at(Ten t, uint i0, uint i1, uint i2, uint i3) { return t.off + i0 * t.nb0 + i1 * t.nb1 + i2 * t.nb2 + i3 * t.nb3; }
 
-// tanh from one exponential of -2|x|: no overflow for large |x| (exp(2x) / exp(2x) is NaN).
-float tanh_safe(float x) {
-    const float t = exp(-2.0 * abs(x));
-    return sign(x) * (1.0 - t) / (1.0 + t);
-}
-float gelu_tanh(float x) { return 0.5 * x * (1.0 + tanh_safe(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
-float silu(float x) { return x / (1.0 + exp(-x)); }
+#include "act.glsl"
 // erf by Abramowitz-Stegun 7.1.26 is not precise enough; this series/continued form is
 // within 1e-7: erf(x) = 1 - erfc(x), erfc from Numerical Recipes' erfcc (Chebyshev).
 float erf_approx(float x) {
