@@ -146,7 +146,7 @@ void main() {
         set(TESSERA_VK_COOPMAT_COMPILER ${_c})
       endif()
     endforeach()
-    set(_vk_detail "headers in ${TESSERA_VULKAN_INCLUDE}, shaders by ${_vk_compiler}, shader features: baseline (Vulkan 1.2, 32-bit storage), subgroup sums")
+    set(_vk_detail "headers in ${TESSERA_VULKAN_INCLUDE}, shaders by ${_vk_compiler}, shader features: baseline (Vulkan 1.2, 32-bit storage), subgroup sums, integer dot products (SPV_KHR_integer_dot_product through GL_EXT_spirv_intrinsics)")
     if(TESSERA_VK_COOPMAT_COMPILER)
       string(APPEND _vk_detail ", cooperative matrices (by ${TESSERA_VK_COOPMAT_COMPILER})")
     else()
