@@ -246,7 +246,7 @@ void VulkanBackend::dispatch_quant(const Tensor& x, const QuantActs& q, const Te
          up ? static_cast<uint32_t>(up->nb[1]) : 0u,
          off[3],
          out ? static_cast<uint32_t>(out->nb[1]) : 0u};
-    dispatch(kQuantAct, &pc, sizeof pc, (M * (K / 32) + 63) / 64);
+    dispatch(kQuantAct, &pc, sizeof pc, (M * (K / 32) + 7) / 8);  // eight blocks a workgroup
 }
 
 // Binds byte ranges of buffers, likewise.

@@ -4,6 +4,7 @@
 // (scaled, plus an optional F32/F16 mask row), argmax.
 #extension GL_GOOGLE_include_directive : enable
 #include "common.glsl"
+#define QUANT_LANES 256u
 #include "quant_block.glsl"
 layout(local_size_x = 256) in;
 layout(binding = 0) buffer O { uint o[]; };
@@ -18,7 +19,6 @@ layout(push_constant) uniform P { Ten to, ta, tb; uint op; float param; uint fla
 const uint RMS = 0u, NORM = 1u, SOFTMAX = 2u, ARGMAX = 3u;
 shared float red[256];
 shared uint redi[256];
-shared float stage[1024];  // RMS norm's output, 1024 elements at a time, for its int8 copy
 
 float reduce_sum(float v) {
     const uint t = gl_LocalInvocationID.x;
@@ -87,29 +87,27 @@ void main() {
         float ss = (ss4.x + ss4.y) + (ss4.z + ss4.w);
         for (; i < n; i += 256u) ss += F32(a, x + 4u * i) * F32(a, x + 4u * i);
         const float s = 1.0 / sqrt(reduce_sum(ss) / float(n) + p.param);
-        if ((p.flags & 4u) != 0u) {  // and the int8 copy: 32 invocations quantize a step's blocks
+        if ((p.flags & 4u) != 0u) {  // and the int8 copy: four elements an invocation a step
             const uint rows = p.ta.ne1 * p.ta.ne2 * p.ta.ne3;
             for (uint base = 0u; base < n; base += 1024u) {
-                [[unroll]] for (uint k = 0u; k < 4u; ++k) {
-                    const uint e = base + t + 256u * k;
-                    if (e >= n) break;
-                    float v = F32(a, x + 4u * e) * s;
-                    if ((p.flags & 1u) != 0u) v *= F32(b, p.tb.off + 4u * e);
-                    o[(y >> 2) + e] = floatBitsToUint(v);
-                    stage[t + 256u * k] = v;
+                const uint e = base + 4u * t;
+                const bool live = e < n;  // n is a multiple of 32
+                vec4 v = vec4(0.0);
+                if (live) {
+                    v = vec4(F32(a, x + 4u * e), F32(a, x + 4u * e + 4u), F32(a, x + 4u * e + 8u),
+                             F32(a, x + 4u * e + 12u)) * s;
+                    if ((p.flags & 1u) != 0u) {
+                        const uint w = p.tb.off + 4u * e;
+                        v *= vec4(F32(b, w), F32(b, w + 4u), F32(b, w + 8u), F32(b, w + 12u));
+                    }
+                    [[unroll]] for (uint k = 0u; k < 4u; ++k) o[(y >> 2) + e + k] = floatBitsToUint(v[k]);
                 }
-                barrier();
-                if (t < 32u && base + 32u * t < n) {
-                    float v[32];
-                    [[unroll]] for (uint u = 0u; u < 32u; ++u) v[u] = stage[32u * t + u];
-                    uint w[8];
-                    vec2 d;
-                    quantize32(v, w, d);
-                    const uint at = (p.q_off + r * n + base + 32u * t) >> 2;
-                    [[unroll]] for (uint k = 0u; k < 8u; ++k) qa[at + k] = w[k];
-                    qd[(p.q_off + rows * n) / 8u + (r * n + base) / 32u + t] = d;
+                vec2 d;
+                const uint q = quantize4(v, d);
+                if (live) {
+                    qa[((p.q_off + r * n + e) >> 2)] = q;
+                    if ((t & 7u) == 0u) qd[(p.q_off + rows * n) / 8u + (r * n + e) / 32u] = d;
                 }
-                barrier();
             }
             return;
         }
