@@ -30,7 +30,17 @@ shared float merged[GROUPS][256];
 float key_dot(uint kr) {
     const uint t = p.flags & 255u;
     float d = 0.0;
-    if (t == T_F16 && ((kr | 2u * p.D) & 15u) == 0u) {  // 8 halves a load
+    if (t == T_F16 && ((kr | 2u * p.D) & 63u) == 0u) {  // 8 halves a load, four loads issued together
+        for (uint e = 0u; e < p.D; e += 32u) {
+            uvec4 w[4];
+            [[unroll]] for (uint b = 0u; b < 4u; ++b) w[b] = k4[(kr >> 4) + e / 8u + b];
+            [[unroll]] for (uint b = 0u; b < 4u; ++b)
+                [[unroll]] for (uint u = 0u; u < 4u; ++u) {
+                    const vec2 h = unpackHalf2x16(w[b][u]);
+                    d += qs[e + 8u * b + 2u * u] * h.x + qs[e + 8u * b + 2u * u + 1u] * h.y;
+                }
+        }
+    } else if (t == T_F16 && ((kr | 2u * p.D) & 15u) == 0u) {  // 8 halves a load
         for (uint e = 0u; e < p.D; e += 8u) {
             const uvec4 w = k4[(kr >> 4) + e / 8u];
             [[unroll]] for (uint u = 0u; u < 4u; ++u) {
@@ -121,14 +131,20 @@ void main() {
         acc[0] *= c;
         acc[1] *= c;
         const uint keys = min(32u, key_end - min(key_end, j0 + 32u * grp));
-        for (uint u = 0u; u < keys; ++u) {
-            const float wu = sc[32u * grp + u];
-            wsum += wu;
-            if (wu == 0.0) continue;
-            const uint vr = vb + (j0 + 32u * grp + u) * p.v_nb1;
+        for (uint u = 0u; u < keys; ++u) wsum += sc[32u * grp + u];
+        // Eight value rows a batch, their loads issued before the sums that take them; a
+        // zero weight (a masked key) adds nothing, whatever its row holds.
+        for (uint u0 = 0u; u0 < keys; u0 += 8u) {
+            const uint nu = min(8u, keys - u0), vr = vb + (j0 + 32u * grp + u0) * p.v_nb1;
             [[unroll]] for (uint cc = 0u; cc < 2u; ++cc) {
                 const uint e = 4u * lane + 128u * cc;
-                if (e < p.Dv) acc[cc] += wu * value4(vr, e);
+                if (e >= p.Dv) continue;
+                vec4 val[8];
+                [[unroll]] for (uint u = 0u; u < 8u; ++u) val[u] = u < nu ? value4(vr + u * p.v_nb1, e) : vec4(0.0);
+                [[unroll]] for (uint u = 0u; u < 8u; ++u) {
+                    const float wu = u < nu ? sc[32u * grp + u0 + u] : 0.0;
+                    acc[cc] += wu != 0.0 ? wu * val[u] : vec4(0.0);
+                }
             }
         }
         l = l * c + wsum;
