@@ -178,6 +178,10 @@ void add_decode_steps(std::vector<OpCase>& cases) {
     cases.push_back(two_sources_case(D::Q8_0, 90112, 4, 8, seed + 35));
     // Rows longer than a GPU's 1024-element step of the norm's int8 copy, the last partial.
     cases.push_back(norm_products_case(D::Q4_0, 1280, 2, seed + 40));
+    // One activation row over rows of 136 blocks: a GPU's int8 products take two blocks a
+    // step for the first 128 of 64 invocations, then one.
+    cases.push_back(norm_products_case(D::Q4_0, 4352, 1, seed + 45));
+    cases.push_back(norm_products_case(D::Q4_K, 4352, 1, seed + 50));
 }
 
 }  // namespace tessera::test

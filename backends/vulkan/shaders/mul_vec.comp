@@ -62,7 +62,25 @@ void main() {
     [[unroll]] for (uint r = 0u; r < R; ++r)
         [[unroll]] for (uint j = 0u; j < 8u; ++j) acc[r][j] = 0.0;
 #ifdef INTDOT
-    for (uint s = t; s < p.K / 32u; s += W) {
+    const uint slices = p.K / 32u;
+    uint s0 = t;
+    if (nj == 1u) {  // one activation row, two slices a step: both their loads issued first
+        const uint xrow = (p.b_off + j0 * p.b_nb1) / 16u, drow = p.ds_off / 8u + j0 * slices;
+        for (; s0 + W < slices; s0 += 2u * W) {
+            const uint s1 = s0 + W;
+            const uvec4 x0 = bq[xrow + 2u * s0], x1 = bq[xrow + 2u * s0 + 1u];
+            const uvec4 y0 = bq[xrow + 2u * s1], y1 = bq[xrow + 2u * s1 + 1u];
+            const vec2 d0 = bd[drow + s0], d1 = bd[drow + s1];
+            [[unroll]] for (uint r = 0u; r < R; ++r) {
+                uint q0[8], q1[8];
+                vec3 f0, f1;
+                weight_slice(arow[r], s0, q0, f0);
+                weight_slice(arow[r], s1, q1, f1);
+                acc[r][0] += slice_dot(q0, f0, x0, x1, d0) + slice_dot(q1, f1, y0, y1, d1);
+            }
+        }
+    }
+    for (uint s = s0; s < slices; s += W) {
         if (nj == 1u) {  // one activation row: its block loaded once for the R rows
             const uint x = (p.b_off + j0 * p.b_nb1) / 16u + 2u * s;
             const uvec4 x0 = bq[x], x1 = bq[x + 1u];
