@@ -76,19 +76,7 @@ void main() {
         if (live) {
             const uint kr = kb + j * p.k_nb1;
             float d[8] = float[8](0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-            if (kt == T_F16 && ((kr | 2u * p.D) & 63u) == 0u) {  // 8 halves a load, four issued together
-                for (uint e = 0u; e < p.D; e += 32u) {
-                    uvec4 w[4];
-                    [[unroll]] for (uint b = 0u; b < 4u; ++b) w[b] = k4[(kr >> 4) + e / 8u + b];
-                    [[unroll]] for (uint b = 0u; b < 4u; ++b) {
-                        const vec4 x = vec4(unpackHalf2x16(w[b].x), unpackHalf2x16(w[b].y));
-                        const vec4 y = vec4(unpackHalf2x16(w[b].z), unpackHalf2x16(w[b].w));
-                        const uint qe = (e + 8u * b) / 4u;
-                        [[unroll]] for (uint r = 0u; r < 8u; ++r)
-                            if (r < SR) d[r] += dot(qs[(r0 + r) * D4 + qe], x) + dot(qs[(r0 + r) * D4 + qe + 1u], y);
-                    }
-                }
-            } else if (kt == T_F16 && ((kr | 2u * p.D) & 15u) == 0u) {  // 8 halves a load
+            if (kt == T_F16 && ((kr | 2u * p.D) & 15u) == 0u) {  // 8 halves a load
                 for (uint e = 0u; e < p.D; e += 8u) {
                     const uvec4 w = k4[(kr >> 4) + e / 8u];
                     const vec4 a = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
@@ -135,23 +123,23 @@ void main() {
             [[unroll]] for (uint cc = 0u; cc < 2u; ++cc)
                 if (cc < CH) acc[r * CH + cc] *= f;
         }
-        for (uint u = 0u; u < keys; ++u)
-            [[unroll]] for (uint r = 0u; r < 4u; ++r)
-                if (r < VRS) l[r] += ps[(g0 + r) * LD + u];
-        // Eight value rows a batch, their loads issued before the sums that take them; a zero
-        // weight (a masked key) adds nothing, whatever its row holds.
-        for (uint u0 = 0u; u0 < keys; u0 += 8u) {
-            const uint nu = min(8u, keys - u0), vr = vb + (j0 + u0) * p.v_nb1;
+        for (uint u = 0u; u < keys; ++u) {
+            float w[4];
+            bool any = false;
+            [[unroll]] for (uint r = 0u; r < 4u; ++r) {
+                w[r] = r < VRS ? ps[(g0 + r) * LD + u] : 0.0;
+                l[r] += w[r];
+                any = any || w[r] != 0.0;
+            }
+            if (!any) continue;
+            const uint vr = vb + (j0 + u) * p.v_nb1;
             [[unroll]] for (uint cc = 0u; cc < 2u; ++cc) {
                 const uint e = 4u * lane + 128u * cc;
-                if (cc >= CH || e >= p.Dv) continue;
-                vec4 x[8];
-                [[unroll]] for (uint u = 0u; u < 8u; ++u) x[u] = u < nu ? value4(vr + u * p.v_nb1, e) : vec4(0.0);
-                [[unroll]] for (uint u = 0u; u < 8u; ++u)
-                    [[unroll]] for (uint r = 0u; r < 4u; ++r) {
-                        const float w = r < VRS && u < nu ? ps[(g0 + r) * LD + u0 + u] : 0.0;
-                        if (r < VRS) acc[r * CH + cc] += w != 0.0 ? w * x[u] : vec4(0.0);
-                    }
+                if (cc < CH && e < p.Dv) {
+                    const vec4 x = value4(vr, e);
+                    [[unroll]] for (uint r = 0u; r < 4u; ++r)
+                        if (r < VRS) acc[r * CH + cc] += w[r] * x;
+                }
             }
         }
     }
