@@ -99,7 +99,7 @@ inline Shader mul_mat_shader(DType t, Shader first = kMulMat) {
 constexpr uint32_t kPushBytes = 128;
 // flash_attn_tile.comp's shared memory in bytes: queries 16384, weights 8320, maxima 1024 + 256.
 constexpr uint32_t kAttnTileShared = 25984;
-constexpr uint32_t kMaxBindings = 5;
+constexpr uint32_t kMaxBindings = 6;
 
 // A tensor's place in push constants: byte offset within its binding, shape, byte strides.
 struct Ten {
@@ -215,7 +215,7 @@ private:
     bool int8_source(const Tensor& node) const;    // an output that an int8 product takes
     bool int8_product(const Tensor& node) const;   // a product that takes them (kMulVecDp)
     bool tiled_product(const Tensor& node) const;  // a product on prompt tiles (mul_mat's mode 3)
-    void order(const Tensor& node);
+    void order(const Tensor& node, const Tensor* fused = nullptr);
     void barrier();
     void dispatch(Shader s, const void* push, size_t push_bytes, uint64_t groups_x, uint32_t groups_y = 1,
                   uint32_t groups_z = 1);
@@ -223,6 +223,8 @@ private:
     // ---- each op's recording (vulkan_ops.cpp) ----
     void record(const Tensor& node);
     void record_mul_mat(const Tensor& node);
+    void record_rows(const Tensor& node, const Tensor* add);
+    bool fusable_add(const Tensor& add, const Tensor& norm) const;
     void record_rope(const Tensor& node);
     void record_flash_attn(const Tensor& node);
 
@@ -237,6 +239,7 @@ private:
     bool timestamps_ = false;  // the queue writes timestamps (for TESSERA_PROFILE)
     bool subgroups_ = false;   // subgroup sums in compute shaders (mul_vec.comp's SUBGROUPS)
     bool coopmat_ = false;     // prompt products on cooperative matrices (mul_mat_cm.comp)
+    bool fuse_add_ = true;     // a residual add and the RMS norm after it in one dispatch
     bool attn_tiles_ = true;   // prompt attention by blocks of rows (flash_attn_tile.comp)
     bool int_dot_ = false;     // decoding products on integer dot products (kMulVecDp)
     uint32_t subgroup_size_ = 0;

@@ -102,32 +102,9 @@ void VulkanBackend::record(const Tensor& node) {
         case Op::RmsNorm:
         case Op::Norm:
         case Op::SoftMax:
-        case Op::Argmax: {
-            // An RMS norm whose output an int8 product takes writes the int8 copy too.
-            const bool int8 = node.op == Op::RmsNorm && int8_source(node) && a->nb[0] == sizeof(float);
-            Bound bs[4] = {bound(&node), bound(a), bound(b), bound(nullptr)};
-            if (int8) {
-                const QuantActs q = reserve_acts(node);
-                bs[3] = Bound{q.buf, q.at, q.bytes};
-            }
-            bind(kRows, bs, off);
-            struct {
-                Ten o, x, y;
-                uint32_t op;
-                float param;
-                uint32_t flags, q_off;
-            } pc{};
-            static_assert(sizeof pc <= kPushBytes, "push constants");
-            pc.q_off = off[3];
-            pc.o = ten(node, off[0]);
-            pc.x = ten(*a, off[1]);
-            if (b) pc.y = ten(*b, off[2]);
-            pc.op = node.op == Op::RmsNorm ? 0 : node.op == Op::Norm ? 1 : node.op == Op::SoftMax ? 2 : 3;
-            pc.param = node.op == Op::Argmax ? 0.0f : node.param_f(0);
-            pc.flags = (b ? 1u | (b->type == DType::F16 ? 2u : 0u) : 0u) | (int8 ? 4u : 0u);
-            dispatch(kRows, &pc, sizeof pc, static_cast<uint64_t>(a->n_rows()));
+        case Op::Argmax:
+            record_rows(node, nullptr);
             break;
-        }
         case Op::Rope:
         case Op::SetRows:
             record_rope(node);
@@ -184,6 +161,73 @@ bool VulkanBackend::int8_source(const Tensor& node) const {
     return node.type == DType::F32 && node.ne[0] % 32 == 0 && node.ne[2] * node.ne[3] == 1 &&
            node.nb[0] == sizeof(float) && node.nb[1] == node.ne[0] * sizeof(float) &&
            std::find(acts_wanted_.begin(), acts_wanted_.end(), &node) != acts_wanted_.end();
+}
+
+// Row-wise ops (rows.comp). An RMS norm whose output an int8 product takes writes the int8
+// copy too; with `add` (the Add node whose result the norm takes, see fusable_add), the
+// dispatch computes that sum, writes it and normalizes it.
+void VulkanBackend::record_rows(const Tensor& node, const Tensor* add) {
+    const Tensor* a = node.src[0];
+    const Tensor* b = node.src[1];
+    uint32_t off[kMaxBindings] = {};
+    const bool int8 = node.op == Op::RmsNorm && int8_source(node) && a->nb[0] == sizeof(float);
+    Bound bs[6] = {bound(&node), bound(a), bound(b), bound(nullptr), bound(nullptr), bound(nullptr)};
+    if (int8) {
+        const QuantActs q = reserve_acts(node);
+        bs[3] = Bound{q.buf, q.at, q.bytes};
+    }
+    if (add) {
+        bs[4] = bound(add->src[0]);
+        bs[5] = bound(add->src[1]);
+    }
+    bind(kRows, bs, off);
+    struct {
+        Ten o, x;
+        uint32_t b_off, b_nb1;
+        uint32_t x_off, x_nb1, y_off, y_nb1;
+        uint32_t op;
+        float param;
+        uint32_t flags, q_off;
+    } pc{};
+    static_assert(sizeof pc <= kPushBytes, "push constants");
+    pc.q_off = off[3];
+    pc.o = ten(node, off[0]);
+    pc.x = ten(*a, off[1]);
+    if (b) {
+        pc.b_off = off[2];
+        pc.b_nb1 = static_cast<uint32_t>(b->nb[1]);
+    }
+    if (add) {
+        pc.x_off = off[4];
+        pc.x_nb1 = static_cast<uint32_t>(add->src[0]->nb[1]);
+        pc.y_off = off[5];
+        pc.y_nb1 = static_cast<uint32_t>(add->src[1]->nb[1]);
+    }
+    pc.op = node.op == Op::RmsNorm ? 0 : node.op == Op::Norm ? 1 : node.op == Op::SoftMax ? 2 : 3;
+    pc.param = node.op == Op::Argmax ? 0.0f : node.param_f(0);
+    pc.flags = (b ? 1u | (b->type == DType::F16 ? 2u : 0u) : 0u) | (int8 ? 4u : 0u) | (add ? 8u : 0u);
+    dispatch(kRows, &pc, sizeof pc, static_cast<uint64_t>(a->n_rows()));
+}
+
+// Whether an Add and the RMS norm after it can run as one dispatch (record_rows): the norm
+// takes the sum, both operands are F32 matrices of the sum's shape with contiguous rows, and
+// the norm's output overlaps neither operand unless one workgroup does all (the norm's rows
+// are written while other workgroups may still read the operands' rows).
+bool VulkanBackend::fusable_add(const Tensor& add, const Tensor& norm) const {
+    if (!fuse_add_ || add.op != Op::Add || norm.op != Op::RmsNorm || norm.src[0] != &add) return false;
+    const int64_t rows = add.ne[1];
+    auto plain = [&](const Tensor* t) {
+        return t && t->data && t->type == DType::F32 && t->nb[0] == sizeof(float) && t->ne[0] == add.ne[0] &&
+               t->ne[1] == rows && t->ne[2] * t->ne[3] == 1;
+    };
+    if (!plain(&add) || !plain(add.src[0]) || !plain(add.src[1]) || !norm.data) return false;
+    if (rows == 1) return true;
+    const Bound o = bound(&norm);
+    for (const Tensor* s : {add.src[0], add.src[1]}) {
+        const Bound x = bound(s);
+        if (x.buf == o.buf && x.at < o.at + o.bytes && o.at < x.at + x.bytes) return false;
+    }
+    return true;
 }
 
 void VulkanBackend::record_mul_mat(const Tensor& node) {
@@ -374,7 +418,7 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
                 barrier();
                 break;
             }
-        const Bound b[kMaxBindings] = {{parts, 0, part_bytes}, bound(&q), bound(&k), bound(&v), bound(mask)};
+        const Bound b[5] = {{parts, 0, part_bytes}, bound(&q), bound(&k), bound(&v), bound(mask)};
         bind(shader, b, off);
     } else {
         bind(shader, {&node, &q, &k, &v, mask}, off);
@@ -415,7 +459,7 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     dispatch(shader, &pc, sizeof pc, groups * ranges);  // a workgroup per (rows, range)
     barrier();
     const Bound out = bound(&node);
-    const Bound m[kMaxBindings] = {out, {parts, 0, part_bytes}, bound(nullptr), bound(nullptr), bound(nullptr)};
+    const Bound m[5] = {out, {parts, 0, part_bytes}, bound(nullptr), bound(nullptr), bound(nullptr)};
     bind(kFlashAttn, m, off);
     pc.o_off = off[0];
     pc.q_off = off[1];

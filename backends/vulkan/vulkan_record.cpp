@@ -111,12 +111,21 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
         if (n->op == Op::MulMat && int8_product(*n)) acts_wanted_.push_back(n->src[1]);
     try {
         for (size_t i = 0; i < nodes.size(); ++i) {
-            if (!r.stamps) order(*nodes[i]);
-            record(*nodes[i]);
+            // A residual add and the RMS norm of its sum: one dispatch (the profile gives
+            // its time to the add, none to the norm).
+            const bool fuse = i + 1 < nodes.size() && fusable_add(*nodes[i], *nodes[i + 1]);
+            const Tensor* fused = fuse ? nodes[i] : nullptr;
+            if (fuse) ++i;
+            if (!r.stamps) order(*nodes[i], fused);
+            if (fuse)
+                record_rows(*nodes[i], fused);
+            else
+                record(*nodes[i]);
             if (r.stamps) {  // each node timed alone: a barrier after every one
                 barrier();
-                a.vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps_,
-                                      static_cast<uint32_t>(i + 1));
+                for (size_t k = fuse ? i : i + 1; k <= i + 1; ++k)
+                    a.vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps_,
+                                          static_cast<uint32_t>(k));
             }
         }
     } catch (...) {
@@ -293,17 +302,22 @@ void VulkanBackend::bind(Shader s, std::span<const Bound> bound, uint32_t* offse
 // writes memory a node recorded since the last barrier writes, or writes memory such a node
 // reads, comes a barrier. Independent neighbours (a layer's Q, K and V products, the gate and
 // up products, the rotation of Q beside the writes of K and V into the cache) then share the
-// GPU instead of each waiting for the one before to drain.
-void VulkanBackend::order(const Tensor& node) {
-    Span spans[kMaxSrc + 1];
+// GPU instead of each waiting for the one before to drain. `fused`: a node recorded in the
+// same dispatch, before this one (an Add whose sum the node takes).
+void VulkanBackend::order(const Tensor& node, const Tensor* fused) {
+    Span spans[2 * (kMaxSrc + 1)];
     size_t n = 0;
     auto add = [&](const Tensor* t, bool write) {
         if (!t || !t->data) return;
         const Bound b = bound(t);
         if (b.bytes) spans[n++] = Span{b.buf->handle(), b.at, b.at + b.bytes, write};
     };
-    add(&node, true);
-    for (const Tensor* s : node.src) add(s, false);
+    for (const Tensor* t : {fused, &node}) {
+        if (!t) continue;
+        add(t, true);
+        for (const Tensor* s : t->src)
+            if (s != fused) add(s, false);
+    }
     bool hazard = false;
     for (size_t i = 0; i < n && !hazard; ++i)
         for (const Span& p : pending_)
@@ -315,11 +329,12 @@ void VulkanBackend::order(const Tensor& node) {
     if (hazard) barrier();
     pending_.insert(pending_.end(), spans, spans + n);
     // A node that writes over a quantized source (in place) makes its int8 copy stale.
-    if (n && spans[0].write)
-        std::erase_if(acts_made_, [&](const auto& made) {
-            const Bound b = bound(made.first);
-            return b.buf->handle() == spans[0].buf && b.at < spans[0].end && spans[0].begin < b.at + b.bytes;
-        });
+    for (size_t i = 0; i < n; ++i)
+        if (spans[i].write)
+            std::erase_if(acts_made_, [&](const auto& made) {
+                const Bound b = bound(made.first);
+                return b.buf->handle() == spans[i].buf && b.at < spans[i].end && spans[i].begin < b.at + b.bytes;
+            });
 }
 
 // Every write recorded so far visible to what follows.

@@ -17,14 +17,15 @@ using Out = std::vector<double>;
 // A decoding step's row-wise nodes around its products, which a GPU may fuse: x = a + b,
 // h = rms_norm(x) * w, then two products of h added to x (the add, the norm and the
 // activations' quantization in one kernel); or h = swiglu(g, u) and its product.
-OpCase norm_products_case(DType t, int64_t K, int64_t M, uint32_t seed) {
+// `computed`: a and b are results (a 2 and b / 2), whose memory h may take once x is made.
+OpCase norm_products_case(DType t, int64_t K, int64_t M, uint32_t seed, bool computed = false) {
     OpCase c;
-    c.name = "mul_mat after add + rms_norm " + tname(t) + " " + dims({K, M});
+    c.name = "mul_mat after add + rms_norm " + tname(t) + " " + dims({K, M}) + (computed ? " of results" : "");
     c.leaves = {random_leaf(DType::F32, {K, M}, seed, 2.0), random_leaf(DType::F32, {K, M}, seed + 1, 2.0),
                 random_leaf(DType::F32, {K}, seed + 2), random_leaf(t, {K, K}, seed + 3),
                 random_leaf(t, {K, K}, seed + 4)};
-    c.build = [](Graph& g, std::vector<Tensor*>& l) {
-        Tensor* x = g.add(l[0], l[1]);
+    c.build = [=](Graph& g, std::vector<Tensor*>& l) {
+        Tensor* x = computed ? g.add(g.scale(l[0], 2.0f), g.scale(l[1], 0.5f)) : g.add(l[0], l[1]);
         Tensor* h = g.rms_norm(x, 1e-5f, l[2]);
         return g.add(g.add(g.mul_mat(l[3], h), g.mul_mat(l[4], h)), x);
     };
@@ -34,7 +35,8 @@ OpCase norm_products_case(DType t, int64_t K, int64_t M, uint32_t seed) {
         for (int64_t m = 0; m < M; ++m) {
             double sq = 0;
             for (int64_t k = 0; k < K; ++k) {
-                x[static_cast<size_t>(k)] = l[0].at(k, m) + l[1].at(k, m);
+                x[static_cast<size_t>(k)] =
+                    computed ? 2.0 * l[0].at(k, m) + 0.5 * l[1].at(k, m) : l[0].at(k, m) + l[1].at(k, m);
                 sq += x[static_cast<size_t>(k)] * x[static_cast<size_t>(k)];
             }
             const double s = 1.0 / std::sqrt(sq / static_cast<double>(K) + 1e-5);
@@ -182,6 +184,10 @@ void add_decode_steps(std::vector<OpCase>& cases) {
     // step for the first 128 of 64 invocations, then one.
     cases.push_back(norm_products_case(D::Q4_0, 4352, 1, seed + 45));
     cases.push_back(norm_products_case(D::Q4_K, 4352, 1, seed + 50));
+    // The add's operands made in the graph: the norm's output may overlap them, so a GPU
+    // fuses the add into the norm only where one workgroup does all the rows.
+    cases.push_back(norm_products_case(D::Q4_0, 1024, 1, seed + 55, true));
+    cases.push_back(norm_products_case(D::Q4_0, 1024, 5, seed + 60, true));
 }
 
 }  // namespace tessera::test

@@ -1,21 +1,33 @@
 #version 450
-// Row-wise ops, one workgroup per row: RMS norm (times an optional weight row, and with an
-// int8 copy where decoding products on integer dot products take it), layer norm, softmax
-// (scaled, plus an optional F32/F16 mask row), argmax.
+// Row-wise ops, one workgroup per row: RMS norm (times an optional weight row, with an int8
+// copy where decoding products on integer dot products take it, and optionally of the sum of
+// two rows that it writes too: a residual add fused in), layer norm, softmax (scaled, plus an
+// optional F32/F16 mask row), argmax.
 #extension GL_GOOGLE_include_directive : enable
 #include "common.glsl"
 #define QUANT_LANES 256u
 #include "quant_block.glsl"
 layout(local_size_x = 256) in;
 layout(binding = 0) buffer O { uint o[]; };
-layout(binding = 1) readonly buffer A { uint a[]; };
+layout(binding = 1) buffer A { uint a[]; };  // written only by a fused add (flags 8)
 layout(binding = 2) readonly buffer B { uint b[]; };  // norm weight or mask
 // RMS norm's int8 copy (flags 4), as quant_act.comp writes it: the rows' quants from q_off
 // (ne0 bytes a row), then their blocks' (d, d * sum) pairs.
 layout(binding = 3) buffer QA { uint qa[]; };
 layout(binding = 3) buffer QD { vec2 qd[]; };
+// A fused add (flags 8): its operands, rows of ne0 F32 values x_nb1 and y_nb1 bytes apart.
+// The RMS norm's input (binding 1) is their sum, written by the first pass and read back.
+layout(binding = 4) readonly buffer X { uint xa[]; };
+layout(binding = 5) readonly buffer Y { uint ya[]; };
 struct Ten { uint off, ne0, ne1, ne2, ne3, nb0, nb1, nb2, nb3; };
-layout(push_constant) uniform P { Ten to, ta, tb; uint op; float param; uint flags, q_off; } p;
+layout(push_constant) uniform P {
+    Ten to, ta;
+    uint b_off, b_nb1;  // the norm's weight row or the softmax's mask rows
+    uint x_off, x_nb1, y_off, y_nb1;
+    uint op;
+    float param;
+    uint flags, q_off;
+} p;
 const uint RMS = 0u, NORM = 1u, SOFTMAX = 2u, ARGMAX = 3u;
 shared float red[256];
 shared uint redi[256];
@@ -79,6 +91,23 @@ void main() {
         // so a load's latency per step would otherwise be paid n / 256 times over.
         vec4 ss4 = vec4(0.0);
         uint i = t;
+        if ((p.flags & 8u) != 0u) {  // the row is x + y: summed, written, and read back below
+            const uint xr = p.x_off + r * p.x_nb1, yr = p.y_off + r * p.y_nb1;
+            for (; i + 768u < n; i += 1024u) {
+                const vec4 v = vec4(F32(xa, xr + 4u * i), F32(xa, xr + 4u * (i + 256u)),
+                                    F32(xa, xr + 4u * (i + 512u)), F32(xa, xr + 4u * (i + 768u))) +
+                               vec4(F32(ya, yr + 4u * i), F32(ya, yr + 4u * (i + 256u)),
+                                    F32(ya, yr + 4u * (i + 512u)), F32(ya, yr + 4u * (i + 768u)));
+                [[unroll]] for (uint k = 0u; k < 4u; ++k) a[(x >> 2) + i + 256u * k] = floatBitsToUint(v[k]);
+                ss4 += v * v;
+            }
+            for (; i < n; i += 256u) {
+                const float v = F32(xa, xr + 4u * i) + F32(ya, yr + 4u * i);
+                a[(x >> 2) + i] = floatBitsToUint(v);
+                ss4.x += v * v;
+            }
+            memoryBarrierBuffer();  // the sums visible to the workgroup after reduce_sum's barrier
+        }
         for (; i + 768u < n; i += 1024u) {
             const vec4 v = vec4(F32(a, x + 4u * i), F32(a, x + 4u * (i + 256u)), F32(a, x + 4u * (i + 512u)),
                                 F32(a, x + 4u * (i + 768u)));
@@ -97,7 +126,7 @@ void main() {
                     v = vec4(F32(a, x + 4u * e), F32(a, x + 4u * e + 4u), F32(a, x + 4u * e + 8u),
                              F32(a, x + 4u * e + 12u)) * s;
                     if ((p.flags & 1u) != 0u) {
-                        const uint w = p.tb.off + 4u * e;
+                        const uint w = p.b_off + 4u * e;
                         v *= vec4(F32(b, w), F32(b, w + 4u), F32(b, w + 8u), F32(b, w + 12u));
                     }
                     [[unroll]] for (uint k = 0u; k < 4u; ++k) o[(y >> 2) + e + k] = floatBitsToUint(v[k]);
@@ -116,14 +145,14 @@ void main() {
             vec4 v = vec4(F32(a, x + 4u * i), F32(a, x + 4u * (i + 256u)), F32(a, x + 4u * (i + 512u)),
                           F32(a, x + 4u * (i + 768u))) * s;
             if (p.flags != 0u) {
-                const uint w = p.tb.off + 4u * i;
+                const uint w = p.b_off + 4u * i;
                 v *= vec4(F32(b, w), F32(b, w + 1024u), F32(b, w + 2048u), F32(b, w + 3072u));
             }
             [[unroll]] for (uint k = 0u; k < 4u; ++k) o[(y >> 2) + i + 256u * k] = floatBitsToUint(v[k]);
         }
         for (; i < n; i += 256u) {
             float v = F32(a, x + 4u * i) * s;
-            if (p.flags != 0u) v *= F32(b, p.tb.off + 4u * i);
+            if (p.flags != 0u) v *= F32(b, p.b_off + 4u * i);
             o[(y >> 2) + i] = floatBitsToUint(v);
         }
     } else if (p.op == NORM) {
@@ -135,7 +164,7 @@ void main() {
         const float s = 1.0 / sqrt(reduce_sum(var) / float(n) + p.param);
         for (uint i = t; i < n; i += 256u) o[(y >> 2) + i] = floatBitsToUint((F32(a, x + 4u * i) - mean) * s);
     } else {  // softmax; flags: 1 mask present, 2 mask is F16
-        const uint m = p.tb.off + (r % p.ta.ne1) * p.tb.nb1;
+        const uint m = p.b_off + (r % p.ta.ne1) * p.b_nb1;
         float mx = -1.0 / 0.0;
         for (uint i = t; i < n; i += 256u) {
             float v = F32(a, x + 4u * i) * p.param;
