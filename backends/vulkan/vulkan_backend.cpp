@@ -75,7 +75,7 @@ const ShaderInfo kShaders[kShaderCount] = {
     {spirv::ew, &spirv::ew_size, 3},
     {spirv::rows, &spirv::rows_size, 6},
     {spirv::rope, &spirv::rope_size, 5},
-    {spirv::flash_attn, &spirv::flash_attn_size, 5},
+    {spirv::flash_attn, &spirv::flash_attn_size, 6},
     {spirv::flash_attn_tile, &spirv::flash_attn_tile_size, 5},
     {spirv::quant_act, &spirv::quant_act_size, 4},
 #define TESSERA_MUL_MAT(t) {spirv::mul_mat_##t, &spirv::mul_mat_##t##_size, 3},
@@ -274,8 +274,9 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // TESSERA_VULKAN_ATTN_TILES=1 or 0 takes one or the other everywhere.
     const char* tiles = std::getenv("TESSERA_VULKAN_ATTN_TILES");
     attn_tiles_ = tiles && *tiles ? std::strcmp(tiles, "0") != 0 : cpu_paths_;
-    // TESSERA_VULKAN_FUSE=0: a residual add and the RMS norm after it as two dispatches.
-    fuse_add_ = !env_off("TESSERA_VULKAN_FUSE");
+    // TESSERA_VULKAN_FUSE=0: a residual add and the RMS norm after it as two dispatches, and
+    // the attention output's int8 copy made by a dispatch of its own.
+    fuse_ = !env_off("TESSERA_VULKAN_FUSE");
     uint32_t n = 0;
     a.vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, nullptr);
     std::vector<VkQueueFamilyProperties> q(n);

@@ -214,7 +214,7 @@ void VulkanBackend::record_rows(const Tensor& node, const Tensor* add) {
 // the norm's output overlaps neither operand unless one workgroup does all (the norm's rows
 // are written while other workgroups may still read the operands' rows).
 bool VulkanBackend::fusable_add(const Tensor& add, const Tensor& norm) const {
-    if (!fuse_add_ || add.op != Op::Add || norm.op != Op::RmsNorm || norm.src[0] != &add) return false;
+    if (!fuse_ || add.op != Op::Add || norm.op != Op::RmsNorm || norm.src[0] != &add) return false;
     const int64_t rows = add.ne[1];
     auto plain = [&](const Tensor* t) {
         return t && t->data && t->type == DType::F32 && t->nb[0] == sizeof(float) && t->ne[0] == add.ne[0] &&
@@ -387,6 +387,7 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
         uint32_t flags;
         float scale, softcap;
         uint32_t mode, split;
+        uint32_t qa_off, qd_off;
     } pc{};
     static_assert(sizeof pc <= kPushBytes, "push constants");
     const uint64_t rows = static_cast<uint64_t>(q.ne[1]) * q.ne[2] * q.ne[3];
@@ -410,6 +411,24 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     }
     const uint64_t part_bytes = rows * ranges * (static_cast<uint64_t>(v.ne[0]) + 2) * sizeof(float);
     DeviceBuffer* parts = ranges > 1 ? scratch(part_bytes) : nullptr;
+    // Decoding: where an int8 product takes the output (as rows of H * Dv), the workgroups
+    // that write it write the int8 copy too (flash_attn.comp's quantize_out).
+    const Tensor* int8_view = nullptr;
+    if (fuse_ && !tiles && v.ne[0] % 32 == 0 && q.ne[3] == 1 && node.type == DType::F32 &&
+        node.nb[0] == sizeof(float) && node.nb[1] == static_cast<size_t>(v.ne[0]) * sizeof(float) &&
+        node.nb[2] == static_cast<size_t>(v.ne[0] * q.ne[2]) * sizeof(float))
+        for (const Tensor* t : acts_wanted_)
+            if (t->data == node.data && t->ne[0] == v.ne[0] * q.ne[2] && t->ne[1] == q.ne[1] && int8_source(*t)) {
+                int8_view = t;
+                break;
+            }
+    Bound qa = bound(nullptr);
+    if (int8_view) {
+        const QuantActs made = reserve_acts(*int8_view);
+        qa = Bound{made.buf, made.at, made.bytes};
+        pc.flags = 1u << 18;
+        pc.qd_off = static_cast<uint32_t>(made.ds_at - made.at);
+    }
     if (parts) {
         // The partial results go to the scratch buffer, bound where the output would be;
         // after a barrier the merge reads them, bound where the query would be.
@@ -418,10 +437,15 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
                 barrier();
                 break;
             }
-        const Bound b[5] = {{parts, 0, part_bytes}, bound(&q), bound(&k), bound(&v), bound(mask)};
-        bind(shader, b, off);
-    } else {
+        const Bound b[6] = {{parts, 0, part_bytes}, bound(&q), bound(&k), bound(&v), bound(mask), bound(nullptr)};
+        bind(shader, std::span<const Bound>(b, tiles ? 5 : 6), off);
+    } else if (tiles) {
         bind(shader, {&node, &q, &k, &v, mask}, off);
+    } else {
+        const Bound b[6] = {bound(&node), bound(&q), bound(&k), bound(&v), bound(mask), qa};
+        bind(shader, b, off);
+        pc.qa_off = off[5];
+        pc.qd_off += off[5];
     }
     pc.q_off = off[1];
     pc.q_nb1 = static_cast<uint32_t>(q.nb[1]);
@@ -447,8 +471,8 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     pc.H_kv = static_cast<uint32_t>(k.ne[2]);
     pc.n_kv = static_cast<uint32_t>(k.ne[1]);
     pc.S = static_cast<uint32_t>(q.ne[3]);
-    pc.flags = static_cast<uint32_t>(k.type) | static_cast<uint32_t>(v.type) << 8 | (mask ? 1u << 16 : 0u) |
-               (mask && mask->type == DType::F16 ? 1u << 17 : 0u);
+    pc.flags |= static_cast<uint32_t>(k.type) | static_cast<uint32_t>(v.type) << 8 | (mask ? 1u << 16 : 0u) |
+                (mask && mask->type == DType::F16 ? 1u << 17 : 0u);
     pc.scale = node.param_f(0);
     pc.softcap = node.param_f(1);
     if (!parts) {
@@ -459,10 +483,12 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     dispatch(shader, &pc, sizeof pc, groups * ranges);  // a workgroup per (rows, range)
     barrier();
     const Bound out = bound(&node);
-    const Bound m[5] = {out, {parts, 0, part_bytes}, bound(nullptr), bound(nullptr), bound(nullptr)};
+    const Bound m[6] = {out, {parts, 0, part_bytes}, bound(nullptr), bound(nullptr), bound(nullptr), qa};
     bind(kFlashAttn, m, off);
     pc.o_off = off[0];
     pc.q_off = off[1];
+    pc.qa_off = off[5];
+    pc.qd_off += off[5];
     pc.mode = 2;
     dispatch(kFlashAttn, &pc, sizeof pc, rows);
     // What follows waits for the merge's write of the output and for its reads of the parts.

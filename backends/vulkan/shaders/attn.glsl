@@ -8,9 +8,10 @@ layout(push_constant) uniform P {
     uint o_off, o_nb1, o_nb2;
     uint m_off, m_nb1;
     uint D, Dv, n_q, H, H_kv, n_kv, S;
-    uint flags;  // k type | v type << 8 | has mask << 16 | mask F16 << 17
+    uint flags;  // k type | v type << 8 | has mask << 16 | mask F16 << 17 | int8 copy << 18
     float scale, softcap;
     uint mode, split;  // 0: whole rows; 1: ranges of split keys; 2: merge the ranges
+    uint qa_off, qd_off;  // flash_attn.comp's int8 copy of the output: quants, block scales
 } p;
 
 #define ATTN_LOAD4(NAME, B)                                                                                    \

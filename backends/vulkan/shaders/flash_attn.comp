@@ -8,9 +8,14 @@
 // share K/V heads in groups (GQA). Head sizes are multiples of 4 (of 32 for Q8_0), at most 256.
 // Decoding over many keys splits them (mode 1): a workgroup per (row, range of keys) writes
 // its maximum, sum and unnormalized values to a scratch buffer (bound as o), and mode 2 merges
-// each row's ranges (the scratch bound as q) into the output.
+// each row's ranges (the scratch bound as q) into the output. Where a decoding product on
+// integer dot products takes the output (flags bit 18), the workgroup that writes a row's
+// head also writes its int8 blocks (quant_act.comp's layout: the output seen as rows of
+// H * Dv elements, quants from qa_off, block scales from qd_off).
 #extension GL_GOOGLE_include_directive : enable
 #include "common.glsl"
+#define QUANT_LANES 256u
+#include "quant_block.glsl"
 layout(local_size_x = 256) in;
 layout(binding = 0) buffer O { uint o[]; };
 layout(binding = 1) readonly buffer Q { uint q[]; };
@@ -18,6 +23,8 @@ layout(binding = 2) readonly buffer K { uint k[]; };
 layout(binding = 2) readonly buffer K4 { uvec4 k4[]; };  // the same keys, 16 bytes at a time
 layout(binding = 3) readonly buffer V { uint v[]; };
 layout(binding = 4) readonly buffer M { uint m[]; };
+layout(binding = 5) writeonly buffer QA { uint qa[]; };
+layout(binding = 5) writeonly buffer QD { vec2 qd[]; };
 #include "attn.glsl"
 
 const uint GROUPS = 8u, STEP = 256u;
@@ -67,6 +74,25 @@ float key_dot(uint kr) {
     return d;
 }
 
+// The int8 copy of the head's output just written at byte orow (Dv a multiple of 32, the
+// output contiguous): read back four elements an invocation. Every invocation calls it.
+void quantize_out(uint orow) {
+    if ((p.flags & 0x40000u) == 0u) return;  // uniform
+    const uint e = 4u * gl_LocalInvocationID.x;
+    memoryBarrierBuffer();
+    barrier();  // the head's values are written
+    vec4 x = vec4(0.0);
+    if (e < p.Dv) x = vec4(F32(o, orow + 4u * e), F32(o, orow + 4u * e + 4u), F32(o, orow + 4u * e + 8u),
+                           F32(o, orow + 4u * e + 12u));
+    vec2 ds;
+    const uint qv = quantize4(x, ds);
+    if (e < p.Dv) {
+        const uint f = (orow - p.o_off) / 4u + e;  // the element's place in the rows of H * Dv
+        qa[(p.qa_off >> 2) + f / 4u] = qv;
+        if ((gl_LocalInvocationID.x & 7u) == 0u) qd[p.qd_off / 8u + f / 32u] = ds;
+    }
+}
+
 // Mode 2: row r's ranges, each (maximum, sum, Dv values), rescaled to their common maximum.
 void merge(uint r) {
     const uint t = gl_LocalInvocationID.x, n = (p.n_kv + p.split - 1u) / p.split, stride = p.Dv + 2u;
@@ -86,6 +112,7 @@ void merge(uint r) {
         }
         o[(orow >> 2) + e] = floatBitsToUint(total > 0.0 ? sum / total : 0.0);
     }
+    quantize_out(orow);
 }
 
 void main() {
@@ -191,4 +218,5 @@ void main() {
         for (uint g = 0u; g < GROUPS; ++g) sum += merged[g][t];
         o[(orow >> 2) + t] = floatBitsToUint(sum * inv);
     }
+    quantize_out(orow);
 }
