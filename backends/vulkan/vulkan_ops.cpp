@@ -418,7 +418,8 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
         node.nb[0] == sizeof(float) && node.nb[1] == static_cast<size_t>(v.ne[0]) * sizeof(float) &&
         node.nb[2] == static_cast<size_t>(v.ne[0] * q.ne[2]) * sizeof(float))
         for (const Tensor* t : acts_wanted_)
-            if (t->data == node.data && t->ne[0] == v.ne[0] * q.ne[2] && t->ne[1] == q.ne[1] && int8_source(*t)) {
+            if ((t == &node || (t->view_src == &node && t->view_offset == 0)) && t->ne[0] == v.ne[0] * q.ne[2] &&
+                t->ne[1] == q.ne[1] && int8_source(*t)) {
                 int8_view = t;
                 break;
             }
