@@ -86,7 +86,56 @@ void main() {
         return;
     }
     const uint y = row_at(p.to, r);
-    if (p.op == RMS) {
+    if (p.op == RMS && (p.flags & 4u) != 0u && n <= 8192u) {
+        // With the int8 copy (rows of at most 8192): four consecutive elements an invocation,
+        // 1024 a step, as quantize4 takes them. Every load (the sum's operands or the row, and
+        // the weight) is issued before the first is used, and the row stays in registers from
+        // the sum of squares to the output: the dispatch waits on memory once.
+        const bool fused = (p.flags & 8u) != 0u, weighted = (p.flags & 1u) != 0u;
+        const uint xr = p.x_off + r * p.x_nb1, yr = p.y_off + r * p.y_nb1;
+        vec4 v[8], w[8];
+        [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+            const uint e = 1024u * k + 4u * t;
+            v[k] = vec4(0.0);
+            w[k] = vec4(1.0);
+            if (e < n) {
+                if (fused)
+                    v[k] = vec4(F32(xa, xr + 4u * e), F32(xa, xr + 4u * e + 4u), F32(xa, xr + 4u * e + 8u),
+                                F32(xa, xr + 4u * e + 12u)) +
+                           vec4(F32(ya, yr + 4u * e), F32(ya, yr + 4u * e + 4u), F32(ya, yr + 4u * e + 8u),
+                                F32(ya, yr + 4u * e + 12u));
+                else
+                    v[k] = vec4(F32(a, x + 4u * e), F32(a, x + 4u * e + 4u), F32(a, x + 4u * e + 8u),
+                                F32(a, x + 4u * e + 12u));
+                if (weighted) {
+                    const uint wb = p.b_off + 4u * e;
+                    w[k] = vec4(F32(b, wb), F32(b, wb + 4u), F32(b, wb + 8u), F32(b, wb + 12u));
+                }
+            }
+        }
+        vec4 ss4 = vec4(0.0);
+        [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+            const uint e = 1024u * k + 4u * t;
+            if (fused && e < n)
+                [[unroll]] for (uint c = 0u; c < 4u; ++c) a[(x >> 2) + e + c] = floatBitsToUint(v[k][c]);
+            ss4 += v[k] * v[k];
+        }
+        const float s = 1.0 / sqrt(reduce_sum((ss4.x + ss4.y) + (ss4.z + ss4.w)) / float(n) + p.param);
+        const uint rows = p.ta.ne1 * p.ta.ne2 * p.ta.ne3;
+        [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+            if (1024u * k >= n) break;  // uniform: quantize4 has barriers
+            const uint e = 1024u * k + 4u * t;
+            const bool live = e < n;  // n is a multiple of 32
+            const vec4 u = live ? v[k] * s * w[k] : vec4(0.0);
+            if (live) [[unroll]] for (uint c = 0u; c < 4u; ++c) o[(y >> 2) + e + c] = floatBitsToUint(u[c]);
+            vec2 d;
+            const uint q = quantize4(u, d);
+            if (live) {
+                qa[((p.q_off + r * n + e) >> 2)] = q;
+                if ((t & 7u) == 0u) qd[(p.q_off + rows * n) / 8u + (r * n + e) / 32u] = d;
+            }
+        }
+    } else if (p.op == RMS) {
         // Four elements per step, their loads issued together: one workgroup walks the row,
         // so a load's latency per step would otherwise be paid n / 256 times over.
         vec4 ss4 = vec4(0.0);
