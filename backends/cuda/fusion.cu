@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "backends/cuda/decode_fused.h"
 #include "backends/cuda/mulmat.h"
@@ -31,6 +32,19 @@ bool plain_rows(const Tensor& t) {
 }
 bool same_rows(const Tensor& a, const Tensor& b) { return a.ne[0] == b.ne[0] && a.ne[1] == b.ne[1]; }
 size_t row_stride(const Tensor& t) { return t.nb[1] / sizeof(float); }
+
+// Whether rows r of out may be written while other blocks still read any row of in: out and in
+// share no byte, or out is in row for row (each block reads its row before writing it).
+bool rows_apart(const Tensor& out, const Tensor& in) {
+    if (out.data == in.data && out.nb[1] == in.nb[1]) return true;
+    auto span = [](const Tensor& t) {
+        const auto* p = static_cast<const char*>(t.data);
+        return std::pair{p, p + (t.ne[1] - 1) * t.nb[1] + t.ne[0] * sizeof(float)};
+    };
+    const auto [o0, o1] = span(out);
+    const auto [i0, i1] = span(in);
+    return o1 <= i0 || i1 <= o0;
+}
 
 // The products from nodes[start] on that multiply the same weight type and row length by the
 // activations b, as long as they come one after another (a decoding step's query, key and
@@ -131,7 +145,12 @@ size_t run_fused(std::span<Tensor* const> nodes, size_t i, const StepScratch& sc
     size_t j = i;
     if (add->op == Op::Add && i + 1 < nodes.size() && nodes[i + 1]->op == Op::RmsNorm && nodes[i + 1]->src[0] == add &&
         plain_rows(*add) && plain_rows(*add->src[0]) && plain_rows(*add->src[1]) && same_rows(*add, *add->src[0]) &&
-        same_rows(*add, *add->src[1]))
+        same_rows(*add, *add->src[1]) &&
+        // The memory plan may put the norm's output over the add's operands, dead once the
+        // add has run: fused, a block's writes must not reach rows another block reads.
+        (add->ne[1] == 1 ||
+         (rows_apart(*nodes[i + 1], *add->src[0]) && rows_apart(*nodes[i + 1], *add->src[1]) &&
+          rows_apart(*add, *add->src[0]) && rows_apart(*add, *add->src[1]))))
         j = i + 1;
     else
         add = nullptr;
