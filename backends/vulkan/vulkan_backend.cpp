@@ -621,6 +621,16 @@ void VulkanBackend::create_pipelines() {
     // flash_attn_tile.comp's shared memory (about 25.4 KiB) is more than the 16 KiB a device
     // may have: the prompts' attention then goes a row per workgroup.
     if (props_.limits.maxComputeSharedMemorySize < kAttnTileShared) attn_tiles_ = false;
+    // The cooperative-matrix prompt tile's activation rows (64 or 128: TESSERA_VULKAN_CM_COLS),
+    // within the device's workgroup size and shared memory.
+    if (const char* e = std::getenv("TESSERA_VULKAN_CM_COLS")) {
+        const int c = std::atoi(e);
+        if (c == 64 || c == 128) cm_sgn_ = static_cast<uint32_t>(c / 32);
+    }
+    while (cm_sgn_ > 2 && (2 * cm_sgn_ * subgroup_size_ > props_.limits.maxComputeWorkGroupInvocations ||
+                           2 * cm_sgn_ * subgroup_size_ > props_.limits.maxComputeWorkGroupSize[0] ||
+                           cm_shared_bytes(cm_sgn_) > props_.limits.maxComputeSharedMemorySize))
+        cm_sgn_ /= 2;
     load_pipeline_cache();
     for (int s = 0; s < kShaderCount; ++s) {
         // Decoding products: a CPU device never dispatches them, a GPU one set of the two.
@@ -674,10 +684,10 @@ void VulkanBackend::create_pipelines() {
         const VkSpecializationMapEntry entries[3] = {{0, 0, 4}, {1, 4, 4}, {2, 8, 4}};
         const VkSpecializationInfo spec{3, entries, sizeof values, values};
         if (mul_vec) ci.stage.pSpecializationInfo = &spec;
-        // mul_mat_cm.comp's workgroup: 4 subgroups.
-        const uint32_t cm_width = 4 * subgroup_size_;
-        const VkSpecializationMapEntry cm_entry{0, 0, 4};
-        const VkSpecializationInfo cm_spec{1, &cm_entry, 4, &cm_width};
+        // mul_mat_cm.comp's workgroup: 2 x SGN subgroups.
+        const uint32_t cm_values[2] = {2 * cm_sgn_ * subgroup_size_, cm_sgn_};
+        const VkSpecializationMapEntry cm_entries[2] = {{0, 0, 4}, {1, 4, 4}};
+        const VkSpecializationInfo cm_spec{2, cm_entries, sizeof cm_values, cm_values};
         if (s >= kMulMatCm && !dp) ci.stage.pSpecializationInfo = &cm_spec;
         ci.layout = p.layout;
         const VkResult r = a.vkCreateComputePipelines(dev_, pipeline_cache_, 1, &ci, nullptr, &p.pipeline);

@@ -100,6 +100,9 @@ constexpr uint32_t kPushBytes = 128;
 // flash_attn_tile.comp's shared memory in bytes: queries 16384, weights 8320, maxima 1024 + 256.
 constexpr uint32_t kAttnTileShared = 25984;
 constexpr uint32_t kMaxBindings = 6;
+// mul_mat_cm.comp's shared memory with 2 x sgn subgroups: f16 tiles of 128 weight rows and
+// 32 sgn activation rows (rows of 40 halves), and a 16 x 16 f32 result per subgroup.
+constexpr uint32_t cm_shared_bytes(uint32_t sgn) { return (128 + 32 * sgn) * 80 + 2 * sgn * 1024; }
 
 // A tensor's place in push constants: byte offset within its binding, shape, byte strides.
 struct Ten {
@@ -239,6 +242,7 @@ private:
     bool timestamps_ = false;  // the queue writes timestamps (for TESSERA_PROFILE)
     bool subgroups_ = false;   // subgroup sums in compute shaders (mul_vec.comp's SUBGROUPS)
     bool coopmat_ = false;     // prompt products on cooperative matrices (mul_mat_cm.comp)
+    uint32_t cm_sgn_ = 2;      // its subgroups along the activation rows (tiles of 32 cm_sgn_ rows)
     bool fuse_ = true;         // add + RMS norm in one dispatch; attention writing its output's int8 copy
     bool attn_tiles_ = true;   // prompt attention by blocks of rows (flash_attn_tile.comp)
     bool int_dot_ = false;     // decoding products on integer dot products (kMulVecDp)

@@ -34,8 +34,8 @@ float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base) {
 // Activation rows above which products take the tiled shader (mode 3, or mul_mat_cm).
 constexpr uint32_t kTiledFromRows = 8;
 
-// mul_mat_cm.comp's tile (its BM and BN) and step along K (BK).
-constexpr uint32_t kCmRows = 128, kCmCols = 64, kCmStep = 32;
+// mul_mat_cm.comp's tile rows (its BM) and step along K (BK); its BN is 32 cm_sgn_.
+constexpr uint32_t kCmRows = 128, kCmStep = 32;
 
 // Flash attention: the keys a workgroup takes a step, and the workgroups a split aims at.
 constexpr uint64_t kStepKeys = 256;  // flash_attn.comp's keys a step
@@ -241,7 +241,8 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
     const bool cm = tiled && coopmat_ && !cpu_paths_ && a.type != DType::F32 && a.type != DType::BF16 &&
                     a.ne[0] % kCmStep == 0 &&
                     static_cast<uint64_t>((a.ne[1] + kCmRows - 1) / kCmRows) <= lim.maxComputeWorkGroupCount[0] &&
-                    static_cast<uint64_t>((b.ne[1] + kCmCols - 1) / kCmCols) <= lim.maxComputeWorkGroupCount[1];
+                    static_cast<uint64_t>((b.ne[1] + 32 * cm_sgn_ - 1) / (32 * cm_sgn_)) <=
+                        lim.maxComputeWorkGroupCount[1];
     const bool dp = int8_product(node);
     // Prompts and a CPU device's products in mul_mat, a GPU's decoding products in mul_vec.
     const Shader sh = mul_mat_shader(a.type, cm                    ? kMulMatCm
@@ -285,8 +286,8 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
     pc.r3 = static_cast<uint32_t>(b.ne[3] / a.ne[3]);
     pc.B3 = static_cast<uint32_t>(b.ne[3]);
     const uint64_t groups_y = ((pc.M + 7) / 8) * batches;
-    if (cm) {  // tiles of kCmRows weight rows x kCmCols activation rows
-        dispatch(sh, &pc, sizeof pc, (pc.N + kCmRows - 1) / kCmRows, (pc.M + kCmCols - 1) / kCmCols,
+    if (cm) {  // tiles of kCmRows weight rows x 32 cm_sgn_ activation rows
+        dispatch(sh, &pc, sizeof pc, (pc.N + kCmRows - 1) / kCmRows, (pc.M + 32 * cm_sgn_ - 1) / (32 * cm_sgn_),
                  static_cast<uint32_t>(batches));
         return;
     }

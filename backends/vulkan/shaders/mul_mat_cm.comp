@@ -2,7 +2,7 @@
 // Prompt products on cooperative matrices (tensor cores through GL_KHR_cooperative_matrix):
 // y[j][i] = dot(row i of a, row j of b), for devices with 16x16x16 f16 x f16 -> f32 matrices at
 // subgroup scope (chosen at run time; mul_mat.comp's mode 3 is the f32 counterpart).
-// A workgroup of 4 subgroups computes a tile of BM weight rows x BN activation rows, BK
+// A workgroup of 2 x SGN subgroups computes a tile of BM weight rows x BN activation rows, BK
 // elements of K a step: its invocations dequantize the weights' groups of 8 (F16 weights: 8
 // halves a 16-byte load) and round the activations to f16, hold them in registers until the
 // previous step's products are done, and store them to shared memory (rows of BK + 8 halves:
@@ -20,8 +20,10 @@
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #include "common.glsl"
-// 4 subgroups: 2 along the weight rows by 2 along the activation rows.
+// 2 x SGN subgroups: 2 along the weight rows by SGN (2 or 4, a specialization constant)
+// along the activation rows.
 layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint SGN = 2u;
 layout(binding = 0) buffer YF { float yf[]; };
 layout(binding = 1) readonly buffer AW { uint A[]; };
 layout(binding = 1) readonly buffer AW4 { uvec4 A4[]; };  // the same weights, 16 bytes at a time
@@ -47,16 +49,16 @@ layout(push_constant) uniform P {
 #ifndef BK
 #define BK 32u  // the step along K
 #endif
-const uint BM = 32u * TM, BN = 32u * TN;  // the workgroup's tile
+const uint BM = 32u * TM, BN = 16u * TN * SGN;  // the workgroup's tile
 const uint LD = BK / 4u + 2u;             // shared rows, in 4-half vectors
 shared f16vec4 tile_a[BM * LD];           // [weight row][k / 4]
 shared f16vec4 tile_b[BN * LD];           // [activation row][k / 4]
-shared float stage[4u * 256u];            // a subgroup's 16 x 16 edge result
+shared float stage[2u * SGN * 256u];      // a subgroup's 16 x 16 edge result
 
-// A step's loads per invocation, for a workgroup of 128 (a wider one leaves some unused):
-// groups of 8 weights and quads of 4 activations, held in registers as f16 while the
-// previous step's products run.
-const uint NA = BM * (BK / 8u) / 128u, NB = BN * (BK / 4u) / 128u;
+// A step's loads per invocation, for subgroups of 32 (wider ones leave some unused): groups
+// of 8 weights and quads of 4 activations, held in registers as f16 while the previous
+// step's products run.
+const uint NA = BM * (BK / 8u) / (64u * SGN), NB = BN * (BK / 4u) / (64u * SGN);
 f16vec4 ra[NA][2], rb[NB];
 
 // Elements 8g .. 8g + 7 of the weight row at byte r.
