@@ -631,6 +631,7 @@ void VulkanBackend::create_pipelines() {
                            2 * cm_sgn_ * subgroup_size_ > props_.limits.maxComputeWorkGroupSize[0] ||
                            cm_shared_bytes(cm_sgn_) > props_.limits.maxComputeSharedMemorySize))
         cm_sgn_ /= 2;
+    if (cm_shared_bytes(cm_sgn_) > props_.limits.maxComputeSharedMemorySize) coopmat_ = false;
     load_pipeline_cache();
     for (int s = 0; s < kShaderCount; ++s) {
         // Decoding products: a CPU device never dispatches them, a GPU one set of the two.

@@ -242,7 +242,7 @@ private:
     bool timestamps_ = false;  // the queue writes timestamps (for TESSERA_PROFILE)
     bool subgroups_ = false;   // subgroup sums in compute shaders (mul_vec.comp's SUBGROUPS)
     bool coopmat_ = false;     // prompt products on cooperative matrices (mul_mat_cm.comp)
-    uint32_t cm_sgn_ = 2;      // its subgroups along the activation rows (tiles of 32 cm_sgn_ rows)
+    uint32_t cm_sgn_ = 4;      // its subgroups along the activation rows (tiles of 32 cm_sgn_ rows)
     bool fuse_ = true;         // add + RMS norm in one dispatch; attention writing its output's int8 copy
     bool attn_tiles_ = true;   // prompt attention by blocks of rows (flash_attn_tile.comp)
     bool int_dot_ = false;     // decoding products on integer dot products (kMulVecDp)

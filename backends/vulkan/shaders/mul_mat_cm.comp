@@ -10,8 +10,10 @@
 // TM x TN matrices of 16 x 16 over the step's K, summing in f32. Full 16 x 16 results are
 // stored to y straight from the matrices; those on the tile's edges go through shared memory
 // with the bounds checked. Needs K a multiple of BK and subgroups of at least 32.
-// Measured on the H200 (8B Q4_0 pp512 t/s): 128 x 64 tiles, BK 32: 2811; BK 64: 2213;
-// 128 x 128: 2513; 64 x 64 (BK 64): 2348; 64 x 128: 2103. Weights dequantized to f16 by a
+// Measured on the H200 (8B Q4_0 pp512 t/s), 4 subgroups: 128 x 64 tiles, BK 32: 2811; BK 64:
+// 2213; 128 x 128: 2513; 64 x 64 (BK 64): 2348; 64 x 128: 2103. On the H100, 8 subgroups of
+// 128 x 128 against 4 of 128 x 64 (pp512 t/s): 8B Q4_0 2857 / 2792, Q4_K_M 2613 / 2342,
+// TinyLlama Q4_0 10217 / 10301; 8B Q4_0 pp2048 2097 / 2049. Weights dequantized to f16 by a
 // pass of their own before the product (once, not once per tile of activation rows) were
 // slower: 1975, and 685 against 1595 at pp128.
 #extension GL_GOOGLE_include_directive : enable
@@ -23,7 +25,7 @@
 // 2 x SGN subgroups: 2 along the weight rows by SGN (2 or 4, a specialization constant)
 // along the activation rows.
 layout(local_size_x_id = 0) in;
-layout(constant_id = 1) const uint SGN = 2u;
+layout(constant_id = 1) const uint SGN = 4u;
 layout(binding = 0) buffer YF { float yf[]; };
 layout(binding = 1) readonly buffer AW { uint A[]; };
 layout(binding = 1) readonly buffer AW4 { uvec4 A4[]; };  // the same weights, 16 bytes at a time

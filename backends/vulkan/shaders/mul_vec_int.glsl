@@ -9,10 +9,6 @@
 // (SPV_KHR_integer_dot_product) is dp4a on NVIDIA and AMD GPUs.
 layout(binding = 2) readonly buffer BQ { uvec4 bq[]; };
 layout(binding = 2) readonly buffer BD { vec2 bd[]; };
-layout(binding = 1) readonly buffer AW4 { uvec4 A4[]; };  // the weights, 16 bytes at a time
-
-// Byte i (0..15) of 16 bytes read as four words.
-uint byte16(uvec4 h, uint i) { return (h[i >> 2] >> (8u * (i & 3u))) & 255u; }
 
 spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
 int sdot_packed(uint a, uint b, spirv_literal int packed_format);
@@ -65,46 +61,17 @@ void weight_slice(uint r, uint s, out uint q[8], out vec3 f) {
         // Sub-block j of super-block s / 8: nibbles of bytes 32 (j / 2) on, the low ones for
         // even j; Q5_K's fifth bit is bit j of 32 bytes from 16 on.
         const uint b = r + block_bytes(WTYPE) * (s / 8u), j = s % 8u;
+        float mn;
+        const float sc = q4k_scale_min(b, j, mn);
+        const vec2 dd = unpackHalf2x16(bytes4(b));
         const uint qs = b + (WTYPE == T_Q4_K ? 16u : 48u) + 32u * (j / 2u), shift = 4u * (j & 1u);
-        float sc, mn;
-        vec2 dd;
-        uint h0[4], h1[4];
-        if (((p.a_off | p.a_nb1 | p.a_nb2 | p.a_nb3) & 15u) == 0u) {
-            // Rows 16-byte aligned (uniform), as are the super-blocks (144 or 176 bytes) and
-            // their parts: the header (d, dmin, the 12 scale bytes) and each 16 bytes of
-            // quants in one load, the scale and minimum picked from the header's words.
-            const uvec4 hd = A4[b >> 4], l4 = A4[qs >> 4], u4 = A4[(qs >> 4) + 1u];
-            dd = unpackHalf2x16(hd.x);
-            if (j < 4u) {
-                sc = float(byte16(hd, 4u + j) & 63u);
-                mn = float(byte16(hd, 8u + j) & 63u);
-            } else {
-                sc = float((byte16(hd, 8u + j) & 15u) | ((byte16(hd, j) >> 6) << 4));
-                mn = float((byte16(hd, 8u + j) >> 4) | ((byte16(hd, 4u + j) >> 6) << 4));
-            }
-            [[unroll]] for (uint i = 0u; i < 4u; ++i) {
-                lo[i] = l4[i];
-                hi[i] = u4[i];
-            }
-            if (WTYPE == T_Q5_K) {
-                const uvec4 a4 = A4[(b >> 4) + 1u], c4 = A4[(b >> 4) + 2u];
-                [[unroll]] for (uint i = 0u; i < 4u; ++i) {
-                    h0[i] = a4[i];
-                    h1[i] = c4[i];
-                }
-            }
-        } else {
-            sc = q4k_scale_min(b, j, mn);
-            dd = unpackHalf2x16(bytes4(b));
-            words16(qs, lo);
-            words16(qs + 16u, hi);
-            if (WTYPE == T_Q5_K) {
-                words16(b + 16u, h0);
-                words16(b + 32u, h1);
-            }
-        }
+        words16(qs, lo);
+        words16(qs + 16u, hi);
         uint h[8];
         if (WTYPE == T_Q5_K) {
+            uint h0[4], h1[4];
+            words16(b + 16u, h0);
+            words16(b + 32u, h1);
             [[unroll]] for (uint i = 0u; i < 4u; ++i) {
                 h[i] = ((h0[i] >> j) & 0x01010101u) << 4;
                 h[i + 4u] = ((h1[i] >> j) & 0x01010101u) << 4;
