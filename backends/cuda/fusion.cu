@@ -148,9 +148,8 @@ size_t run_fused(std::span<Tensor* const> nodes, size_t i, const StepScratch& sc
         same_rows(*add, *add->src[1]) &&
         // The memory plan may put the norm's output over the add's operands, dead once the
         // add has run: fused, a block's writes must not reach rows another block reads.
-        (add->ne[1] == 1 ||
-         (rows_apart(*nodes[i + 1], *add->src[0]) && rows_apart(*nodes[i + 1], *add->src[1]) &&
-          rows_apart(*add, *add->src[0]) && rows_apart(*add, *add->src[1]))))
+        (add->ne[1] == 1 || (rows_apart(*nodes[i + 1], *add->src[0]) && rows_apart(*nodes[i + 1], *add->src[1]) &&
+                             rows_apart(*add, *add->src[0]) && rows_apart(*add, *add->src[1]))))
         j = i + 1;
     else
         add = nullptr;

@@ -77,6 +77,7 @@ const ShaderInfo kShaders[kShaderCount] = {
     {spirv::rope, &spirv::rope_size, 5},
     {spirv::flash_attn, &spirv::flash_attn_size, 6},
     {spirv::flash_attn_tile, &spirv::flash_attn_tile_size, 5},
+    {spirv::flash_attn, &spirv::flash_attn_size, 6},
     {spirv::quant_act, &spirv::quant_act_size, 4},
 #define TESSERA_MUL_MAT(t) {spirv::mul_mat_##t, &spirv::mul_mat_##t##_size, 3},
 #define TESSERA_MUL_VEC(t) {spirv::mul_vec_##t, &spirv::mul_vec_##t##_size, 3},
@@ -277,6 +278,9 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // TESSERA_VULKAN_FUSE=0: a residual add and the RMS norm after it as two dispatches, and
     // the attention output's int8 copy made by a dispatch of its own.
     fuse_ = !env_off("TESSERA_VULKAN_FUSE");
+    // TESSERA_VULKAN_ATTN_GQA=0: a prompt's attention rows a head per workgroup, not the heads
+    // of a KV head together; 2: decoding over more than one step of keys too.
+    if (const char* e = std::getenv("TESSERA_VULKAN_ATTN_GQA"); e && *e) attn_gqa_ = std::atoi(e);
     uint32_t n = 0;
     a.vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, nullptr);
     std::vector<VkQueueFamilyProperties> q(n);
@@ -690,6 +694,11 @@ void VulkanBackend::create_pipelines() {
         const VkSpecializationMapEntry cm_entries[2] = {{0, 0, 4}, {1, 4, 4}};
         const VkSpecializationInfo cm_spec{2, cm_entries, sizeof cm_values, cm_values};
         if (s >= kMulMatCm && !dp) ci.stage.pSpecializationInfo = &cm_spec;
+        // flash_attn.comp's query heads a workgroup (GMAX).
+        const uint32_t heads = kAttnGqaHeads;
+        const VkSpecializationMapEntry heads_entry{0, 0, 4};
+        const VkSpecializationInfo heads_spec{1, &heads_entry, 4, &heads};
+        if (s == kFlashAttnGqa) ci.stage.pSpecializationInfo = &heads_spec;
         ci.layout = p.layout;
         const VkResult r = a.vkCreateComputePipelines(dev_, pipeline_cache_, 1, &ci, nullptr, &p.pipeline);
         a.vkDestroyShaderModule(dev_, module, nullptr);

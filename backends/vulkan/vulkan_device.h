@@ -68,6 +68,7 @@ enum Shader {
     kRope,
     kFlashAttn,
     kFlashAttnTile,
+    kFlashAttnGqa,  // flash_attn.comp taking 4 heads of a KV head a workgroup (GMAX 4)
     kQuantAct,
     kMulMat,
     kMulVec = kMulMat + 13,
@@ -100,6 +101,8 @@ constexpr uint32_t kPushBytes = 128;
 // flash_attn_tile.comp's shared memory in bytes: queries 16384, weights 8320, maxima 1024 + 256.
 constexpr uint32_t kAttnTileShared = 25984;
 constexpr uint32_t kMaxBindings = 6;
+// The query heads of one KV head that a prompt's flash_attn.comp workgroup takes together.
+constexpr uint32_t kAttnGqaHeads = 4;
 // mul_mat_cm.comp's shared memory with 2 x sgn subgroups: f16 tiles of 128 weight rows and
 // 32 sgn activation rows (rows of 40 halves), and a 16 x 16 f32 result per subgroup.
 constexpr uint32_t cm_shared_bytes(uint32_t sgn) { return (128 + 32 * sgn) * 80 + 2 * sgn * 1024; }
@@ -245,6 +248,8 @@ private:
     uint32_t cm_sgn_ = 4;      // its subgroups along the activation rows (tiles of 32 cm_sgn_ rows)
     bool fuse_ = true;         // add + RMS norm in one dispatch; attention writing its output's int8 copy
     bool attn_tiles_ = true;   // prompt attention by blocks of rows (flash_attn_tile.comp)
+    int attn_gqa_ = 1;         // else by rows, a KV head's query heads together (kFlashAttnGqa):
+                               // 1 for prompts, 2 for decoding over many keys too
     bool int_dot_ = false;     // decoding products on integer dot products (kMulVecDp)
     uint32_t subgroup_size_ = 0;
     uint32_t mmv_rows_ = 2;                               // weight rows per workgroup of mul_vec.comp (its R), at most

@@ -238,11 +238,10 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
     const bool tiled = tiled_product(node);
     // Prompts on cooperative matrices where the device has them (f16 weights and activations:
     // not for F32 weights, whose products stay f32, nor BF16 ones, whose range f16 lacks).
-    const bool cm = tiled && coopmat_ && !cpu_paths_ && a.type != DType::F32 && a.type != DType::BF16 &&
-                    a.ne[0] % kCmStep == 0 &&
-                    static_cast<uint64_t>((a.ne[1] + kCmRows - 1) / kCmRows) <= lim.maxComputeWorkGroupCount[0] &&
-                    static_cast<uint64_t>((b.ne[1] + 32 * cm_sgn_ - 1) / (32 * cm_sgn_)) <=
-                        lim.maxComputeWorkGroupCount[1];
+    const bool cm =
+        tiled && coopmat_ && !cpu_paths_ && a.type != DType::F32 && a.type != DType::BF16 && a.ne[0] % kCmStep == 0 &&
+        static_cast<uint64_t>((a.ne[1] + kCmRows - 1) / kCmRows) <= lim.maxComputeWorkGroupCount[0] &&
+        static_cast<uint64_t>((b.ne[1] + 32 * cm_sgn_ - 1) / (32 * cm_sgn_)) <= lim.maxComputeWorkGroupCount[1];
     const bool dp = int8_product(node);
     // Prompts and a CPU device's products in mul_mat, a GPU's decoding products in mul_vec.
     const Shader sh = mul_mat_shader(a.type, cm                    ? kMulMatCm
@@ -398,8 +397,15 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     const uint64_t block = q.ne[0] > 128 || v.ne[0] > 128 ? 16 : 32;
     const uint64_t head_rows = static_cast<uint64_t>(q.ne[1]) * (q.ne[2] / k.ne[2]);
     const bool tiles = attn_tiles_ && head_rows * 2 >= block;
-    const Shader shader = tiles ? kFlashAttnTile : kFlashAttn;
-    const uint64_t groups = tiles ? (head_rows + block - 1) / block * k.ne[2] * q.ne[3] : rows;
+    // Prompts by rows: a workgroup per query row and up to kAttnGqaHeads heads of a KV head,
+    // which read each key and value row once for them all.
+    const uint64_t group_heads = static_cast<uint64_t>(q.ne[2] / k.ne[2]);
+    const bool gqa = !tiles && group_heads > 1 &&
+                     ((attn_gqa_ >= 1 && q.ne[1] > 1) || (attn_gqa_ >= 2 && k.ne[1] > static_cast<int64_t>(kStepKeys)));
+    const Shader shader = tiles ? kFlashAttnTile : gqa ? kFlashAttnGqa : kFlashAttn;
+    const uint64_t groups = tiles ? (head_rows + block - 1) / block * k.ne[2] * q.ne[3]
+                            : gqa ? (group_heads + kAttnGqaHeads - 1) / kAttnGqaHeads * k.ne[2] * q.ne[1] * q.ne[3]
+                                  : rows;
     const uint64_t step = tiles ? kTileKeys : kStepKeys;
     // Few workgroups over many keys: the keys split into ranges of whole steps, enough of
     // them for about kSplitTarget workgroups, and a second pass merges them.

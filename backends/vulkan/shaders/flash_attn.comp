@@ -1,9 +1,11 @@
 #version 450
-// Flash attention: a workgroup per (query row, head, sequence). Its 256 invocations take 256
-// keys a step, one each: the invocation computes its key's score, and eight groups of 32 keep
-// an online softmax over their 32 keys of each step (their own running maximum and sum), each
-// lane accumulating the weighted values of 4 of the head's dimensions (every 128th group of 4),
-// so a group's lanes read a value row together. The groups' results are merged at the end.
+// Flash attention: a workgroup per (query row, head, sequence), or per (query row, up to GMAX
+// heads of one KV head, sequence). Its 256 invocations take 256 keys a step, one each: the
+// invocation reads its key and computes the heads' scores, and eight groups of 32 keep an
+// online softmax per head over their 32 keys of each step (their own running maximum and
+// sum), each lane accumulating the weighted values of 4 of each head's dimensions (every 128th
+// group of 4), so a group's lanes read a value row together, once for the heads. The groups'
+// results are merged at the end, a head at a time.
 // Keys the mask hides (-inf) get no weight. K and V rows are F32, F16 or Q8_0; heads of q
 // share K/V heads in groups (GQA). Head sizes are multiples of 4 (of 32 for Q8_0), at most 256.
 // Decoding over many keys splits them (mode 1): a workgroup per (row, range of keys) writes
@@ -28,15 +30,18 @@ layout(binding = 5) writeonly buffer QD { vec2 qd[]; };
 #include "attn.glsl"
 
 const uint GROUPS = 8u, STEP = 256u;
-shared float qs[256];           // the query row
-shared float sc[STEP];          // this step's scores, then their weights
+// The query heads a workgroup takes (heads of one KV head): 1, or up to 4 for prompts, whose
+// keys and values are then read once for them all (a specialization constant).
+layout(constant_id = 0) const uint GMAX = 1u;
+shared float qs[GMAX][256];     // the query rows
+shared float sc[GMAX][STEP];    // this step's scores, then their weights
 shared float gm[GROUPS], gl[GROUPS];
 shared float merged[GROUPS][256];
 
-// Dot product of the query with key row kr.
-float key_dot(uint kr) {
+// Dot products of the queries (the first nh of GMAX) with key row kr.
+void key_dots(uint kr, uint nh, out float d[GMAX]) {
     const uint t = p.flags & 255u;
-    float d = 0.0;
+    [[unroll]] for (uint g = 0u; g < GMAX; ++g) d[g] = 0.0;
     if (t == T_F16 && ((kr | 2u * p.D) & 63u) == 0u) {  // 8 halves a load, four loads issued together
         for (uint e = 0u; e < p.D; e += 32u) {
             uvec4 w[4];
@@ -44,7 +49,9 @@ float key_dot(uint kr) {
             [[unroll]] for (uint b = 0u; b < 4u; ++b)
                 [[unroll]] for (uint u = 0u; u < 4u; ++u) {
                     const vec2 h = unpackHalf2x16(w[b][u]);
-                    d += qs[e + 8u * b + 2u * u] * h.x + qs[e + 8u * b + 2u * u + 1u] * h.y;
+                    const uint x = e + 8u * b + 2u * u;
+                    [[unroll]] for (uint g = 0u; g < GMAX; ++g)
+                        if (g < nh) d[g] += qs[g][x] * h.x + qs[g][x + 1u] * h.y;
                 }
         }
     } else if (t == T_F16 && ((kr | 2u * p.D) & 15u) == 0u) {  // 8 halves a load
@@ -52,26 +59,31 @@ float key_dot(uint kr) {
             const uvec4 w = k4[(kr >> 4) + e / 8u];
             [[unroll]] for (uint u = 0u; u < 4u; ++u) {
                 const vec2 h = unpackHalf2x16(w[u]);
-                d += qs[e + 2u * u] * h.x + qs[e + 2u * u + 1u] * h.y;
+                [[unroll]] for (uint g = 0u; g < GMAX; ++g)
+                    if (g < nh) d[g] += qs[g][e + 2u * u] * h.x + qs[g][e + 2u * u + 1u] * h.y;
             }
         }
     } else if (t == T_Q8_0) {  // the block's scale read once
         for (uint e = 0u; e < p.D; e += 32u) {
             const uint b = kr + 34u * (e / 32u);
-            float s = 0.0;
+            float sum[GMAX];
+            [[unroll]] for (uint g = 0u; g < GMAX; ++g) sum[g] = 0.0;
             [[unroll]] for (uint u = 0u; u < 32u; u += 2u) {
                 const uint w = U16(k, b + 2u + u);
-                s += qs[e + u] * float(int(w << 24) >> 24) + qs[e + u + 1u] * float(int(w << 16) >> 24);
+                const float lo = float(int(w << 24) >> 24), hi = float(int(w << 16) >> 24);
+                [[unroll]] for (uint g = 0u; g < GMAX; ++g)
+                    if (g < nh) sum[g] += qs[g][e + u] * lo + qs[g][e + u + 1u] * hi;
             }
-            d += F16(k, b) * s;
+            const float scale = F16(k, b);
+            [[unroll]] for (uint g = 0u; g < GMAX; ++g) d[g] += scale * sum[g];
         }
     } else {
         for (uint e = 0u; e < p.D; e += 4u) {
             const vec4 a = key4(t, kr, e);
-            d += qs[e] * a.x + qs[e + 1u] * a.y + qs[e + 2u] * a.z + qs[e + 3u] * a.w;
+            [[unroll]] for (uint g = 0u; g < GMAX; ++g)
+                if (g < nh) d[g] += qs[g][e] * a.x + qs[g][e + 1u] * a.y + qs[g][e + 2u] * a.z + qs[g][e + 3u] * a.w;
         }
     }
-    return d;
 }
 
 // The int8 copy of the head's output just written at byte orow (Dv a multiple of 32, the
@@ -118,49 +130,81 @@ void merge(uint r) {
 void main() {
     const uint t = gl_LocalInvocationID.x;
     const uint ranges = p.mode == 1u ? (p.n_kv + p.split - 1u) / p.split : 1u;
-    const uint r = group_id() / ranges, range = group_id() % ranges;
-    if (r >= p.n_q * p.H * p.S) return;  // uniform over the workgroup
     if (p.mode == 2u) {
-        merge(r);
+        const uint r = group_id();
+        if (r < p.n_q * p.H * p.S) merge(r);  // uniform over the workgroup
         return;
     }
+    // Workgroup w: head group hg of KV head hk (heads h0 .. h0 + nh - 1), query row i,
+    // sequence s; with GMAX 1, w is the head row h + H (i + n_q s).
+    const uint G = p.H / p.H_kv, ngr = (G + GMAX - 1u) / GMAX;
+    const uint w = group_id() / ranges, range = group_id() % ranges;
+    if (w >= ngr * p.H_kv * p.n_q * p.S) return;  // uniform
+    const uint hg = w % ngr, hk = (w / ngr) % p.H_kv, i = (w / (ngr * p.H_kv)) % p.n_q;
+    const uint s = w / (ngr * p.H_kv * p.n_q);
+    const uint h0 = hk * G + hg * GMAX, nh = min(GMAX, G - hg * GMAX);
     const uint key0 = range * p.split, key_end = p.mode == 1u ? min(p.n_kv, key0 + p.split) : p.n_kv;
     const uint lane = t % 32u, grp = t / 32u;
-    const uint h = r % p.H, i = (r / p.H) % p.n_q, s = r / (p.H * p.n_q);
-    const uint hk = h / (p.H / p.H_kv);
-    const uint qr = p.q_off + i * p.q_nb1 + h * p.q_nb2 + s * p.q_nb3;
     const uint kb = p.k_off + hk * p.k_nb2 + s * p.k_nb3, vb = p.v_off + hk * p.v_nb2 + s * p.v_nb3;
     const float neg_inf = -1.0 / 0.0;
-    if (t < p.D) qs[t] = F32(q, qr + 4u * t);
-    // This group's running maximum and sum; this lane's dimensions 4 lane + 128 c.
-    float mx = neg_inf, l = 0.0;
-    vec4 acc[2] = vec4[2](vec4(0.0), vec4(0.0));
+    [[unroll]] for (uint g = 0u; g < GMAX; ++g)
+        if (g < nh && t < p.D) qs[g][t] = F32(q, p.q_off + i * p.q_nb1 + (h0 + g) * p.q_nb2 + s * p.q_nb3 + 4u * t);
+    // Per head: this group's running maximum and sum; this lane's dimensions 4 lane + 128 c.
+    float mx[GMAX], l[GMAX];
+    vec4 acc[GMAX][2];
+    [[unroll]] for (uint g = 0u; g < GMAX; ++g) {
+        mx[g] = neg_inf;
+        l[g] = 0.0;
+        acc[g][0] = vec4(0.0);
+        acc[g][1] = vec4(0.0);
+    }
     for (uint j0 = key0; j0 < key_end; j0 += STEP) {
-        barrier();  // the query is in; the last step's weights are read
+        barrier();  // the queries are in; the last step's weights are read
         const uint j = j0 + t;
-        float score = neg_inf;
+        float score[GMAX];
+        [[unroll]] for (uint g = 0u; g < GMAX; ++g) score[g] = neg_inf;
         if (j < key_end) {
             const float mv = attn_mask(i, j);
-            if (!(isinf(mv) && mv < 0.0)) score = attn_score(key_dot(kb + j * p.k_nb1), mv);
+            if (!(isinf(mv) && mv < 0.0)) {
+                float d[GMAX];
+                key_dots(kb + j * p.k_nb1, nh, d);
+                [[unroll]] for (uint g = 0u; g < GMAX; ++g)
+                    if (g < nh) score[g] = attn_score(d[g], mv);
+            }
         }
-        sc[t] = score;
+        [[unroll]] for (uint g = 0u; g < GMAX; ++g)
+            if (g < nh) sc[g][t] = score[g];
         barrier();
-        // The group's maximum over its 32 keys of the step, and each key's weight.
-        float tile = neg_inf;
-        for (uint u = 0u; u < 32u; ++u) tile = max(tile, sc[32u * grp + u]);
-        const float m_new = max(mx, tile);
-        const float c = isinf(m_new) ? 1.0 : exp(mx - m_new);
-        const float w = isinf(score) ? 0.0 : exp(score - m_new);
+        // Each head's maximum over the group's 32 keys of the step, and each key's weight.
+        float c[GMAX], wt[GMAX];
+        [[unroll]] for (uint g = 0u; g < GMAX; ++g) {
+            c[g] = 1.0;
+            wt[g] = 0.0;
+            if (g < nh) {
+                float tile = neg_inf;
+                for (uint u = 0u; u < 32u; ++u) tile = max(tile, sc[g][32u * grp + u]);
+                const float m_new = max(mx[g], tile);
+                c[g] = isinf(m_new) ? 1.0 : exp(mx[g] - m_new);
+                wt[g] = isinf(score[g]) ? 0.0 : exp(score[g] - m_new);
+                mx[g] = m_new;
+            }
+        }
         barrier();  // every lane has read the scores
-        sc[t] = w;
+        [[unroll]] for (uint g = 0u; g < GMAX; ++g)
+            if (g < nh) sc[g][t] = wt[g];
         barrier();
-        float wsum = 0.0;
-        acc[0] *= c;
-        acc[1] *= c;
         const uint keys = min(32u, key_end - min(key_end, j0 + 32u * grp));
-        for (uint u = 0u; u < keys; ++u) wsum += sc[32u * grp + u];
-        // Eight value rows a batch, their loads issued before the sums that take them; a
-        // zero weight (a masked key) adds nothing, whatever its row holds.
+        [[unroll]] for (uint g = 0u; g < GMAX; ++g) {
+            if (g >= nh) break;
+            float wsum = 0.0;
+            for (uint u = 0u; u < keys; ++u) wsum += sc[g][32u * grp + u];
+            acc[g][0] *= c[g];
+            acc[g][1] *= c[g];
+            l[g] = l[g] * c[g] + wsum;
+        }
+        // Eight value rows a batch, their loads issued before the sums that take them, each
+        // read once for the heads; a zero weight (a masked key) adds nothing, whatever its
+        // row holds.
         for (uint u0 = 0u; u0 < keys; u0 += 8u) {
             const uint nu = min(8u, keys - u0), vr = vb + (j0 + 32u * grp + u0) * p.v_nb1;
             [[unroll]] for (uint cc = 0u; cc < 2u; ++cc) {
@@ -168,55 +212,61 @@ void main() {
                 if (e >= p.Dv) continue;
                 vec4 val[8];
                 [[unroll]] for (uint u = 0u; u < 8u; ++u) val[u] = u < nu ? value4(vr + u * p.v_nb1, e) : vec4(0.0);
-                [[unroll]] for (uint u = 0u; u < 8u; ++u) {
-                    const float wu = u < nu ? sc[32u * grp + u0 + u] : 0.0;
-                    acc[cc] += wu != 0.0 ? wu * val[u] : vec4(0.0);
+                [[unroll]] for (uint g = 0u; g < GMAX; ++g) {
+                    if (g >= nh) break;
+                    [[unroll]] for (uint u = 0u; u < 8u; ++u) {
+                        const float wu = u < nu ? sc[g][32u * grp + u0 + u] : 0.0;
+                        acc[g][cc] += wu != 0.0 ? wu * val[u] : vec4(0.0);
+                    }
                 }
             }
         }
-        l = l * c + wsum;
-        mx = m_new;
     }
-    // Merge the groups: rescale each to the common maximum, then sum.
-    if (lane == 0u) {
-        gm[grp] = mx;
-        gl[grp] = l;
-    }
-    barrier();
-    float top = neg_inf;
-    for (uint g = 0u; g < GROUPS; ++g) top = max(top, gm[g]);
-    float total = 0.0;
-    for (uint g = 0u; g < GROUPS; ++g) total += isinf(gm[g]) ? 0.0 : gl[g] * exp(gm[g] - top);
-    const float f = isinf(mx) ? 0.0 : exp(mx - top);
-    [[unroll]] for (uint cc = 0u; cc < 2u; ++cc) {
-        const uint e = 4u * lane + 128u * cc;
-        if (e < p.Dv) {
-            merged[grp][e] = acc[cc].x * f;
-            merged[grp][e + 1u] = acc[cc].y * f;
-            merged[grp][e + 2u] = acc[cc].z * f;
-            merged[grp][e + 3u] = acc[cc].w * f;
+    // Each head in turn: merge the groups (rescale each to the common maximum, then sum).
+    [[unroll]] for (uint g = 0u; g < GMAX; ++g) {
+        if (g >= nh) break;  // uniform
+        const uint h = h0 + g, r = h + p.H * (i + p.n_q * s);
+        barrier();  // the last head's merge is read
+        if (lane == 0u) {
+            gm[grp] = mx[g];
+            gl[grp] = l[g];
         }
-    }
-    barrier();
-    if (p.mode == 1u) {  // this range's maximum, sum and values, unnormalized
-        const uint at = (p.o_off >> 2) + (r * ranges + range) * (p.Dv + 2u);
-        if (t == 0u) {
-            o[at] = floatBitsToUint(top);
-            o[at + 1u] = floatBitsToUint(total);
+        barrier();
+        float top = neg_inf;
+        for (uint x = 0u; x < GROUPS; ++x) top = max(top, gm[x]);
+        float total = 0.0;
+        for (uint x = 0u; x < GROUPS; ++x) total += isinf(gm[x]) ? 0.0 : gl[x] * exp(gm[x] - top);
+        const float f = isinf(mx[g]) ? 0.0 : exp(mx[g] - top);
+        [[unroll]] for (uint cc = 0u; cc < 2u; ++cc) {
+            const uint e = 4u * lane + 128u * cc;
+            if (e < p.Dv) {
+                merged[grp][e] = acc[g][cc].x * f;
+                merged[grp][e + 1u] = acc[g][cc].y * f;
+                merged[grp][e + 2u] = acc[g][cc].z * f;
+                merged[grp][e + 3u] = acc[g][cc].w * f;
+            }
         }
+        barrier();
+        if (p.mode == 1u) {  // this range's maximum, sum and values, unnormalized
+            const uint at = (p.o_off >> 2) + (r * ranges + range) * (p.Dv + 2u);
+            if (t == 0u) {
+                o[at] = floatBitsToUint(top);
+                o[at + 1u] = floatBitsToUint(total);
+            }
+            if (t < p.Dv) {
+                float sum = 0.0;
+                for (uint x = 0u; x < GROUPS; ++x) sum += merged[x][t];
+                o[at + 2u + t] = floatBitsToUint(sum);
+            }
+            continue;
+        }
+        const float inv = total > 0.0 ? 1.0 / total : 0.0;
+        const uint orow = p.o_off + h * p.o_nb1 + i * p.o_nb2 + s * p.o_nb2 * p.n_q;
         if (t < p.Dv) {
             float sum = 0.0;
-            for (uint g = 0u; g < GROUPS; ++g) sum += merged[g][t];
-            o[at + 2u + t] = floatBitsToUint(sum);
+            for (uint x = 0u; x < GROUPS; ++x) sum += merged[x][t];
+            o[(orow >> 2) + t] = floatBitsToUint(sum * inv);
         }
-        return;
+        quantize_out(orow);
     }
-    const float inv = total > 0.0 ? 1.0 / total : 0.0;
-    const uint orow = p.o_off + h * p.o_nb1 + i * p.o_nb2 + s * p.o_nb2 * p.n_q;
-    if (t < p.Dv) {
-        float sum = 0.0;
-        for (uint g = 0u; g < GROUPS; ++g) sum += merged[g][t];
-        o[(orow >> 2) + t] = floatBitsToUint(sum * inv);
-    }
-    quantize_out(orow);
 }
