@@ -278,8 +278,8 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // TESSERA_VULKAN_FUSE=0: a residual add and the RMS norm after it as two dispatches, and
     // the attention output's int8 copy made by a dispatch of its own.
     fuse_ = !env_off("TESSERA_VULKAN_FUSE");
-    // TESSERA_VULKAN_ATTN_GQA=0: a prompt's attention rows a head per workgroup, not the heads
-    // of a KV head together; 2: decoding over more than one step of keys too.
+    // TESSERA_VULKAN_ATTN_GQA=0: attention rows a head per workgroup, not the heads of a KV
+    // head together; 1: only prompts grouped; 2 (the default): decoding over many keys too.
     if (const char* e = std::getenv("TESSERA_VULKAN_ATTN_GQA"); e && *e) attn_gqa_ = std::atoi(e);
     uint32_t n = 0;
     a.vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, nullptr);

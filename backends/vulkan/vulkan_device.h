@@ -248,7 +248,7 @@ private:
     uint32_t cm_sgn_ = 4;      // its subgroups along the activation rows (tiles of 32 cm_sgn_ rows)
     bool fuse_ = true;         // add + RMS norm in one dispatch; attention writing its output's int8 copy
     bool attn_tiles_ = true;   // prompt attention by blocks of rows (flash_attn_tile.comp)
-    int attn_gqa_ = 1;         // else by rows, a KV head's query heads together (kFlashAttnGqa):
+    int attn_gqa_ = 2;         // else by rows, a KV head's query heads together (kFlashAttnGqa):
                                // 1 for prompts, 2 for decoding over many keys too
     bool int_dot_ = false;     // decoding products on integer dot products (kMulVecDp)
     uint32_t subgroup_size_ = 0;

@@ -82,6 +82,10 @@ void add_flash_attn(std::vector<OpCase>& cases) {
         {DType::Q8_0, 4, 4, 3, 700, 32, 2, 0},
         {DType::F16, 4, 1, 2, 520, 64, 1, 30.0f},
         {DType::F32, 2, 1, 1, 513, 64, 0, 0},
+        // Decoding over more than 2048 keys, where a GPU may take a KV head's query heads in
+        // one workgroup: groups of 4, and of 3 with a window.
+        {DType::F16, 8, 2, 1, 2200, 64, 1, 0},
+        {DType::Q8_0, 6, 2, 1, 2100, 32, 2, 0},
         // Decoding from cache-shaped rows (each key's heads side by side), read a chunk at a
         // time: 256 keys, and 64 where 8 heads of 128 make a chunk's rows larger.
         {DType::F16, 8, 2, 1, 300, 64, 1, 0, true},
