@@ -33,12 +33,13 @@ const uint GROUPS = 8u, STEP = 256u;
 // The query heads a workgroup takes (heads of one KV head): 1, or up to 4 for prompts, whose
 // keys and values are then read once for them all (a specialization constant).
 layout(constant_id = 0) const uint GMAX = 1u;
-shared float qs[GMAX][256];     // the query rows
+shared vec4 qs[GMAX][64];      // the query rows, four elements an entry
 shared float sc[GMAX][STEP];    // this step's scores, then their weights
 shared float gm[GROUPS], gl[GROUPS];
 shared float merged[GROUPS][256];
 
-// Dot products of the queries (the first nh of GMAX) with key row kr.
+// Dot products of the queries (the first nh of GMAX) with key row kr, four elements a
+// shared-memory read.
 void key_dots(uint kr, uint nh, out float d[GMAX]) {
     const uint t = p.flags & 255u;
     [[unroll]] for (uint g = 0u; g < GMAX; ++g) d[g] = 0.0;
@@ -46,33 +47,32 @@ void key_dots(uint kr, uint nh, out float d[GMAX]) {
         for (uint e = 0u; e < p.D; e += 32u) {
             uvec4 w[4];
             [[unroll]] for (uint b = 0u; b < 4u; ++b) w[b] = k4[(kr >> 4) + e / 8u + b];
-            [[unroll]] for (uint b = 0u; b < 4u; ++b)
-                [[unroll]] for (uint u = 0u; u < 4u; ++u) {
-                    const vec2 h = unpackHalf2x16(w[b][u]);
-                    const uint x = e + 8u * b + 2u * u;
-                    [[unroll]] for (uint g = 0u; g < GMAX; ++g)
-                        if (g < nh) d[g] += qs[g][x] * h.x + qs[g][x + 1u] * h.y;
-                }
+            [[unroll]] for (uint b = 0u; b < 4u; ++b) {
+                const vec4 lo = vec4(unpackHalf2x16(w[b].x), unpackHalf2x16(w[b].y));
+                const vec4 hi = vec4(unpackHalf2x16(w[b].z), unpackHalf2x16(w[b].w));
+                const uint x = (e + 8u * b) / 4u;
+                [[unroll]] for (uint g = 0u; g < GMAX; ++g)
+                    if (g < nh) d[g] += dot(qs[g][x], lo) + dot(qs[g][x + 1u], hi);
+            }
         }
     } else if (t == T_F16 && ((kr | 2u * p.D) & 15u) == 0u) {  // 8 halves a load
         for (uint e = 0u; e < p.D; e += 8u) {
             const uvec4 w = k4[(kr >> 4) + e / 8u];
-            [[unroll]] for (uint u = 0u; u < 4u; ++u) {
-                const vec2 h = unpackHalf2x16(w[u]);
-                [[unroll]] for (uint g = 0u; g < GMAX; ++g)
-                    if (g < nh) d[g] += qs[g][e + 2u * u] * h.x + qs[g][e + 2u * u + 1u] * h.y;
-            }
+            const vec4 lo = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+            const vec4 hi = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
+            [[unroll]] for (uint g = 0u; g < GMAX; ++g)
+                if (g < nh) d[g] += dot(qs[g][e / 4u], lo) + dot(qs[g][e / 4u + 1u], hi);
         }
     } else if (t == T_Q8_0) {  // the block's scale read once
         for (uint e = 0u; e < p.D; e += 32u) {
             const uint b = kr + 34u * (e / 32u);
             float sum[GMAX];
             [[unroll]] for (uint g = 0u; g < GMAX; ++g) sum[g] = 0.0;
-            [[unroll]] for (uint u = 0u; u < 32u; u += 2u) {
-                const uint w = U16(k, b + 2u + u);
-                const float lo = float(int(w << 24) >> 24), hi = float(int(w << 16) >> 24);
+            [[unroll]] for (uint u = 0u; u < 32u; u += 4u) {
+                const uint w = U32(k, b + 2u + u);
+                const vec4 v = vec4(int(w << 24) >> 24, int(w << 16) >> 24, int(w << 8) >> 24, int(w) >> 24);
                 [[unroll]] for (uint g = 0u; g < GMAX; ++g)
-                    if (g < nh) sum[g] += qs[g][e + u] * lo + qs[g][e + u + 1u] * hi;
+                    if (g < nh) sum[g] += dot(qs[g][(e + u) / 4u], v);
             }
             const float scale = F16(k, b);
             [[unroll]] for (uint g = 0u; g < GMAX; ++g) d[g] += scale * sum[g];
@@ -81,7 +81,7 @@ void key_dots(uint kr, uint nh, out float d[GMAX]) {
         for (uint e = 0u; e < p.D; e += 4u) {
             const vec4 a = key4(t, kr, e);
             [[unroll]] for (uint g = 0u; g < GMAX; ++g)
-                if (g < nh) d[g] += qs[g][e] * a.x + qs[g][e + 1u] * a.y + qs[g][e + 2u] * a.z + qs[g][e + 3u] * a.w;
+                if (g < nh) d[g] += dot(qs[g][e / 4u], a);
         }
     }
 }
@@ -148,7 +148,10 @@ void main() {
     const uint kb = p.k_off + hk * p.k_nb2 + s * p.k_nb3, vb = p.v_off + hk * p.v_nb2 + s * p.v_nb3;
     const float neg_inf = -1.0 / 0.0;
     [[unroll]] for (uint g = 0u; g < GMAX; ++g)
-        if (g < nh && t < p.D) qs[g][t] = F32(q, p.q_off + i * p.q_nb1 + (h0 + g) * p.q_nb2 + s * p.q_nb3 + 4u * t);
+        if (g < nh && 4u * t < p.D) {
+            const uint qr = p.q_off + i * p.q_nb1 + (h0 + g) * p.q_nb2 + s * p.q_nb3 + 16u * t;
+            qs[g][t] = vec4(F32(q, qr), F32(q, qr + 4u), F32(q, qr + 8u), F32(q, qr + 12u));
+        }
     // Per head: this group's running maximum and sum; this lane's dimensions 4 lane + 128 c.
     float mx[GMAX], l[GMAX];
     vec4 acc[GMAX][2];
