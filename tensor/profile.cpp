@@ -43,10 +43,22 @@ void NodeProfile::add(const Tensor& node, double ms) {
     std::string key = op_name(node.op);
     if (node.op == Op::MulMat)
         key.append(" ").append(type_name(node.src[0]->type)).append(node.src[1]->ne[1] == 1 ? " x1" : " xN");
+    add(key, ms);
+}
+
+void NodeProfile::add(const std::string& key, double ms) {
     std::lock_guard<std::mutex> lock(mu_);
     Entry& e = by_kind_[key];
     e.ms += ms;
     ++e.calls;
+}
+
+bool NodeProfile::whole_graphs() {
+    static const bool whole = [] {
+        const char* env = std::getenv("TESSERA_PROFILE");
+        return env && std::strcmp(env, "graph") == 0;
+    }();
+    return whole;
 }
 
 void NodeProfile::add_overhead(double ms) {

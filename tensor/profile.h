@@ -1,7 +1,9 @@
 // TESSERA_PROFILE=1: the time of every graph node, summed per kind of node (matrix products
 // told apart by weight type and by one activation row, decoding, or more, prompts), one
 // table per backend, printed to stderr when the process exits. Each backend measures its
-// nodes its own way and says how in the table's title.
+// nodes its own way and says how in the table's title. TESSERA_PROFILE=graph: a backend
+// that can times whole submissions instead, on the device and on the host, leaving the
+// nodes to run as they do unprofiled (the gaps between them included).
 #pragma once
 
 #include <map>
@@ -17,6 +19,9 @@ public:
     // The table titled `title` ("CPU time", "GPU time"), or null when TESSERA_PROFILE is off.
     static NodeProfile* get(const std::string& title);
     void add(const Tensor& node, double ms);
+    void add(const std::string& key, double ms);
+    // TESSERA_PROFILE=graph: whole submissions timed, not nodes.
+    static bool whole_graphs();
     // Time spent around the nodes (enqueuing them, say), shown in the title line.
     void add_overhead(double ms);
 

@@ -69,6 +69,7 @@ enum Shader {
     kFlashAttn,
     kFlashAttnTile,
     kFlashAttnGqa,  // flash_attn.comp taking 4 heads of a KV head a workgroup (GMAX 4)
+    kFlashAttnDec,  // flash_attn.comp decoding over at most 256 F16 keys, every load at once (DEC 1)
     kQuantAct,
     kMulMat,
     kMulVec = kMulMat + 13,
@@ -101,7 +102,8 @@ constexpr uint32_t kPushBytes = 128;
 // flash_attn_tile.comp's shared memory in bytes: queries 16384, weights 8320, maxima 1024 + 256.
 constexpr uint32_t kAttnTileShared = 25984;
 constexpr uint32_t kMaxBindings = 6;
-// The query heads of one KV head that a prompt's flash_attn.comp workgroup takes together.
+// The query heads of one KV head that a flash_attn.comp workgroup takes together (prompts,
+// and decoding over many keys).
 constexpr uint32_t kAttnGqaHeads = 4;
 // mul_mat_cm.comp's shared memory with 2 x sgn subgroups: f16 tiles of 128 weight rows and
 // 32 sgn activation rows (rows of 40 halves), and a 16 x 16 f32 result per subgroup.
@@ -250,6 +252,7 @@ private:
     bool attn_tiles_ = true;   // prompt attention by blocks of rows (flash_attn_tile.comp)
     int attn_gqa_ = 2;         // else by rows, a KV head's query heads together (kFlashAttnGqa):
                                // 1 for prompts, 2 for decoding over many keys too
+    bool attn_dec_ = true;     // decoding over few F16 keys on kFlashAttnDec
     bool int_dot_ = false;     // decoding products on integer dot products (kMulVecDp)
     uint32_t subgroup_size_ = 0;
     uint32_t mmv_rows_ = 2;                               // weight rows per workgroup of mul_vec.comp (its R), at most

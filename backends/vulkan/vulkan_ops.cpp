@@ -407,7 +407,16 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     const uint64_t group_heads = static_cast<uint64_t>(q.ne[2] / k.ne[2]);
     const bool gqa =
         !tiles && group_heads > 1 && ((attn_gqa_ >= 1 && q.ne[1] > 1) || (attn_gqa_ >= 2 && k.ne[1] > kGqaDecodeKeys));
-    const Shader shader = tiles ? kFlashAttnTile : gqa ? kFlashAttnGqa : kFlashAttn;
+    // Decoding over few keys of F16 rows: every load at once (flash_attn.comp's DEC), where
+    // the key rows are 16-byte aligned and the value rows 8 (offsets in their bindings too).
+    const uint64_t align = std::max<uint64_t>(props_.limits.minStorageBufferOffsetAlignment, 4);
+    auto aligned = [&](const Tensor& t, uint64_t a) {
+        return ((bound(&t).at % align) | t.nb[1] | t.nb[2] | t.nb[3]) % a == 0;
+    };
+    const bool dec = attn_dec_ && !cpu_paths_ && !tiles && !gqa && n_kv <= kStepKeys && k.type == DType::F16 &&
+                     v.type == DType::F16 && q.ne[0] % 8 == 0 && q.ne[0] <= 128 && v.ne[0] <= 128 && aligned(k, 16) &&
+                     aligned(v, 8);
+    const Shader shader = tiles ? kFlashAttnTile : gqa ? kFlashAttnGqa : dec ? kFlashAttnDec : kFlashAttn;
     const uint64_t groups = tiles ? (head_rows + block - 1) / block * k.ne[2] * q.ne[3]
                             : gqa ? (group_heads + kAttnGqaHeads - 1) / kAttnGqaHeads * k.ne[2] * q.ne[1] * q.ne[3]
                                   : rows;

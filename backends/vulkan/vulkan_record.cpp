@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <span>
+#include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -37,7 +38,16 @@ void VulkanBackend::compute(std::span<Tensor* const> nodes, void*, size_t, int, 
     // TESSERA_PROFILE=1 (tensor/profile.h): the device's timestamps between nodes where the
     // queue has them (the barrier after each node makes the difference that node's time),
     // else one submission per node timed on the host.
+    // TESSERA_PROFILE=graph: each submission's span on the device (timestamps at its start
+    // and end, the nodes ordered as unprofiled) and on the host (recording, submission, wait).
     static NodeProfile* const prof = NodeProfile::get("Vulkan time");
+    if (prof && NodeProfile::whole_graphs()) {
+        const auto t0 = std::chrono::steady_clock::now();
+        submit(nodes, timestamps_ ? prof : nullptr);
+        prof->add("graph of " + std::to_string(nodes.size()) + " nodes, host",
+                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        return;
+    }
     if (prof && !timestamps_) {
         for (Tensor* n : nodes) {
             const auto t0 = std::chrono::steady_clock::now();
@@ -56,6 +66,11 @@ void VulkanBackend::read_stamps(std::span<Tensor* const> nodes, uint32_t stamps,
                                    VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) != VK_SUCCESS)
         return;
     const double ms_per_tick = static_cast<double>(props_.limits.timestampPeriod) * 1e-6;
+    if (NodeProfile::whole_graphs()) {
+        profile->add("graph of " + std::to_string(nodes.size()) + " nodes, device",
+                     static_cast<double>(t[1] - t[0]) * ms_per_tick);
+        return;
+    }
     for (size_t i = 0; i + 1 < stamps && i < nodes.size(); ++i)
         profile->add(*nodes[i], static_cast<double>(t[i + 1] - t[i]) * ms_per_tick);
 }
@@ -92,7 +107,8 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
     check(a.vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
     VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     check(a.vkBeginCommandBuffer(cmd_, &bi), "vkBeginCommandBuffer");
-    r.stamps = profile && nodes.size() < kMaxStamps ? static_cast<uint32_t>(nodes.size() + 1) : 0;
+    const bool whole = profile && NodeProfile::whole_graphs();  // two stamps, around the nodes
+    r.stamps = whole ? 2u : profile && nodes.size() < kMaxStamps ? static_cast<uint32_t>(nodes.size() + 1) : 0u;
     if (r.stamps && !stamps_) {
         VkQueryPoolCreateInfo qi{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
         qi.queryType = VK_QUERY_TYPE_TIMESTAMP;
@@ -116,12 +132,13 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
             const bool fuse = i + 1 < nodes.size() && fusable_add(*nodes[i], *nodes[i + 1]);
             const Tensor* fused = fuse ? nodes[i] : nullptr;
             if (fuse) ++i;
-            if (!r.stamps) order(*nodes[i], fused);
+            const bool each = r.stamps && !whole;  // each node timed
+            if (!each) order(*nodes[i], fused);
             if (fuse)
                 record_rows(*nodes[i], fused);
             else
                 record(*nodes[i]);
-            if (r.stamps) {  // each node timed alone: a barrier after every one
+            if (each) {  // each node timed alone: a barrier after every one
                 barrier();
                 for (size_t k = fuse ? i : i + 1; k <= i + 1; ++k)
                     a.vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps_,
@@ -133,6 +150,7 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
         r.key.clear();  // never matched again
         throw;
     }
+    if (whole) a.vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps_, 1);
     check(a.vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
     submit_and_wait(cmd_);
     // A scratch buffer replaced while recording: the nodes before the replacement bind the old

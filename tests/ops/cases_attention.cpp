@@ -96,6 +96,12 @@ void add_flash_attn(std::vector<OpCase>& cases) {
         {DType::F16, 32, 1, 2, 90, 128, 2, 0},
         {DType::F16, 16, 2, 1, 300, 256, 1, 0},
         {DType::Q8_0, 8, 8, 1, 200, 128, 1, 30.0f, true},
+        // Decoding over few keys, which a GPU may read all at once: the 8B shape's heads from
+        // cache rows, exactly 256 keys under a window with soft-capping, one key, heads of 96.
+        {DType::F16, 32, 8, 1, 160, 128, 1, 0, true},
+        {DType::F16, 4, 1, 1, 256, 64, 2, 30.0f},
+        {DType::F16, 2, 2, 1, 1, 64, 1, 0},
+        {DType::F16, 4, 2, 1, 70, 96, 1, 0, true},
     };
     for (const Variant& v : variants) {
         OpCase c;
@@ -221,10 +227,8 @@ void add_flash_attn_products(std::vector<OpCase>& cases) {
         int64_t H, H_kv, n_q, n_kv, D, N;
     };
     const Variant variants[] = {
-        {DType::Q4_0, 8, 2, 1, 40, 64, 96},
-        {DType::Q8_0, 8, 2, 1, 300, 128, 64},
-        {DType::Q4_K, 4, 4, 2, 90, 64, 32},
-        {DType::Q6_K, 32, 4, 1, 700, 64, 48},
+        {DType::Q4_0, 8, 2, 1, 40, 64, 96},   {DType::Q8_0, 8, 2, 1, 300, 128, 64},  {DType::Q4_K, 4, 4, 2, 90, 64, 32},
+        {DType::Q6_K, 32, 4, 1, 700, 64, 48}, {DType::Q4_0, 32, 8, 1, 100, 128, 64},
     };
     for (const Variant& v : variants) {
         OpCase c;

@@ -14,6 +14,11 @@
 // integer dot products takes the output (flags bit 18), the workgroup that writes a row's
 // head also writes its int8 blocks (quant_act.comp's layout: the output seen as rows of
 // H * Dv elements, quants from qa_off, block scales from qd_off).
+// DEC 1 (a specialization constant; decoding over at most 256 keys of F16 rows, heads of at
+// most 128 elements, rows 16-byte aligned, values 8): every load of the workgroup is issued
+// before the first use, so that the whole attention costs one memory latency, not the several
+// of a step: an invocation's key row, each lane's four elements of its group's 32 value rows,
+// the mask and the query; the int8 copy is then made from shared memory.
 #extension GL_GOOGLE_include_directive : enable
 #include "common.glsl"
 #define QUANT_LANES 256u
@@ -24,6 +29,7 @@ layout(binding = 1) readonly buffer Q { uint q[]; };
 layout(binding = 2) readonly buffer K { uint k[]; };
 layout(binding = 2) readonly buffer K4 { uvec4 k4[]; };  // the same keys, 16 bytes at a time
 layout(binding = 3) readonly buffer V { uint v[]; };
+layout(binding = 3) readonly buffer V2 { uvec2 v2[]; };  // the same values, 8 bytes at a time
 layout(binding = 4) readonly buffer M { uint m[]; };
 layout(binding = 5) writeonly buffer QA { uint qa[]; };
 layout(binding = 5) writeonly buffer QD { vec2 qd[]; };
@@ -33,6 +39,7 @@ const uint GROUPS = 8u, STEP = 256u;
 // The query heads a workgroup takes (heads of one KV head): 1, or up to 4 for prompts, whose
 // keys and values are then read once for them all (a specialization constant).
 layout(constant_id = 0) const uint GMAX = 1u;
+layout(constant_id = 1) const uint DEC = 0u;
 shared vec4 qs[GMAX][64];      // the query rows, four elements an entry
 shared float sc[GMAX][STEP];    // this step's scores, then their weights
 shared float gm[GROUPS], gl[GROUPS];
@@ -127,8 +134,99 @@ void merge(uint r) {
     quantize_out(orow);
 }
 
+// DEC 1: the row h + H (i + n_q s) of workgroup r, all its keys (at most STEP) at once.
+void decode_all(uint r) {
+    const uint t = gl_LocalInvocationID.x, lane = t % 32u, grp = t / 32u, e = 4u * lane;
+    const uint h = r % p.H, i = (r / p.H) % p.n_q, s = r / (p.H * p.n_q), hk = h / (p.H / p.H_kv);
+    const uint kb = p.k_off + hk * p.k_nb2 + s * p.k_nb3, vb = p.v_off + hk * p.v_nb2 + s * p.v_nb3;
+    const bool has_key = t < p.n_kv;
+    uvec4 kw[16];  // key t, 8 halves an entry
+    [[unroll]] for (uint b = 0u; b < 16u; ++b)
+        kw[b] = has_key && 8u * b < p.D ? k4[((kb + t * p.k_nb1) >> 4) + b] : uvec4(0u);
+    uvec2 vw[32];  // elements e..e+3 of the group's value rows
+    [[unroll]] for (uint u = 0u; u < 32u; ++u) {
+        const uint j = 32u * grp + u;
+        vw[u] = j < p.n_kv && e < p.Dv ? v2[((vb + j * p.v_nb1) >> 3) + lane] : uvec2(0u);
+    }
+    const float mv = has_key ? attn_mask(i, t) : 0.0;
+    if (4u * t < p.D) {
+        const uint qr = p.q_off + i * p.q_nb1 + h * p.q_nb2 + s * p.q_nb3 + 16u * t;
+        qs[0][t] = vec4(F32(q, qr), F32(q, qr + 4u), F32(q, qr + 8u), F32(q, qr + 12u));
+    }
+    barrier();
+    const float neg_inf = -1.0 / 0.0;
+    float score = neg_inf;
+    if (has_key && !(isinf(mv) && mv < 0.0)) {
+        float d = 0.0;
+        [[unroll]] for (uint b = 0u; b < 16u; ++b)
+            if (8u * b < p.D)
+                d += dot(qs[0][2u * b], vec4(unpackHalf2x16(kw[b].x), unpackHalf2x16(kw[b].y))) +
+                     dot(qs[0][2u * b + 1u], vec4(unpackHalf2x16(kw[b].z), unpackHalf2x16(kw[b].w)));
+        score = attn_score(d, mv);
+    }
+    sc[0][t] = score;
+    barrier();
+    // The group's maximum, each key's weight, the group's sum and weighted values.
+    float mx = neg_inf;
+    [[unroll]] for (uint u = 0u; u < 32u; ++u) mx = max(mx, sc[0][32u * grp + u]);
+    const float wt = isinf(score) ? 0.0 : exp(score - mx);
+    barrier();  // every lane has read the scores
+    sc[0][t] = wt;
+    barrier();
+    float l = 0.0;
+    vec4 acc = vec4(0.0);
+    [[unroll]] for (uint u = 0u; u < 32u; ++u) {
+        const float wu = sc[0][32u * grp + u];
+        l += wu;
+        acc += wu != 0.0 ? wu * vec4(unpackHalf2x16(vw[u].x), unpackHalf2x16(vw[u].y)) : vec4(0.0);
+    }
+    // The groups merged: each rescaled to the common maximum, then summed.
+    if (lane == 0u) {
+        gm[grp] = mx;
+        gl[grp] = l;
+    }
+    barrier();
+    float top = neg_inf;
+    for (uint x = 0u; x < GROUPS; ++x) top = max(top, gm[x]);
+    float total = 0.0;
+    for (uint x = 0u; x < GROUPS; ++x) total += isinf(gm[x]) ? 0.0 : gl[x] * exp(gm[x] - top);
+    const float f = isinf(mx) ? 0.0 : exp(mx - top);
+    if (e < p.Dv) {
+        merged[grp][e] = acc.x * f;
+        merged[grp][e + 1u] = acc.y * f;
+        merged[grp][e + 2u] = acc.z * f;
+        merged[grp][e + 3u] = acc.w * f;
+    }
+    barrier();
+    const uint orow = p.o_off + h * p.o_nb1 + i * p.o_nb2 + s * p.o_nb2 * p.n_q;
+    if (t < p.Dv) {
+        float sum = 0.0;
+        for (uint x = 0u; x < GROUPS; ++x) sum += merged[x][t];
+        sum *= total > 0.0 ? 1.0 / total : 0.0;
+        o[(orow >> 2) + t] = floatBitsToUint(sum);
+        merged[0][t] = sum;  // column t is this invocation's alone
+    }
+    if ((p.flags & 0x40000u) == 0u) return;  // uniform
+    barrier();  // the output row is in merged[0]
+    const vec4 x = 4u * t < p.Dv ? vec4(merged[0][4u * t], merged[0][4u * t + 1u], merged[0][4u * t + 2u],
+                                        merged[0][4u * t + 3u])
+                                 : vec4(0.0);
+    vec2 ds;
+    const uint qv = quantize4(x, ds);
+    if (4u * t < p.Dv) {
+        const uint at = (orow - p.o_off) / 4u + 4u * t;  // the element's place in the rows of H * Dv
+        qa[(p.qa_off >> 2) + at / 4u] = qv;
+        if ((t & 7u) == 0u) qd[p.qd_off / 8u + at / 32u] = ds;
+    }
+}
+
 void main() {
     const uint t = gl_LocalInvocationID.x;
+    if (DEC == 1u) {
+        const uint r = group_id();
+        if (r < p.n_q * p.H * p.S) decode_all(r);  // uniform over the workgroup
+        return;
+    }
     const uint ranges = p.mode == 1u ? (p.n_kv + p.split - 1u) / p.split : 1u;
     if (p.mode == 2u) {
         const uint r = group_id();
