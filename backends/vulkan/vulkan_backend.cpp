@@ -79,6 +79,7 @@ const ShaderInfo kShaders[kShaderCount] = {
     {spirv::flash_attn_tile, &spirv::flash_attn_tile_size, 5},
     {spirv::flash_attn, &spirv::flash_attn_size, 6},
     {spirv::flash_attn, &spirv::flash_attn_size, 6},
+    {spirv::flash_attn, &spirv::flash_attn_size, 6},
     {spirv::quant_act, &spirv::quant_act_size, 4},
 #define TESSERA_MUL_MAT(t) {spirv::mul_mat_##t, &spirv::mul_mat_##t##_size, 3},
 #define TESSERA_MUL_VEC(t) {spirv::mul_vec_##t, &spirv::mul_vec_##t##_size, 3},
@@ -282,9 +283,9 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // TESSERA_VULKAN_ATTN_GQA=0: attention rows a head per workgroup, not the heads of a KV
     // head together; 1: only prompts grouped; 2 (the default): decoding over many keys too.
     if (const char* e = std::getenv("TESSERA_VULKAN_ATTN_GQA"); e && *e) attn_gqa_ = std::atoi(e);
-    // TESSERA_VULKAN_ATTN_DEC=0: decoding over few keys takes the steps of the general
+    // TESSERA_VULKAN_ATTN_AHEAD=0: decoding over few keys takes the steps of the general
     // shader, not its path that issues every load at once.
-    attn_dec_ = !env_off("TESSERA_VULKAN_ATTN_DEC");
+    attn_ahead_ = !env_off("TESSERA_VULKAN_ATTN_AHEAD");
     uint32_t n = 0;
     a.vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, nullptr);
     std::vector<VkQueueFamilyProperties> q(n);
@@ -648,7 +649,8 @@ void VulkanBackend::create_pipelines() {
         const bool unused = (mul_vec && !dp && (cpu_paths_ || (s >= kMulVecSg) != subgroups_)) ||
                             (s >= kMulMatCm && !dp && (!coopmat_ || cpu_paths_)) ||
                             (dp && (!int_dot_ || cpu_paths_ || !kShaders[s].code)) ||
-                            (s == kFlashAttnTile && !attn_tiles_) || (s == kFlashAttnDec && (cpu_paths_ || !attn_dec_));
+                            (s == kFlashAttnTile && !attn_tiles_) ||
+                            ((s == kFlashAttnAhead || s == kFlashAttnGqaAhead) && (cpu_paths_ || !attn_ahead_));
         if (unused) {
             pipelines_.push_back(Pipeline{});
             continue;
@@ -698,11 +700,13 @@ void VulkanBackend::create_pipelines() {
         const VkSpecializationMapEntry cm_entries[2] = {{0, 0, 4}, {1, 4, 4}};
         const VkSpecializationInfo cm_spec{2, cm_entries, sizeof cm_values, cm_values};
         if (s >= kMulMatCm && !dp) ci.stage.pSpecializationInfo = &cm_spec;
-        // flash_attn.comp's query heads a workgroup (GMAX) and its decoding path (DEC).
-        const uint32_t attn_values[2] = {s == kFlashAttnGqa ? kAttnGqaHeads : 1u, s == kFlashAttnDec ? 1u : 0u};
+        // flash_attn.comp's query heads a workgroup (GMAX) and its loads issued ahead (AHEAD).
+        const bool gqa = s == kFlashAttnGqa || s == kFlashAttnGqaAhead;
+        const bool ahead = s == kFlashAttnAhead || s == kFlashAttnGqaAhead;
+        const uint32_t attn_values[2] = {gqa ? kAttnGqaHeads : 1u, ahead ? 1u : 0u};
         const VkSpecializationMapEntry attn_entries[2] = {{0, 0, 4}, {1, 4, 4}};
         const VkSpecializationInfo attn_spec{2, attn_entries, sizeof attn_values, attn_values};
-        if (s == kFlashAttnGqa || s == kFlashAttnDec) ci.stage.pSpecializationInfo = &attn_spec;
+        if (gqa || ahead) ci.stage.pSpecializationInfo = &attn_spec;
         ci.layout = p.layout;
         const VkResult r = a.vkCreateComputePipelines(dev_, pipeline_cache_, 1, &ci, nullptr, &p.pipeline);
         a.vkDestroyShaderModule(dev_, module, nullptr);

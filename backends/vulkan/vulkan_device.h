@@ -68,8 +68,9 @@ enum Shader {
     kRope,
     kFlashAttn,
     kFlashAttnTile,
-    kFlashAttnGqa,  // flash_attn.comp taking 4 heads of a KV head a workgroup (GMAX 4)
-    kFlashAttnDec,  // flash_attn.comp decoding over at most 256 F16 keys, every load at once (DEC 1)
+    kFlashAttnGqa,       // flash_attn.comp taking 4 heads of a KV head a workgroup (GMAX 4)
+    kFlashAttnAhead,     // flash_attn.comp on F16 rows, a step's loads issued at once (AHEAD 1)
+    kFlashAttnGqaAhead,  // both (GMAX 4, AHEAD 1)
     kQuantAct,
     kMulMat,
     kMulVec = kMulMat + 13,
@@ -252,7 +253,7 @@ private:
     bool attn_tiles_ = true;   // prompt attention by blocks of rows (flash_attn_tile.comp)
     int attn_gqa_ = 2;         // else by rows, a KV head's query heads together (kFlashAttnGqa):
                                // 1 for prompts, 2 for decoding over many keys too
-    bool attn_dec_ = true;     // decoding over few F16 keys on kFlashAttnDec
+    bool attn_ahead_ = true;   // attention by rows on F16 rows: kFlashAttnAhead, kFlashAttnGqaAhead
     bool int_dot_ = false;     // decoding products on integer dot products (kMulVecDp)
     uint32_t subgroup_size_ = 0;
     uint32_t mmv_rows_ = 2;                               // weight rows per workgroup of mul_vec.comp (its R), at most

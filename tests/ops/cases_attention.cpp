@@ -70,6 +70,10 @@ void add_flash_attn(std::vector<OpCase>& cases) {
         {DType::F16, 8, 2, 130, 200, 128, 1, 0},
         {DType::F16, 4, 1, 70, 100, 256, 2, 0},
         {DType::F16, 4, 2, 20, 90, 80, 1, 0},
+        // Enough rows that a GPU's workgroups each take several steps of keys, unsplit: a
+        // head a workgroup, and four heads of a KV head.
+        {DType::F16, 4, 4, 130, 600, 64, 1, 0},
+        {DType::F16, 8, 2, 260, 300, 128, 1, 0},
         // Prompts over cache-shaped rows: groups of 3 heads (blocks of rows that end inside a
         // group), a Q8_0 cache of 128-wide heads, and heads of 36 whose rows are not 16-byte
         // aligned.

@@ -14,11 +14,10 @@
 // integer dot products takes the output (flags bit 18), the workgroup that writes a row's
 // head also writes its int8 blocks (quant_act.comp's layout: the output seen as rows of
 // H * Dv elements, quants from qa_off, block scales from qd_off).
-// DEC 1 (a specialization constant; decoding over at most 256 keys of F16 rows, heads of at
-// most 128 elements, rows 16-byte aligned, values 8): every load of the workgroup is issued
-// before the first use, so that the whole attention costs one memory latency, not the several
-// of a step: an invocation's key row, each lane's four elements of its group's 32 value rows,
-// the mask and the query; the int8 copy is then made from shared memory.
+// AHEAD 1 (a specialization constant; F16 rows, heads of at most 128 elements, key rows
+// 16-byte aligned, value rows 8): every load of a step is issued before the first use, so a
+// step costs one memory latency, not several: an invocation's key row, each lane's four
+// elements of its group's 32 value rows, the mask and (first) the queries.
 #extension GL_GOOGLE_include_directive : enable
 #include "common.glsl"
 #define QUANT_LANES 256u
@@ -39,7 +38,7 @@ const uint GROUPS = 8u, STEP = 256u;
 // The query heads a workgroup takes (heads of one KV head): 1, or up to 4 for prompts, whose
 // keys and values are then read once for them all (a specialization constant).
 layout(constant_id = 0) const uint GMAX = 1u;
-layout(constant_id = 1) const uint DEC = 0u;
+layout(constant_id = 1) const uint AHEAD = 0u;
 shared vec4 qs[GMAX][64];      // the query rows, four elements an entry
 shared float sc[GMAX][STEP];    // this step's scores, then their weights
 shared float gm[GROUPS], gl[GROUPS];
@@ -93,16 +92,14 @@ void key_dots(uint kr, uint nh, out float d[GMAX]) {
     }
 }
 
-// The int8 copy of the head's output just written at byte orow (Dv a multiple of 32, the
-// output contiguous): read back four elements an invocation. Every invocation calls it.
+// The int8 copy of the head's output row just written at byte orow (Dv a multiple of 32, the
+// output contiguous), which its writers left in merged[0] too: four elements an invocation.
+// Every invocation calls it.
 void quantize_out(uint orow) {
     if ((p.flags & 0x40000u) == 0u) return;  // uniform
     const uint e = 4u * gl_LocalInvocationID.x;
-    memoryBarrierBuffer();
-    barrier();  // the head's values are written
-    vec4 x = vec4(0.0);
-    if (e < p.Dv) x = vec4(F32(o, orow + 4u * e), F32(o, orow + 4u * e + 4u), F32(o, orow + 4u * e + 8u),
-                           F32(o, orow + 4u * e + 12u));
+    barrier();  // the row is in merged[0]
+    const vec4 x = e < p.Dv ? vec4(merged[0][e], merged[0][e + 1u], merged[0][e + 2u], merged[0][e + 3u]) : vec4(0.0);
     vec2 ds;
     const uint qv = quantize4(x, ds);
     if (e < p.Dv) {
@@ -129,104 +126,146 @@ void merge(uint r) {
             total += uintBitsToFloat(q[base + c * stride + 1u]) * f;
             sum += uintBitsToFloat(q[base + c * stride + 2u + e]) * f;
         }
-        o[(orow >> 2) + e] = floatBitsToUint(total > 0.0 ? sum / total : 0.0);
+        const float y = total > 0.0 ? sum / total : 0.0;
+        o[(orow >> 2) + e] = floatBitsToUint(y);
+        merged[0][e] = y;  // for quantize_out
     }
     quantize_out(orow);
 }
 
-// DEC 1: the row h + H (i + n_q s) of workgroup r, all its keys (at most STEP) at once.
-void decode_all(uint r) {
-    const uint t = gl_LocalInvocationID.x, lane = t % 32u, grp = t / 32u, e = 4u * lane;
-    const uint h = r % p.H, i = (r / p.H) % p.n_q, s = r / (p.H * p.n_q), hk = h / (p.H / p.H_kv);
-    const uint kb = p.k_off + hk * p.k_nb2 + s * p.k_nb3, vb = p.v_off + hk * p.v_nb2 + s * p.v_nb3;
-    const bool has_key = t < p.n_kv;
-    uvec4 kw[16];  // key t, 8 halves an entry
-    [[unroll]] for (uint b = 0u; b < 16u; ++b)
-        kw[b] = has_key && 8u * b < p.D ? k4[((kb + t * p.k_nb1) >> 4) + b] : uvec4(0u);
-    uvec2 vw[32];  // elements e..e+3 of the group's value rows
-    [[unroll]] for (uint u = 0u; u < 32u; ++u) {
-        const uint j = 32u * grp + u;
-        vw[u] = j < p.n_kv && e < p.Dv ? v2[((vb + j * p.v_nb1) >> 3) + lane] : uvec2(0u);
-    }
-    const float mv = has_key ? attn_mask(i, t) : 0.0;
-    if (4u * t < p.D) {
-        const uint qr = p.q_off + i * p.q_nb1 + h * p.q_nb2 + s * p.q_nb3 + 16u * t;
-        qs[0][t] = vec4(F32(q, qr), F32(q, qr + 4u), F32(q, qr + 8u), F32(q, qr + 12u));
-    }
-    barrier();
-    const float neg_inf = -1.0 / 0.0;
-    float score = neg_inf;
-    if (has_key && !(isinf(mv) && mv < 0.0)) {
-        float d = 0.0;
-        [[unroll]] for (uint b = 0u; b < 16u; ++b)
-            if (8u * b < p.D)
-                d += dot(qs[0][2u * b], vec4(unpackHalf2x16(kw[b].x), unpackHalf2x16(kw[b].y))) +
-                     dot(qs[0][2u * b + 1u], vec4(unpackHalf2x16(kw[b].z), unpackHalf2x16(kw[b].w)));
-        score = attn_score(d, mv);
-    }
-    sc[0][t] = score;
-    barrier();
-    // The group's maximum, each key's weight, the group's sum and weighted values.
-    float mx = neg_inf;
-    [[unroll]] for (uint u = 0u; u < 32u; ++u) mx = max(mx, sc[0][32u * grp + u]);
-    const float wt = isinf(score) ? 0.0 : exp(score - mx);
-    barrier();  // every lane has read the scores
-    sc[0][t] = wt;
-    barrier();
-    float l = 0.0;
-    vec4 acc = vec4(0.0);
-    [[unroll]] for (uint u = 0u; u < 32u; ++u) {
-        const float wu = sc[0][32u * grp + u];
-        l += wu;
-        acc += wu != 0.0 ? wu * vec4(unpackHalf2x16(vw[u].x), unpackHalf2x16(vw[u].y)) : vec4(0.0);
-    }
-    // The groups merged: each rescaled to the common maximum, then summed.
+// The workgroup's head h (query row i, sequence s), its groups' maxima, sums and values
+// (this lane's elements 4 lane and 4 lane + 128) merged, each rescaled to their common
+// maximum: in mode 1 the range's maximum, sum and unnormalized values, else the output row
+// (and its int8 copy). Every invocation calls it.
+void finish_head(uint h, uint i, uint s, uint range, uint ranges, float mx, float l, vec4 acc0, vec4 acc1) {
+    const uint t = gl_LocalInvocationID.x, lane = t % 32u, grp = t / 32u;
+    const uint r = h + p.H * (i + p.n_q * s);
+    barrier();  // the last head's merge is read
     if (lane == 0u) {
         gm[grp] = mx;
         gl[grp] = l;
     }
     barrier();
-    float top = neg_inf;
+    float top = -1.0 / 0.0;
     for (uint x = 0u; x < GROUPS; ++x) top = max(top, gm[x]);
     float total = 0.0;
     for (uint x = 0u; x < GROUPS; ++x) total += isinf(gm[x]) ? 0.0 : gl[x] * exp(gm[x] - top);
     const float f = isinf(mx) ? 0.0 : exp(mx - top);
-    if (e < p.Dv) {
-        merged[grp][e] = acc.x * f;
-        merged[grp][e + 1u] = acc.y * f;
-        merged[grp][e + 2u] = acc.z * f;
-        merged[grp][e + 3u] = acc.w * f;
+    [[unroll]] for (uint cc = 0u; cc < 2u; ++cc) {
+        const uint e = 4u * lane + 128u * cc;
+        const vec4 a = (cc == 0u ? acc0 : acc1) * f;
+        if (e < p.Dv) {
+            merged[grp][e] = a.x;
+            merged[grp][e + 1u] = a.y;
+            merged[grp][e + 2u] = a.z;
+            merged[grp][e + 3u] = a.w;
+        }
     }
     barrier();
+    float sum = 0.0;
+    if (t < p.Dv)
+        for (uint x = 0u; x < GROUPS; ++x) sum += merged[x][t];
+    if (p.mode == 1u) {  // uniform
+        const uint at = (p.o_off >> 2) + (r * ranges + range) * (p.Dv + 2u);
+        if (t == 0u) {
+            o[at] = floatBitsToUint(top);
+            o[at + 1u] = floatBitsToUint(total);
+        }
+        if (t < p.Dv) o[at + 2u + t] = floatBitsToUint(sum);
+        return;
+    }
     const uint orow = p.o_off + h * p.o_nb1 + i * p.o_nb2 + s * p.o_nb2 * p.n_q;
     if (t < p.Dv) {
-        float sum = 0.0;
-        for (uint x = 0u; x < GROUPS; ++x) sum += merged[x][t];
         sum *= total > 0.0 ? 1.0 / total : 0.0;
         o[(orow >> 2) + t] = floatBitsToUint(sum);
-        merged[0][t] = sum;  // column t is this invocation's alone
+        merged[0][t] = sum;  // for quantize_out: column t is this invocation's alone
     }
-    if ((p.flags & 0x40000u) == 0u) return;  // uniform
-    barrier();  // the output row is in merged[0]
-    const vec4 x = 4u * t < p.Dv ? vec4(merged[0][4u * t], merged[0][4u * t + 1u], merged[0][4u * t + 2u],
-                                        merged[0][4u * t + 3u])
-                                 : vec4(0.0);
-    vec2 ds;
-    const uint qv = quantize4(x, ds);
-    if (4u * t < p.Dv) {
-        const uint at = (orow - p.o_off) / 4u + 4u * t;  // the element's place in the rows of H * Dv
-        qa[(p.qa_off >> 2) + at / 4u] = qv;
-        if ((t & 7u) == 0u) qd[p.qd_off / 8u + at / 32u] = ds;
+    quantize_out(orow);
+}
+
+// AHEAD 1: the rows of workgroup w's heads h0 .. h0 + nh - 1 (query row i, sequence s) over
+// keys key0 .. key_end - 1, a step's loads all issued before the first use.
+void rows_ahead(uint h0, uint nh, uint hk, uint i, uint s, uint range, uint ranges, uint key0, uint key_end) {
+    const uint t = gl_LocalInvocationID.x, lane = t % 32u, grp = t / 32u, e = 4u * lane;
+    const uint kb = p.k_off + hk * p.k_nb2 + s * p.k_nb3, vb = p.v_off + hk * p.v_nb2 + s * p.v_nb3;
+    const float neg_inf = -1.0 / 0.0;
+    vec4 qv[GMAX];
+    [[unroll]] for (uint g = 0u; g < GMAX; ++g) {
+        const uint qr = p.q_off + i * p.q_nb1 + (h0 + g) * p.q_nb2 + s * p.q_nb3 + 16u * t;
+        qv[g] = g < nh && 4u * t < p.D ? vec4(F32(q, qr), F32(q, qr + 4u), F32(q, qr + 8u), F32(q, qr + 12u))
+                                       : vec4(0.0);
+    }
+    float mx[GMAX], l[GMAX];
+    vec4 acc[GMAX];
+    [[unroll]] for (uint g = 0u; g < GMAX; ++g) {
+        mx[g] = neg_inf;
+        l[g] = 0.0;
+        acc[g] = vec4(0.0);
+    }
+    for (uint j0 = key0; j0 < key_end; j0 += STEP) {
+        const uint j = j0 + t;
+        const bool has_key = j < key_end;
+        uvec4 kw[16];  // key j, 8 halves an entry
+        [[unroll]] for (uint b = 0u; b < 16u; ++b)
+            kw[b] = has_key && 8u * b < p.D ? k4[((kb + j * p.k_nb1) >> 4) + b] : uvec4(0u);
+        uvec2 vw[32];  // elements e..e+3 of the group's value rows
+        [[unroll]] for (uint u = 0u; u < 32u; ++u) {
+            const uint jv = j0 + 32u * grp + u;
+            vw[u] = jv < key_end && e < p.Dv ? v2[((vb + jv * p.v_nb1) >> 3) + lane] : uvec2(0u);
+        }
+        const float mv = has_key ? attn_mask(i, j) : 0.0;
+        if (j0 == key0)
+            [[unroll]] for (uint g = 0u; g < GMAX; ++g)
+                if (4u * t < p.D) qs[g][t] = qv[g];
+        barrier();  // the queries are in; the last step's weights are read
+        float score[GMAX];
+        [[unroll]] for (uint g = 0u; g < GMAX; ++g) {
+            score[g] = neg_inf;
+            if (g < nh && has_key && !(isinf(mv) && mv < 0.0)) {
+                float d = 0.0;
+                [[unroll]] for (uint b = 0u; b < 16u; ++b)
+                    if (8u * b < p.D)
+                        d += dot(qs[g][2u * b], vec4(unpackHalf2x16(kw[b].x), unpackHalf2x16(kw[b].y))) +
+                             dot(qs[g][2u * b + 1u], vec4(unpackHalf2x16(kw[b].z), unpackHalf2x16(kw[b].w)));
+                score[g] = attn_score(d, mv);
+            }
+            sc[g][t] = score[g];
+        }
+        barrier();
+        // Each head's maximum over the group's 32 keys of the step, and each key's weight.
+        float c[GMAX], wt[GMAX];
+        [[unroll]] for (uint g = 0u; g < GMAX; ++g) {
+            float tile = neg_inf;
+            [[unroll]] for (uint u = 0u; u < 32u; ++u) tile = max(tile, sc[g][32u * grp + u]);
+            const float m_new = max(mx[g], tile);
+            c[g] = isinf(m_new) ? 1.0 : exp(mx[g] - m_new);
+            wt[g] = isinf(score[g]) ? 0.0 : exp(score[g] - m_new);
+            mx[g] = m_new;
+        }
+        barrier();  // every lane has read the scores
+        [[unroll]] for (uint g = 0u; g < GMAX; ++g) sc[g][t] = wt[g];
+        barrier();
+        // A zero weight (a masked key, or none) adds nothing, whatever its row holds.
+        [[unroll]] for (uint g = 0u; g < GMAX; ++g) {
+            float wsum = 0.0;
+            vec4 a = vec4(0.0);
+            [[unroll]] for (uint u = 0u; u < 32u; ++u) {
+                const float wu = sc[g][32u * grp + u];
+                wsum += wu;
+                a += wu != 0.0 ? wu * vec4(unpackHalf2x16(vw[u].x), unpackHalf2x16(vw[u].y)) : vec4(0.0);
+            }
+            acc[g] = acc[g] * c[g] + a;
+            l[g] = l[g] * c[g] + wsum;
+        }
+    }
+    [[unroll]] for (uint g = 0u; g < GMAX; ++g) {
+        if (g >= nh) break;  // uniform
+        finish_head(h0 + g, i, s, range, ranges, mx[g], l[g], acc[g], vec4(0.0));
     }
 }
 
 void main() {
     const uint t = gl_LocalInvocationID.x;
-    if (DEC == 1u) {
-        const uint r = group_id();
-        if (r < p.n_q * p.H * p.S) decode_all(r);  // uniform over the workgroup
-        return;
-    }
     const uint ranges = p.mode == 1u ? (p.n_kv + p.split - 1u) / p.split : 1u;
     if (p.mode == 2u) {
         const uint r = group_id();
@@ -242,6 +281,10 @@ void main() {
     const uint s = w / (ngr * p.H_kv * p.n_q);
     const uint h0 = hk * G + hg * GMAX, nh = min(GMAX, G - hg * GMAX);
     const uint key0 = range * p.split, key_end = p.mode == 1u ? min(p.n_kv, key0 + p.split) : p.n_kv;
+    if (AHEAD == 1u) {
+        rows_ahead(h0, nh, hk, i, s, range, ranges, key0, key_end);
+        return;
+    }
     const uint lane = t % 32u, grp = t / 32u;
     const uint kb = p.k_off + hk * p.k_nb2 + s * p.k_nb3, vb = p.v_off + hk * p.v_nb2 + s * p.v_nb3;
     const float neg_inf = -1.0 / 0.0;
@@ -323,51 +366,8 @@ void main() {
             }
         }
     }
-    // Each head in turn: merge the groups (rescale each to the common maximum, then sum).
     [[unroll]] for (uint g = 0u; g < GMAX; ++g) {
         if (g >= nh) break;  // uniform
-        const uint h = h0 + g, r = h + p.H * (i + p.n_q * s);
-        barrier();  // the last head's merge is read
-        if (lane == 0u) {
-            gm[grp] = mx[g];
-            gl[grp] = l[g];
-        }
-        barrier();
-        float top = neg_inf;
-        for (uint x = 0u; x < GROUPS; ++x) top = max(top, gm[x]);
-        float total = 0.0;
-        for (uint x = 0u; x < GROUPS; ++x) total += isinf(gm[x]) ? 0.0 : gl[x] * exp(gm[x] - top);
-        const float f = isinf(mx[g]) ? 0.0 : exp(mx[g] - top);
-        [[unroll]] for (uint cc = 0u; cc < 2u; ++cc) {
-            const uint e = 4u * lane + 128u * cc;
-            if (e < p.Dv) {
-                merged[grp][e] = acc[g][cc].x * f;
-                merged[grp][e + 1u] = acc[g][cc].y * f;
-                merged[grp][e + 2u] = acc[g][cc].z * f;
-                merged[grp][e + 3u] = acc[g][cc].w * f;
-            }
-        }
-        barrier();
-        if (p.mode == 1u) {  // this range's maximum, sum and values, unnormalized
-            const uint at = (p.o_off >> 2) + (r * ranges + range) * (p.Dv + 2u);
-            if (t == 0u) {
-                o[at] = floatBitsToUint(top);
-                o[at + 1u] = floatBitsToUint(total);
-            }
-            if (t < p.Dv) {
-                float sum = 0.0;
-                for (uint x = 0u; x < GROUPS; ++x) sum += merged[x][t];
-                o[at + 2u + t] = floatBitsToUint(sum);
-            }
-            continue;
-        }
-        const float inv = total > 0.0 ? 1.0 / total : 0.0;
-        const uint orow = p.o_off + h * p.o_nb1 + i * p.o_nb2 + s * p.o_nb2 * p.n_q;
-        if (t < p.Dv) {
-            float sum = 0.0;
-            for (uint x = 0u; x < GROUPS; ++x) sum += merged[x][t];
-            o[(orow >> 2) + t] = floatBitsToUint(sum * inv);
-        }
-        quantize_out(orow);
+        finish_head(h0 + g, i, s, range, ranges, mx[g], l[g], acc[g][0], acc[g][1]);
     }
 }
