@@ -286,6 +286,11 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // TESSERA_VULKAN_ATTN_AHEAD=0: decoding over few keys takes the steps of the general
     // shader, not its path that issues every load at once.
     attn_ahead_ = !env_off("TESSERA_VULKAN_ATTN_AHEAD");
+    // TESSERA_VULKAN_SPIN=N: poll a submission's fence for N microseconds (default 20000; 0
+    // on a CPU device, whose own threads need the cores) before sleeping on it.
+    spin_us_ = cpu_type_ ? 0u : 20000u;
+    if (const char* e = std::getenv("TESSERA_VULKAN_SPIN"); e && *e)
+        spin_us_ = static_cast<uint32_t>(std::max(0, std::atoi(e)));
     uint32_t n = 0;
     a.vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, nullptr);
     std::vector<VkQueueFamilyProperties> q(n);

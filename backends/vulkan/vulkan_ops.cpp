@@ -38,8 +38,9 @@ constexpr uint32_t kTiledFromRows = 8;
 constexpr uint32_t kCmRows = 128, kCmStep = 32;
 
 // Decoding attention over more keys than this groups a KV head's query heads in a workgroup
-// (H100, 8B Q4_0 tg128 at a depth of 4096: 211 t/s grouped, 203 a head a workgroup); over
-// fewer, the heads' workgroups keep the GPU busier.
+// where its loads are not issued ahead (a Q8_0 cache, say; H100, 8B Q4_0 tg128 at a depth of
+// 4096: 211 t/s grouped, 203 a head a workgroup); over fewer, the heads' workgroups keep the
+// GPU busier.
 constexpr int64_t kGqaDecodeKeys = 2048;
 
 // Flash attention: the keys a workgroup takes a step, and the workgroups a split aims at.
@@ -402,23 +403,22 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     const uint64_t block = q.ne[0] > 128 || v.ne[0] > 128 ? 16 : 32;
     const uint64_t head_rows = static_cast<uint64_t>(q.ne[1]) * (q.ne[2] / k.ne[2]);
     const bool tiles = attn_tiles_ && head_rows * 2 >= block;
-    // Prompts by rows: a workgroup per query row and up to kAttnGqaHeads heads of a KV head,
-    // which read each key and value row once for them all.
     const uint64_t group_heads = static_cast<uint64_t>(q.ne[2] / k.ne[2]);
-    const bool gqa =
-        !tiles && group_heads > 1 && ((attn_gqa_ >= 1 && q.ne[1] > 1) || (attn_gqa_ >= 2 && k.ne[1] > kGqaDecodeKeys));
     // Rows of F16 keys and values: a step's loads issued at once (flash_attn.comp's AHEAD),
     // where heads are at most 128 wide, key rows 16-byte aligned and value rows 8 (their
-    // offsets in the bindings too); not for decoding by KV heads (H100, 8B Q4_0 tg128 at a
-    // depth of 4096: 192 t/s ahead, 205 not; pp512 there 1674 against 1535, tg128 at depth 0
-    // 292 against 240).
+    // offsets in the bindings too). Decoding then takes a head a workgroup at any depth
+    // (H100, 8B Q4_0, tg64 at a depth of 4096: 239 t/s, against 218 grouped by KV heads
+    // without loads ahead and 211 ungrouped without; at 1024: 273 against 250).
     const uint64_t align = std::max<uint64_t>(props_.limits.minStorageBufferOffsetAlignment, 4);
     auto aligned = [&](const Tensor& t, uint64_t a) {
         return ((bound(&t).at % align) | t.nb[1] | t.nb[2] | t.nb[3]) % a == 0;
     };
-    const bool ahead = attn_ahead_ && !cpu_paths_ && !tiles && !(gqa && q.ne[1] == 1) && k.type == DType::F16 &&
-                       v.type == DType::F16 && q.ne[0] % 8 == 0 && q.ne[0] <= 128 && v.ne[0] <= 128 && aligned(k, 16) &&
-                       aligned(v, 8);
+    const bool ahead = attn_ahead_ && !cpu_paths_ && !tiles && k.type == DType::F16 && v.type == DType::F16 &&
+                       q.ne[0] % 8 == 0 && q.ne[0] <= 128 && v.ne[0] <= 128 && aligned(k, 16) && aligned(v, 8);
+    // Prompts by rows: a workgroup per query row and up to kAttnGqaHeads heads of a KV head,
+    // which read each key and value row once for them all.
+    const bool gqa = !tiles && group_heads > 1 &&
+                     ((attn_gqa_ >= 1 && q.ne[1] > 1) || (attn_gqa_ >= 2 && k.ne[1] > kGqaDecodeKeys && !ahead));
     const Shader shader = tiles   ? kFlashAttnTile
                           : gqa   ? (ahead ? kFlashAttnGqaAhead : kFlashAttnGqa)
                           : ahead ? kFlashAttnAhead

@@ -168,6 +168,17 @@ void VulkanBackend::submit_and_wait(VkCommandBuffer cmd) {
     si.pCommandBuffers = &cmd;
     check(a.vkResetFences(dev_, 1, &fence_), "vkResetFences");
     check(a.vkQueueSubmit(queue_, 1, &si, fence_), "vkQueueSubmit");
+    // The fence polled for a while before the blocking wait: a decoding step's submission
+    // ends within milliseconds, and a sleeping thread wakes tens of microseconds late.
+    if (spin_us_ > 0) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
+        for (;;) {
+            const VkResult r = a.vkGetFenceStatus(dev_, fence_);
+            if (r == VK_SUCCESS) return;
+            if (r != VK_NOT_READY) check(r, "vkGetFenceStatus");
+            if (std::chrono::steady_clock::now() > until) break;
+        }
+    }
     check(a.vkWaitForFences(dev_, 1, &fence_, VK_TRUE, UINT64_MAX), "vkWaitForFences");
 }
 
