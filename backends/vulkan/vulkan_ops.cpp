@@ -242,12 +242,13 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
     const uint64_t batches = static_cast<uint64_t>(b.ne[2] * b.ne[3]);
     const VkPhysicalDeviceLimits& lim = props_.limits;
     const bool tiled = tiled_product(node);
+    const uint64_t cm_cols = 32 * cm_sgn_;  // mul_mat_cm.comp's BN
     // Prompts on cooperative matrices where the device has them (f16 weights and activations:
     // not for F32 weights, whose products stay f32, nor BF16 ones, whose range f16 lacks).
-    const bool cm =
-        tiled && coopmat_ && !cpu_paths_ && a.type != DType::F32 && a.type != DType::BF16 && a.ne[0] % kCmStep == 0 &&
-        static_cast<uint64_t>((a.ne[1] + kCmRows - 1) / kCmRows) <= lim.maxComputeWorkGroupCount[0] &&
-        static_cast<uint64_t>((b.ne[1] + 32 * cm_sgn_ - 1) / (32 * cm_sgn_)) <= lim.maxComputeWorkGroupCount[1];
+    const bool cm = tiled && coopmat_ && !cpu_paths_ && a.type != DType::F32 && a.type != DType::BF16 &&
+                    a.ne[0] % kCmStep == 0 &&
+                    static_cast<uint64_t>((a.ne[1] + kCmRows - 1) / kCmRows) <= lim.maxComputeWorkGroupCount[0] &&
+                    (static_cast<uint64_t>(b.ne[1]) + cm_cols - 1) / cm_cols <= lim.maxComputeWorkGroupCount[1];
     const bool dp = int8_product(node);
     // Prompts and a CPU device's products in mul_mat, a GPU's decoding products in mul_vec.
     const Shader sh = mul_mat_shader(a.type, cm                    ? kMulMatCm
@@ -291,9 +292,9 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
     pc.r3 = static_cast<uint32_t>(b.ne[3] / a.ne[3]);
     pc.B3 = static_cast<uint32_t>(b.ne[3]);
     const uint64_t groups_y = ((pc.M + 7) / 8) * batches;
-    if (cm) {  // tiles of kCmRows weight rows x 32 cm_sgn_ activation rows
-        dispatch(sh, &pc, sizeof pc, (pc.N + kCmRows - 1) / kCmRows, (pc.M + 32 * cm_sgn_ - 1) / (32 * cm_sgn_),
-                 static_cast<uint32_t>(batches));
+    if (cm) {  // tiles of kCmRows weight rows x cm_cols activation rows
+        dispatch(sh, &pc, sizeof pc, (pc.N + kCmRows - 1) / kCmRows,
+                 static_cast<uint32_t>((pc.M + cm_cols - 1) / cm_cols), static_cast<uint32_t>(batches));
         return;
     }
     if (tiled) {
