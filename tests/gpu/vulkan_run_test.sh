@@ -4,7 +4,8 @@
 # report nothing (this covers the command buffers recorded once and submitted again for
 # every decoding step); then with half the layers there, the CPU running the others. The
 # CPU keeps the file's layout (-nr): the interleaved layout sums in another order, which turns
-# a near tie in this continuation (its sixth token) the other way.
+# a near tie in this continuation (its sixth token) the other way. Last, all layers again with
+# the fence polled and TESSERA_PROFILE=graph.
 # usage: vulkan_run_test.sh TESSERA
 set -u
 tessera=$1
@@ -49,4 +50,16 @@ if ! cmp -s "$work/cpu" "$work/half"; then
     echo "split: $(cat "$work/half")"
     exit 1
 fi
-echo "ok: $device's greedy continuation (all layers, and half of them) equals the CPU's, and the validation layer reported nothing"
+# The fence polled before the thread sleeps on it (a GPU's default, off on a CPU device) and
+# the whole-submission profile: the same continuation, and the profile's device and host rows.
+TESSERA_VULKAN_SPIN=20000 TESSERA_PROFILE=graph "$tessera" run -m "$model" -nr --device "$device" \
+    -p "The capital of France is" -n 12 --temp 0 >"$work/spin" 2>"$work/log" || { cat "$work/log"; exit 1; }
+if ! cmp -s "$work/cpu" "$work/spin"; then
+    echo "FAIL: the continuation with the fence polled differs from the CPU's:"
+    echo "CPU:    $(cat "$work/cpu")"
+    echo "polled: $(cat "$work/spin")"
+    exit 1
+fi
+grep -qE "graph of [0-9]+ nodes, device" "$work/log" && grep -qE "graph of [0-9]+ nodes, host" "$work/log" ||
+    { echo "FAIL: TESSERA_PROFILE=graph printed no submission times:"; cat "$work/log"; exit 1; }
+echo "ok: $device's greedy continuation (all layers, half of them, the fence polled) equals the CPU's, the validation layer reported nothing, and TESSERA_PROFILE=graph timed the submissions"
