@@ -283,8 +283,8 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // TESSERA_VULKAN_ATTN_GQA=0: attention rows a head per workgroup, not the heads of a KV
     // head together; 1: only prompts grouped; 2 (the default): decoding over many keys too.
     if (const char* e = std::getenv("TESSERA_VULKAN_ATTN_GQA"); e && *e) attn_gqa_ = std::atoi(e);
-    // TESSERA_VULKAN_ATTN_AHEAD=0: decoding over few keys takes the steps of the general
-    // shader, not its path that issues every load at once.
+    // TESSERA_VULKAN_ATTN_AHEAD=0: attention by rows over F16 caches takes the general
+    // shader's steps, not its path that issues a step's loads at once (kFlashAttnAhead).
     attn_ahead_ = !env_off("TESSERA_VULKAN_ATTN_AHEAD");
     // TESSERA_VULKAN_SPIN=N: poll a submission's fence for N microseconds (default 20000; 0
     // on a CPU device, whose own threads need the cores) before sleeping on it.

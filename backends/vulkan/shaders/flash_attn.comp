@@ -35,8 +35,9 @@ layout(binding = 5) writeonly buffer QD { vec2 qd[]; };
 #include "attn.glsl"
 
 const uint GROUPS = 8u, STEP = 256u;
-// The query heads a workgroup takes (heads of one KV head): 1, or up to 4 for prompts, whose
-// keys and values are then read once for them all (a specialization constant).
+// The query heads a workgroup takes (heads of one KV head): 1, or up to 4 for prompts (and
+// decoding over many keys without AHEAD), whose keys and values are then read once for them
+// all (a specialization constant).
 layout(constant_id = 0) const uint GMAX = 1u;
 layout(constant_id = 1) const uint AHEAD = 0u;
 shared vec4 qs[GMAX][64];      // the query rows, four elements an entry
