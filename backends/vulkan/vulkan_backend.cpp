@@ -291,6 +291,11 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     spin_us_ = cpu_type_ ? 0u : 20000u;
     if (const char* e = std::getenv("TESSERA_VULKAN_SPIN"); e && *e)
         spin_us_ = static_cast<uint32_t>(std::max(0, std::atoi(e)));
+    // TESSERA_VULKAN_READBACK=0|1: a graph's outputs copied into host memory by its own
+    // submission (the default where the host reads device memory slowly: a discrete GPU), or
+    // each read by a copy submitted when it is read.
+    readback_on_ = !unified_;
+    if (const char* e = std::getenv("TESSERA_VULKAN_READBACK"); e && *e) readback_on_ = std::strcmp(e, "0") != 0;
     uint32_t n = 0;
     a.vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, nullptr);
     std::vector<VkQueueFamilyProperties> q(n);
@@ -396,6 +401,7 @@ VulkanBackend::~VulkanBackend() {
     save_pipeline_cache();
     dummy_.reset();
     staging_.reset();
+    readback_.reset();
     scratch_.reset();
     acts_.reset();
     for (auto& p : pipelines_) {
@@ -483,12 +489,22 @@ DeviceBuffer* VulkanBackend::staging() {
     return staging_.get();
 }
 
+// TESSERA_PROFILE=graph: the host's time in copies to and from the device, beside the
+// submissions' (a decoding step's inputs and logits).
+static void time_copy(const char* what, std::chrono::steady_clock::time_point t0) {
+    static NodeProfile* const prof = NodeProfile::whole_graphs() ? NodeProfile::get("Vulkan time") : nullptr;
+    if (prof) prof->add(what, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+}
+
 void VulkanBackend::upload(Tensor* t, const void* src, size_t offset, size_t n) {
     if (n == 0) return;
     std::lock_guard<std::mutex> lock(mu_);
+    const auto t0 = std::chrono::steady_clock::now();
+    readable_.clear();  // may overlap an output copied out before
     auto [buf, at] = locate(t->data);
     if (buf->mapped()) {
         std::memcpy(static_cast<char*>(buf->mapped()) + at + offset, src, n);
+        time_copy("copy to device, mapped", t0);
         return;
     }
     for (size_t done = 0; done < n;) {
@@ -497,14 +513,24 @@ void VulkanBackend::upload(Tensor* t, const void* src, size_t offset, size_t n) 
         copy_buffer(staging()->handle(), 0, buf->handle(), at + offset + done, chunk);
         done += chunk;
     }
+    time_copy("copy to device, staged", t0);
 }
 
 void VulkanBackend::download(const Tensor* t, void* dst, size_t offset, size_t n) {
     if (n == 0) return;
     std::lock_guard<std::mutex> lock(mu_);
+    const auto t0 = std::chrono::steady_clock::now();
     auto [buf, at] = locate(t->data);
+    const uint64_t from = at + offset;
+    for (const Readback& rb : readable_)
+        if (rb.buf == buf->handle() && rb.at <= from && from + n <= rb.at + rb.bytes) {
+            std::memcpy(dst, static_cast<const char*>(readback_->mapped()) + rb.rb_at + (from - rb.at), n);
+            time_copy("copy from device, in graph", t0);
+            return;
+        }
     if (buf->mapped() && unified_) {
         std::memcpy(dst, static_cast<const char*>(buf->mapped()) + at + offset, n);
+        time_copy("copy from device, mapped", t0);
         return;
     }
     for (size_t done = 0; done < n;) {
@@ -513,6 +539,7 @@ void VulkanBackend::download(const Tensor* t, void* dst, size_t offset, size_t n
         std::memcpy(static_cast<char*>(dst) + done, staging()->mapped(), chunk);
         done += chunk;
     }
+    time_copy("copy from device, staged", t0);
 }
 
 void VulkanBackend::copy_buffer(VkBuffer src, size_t src_off, VkBuffer dst, size_t dst_off, size_t n) {

@@ -150,6 +150,12 @@ public:
     void compute(std::span<Tensor* const> nodes, void*, size_t, int, const AbortCheck& abort) override;
 
 private:
+    // An output's bytes [at, at + bytes) of buf, copied at the end of a recording to byte
+    // rb_at of readback_ (a discrete GPU's logits, read without a submission of their own).
+    struct Readback {
+        VkBuffer buf;
+        uint64_t at, bytes, rb_at;
+    };
     // A recorded command buffer with the descriptor sets it binds.
     struct Recording {
         std::vector<uint64_t> key;
@@ -157,7 +163,8 @@ private:
         VkDescriptorPool pool = VK_NULL_HANDLE;
         size_t pool_sets = 0;
         uint64_t last_used = 0;
-        uint32_t stamps = 0;  // timestamps it writes (TESSERA_PROFILE), 0: none
+        uint32_t stamps = 0;          // timestamps it writes (TESSERA_PROFILE), 0: none
+        std::vector<Readback> reads;  // the outputs it copies into readback_
     };
     static constexpr size_t kRecordings = 4;  // prompt and decode shapes of a context or two
 
@@ -189,6 +196,7 @@ private:
     void forget(DeviceBuffer* b);
     std::pair<DeviceBuffer*, size_t> locate(const void* p) const;
     DeviceBuffer* staging();
+    void record_readback(Recording& r, std::span<Tensor* const> nodes);
     void copy_buffer(VkBuffer src, size_t src_off, VkBuffer dst, size_t dst_off, size_t n);
 
     // ---- pipelines (vulkan_backend.cpp) ----
@@ -253,7 +261,8 @@ private:
     bool attn_tiles_ = true;    // prompt attention by blocks of rows (flash_attn_tile.comp)
     int attn_gqa_ = 2;          // else by rows, a KV head's query heads together (kFlashAttnGqa):
                                 // 1 for prompts, 2 for decoding over many keys too
-    uint32_t spin_us_ = 0;  // a submission's fence polled this long before sleeping on it
+    uint32_t spin_us_ = 0;      // a submission's fence polled this long before sleeping on it
+    bool readback_on_ = false;  // graphs copy their outputs into readback_ (record_readback)
     bool attn_ahead_ = true;    // attention by rows on F16 rows: kFlashAttnAhead, kFlashAttnGqaAhead
     bool int_dot_ = false;      // decoding products on integer dot products (kMulVecDp)
     uint32_t subgroup_size_ = 0;
@@ -278,9 +287,11 @@ private:
     VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;
     std::vector<Pipeline> pipelines_;
     std::unique_ptr<DeviceBuffer> dummy_, staging_;
-    std::unique_ptr<DeviceBuffer> scratch_;  // split attention's partial results
-    std::unique_ptr<DeviceBuffer> acts_;     // int8 activations (quantized_acts)
-    uint64_t acts_used_ = 0;                 // bytes of it the recording has taken
+    std::unique_ptr<DeviceBuffer> readback_;  // host memory the recordings copy outputs into
+    std::vector<Readback> readable_;          // what it holds now (the last submission's reads)
+    std::unique_ptr<DeviceBuffer> scratch_;   // split attention's partial results
+    std::unique_ptr<DeviceBuffer> acts_;      // int8 activations (quantized_acts)
+    uint64_t acts_used_ = 0;                  // bytes of it the recording has taken
     std::vector<std::pair<const Tensor*, QuantActs>> acts_made_;
     std::vector<const Tensor*> acts_wanted_;              // the recording's int8 products' sources
     std::vector<std::unique_ptr<DeviceBuffer>> retired_;  // replaced scratch, until the submission ends

@@ -80,11 +80,16 @@ void VulkanBackend::read_stamps(std::span<Tensor* const> nodes, uint32_t stamps,
 void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile) {
     const Api& a = api_;
     launch_signature(nodes, key_);
+    if (readback_on_)  // which nodes are read after the graph: the copies recorded at its end
+        for (size_t i = 0; i < nodes.size(); ++i)
+            if (nodes[i]->flags & kFlagOutput) key_.push_back(i);
     ++clock_;
+    readable_.clear();
     for (Recording& r : recordings_)
         if (r.key == key_) {
             r.last_used = clock_;
             submit_and_wait(r.cmd);
+            readable_ = r.reads;
             if (r.stamps) read_stamps(nodes, r.stamps, profile);
             return;
         }
@@ -150,15 +155,57 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
         r.key.clear();  // never matched again
         throw;
     }
+    r.reads.clear();
+    if (readback_on_) record_readback(r, nodes);
     if (whole) a.vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps_, 1);
     check(a.vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
     submit_and_wait(cmd_);
+    readable_ = r.reads;
     // A scratch buffer replaced while recording: the nodes before the replacement bind the old
     // one, which goes now, so this recording is made again when next needed (with the larger
     // buffer from its start).
     if (!retired_.empty()) r.key.clear();
     retired_.clear();
     if (r.stamps) read_stamps(nodes, r.stamps, profile);
+}
+
+// The nodes read after the graph (kFlagOutput) copied at its end into readback_, host
+// memory that download() then reads without a submission of its own: on a discrete GPU, a
+// decoding step's logits. Outputs past readback_'s size are left to download().
+void VulkanBackend::record_readback(Recording& r, std::span<Tensor* const> nodes) {
+    const Api& a = api_;
+    uint64_t used = 0;
+    for (const Tensor* n : nodes) {
+        if (!(n->flags & kFlagOutput) || !n->data) continue;
+        const Bound b = bound(n);
+        const uint64_t bytes = b.bytes ? b.bytes : n->n_bytes();
+        const uint64_t at = (used + 15) / 16 * 16;
+        if (bytes == 0 || at + bytes > kStagingBytes) continue;
+        r.reads.push_back(Readback{b.buf->handle(), b.at, bytes, at});
+        used = at + bytes;
+    }
+    if (r.reads.empty()) return;
+    if (!readback_) {
+        if (host_only_ == UINT32_MAX) {
+            r.reads.clear();
+            return;
+        }
+        readback_ =
+            std::make_unique<DeviceBuffer>(this, BufferUsage::Compute, kStagingBytes, dev_, a, host_only_, host_only_);
+    }
+    VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT;
+    a.vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0,
+                           nullptr, 0, nullptr);
+    for (const Readback& rb : r.reads) {
+        const VkBufferCopy region{rb.at, rb.rb_at, rb.bytes};
+        a.vkCmdCopyBuffer(cmd_, rb.buf, readback_->handle(), 1, &region);
+    }
+    mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+    a.vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr, 0,
+                           nullptr);
 }
 
 void VulkanBackend::submit_and_wait(VkCommandBuffer cmd) {

@@ -5,7 +5,8 @@
 # every decoding step); then with half the layers there, the CPU running the others. The
 # CPU keeps the file's layout (-nr): the interleaved layout sums in another order, which turns
 # a near tie in this continuation (its sixth token) the other way. Last, all layers again with
-# the fence polled and TESSERA_PROFILE=graph.
+# the fence polled and TESSERA_PROFILE=graph. The runs with all layers on the device have the
+# graph copy its logits into host memory (TESSERA_VULKAN_READBACK=1, a discrete GPU's default).
 # usage: vulkan_run_test.sh TESSERA
 set -u
 tessera=$1
@@ -26,7 +27,7 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$tessera" run -m "$model" -nr -ngl 0 -p "The capital of France is" -n 12 --temp 0 >"$work/cpu" 2>/dev/null || exit 1
-VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation "$tessera" run -m "$model" -nr --device "$device" \
+TESSERA_VULKAN_READBACK=1 VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation "$tessera" run -m "$model" -nr --device "$device" \
     -p "The capital of France is" -n 12 --temp 0 >"$work/gpu" 2>"$work/log" || { cat "$work/log"; exit 1; }
 if grep -qE "Validation|VUID" "$work/gpu" "$work/log"; then
     echo "FAIL: validation messages:"
@@ -52,7 +53,7 @@ if ! cmp -s "$work/cpu" "$work/half"; then
 fi
 # The fence polled before the thread sleeps on it (a GPU's default, off on a CPU device) and
 # the whole-submission profile: the same continuation, and the profile's device and host rows.
-TESSERA_VULKAN_SPIN=20000 TESSERA_PROFILE=graph "$tessera" run -m "$model" -nr --device "$device" \
+TESSERA_VULKAN_SPIN=20000 TESSERA_VULKAN_READBACK=1 TESSERA_PROFILE=graph "$tessera" run -m "$model" -nr --device "$device" \
     -p "The capital of France is" -n 12 --temp 0 >"$work/spin" 2>"$work/log" || { cat "$work/log"; exit 1; }
 if ! cmp -s "$work/cpu" "$work/spin"; then
     echo "FAIL: the continuation with the fence polled differs from the CPU's:"
@@ -62,4 +63,6 @@ if ! cmp -s "$work/cpu" "$work/spin"; then
 fi
 grep -qE "graph of [0-9]+ nodes, device" "$work/log" && grep -qE "graph of [0-9]+ nodes, host" "$work/log" ||
     { echo "FAIL: TESSERA_PROFILE=graph printed no submission times:"; cat "$work/log"; exit 1; }
-echo "ok: $device's greedy continuation (all layers, half of them, the fence polled) equals the CPU's, the validation layer reported nothing, and TESSERA_PROFILE=graph timed the submissions"
+grep -q "copy from device, in graph" "$work/log" ||
+    { echo "FAIL: the logits were not read from the graph's own copy (TESSERA_VULKAN_READBACK=1):"; cat "$work/log"; exit 1; }
+echo "ok: $device's greedy continuation (all layers with the logits copied out by the graph, half of them, the fence polled) equals the CPU's, the validation layer reported nothing, and TESSERA_PROFILE=graph timed the submissions"
