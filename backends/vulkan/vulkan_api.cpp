@@ -52,6 +52,9 @@ bool usable(const Api& api, VkPhysicalDevice d) {
     // The shaders' workgroups are up to 256 invocations wide (Vulkan guarantees 128).
     if (props.limits.maxComputeWorkGroupInvocations < 256 || props.limits.maxComputeWorkGroupSize[0] < 256)
         return false;
+    // flash_attn.comp binds 7 storage buffers (Vulkan guarantees 4; GPUs have 8 or more).
+    if (props.limits.maxPerStageDescriptorStorageBuffers < 7 || props.limits.maxDescriptorSetStorageBuffers < 7)
+        return false;
     uint32_t n = 0;
     api.vkGetPhysicalDeviceQueueFamilyProperties(d, &n, nullptr);
     std::vector<VkQueueFamilyProperties> q(n);
@@ -99,7 +102,8 @@ const Api& api() {
         for (VkPhysicalDevice d : all)
             if (usable(r, d)) r.devices.push_back(d);
         if (r.devices.empty())
-            r.reason = n ? "no Vulkan 1.2 device with a compute queue and workgroups of 256 invocations"
+            r.reason = n ? "no Vulkan 1.2 device with a compute queue, workgroups of 256 invocations and 7 storage "
+                           "buffers a shader"
                          : "the Vulkan loader reports no device";
         return r;
     }();

@@ -75,11 +75,11 @@ const ShaderInfo kShaders[kShaderCount] = {
     {spirv::ew, &spirv::ew_size, 3},
     {spirv::rows, &spirv::rows_size, 6},
     {spirv::rope, &spirv::rope_size, 5},
-    {spirv::flash_attn, &spirv::flash_attn_size, 6},
+    {spirv::flash_attn, &spirv::flash_attn_size, 7},
     {spirv::flash_attn_tile, &spirv::flash_attn_tile_size, 5},
-    {spirv::flash_attn, &spirv::flash_attn_size, 6},
-    {spirv::flash_attn, &spirv::flash_attn_size, 6},
-    {spirv::flash_attn, &spirv::flash_attn_size, 6},
+    {spirv::flash_attn, &spirv::flash_attn_size, 7},
+    {spirv::flash_attn, &spirv::flash_attn_size, 7},
+    {spirv::flash_attn, &spirv::flash_attn_size, 7},
     {spirv::quant_act, &spirv::quant_act_size, 4},
 #define TESSERA_MUL_MAT(t) {spirv::mul_mat_##t, &spirv::mul_mat_##t##_size, 3},
 #define TESSERA_MUL_VEC(t) {spirv::mul_vec_##t, &spirv::mul_vec_##t##_size, 3},
@@ -291,6 +291,9 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     spin_us_ = cpu_type_ ? 0u : 20000u;
     if (const char* e = std::getenv("TESSERA_VULKAN_SPIN"); e && *e)
         spin_us_ = static_cast<uint32_t>(std::max(0, std::atoi(e)));
+    // TESSERA_VULKAN_ATTN_MERGE=0: split attention rows merged by a second dispatch after a
+    // barrier, not by each row's last workgroup in the first.
+    attn_merge_ = !env_off("TESSERA_VULKAN_ATTN_MERGE");
     // TESSERA_VULKAN_READBACK=0|1: a graph's outputs copied into host memory by its own
     // submission (the default where the host reads device memory slowly: a discrete GPU), or
     // each read by a copy submitted when it is read.

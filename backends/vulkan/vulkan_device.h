@@ -102,7 +102,8 @@ inline Shader mul_mat_shader(DType t, Shader first = kMulMat) {
 constexpr uint32_t kPushBytes = 128;
 // flash_attn_tile.comp's shared memory in bytes: queries 16384, weights 8320, maxima 1024 + 256.
 constexpr uint32_t kAttnTileShared = 25984;
-constexpr uint32_t kMaxBindings = 6;
+constexpr uint32_t kMaxBindings = 7;
+constexpr uint64_t kAttnCounterBytes = 16384;  // flash_attn.comp's ATTN_COUNTER_BYTES
 // The query heads of one KV head that a flash_attn.comp workgroup takes together (prompts,
 // and decoding over many keys).
 constexpr uint32_t kAttnGqaHeads = 4;
@@ -262,6 +263,7 @@ private:
     int attn_gqa_ = 2;          // else by rows, a KV head's query heads together (kFlashAttnGqa):
                                 // 1 for prompts, 2 for decoding over many keys too
     uint32_t spin_us_ = 0;      // a submission's fence polled this long before sleeping on it
+    bool attn_merge_ = true;    // split attention merged by each row's last workgroup
     bool readback_on_ = false;  // graphs copy their outputs into readback_ (record_readback)
     bool attn_ahead_ = true;    // attention by rows on F16 rows: kFlashAttnAhead, kFlashAttnGqaAhead
     bool int_dot_ = false;      // decoding products on integer dot products (kMulVecDp)

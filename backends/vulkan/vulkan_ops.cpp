@@ -395,6 +395,7 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
         float scale, softcap;
         uint32_t mode, split;
         uint32_t qa_off, qd_off;
+        uint32_t out_off;
     } pc{};
     static_assert(sizeof pc <= kPushBytes, "push constants");
     const uint64_t rows = static_cast<uint64_t>(q.ne[1]) * q.ne[2] * q.ne[3];
@@ -431,14 +432,23 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     // Few workgroups over many keys: the keys split into ranges of whole steps, enough of
     // them for about kSplitTarget workgroups, and a second pass merges them.
     uint64_t ranges = 1;
-    if (!cpu_paths_ && n_kv > step && groups < kSplitTarget) {
+    static const uint64_t split_target = [] {
+        const char* e = std::getenv("TESSERA_VULKAN_SPLIT");
+        return e && std::atoi(e) > 0 ? static_cast<uint64_t>(std::atoi(e)) : kSplitTarget;
+    }();
+    if (!cpu_paths_ && n_kv > step && groups < split_target) {
         const uint64_t steps = (n_kv + step - 1) / step;
-        ranges = std::min<uint64_t>(steps, (kSplitTarget + groups - 1) / groups);
+        ranges = std::min<uint64_t>(steps, (split_target + groups - 1) / groups);
         pc.split = static_cast<uint32_t>((steps + ranges - 1) / ranges * step);
         ranges = (n_kv + pc.split - 1) / pc.split;
     }
     const uint64_t part_bytes = rows * ranges * (static_cast<uint64_t>(v.ne[0]) + 2) * sizeof(float);
-    DeviceBuffer* parts = ranges > 1 ? scratch(part_bytes) : nullptr;
+    // Split rows merged by their last range's workgroup (flash_attn.comp's flags bit 19), in
+    // the dispatch that computes them, not by a second one after a barrier: a counter a row
+    // in the scratch's first kAttnCounterBytes, zero between dispatches.
+    const bool one_pass = ranges > 1 && !tiles && attn_merge_ && rows * sizeof(uint32_t) <= kAttnCounterBytes;
+    const uint64_t counter_bytes = one_pass ? kAttnCounterBytes : 0;
+    DeviceBuffer* parts = ranges > 1 ? scratch(counter_bytes + part_bytes) : nullptr;
     // Decoding: where an int8 product takes the output (as rows of H * Dv), the workgroups
     // that write it write the int8 copy too (flash_attn.comp's quantize_out).
     const Tensor* int8_view = nullptr;
@@ -466,12 +476,25 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
                 barrier();
                 break;
             }
-        const Bound b[6] = {{parts, 0, part_bytes}, bound(&q), bound(&k), bound(&v), bound(mask), bound(nullptr)};
-        bind(shader, std::span<const Bound>(b, tiles ? 5 : 6), off);
+        const Bound b[7] = {{parts, 0, counter_bytes + part_bytes},
+                            bound(&q),
+                            bound(&k),
+                            bound(&v),
+                            bound(mask),
+                            one_pass ? qa : bound(nullptr),
+                            one_pass ? bound(&node) : bound(nullptr)};
+        bind(shader, std::span<const Bound>(b, tiles ? 5 : 7), off);
+        off[0] += static_cast<uint32_t>(counter_bytes);
+        if (one_pass) {
+            pc.flags |= 1u << 19;
+            pc.qa_off = off[5];
+            pc.qd_off += off[5];
+            pc.out_off = off[6];
+        }
     } else if (tiles) {
         bind(shader, {&node, &q, &k, &v, mask}, off);
     } else {
-        const Bound b[6] = {bound(&node), bound(&q), bound(&k), bound(&v), bound(mask), qa};
+        const Bound b[7] = {bound(&node), bound(&q), bound(&k), bound(&v), bound(mask), qa, bound(nullptr)};
         bind(shader, b, off);
         pc.qa_off = off[5];
         pc.qd_off += off[5];
@@ -510,9 +533,15 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     }
     pc.mode = 1;
     dispatch(shader, &pc, sizeof pc, groups * ranges);  // a workgroup per (rows, range)
-    barrier();
     const Bound out = bound(&node);
-    const Bound m[6] = {out, {parts, 0, part_bytes}, bound(nullptr), bound(nullptr), bound(nullptr), qa};
+    if (one_pass) {  // what follows waits for the output and for the scratch's counters
+        pending_.push_back(Span{out.buf->handle(), out.at, out.at + out.bytes, true});
+        pending_.push_back(Span{parts->handle(), 0, counter_bytes + part_bytes, true});
+        return;
+    }
+    barrier();
+    const Bound m[7] = {out, {parts, 0, part_bytes}, bound(nullptr), bound(nullptr), bound(nullptr),
+                        qa,  bound(nullptr)};
     bind(kFlashAttn, m, off);
     pc.o_off = off[0];
     pc.q_off = off[1];

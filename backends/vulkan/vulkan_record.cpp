@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -265,7 +266,22 @@ void VulkanBackend::bind(Shader s, std::initializer_list<const Tensor*> tensors,
 // The scratch buffer, at least `bytes` long. A larger one replaces it: the recording being
 // made keeps the old one alive until its submission ends (and is made again when next
 // needed, see submit()), and other recordings, which bind the old one, are made again too.
-DeviceBuffer* VulkanBackend::scratch(size_t bytes) { return grow(scratch_, bytes); }
+// The scratch buffer, its first kAttnCounterBytes zero when new (split attention's counters,
+// which each dispatch leaves at zero).
+DeviceBuffer* VulkanBackend::scratch(size_t bytes) {
+    const DeviceBuffer* before = scratch_.get();
+    DeviceBuffer* b = grow(scratch_, bytes);
+    if (b != before) {
+        const size_t n = std::min<size_t>(kAttnCounterBytes, b->size());
+        if (b->mapped()) {
+            std::memset(b->mapped(), 0, n);
+        } else {
+            std::memset(staging()->mapped(), 0, n);
+            copy_buffer(staging()->handle(), 0, b->handle(), 0, n);
+        }
+    }
+    return b;
+}
 
 // A scratch-like buffer (scratch_, acts_) at least `bytes` long, replaced as scratch() says.
 DeviceBuffer* VulkanBackend::grow(std::unique_ptr<DeviceBuffer>& slot, size_t bytes) {

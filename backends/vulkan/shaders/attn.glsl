@@ -9,9 +9,11 @@ layout(push_constant) uniform P {
     uint m_off, m_nb1;
     uint D, Dv, n_q, H, H_kv, n_kv, S;
     uint flags;  // k type | v type << 8 | has mask << 16 | mask F16 << 17 | int8 copy << 18
+                 // | ranges merged by their last workgroup << 19
     float scale, softcap;
     uint mode, split;  // 0: whole rows; 1: ranges of split keys; 2: merge the ranges
     uint qa_off, qd_off;  // flash_attn.comp's int8 copy of the output: quants, block scales
+    uint out_off;         // mode 1 with flags bit 19: the output's offset in binding 6
 } p;
 
 #define ATTN_LOAD4(NAME, B)                                                                                    \

@@ -10,7 +10,10 @@
 // share K/V heads in groups (GQA). Head sizes are multiples of 4 (of 32 for Q8_0), at most 256.
 // Decoding over many keys splits them (mode 1): a workgroup per (row, range of keys) writes
 // its maximum, sum and unnormalized values to a scratch buffer (bound as o), and mode 2 merges
-// each row's ranges (the scratch bound as q) into the output. Where a decoding product on
+// each row's ranges (the scratch bound as q) into the output; or (flags bit 19) the last of a
+// row's workgroups to finish merges them into the output (bound at 6), in the same dispatch:
+// each counts itself in on a counter per row in the scratch's first ATTN_COUNTER_BYTES, and
+// the last sets it back to zero for the next. Where a decoding product on
 // integer dot products takes the output (flags bit 18), the workgroup that writes a row's
 // head also writes its int8 blocks (quant_act.comp's layout: the output seen as rows of
 // H * Dv elements, quants from qa_off, block scales from qd_off).
@@ -23,7 +26,8 @@
 #define QUANT_LANES 256u
 #include "quant_block.glsl"
 layout(local_size_x = 256) in;
-layout(binding = 0) buffer O { uint o[]; };
+layout(binding = 0) coherent buffer O { uint o[]; };  // coherent: a row's last range reads the others'
+
 layout(binding = 1) readonly buffer Q { uint q[]; };
 layout(binding = 2) readonly buffer K { uint k[]; };
 layout(binding = 2) readonly buffer K4 { uvec4 k4[]; };  // the same keys, 16 bytes at a time
@@ -32,6 +36,8 @@ layout(binding = 3) readonly buffer V2 { uvec2 v2[]; };  // the same values, 8 b
 layout(binding = 4) readonly buffer M { uint m[]; };
 layout(binding = 5) writeonly buffer QA { uint qa[]; };
 layout(binding = 5) writeonly buffer QD { vec2 qd[]; };
+layout(binding = 6) writeonly buffer Out { uint out_[]; };
+const uint ATTN_COUNTER_BYTES = 16384u;  // vulkan_ops.cpp's kAttnCounterBytes
 #include "attn.glsl"
 
 const uint GROUPS = 8u, STEP = 256u;
@@ -44,6 +50,7 @@ shared vec4 qs[GMAX][64];      // the query rows, four elements an entry
 shared float sc[GMAX][STEP];    // this step's scores, then their weights
 shared float gm[GROUPS], gl[GROUPS];
 shared float merged[GROUPS][256];
+shared bool last_range;
 
 // Dot products of the queries (the first nh of GMAX) with key row kr, four elements a
 // shared-memory read.
@@ -94,9 +101,9 @@ void key_dots(uint kr, uint nh, out float d[GMAX]) {
 }
 
 // The int8 copy of the head's output row just written at byte orow (Dv a multiple of 32, the
-// output contiguous), which its writers left in merged[0] too: four elements an invocation.
-// Every invocation calls it.
-void quantize_out(uint orow) {
+// output contiguous from byte o_off of its binding), which its writers left in merged[0] too:
+// four elements an invocation. Every invocation calls it.
+void quantize_out(uint orow, uint o_off) {
     if ((p.flags & 0x40000u) == 0u) return;  // uniform
     const uint e = 4u * gl_LocalInvocationID.x;
     barrier();  // the row is in merged[0]
@@ -104,34 +111,43 @@ void quantize_out(uint orow) {
     vec2 ds;
     const uint qv = quantize4(x, ds);
     if (e < p.Dv) {
-        const uint f = (orow - p.o_off) / 4u + e;  // the element's place in the rows of H * Dv
+        const uint f = (orow - o_off) / 4u + e;  // the element's place in the rows of H * Dv
         qa[(p.qa_off >> 2) + f / 4u] = qv;
         if ((gl_LocalInvocationID.x & 7u) == 0u) qd[p.qd_off / 8u + f / 32u] = ds;
     }
 }
 
-// Mode 2: row r's ranges, each (maximum, sum, Dv values), rescaled to their common maximum.
-void merge(uint r) {
+// Word i of the ranges' results: in the scratch bound as q (mode 2), or as o (merged by the
+// last range, in_place).
+float part(bool in_place, uint i) { return uintBitsToFloat(in_place ? o[i] : q[i]); }
+
+// Row r's ranges, each (maximum, sum, Dv values), rescaled to their common maximum, into the
+// output: mode 2's, or (in_place) by the row's last range. Every invocation calls it.
+void merge(uint r, bool in_place) {
     const uint t = gl_LocalInvocationID.x, n = (p.n_kv + p.split - 1u) / p.split, stride = p.Dv + 2u;
-    const uint base = (p.q_off >> 2) + r * n * stride;
+    const uint base = ((in_place ? p.o_off : p.q_off) >> 2) + r * n * stride;
     const uint h = r % p.H, i = (r / p.H) % p.n_q, s = r / (p.H * p.n_q);
-    const uint orow = p.o_off + h * p.o_nb1 + i * p.o_nb2 + s * p.o_nb2 * p.n_q;
+    const uint o_off = in_place ? p.out_off : p.o_off;
+    const uint orow = o_off + h * p.o_nb1 + i * p.o_nb2 + s * p.o_nb2 * p.n_q;
     float top = -1.0 / 0.0;
-    for (uint c = 0u; c < n; ++c) top = max(top, uintBitsToFloat(q[base + c * stride]));
+    for (uint c = 0u; c < n; ++c) top = max(top, part(in_place, base + c * stride));
     for (uint e = t; e < p.Dv; e += 256u) {
         float total = 0.0, sum = 0.0;
         for (uint c = 0u; c < n; ++c) {
-            const float mc = uintBitsToFloat(q[base + c * stride]);
+            const float mc = part(in_place, base + c * stride);
             if (isinf(mc)) continue;
             const float f = exp(mc - top);
-            total += uintBitsToFloat(q[base + c * stride + 1u]) * f;
-            sum += uintBitsToFloat(q[base + c * stride + 2u + e]) * f;
+            total += part(in_place, base + c * stride + 1u) * f;
+            sum += part(in_place, base + c * stride + 2u + e) * f;
         }
         const float y = total > 0.0 ? sum / total : 0.0;
-        o[(orow >> 2) + e] = floatBitsToUint(y);
+        if (in_place)
+            out_[(orow >> 2) + e] = floatBitsToUint(y);
+        else
+            o[(orow >> 2) + e] = floatBitsToUint(y);
         merged[0][e] = y;  // for quantize_out
     }
-    quantize_out(orow);
+    quantize_out(orow, o_off);
 }
 
 // The workgroup's head h (query row i, sequence s), its groups' maxima, sums and values
@@ -173,6 +189,21 @@ void finish_head(uint h, uint i, uint s, uint range, uint ranges, float mx, floa
             o[at + 1u] = floatBitsToUint(total);
         }
         if (t < p.Dv) o[at + 2u + t] = floatBitsToUint(sum);
+        if ((p.flags & 0x80000u) == 0u) return;  // uniform: mode 2 merges
+        // This range's results visible to the row's other workgroups, then counted in; the
+        // last one merges (its counter back to zero for the next dispatch).
+        memoryBarrierBuffer();
+        barrier();
+        if (t == 0u) {
+            const uint counter = ((p.o_off - ATTN_COUNTER_BYTES) >> 2) + r;
+            last_range = atomicAdd(o[counter], 1u) == ranges - 1u;
+            if (last_range) o[counter] = 0u;
+        }
+        barrier();
+        if (last_range) {  // uniform
+            memoryBarrierBuffer();
+            merge(r, true);
+        }
         return;
     }
     const uint orow = p.o_off + h * p.o_nb1 + i * p.o_nb2 + s * p.o_nb2 * p.n_q;
@@ -181,7 +212,7 @@ void finish_head(uint h, uint i, uint s, uint range, uint ranges, float mx, floa
         o[(orow >> 2) + t] = floatBitsToUint(sum);
         merged[0][t] = sum;  // for quantize_out: column t is this invocation's alone
     }
-    quantize_out(orow);
+    quantize_out(orow, p.o_off);
 }
 
 // AHEAD 1: the rows of workgroup w's heads h0 .. h0 + nh - 1 (query row i, sequence s) over
@@ -270,7 +301,7 @@ void main() {
     const uint ranges = p.mode == 1u ? (p.n_kv + p.split - 1u) / p.split : 1u;
     if (p.mode == 2u) {
         const uint r = group_id();
-        if (r < p.n_q * p.H * p.S) merge(r);  // uniform over the workgroup
+        if (r < p.n_q * p.H * p.S) merge(r, false);  // uniform over the workgroup
         return;
     }
     // Workgroup w: head group hg of KV head hk (heads h0 .. h0 + nh - 1), query row i,
