@@ -446,8 +446,9 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     // Split rows merged by their last range's workgroup (flash_attn.comp's flags bit 19), in
     // the dispatch that computes them, not by a second one after a barrier: a counter a row
     // in the scratch's first kAttnCounterBytes, zero between dispatches.
+    // The counters keep their place when two passes merge (the parts go after them then too).
     const bool one_pass = ranges > 1 && !tiles && attn_merge_ && rows * sizeof(uint32_t) <= kAttnCounterBytes;
-    const uint64_t counter_bytes = one_pass ? kAttnCounterBytes : 0;
+    const uint64_t counter_bytes = kAttnCounterBytes;
     DeviceBuffer* parts = ranges > 1 ? scratch(counter_bytes + part_bytes) : nullptr;
     // Decoding: where an int8 product takes the output (as rows of H * Dv), the workgroups
     // that write it write the int8 copy too (flash_attn.comp's quantize_out).
@@ -540,8 +541,8 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
         return;
     }
     barrier();
-    const Bound m[7] = {out, {parts, 0, part_bytes}, bound(nullptr), bound(nullptr), bound(nullptr),
-                        qa,  bound(nullptr)};
+    const Bound m[7] = {
+        out, {parts, counter_bytes, part_bytes}, bound(nullptr), bound(nullptr), bound(nullptr), qa, bound(nullptr)};
     bind(kFlashAttn, m, off);
     pc.o_off = off[0];
     pc.q_off = off[1];
@@ -551,7 +552,7 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     dispatch(kFlashAttn, &pc, sizeof pc, rows);
     // What follows waits for the merge's write of the output and for its reads of the parts.
     pending_.push_back(Span{out.buf->handle(), out.at, out.at + out.bytes, true});
-    pending_.push_back(Span{parts->handle(), 0, part_bytes, false});
+    pending_.push_back(Span{parts->handle(), counter_bytes, counter_bytes + part_bytes, false});
 }
 
 }  // namespace tessera::vulkan
