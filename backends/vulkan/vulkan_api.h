@@ -52,42 +52,43 @@ typedef VkResult(VKAPI_PTR* PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKH
 
 namespace tessera::vulkan {
 
-#define TESSERA_VK_FUNCTIONS(X)                                                                                    \
-    X(vkDestroyInstance)                                                                                           \
-    X(vkEnumeratePhysicalDevices)                                                                                  \
-    X(vkGetPhysicalDeviceProperties)                                                                               \
-    X(vkGetPhysicalDeviceProperties2)                                                                              \
-    X(vkGetPhysicalDeviceFeatures2)                                                                                \
-    X(vkEnumerateDeviceExtensionProperties)                                                                        \
-    X(vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)                                                           \
-    X(vkGetPhysicalDeviceQueueFamilyProperties)                                                                    \
-    X(vkGetPhysicalDeviceMemoryProperties)                                                                         \
-    X(vkCreateDevice)                                                                                              \
-    X(vkDestroyDevice)                                                                                             \
-    X(vkGetDeviceQueue)                                                                                            \
-    X(vkCreateBuffer)                                                                                              \
-    X(vkDestroyBuffer)                                                                                             \
-    X(vkGetBufferMemoryRequirements)                                                                               \
-    X(vkAllocateMemory)                                                                                            \
-    X(vkFreeMemory)                                                                                                \
-    X(vkBindBufferMemory)                                                                                          \
-    X(vkMapMemory)                                                                                                 \
-    X(vkCreateShaderModule)                                                                                        \
-    X(vkDestroyShaderModule)                                                                                       \
-    X(vkCreateDescriptorSetLayout)                                                                                 \
-    X(vkDestroyDescriptorSetLayout)                                                                                \
-    X(vkCreatePipelineLayout)                                                                                      \
-    X(vkDestroyPipelineLayout)                                                                                     \
-    X(vkCreateComputePipelines)                                                                                    \
-    X(vkDestroyPipeline) X(vkCreateDescriptorPool) X(vkDestroyDescriptorPool) X(vkResetDescriptorPool)             \
-        X(vkAllocateDescriptorSets) X(vkUpdateDescriptorSets) X(vkCreateCommandPool) X(vkDestroyCommandPool)       \
-            X(vkAllocateCommandBuffers) X(vkResetCommandBuffer) X(vkBeginCommandBuffer) X(vkEndCommandBuffer)      \
-                X(vkCmdBindPipeline) X(vkCmdBindDescriptorSets) X(vkCmdPushConstants) X(vkCmdDispatch)             \
-                    X(vkCmdPipelineBarrier) X(vkCmdCopyBuffer) X(vkCreateFence) X(vkDestroyFence) X(vkResetFences) \
-                        X(vkGetFenceStatus) X(vkWaitForFences) X(vkQueueSubmit) X(vkDeviceWaitIdle)                \
-                            X(vkCreatePipelineCache) X(vkDestroyPipelineCache) X(vkGetPipelineCacheData)           \
-                                X(vkCreateQueryPool) X(vkDestroyQueryPool) X(vkCmdResetQueryPool)                  \
-                                    X(vkCmdWriteTimestamp) X(vkGetQueryPoolResults)
+#define TESSERA_VK_FUNCTIONS(X)                                                                                \
+    X(vkDestroyInstance)                                                                                       \
+    X(vkEnumeratePhysicalDevices)                                                                              \
+    X(vkGetPhysicalDeviceProperties)                                                                           \
+    X(vkGetPhysicalDeviceProperties2)                                                                          \
+    X(vkGetPhysicalDeviceFeatures2)                                                                            \
+    X(vkEnumerateDeviceExtensionProperties)                                                                    \
+    X(vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)                                                       \
+    X(vkGetPhysicalDeviceQueueFamilyProperties)                                                                \
+    X(vkGetPhysicalDeviceMemoryProperties)                                                                     \
+    X(vkCreateDevice)                                                                                          \
+    X(vkDestroyDevice)                                                                                         \
+    X(vkGetDeviceQueue)                                                                                        \
+    X(vkCreateBuffer)                                                                                          \
+    X(vkDestroyBuffer)                                                                                         \
+    X(vkGetBufferMemoryRequirements)                                                                           \
+    X(vkAllocateMemory)                                                                                        \
+    X(vkFreeMemory)                                                                                            \
+    X(vkBindBufferMemory)                                                                                      \
+    X(vkMapMemory)                                                                                             \
+    X(vkCreateShaderModule)                                                                                    \
+    X(vkDestroyShaderModule)                                                                                   \
+    X(vkCreateDescriptorSetLayout)                                                                             \
+    X(vkDestroyDescriptorSetLayout)                                                                            \
+    X(vkCreatePipelineLayout)                                                                                  \
+    X(vkDestroyPipelineLayout)                                                                                 \
+    X(vkCreateComputePipelines)                                                                                \
+    X(vkDestroyPipeline)                                                                                       \
+    X(vkCreateDescriptorPool) X(vkDestroyDescriptorPool) X(vkResetDescriptorPool) X(vkAllocateDescriptorSets)  \
+        X(vkUpdateDescriptorSets) X(vkCreateCommandPool) X(vkDestroyCommandPool) X(vkAllocateCommandBuffers)   \
+            X(vkResetCommandBuffer) X(vkBeginCommandBuffer) X(vkEndCommandBuffer) X(vkCmdBindPipeline)         \
+                X(vkCmdBindDescriptorSets) X(vkCmdPushConstants) X(vkCmdDispatch) X(vkCmdPipelineBarrier)      \
+                    X(vkCmdCopyBuffer) X(vkCreateFence) X(vkDestroyFence) X(vkResetFences) X(vkGetFenceStatus) \
+                        X(vkWaitForFences) X(vkQueueSubmit) X(vkDeviceWaitIdle) X(vkCreatePipelineCache)       \
+                            X(vkDestroyPipelineCache) X(vkGetPipelineCacheData) X(vkCreateQueryPool)           \
+                                X(vkDestroyQueryPool) X(vkCmdResetQueryPool) X(vkCmdWriteTimestamp)            \
+                                    X(vkGetQueryPoolResults)
 
 struct Api {
 #define TESSERA_VK_DECLARE(f) PFN_##f f = nullptr;

@@ -294,6 +294,10 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // TESSERA_VULKAN_ATTN_MERGE=0: split attention rows merged by a second dispatch after a
     // barrier, not by each row's last workgroup in the first.
     attn_merge_ = !env_off("TESSERA_VULKAN_ATTN_MERGE");
+    // TESSERA_VULKAN_SPLIT=N: decoding attention over many keys split into ranges for about N
+    // workgroups in all (default 512).
+    if (const char* e = std::getenv("TESSERA_VULKAN_SPLIT"); e && std::atoi(e) > 0)
+        split_target_ = static_cast<uint64_t>(std::atoi(e));
     // TESSERA_VULKAN_READBACK=0|1: a graph's outputs copied into host memory by its own
     // submission (the default where the host reads device memory slowly: a discrete GPU), or
     // each read by a copy submitted when it is read.

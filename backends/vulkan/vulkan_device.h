@@ -254,19 +254,20 @@ private:
     bool unified_ = false;    // the host reads the device's memory at host speed
     bool cpu_paths_ = false;  // shaders take their CPU-device code paths
     uint32_t family_ = 0;
-    bool timestamps_ = false;   // the queue writes timestamps (for TESSERA_PROFILE)
-    bool subgroups_ = false;    // subgroup sums in compute shaders (mul_vec.comp's SUBGROUPS)
-    bool coopmat_ = false;      // prompt products on cooperative matrices (mul_mat_cm.comp)
-    uint32_t cm_sgn_ = 4;       // its subgroups along the activation rows (tiles of 32 cm_sgn_ rows)
-    bool fuse_ = true;          // add + RMS norm in one dispatch; attention writing its output's int8 copy
-    bool attn_tiles_ = true;    // prompt attention by blocks of rows (flash_attn_tile.comp)
-    int attn_gqa_ = 2;          // else by rows, a KV head's query heads together (kFlashAttnGqa):
-                                // 1 for prompts, 2 for decoding over many keys too
-    uint32_t spin_us_ = 0;      // a submission's fence polled this long before sleeping on it
-    bool attn_merge_ = true;    // split attention merged by each row's last workgroup
-    bool readback_on_ = false;  // graphs copy their outputs into readback_ (record_readback)
-    bool attn_ahead_ = true;    // attention by rows on F16 rows: kFlashAttnAhead, kFlashAttnGqaAhead
-    bool int_dot_ = false;      // decoding products on integer dot products (kMulVecDp)
+    bool timestamps_ = false;      // the queue writes timestamps (for TESSERA_PROFILE)
+    bool subgroups_ = false;       // subgroup sums in compute shaders (mul_vec.comp's SUBGROUPS)
+    bool coopmat_ = false;         // prompt products on cooperative matrices (mul_mat_cm.comp)
+    uint32_t cm_sgn_ = 4;          // its subgroups along the activation rows (tiles of 32 cm_sgn_ rows)
+    bool fuse_ = true;             // add + RMS norm in one dispatch; attention writing its output's int8 copy
+    bool attn_tiles_ = true;       // prompt attention by blocks of rows (flash_attn_tile.comp)
+    int attn_gqa_ = 2;             // else by rows, a KV head's query heads together (kFlashAttnGqa):
+                                   // 1 for prompts, 2 for decoding over many keys too
+    uint32_t spin_us_ = 0;         // a submission's fence polled this long before sleeping on it
+    bool attn_merge_ = true;       // split attention merged by each row's last workgroup
+    uint64_t split_target_ = 512;  // the workgroups a split of decoding attention aims at
+    bool readback_on_ = false;     // graphs copy their outputs into readback_ (record_readback)
+    bool attn_ahead_ = true;       // attention by rows on F16 rows: kFlashAttnAhead, kFlashAttnGqaAhead
+    bool int_dot_ = false;         // decoding products on integer dot products (kMulVecDp)
     uint32_t subgroup_size_ = 0;
     uint32_t mmv_rows_ = 2;                               // weight rows per workgroup of mul_vec.comp (its R), at most
     uint32_t mmv_rows_of_[std::size(kWeightTypes)] = {};  // and each weight type's

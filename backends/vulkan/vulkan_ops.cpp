@@ -43,10 +43,10 @@ constexpr uint32_t kCmRows = 128, kCmStep = 32;
 // GPU busier.
 constexpr int64_t kGqaDecodeKeys = 2048;
 
-// Flash attention: the keys a workgroup takes a step, and the workgroups a split aims at.
+// Flash attention: the keys a workgroup takes a step (the workgroups a split aims at are
+// split_target_).
 constexpr uint64_t kStepKeys = 256;  // flash_attn.comp's keys a step
 constexpr uint64_t kTileKeys = 64;   // flash_attn_tile.comp's
-constexpr uint64_t kSplitTarget = 512;
 
 struct MulMatPush {
     uint32_t a_off, a_nb[3], type;
@@ -430,15 +430,12 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
                                   : rows;
     const uint64_t step = tiles ? kTileKeys : kStepKeys;
     // Few workgroups over many keys: the keys split into ranges of whole steps, enough of
-    // them for about kSplitTarget workgroups, and a second pass merges them.
+    // them for about split_target_ workgroups, and their last workgroups (or a second pass)
+    // merge them.
     uint64_t ranges = 1;
-    static const uint64_t split_target = [] {
-        const char* e = std::getenv("TESSERA_VULKAN_SPLIT");
-        return e && std::atoi(e) > 0 ? static_cast<uint64_t>(std::atoi(e)) : kSplitTarget;
-    }();
-    if (!cpu_paths_ && n_kv > step && groups < split_target) {
+    if (!cpu_paths_ && n_kv > step && groups < split_target_) {
         const uint64_t steps = (n_kv + step - 1) / step;
-        ranges = std::min<uint64_t>(steps, (split_target + groups - 1) / groups);
+        ranges = std::min<uint64_t>(steps, (split_target_ + groups - 1) / groups);
         pc.split = static_cast<uint32_t>((steps + ranges - 1) / ranges * step);
         ranges = (n_kv + pc.split - 1) / pc.split;
     }
