@@ -266,8 +266,8 @@ void VulkanBackend::bind(Shader s, std::initializer_list<const Tensor*> tensors,
 // The scratch buffer, at least `bytes` long. A larger one replaces it: the recording being
 // made keeps the old one alive until its submission ends (and is made again when next
 // needed, see submit()), and other recordings, which bind the old one, are made again too.
-// The scratch buffer, its first kAttnCounterBytes zero when new (split attention's counters,
-// which each dispatch leaves at zero).
+// A new one's first kAttnCounterBytes are zeroed: split attention's counters, which each
+// dispatch leaves at zero.
 DeviceBuffer* VulkanBackend::scratch(size_t bytes) {
     const DeviceBuffer* before = scratch_.get();
     DeviceBuffer* b = grow(scratch_, bytes);
