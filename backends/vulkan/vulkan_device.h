@@ -1,7 +1,7 @@
 // The Vulkan backend's shared declarations: device buffers, the shaders and their push-constant
-// layout, and the VulkanBackend class, whose device, memory and pipelines are in
-// vulkan_backend.cpp, its recording and submission in vulkan_record.cpp and the recording of
-// each op in vulkan_ops.cpp.
+// layout, and the VulkanBackend class, whose device and memory are in vulkan_backend.cpp, its
+// pipelines in vulkan_pipeline.cpp, its recording and submission in vulkan_record.cpp and the
+// recording of each op in vulkan_ops.cpp.
 #pragma once
 
 #include <algorithm>
@@ -89,7 +89,7 @@ struct ShaderInfo {
     uint32_t bindings;
 };
 
-// Each shader's SPIR-V and binding count, in Shader's order (vulkan_backend.cpp).
+// Each shader's SPIR-V and binding count, in Shader's order (vulkan_pipeline.cpp).
 extern const ShaderInfo kShaders[kShaderCount];
 
 // The mul_mat (or mul_vec) variant for a weight type.
@@ -200,7 +200,7 @@ private:
     void record_readback(Recording& r, std::span<Tensor* const> nodes);
     void copy_buffer(VkBuffer src, size_t src_off, VkBuffer dst, size_t dst_off, size_t n);
 
-    // ---- pipelines (vulkan_backend.cpp) ----
+    // ---- pipelines (vulkan_pipeline.cpp) ----
     std::filesystem::path pipeline_cache_path() const;
     void load_pipeline_cache();
     void save_pipeline_cache() const;
