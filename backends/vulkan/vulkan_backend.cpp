@@ -137,7 +137,8 @@ DeviceBuffer::DeviceBuffer(Backend* b, BufferUsage usage, size_t size, VkDevice 
     : Buffer(b, usage), size_(size), dev_(dev), api_(a) {
     VkBufferCreateInfo bi{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
     bi.size = std::max<size_t>(size, 256);
-    bi.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    bi.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_BUFFER_BIT |
+               VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
     check(a.vkCreateBuffer(dev, &bi, nullptr, &buf_), "vkCreateBuffer");
     VkMemoryRequirements req;
     a.vkGetBufferMemoryRequirements(dev, buf_, &req);
@@ -219,6 +220,12 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // each read by a copy submitted when it is read.
     readback_on_ = !unified_;
     if (const char* e = std::getenv("TESSERA_VULKAN_READBACK"); e && *e) readback_on_ = std::strcmp(e, "0") != 0;
+    // A CPU device's products of at most 8 activation rows read them from a uniform buffer
+    // (kMulMatU) where one can hold 64 KiB: lavapipe loads a storage buffer's word lane by
+    // lane even where all lanes read the same one. TESSERA_VULKAN_UNIFORM_ACTS=0: from the
+    // storage buffer, as a GPU does.
+    uniform_acts_ =
+        cpu_paths_ && props_.limits.maxUniformBufferRange >= 65536 && !env_off("TESSERA_VULKAN_UNIFORM_ACTS");
     uint32_t n = 0;
     a.vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, nullptr);
     std::vector<VkQueueFamilyProperties> q(n);

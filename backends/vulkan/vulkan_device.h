@@ -61,7 +61,8 @@ private:
 // and kMulVec on; kMulVecSg's are mul_vec's with subgroup sums, kMulMatCm's mul_mat_cm's
 // (prompt products on cooperative matrices, absent from builds whose compiler lacks them),
 // kMulVecDp's mul_vec's on int8 activations and integer dot products (the 32-element blocks,
-// Q4_K, Q5_K and Q6_K; null for the other types).
+// Q4_K, Q5_K and Q6_K; null for the other types), kMulMatU's mul_mat's with the activations
+// in a uniform buffer (a CPU device's small products, mul_mat.comp's uniform_product()).
 enum Shader {
     kEw,
     kRows,
@@ -77,7 +78,8 @@ enum Shader {
     kMulVecSg = kMulVec + 13,
     kMulMatCm = kMulVecSg + 13,
     kMulVecDp = kMulMatCm + 13,
-    kShaderCount = kMulVecDp + 13
+    kMulMatU = kMulVecDp + 13,
+    kShaderCount = kMulMatU + 13
 };
 
 const DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
@@ -87,6 +89,7 @@ struct ShaderInfo {
     const unsigned char* code;  // null: not in this build
     const size_t* size;
     uint32_t bindings;
+    uint32_t uniforms = 0;  // the bindings (a bit each) that are uniform buffers, not storage
 };
 
 // Each shader's SPIR-V and binding count, in Shader's order (vulkan_pipeline.cpp).
@@ -191,6 +194,7 @@ private:
         VkPipelineLayout layout = VK_NULL_HANDLE;
         VkPipeline pipeline = VK_NULL_HANDLE;
         uint32_t bindings = 0;
+        uint32_t uniforms = 0;  // ShaderInfo's
     };
 
     // ---- memory (vulkan_backend.cpp) ----
@@ -230,9 +234,10 @@ private:
     QuantActs reserve_acts(const Tensor& b);
     bool quantize_acts(const Tensor& b, QuantActs* q);
     void dispatch_quant(const Tensor& x, const QuantActs& q, const Tensor* up, const Tensor* out, uint32_t gate);
-    bool int8_source(const Tensor& node) const;    // an output that an int8 product takes
-    bool int8_product(const Tensor& node) const;   // a product that takes them (kMulVecDp)
-    bool tiled_product(const Tensor& node) const;  // a product on prompt tiles (mul_mat's mode 3)
+    bool int8_source(const Tensor& node) const;      // an output that an int8 product takes
+    bool int8_product(const Tensor& node) const;     // a product that takes them (kMulVecDp)
+    bool tiled_product(const Tensor& node) const;    // a product on prompt tiles (mul_mat's mode 3)
+    bool uniform_product(const Tensor& node) const;  // one that may take kMulMatU
     void order(const Tensor& node, const Tensor* fused = nullptr);
     void barrier();
     void dispatch(Shader s, const void* push, size_t push_bytes, uint64_t groups_x, uint32_t groups_y = 1,
@@ -268,6 +273,7 @@ private:
     bool readback_on_ = false;     // graphs copy their outputs into readback_ (record_readback)
     bool attn_ahead_ = true;       // attention by rows on F16 rows: kFlashAttnAhead, kFlashAttnGqaAhead
     bool int_dot_ = false;         // decoding products on integer dot products (kMulVecDp)
+    bool uniform_acts_ = false;    // a CPU device's small products on uniform-buffer activations (kMulMatU)
     uint32_t subgroup_size_ = 0;
     uint32_t mmv_rows_ = 2;                               // weight rows per workgroup of mul_vec.comp (its R), at most
     uint32_t mmv_rows_of_[std::size(kWeightTypes)] = {};  // and each weight type's

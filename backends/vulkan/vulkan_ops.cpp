@@ -236,6 +236,23 @@ bool VulkanBackend::fusable_add(const Tensor& add, const Tensor& norm) const {
     return true;
 }
 
+// Whether a product can read its activations from a uniform buffer (kMulMatU): all of them
+// (every batch) within 64 KiB, bound at a 16-byte boundary, rows and batches 16 bytes apart
+// and K a multiple of 4 (the shader's 16-byte loads), the workgroup counts within the limits.
+bool VulkanBackend::uniform_product(const Tensor& node) const {
+    const Tensor& a = *node.src[0];
+    const Tensor& b = *node.src[1];
+    const VkPhysicalDeviceLimits& lim = props_.limits;
+    if (b.type != DType::F32 || a.ne[0] % 4 != 0 || extent(b) > 65536) return false;
+    if (b.nb[1] % 16 != 0 || b.nb[2] % 16 != 0 || b.nb[3] % 16 != 0) return false;
+    const uint64_t align = std::max<uint64_t>(lim.minUniformBufferOffsetAlignment, 4);
+    const uint64_t at = bound(&b).at;
+    if ((at - at / align * align) % 16 != 0) return false;
+    return static_cast<uint64_t>((a.ne[1] + 63) / 64) <= lim.maxComputeWorkGroupCount[0] &&
+           static_cast<uint64_t>((b.ne[1] + 7) / 8) <= lim.maxComputeWorkGroupCount[1] &&
+           static_cast<uint64_t>(b.ne[2] * b.ne[3]) <= lim.maxComputeWorkGroupCount[2];
+}
+
 void VulkanBackend::record_mul_mat(const Tensor& node) {
     const Tensor& a = *node.src[0];
     const Tensor& b = *node.src[1];
@@ -250,9 +267,11 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
                     static_cast<uint64_t>((a.ne[1] + kCmRows - 1) / kCmRows) <= lim.maxComputeWorkGroupCount[0] &&
                     (static_cast<uint64_t>(b.ne[1]) + cm_cols - 1) / cm_cols <= lim.maxComputeWorkGroupCount[1];
     const bool dp = int8_product(node);
+    const bool uniform = !tiled && uniform_acts_ && uniform_product(node);
     // Prompts and a CPU device's products in mul_mat, a GPU's decoding products in mul_vec.
     const Shader sh = mul_mat_shader(a.type, cm                    ? kMulMatCm
                                              : dp                  ? kMulVecDp
+                                             : uniform             ? kMulMatU
                                              : tiled || cpu_paths_ ? kMulMat
                                              : subgroups_          ? kMulVecSg
                                                                    : kMulVec);
@@ -300,6 +319,10 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
     if (tiled) {
         pc.mode = 3;  // prompts: tiles of 64 weight rows x 32 activation rows
         dispatch(sh, &pc, sizeof pc, (pc.N + 63) / 64, (pc.M + 31) / 32, static_cast<uint32_t>(batches));
+        return;
+    }
+    if (uniform) {  // 64 weight rows x 8 activation rows of a batch a workgroup
+        dispatch(sh, &pc, sizeof pc, (pc.N + 63) / 64, (pc.M + 7) / 8, static_cast<uint32_t>(batches));
         return;
     }
     if (cpu_paths_) {  // a CPU device: an invocation per output row group, no barriers

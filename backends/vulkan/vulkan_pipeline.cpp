@@ -30,7 +30,9 @@ TESSERA_SHADER(quant_act)
 #define TESSERA_MUL_MAT(t) TESSERA_SHADER(mul_mat_##t)
 #define TESSERA_MUL_VEC(t) TESSERA_SHADER(mul_vec_##t)
 #define TESSERA_MUL_VEC_SG(t) TESSERA_SHADER(mul_vec_sg_##t)
+#define TESSERA_MUL_MAT_U(t) TESSERA_SHADER(mul_mat_u_##t)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT)
+TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_U)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC_SG)
 #if TESSERA_HAVE_VULKAN_COOPMAT
@@ -39,6 +41,7 @@ TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_CM)
 #undef TESSERA_MUL_MAT_CM
 #endif
 #undef TESSERA_MUL_VEC_SG
+#undef TESSERA_MUL_MAT_U
 #undef TESSERA_MUL_MAT
 #undef TESSERA_MUL_VEC
 // mul_vec's variants on integer dot products: the types that have them.
@@ -95,6 +98,10 @@ const ShaderInfo kShaders[kShaderCount] = {
     TESSERA_DP(Q6_K),
 #undef TESSERA_NO_DP
 #undef TESSERA_DP
+// mul_mat's with the activations (binding 2) in a uniform buffer.
+#define TESSERA_MUL_MAT_U(t) {spirv::mul_mat_u_##t, &spirv::mul_mat_u_##t##_size, 3, 1u << 2},
+    TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_U)
+#undef TESSERA_MUL_MAT_U
 };
 
 // ---- pipelines ----
@@ -195,13 +202,15 @@ void VulkanBackend::create_pipelines() {
     if (cm_shared_bytes(cm_sgn_) > props_.limits.maxComputeSharedMemorySize) coopmat_ = false;
     load_pipeline_cache();
     for (int s = 0; s < kShaderCount; ++s) {
-        // Decoding products: a CPU device never dispatches them, a GPU one set of the two.
-        const bool dp = s >= kMulVecDp;
+        // Decoding products: a CPU device never dispatches them, a GPU one set of the two; the
+        // products on uniform-buffer activations only a CPU device.
+        const bool cm = s >= kMulMatCm && s < kMulVecDp;
+        const bool dp = s >= kMulVecDp && s < kMulMatU;
         const bool mul_vec = (s >= kMulVec && s < kMulMatCm) || dp;
         const bool unused = (mul_vec && !dp && (cpu_paths_ || (s >= kMulVecSg) != subgroups_)) ||
-                            (s >= kMulMatCm && !dp && (!coopmat_ || cpu_paths_)) ||
+                            (cm && (!coopmat_ || cpu_paths_)) ||
                             (dp && (!int_dot_ || cpu_paths_ || !kShaders[s].code)) ||
-                            (s == kFlashAttnTile && !attn_tiles_) ||
+                            (s >= kMulMatU && !uniform_acts_) || (s == kFlashAttnTile && !attn_tiles_) ||
                             ((s == kFlashAttnAhead || s == kFlashAttnGqaAhead) && (cpu_paths_ || !attn_ahead_));
         if (unused) {
             pipelines_.push_back(Pipeline{});
@@ -217,10 +226,12 @@ void VulkanBackend::create_pipelines() {
         check(a.vkCreateShaderModule(dev_, &mi, nullptr, &module), "vkCreateShaderModule");
         Pipeline p;
         p.bindings = info.bindings;
+        p.uniforms = info.uniforms;
         VkDescriptorSetLayoutBinding b[kMaxBindings] = {};
         for (uint32_t i = 0; i < info.bindings; ++i) {
             b[i].binding = i;
-            b[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+            b[i].descriptorType =
+                (info.uniforms >> i) & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
             b[i].descriptorCount = 1;
             b[i].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
         }
@@ -251,7 +262,7 @@ void VulkanBackend::create_pipelines() {
         const uint32_t cm_values[2] = {2 * cm_sgn_ * subgroup_size_, cm_sgn_};
         const VkSpecializationMapEntry cm_entries[2] = {{0, 0, 4}, {1, 4, 4}};
         const VkSpecializationInfo cm_spec{2, cm_entries, sizeof cm_values, cm_values};
-        if (s >= kMulMatCm && !dp) ci.stage.pSpecializationInfo = &cm_spec;
+        if (cm) ci.stage.pSpecializationInfo = &cm_spec;
         // flash_attn.comp's query heads a workgroup (GMAX) and its loads issued ahead (AHEAD).
         const bool gqa = s == kFlashAttnGqa || s == kFlashAttnGqaAhead;
         const bool ahead = s == kFlashAttnAhead || s == kFlashAttnGqaAhead;
@@ -262,7 +273,7 @@ void VulkanBackend::create_pipelines() {
         ci.layout = p.layout;
         const VkResult r = a.vkCreateComputePipelines(dev_, pipeline_cache_, 1, &ci, nullptr, &p.pipeline);
         a.vkDestroyShaderModule(dev_, module, nullptr);
-        if (r != VK_SUCCESS && s >= kMulMatCm && !dp) {
+        if (r != VK_SUCCESS && cm) {
             // A driver that lists cooperative matrices but cannot build these shaders: the
             // prompts take the f32 tiles.
             std::fprintf(stderr, "tessera: %s: cooperative-matrix shaders unavailable (%s); prompts use f32 tiles\n",

@@ -237,11 +237,14 @@ void VulkanBackend::prepare_descriptors(Recording& r, size_t n_nodes) {
     if (n_nodes * 2 > r.pool_sets || !r.pool) {
         if (r.pool) a.vkDestroyDescriptorPool(dev_, r.pool, nullptr);
         r.pool_sets = std::max<size_t>(n_nodes, 64) * 2;
-        VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, static_cast<uint32_t>(r.pool_sets * kMaxBindings)};
+        // Storage buffers, and a uniform one per set at most (kMulMatU's activations).
+        const VkDescriptorPoolSize sizes[2] = {
+            {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, static_cast<uint32_t>(r.pool_sets * kMaxBindings)},
+            {VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, static_cast<uint32_t>(r.pool_sets)}};
         VkDescriptorPoolCreateInfo pi{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
         pi.maxSets = static_cast<uint32_t>(r.pool_sets);
-        pi.poolSizeCount = 1;
-        pi.pPoolSizes = &size;
+        pi.poolSizeCount = 2;
+        pi.pPoolSizes = sizes;
         check(a.vkCreateDescriptorPool(dev_, &pi, nullptr, &r.pool), "vkCreateDescriptorPool");
     } else {
         a.vkResetDescriptorPool(dev_, r.pool, 0);
@@ -362,9 +365,12 @@ void VulkanBackend::bind(Shader s, std::span<const Bound> bound, uint32_t* offse
     check(a.vkAllocateDescriptorSets(dev_, &ai, &set), "vkAllocateDescriptorSets");
     VkDescriptorBufferInfo infos[kMaxBindings];
     VkWriteDescriptorSet writes[kMaxBindings];
-    const uint64_t align = std::max<uint64_t>(props_.limits.minStorageBufferOffsetAlignment, 4);
+    const VkPhysicalDeviceLimits& lim = props_.limits;
     uint32_t i = 0;
     for (const Bound& b : bound) {
+        const bool uniform = (p.uniforms >> i) & 1u;
+        const uint64_t align =
+            std::max<uint64_t>(uniform ? lim.minUniformBufferOffsetAlignment : lim.minStorageBufferOffsetAlignment, 4);
         DeviceBuffer* buf = b.buf;
         const size_t at = b.at;
         const uint64_t start = at / align * align;
@@ -374,14 +380,15 @@ void VulkanBackend::bind(Shader s, std::span<const Bound> bound, uint32_t* offse
         // The tensor's bytes, in whole 16-byte units (the shaders' widest loads): the
         // validation layer's synchronization checks then see what each node touches.
         if (b.bytes) rest = std::min<uint64_t>(rest, (at - start + b.bytes + 15) & ~uint64_t{15});
-        infos[i].range = std::min<uint64_t>(rest, props_.limits.maxStorageBufferRange) & ~uint64_t{3};
+        infos[i].range =
+            std::min<uint64_t>(rest, uniform ? lim.maxUniformBufferRange : lim.maxStorageBufferRange) & ~uint64_t{3};
         if (infos[i].range == 0) infos[i].range = VK_WHOLE_SIZE;
         offsets[i] = static_cast<uint32_t>(at - start);
         writes[i] = VkWriteDescriptorSet{VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
         writes[i].dstSet = set;
         writes[i].dstBinding = i;
         writes[i].descriptorCount = 1;
-        writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        writes[i].descriptorType = uniform ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
         writes[i].pBufferInfo = &infos[i];
         ++i;
     }

@@ -2,7 +2,8 @@
 // Matrix products y[j][i] = dot(row i of a, row j of b) (a GPU's decoding products are in
 // mul_vec.comp). Mode 2, for devices that are CPUs (lavapipe runs a workgroup's barriers as
 // coroutine switches): one invocation per weight row and 8 activation rows (and one batch of
-// dims 2 and 3), with no barrier. Also get_rows (mode 1): rows of a (any weight type) picked
+// dims 2 and 3), with no barrier (the mul_mat_u variants, compiled with UNIFORM_ACTS, run
+// it with the activations in a uniform buffer: below). Also get_rows (mode 1): rows of a (any weight type) picked
 // by ids, to F32, an invocation per element.
 // Mode 3, for prompts: a workgroup computes a tile of 64 weight rows x 32 activation rows,
 // 32 elements of K at a time: each invocation dequantizes one weight row's chunk and loads
@@ -18,7 +19,12 @@
 layout(local_size_x = 64) in;
 layout(binding = 0) buffer Y { uint y[]; };
 layout(binding = 1) readonly buffer AW { uint A[]; };
+#ifdef UNIFORM_ACTS
+// Mode 2 with the activations in a uniform buffer (64 KiB at most): see below.
+layout(binding = 2) uniform BU { uvec4 bu[4096]; };
+#else
 layout(binding = 2) readonly buffer B { uint b[]; };
+#endif
 #include "dequant.glsl"
 // The weight type this variant is compiled for (the build passes -DWTYPE=<GGUF type id>).
 #ifndef WTYPE
@@ -31,6 +37,50 @@ layout(push_constant) uniform P {
     uint y_off, y_nb1, y_nb2, y_nb3;
     uint K, N, M, B2, r2, r3, mode, i_base, B3;
 } p;
+#ifdef UNIFORM_ACTS
+// Mode 2 as the mul_mat_u variants run it, on a CPU device whose storage-buffer loads cost a
+// loop over the SIMD lanes even where every lane reads the same address (lavapipe's), while a
+// uniform buffer's load at a workgroup-uniform offset is one load: a workgroup takes 64
+// weight rows along x and the same 8 activation rows (y) of one batch (z), so every
+// activation offset is uniform, and reads them 16 bytes at a time. Offsets and strides of b
+// are multiples of 16, and K of 4 (the host's conditions).
+vec4 act4(uint o) { return uintBitsToFloat(bu[o >> 4]); }
+
+void main() {
+    const uint i_raw = gl_WorkGroupID.x * 64u + gl_LocalInvocationID.x;
+    const uint i = min(i_raw, p.N - 1u);  // rows past the edge repeat the last; never stored
+    const uint j0 = gl_WorkGroupID.y * 8u;
+    const uint i2 = gl_WorkGroupID.z % p.B2, i3 = gl_WorkGroupID.z / p.B2;
+    const uint arow = p.a_off + i * p.a_nb1 + (i2 / p.r2) * p.a_nb2 + (i3 / p.r3) * p.a_nb3;
+    const uint bbase = p.b_off + i2 * p.b_nb2 + i3 * p.b_nb3;
+    const uint nj = min(8u, p.M - j0);
+    float acc[8] = float[8](0, 0, 0, 0, 0, 0, 0, 0);
+    if (QUANTIZED) {
+        float v[32];
+        for (uint c = 0u; c < p.K / 32u; ++c) {
+            dequant32(WTYPE, arow, c, v);
+            [[unroll]] for (uint j = 0u; j < 8u; ++j) {
+                if (j >= nj) break;
+                const uint br = bbase + (j0 + j) * p.b_nb1 + 128u * c;
+                vec4 s = vec4(0.0);
+                [[unroll]] for (uint u = 0u; u < 8u; ++u)
+                    s += vec4(v[4u * u], v[4u * u + 1u], v[4u * u + 2u], v[4u * u + 3u]) * act4(br + 16u * u);
+                acc[j] += (s.x + s.y) + (s.z + s.w);
+            }
+        }
+    } else {
+        for (uint k = 0u; k < p.K; k += 4u) {
+            vec4 w;
+            [[unroll]] for (uint u = 0u; u < 4u; ++u) w[u] = dequant(WTYPE, arow + (k + u) * block_bytes(WTYPE), 0u);
+            [[unroll]] for (uint j = 0u; j < 8u; ++j)
+                if (j < nj) acc[j] += dot(w, act4(bbase + (j0 + j) * p.b_nb1 + 4u * k));
+        }
+    }
+    if (i_raw < p.N)
+        for (uint j = 0u; j < nj; ++j)
+            y[(p.y_off + (j0 + j) * p.y_nb1 + i2 * p.y_nb2 + i3 * p.y_nb3 + 4u * i) >> 2] = floatBitsToUint(acc[j]);
+}
+#else
 // Mode 3's tiles, k-major: an invocation's 4 weight rows and 8 activation rows at one k are
 // one 16-byte load and two.
 shared vec4 tile_a4[32][16];  // [k][weight rows / 4]
@@ -131,3 +181,4 @@ void main() {
             y[(p.y_off + (j0 + j) * p.y_nb1 + i2 * p.y_nb2 + i3 * p.y_nb3 + 4u * i) >> 2] = floatBitsToUint(acc[j]);
     }
 }
+#endif
