@@ -3,8 +3,8 @@
 // mul_vec.comp). Mode 2, for devices that are CPUs (lavapipe runs a workgroup's barriers as
 // coroutine switches): one invocation per weight row and 8 activation rows (and one batch of
 // dims 2 and 3), with no barrier (the mul_mat_u variants, compiled with UNIFORM_ACTS, run
-// it with the activations in a uniform buffer: below). Also get_rows (mode 1): rows of a (any weight type) picked
-// by ids, to F32, an invocation per element.
+// it with the activations in a uniform buffer: below). Also get_rows (mode 1): rows of a
+// (any weight type) picked by ids, to F32, an invocation per element.
 // Mode 3, for prompts: a workgroup computes a tile of 64 weight rows x 32 activation rows,
 // 32 elements of K at a time: each invocation dequantizes one weight row's chunk and loads
 // 16 activations into shared memory (k-major), then accumulates 4 weight rows x 8 activation
