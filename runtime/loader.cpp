@@ -308,7 +308,7 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
         // never on a CPU in disguise (lavapipe); TESSERA_OFFLOAD_MIN_BATCH overrides (0: never).
         if (ngl < n_layer) {
             const bool known = rates.cpu.measured() && rates.gpu.measured() && rates.h2d_gbs > 0;
-            m->offload_min_batch = known                        ? offload_min_batch(sizes, rates, req.n_batch)
+            m->offload_min_batch = known                       ? offload_min_batch(sizes, rates, req.n_batch)
                                    : gpu->offload_by_default() ? 32
                                                                : 0;
             if (const char* e = std::getenv("TESSERA_OFFLOAD_MIN_BATCH"); e && *e)
@@ -320,12 +320,24 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
     for (int32_t il = 0; il < n_layer; ++il) m->layer_backend.push_back(il >= n_layer - ngl ? gpu : &cpu);
 
     std::vector<std::pair<Tensor*, const gguf::TensorInfo*>> on_cpu, on_gpu;
+    std::string too_large;  // weights meant for the GPU but larger than its largest buffer
     for (auto& [t, info] : source.loaded()) {
-        if (m->gpu && wants_gpu(info->name, ngl) && gpu_can_hold(*m->gpu, *t))
+        const bool wanted = m->gpu && wants_gpu(info->name, ngl);
+        if (wanted && gpu_can_hold(*m->gpu, *t)) {
             on_gpu.emplace_back(t, info);
-        else
-            on_cpu.emplace_back(t, info);
+            continue;
+        }
+        if (wanted && t->n_bytes() > m->gpu->max_buffer_bytes())
+            too_large +=
+                (too_large.empty() ? "" : ", ") + info->name + " (" + std::to_string(t->n_bytes() >> 20) + " MiB)";
+        on_cpu.emplace_back(t, info);
     }
+    static std::once_flag said_too_large;
+    if (!too_large.empty())
+        std::call_once(said_too_large, [&] {
+            std::fprintf(stderr, "tessera: on the CPU, larger than %s's largest buffer (%zu MiB): %s\n",
+                         m->gpu->name().c_str(), m->gpu->max_buffer_bytes() >> 20, too_large.c_str());
+        });
     size_t done = 0;
     auto report = [&](size_t n) {
         done += n;
@@ -493,8 +505,7 @@ FitResult fit_model(const std::string& path, const FitOptions& options) {
     ro.measure = options.measure;
     ro.note = options.note;
     r.rates = machine_rates(cpu, gpu, sizes, req.n_batch, ro);
-    if (gpu && req.n_gpu_layers < 0)
-        req.n_gpu_layers = automatic_layers(sizes, r.rates, req, !options.device.empty());
+    if (gpu && req.n_gpu_layers < 0) req.n_gpu_layers = automatic_layers(sizes, r.rates, req, !options.device.empty());
     r.plan = choose_plan(sizes, r.rates, req);
     return r;
 }

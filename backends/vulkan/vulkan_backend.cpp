@@ -172,6 +172,16 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     : api_(api()), pd_(pd), name_("Vulkan" + std::to_string(index)) {
     const Api& a = api_;
     a.vkGetPhysicalDeviceProperties(pd, &props_);
+    // TESSERA_VULKAN_MAX_SHARED=N and TESSERA_VULKAN_MAX_BUFFER=N: the device taken to have at
+    // most N bytes of shared memory a workgroup and N-byte storage buffers, as a smaller GPU
+    // has (the tests run the Vulkan minimum of 16 KiB, which some ARM boards' GPUs have).
+    VkPhysicalDeviceLimits& lim = props_.limits;
+    if (const char* e = std::getenv("TESSERA_VULKAN_MAX_SHARED"); e && std::atoll(e) > 0)
+        lim.maxComputeSharedMemorySize = static_cast<uint32_t>(
+            std::min<long long>(lim.maxComputeSharedMemorySize, std::max(16384LL, std::atoll(e))));
+    if (const char* e = std::getenv("TESSERA_VULKAN_MAX_BUFFER"); e && std::atoll(e) > 0)
+        lim.maxStorageBufferRange =
+            static_cast<uint32_t>(std::min<long long>(lim.maxStorageBufferRange, std::max(1LL << 20, std::atoll(e))));
     const Features f = features_of(a, pd);
     subgroups_ = f.subgroups;
     coopmat_ = f.coopmat;
@@ -200,6 +210,9 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // TESSERA_VULKAN_ATTN_GQA=0: attention rows a head per workgroup, not the heads of a KV
     // head together; 1: only prompts grouped; 2 (the default): decoding over many keys too.
     if (const char* e = std::getenv("TESSERA_VULKAN_ATTN_GQA"); e && *e) attn_gqa_ = std::atoi(e);
+    // The grouped variants' shared memory (attn_shared_bytes) is more than a device with the
+    // minimum 16 KiB has: a head a workgroup there.
+    if (attn_shared_bytes(kAttnGqaHeads) > lim.maxComputeSharedMemorySize) attn_gqa_ = 0;
     // TESSERA_VULKAN_ATTN_AHEAD=0: attention by rows over F16 caches takes the general
     // shader's steps, not its path that issues a step's loads at once (kFlashAttnAhead).
     attn_ahead_ = !env_off("TESSERA_VULKAN_ATTN_AHEAD");
@@ -208,9 +221,12 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     spin_us_ = cpu_type_ ? 0u : 20000u;
     if (const char* e = std::getenv("TESSERA_VULKAN_SPIN"); e && *e)
         spin_us_ = static_cast<uint32_t>(std::max(0, std::atoi(e)));
-    // TESSERA_VULKAN_ATTN_MERGE=0: split attention rows merged by a second dispatch after a
-    // barrier, not by each row's last workgroup in the first.
-    attn_merge_ = !env_off("TESSERA_VULKAN_ATTN_MERGE");
+    // TESSERA_VULKAN_ATTN_MERGE=1: split attention rows merged by each row's last workgroup in
+    // the dispatch that computes the ranges, not by a second dispatch after a barrier. Off by
+    // default: slower on an H100 (tg64 t/s, two passes against one: 8B Q4_0 at a depth of
+    // 1024 272 / 269, TinyLlama Q4_0 at 4096 559 / 527; tg128 8B Q4_0 at 4096 237 / 229).
+    const char* merge = std::getenv("TESSERA_VULKAN_ATTN_MERGE");
+    attn_merge_ = merge && std::strcmp(merge, "1") == 0;
     // TESSERA_VULKAN_SPLIT=N: decoding attention over many keys split into ranges for about N
     // workgroups in all (default 512).
     if (const char* e = std::getenv("TESSERA_VULKAN_SPLIT"); e && std::atoi(e) > 0)

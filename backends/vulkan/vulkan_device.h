@@ -105,6 +105,11 @@ inline Shader mul_mat_shader(DType t, Shader first = kMulMat) {
 constexpr uint32_t kPushBytes = 128;
 // flash_attn_tile.comp's shared memory in bytes: queries 16384, weights 8320, maxima 1024 + 256.
 constexpr uint32_t kAttnTileShared = 25984;
+// flash_attn.comp's shared memory in bytes with GMAX query heads a workgroup: the queries and
+// scores (2 KiB a head), the ranges' maxima and sums (64), the merge's rows (8192), a flag
+// (4) and the int8 copy's block maxima (2048): 12356 for one head (within the 16 KiB every
+// device has), 18500 for kAttnGqaHeads.
+constexpr uint32_t attn_shared_bytes(uint32_t gmax) { return 2048 * gmax + 64 + 8192 + 4 + 2048; }
 constexpr uint32_t kMaxBindings = 7;
 constexpr uint64_t kAttnCounterBytes = 16384;  // flash_attn.comp's ATTN_COUNTER_BYTES
 // The query heads of one KV head that a flash_attn.comp workgroup takes together (prompts,
@@ -268,7 +273,7 @@ private:
     int attn_gqa_ = 2;             // else by rows, a KV head's query heads together (kFlashAttnGqa):
                                    // 1 for prompts, 2 for decoding over many keys too
     uint32_t spin_us_ = 0;         // a submission's fence polled this long before sleeping on it
-    bool attn_merge_ = true;       // split attention merged by each row's last workgroup
+    bool attn_merge_ = false;      // split attention merged by each row's last workgroup
     uint64_t split_target_ = 512;  // the workgroups a split of decoding attention aims at
     bool readback_on_ = false;     // graphs copy their outputs into readback_ (record_readback)
     bool attn_ahead_ = true;       // attention by rows on F16 rows: kFlashAttnAhead, kFlashAttnGqaAhead

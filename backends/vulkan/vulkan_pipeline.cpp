@@ -211,6 +211,7 @@ void VulkanBackend::create_pipelines() {
                             (cm && (!coopmat_ || cpu_paths_)) ||
                             (dp && (!int_dot_ || cpu_paths_ || !kShaders[s].code)) ||
                             (s >= kMulMatU && !uniform_acts_) || (s == kFlashAttnTile && !attn_tiles_) ||
+                            ((s == kFlashAttnGqa || s == kFlashAttnGqaAhead) && attn_gqa_ == 0) ||
                             ((s == kFlashAttnAhead || s == kFlashAttnGqaAhead) && (cpu_paths_ || !attn_ahead_));
         if (unused) {
             pipelines_.push_back(Pipeline{});

@@ -89,7 +89,8 @@ std::vector<double> run_case(const OpCase& c, Backend& place_on, const std::vect
         std::string name = "leaf" + std::to_string(i);
         leaves.push_back(g.new_tensor(l.type, l.ne, name.c_str()));
     }
-    auto buffer = allocate_tensors(place_on, leaves, BufferUsage::Weights);
+    // In as many buffers as the device's largest allows, as a model's weights are.
+    auto buffers = allocate_tensors_split(place_on, leaves, BufferUsage::Weights);
     for (size_t i = 0; i < leaves.size(); ++i)
         place_on.upload(leaves[i], c.leaves[i].bytes.data(), 0, c.leaves[i].bytes.size());
 
