@@ -225,10 +225,6 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // the dispatch that computes the ranges, not by a second dispatch after a barrier. Off by
     // default: slower on an H100 (tg64 t/s, two passes against one: 8B Q4_0 at a depth of
     // 1024 272 / 269, TinyLlama Q4_0 at 4096 559 / 527; tg128 8B Q4_0 at 4096 237 / 229).
-    // TESSERA_VULKAN_NORM_BLOCKS=1: an RMS norm that writes an int8 copy takes a block of 32
-    // elements an invocation, each block's scale from its own registers.
-    const char* blocks = std::getenv("TESSERA_VULKAN_NORM_BLOCKS");
-    norm_blocks_ = blocks && std::strcmp(blocks, "1") == 0;
     const char* merge = std::getenv("TESSERA_VULKAN_ATTN_MERGE");
     attn_merge_ = merge && std::strcmp(merge, "1") == 0;
     // TESSERA_VULKAN_SPLIT=N: decoding attention over many keys split into ranges for about N

@@ -31,27 +31,6 @@ layout(push_constant) uniform P {
 const uint RMS = 0u, NORM = 1u, SOFTMAX = 2u, ARGMAX = 3u;
 shared float red[256];
 shared uint redi[256];
-shared float red16[16];
-
-// The workgroup's sum in three barriers (a tree over 256 takes nine): 16 invocations each add
-// 16 of the values, then every invocation adds their 16 sums.
-float reduce_sum16(float v) {
-    const uint t = gl_LocalInvocationID.x;
-    barrier();
-    red[t] = v;
-    barrier();
-    if (t < 16u) {
-        float s = 0.0;
-        [[unroll]] for (uint i = 0u; i < 16u; ++i) s += red[16u * t + i];
-        red16[t] = s;
-    }
-    barrier();
-    float s = 0.0;
-    [[unroll]] for (uint i = 0u; i < 16u; ++i) s += red16[i];
-    return s;
-}
-
-#define LOAD4(B, o) vec4(F32(B, o), F32(B, (o) + 4u), F32(B, (o) + 8u), F32(B, (o) + 12u))
 
 float reduce_sum(float v) {
     const uint t = gl_LocalInvocationID.x;
@@ -107,49 +86,7 @@ void main() {
         return;
     }
     const uint y = row_at(p.to, r);
-    if (p.op == RMS && (p.flags & 20u) == 20u && n <= 8192u) {
-        // With the int8 copy, a block of 32 elements an invocation (flags 16): the block's
-        // scale from its own registers, so no barrier but the sum of squares' three.
-        const bool fused = (p.flags & 8u) != 0u, weighted = (p.flags & 1u) != 0u;
-        const uint xr = p.x_off + r * p.x_nb1, yr = p.y_off + r * p.y_nb1;
-        const uint blocks = n / 32u;  // n is a multiple of 32
-        const bool live = t < blocks;
-        const uint e0 = 32u * min(t, blocks - 1u);
-        vec4 v[8], w[8];
-        [[unroll]] for (uint k = 0u; k < 8u; ++k) {
-            const uint e = e0 + 4u * k;
-            v[k] = fused ? LOAD4(xa, xr + 4u * e) + LOAD4(ya, yr + 4u * e) : LOAD4(a, x + 4u * e);
-            w[k] = weighted ? LOAD4(b, p.b_off + 4u * e) : vec4(1.0);
-        }
-        vec4 ss4 = vec4(0.0);
-        if (live)
-            [[unroll]] for (uint k = 0u; k < 8u; ++k) {
-                if (fused)
-                    [[unroll]] for (uint c = 0u; c < 4u; ++c) a[(x >> 2) + e0 + 4u * k + c] = floatBitsToUint(v[k][c]);
-                ss4 += v[k] * v[k];
-            }
-        const float s = 1.0 / sqrt(reduce_sum16((ss4.x + ss4.y) + (ss4.z + ss4.w)) / float(n) + p.param);
-        if (!live) return;
-        float amax = 0.0;
-        [[unroll]] for (uint k = 0u; k < 8u; ++k) {
-            v[k] *= s * w[k];
-            [[unroll]] for (uint c = 0u; c < 4u; ++c) o[(y >> 2) + e0 + 4u * k + c] = floatBitsToUint(v[k][c]);
-            const vec4 av = abs(v[k]);
-            amax = max(amax, max(max(av.x, av.y), max(av.z, av.w)));
-        }
-        // As quant_block.glsl's quantize4 makes them: d = max |x| / 127, q = round(x / d).
-        const float id = amax > 0.0 ? 127.0 / amax : 0.0;
-        int sum = 0;
-        const uint rows = p.ta.ne1 * p.ta.ne2 * p.ta.ne3;
-        [[unroll]] for (uint k = 0u; k < 8u; ++k) {
-            const ivec4 q = clamp(ivec4(round(v[k] * id)), ivec4(-127), ivec4(127));
-            sum += (q.x + q.y) + (q.z + q.w);
-            qa[((p.q_off + r * n + e0) >> 2) + k] =
-                (uint(q.x) & 0xFFu) | (uint(q.y) & 0xFFu) << 8 | (uint(q.z) & 0xFFu) << 16 | (uint(q.w) & 0xFFu) << 24;
-        }
-        const float d = amax / 127.0;
-        qd[(p.q_off + rows * n) / 8u + (r * n + e0) / 32u] = vec2(d, d * float(sum));
-    } else if (p.op == RMS && (p.flags & 4u) != 0u && n <= 8192u) {
+    if (p.op == RMS && (p.flags & 4u) != 0u && n <= 8192u) {
         // With the int8 copy (rows of at most 8192): four consecutive elements an invocation,
         // 1024 a step, as quantize4 takes them. Every load (the sum's operands or the row, and
         // the weight) is issued before the first is used, and the row stays in registers from
