@@ -211,7 +211,8 @@ void VulkanBackend::record_rows(const Tensor& node, const Tensor* add) {
     }
     pc.op = node.op == Op::RmsNorm ? 0 : node.op == Op::Norm ? 1 : node.op == Op::SoftMax ? 2 : 3;
     pc.param = node.op == Op::Argmax ? 0.0f : node.param_f(0);
-    pc.flags = (b ? 1u | (b->type == DType::F16 ? 2u : 0u) : 0u) | (int8 ? 4u : 0u) | (add ? 8u : 0u);
+    pc.flags = (b ? 1u | (b->type == DType::F16 ? 2u : 0u) : 0u) | (int8 ? 4u : 0u) | (add ? 8u : 0u) |
+               (int8 && norm_wide_ ? 16u : 0u);
     dispatch(kRows, &pc, sizeof pc, static_cast<uint64_t>(a->n_rows()));
 }
 

@@ -19,6 +19,12 @@ layout(binding = 3) buffer QD { vec2 qd[]; };
 // The RMS norm's input (binding 1) is their sum, written by the first pass and read back.
 layout(binding = 4) readonly buffer X { uint xa[]; };
 layout(binding = 5) readonly buffer Y { uint ya[]; };
+// The same bindings 16 bytes at a time (the RMS norm with an int8 copy, where aligned: flags 16).
+layout(binding = 0) buffer O4 { vec4 o4[]; };
+layout(binding = 1) buffer A4 { vec4 a4[]; };
+layout(binding = 2) readonly buffer B4 { vec4 b4[]; };
+layout(binding = 4) readonly buffer X4 { vec4 xa4[]; };
+layout(binding = 5) readonly buffer Y4 { vec4 ya4[]; };
 struct Ten { uint off, ne0, ne1, ne2, ne3, nb0, nb1, nb2, nb3; };
 layout(push_constant) uniform P {
     Ten to, ta;
@@ -93,12 +99,17 @@ void main() {
         // the sum of squares to the output: the dispatch waits on memory once.
         const bool fused = (p.flags & 8u) != 0u, weighted = (p.flags & 1u) != 0u;
         const uint xr = p.x_off + r * p.x_nb1, yr = p.y_off + r * p.y_nb1;
+        // 16-byte loads and stores where every row starts at a multiple of 16 bytes (flags 16).
+        const bool wide = (p.flags & 16u) != 0u && ((x | y | p.b_off | (fused ? xr | yr : 0u)) & 15u) == 0u;
         vec4 v[8], w[8];
         [[unroll]] for (uint k = 0u; k < 8u; ++k) {
             const uint e = 1024u * k + 4u * t;
             v[k] = vec4(0.0);
             w[k] = vec4(1.0);
-            if (e < n) {
+            if (e < n && wide) {
+                v[k] = fused ? xa4[(xr >> 4) + (e >> 2)] + ya4[(yr >> 4) + (e >> 2)] : a4[(x >> 4) + (e >> 2)];
+                if (weighted) w[k] = b4[(p.b_off >> 4) + (e >> 2)];
+            } else if (e < n) {
                 if (fused)
                     v[k] = vec4(F32(xa, xr + 4u * e), F32(xa, xr + 4u * e + 4u), F32(xa, xr + 4u * e + 8u),
                                 F32(xa, xr + 4u * e + 12u)) +
@@ -116,7 +127,9 @@ void main() {
         vec4 ss4 = vec4(0.0);
         [[unroll]] for (uint k = 0u; k < 8u; ++k) {
             const uint e = 1024u * k + 4u * t;
-            if (fused && e < n)
+            if (fused && e < n && wide)
+                a4[(x >> 4) + (e >> 2)] = v[k];
+            else if (fused && e < n)
                 [[unroll]] for (uint c = 0u; c < 4u; ++c) a[(x >> 2) + e + c] = floatBitsToUint(v[k][c]);
             ss4 += v[k] * v[k];
         }
@@ -127,7 +140,10 @@ void main() {
             const uint e = 1024u * k + 4u * t;
             const bool live = e < n;  // n is a multiple of 32
             const vec4 u = live ? v[k] * s * w[k] : vec4(0.0);
-            if (live) [[unroll]] for (uint c = 0u; c < 4u; ++c) o[(y >> 2) + e + c] = floatBitsToUint(u[c]);
+            if (live && wide)
+                o4[(y >> 4) + (e >> 2)] = u;
+            else if (live)
+                [[unroll]] for (uint c = 0u; c < 4u; ++c) o[(y >> 2) + e + c] = floatBitsToUint(u[c]);
             vec2 d;
             const uint q = quantize4(u, d);
             if (live) {
