@@ -225,12 +225,13 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // the dispatch that computes the ranges, not by a second dispatch after a barrier. Off by
     // default: slower on an H100 (tg64 t/s, two passes against one: 8B Q4_0 at a depth of
     // 1024 272 / 269, TinyLlama Q4_0 at 4096 559 / 527; tg128 8B Q4_0 at 4096 237 / 229).
-    // TESSERA_VULKAN_NORM_WIDE=1: an RMS norm that writes an int8 copy (and its fused add)
-    // loads and stores 16 bytes at a time where its rows are aligned.
-    const char* wide = std::getenv("TESSERA_VULKAN_NORM_WIDE");
-    norm_wide_ = wide && std::strcmp(wide, "1") == 0;
     const char* merge = std::getenv("TESSERA_VULKAN_ATTN_MERGE");
     attn_merge_ = merge && std::strcmp(merge, "1") == 0;
+    // TESSERA_VULKAN_NORM_WIDE=0: an RMS norm that writes an int8 copy (and its fused add)
+    // loads and stores 4 bytes at a time, not 16 where its rows are aligned (H100, tg128 t/s,
+    // 16 bytes against 4: TinyLlama Q4_0 768 / 757 against 724 / 747, 8B Q4_0 309 / 308
+    // against 299 / 302; the fused node 10.9 -> 9.5 us with TESSERA_PROFILE=1).
+    norm_wide_ = !env_off("TESSERA_VULKAN_NORM_WIDE");
     // TESSERA_VULKAN_SPLIT=N: decoding attention over many keys split into ranges for about N
     // workgroups in all (default 512).
     if (const char* e = std::getenv("TESSERA_VULKAN_SPLIT"); e && std::atoi(e) > 0)

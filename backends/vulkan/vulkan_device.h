@@ -274,7 +274,7 @@ private:
                                    // 1 for prompts, 2 for decoding over many keys too
     uint32_t spin_us_ = 0;         // a submission's fence polled this long before sleeping on it
     bool attn_merge_ = false;      // split attention merged by each row's last workgroup
-    bool norm_wide_ = false;       // RMS norms with an int8 copy: 16-byte loads and stores
+    bool norm_wide_ = true;        // RMS norms with an int8 copy: 16-byte loads and stores
     uint64_t split_target_ = 512;  // the workgroups a split of decoding attention aims at
     bool readback_on_ = false;     // graphs copy their outputs into readback_ (record_readback)
     bool attn_ahead_ = true;       // attention by rows on F16 rows: kFlashAttnAhead, kFlashAttnGqaAhead
