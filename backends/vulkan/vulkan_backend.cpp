@@ -44,7 +44,6 @@ namespace {
 // the Vulkan memory model, which their shader declares).
 struct Features {
     bool subgroups = false;
-    bool shuffles = false;  // subgroup shuffles too, subgroups of at least 8
     uint32_t subgroup_size = 0;
     bool coopmat = false;
     bool int_dot = false;  // VK_KHR_shader_integer_dot_product with its feature
@@ -119,9 +118,6 @@ Features features_of(const Api& a, VkPhysicalDevice pd) {
     // TESSERA_VULKAN_SUBGROUPS=0: the baseline shaders (for tests and comparisons);
     // TESSERA_VULKAN_COOPMAT=0: prompt products without cooperative matrices;
     if (env_off("TESSERA_VULKAN_SUBGROUPS")) f.subgroups = false;
-    // TESSERA_VULKAN_SHUFFLES=0: row ops' reductions and int8 blocks through shared memory.
-    f.shuffles = f.subgroups && (sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && sg.subgroupSize >= 8 &&
-                 !env_off("TESSERA_VULKAN_SHUFFLES");
     f.coopmat = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && !env_off("TESSERA_VULKAN_COOPMAT") &&
                 coopmat_usable(a, pd, sg.subgroupSize);
     // TESSERA_VULKAN_INTDOT=0: decoding products on f32 activations. The int8 ones need the
@@ -188,7 +184,6 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
             static_cast<uint32_t>(std::min<long long>(lim.maxStorageBufferRange, std::max(1LL << 20, std::atoll(e))));
     const Features f = features_of(a, pd);
     subgroups_ = f.subgroups;
-    shuffles_ = f.shuffles;
     coopmat_ = f.coopmat;
     int_dot_ = f.int_dot;
     subgroup_size_ = f.subgroup_size;
@@ -237,7 +232,6 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // 16 bytes against 4: TinyLlama Q4_0 768 / 757 against 724 / 747, 8B Q4_0 309 / 308
     // against 299 / 302; the fused node 10.9 -> 9.5 us with TESSERA_PROFILE=1).
     norm_wide_ = !env_off("TESSERA_VULKAN_NORM_WIDE");
-    norm_parts_ = !env_off("TESSERA_VULKAN_NORM_PARTS");
     // TESSERA_VULKAN_SPLIT=N: decoding attention over many keys split into ranges for about N
     // workgroups in all (default 512).
     if (const char* e = std::getenv("TESSERA_VULKAN_SPLIT"); e && std::atoi(e) > 0)
@@ -546,9 +540,7 @@ std::string gib(uint64_t bytes) {
 
 // The shaders' feature level, for system information.
 std::string shader_level(const Features& f) {
-    std::string s = f.subgroups ? "subgroup sums (" + std::to_string(f.subgroup_size) + " lanes" +
-                                      (f.shuffles ? ", shuffles)" : ")")
-                                : "baseline shaders";
+    std::string s = f.subgroups ? "subgroup sums (" + std::to_string(f.subgroup_size) + " lanes)" : "baseline shaders";
     if (f.int_dot) s += ", integer dot products";
     return f.coopmat ? s + ", cooperative matrices" : s;
 }

@@ -73,8 +73,6 @@ enum Shader {
     kFlashAttnAhead,     // flash_attn.comp on F16 rows, a step's loads issued at once (AHEAD 1)
     kFlashAttnGqaAhead,  // both (GMAX 4, AHEAD 1)
     kQuantAct,
-    kRowsSg,      // rows.comp with subgroup reductions (SUBGROUPS)
-    kQuantActSg,  // quant_act.comp likewise
     kMulMat,
     kMulVec = kMulMat + 13,
     kMulVecSg = kMulVec + 13,
@@ -268,7 +266,6 @@ private:
     uint32_t family_ = 0;
     bool timestamps_ = false;      // the queue writes timestamps (for TESSERA_PROFILE)
     bool subgroups_ = false;       // subgroup sums in compute shaders (mul_vec.comp's SUBGROUPS)
-    bool shuffles_ = false;        // and shuffles, at least 8 lanes (kRowsSg, kQuantActSg)
     bool coopmat_ = false;         // prompt products on cooperative matrices (mul_mat_cm.comp)
     uint32_t cm_sgn_ = 4;          // its subgroups along the activation rows (tiles of 32 cm_sgn_ rows)
     bool fuse_ = true;             // add + RMS norm in one dispatch; attention writing its output's int8 copy
@@ -278,7 +275,6 @@ private:
     uint32_t spin_us_ = 0;         // a submission's fence polled this long before sleeping on it
     bool attn_merge_ = false;      // split attention merged by each row's last workgroup
     bool norm_wide_ = true;        // RMS norms with an int8 copy: 16-byte loads and stores
-    bool norm_parts_ = true;       // and a workgroup per 1024 elements of a row
     uint64_t split_target_ = 512;  // the workgroups a split of decoding attention aims at
     bool readback_on_ = false;     // graphs copy their outputs into readback_ (record_readback)
     bool attn_ahead_ = true;       // attention by rows on F16 rows: kFlashAttnAhead, kFlashAttnGqaAhead

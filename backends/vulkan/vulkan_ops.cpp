@@ -186,7 +186,7 @@ void VulkanBackend::record_rows(const Tensor& node, const Tensor* add) {
         bs[4] = bound(add->src[0]);
         bs[5] = bound(add->src[1]);
     }
-    bind(shuffles_ ? kRowsSg : kRows, bs, off);
+    bind(kRows, bs, off);
     struct {
         Ten o, x;
         uint32_t b_off, b_nb1;
@@ -213,25 +213,7 @@ void VulkanBackend::record_rows(const Tensor& node, const Tensor* add) {
     pc.param = node.op == Op::Argmax ? 0.0f : node.param_f(0);
     pc.flags = (b ? 1u | (b->type == DType::F16 ? 2u : 0u) : 0u) | (int8 ? 4u : 0u) | (add ? 8u : 0u) |
                (int8 && norm_wide_ ? 16u : 0u);
-    // A row of the RMS norm with an int8 copy over a workgroup per 1024 elements, each
-    // summing the whole row's squares: the stores and quantization, a single workgroup's
-    // serial part, spread. Only where no workgroup writes what another reads.
-    uint32_t parts = 1;
-    if (int8 && norm_parts_ && a->ne[0] <= 8192) {
-        parts = static_cast<uint32_t>((a->ne[0] + 1023) / 1024);
-        const Tensor* reads[3] = {add ? add->src[0] : a, add ? add->src[1] : nullptr, b};
-        for (const Tensor* w : {static_cast<const Tensor*>(&node), add}) {
-            if (!w) continue;
-            const Bound wb = bound(w);
-            for (const Tensor* s : reads) {
-                if (!s) continue;
-                const Bound rb = bound(s);
-                if (rb.buf == wb.buf && rb.at < wb.at + wb.bytes && wb.at < rb.at + rb.bytes) parts = 1;
-            }
-        }
-        pc.flags |= parts << 24;
-    }
-    dispatch(shuffles_ ? kRowsSg : kRows, &pc, sizeof pc, static_cast<uint64_t>(a->n_rows()) * parts);
+    dispatch(kRows, &pc, sizeof pc, static_cast<uint64_t>(a->n_rows()));
 }
 
 // Whether an Add and the RMS norm after it can run as one dispatch (record_rows): the norm

@@ -26,8 +26,6 @@ TESSERA_SHADER(rope)
 TESSERA_SHADER(flash_attn)
 TESSERA_SHADER(flash_attn_tile)
 TESSERA_SHADER(quant_act)
-TESSERA_SHADER(rows_sg)
-TESSERA_SHADER(quant_act_sg)
 // The weight types' variants of mul_mat and mul_vec (TESSERA_WEIGHT_TYPES, vulkan_device.h).
 #define TESSERA_MUL_MAT(t) TESSERA_SHADER(mul_mat_##t)
 #define TESSERA_MUL_VEC(t) TESSERA_SHADER(mul_vec_##t)
@@ -64,8 +62,6 @@ const ShaderInfo kShaders[kShaderCount] = {
     {spirv::flash_attn, &spirv::flash_attn_size, 7},
     {spirv::flash_attn, &spirv::flash_attn_size, 7},
     {spirv::quant_act, &spirv::quant_act_size, 4},
-    {spirv::rows_sg, &spirv::rows_sg_size, 6},
-    {spirv::quant_act_sg, &spirv::quant_act_sg_size, 4},
 #define TESSERA_MUL_MAT(t) {spirv::mul_mat_##t, &spirv::mul_mat_##t##_size, 3},
 #define TESSERA_MUL_VEC(t) {spirv::mul_vec_##t, &spirv::mul_vec_##t##_size, 3},
 #define TESSERA_MUL_VEC_SG(t) {spirv::mul_vec_sg_##t, &spirv::mul_vec_sg_##t##_size, 3},
@@ -211,12 +207,12 @@ void VulkanBackend::create_pipelines() {
         const bool cm = s >= kMulMatCm && s < kMulVecDp;
         const bool dp = s >= kMulVecDp && s < kMulMatU;
         const bool mul_vec = (s >= kMulVec && s < kMulMatCm) || dp;
-        const bool unused =
-            (mul_vec && !dp && (cpu_paths_ || (s >= kMulVecSg) != subgroups_)) || (cm && (!coopmat_ || cpu_paths_)) ||
-            (dp && (!int_dot_ || cpu_paths_ || !kShaders[s].code)) || (s >= kMulMatU && !uniform_acts_) ||
-            ((s == kRowsSg || s == kQuantActSg) && !shuffles_) || (s == kFlashAttnTile && !attn_tiles_) ||
-            ((s == kFlashAttnGqa || s == kFlashAttnGqaAhead) && attn_gqa_ == 0) ||
-            ((s == kFlashAttnAhead || s == kFlashAttnGqaAhead) && (cpu_paths_ || !attn_ahead_));
+        const bool unused = (mul_vec && !dp && (cpu_paths_ || (s >= kMulVecSg) != subgroups_)) ||
+                            (cm && (!coopmat_ || cpu_paths_)) ||
+                            (dp && (!int_dot_ || cpu_paths_ || !kShaders[s].code)) ||
+                            (s >= kMulMatU && !uniform_acts_) || (s == kFlashAttnTile && !attn_tiles_) ||
+                            ((s == kFlashAttnGqa || s == kFlashAttnGqaAhead) && attn_gqa_ == 0) ||
+                            ((s == kFlashAttnAhead || s == kFlashAttnGqaAhead) && (cpu_paths_ || !attn_ahead_));
         if (unused) {
             pipelines_.push_back(Pipeline{});
             continue;

@@ -334,7 +334,7 @@ void VulkanBackend::dispatch_quant(const Tensor& x, const QuantActs& q, const Te
                                    uint32_t gate) {
     uint32_t off[kMaxBindings] = {};
     const Bound bs[4] = {{q.buf, q.at, q.bytes}, bound(&x), bound(up), bound(out)};
-    bind(shuffles_ ? kQuantActSg : kQuantAct, bs, off);
+    bind(kQuantAct, bs, off);
     const uint64_t K = static_cast<uint64_t>(x.ne[0]), M = static_cast<uint64_t>(x.ne[1]);
     struct {
         uint32_t b_off, b_nb1, K, M, q_off, q_nb1, ds_off, op, u_off, u_nb1, o_off, o_nb1;
@@ -350,7 +350,7 @@ void VulkanBackend::dispatch_quant(const Tensor& x, const QuantActs& q, const Te
          up ? static_cast<uint32_t>(up->nb[1]) : 0u,
          off[3],
          out ? static_cast<uint32_t>(out->nb[1]) : 0u};
-    dispatch(shuffles_ ? kQuantActSg : kQuantAct, &pc, sizeof pc, (M * (K / 32) + 7) / 8);  // eight blocks a workgroup
+    dispatch(kQuantAct, &pc, sizeof pc, (M * (K / 32) + 7) / 8);  // eight blocks a workgroup
 }
 
 // Binds byte ranges of buffers, likewise.

@@ -5,12 +5,7 @@
 // activation (SwiGLU, GeGLU) whose output a product takes is computed here, written and
 // quantized. Row j's quants go to q_off + j q_nb1 (K bytes), block s's (d, d * sum of its
 // quants) to pair (ds_off / 8) + j (K / 32) + s.
-// SUBGROUPS (quant_act_sg): a block's 8 invocations meet through subgroup shuffles, not in
-// shared memory (quant_block.glsl).
 #extension GL_GOOGLE_include_directive : enable
-#ifdef SUBGROUPS
-#extension GL_KHR_shader_subgroup_basic : require
-#endif
 #include "common.glsl"
 #include "act.glsl"
 #define QUANT_LANES 64u
@@ -28,7 +23,7 @@ vec4 load4(uint at) { return vec4(F32(b, at), F32(b, at + 4u), F32(b, at + 8u), 
 vec4 load4u(uint at) { return vec4(F32(u, at), F32(u, at + 4u), F32(u, at + 8u), F32(u, at + 12u)); }
 
 void main() {
-    const uint per_row = p.K / 32u, lane = quant_lane();
+    const uint per_row = p.K / 32u, lane = gl_LocalInvocationID.x;
     const uint blk = group_id() * (QUANT_LANES / 8u) + lane / 8u, part = lane % 8u;
     const bool live = blk < per_row * p.M;  // the last workgroup's others still meet the barriers
     const uint j = live ? blk / per_row : 0u, s = blk % per_row;

@@ -3,13 +3,7 @@
 // copy where decoding products on integer dot products take it, and optionally of the sum of
 // two rows that it writes too: a residual add fused in), layer norm, softmax (scaled, plus an
 // optional F32/F16 mask row), argmax.
-// SUBGROUPS (rows_sg): the workgroup's sums and maxima over subgroups first, and the int8
-// copy's blocks within subgroups (quant_block.glsl), for devices with subgroup arithmetic and
-// shuffles: the RMS norm with an int8 copy then has 2 barriers instead of 22 a row of 4096.
 #extension GL_GOOGLE_include_directive : enable
-#ifdef SUBGROUPS
-#extension GL_KHR_shader_subgroup_arithmetic : require
-#endif
 #include "common.glsl"
 #define QUANT_LANES 256u
 #include "quant_block.glsl"
@@ -45,15 +39,6 @@ shared float red[256];
 shared uint redi[256];
 
 float reduce_sum(float v) {
-#ifdef SUBGROUPS
-    v = subgroupAdd(v);
-    barrier();  // the previous call's reads are done
-    if (subgroupElect()) red[gl_SubgroupID] = v;
-    barrier();
-    float s = 0.0;
-    for (uint i = 0u; i < gl_NumSubgroups; ++i) s += red[i];
-    return s;
-#endif
     const uint t = gl_LocalInvocationID.x;
     barrier();
     red[t] = v;
@@ -66,15 +51,6 @@ float reduce_sum(float v) {
 }
 
 float reduce_max(float v) {
-#ifdef SUBGROUPS
-    v = subgroupMax(v);
-    barrier();
-    if (subgroupElect()) red[gl_SubgroupID] = v;
-    barrier();
-    float m = v;
-    for (uint i = 0u; i < gl_NumSubgroups; ++i) m = max(m, red[i]);
-    return m;
-#endif
     const uint t = gl_LocalInvocationID.x;
     barrier();
     red[t] = v;
@@ -89,10 +65,7 @@ float reduce_max(float v) {
 uint row_at(Ten t, uint r) { return t.off + (r % t.ne1) * t.nb1 + ((r / t.ne1) % t.ne2) * t.nb2 + (r / (t.ne1 * t.ne2)) * t.nb3; }
 
 void main() {
-    // The RMS norm with an int8 copy may take `parts` workgroups a row (flags >> 24): each sums
-    // the whole row's squares and writes the steps k of 1024 elements with k % parts == part.
-    const uint parts = max(p.flags >> 24, 1u), r = group_id() / parts, part = group_id() % parts;
-    const uint t = gl_LocalInvocationID.x;
+    const uint r = group_id(), t = gl_LocalInvocationID.x;
     const uint n = p.ta.ne0;
     if (r >= p.ta.ne1 * p.ta.ne2 * p.ta.ne3) return;
     const uint x = row_at(p.ta, r);
@@ -124,15 +97,13 @@ void main() {
         // 1024 a step, as quantize4 takes them. Every load (the sum's operands or the row, and
         // the weight) is issued before the first is used, and the row stays in registers from
         // the sum of squares to the output: the dispatch waits on memory once.
-        // Invocation tq takes elements 4 tq + 1024 k (quant_block.glsl's order).
-        const uint tq = quant_lane();
         const bool fused = (p.flags & 8u) != 0u, weighted = (p.flags & 1u) != 0u;
         const uint xr = p.x_off + r * p.x_nb1, yr = p.y_off + r * p.y_nb1;
         // 16-byte loads and stores where every row starts at a multiple of 16 bytes (flags 16).
         const bool wide = (p.flags & 16u) != 0u && ((x | y | p.b_off | (fused ? xr | yr : 0u)) & 15u) == 0u;
         vec4 v[8], w[8];
         [[unroll]] for (uint k = 0u; k < 8u; ++k) {
-            const uint e = 1024u * k + 4u * tq;
+            const uint e = 1024u * k + 4u * t;
             v[k] = vec4(0.0);
             w[k] = vec4(1.0);
             if (e < n && wide) {
@@ -155,11 +126,10 @@ void main() {
         }
         vec4 ss4 = vec4(0.0);
         [[unroll]] for (uint k = 0u; k < 8u; ++k) {
-            const uint e = 1024u * k + 4u * tq;
-            const bool mine = k % parts == part;
-            if (fused && e < n && mine && wide)
+            const uint e = 1024u * k + 4u * t;
+            if (fused && e < n && wide)
                 a4[(x >> 4) + (e >> 2)] = v[k];
-            else if (fused && e < n && mine)
+            else if (fused && e < n)
                 [[unroll]] for (uint c = 0u; c < 4u; ++c) a[(x >> 2) + e + c] = floatBitsToUint(v[k][c]);
             ss4 += v[k] * v[k];
         }
@@ -167,8 +137,7 @@ void main() {
         const uint rows = p.ta.ne1 * p.ta.ne2 * p.ta.ne3;
         [[unroll]] for (uint k = 0u; k < 8u; ++k) {
             if (1024u * k >= n) break;  // uniform: quantize4 has barriers
-            if (k % parts != part) continue;
-            const uint e = 1024u * k + 4u * tq;
+            const uint e = 1024u * k + 4u * t;
             const bool live = e < n;  // n is a multiple of 32
             const vec4 u = live ? v[k] * s * w[k] : vec4(0.0);
             if (live && wide)
@@ -179,7 +148,7 @@ void main() {
             const uint q = quantize4(u, d);
             if (live) {
                 qa[((p.q_off + r * n + e) >> 2)] = q;
-                if ((tq & 7u) == 0u) qd[(p.q_off + rows * n) / 8u + (r * n + e) / 32u] = d;
+                if ((t & 7u) == 0u) qd[(p.q_off + rows * n) / 8u + (r * n + e) / 32u] = d;
             }
         }
     } else if (p.op == RMS) {
@@ -213,9 +182,9 @@ void main() {
         for (; i < n; i += 256u) ss += F32(a, x + 4u * i) * F32(a, x + 4u * i);
         const float s = 1.0 / sqrt(reduce_sum(ss) / float(n) + p.param);
         if ((p.flags & 4u) != 0u) {  // and the int8 copy: four elements an invocation a step
-            const uint rows = p.ta.ne1 * p.ta.ne2 * p.ta.ne3, tq = quant_lane();
+            const uint rows = p.ta.ne1 * p.ta.ne2 * p.ta.ne3;
             for (uint base = 0u; base < n; base += 1024u) {
-                const uint e = base + 4u * tq;
+                const uint e = base + 4u * t;
                 const bool live = e < n;  // n is a multiple of 32
                 vec4 v = vec4(0.0);
                 if (live) {
@@ -231,7 +200,7 @@ void main() {
                 const uint q = quantize4(v, d);
                 if (live) {
                     qa[((p.q_off + r * n + e) >> 2)] = q;
-                    if ((tq & 7u) == 0u) qd[(p.q_off + rows * n) / 8u + (r * n + e) / 32u] = d;
+                    if ((t & 7u) == 0u) qd[(p.q_off + rows * n) / 8u + (r * n + e) / 32u] = d;
                 }
             }
             return;
