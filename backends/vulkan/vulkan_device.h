@@ -72,6 +72,7 @@ enum Shader {
     kFlashAttnGqa,       // flash_attn.comp taking 4 heads of a KV head a workgroup (GMAX 4)
     kFlashAttnAhead,     // flash_attn.comp on F16 rows, a step's loads issued at once (AHEAD 1)
     kFlashAttnGqaAhead,  // both (GMAX 4, AHEAD 1)
+    kFlashAttnCm,        // flash_attn_cm.comp: prompts on cooperative matrices (absent without them)
     kQuantAct,
     kMulMat,
     kMulVec = kMulMat + 13,
@@ -105,6 +106,9 @@ inline Shader mul_mat_shader(DType t, Shader first = kMulMat) {
 constexpr uint32_t kPushBytes = 128;
 // flash_attn_tile.comp's shared memory in bytes: queries 16384, weights 8320, maxima 1024 + 256.
 constexpr uint32_t kAttnTileShared = 25984;
+// flash_attn_cm.comp's: queries 8704, keys or values 18432, scores and partial maxima or
+// products 16896, weights 4608, the live keys' bounds 8.
+constexpr uint32_t kAttnCmShared = 48648;
 // flash_attn.comp's shared memory in bytes with GMAX query heads a workgroup: the queries and
 // scores (2 KiB a head), the ranges' maxima and sums (64), the merge's rows (8192), a flag
 // (4) and the int8 copy's block maxima (2048): 12356 for one head (within the 16 KiB every
@@ -270,6 +274,7 @@ private:
     uint32_t cm_sgn_ = 4;          // its subgroups along the activation rows (tiles of 32 cm_sgn_ rows)
     bool fuse_ = true;             // add + RMS norm in one dispatch; attention writing its output's int8 copy
     bool attn_tiles_ = true;       // prompt attention by blocks of rows (flash_attn_tile.comp)
+    bool attn_cm_ = false;         // and on cooperative matrices (flash_attn_cm.comp)
     int attn_gqa_ = 2;             // else by rows, a KV head's query heads together (kFlashAttnGqa):
                                    // 1 for prompts, 2 for decoding over many keys too
     uint32_t spin_us_ = 0;         // a submission's fence polled this long before sleeping on it

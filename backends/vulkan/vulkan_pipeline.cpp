@@ -36,6 +36,7 @@ TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_U)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC_SG)
 #if TESSERA_HAVE_VULKAN_COOPMAT
+TESSERA_SHADER(flash_attn_cm)
 #define TESSERA_MUL_MAT_CM(t) TESSERA_SHADER(mul_mat_cm_##t)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_CM)
 #undef TESSERA_MUL_MAT_CM
@@ -61,6 +62,11 @@ const ShaderInfo kShaders[kShaderCount] = {
     {spirv::flash_attn, &spirv::flash_attn_size, 7},
     {spirv::flash_attn, &spirv::flash_attn_size, 7},
     {spirv::flash_attn, &spirv::flash_attn_size, 7},
+#if TESSERA_HAVE_VULKAN_COOPMAT
+    {spirv::flash_attn_cm, &spirv::flash_attn_cm_size, 5},
+#else
+    {nullptr, nullptr, 5},
+#endif
     {spirv::quant_act, &spirv::quant_act_size, 4},
 #define TESSERA_MUL_MAT(t) {spirv::mul_mat_##t, &spirv::mul_mat_##t##_size, 3},
 #define TESSERA_MUL_VEC(t) {spirv::mul_vec_##t, &spirv::mul_vec_##t##_size, 3},
@@ -200,6 +206,13 @@ void VulkanBackend::create_pipelines() {
                            cm_shared_bytes(cm_sgn_) > props_.limits.maxComputeSharedMemorySize))
         cm_sgn_ /= 2;
     if (cm_shared_bytes(cm_sgn_) > props_.limits.maxComputeSharedMemorySize) coopmat_ = false;
+    // Prompt attention on cooperative matrices where the products have them and the shader's
+    // shared memory and workgroup of 256 fit (TESSERA_VULKAN_ATTN_CM=0: the f32 shaders).
+    const char* attn_cm = std::getenv("TESSERA_VULKAN_ATTN_CM");
+    attn_cm_ = coopmat_ && !cpu_paths_ && kShaders[kFlashAttnCm].code &&
+               props_.limits.maxComputeSharedMemorySize >= kAttnCmShared &&
+               props_.limits.maxComputeWorkGroupInvocations >= 256 && props_.limits.maxComputeWorkGroupSize[0] >= 256 &&
+               !(attn_cm && std::strcmp(attn_cm, "0") == 0);
     load_pipeline_cache();
     for (int s = 0; s < kShaderCount; ++s) {
         // Decoding products: a CPU device never dispatches them, a GPU one set of the two; the
@@ -207,12 +220,12 @@ void VulkanBackend::create_pipelines() {
         const bool cm = s >= kMulMatCm && s < kMulVecDp;
         const bool dp = s >= kMulVecDp && s < kMulMatU;
         const bool mul_vec = (s >= kMulVec && s < kMulMatCm) || dp;
-        const bool unused = (mul_vec && !dp && (cpu_paths_ || (s >= kMulVecSg) != subgroups_)) ||
-                            (cm && (!coopmat_ || cpu_paths_)) ||
-                            (dp && (!int_dot_ || cpu_paths_ || !kShaders[s].code)) ||
-                            (s >= kMulMatU && !uniform_acts_) || (s == kFlashAttnTile && !attn_tiles_) ||
-                            ((s == kFlashAttnGqa || s == kFlashAttnGqaAhead) && attn_gqa_ == 0) ||
-                            ((s == kFlashAttnAhead || s == kFlashAttnGqaAhead) && (cpu_paths_ || !attn_ahead_));
+        const bool unused =
+            (mul_vec && !dp && (cpu_paths_ || (s >= kMulVecSg) != subgroups_)) || (cm && (!coopmat_ || cpu_paths_)) ||
+            (dp && (!int_dot_ || cpu_paths_ || !kShaders[s].code)) || (s >= kMulMatU && !uniform_acts_) ||
+            (s == kFlashAttnTile && !attn_tiles_) || (s == kFlashAttnCm && !attn_cm_) ||
+            ((s == kFlashAttnGqa || s == kFlashAttnGqaAhead) && attn_gqa_ == 0) ||
+            ((s == kFlashAttnAhead || s == kFlashAttnGqaAhead) && (cpu_paths_ || !attn_ahead_));
         if (unused) {
             pipelines_.push_back(Pipeline{});
             continue;
@@ -274,6 +287,16 @@ void VulkanBackend::create_pipelines() {
         ci.layout = p.layout;
         const VkResult r = a.vkCreateComputePipelines(dev_, pipeline_cache_, 1, &ci, nullptr, &p.pipeline);
         a.vkDestroyShaderModule(dev_, module, nullptr);
+        if (r != VK_SUCCESS && s == kFlashAttnCm) {
+            std::fprintf(stderr,
+                         "tessera: %s: cooperative-matrix attention unavailable (%s); prompts use f32 shaders\n",
+                         name_.c_str(), result_name(r));
+            a.vkDestroyPipelineLayout(dev_, p.layout, nullptr);
+            a.vkDestroyDescriptorSetLayout(dev_, p.set_layout, nullptr);
+            attn_cm_ = false;
+            pipelines_.push_back(Pipeline{});
+            continue;
+        }
         if (r != VK_SUCCESS && cm) {
             // A driver that lists cooperative matrices but cannot build these shaders: the
             // prompts take the f32 tiles.

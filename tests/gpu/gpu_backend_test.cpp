@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 
 #include "backends/registry.h"
@@ -59,7 +60,10 @@ TEST_CASE("every op case on the GPU backend matches the scalar reference") {
     auto cases = test::all_op_cases();
     std::map<std::string, int> passed, total;
     int not_written = 0;
+    // TESSERA_TEST_OPS=name: only the cases whose name starts with it (one op while iterating).
+    const char* only = std::getenv("TESSERA_TEST_OPS");
     for (const test::OpCase& c : cases) {
+        if (only && c.name.rfind(only, 0) != 0) continue;
         CAPTURE(c.name);
         const auto expected = c.reference(c.leaves);
         std::vector<double> got;

@@ -1,0 +1,223 @@
+#version 450
+// Flash attention for prompts on cooperative matrices (16x16x16 f16 x f16 -> f32 at subgroup
+// scope, as mul_mat_cm.comp): a workgroup takes BR = 32 query rows that share a KV head (query
+// positions times the heads of a GQA group, "virtual rows" v = position * G + head in group,
+// as flash_attn_tile.comp) and walks the keys BC = 64 at a time. Heads of at most 128
+// elements, multiples of 16; F16 or Q8_0 rows (an F32 cache stays on the exact f32 shaders).
+// A step:
+//   keys:    the step's key rows into shared memory as f16, transposed (zeros past the range);
+//   scores:  the subgroups multiply the queries (f16, in shared memory since the start) by
+//            the keys, 16 x 16 scores a matrix, into shared memory as f32;
+//   weights: eight invocations a row scale, soft-cap and mask 8 scores each, take the row's
+//            maximum and the factor that rescales what the row holds, and write the weights
+//            as f16 (the row's sum adds the same rounded weights), while the step's value rows
+//            replace the keys in shared memory;
+//   values:  the subgroups multiply the weights by the values into shared memory, and each
+//            invocation adds its 16 of the row's output elements (held in registers) to them.
+// Keys hidden from every row of the workgroup (a causal mask's future, a window's past) are
+// found first and their steps skipped. Mode 1 takes a range of the keys (split) and writes
+// its maximum, sum and unnormalized values where flash_attn.comp's mode 2 merges them.
+#extension GL_GOOGLE_include_directive : enable
+#extension GL_KHR_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#include "common.glsl"
+layout(local_size_x = 256) in;
+layout(binding = 0) buffer O { uint o[]; };
+layout(binding = 1) readonly buffer Q { uint q[]; };
+layout(binding = 2) readonly buffer K { uint k[]; };
+layout(binding = 3) readonly buffer V { uint v[]; };
+layout(binding = 4) readonly buffer M { uint m[]; };
+#include "attn.glsl"
+
+const uint WG = 256u, BR = 32u, BC = 64u, DMAX = 128u;
+const uint LDQ = DMAX / 8u + 1u;  // rows of queries: 8 halves a 16-byte vector, padded by one
+const uint LDK = BC + 8u;         // the keys transposed: rows of a dimension's 64 keys (halves)
+const uint LDV = DMAX + 8u;       // rows of values (halves)
+const uint LDS = BC + 4u;         // rows of scores (f32)
+const uint LDO = DMAX + 4u;       // rows of a step's products of weights and values (f32)
+const uint LDP = BC / 4u + 2u;    // rows of weights (f16 vectors of 4)
+const uint RED = BR * LDS;        // after the scores in fsh: the rows' partial maxima and sums
+// vulkan_device.h's kAttnCmShared: 8704 + 18432 + 16896 + 4608 + 8 bytes. The queries are
+// kept as 16-byte vectors: loaded as the A operand from a float16_t array (the same offsets
+// and stride in halves), the scores came out wrong on NVIDIA's driver (580, H100: 12 of the
+// 38 flash_attn op cases failed, with errors of 0.13 to 246).
+shared uvec4 qsh[BR * LDQ];
+shared float16_t kvh[DMAX * LDK > BC * LDV ? DMAX * LDK : BC * LDV];  // keys [dim][key], then values [key][dim]
+shared float fsh[BR * LDO];     // the scores [row][LDS] and partial maxima (RED), then the products [row][LDO]
+shared f16vec4 psh[BR * LDP];   // the weights
+shared uint live_lo, live_hi;   // the keys some row sees: [live_lo, live_hi)
+
+f16vec4 halves(vec4 x) { return f16vec4(clamp(x, vec4(-65504.0), vec4(65504.0))); }
+
+bool hidden(float mv) { return isinf(mv) && mv < 0.0; }
+
+void main() {
+    const uint t = gl_LocalInvocationID.x, sg = gl_SubgroupID, nsg = gl_NumSubgroups;
+    const uint D4 = p.D / 4u, Dv4 = p.Dv / 4u;
+    const uint G = p.H / p.H_kv, VR = p.n_q * G, tiles = (VR + BR - 1u) / BR;
+    const uint ranges = p.mode == 1u ? (p.n_kv + p.split - 1u) / p.split : 1u;
+    const uint id = group_id(), range = id % ranges, tile = (id / ranges) % tiles;
+    const uint hk = (id / (ranges * tiles)) % p.H_kv, s = id / (ranges * tiles * p.H_kv);
+    if (s >= p.S) return;  // uniform over the workgroup
+    const uint v0 = tile * BR;
+    const uint key0 = range * p.split, key_end = p.mode == 1u ? min(p.n_kv, key0 + p.split) : p.n_kv;
+    const uint kb = p.k_off + hk * p.k_nb2 + s * p.k_nb3, vb = p.v_off + hk * p.v_nb2 + s * p.v_nb3;
+    const uint kt = p.flags & 255u, vt = (p.flags >> 8) & 255u;
+    const float neg_inf = -1.0 / 0.0;
+
+    const uint D8 = p.D / 8u;
+    for (uint x = t; x < BR * D8; x += WG) {  // the rows' queries (zeros past the last)
+        const uint row = x / D8, c = x % D8, vr = v0 + row;
+        vec4 lo = vec4(0.0), hi = vec4(0.0);
+        if (vr < VR) {
+            const uint qr = p.q_off + (vr / G) * p.q_nb1 + (hk * G + vr % G) * p.q_nb2 + s * p.q_nb3 + 32u * c;
+            lo = vec4(F32(q, qr), F32(q, qr + 4u), F32(q, qr + 8u), F32(q, qr + 12u));
+            hi = vec4(F32(q, qr + 16u), F32(q, qr + 20u), F32(q, qr + 24u), F32(q, qr + 28u));
+        }
+        const f16vec4 a = halves(lo), b = halves(hi);
+        qsh[row * LDQ + c] = uvec4(packFloat2x16(a.xy), packFloat2x16(a.zw), packFloat2x16(b.xy), packFloat2x16(b.zw));
+    }
+    // The keys some row sees, from the mask: the rows' positions p_first .. p_last.
+    const uint p_first = v0 / G, p_last = (min(v0 + BR, VR) - 1u) / G;
+    if (t == 0u) {
+        live_lo = key_end;
+        live_hi = key0;
+    }
+    barrier();
+    if ((p.flags & 0x10000u) != 0u) {
+        uint lo = key_end, hi = key0;
+        for (uint j = key0 + t; j < key_end; j += WG)
+            for (uint i = p_first; i <= p_last; ++i)
+                if (!hidden(attn_mask(i, j))) {
+                    lo = min(lo, j);
+                    hi = j + 1u;
+                    break;
+                }
+        if (lo < hi) {
+            atomicMin(live_lo, lo);
+            atomicMax(live_hi, hi);
+        }
+    } else if (t == 0u) {
+        live_lo = key0;
+        live_hi = key_end;
+    }
+    barrier();
+    const uint first = key0 + (live_lo - key0) / BC * BC, last = live_hi;
+
+    // Invocation t: row r of the tile, its keys 8 part .. 8 part + 7 of a step and its
+    // output elements 4 part + 32 i .. + 3.
+    const uint r = t / 8u, part = t % 8u, vr = v0 + r, pos = vr / G;
+    const bool row_live = vr < VR;
+    float m_run = neg_inf, l_part = 0.0;
+    vec4 acc[4] = vec4[4](vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+
+    for (uint j0 = first; j0 < last; j0 += BC) {
+        barrier();  // the last step's values, weights and products are read
+        for (uint x = t; x < BC * D4; x += WG) {
+            const uint c = x / D4, e = 4u * (x % D4), j = j0 + c;
+            const f16vec4 kv = j < key_end ? halves(key4(kt, kb + j * p.k_nb1, e)) : f16vec4(0.0);
+            [[unroll]] for (uint u = 0u; u < 4u; ++u) kvh[(e + u) * LDK + c] = kv[u];
+        }
+        barrier();
+        for (uint i = sg; i < (BR / 16u) * (BC / 16u); i += nsg) {
+            const uint ti = i / (BC / 16u), tj = i % (BC / 16u);
+            coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator> sc =
+                coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator>(0.0);
+            for (uint kk = 0u; kk < p.D / 16u; ++kk) {
+                coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> ma;
+                coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB> mb;
+                coopMatLoad(ma, qsh, 16u * ti * LDQ + 2u * kk, LDQ, gl_CooperativeMatrixLayoutRowMajor);
+                coopMatLoad(mb, kvh, 16u * kk * LDK + 16u * tj, LDK, gl_CooperativeMatrixLayoutRowMajor);
+                sc = coopMatMulAdd(ma, mb, sc);
+            }
+            coopMatStore(sc, fsh, 16u * ti * LDS + 16u * tj, LDS, gl_CooperativeMatrixLayoutRowMajor);
+        }
+        barrier();
+        for (uint x = t; x < BC * Dv4; x += WG) {  // the keys are read: the values in their place
+            const uint c = x / Dv4, e = 4u * (x % Dv4), j = j0 + c;
+            const f16vec4 vv = j < key_end ? halves(value4_of(vt, vb + j * p.v_nb1, e)) : f16vec4(0.0);
+            [[unroll]] for (uint u = 0u; u < 4u; ++u) kvh[c * LDV + e + u] = vv[u];
+        }
+        float x[8];
+        float top = neg_inf;
+        [[unroll]] for (uint u = 0u; u < 8u; ++u) {
+            const uint c = 8u * part + u, j = j0 + c;
+            x[u] = neg_inf;
+            if (row_live && j < key_end) {
+                const float mv = attn_mask(pos, j);
+                if (!hidden(mv)) x[u] = attn_score(fsh[r * LDS + c], mv);
+            }
+            top = max(top, x[u]);
+        }
+        fsh[RED + t] = top;
+        barrier();
+        [[unroll]] for (uint u = 0u; u < 8u; ++u) top = max(top, fsh[RED + 8u * r + u]);
+        const float m_new = max(m_run, top);
+        const float corr = isinf(m_new) ? 1.0 : exp(m_run - m_new);
+        m_run = m_new;
+        float16_t w[8];
+        float sum = 0.0;
+        [[unroll]] for (uint u = 0u; u < 8u; ++u) {
+            w[u] = float16_t(isinf(x[u]) ? 0.0 : exp(x[u] - m_new));
+            sum += float(w[u]);
+        }
+        psh[r * LDP + 2u * part] = f16vec4(w[0], w[1], w[2], w[3]);
+        psh[r * LDP + 2u * part + 1u] = f16vec4(w[4], w[5], w[6], w[7]);
+        l_part = l_part * corr + sum;
+        [[unroll]] for (uint i = 0u; i < 4u; ++i) acc[i] *= corr;
+        barrier();
+        for (uint i = sg; i < (BR / 16u) * (p.Dv / 16u); i += nsg) {
+            const uint ti = i / (p.Dv / 16u), tj = i % (p.Dv / 16u);
+            coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator> pv =
+                coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator>(0.0);
+            [[unroll]] for (uint kk = 0u; kk < BC / 16u; ++kk) {
+                coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> ma;
+                coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB> mb;
+                coopMatLoad(ma, psh, 16u * ti * LDP + 4u * kk, LDP, gl_CooperativeMatrixLayoutRowMajor);
+                coopMatLoad(mb, kvh, 16u * kk * LDV + 16u * tj, LDV, gl_CooperativeMatrixLayoutRowMajor);
+                pv = coopMatMulAdd(ma, mb, pv);
+            }
+            coopMatStore(pv, fsh, 16u * ti * LDO + 16u * tj, LDO, gl_CooperativeMatrixLayoutRowMajor);
+        }
+        barrier();
+        [[unroll]] for (uint i = 0u; i < 4u; ++i) {
+            const uint c = 4u * part + 32u * i;
+            if (c < p.Dv) acc[i] += vec4(fsh[r * LDO + c], fsh[r * LDO + c + 1u], fsh[r * LDO + c + 2u], fsh[r * LDO + c + 3u]);
+        }
+    }
+
+    // The row's sum from its eight parts; its result: normalized (mode 0), or this range's
+    // maximum, sum and values.
+    barrier();
+    fsh[RED + t] = l_part;
+    barrier();
+    float l = 0.0;
+    [[unroll]] for (uint u = 0u; u < 8u; ++u) l += fsh[RED + 8u * r + u];
+    if (!row_live) return;
+    const uint i = vr / G, h = hk * G + vr % G;
+    uint at;
+    float f = 1.0;
+    if (p.mode == 1u) {
+        at = (p.o_off >> 2) + (((s * p.n_q + i) * p.H + h) * ranges + range) * (p.Dv + 2u);
+        if (part == 0u) {
+            o[at] = floatBitsToUint(m_run);
+            o[at + 1u] = floatBitsToUint(l);
+        }
+        at += 2u;
+    } else {
+        at = (p.o_off + h * p.o_nb1 + i * p.o_nb2 + s * p.o_nb2 * p.n_q) >> 2;
+        f = l > 0.0 ? 1.0 / l : 0.0;
+    }
+    [[unroll]] for (uint c4 = 0u; c4 < 4u; ++c4) {
+        const uint c = 4u * part + 32u * c4;
+        if (c < p.Dv) {
+            const vec4 y = acc[c4] * f;
+            o[at + c] = floatBitsToUint(y.x);
+            o[at + c + 1u] = floatBitsToUint(y.y);
+            o[at + c + 2u] = floatBitsToUint(y.z);
+            o[at + c + 3u] = floatBitsToUint(y.w);
+        }
+    }
+}
