@@ -287,24 +287,16 @@ void VulkanBackend::create_pipelines() {
         ci.layout = p.layout;
         const VkResult r = a.vkCreateComputePipelines(dev_, pipeline_cache_, 1, &ci, nullptr, &p.pipeline);
         a.vkDestroyShaderModule(dev_, module, nullptr);
-        if (r != VK_SUCCESS && s == kFlashAttnCm) {
-            std::fprintf(stderr,
-                         "tessera: %s: cooperative-matrix attention unavailable (%s); prompts use f32 shaders\n",
-                         name_.c_str(), result_name(r));
+        if (r != VK_SUCCESS && (cm || s == kFlashAttnCm)) {
+            // A driver that lists cooperative matrices but cannot build a shader on them: the
+            // prompts take the f32 shaders instead (tiles for the products, rows or tiles for
+            // attention).
+            const bool attn = s == kFlashAttnCm;
+            std::fprintf(stderr, "tessera: %s: cooperative-matrix %s unavailable (%s); prompts use f32 shaders\n",
+                         name_.c_str(), attn ? "attention" : "products", result_name(r));
             a.vkDestroyPipelineLayout(dev_, p.layout, nullptr);
             a.vkDestroyDescriptorSetLayout(dev_, p.set_layout, nullptr);
-            attn_cm_ = false;
-            pipelines_.push_back(Pipeline{});
-            continue;
-        }
-        if (r != VK_SUCCESS && cm) {
-            // A driver that lists cooperative matrices but cannot build these shaders: the
-            // prompts take the f32 tiles.
-            std::fprintf(stderr, "tessera: %s: cooperative-matrix shaders unavailable (%s); prompts use f32 tiles\n",
-                         name_.c_str(), result_name(r));
-            a.vkDestroyPipelineLayout(dev_, p.layout, nullptr);
-            a.vkDestroyDescriptorSetLayout(dev_, p.set_layout, nullptr);
-            coopmat_ = false;
+            (attn ? attn_cm_ : coopmat_) = false;
             pipelines_.push_back(Pipeline{});
             continue;
         }
