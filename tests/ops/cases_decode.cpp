@@ -129,6 +129,8 @@ OpCase gated_ffn_case(DType t, DType td, int64_t K, int64_t F, int64_t M, bool g
         return o;
     };
     c.max_nmse = std::max(weight_bound(t), weight_bound(td));
+    // Twice: a device that records the graph once must give the same result when it runs again.
+    c.evaluations = 2;
     return c;
 }
 
@@ -173,6 +175,8 @@ void add_decode_steps(std::vector<OpCase>& cases) {
     cases.push_back(gated_ffn_case(D::Q4_0, D::Q4_0, 96, 160, 3, true, false, true, seed + 5));
     cases.push_back(gated_ffn_case(D::Q4_K, D::Q6_K, 256, 512, 1, false, true, true, seed + 10));
     cases.push_back(gated_ffn_case(D::Q8_0, D::Q8_0, 256, 96, 2, false, true, false, seed + 15));
+    cases.push_back(gated_ffn_case(D::Q8_0, D::Q4_0, 128, 96, 1, true, true, true, seed + 17));
+    cases.push_back(gated_ffn_case(D::Q5_1, D::Q8_0, 64, 1024, 1, false, true, false, seed + 19));
     cases.push_back(gated_ffn_case(D::Q6_K, D::Q6_K, 256, 256, 1, true, true, false, seed + 20));
     // A float down weight after quantized gate and up products; float weights throughout.
     cases.push_back(gated_ffn_case(D::Q8_0, D::F16, 64, 40, 1, false, true, false, seed + 25));

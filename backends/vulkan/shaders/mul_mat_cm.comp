@@ -17,7 +17,10 @@
 // pass of their own before the product (once, not once per tile of activation rows) were
 // slower: 1975, and 685 against 1595 at pp128. A step's loads issued before the previous
 // step's products, not after them, were about 4% slower on the H100 (8B Q4_0 pp512, two
-// interleaved runs each).
+// interleaved runs each). Also on the H100 (8B Q4_0 pp512, t/s, against 3423 for this form):
+// the tiles in two shared buffers, one barrier a step, 3437 (no gain); 4 subgroups each of
+// 64 x 64 (TM = TN = 4, 128 x 128 tiles) 2907; the same with two buffers 2131, with BK 64 2290
+// (these three as first drafts, which failed 2 of the 121 product cases too).
 #extension GL_GOOGLE_include_directive : enable
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
