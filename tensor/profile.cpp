@@ -42,7 +42,12 @@ NodeProfile* NodeProfile::get(const std::string& title) {
 void NodeProfile::add(const Tensor& node, double ms) {
     std::string key = op_name(node.op);
     if (node.op == Op::MulMat)
-        key.append(" ").append(type_name(node.src[0]->type)).append(node.src[1]->ne[1] == 1 ? " x1" : " xN");
+        key.append(" ")
+            .append(type_name(node.src[0]->type))
+            .append(node.src[1]->ne[1] == 1 ? " x1 " : " xN ")
+            .append(std::to_string(node.src[0]->ne[1]))  // the weights' rows, of this many elements
+            .append("x")
+            .append(std::to_string(node.src[0]->ne[0]));
     add(key, ms);
 }
 
@@ -74,9 +79,9 @@ void NodeProfile::print(const std::string& title) {
     for (const auto& r : rows) total += r.second.ms;
     std::fprintf(stderr, "\n%s per kind of node (TESSERA_PROFILE), %.1f ms in all", title.c_str(), total);
     if (overhead_ms_ > 0) std::fprintf(stderr, ", %.1f ms around them", overhead_ms_);
-    std::fprintf(stderr, ":\n  %-22s %10s %10s %7s %10s\n", "node", "calls", "ms", "%", "us/call");
+    std::fprintf(stderr, ":\n  %-30s %10s %10s %7s %10s\n", "node", "calls", "ms", "%", "us/call");
     for (const auto& [key, e] : rows)
-        std::fprintf(stderr, "  %-22s %10lld %10.1f %6.1f%% %10.1f\n", key.c_str(), e.calls, e.ms,
+        std::fprintf(stderr, "  %-30s %10lld %10.1f %6.1f%% %10.1f\n", key.c_str(), e.calls, e.ms,
                      total > 0 ? 100.0 * e.ms / total : 0.0, e.ms * 1e3 / static_cast<double>(e.calls));
 }
 

@@ -119,9 +119,11 @@ constexpr uint64_t kAttnCounterBytes = 16384;  // flash_attn.comp's ATTN_COUNTER
 // The query heads of one KV head that a flash_attn.comp workgroup takes together (prompts,
 // and decoding over many keys).
 constexpr uint32_t kAttnGqaHeads = 4;
-// mul_mat_cm.comp's shared memory with 2 x sgn subgroups: f16 tiles of 128 weight rows and
-// 32 sgn activation rows (rows of 40 halves), and a 16 x 16 f32 result per subgroup.
-constexpr uint32_t cm_shared_bytes(uint32_t sgn) { return (128 + 32 * sgn) * 80 + 2 * sgn * 1024; }
+// mul_mat_cm.comp's step along K (BK) and shared memory with 2 x sgn subgroups: f16 tiles of
+// 128 weight rows and 32 sgn activation rows (rows of BK + 8 halves), and a 16 x 16 f32
+// result per subgroup.
+constexpr uint32_t kCmStep = 64;
+constexpr uint32_t cm_shared_bytes(uint32_t sgn) { return (128 + 32 * sgn) * (kCmStep + 8) * 2 + 2 * sgn * 1024; }
 
 // A tensor's place in push constants: byte offset within its binding, shape, byte strides.
 struct Ten {

@@ -35,7 +35,7 @@ float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base) {
 constexpr uint32_t kTiledFromRows = 8;
 
 // mul_mat_cm.comp's tile rows (its BM) and step along K (BK); its BN is 32 cm_sgn_.
-constexpr uint32_t kCmRows = 128, kCmStep = 32;
+constexpr uint32_t kCmRows = 128;
 
 // Decoding attention over more keys than this groups a KV head's query heads in a workgroup
 // where its loads are not issued ahead (a Q8_0 cache, say; H100, 8B Q4_0 tg128 at a depth of

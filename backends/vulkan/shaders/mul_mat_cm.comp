@@ -3,24 +3,24 @@
 // y[j][i] = dot(row i of a, row j of b), for devices with 16x16x16 f16 x f16 -> f32 matrices at
 // subgroup scope (chosen at run time; mul_mat.comp's mode 3 is the f32 counterpart).
 // A workgroup of 2 x SGN subgroups computes a tile of BM weight rows x BN activation rows, BK
-// elements of K a step: its invocations dequantize the weights' groups of 8 (F16 weights: 8
-// halves a 16-byte load) and round the activations to f16, hold them in registers until the
-// previous step's products are done, and store them to shared memory (rows of BK + 8 halves:
-// the padding spreads a matrix load's rows over the banks); then each subgroup multiplies its
-// TM x TN matrices of 16 x 16 over the step's K, summing in f32. Full 16 x 16 results are
-// stored to y straight from the matrices; those on the tile's edges go through shared memory
-// with the bounds checked. Needs K a multiple of BK and subgroups of at least 32.
-// Measured on the H200 (8B Q4_0 pp512 t/s), 4 subgroups: 128 x 64 tiles, BK 32: 2811; BK 64:
-// 2213; 128 x 128: 2513; 64 x 64 (BK 64): 2348; 64 x 128: 2103. On the H100, 8 subgroups of
-// 128 x 128 against 4 of 128 x 64 (pp512 t/s): 8B Q4_0 2857 / 2792, Q4_K_M 2613 / 2342,
-// TinyLlama Q4_0 10217 / 10301; 8B Q4_0 pp2048 2097 / 2049. Weights dequantized to f16 by a
-// pass of their own before the product (once, not once per tile of activation rows) were
-// slower: 1975, and 685 against 1595 at pp128. A step's loads issued before the previous
-// step's products, not after them, were about 4% slower on the H100 (8B Q4_0 pp512, two
-// interleaved runs each). Also on the H100 (8B Q4_0 pp512, t/s, against 3423 for this form):
-// the tiles in two shared buffers, one barrier a step, 3437 (no gain); 4 subgroups each of
-// 64 x 64 (TM = TN = 4, 128 x 128 tiles) 2907; the same with two buffers 2131, with BK 64 2290
-// (these three as first drafts, which failed 2 of the 121 product cases too).
+// elements of K a step. A step: its invocations store the step's weights (dequantized from
+// their groups of 8; F16 weights 8 halves a 16-byte load) and activations (rounded to f16)
+// from registers to shared memory (rows of BK + 8 halves: the padding spreads a matrix
+// load's rows over the banks); then they load the next step's activations into registers,
+// each subgroup multiplies its TM x TN matrices of 16 x 16 over the step's K (summing in
+// f32), and they load the next step's weights. Full 16 x 16 results are stored to y straight
+// from the matrices; those on the tile's edges go through shared memory with the bounds
+// checked. Needs K a multiple of BK and subgroups of at least 32.
+// Measured on the H100 (8B Q4_0 pp512, t/s; Tessera's figures of one device call side by
+// side): the activations' loads behind a bounds check instead of clamped 3405 against 5453
+// (each load a branch of its own); all of a step's loads after its barrier and before the
+// products, not the next step's around them, 5453 against 6166; BK 32 against 64 6166 against
+// 7403; the weights' raw words loaded before the products and dequantized when stored (Q4_0
+// only) 6887, 7673 with the activations' unaligned path removed too (not kept: one type).
+// Two shared buffers with one barrier a step (BK 32) 6171 against 6166; 4 subgroups of 64 x 64
+// (TM = TN = 4) 6233 (and 2 of 121 product cases failing). Earlier, on the H200 (branched
+// loads, BK 32): 128 x 64 tiles 2811, 128 x 128 2513, 64 x 64 2348; weights dequantized to f16
+// by a pass of their own before the product, 1975.
 #extension GL_GOOGLE_include_directive : enable
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -54,7 +54,7 @@ layout(push_constant) uniform P {
 #define TN 2u  // and along the activation rows
 #endif
 #ifndef BK
-#define BK 32u  // the step along K
+#define BK 64u  // the step along K (kCmStep in vulkan_device.h)
 #endif
 const uint BM = 32u * TM, BN = 16u * TN * SGN;  // the workgroup's tile
 const uint LD = BK / 4u + 2u;             // shared rows, in 4-half vectors
@@ -63,10 +63,10 @@ shared f16vec4 tile_b[BN * LD];           // [activation row][k / 4]
 shared float stage[2u * SGN * 256u];      // a subgroup's 16 x 16 edge result
 
 // A step's loads per invocation, for subgroups of 32 (wider ones leave some unused): groups
-// of 8 weights and quads of 4 activations, held in registers as f16 while the previous
-// step's products run.
+// of 8 weights (held as f16) and quads of 4 activations (held as loaded).
 const uint NA = BM * (BK / 8u) / (64u * SGN), NB = BN * (BK / 4u) / (64u * SGN);
-f16vec4 ra[NA][2], rb[NB];
+f16vec4 ra[NA][2];
+vec4 rb[NB];
 
 // Elements 8g .. 8g + 7 of the weight row at byte r.
 void load8(uint r, uint g, out float v[8]) {
@@ -78,6 +78,61 @@ void load8(uint r, uint g, out float v[8]) {
 }
 
 f16vec4 halves(vec4 x) { return f16vec4(clamp(x, vec4(-65504.0), vec4(65504.0))); }
+
+// Step k0's weights, dequantized into ra: adjacent invocations take adjacent groups of a row;
+// rows past the edge repeat the last (never stored).
+void load_weights(uint k0, uint t, uint wg, uint abase, uint i0, bool avec) {
+    [[unroll]] for (uint u = 0u; u < NA; ++u) {
+        const uint q = t + u * wg;
+        if (q < BM * (BK / 8u)) {
+            const uint r = q / (BK / 8u), g = q % (BK / 8u);
+            const uint row = abase + min(i0 + r, p.N - 1u) * p.a_nb1;
+            if (avec) {
+                const uvec4 w = A4[(row >> 4) + k0 / 8u + g];
+                ra[u][0] = f16vec4(unpackFloat2x16(w.x), unpackFloat2x16(w.y));
+                ra[u][1] = f16vec4(unpackFloat2x16(w.z), unpackFloat2x16(w.w));
+            } else {
+                float v[8];
+                load8(row, k0 / 8u + g, v);
+                ra[u][0] = f16vec4(v[0], v[1], v[2], v[3]);
+                ra[u][1] = f16vec4(v[4], v[5], v[6], v[7]);
+            }
+        }
+    }
+}
+
+// Step k0's activations as loaded (f32) into rb. Rows past the edge repeat the last and are
+// stored as zeros: a load behind a bounds check (a branch) instead made the whole product
+// about 1.6x slower on the H100.
+void load_acts(uint k0, uint t, uint wg, uint bbase, uint j0, bool vec) {
+    [[unroll]] for (uint u = 0u; u < NB; ++u) {
+        const uint q = t + u * wg;
+        if (q < BN * (BK / 4u)) {
+            const uint r = q / (BK / 4u), c = q % (BK / 4u);
+            const uint o = bbase + min(j0 + r, p.M - 1u) * p.b_nb1 + 4u * (k0 + 4u * c);
+            rb[u] = vec ? b4[o >> 4] : vec4(F32(b, o), F32(b, o + 4u), F32(b, o + 8u), F32(b, o + 12u));
+        }
+    }
+}
+
+// The registers into the shared tiles, the activations rounded to f16.
+void store_tiles(uint t, uint wg, uint j0) {
+    [[unroll]] for (uint u = 0u; u < NA; ++u) {
+        const uint q = t + u * wg;
+        if (q < BM * (BK / 8u)) {
+            const uint r = q / (BK / 8u), g = q % (BK / 8u);
+            tile_a[r * LD + 2u * g] = ra[u][0];
+            tile_a[r * LD + 2u * g + 1u] = ra[u][1];
+        }
+    }
+    [[unroll]] for (uint u = 0u; u < NB; ++u) {
+        const uint q = t + u * wg;
+        if (q < BN * (BK / 4u)) {
+            const uint r = q / (BK / 4u);
+            tile_b[r * LD + q % (BK / 4u)] = j0 + r < p.M ? halves(rb[u]) : f16vec4(0.0);
+        }
+    }
+}
 
 void main() {
     const uint t = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
@@ -94,52 +149,17 @@ void main() {
         [[unroll]] for (uint j = 0u; j < TN; ++j)
             acc[i][j] = coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator>(0.0);
 
+    load_weights(0u, t, wg, abase, i0, avec);
+    load_acts(0u, t, wg, bbase, j0, vec);
     for (uint k0 = 0u; k0 < p.K; k0 += BK) {
-        // This step's weights (adjacent invocations adjacent groups of a row; rows past the
-        // edge repeat the last, never stored) and activations (rows past the edge zeros).
-        [[unroll]] for (uint u = 0u; u < NA; ++u) {
-            const uint q = t + u * wg;
-            if (q < BM * (BK / 8u)) {
-                const uint r = q / (BK / 8u), g = q % (BK / 8u);
-                const uint row = abase + min(i0 + r, p.N - 1u) * p.a_nb1;
-                if (avec) {
-                    const uvec4 w = A4[(row >> 4) + k0 / 8u + g];
-                    ra[u][0] = f16vec4(unpackFloat2x16(w.x), unpackFloat2x16(w.y));
-                    ra[u][1] = f16vec4(unpackFloat2x16(w.z), unpackFloat2x16(w.w));
-                } else {
-                    float v[8];
-                    load8(row, k0 / 8u + g, v);
-                    ra[u][0] = f16vec4(v[0], v[1], v[2], v[3]);
-                    ra[u][1] = f16vec4(v[4], v[5], v[6], v[7]);
-                }
-            }
-        }
-        [[unroll]] for (uint u = 0u; u < NB; ++u) {
-            const uint q = t + u * wg;
-            if (q < BN * (BK / 4u)) {
-                const uint r = q / (BK / 4u), c = q % (BK / 4u);
-                vec4 x = vec4(0.0);
-                if (j0 + r < p.M) {
-                    const uint o = bbase + (j0 + r) * p.b_nb1 + 4u * (k0 + 4u * c);
-                    x = vec ? b4[o >> 4] : vec4(F32(b, o), F32(b, o + 4u), F32(b, o + 8u), F32(b, o + 12u));
-                }
-                rb[u] = halves(x);
-            }
-        }
         barrier();  // the previous step's tiles are read
-        [[unroll]] for (uint u = 0u; u < NA; ++u) {
-            const uint q = t + u * wg;
-            if (q < BM * (BK / 8u)) {
-                const uint r = q / (BK / 8u), g = q % (BK / 8u);
-                tile_a[r * LD + 2u * g] = ra[u][0];
-                tile_a[r * LD + 2u * g + 1u] = ra[u][1];
-            }
-        }
-        [[unroll]] for (uint u = 0u; u < NB; ++u) {
-            const uint q = t + u * wg;
-            if (q < BN * (BK / 4u)) tile_b[(q / (BK / 4u)) * LD + q % (BK / 4u)] = rb[u];
-        }
+        store_tiles(t, wg, j0);
         barrier();
+        // The next step's activations load while this step's products run, its weights
+        // after them (dequantized as they come, they would hold the products back); the
+        // last step loads its own again, unused.
+        const uint kn = min(k0 + BK, p.K - BK);
+        load_acts(kn, t, wg, bbase, j0, vec);
         [[unroll]] for (uint kk = 0u; kk < BK / 4u; kk += 4u) {
             coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> ma[TM];
             coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB> mb[TN];
@@ -150,6 +170,7 @@ void main() {
             [[unroll]] for (uint i = 0u; i < TM; ++i)
                 [[unroll]] for (uint j = 0u; j < TN; ++j) acc[i][j] = coopMatMulAdd(ma[i], mb[j], acc[i][j]);
         }
+        load_weights(kn, t, wg, abase, i0, avec);
     }
 
     // Result (weight row i, activation row j) is y's element j * y_nb1 / 4 + i: column-major.
