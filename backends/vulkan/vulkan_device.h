@@ -106,9 +106,9 @@ inline Shader mul_mat_shader(DType t, Shader first = kMulMat) {
 constexpr uint32_t kPushBytes = 128;
 // flash_attn_tile.comp's shared memory in bytes: queries 16384, weights 8320, maxima 1024 + 256.
 constexpr uint32_t kAttnTileShared = 25984;
-// flash_attn_cm.comp's: queries 8704, keys or values 18432, scores and partial maxima or
+// flash_attn_cm.comp's: queries 8704, keys or values 17408, scores and partial maxima or
 // products 16896, weights 4608, the live keys' bounds 8.
-constexpr uint32_t kAttnCmShared = 48648;
+constexpr uint32_t kAttnCmShared = 47624;
 // flash_attn.comp's shared memory in bytes with GMAX query heads a workgroup: the queries and
 // scores (2 KiB a head), the ranges' maxima and sums (64), the merge's rows (8192), a flag
 // (4) and the int8 copy's block maxima (2048): 12356 for one head (within the 16 KiB every

@@ -5,7 +5,8 @@
 // as flash_attn_tile.comp) and walks the keys BC = 64 at a time. Heads of at most 128
 // elements, multiples of 16; F16 or Q8_0 rows (an F32 cache stays on the exact f32 shaders).
 // A step:
-//   keys:    the step's key rows into shared memory as f16, transposed (zeros past the range);
+//   keys:    the step's key rows into shared memory as f16 (zeros past the range), a row a
+//            key as the values' rows (the scores' B matrix, loaded column-major);
 //   scores:  the subgroups multiply the queries (f16, in shared memory since the start) by
 //            the keys, 16 x 16 scores a matrix, into shared memory as f32;
 //   weights: eight invocations a row scale, soft-cap and mask 8 scores each, take the row's
@@ -33,18 +34,17 @@ layout(binding = 4) readonly buffer M { uint m[]; };
 
 const uint WG = 256u, BR = 32u, BC = 64u, DMAX = 128u;
 const uint LDQ = DMAX / 8u + 1u;  // rows of queries: 8 halves a 16-byte vector, padded by one
-const uint LDK = BC + 8u;         // the keys transposed: rows of a dimension's 64 keys (halves)
-const uint LDV = DMAX + 8u;       // rows of values (halves)
+const uint LDV = DMAX + 8u;       // rows of keys or values (halves)
 const uint LDS = BC + 4u;         // rows of scores (f32)
 const uint LDO = DMAX + 4u;       // rows of a step's products of weights and values (f32)
 const uint LDP = BC / 4u + 2u;    // rows of weights (f16 vectors of 4)
 const uint RED = BR * LDS;        // after the scores in fsh: the rows' partial maxima and sums
-// vulkan_device.h's kAttnCmShared: 8704 + 18432 + 16896 + 4608 + 8 bytes. The queries are
+// vulkan_device.h's kAttnCmShared: 8704 + 17408 + 16896 + 4608 + 8 bytes. The queries are
 // kept as 16-byte vectors: loaded as the A operand from a float16_t array (the same offsets
 // and stride in halves), the scores came out wrong on NVIDIA's driver (580, H100: 12 of the
 // 38 flash_attn op cases failed, with errors of 0.13 to 246).
 shared uvec4 qsh[BR * LDQ];
-shared float16_t kvh[DMAX * LDK > BC * LDV ? DMAX * LDK : BC * LDV];  // keys [dim][key], then values [key][dim]
+shared float16_t kvh[BC * LDV];  // keys [key][dim], then values [key][dim]
 shared float fsh[BR * LDO];     // the scores [row][LDS] and partial maxima (RED), then the products [row][LDO]
 shared f16vec4 psh[BR * LDP];   // the weights
 shared uint live_lo, live_hi;   // the keys some row sees: [live_lo, live_hi)
@@ -52,6 +52,18 @@ shared uint live_lo, live_hi;   // the keys some row sees: [live_lo, live_hi)
 f16vec4 halves(vec4 x) { return f16vec4(clamp(x, vec4(-65504.0), vec4(65504.0))); }
 
 bool hidden(float mv) { return isinf(mv) && mv < 0.0; }
+
+// The mask's value for query position i and key j, as attn_mask() but with one load and no
+// branch (a mask of either type, or none: then word 0 of the dummy binding, unused). Loads
+// behind bounds checks held the step's softmax back: 8B Q4_0 pp512 at depth 4096 went from
+// 3321 to 3437 t/s on the H100 with this, to 3535 with the keys' rows untransposed too.
+float mask_at(uint i, uint j) {
+    const bool has = (p.flags & 0x10000u) != 0u, f16 = (p.flags & 0x20000u) != 0u;
+    const uint at = has ? p.m_off + i * p.m_nb1 + (f16 ? 2u : 4u) * j : 0u;
+    const uint w = m[at >> 2];
+    const float x = f16 ? unpackHalf2x16(w >> (8u * (at & 2u))).x : uintBitsToFloat(w);
+    return has ? x : 0.0;
+}
 
 void main() {
     const uint t = gl_LocalInvocationID.x, sg = gl_SubgroupID, nsg = gl_NumSubgroups;
@@ -118,7 +130,7 @@ void main() {
         for (uint x = t; x < BC * D4; x += WG) {
             const uint c = x / D4, e = 4u * (x % D4), j = j0 + c;
             const f16vec4 kv = j < key_end ? halves(key4(kt, kb + j * p.k_nb1, e)) : f16vec4(0.0);
-            [[unroll]] for (uint u = 0u; u < 4u; ++u) kvh[(e + u) * LDK + c] = kv[u];
+            [[unroll]] for (uint u = 0u; u < 4u; ++u) kvh[c * LDV + e + u] = kv[u];
         }
         barrier();
         for (uint i = sg; i < (BR / 16u) * (BC / 16u); i += nsg) {
@@ -129,7 +141,7 @@ void main() {
                 coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> ma;
                 coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB> mb;
                 coopMatLoad(ma, qsh, 16u * ti * LDQ + 2u * kk, LDQ, gl_CooperativeMatrixLayoutRowMajor);
-                coopMatLoad(mb, kvh, 16u * kk * LDK + 16u * tj, LDK, gl_CooperativeMatrixLayoutRowMajor);
+                coopMatLoad(mb, kvh, 16u * tj * LDV + 16u * kk, LDV, gl_CooperativeMatrixLayoutColumnMajor);
                 sc = coopMatMulAdd(ma, mb, sc);
             }
             coopMatStore(sc, fsh, 16u * ti * LDS + 16u * tj, LDS, gl_CooperativeMatrixLayoutRowMajor);
@@ -144,11 +156,9 @@ void main() {
         float top = neg_inf;
         [[unroll]] for (uint u = 0u; u < 8u; ++u) {
             const uint c = 8u * part + u, j = j0 + c;
-            x[u] = neg_inf;
-            if (row_live && j < key_end) {
-                const float mv = attn_mask(pos, j);
-                if (!hidden(mv)) x[u] = attn_score(fsh[r * LDS + c], mv);
-            }
+            const float mv = mask_at(min(pos, p.n_q - 1u), min(j, key_end - 1u));
+            const float sc = attn_score(fsh[r * LDS + c], mv);
+            x[u] = row_live && j < key_end && !hidden(mv) ? sc : neg_inf;
             top = max(top, x[u]);
         }
         fsh[RED + t] = top;
