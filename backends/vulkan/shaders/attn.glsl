@@ -42,9 +42,15 @@ float attn_score(float d, float mv) {
     return d * p.scale + mv;
 }
 
-// The mask's value for query position i and key j (0 without a mask).
+// The mask's value for query position i and key j (0 without a mask), from one load and no
+// branch: without a mask, word 0 of the binding (the dummy buffer), unused. Loads behind a
+// branch each wait for the one before; the prompt attention on cooperative matrices took
+// its mask this way, not behind the keys' bounds check, and 8B Q4_0 pp512 at depth 4096 went
+// from 3321 to 3437 t/s on the H100.
 float attn_mask(uint i, uint j) {
-    if ((p.flags & 0x10000u) == 0u) return 0.0;
-    const uint mr = p.m_off + i * p.m_nb1;
-    return (p.flags & 0x20000u) != 0u ? F16(m, mr + 2u * j) : F32(m, mr + 4u * j);
+    const bool has = (p.flags & 0x10000u) != 0u, f16 = (p.flags & 0x20000u) != 0u;
+    const uint at = has ? p.m_off + i * p.m_nb1 + (f16 ? 2u : 4u) * j : 0u;
+    const uint w = m[at >> 2];
+    const float x = f16 ? unpackHalf2x16(w >> (8u * (at & 2u))).x : uintBitsToFloat(w);
+    return has ? x : 0.0;
 }

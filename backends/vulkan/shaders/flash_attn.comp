@@ -245,7 +245,7 @@ void rows_ahead(uint h0, uint nh, uint hk, uint i, uint s, uint range, uint rang
             const uint jv = j0 + 32u * grp + u;
             vw[u] = jv < key_end && e < p.Dv ? v2[((vb + jv * p.v_nb1) >> 3) + lane] : uvec2(0u);
         }
-        const float mv = has_key ? attn_mask(i, j) : 0.0;
+        const float mv = attn_mask(i, min(j, key_end - 1u));  // unused past the range
         if (j0 == key0)
             [[unroll]] for (uint g = 0u; g < GMAX; ++g)
                 if (4u * t < p.D) qs[g][t] = qv[g];

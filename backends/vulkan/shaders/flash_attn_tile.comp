@@ -66,12 +66,10 @@ void main() {
         const uint j = j0 + c;
         float sc[8];
         bool live = false;
-        [[unroll]] for (uint r = 0u; r < 8u; ++r) {
-            sc[r] = neg_inf;
-            if (r < SR && j < key_end && v0 + r0 + r < VR) {
-                sc[r] = attn_mask((v0 + r0 + r) / G, j);
-                live = live || !(isinf(sc[r]) && sc[r] < 0.0);
-            }
+        [[unroll]] for (uint r = 0u; r < 8u; ++r) {  // the mask read for every row, clamped
+            const float mv = attn_mask(min(v0 + r0 + r, VR - 1u) / G, min(j, key_end - 1u));
+            sc[r] = r < SR && j < key_end && v0 + r0 + r < VR ? mv : neg_inf;
+            live = live || !(isinf(sc[r]) && sc[r] < 0.0);
         }
         if (live) {
             const uint kr = kb + j * p.k_nb1;

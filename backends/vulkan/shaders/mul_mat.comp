@@ -100,14 +100,19 @@ void tiled_product() {
     float acc[4][8];
     [[unroll]] for (uint a = 0u; a < 4u; ++a)
         [[unroll]] for (uint b = 0u; b < 8u; ++b) acc[a][b] = 0.0;
-    float v[32];
-    for (uint c = 0u; c < p.K / 32u; ++c) {
-        dequant32(WTYPE, arow, c, v);
+    // A chunk's weights (dequantized) and activations (as loaded) held in registers: the
+    // next chunk's activations load while this chunk's products run, its weights after them.
+    float v[32], x[16];
+    const uint chunks = p.K / 32u;
+    dequant32(WTYPE, arow, 0u, v);
+    [[unroll]] for (uint u = 0u; u < 16u; ++u) x[u] = F32(b, brow + 4u * (lk + u));
+    for (uint c = 0u; c < chunks; ++c) {
         barrier();  // the previous chunk's tiles are read
         [[unroll]] for (uint u = 0u; u < 32u; ++u) tile_a4[u][t / 4u][t % 4u] = v[u];
-        [[unroll]] for (uint u = 0u; u < 16u; ++u)
-            tile_b4[lk + u][lj / 4u][lj % 4u] = lj_in ? F32(b, brow + 4u * (32u * c + lk + u)) : 0.0;
+        [[unroll]] for (uint u = 0u; u < 16u; ++u) tile_b4[lk + u][lj / 4u][lj % 4u] = lj_in ? x[u] : 0.0;
         barrier();
+        const uint cn = min(c + 1u, chunks - 1u);
+        [[unroll]] for (uint u = 0u; u < 16u; ++u) x[u] = F32(b, brow + 4u * (32u * cn + lk + u));
         [[unroll]] for (uint k = 0u; k < 32u; ++k) {
             const vec4 wa = tile_a4[k][ci], x0 = tile_b4[k][cj], x1 = tile_b4[k][cj + 1u];
             [[unroll]] for (uint a = 0u; a < 4u; ++a) {
@@ -121,6 +126,7 @@ void tiled_product() {
                 acc[a][7] += wa[a] * x1.w;
             }
         }
+        dequant32(WTYPE, arow, cn, v);
     }
     [[unroll]] for (uint b = 0u; b < 8u; ++b) {
         const uint j = j0 + 4u * cj + b;
