@@ -247,6 +247,11 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // storage buffer, as a GPU does.
     uniform_acts_ =
         cpu_paths_ && props_.limits.maxUniformBufferRange >= 65536 && !env_off("TESSERA_VULKAN_UNIFORM_ACTS");
+    // A GPU's prompt products without cooperative matrices in mul_mat_tile.comp's 128 x 128
+    // tiles where its 256 invocations and 32 KiB of shared memory fit, else (and on a CPU
+    // device) in mul_mat.comp's 64 x 32. TESSERA_VULKAN_BIG_TILES=0: mul_mat.comp's everywhere.
+    big_tiles_ = !cpu_paths_ && lim.maxComputeSharedMemorySize >= 32768 && lim.maxComputeWorkGroupInvocations >= 256 &&
+                 lim.maxComputeWorkGroupSize[0] >= 256 && !env_off("TESSERA_VULKAN_BIG_TILES");
     uint32_t n = 0;
     a.vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, nullptr);
     std::vector<VkQueueFamilyProperties> q(n);

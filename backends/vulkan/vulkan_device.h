@@ -80,7 +80,8 @@ enum Shader {
     kMulMatCm = kMulVecSg + 13,
     kMulVecDp = kMulMatCm + 13,
     kMulMatU = kMulVecDp + 13,
-    kShaderCount = kMulMatU + 13
+    kMulMatT = kMulMatU + 13,  // mul_mat_tile.comp: a GPU's prompt products without cooperative matrices
+    kShaderCount = kMulMatT + 13
 };
 
 const DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
@@ -287,6 +288,7 @@ private:
     bool attn_ahead_ = true;       // attention by rows on F16 rows: kFlashAttnAhead, kFlashAttnGqaAhead
     bool int_dot_ = false;         // decoding products on integer dot products (kMulVecDp)
     bool uniform_acts_ = false;    // a CPU device's small products on uniform-buffer activations (kMulMatU)
+    bool big_tiles_ = false;       // a GPU's prompt products without cooperative matrices in kMulMatT
     uint32_t subgroup_size_ = 0;
     uint32_t mmv_rows_ = 2;                               // weight rows per workgroup of mul_vec.comp (its R), at most
     uint32_t mmv_rows_of_[std::size(kWeightTypes)] = {};  // and each weight type's

@@ -267,10 +267,12 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
                     a.ne[0] % kCmStep == 0 &&
                     static_cast<uint64_t>((a.ne[1] + kCmRows - 1) / kCmRows) <= lim.maxComputeWorkGroupCount[0] &&
                     (static_cast<uint64_t>(b.ne[1]) + cm_cols - 1) / cm_cols <= lim.maxComputeWorkGroupCount[1];
+    const bool big = tiled && !cm && big_tiles_;  // mul_mat_tile.comp's 128 x 128 tiles
     const bool dp = int8_product(node);
     const bool uniform = !tiled && uniform_acts_ && uniform_product(node);
     // Prompts and a CPU device's products in mul_mat, a GPU's decoding products in mul_vec.
     const Shader sh = mul_mat_shader(a.type, cm                    ? kMulMatCm
+                                             : big                 ? kMulMatT
                                              : dp                  ? kMulVecDp
                                              : uniform             ? kMulMatU
                                              : tiled || cpu_paths_ ? kMulMat
@@ -315,6 +317,11 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
     if (cm) {  // tiles of kCmRows weight rows x cm_cols activation rows
         dispatch(sh, &pc, sizeof pc, (pc.N + kCmRows - 1) / kCmRows,
                  static_cast<uint32_t>((pc.M + cm_cols - 1) / cm_cols), static_cast<uint32_t>(batches));
+        return;
+    }
+    if (big) {
+        dispatch(sh, &pc, sizeof pc, (pc.N + 127) / 128, static_cast<uint32_t>((pc.M + 127) / 128),
+                 static_cast<uint32_t>(batches));
         return;
     }
     if (tiled) {

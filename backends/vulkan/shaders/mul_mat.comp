@@ -10,8 +10,9 @@
 // 16 activations into shared memory (k-major), then accumulates 4 weight rows x 8 activation
 // rows, reading them at each k as one 16-byte load and two, so a weight is dequantized once
 // per 32 activation rows and each value read from shared memory serves 8 (or 4) products.
-// Needs K a multiple of 32. Every device takes it for more than 8 activation rows (on
-// lavapipe too: SmolLM2 pp64 5.4 -> 9.4 t/s against mode 2). Its 12 KiB of shared memory
+// Needs K a multiple of 32. A device takes it for more than 8 activation rows where it does
+// not take mul_mat_tile.comp's larger tiles (a CPU device: on lavapipe SmolLM2 pp64 5.4 -> 9.4
+// t/s against mode 2). Its 12 KiB of shared memory
 // bound how many workgroups a multiprocessor holds: a second set of tiles in the same
 // shader (24 KiB) cost the H200 40% of its prompt speed.
 #extension GL_GOOGLE_include_directive : enable

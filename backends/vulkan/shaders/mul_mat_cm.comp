@@ -65,55 +65,10 @@ shared float stage[2u * SGN * 256u];      // a subgroup's 16 x 16 edge result
 // A step's loads per invocation, for subgroups of 32 (wider ones leave some unused): groups
 // of 8 weights (held as f16) and quads of 4 activations (held as loaded).
 const uint NA = BM * (BK / 8u) / (64u * SGN), NB = BN * (BK / 4u) / (64u * SGN);
-f16vec4 ra[NA][2];
-vec4 rb[NB];
-
-// Elements 8g .. 8g + 7 of the weight row at byte r.
-void load8(uint r, uint g, out float v[8]) {
-    if (WTYPE == T_F32 || WTYPE == T_F16 || WTYPE == T_BF16) {
-        [[unroll]] for (uint i = 0u; i < 8u; ++i) v[i] = dequant(WTYPE, r + (8u * g + i) * block_bytes(WTYPE), 0u);
-    } else {
-        dequant8(WTYPE, r, g, v);
-    }
-}
+#define WREG f16vec4
+#include "tile_loads.glsl"
 
 f16vec4 halves(vec4 x) { return f16vec4(clamp(x, vec4(-65504.0), vec4(65504.0))); }
-
-// Step k0's weights, dequantized into ra: adjacent invocations take adjacent groups of a row;
-// rows past the edge repeat the last (never stored).
-void load_weights(uint k0, uint t, uint wg, uint abase, uint i0, bool avec) {
-    [[unroll]] for (uint u = 0u; u < NA; ++u) {
-        const uint q = t + u * wg;
-        if (q < BM * (BK / 8u)) {
-            const uint r = q / (BK / 8u), g = q % (BK / 8u);
-            const uint row = abase + min(i0 + r, p.N - 1u) * p.a_nb1;
-            if (avec) {
-                const uvec4 w = A4[(row >> 4) + k0 / 8u + g];
-                ra[u][0] = f16vec4(unpackFloat2x16(w.x), unpackFloat2x16(w.y));
-                ra[u][1] = f16vec4(unpackFloat2x16(w.z), unpackFloat2x16(w.w));
-            } else {
-                float v[8];
-                load8(row, k0 / 8u + g, v);
-                ra[u][0] = f16vec4(v[0], v[1], v[2], v[3]);
-                ra[u][1] = f16vec4(v[4], v[5], v[6], v[7]);
-            }
-        }
-    }
-}
-
-// Step k0's activations as loaded (f32) into rb. Rows past the edge repeat the last and are
-// stored as zeros: a load behind a bounds check (a branch) instead made the whole product
-// about 1.6x slower on the H100.
-void load_acts(uint k0, uint t, uint wg, uint bbase, uint j0, bool vec) {
-    [[unroll]] for (uint u = 0u; u < NB; ++u) {
-        const uint q = t + u * wg;
-        if (q < BN * (BK / 4u)) {
-            const uint r = q / (BK / 4u), c = q % (BK / 4u);
-            const uint o = bbase + min(j0 + r, p.M - 1u) * p.b_nb1 + 4u * (k0 + 4u * c);
-            rb[u] = vec ? b4[o >> 4] : vec4(F32(b, o), F32(b, o + 4u), F32(b, o + 8u), F32(b, o + 12u));
-        }
-    }
-}
 
 // The registers into the shared tiles, the activations rounded to f16.
 void store_tiles(uint t, uint wg, uint j0) {
