@@ -47,6 +47,7 @@ struct Features {
     uint32_t subgroup_size = 0;
     bool coopmat = false;
     bool int_dot = false;  // VK_KHR_shader_integer_dot_product with its feature
+    bool fp16 = false;     // shaderFloat16: f16 arithmetic in shaders
 };
 
 bool env_off(const char* name) {
@@ -104,6 +105,34 @@ bool int_dot_usable(const Api& a, VkPhysicalDevice pd) {
     return dp.shaderIntegerDotProduct == VK_TRUE;
 }
 
+// The device's compute units (NVIDIA's SMs, AMD's CUs, Arm's shader cores) where an extension
+// tells them; 0 where none does.
+uint32_t compute_units(const Api& a, VkPhysicalDevice pd) {
+    if (!a.vkGetPhysicalDeviceProperties2) return 0;
+    VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+    if (has_extension(a, pd, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME)) {
+        VkPhysicalDeviceShaderSMBuiltinsPropertiesNV nv{
+            VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV};
+        p2.pNext = &nv;
+        a.vkGetPhysicalDeviceProperties2(pd, &p2);
+        return nv.shaderSMCount;
+    }
+    if (has_extension(a, pd, VK_AMD_SHADER_CORE_PROPERTIES_EXTENSION_NAME)) {
+        VkPhysicalDeviceShaderCorePropertiesAMD amd{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CORE_PROPERTIES_AMD};
+        p2.pNext = &amd;
+        a.vkGetPhysicalDeviceProperties2(pd, &p2);
+        return amd.shaderEngineCount * amd.shaderArraysPerEngineCount * amd.computeUnitsPerShaderArray;
+    }
+    if (has_extension(a, pd, VK_ARM_SHADER_CORE_BUILTINS_EXTENSION_NAME)) {
+        VkPhysicalDeviceShaderCoreBuiltinsPropertiesARM arm{
+            VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CORE_BUILTINS_PROPERTIES_ARM};
+        p2.pNext = &arm;
+        a.vkGetPhysicalDeviceProperties2(pd, &p2);
+        return arm.shaderCoreCount;
+    }
+    return 0;
+}
+
 Features features_of(const Api& a, VkPhysicalDevice pd) {
     VkPhysicalDeviceSubgroupProperties sg{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
     VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
@@ -123,6 +152,14 @@ Features features_of(const Api& a, VkPhysicalDevice pd) {
     // TESSERA_VULKAN_INTDOT=0: decoding products on f32 activations. The int8 ones need the
     // subgroup variants too (theirs are the only ones built).
     f.int_dot = f.subgroups && !env_off("TESSERA_VULKAN_INTDOT") && int_dot_usable(a, pd);
+    // TESSERA_VULKAN_FP16=0: no shader takes f16 arithmetic but the cooperative matrices' own.
+    if (a.vkGetPhysicalDeviceFeatures2 && !env_off("TESSERA_VULKAN_FP16")) {
+        VkPhysicalDeviceVulkan12Features v12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+        VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+        f2.pNext = &v12;
+        a.vkGetPhysicalDeviceFeatures2(pd, &f2);
+        f.fp16 = v12.shaderFloat16 == VK_TRUE;
+    }
     return f;
 }
 
@@ -186,6 +223,7 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     subgroups_ = f.subgroups;
     coopmat_ = f.coopmat;
     int_dot_ = f.int_dot;
+    fp16_ = f.fp16;
     subgroup_size_ = f.subgroup_size;
     cpu_type_ = props_.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     // Memory the host reads as fast as its own: a CPU device's or an integrated GPU's.
@@ -250,8 +288,16 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // A GPU's prompt products without cooperative matrices in mul_mat_tile.comp's 128 x 128
     // tiles where its 256 invocations and 32 KiB of shared memory fit, else (and on a CPU
     // device) in mul_mat.comp's 64 x 32. TESSERA_VULKAN_BIG_TILES=0: mul_mat.comp's everywhere.
+    // Where the device has f16 arithmetic, the tiles of quantized and F16 weights are f16
+    // (kMulMatTh), as the cooperative matrices' are.
     big_tiles_ = !cpu_paths_ && lim.maxComputeSharedMemorySize >= 32768 && lim.maxComputeWorkGroupInvocations >= 256 &&
                  lim.maxComputeWorkGroupSize[0] >= 256 && !env_off("TESSERA_VULKAN_BIG_TILES");
+    f16_tiles_ = big_tiles_ && fp16_;
+    // Those of fewer 128 x 128 tiles than two a compute unit in 128 x 64 tiles, where the
+    // device says how many units it has (TESSERA_VULKAN_NARROW_BELOW=N: below N tiles).
+    narrow_below_ = 2 * uint64_t{compute_units(a, pd)};
+    if (const char* e = std::getenv("TESSERA_VULKAN_NARROW_BELOW"); e && *e)
+        narrow_below_ = static_cast<uint64_t>(std::max(0LL, std::atoll(e)));
     uint32_t n = 0;
     a.vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, nullptr);
     std::vector<VkQueueFamilyProperties> q(n);
@@ -318,11 +364,14 @@ void VulkanBackend::open() {
         if (coopmat_) {
             cm.cooperativeMatrix = VK_TRUE;
             cm.pNext = chain;
-            v12.shaderFloat16 = VK_TRUE;
+            chain = &cm;
             v12.vulkanMemoryModel = VK_TRUE;
-            v12.pNext = &cm;
-            chain = &v12;
             extensions[di.enabledExtensionCount++] = VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME;
+        }
+        if (coopmat_ || f16_tiles_) {
+            v12.shaderFloat16 = VK_TRUE;
+            v12.pNext = chain;
+            chain = &v12;
         }
         di.pNext = chain;
         di.ppEnabledExtensionNames = extensions;
@@ -546,6 +595,7 @@ std::string gib(uint64_t bytes) {
 // The shaders' feature level, for system information.
 std::string shader_level(const Features& f) {
     std::string s = f.subgroups ? "subgroup sums (" + std::to_string(f.subgroup_size) + " lanes)" : "baseline shaders";
+    if (f.fp16) s += ", f16 arithmetic";
     if (f.int_dot) s += ", integer dot products";
     return f.coopmat ? s + ", cooperative matrices" : s;
 }

@@ -80,8 +80,10 @@ enum Shader {
     kMulMatCm = kMulVecSg + 13,
     kMulVecDp = kMulMatCm + 13,
     kMulMatU = kMulVecDp + 13,
-    kMulMatT = kMulMatU + 13,  // mul_mat_tile.comp: a GPU's prompt products without cooperative matrices
-    kShaderCount = kMulMatT + 13
+    kMulMatT = kMulMatU + 13,     // mul_mat_tile.comp: a GPU's prompt products without cooperative matrices
+    kMulMatTh = kMulMatT + 13,    // mul_mat_tile.comp in f16 arithmetic (F16MATH)
+    kMulMatThn = kMulMatTh + 13,  // and in 128 x 64 tiles (BN 64), for products of few 128 x 128 tiles
+    kShaderCount = kMulMatThn + 13
 };
 
 const DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
@@ -287,8 +289,11 @@ private:
     bool readback_on_ = false;     // graphs copy their outputs into readback_ (record_readback)
     bool attn_ahead_ = true;       // attention by rows on F16 rows: kFlashAttnAhead, kFlashAttnGqaAhead
     bool int_dot_ = false;         // decoding products on integer dot products (kMulVecDp)
+    bool fp16_ = false;            // f16 arithmetic in shaders (shaderFloat16)
     bool uniform_acts_ = false;    // a CPU device's small products on uniform-buffer activations (kMulMatU)
     bool big_tiles_ = false;       // a GPU's prompt products without cooperative matrices in kMulMatT
+    bool f16_tiles_ = false;       // and those of 16-bit and quantized weights in kMulMatTh
+    uint64_t narrow_below_ = 0;    // products of fewer 128 x 128 tiles in kMulMatThn's 128 x 64
     uint32_t subgroup_size_ = 0;
     uint32_t mmv_rows_ = 2;                               // weight rows per workgroup of mul_vec.comp (its R), at most
     uint32_t mmv_rows_of_[std::size(kWeightTypes)] = {};  // and each weight type's

@@ -268,10 +268,16 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
                     static_cast<uint64_t>((a.ne[1] + kCmRows - 1) / kCmRows) <= lim.maxComputeWorkGroupCount[0] &&
                     (static_cast<uint64_t>(b.ne[1]) + cm_cols - 1) / cm_cols <= lim.maxComputeWorkGroupCount[1];
     const bool big = tiled && !cm && big_tiles_;  // mul_mat_tile.comp's 128 x 128 tiles
+    const bool f16_tiles = big && f16_tiles_ && a.type != DType::F32 && a.type != DType::BF16;
+    // Products of few 128 x 128 tiles (fewer than the device runs at once) in 128 x 64 ones.
+    const bool narrow =
+        f16_tiles && static_cast<uint64_t>((a.ne[1] + 127) / 128) * ((b.ne[1] + 127) / 128) * batches < narrow_below_;
     const bool dp = int8_product(node);
     const bool uniform = !tiled && uniform_acts_ && uniform_product(node);
     // Prompts and a CPU device's products in mul_mat, a GPU's decoding products in mul_vec.
     const Shader sh = mul_mat_shader(a.type, cm                    ? kMulMatCm
+                                             : f16_tiles && narrow ? kMulMatThn
+                                             : f16_tiles           ? kMulMatTh
                                              : big                 ? kMulMatT
                                              : dp                  ? kMulVecDp
                                              : uniform             ? kMulMatU
@@ -320,7 +326,8 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
         return;
     }
     if (big) {
-        dispatch(sh, &pc, sizeof pc, (pc.N + 127) / 128, static_cast<uint32_t>((pc.M + 127) / 128),
+        const uint32_t bn = narrow ? 64 : 128;
+        dispatch(sh, &pc, sizeof pc, (pc.N + 127) / 128, static_cast<uint32_t>((pc.M + bn - 1) / bn),
                  static_cast<uint32_t>(batches));
         return;
     }

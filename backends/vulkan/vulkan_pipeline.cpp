@@ -32,8 +32,12 @@ TESSERA_SHADER(quant_act)
 #define TESSERA_MUL_VEC_SG(t) TESSERA_SHADER(mul_vec_sg_##t)
 #define TESSERA_MUL_MAT_U(t) TESSERA_SHADER(mul_mat_u_##t)
 #define TESSERA_MUL_MAT_T(t) TESSERA_SHADER(mul_mat_tile_##t)
+#define TESSERA_MUL_MAT_TH(t) TESSERA_SHADER(mul_mat_tile_h_##t)
+#define TESSERA_MUL_MAT_THN(t) TESSERA_SHADER(mul_mat_tile_hn_##t)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_T)
+TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_TH)
+TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_THN)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_U)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC_SG)
@@ -46,6 +50,8 @@ TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_CM)
 #undef TESSERA_MUL_VEC_SG
 #undef TESSERA_MUL_MAT_U
 #undef TESSERA_MUL_MAT_T
+#undef TESSERA_MUL_MAT_TH
+#undef TESSERA_MUL_MAT_THN
 #undef TESSERA_MUL_MAT
 #undef TESSERA_MUL_VEC
 // mul_vec's variants on integer dot products: the types that have them.
@@ -111,9 +117,17 @@ const ShaderInfo kShaders[kShaderCount] = {
 #define TESSERA_MUL_MAT_U(t) {spirv::mul_mat_u_##t, &spirv::mul_mat_u_##t##_size, 3, 1u << 2},
     TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_U)
 #undef TESSERA_MUL_MAT_U
+// clang-format off
 #define TESSERA_MUL_MAT_T(t) {spirv::mul_mat_tile_##t, &spirv::mul_mat_tile_##t##_size, 3},
-        TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_T)
+    TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_T)
 #undef TESSERA_MUL_MAT_T
+#define TESSERA_MUL_MAT_TH(t) {spirv::mul_mat_tile_h_##t, &spirv::mul_mat_tile_h_##t##_size, 3},
+    TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_TH)
+#undef TESSERA_MUL_MAT_TH
+#define TESSERA_MUL_MAT_THN(t) {spirv::mul_mat_tile_hn_##t, &spirv::mul_mat_tile_hn_##t##_size, 3},
+    TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_THN)
+#undef TESSERA_MUL_MAT_THN
+    // clang-format on
 };
 
 // ---- pipelines ----
@@ -225,15 +239,15 @@ void VulkanBackend::create_pipelines() {
         // products on uniform-buffer activations only a CPU device.
         const bool cm = s >= kMulMatCm && s < kMulVecDp;
         const bool dp = s >= kMulVecDp && s < kMulMatU;
-        const bool big_tiles = s >= kMulMatT;
+        const bool big_tiles = s >= kMulMatT && s < kMulMatTh;
         const bool mul_vec = (s >= kMulVec && s < kMulMatCm) || dp;
-        const bool unused = (mul_vec && !dp && (cpu_paths_ || (s >= kMulVecSg) != subgroups_)) ||
-                            (cm && (!coopmat_ || cpu_paths_)) ||
-                            (dp && (!int_dot_ || cpu_paths_ || !kShaders[s].code)) ||
-                            (s >= kMulMatU && s < kMulMatT && !uniform_acts_) || (big_tiles && !big_tiles_) ||
-                            (s == kFlashAttnTile && !attn_tiles_) || (s == kFlashAttnCm && !attn_cm_) ||
-                            ((s == kFlashAttnGqa || s == kFlashAttnGqaAhead) && attn_gqa_ == 0) ||
-                            ((s == kFlashAttnAhead || s == kFlashAttnGqaAhead) && (cpu_paths_ || !attn_ahead_));
+        const bool unused =
+            (mul_vec && !dp && (cpu_paths_ || (s >= kMulVecSg) != subgroups_)) || (cm && (!coopmat_ || cpu_paths_)) ||
+            (dp && (!int_dot_ || cpu_paths_ || !kShaders[s].code)) ||
+            (s >= kMulMatU && s < kMulMatT && !uniform_acts_) || (big_tiles && !big_tiles_) ||
+            (s >= kMulMatTh && !f16_tiles_) || (s == kFlashAttnTile && !attn_tiles_) ||
+            (s == kFlashAttnCm && !attn_cm_) || ((s == kFlashAttnGqa || s == kFlashAttnGqaAhead) && attn_gqa_ == 0) ||
+            ((s == kFlashAttnAhead || s == kFlashAttnGqaAhead) && (cpu_paths_ || !attn_ahead_));
         if (unused) {
             pipelines_.push_back(Pipeline{});
             continue;

@@ -82,6 +82,8 @@ TEST_CASE("every op case on the GPU backend matches the scalar reference") {
         const double e = test::nmse(got, expected);
         CAPTURE(e);
         const double bound = gpu_bound(c);
+        // TESSERA_TEST_PRINT=1: every case's error and bound (how near a kernel is to its bound).
+        if (std::getenv("TESSERA_TEST_PRINT")) std::printf("%-60s %.3g / %.3g\n", c.name.c_str(), e, bound);
         CHECK(e <= bound);
         const std::string op = c.name.substr(0, c.name.find(' '));
         ++total[op];

@@ -15,7 +15,19 @@
 // 1050. Products of few tiles (TinyLlama's 256-row K and V: 8) left to mode 3's four times as
 // many workgroups were slower too: TinyLlama Q4_0 pp512 8944 t/s with this shader for all,
 // 8347 with mode 3 below 64 of these tiles, 8030 below 132.
+// F16MATH (devices with f16 arithmetic; quantized and F16 weights): the tiles hold f16, and
+// each invocation multiplies pairs of weight rows by an activation in one packed f16
+// instruction, the step's 32 products summed in f16 and then added to the f32 sums (the
+// error, measured by the op tests: a normalized 8e-7 against 2e-7 for f16 inputs alone).
+// BN 64 (with F16MATH): tiles of 128 x 64, an invocation's 8 weight rows by 4 activation
+// rows, for products of fewer 128 x 128 tiles than the device runs at once.
 #extension GL_GOOGLE_include_directive : enable
+#ifdef F16MATH
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#define TV f16vec4
+#else
+#define TV vec4
+#endif
 #include "common.glsl"
 layout(local_size_x = 256) in;
 layout(binding = 0) buffer YF { float yf[]; };
@@ -37,12 +49,16 @@ layout(push_constant) uniform P {
 #ifndef BK
 #define BK 32u
 #endif
-const uint WG = 256u, BM = 128u, BN = 128u;
-shared vec4 tile_a[BK][BM / 4u];  // [k][weight rows / 4]
-shared vec4 tile_b[BK][BN / 4u];  // [k][activation rows / 4]
+#ifndef BN
+#define BN 128u
+#endif
+const uint WG = 256u, BM = 128u;
+const uint NC = BN / 64u;  // an invocation's vectors of 4 activation rows: 2, or 1 in 128 x 64 tiles
+shared TV tile_a[BK][BM / 4u];  // [k][weight rows / 4]
+shared TV tile_b[BK][BN / 4u];  // [k][activation rows / 4]
 
 const uint NA = BM * (BK / 8u) / WG, NB = BN * (BK / 4u) / WG;
-#define WREG vec4
+#define WREG TV
 #include "tile_loads.glsl"
 
 // The registers into the shared tiles (activation rows past the edge as zeros).
@@ -53,7 +69,11 @@ void store_tiles(uint t, uint j0) {
     }
     [[unroll]] for (uint u = 0u; u < NB; ++u) {
         const uint q = t + u * WG, r = q / (BK / 4u), c = q % (BK / 4u);
-        const vec4 x = j0 + r < p.M ? rb[u] : vec4(0.0);
+#ifdef F16MATH
+        const TV x = j0 + r < p.M ? f16vec4(clamp(rb[u], vec4(-65504.0), vec4(65504.0))) : TV(0.0);
+#else
+        const TV x = j0 + r < p.M ? rb[u] : TV(0.0);
+#endif
         [[unroll]] for (uint e = 0u; e < 4u; ++e) tile_b[4u * c + e][r / 4u][r % 4u] = x[e];
     }
 }
@@ -69,9 +89,9 @@ void main() {
     // Invocation t: weight rows 4 ci .. 4 ci + 3 and 64 + 4 ci .. (vectors ci and ci + 16 of a
     // k's row of tile_a), activation rows 4 cj .. and 64 + 4 cj .. (of tile_b).
     const uint ci = t % 16u, cj = t / 16u;
-    float acc[8][8];
+    float acc[8][4u * NC];
     [[unroll]] for (uint a = 0u; a < 8u; ++a)
-        [[unroll]] for (uint c = 0u; c < 8u; ++c) acc[a][c] = 0.0;
+        [[unroll]] for (uint c = 0u; c < 4u * NC; ++c) acc[a][c] = 0.0;
 
     load_weights(0u, t, WG, abase, i0, avec);
     load_acts(0u, t, WG, bbase, j0, vec);
@@ -81,24 +101,46 @@ void main() {
         barrier();
         const uint kn = min(k0 + BK, p.K - BK);  // the last step loads its own again, unused
         load_acts(kn, t, WG, bbase, j0, vec);
+#ifdef F16MATH
+        // Pairs of weight rows times an activation in f16 (one packed instruction a pair),
+        // summed over the step in f16 and added to the f32 sums after it.
+        f16vec2 h[4][4u * NC];
+        [[unroll]] for (uint a = 0u; a < 4u; ++a)
+            [[unroll]] for (uint c = 0u; c < 4u * NC; ++c) h[a][c] = f16vec2(0.0);
+        [[unroll]] for (uint k = 0u; k < BK; ++k) {
+            const f16vec4 w0 = tile_a[k][ci], w1 = tile_a[k][ci + 16u];
+            const f16vec2 w[4] = {w0.xy, w0.zw, w1.xy, w1.zw};
+            [[unroll]] for (uint n = 0u; n < NC; ++n) {
+                const f16vec4 x = tile_b[k][cj + 16u * n];
+                [[unroll]] for (uint a = 0u; a < 4u; ++a)
+                    [[unroll]] for (uint c = 0u; c < 4u; ++c) h[a][4u * n + c] = fma(w[a], f16vec2(x[c]), h[a][4u * n + c]);
+            }
+        }
+        [[unroll]] for (uint a = 0u; a < 4u; ++a)
+            [[unroll]] for (uint c = 0u; c < 4u * NC; ++c) {
+                const vec2 s = vec2(h[a][c]);
+                acc[2u * a][c] += s.x;
+                acc[2u * a + 1u][c] += s.y;
+            }
+#else
         [[unroll]] for (uint k = 0u; k < BK; ++k) {
             const vec4 w0 = tile_a[k][ci], w1 = tile_a[k][ci + 16u];
-            const vec4 x0 = tile_b[k][cj], x1 = tile_b[k][cj + 16u];
-            [[unroll]] for (uint a = 0u; a < 8u; ++a) {
-                const float w = a < 4u ? w0[a] : w1[a - 4u];
-                [[unroll]] for (uint c = 0u; c < 4u; ++c) {
-                    acc[a][c] += w * x0[c];
-                    acc[a][c + 4u] += w * x1[c];
+            [[unroll]] for (uint n = 0u; n < NC; ++n) {
+                const vec4 x = tile_b[k][cj + 16u * n];
+                [[unroll]] for (uint a = 0u; a < 8u; ++a) {
+                    const float w = a < 4u ? w0[a] : w1[a - 4u];
+                    [[unroll]] for (uint c = 0u; c < 4u; ++c) acc[a][4u * n + c] += w * x[c];
                 }
             }
         }
+#endif
         load_weights(kn, t, WG, abase, i0, avec);
     }
 
     // Result (weight row i, activation row j) is y's element j * y_nb1 / 4 + i.
     const uint ybase = (p.y_off + i2 * p.y_nb2 + i3 * p.y_nb3) >> 2, ystride = p.y_nb1 >> 2;
-    [[unroll]] for (uint c = 0u; c < 8u; ++c) {
-        const uint j = j0 + (c < 4u ? 4u * cj + c : 64u + 4u * cj + c - 4u);
+    [[unroll]] for (uint c = 0u; c < 4u * NC; ++c) {
+        const uint j = j0 + 64u * (c / 4u) + 4u * cj + c % 4u;
         if (j >= p.M) continue;
         [[unroll]] for (uint a = 0u; a < 8u; ++a) {
             const uint i = i0 + (a < 4u ? 4u * ci + a : 64u + 4u * ci + a - 4u);
