@@ -31,10 +31,12 @@ float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base) {
     return n_dims * std::log(n_ctx_orig / (n_rot * 2.0f * 3.14159265358979f)) / (2.0f * std::log(base));
 }
 
-// Activation rows above which products take the tiled shader (mode 3, or mul_mat_cm).
+// Activation rows above which products take the tiled shaders (mul_mat_cm, mul_mat_tile or
+// mul_mat.comp's mode 3).
 constexpr uint32_t kTiledFromRows = 8;
 
-// mul_mat_cm.comp's tile rows (its BM) and step along K (BK); its BN is 32 cm_sgn_.
+// mul_mat_cm.comp's tile rows (its BM; its step along K, BK, is kCmStep in vulkan_device.h,
+// its BN 32 cm_sgn_).
 constexpr uint32_t kCmRows = 128;
 
 // Decoding attention over more keys than this groups a KV head's query heads in a workgroup

@@ -9,7 +9,8 @@
 // summing all its squares (10.0 -> 11.1 us; tg128 303 -> 296 t/s); a block of 32 elements an
 // invocation (10.9 -> 20.4 us: uncoalesced loads); the 16-byte loads past the row clamped to
 // its last elements and issued unconditionally, their values dropped, instead of skipped
-// (TinyLlama Q4_0 tg128 728 / 726 t/s against 760 / 763, interleaved).
+// (TinyLlama Q4_0 tg128 728 / 726 t/s against 760 / 763, interleaved, a model file being
+// written beside them).
 #extension GL_GOOGLE_include_directive : enable
 #include "common.glsl"
 #define QUANT_LANES 256u
