@@ -105,31 +105,35 @@ bool int_dot_usable(const Api& a, VkPhysicalDevice pd) {
     return dp.shaderIntegerDotProduct == VK_TRUE;
 }
 
+// One extension's properties structure s (its sType set), filled in by the device.
+template <class T>
+T properties_of(const Api& a, VkPhysicalDevice pd, T s) {
+    VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+    p2.pNext = &s;
+    a.vkGetPhysicalDeviceProperties2(pd, &p2);
+    return s;
+}
+
 // The device's compute units (NVIDIA's SMs, AMD's CUs, Arm's shader cores) where an extension
 // tells them; 0 where none does.
 uint32_t compute_units(const Api& a, VkPhysicalDevice pd) {
     if (!a.vkGetPhysicalDeviceProperties2) return 0;
-    VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
-    if (has_extension(a, pd, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME)) {
-        VkPhysicalDeviceShaderSMBuiltinsPropertiesNV nv{
-            VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV};
-        p2.pNext = &nv;
-        a.vkGetPhysicalDeviceProperties2(pd, &p2);
-        return nv.shaderSMCount;
-    }
+    if (has_extension(a, pd, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME))
+        return properties_of(a, pd,
+                             VkPhysicalDeviceShaderSMBuiltinsPropertiesNV{
+                                 VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV})
+            .shaderSMCount;
     if (has_extension(a, pd, VK_AMD_SHADER_CORE_PROPERTIES_EXTENSION_NAME)) {
-        VkPhysicalDeviceShaderCorePropertiesAMD amd{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CORE_PROPERTIES_AMD};
-        p2.pNext = &amd;
-        a.vkGetPhysicalDeviceProperties2(pd, &p2);
+        const auto amd = properties_of(
+            a, pd,
+            VkPhysicalDeviceShaderCorePropertiesAMD{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CORE_PROPERTIES_AMD});
         return amd.shaderEngineCount * amd.shaderArraysPerEngineCount * amd.computeUnitsPerShaderArray;
     }
-    if (has_extension(a, pd, VK_ARM_SHADER_CORE_BUILTINS_EXTENSION_NAME)) {
-        VkPhysicalDeviceShaderCoreBuiltinsPropertiesARM arm{
-            VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CORE_BUILTINS_PROPERTIES_ARM};
-        p2.pNext = &arm;
-        a.vkGetPhysicalDeviceProperties2(pd, &p2);
-        return arm.shaderCoreCount;
-    }
+    if (has_extension(a, pd, VK_ARM_SHADER_CORE_BUILTINS_EXTENSION_NAME))
+        return properties_of(a, pd,
+                             VkPhysicalDeviceShaderCoreBuiltinsPropertiesARM{
+                                 VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CORE_BUILTINS_PROPERTIES_ARM})
+            .shaderCoreCount;
     return 0;
 }
 
@@ -223,7 +227,6 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     subgroups_ = f.subgroups;
     coopmat_ = f.coopmat;
     int_dot_ = f.int_dot;
-    fp16_ = f.fp16;
     subgroup_size_ = f.subgroup_size;
     cpu_type_ = props_.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     // Memory the host reads as fast as its own: a CPU device's or an integrated GPU's.
@@ -292,7 +295,7 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // (kMulMatTh), as the cooperative matrices' are.
     big_tiles_ = !cpu_paths_ && lim.maxComputeSharedMemorySize >= 32768 && lim.maxComputeWorkGroupInvocations >= 256 &&
                  lim.maxComputeWorkGroupSize[0] >= 256 && !env_off("TESSERA_VULKAN_BIG_TILES");
-    f16_tiles_ = big_tiles_ && fp16_;
+    f16_tiles_ = big_tiles_ && f.fp16;
     // Those of fewer 128 x 128 tiles than two a compute unit in 128 x 64 tiles, where the
     // device says how many units it has (TESSERA_VULKAN_NARROW_BELOW=N: below N tiles).
     narrow_below_ = 2 * uint64_t{compute_units(a, pd)};

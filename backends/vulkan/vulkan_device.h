@@ -289,7 +289,6 @@ private:
     bool readback_on_ = false;     // graphs copy their outputs into readback_ (record_readback)
     bool attn_ahead_ = true;       // attention by rows on F16 rows: kFlashAttnAhead, kFlashAttnGqaAhead
     bool int_dot_ = false;         // decoding products on integer dot products (kMulVecDp)
-    bool fp16_ = false;            // f16 arithmetic in shaders (shaderFloat16)
     bool uniform_acts_ = false;    // a CPU device's small products on uniform-buffer activations (kMulMatU)
     bool big_tiles_ = false;       // a GPU's prompt products without cooperative matrices in kMulMatT
     bool f16_tiles_ = false;       // and those of 16-bit and quantized weights in kMulMatTh
