@@ -296,6 +296,12 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     big_tiles_ = !cpu_paths_ && lim.maxComputeSharedMemorySize >= 32768 && lim.maxComputeWorkGroupInvocations >= 256 &&
                  lim.maxComputeWorkGroupSize[0] >= 256 && !env_off("TESSERA_VULKAN_BIG_TILES");
     f16_tiles_ = big_tiles_ && f.fp16;
+    // A GPU's prompt attention without cooperative matrices in f16 tiles (kFlashAttnH) where
+    // it has f16 arithmetic and the shader's shared memory and 256 invocations fit
+    // (TESSERA_VULKAN_ATTN_F16=0: by rows, or flash_attn_tile.comp's f32 blocks).
+    attn_h_ = !cpu_paths_ && f.fp16 && lim.maxComputeSharedMemorySize >= kAttnHShared &&
+              lim.maxComputeWorkGroupInvocations >= 256 && lim.maxComputeWorkGroupSize[0] >= 256 &&
+              !env_off("TESSERA_VULKAN_ATTN_F16");
     // Those of fewer 128 x 128 tiles than two a compute unit in 128 x 64 tiles, where the
     // device says how many units it has (TESSERA_VULKAN_NARROW_BELOW=N: below N tiles).
     narrow_below_ = 2 * uint64_t{compute_units(a, pd)};
@@ -371,7 +377,7 @@ void VulkanBackend::open() {
             v12.vulkanMemoryModel = VK_TRUE;
             extensions[di.enabledExtensionCount++] = VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME;
         }
-        if (coopmat_ || f16_tiles_) {
+        if (coopmat_ || f16_tiles_ || attn_h_) {
             v12.shaderFloat16 = VK_TRUE;
             v12.pNext = chain;
             chain = &v12;

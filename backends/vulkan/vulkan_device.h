@@ -73,6 +73,7 @@ enum Shader {
     kFlashAttnAhead,     // flash_attn.comp on F16 rows, a step's loads issued at once (AHEAD 1)
     kFlashAttnGqaAhead,  // both (GMAX 4, AHEAD 1)
     kFlashAttnCm,        // flash_attn_cm.comp: prompts on cooperative matrices (absent without them)
+    kFlashAttnH,         // flash_attn_h.comp: prompts in packed f16 arithmetic
     kQuantAct,
     kMulMat,
     kMulVec = kMulMat + 13,
@@ -112,6 +113,9 @@ constexpr uint32_t kAttnTileShared = 25984;
 // flash_attn_cm.comp's: queries 8704, keys or values 17408, scores and partial maxima or
 // products 16896, weights 4608, the live keys' bounds 8.
 constexpr uint32_t kAttnCmShared = 47624;
+// flash_attn_h.comp's: queries 8704, keys or values 17408, weights 4096, the rows' partial
+// maxima or sums 2048, the live keys' bounds 8.
+constexpr uint32_t kAttnHShared = 32264;
 // flash_attn.comp's shared memory in bytes with GMAX query heads a workgroup: the queries and
 // scores (2 KiB a head), the ranges' maxima and sums (64), the merge's rows (8192), a flag
 // (4) and the int8 copy's block maxima (2048): 12356 for one head (within the 16 KiB every
@@ -279,7 +283,8 @@ private:
     uint32_t cm_sgn_ = 4;          // its subgroups along the activation rows (tiles of 32 cm_sgn_ rows)
     bool fuse_ = true;             // add + RMS norm in one dispatch; attention writing its output's int8 copy
     bool attn_tiles_ = true;       // prompt attention by blocks of rows (flash_attn_tile.comp)
-    bool attn_cm_ = false;         // and on cooperative matrices (flash_attn_cm.comp)
+    bool attn_cm_ = false;         // and in f16 tiles on cooperative matrices (kFlashAttnCm)
+    bool attn_h_ = false;          // or in packed f16 arithmetic (kFlashAttnH)
     int attn_gqa_ = 2;             // else by rows, a KV head's query heads together (kFlashAttnGqa):
                                    // 1 for prompts, 2 for decoding over many keys too
     uint32_t spin_us_ = 0;         // a submission's fence polled this long before sleeping on it

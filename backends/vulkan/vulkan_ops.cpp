@@ -444,13 +444,13 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     // 32, 16 for heads over 128), where there are enough of them; decoding: one per row.
     const uint64_t block = q.ne[0] > 128 || v.ne[0] > 128 ? 16 : 32;
     const uint64_t head_rows = static_cast<uint64_t>(q.ne[1]) * (q.ne[2] / k.ne[2]);
-    // On cooperative matrices (flash_attn_cm.comp: blocks of 32 rows, heads of up to 128 in
-    // multiples of 16) where the device has them, for an F16 or Q8_0 cache: an F32 one is
-    // kept exact.
+    // In f16 tiles (flash_attn_f16.comp: blocks of 32 rows, heads of up to 128 in multiples
+    // of 16), on cooperative matrices where the device has them, else in packed f16
+    // arithmetic, for an F16 or Q8_0 cache: an F32 one is kept exact.
     auto half_kv = [](DType t) { return t == DType::F16 || t == DType::Q8_0; };
-    const bool cm = attn_cm_ && head_rows >= 16 && q.ne[0] % 16 == 0 && v.ne[0] % 16 == 0 && q.ne[0] <= 128 &&
-                    v.ne[0] <= 128 && half_kv(k.type) && half_kv(v.type);
-    const bool tiles = cm || (attn_tiles_ && head_rows * 2 >= block);
+    const bool f16 = (attn_cm_ || attn_h_) && head_rows >= 16 && q.ne[0] % 16 == 0 && v.ne[0] % 16 == 0 &&
+                     q.ne[0] <= 128 && v.ne[0] <= 128 && half_kv(k.type) && half_kv(v.type);
+    const bool tiles = f16 || (attn_tiles_ && head_rows * 2 >= block);
     const uint64_t group_heads = static_cast<uint64_t>(q.ne[2] / k.ne[2]);
     // Rows of F16 keys and values: a step's loads issued at once (flash_attn.comp's AHEAD),
     // where heads are at most 128 wide, key rows 16-byte aligned and value rows 8 (their
@@ -467,7 +467,7 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     // which read each key and value row once for them all.
     const bool gqa = !tiles && group_heads > 1 &&
                      ((attn_gqa_ >= 1 && q.ne[1] > 1) || (attn_gqa_ >= 2 && k.ne[1] > kGqaDecodeKeys && !ahead));
-    const Shader shader = cm      ? kFlashAttnCm
+    const Shader shader = f16     ? (attn_cm_ ? kFlashAttnCm : kFlashAttnH)
                           : tiles ? kFlashAttnTile
                           : gqa   ? (ahead ? kFlashAttnGqaAhead : kFlashAttnGqa)
                           : ahead ? kFlashAttnAhead

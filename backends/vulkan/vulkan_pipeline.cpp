@@ -41,6 +41,7 @@ TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_THN)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_MAT_U)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC)
 TESSERA_WEIGHT_TYPES(TESSERA_MUL_VEC_SG)
+TESSERA_SHADER(flash_attn_h)
 #if TESSERA_HAVE_VULKAN_COOPMAT
 TESSERA_SHADER(flash_attn_cm)
 #define TESSERA_MUL_MAT_CM(t) TESSERA_SHADER(mul_mat_cm_##t)
@@ -76,6 +77,7 @@ const ShaderInfo kShaders[kShaderCount] = {
 #else
     {nullptr, nullptr, 5},
 #endif
+    {spirv::flash_attn_h, &spirv::flash_attn_h_size, 5},
     {spirv::quant_act, &spirv::quant_act_size, 4},
 #define TESSERA_MUL_MAT(t) {spirv::mul_mat_##t, &spirv::mul_mat_##t##_size, 3},
 #define TESSERA_MUL_VEC(t) {spirv::mul_vec_##t, &spirv::mul_vec_##t##_size, 3},
@@ -227,7 +229,8 @@ void VulkanBackend::create_pipelines() {
         cm_sgn_ /= 2;
     if (cm_shared_bytes(cm_sgn_) > props_.limits.maxComputeSharedMemorySize) coopmat_ = false;
     // Prompt attention on cooperative matrices where the products have them and the shader's
-    // shared memory and workgroup of 256 fit (TESSERA_VULKAN_ATTN_CM=0: the f32 shaders).
+    // shared memory and workgroup of 256 fit (TESSERA_VULKAN_ATTN_CM=0: not on them, so in
+    // packed f16 arithmetic where the device has that, else in the f32 shaders).
     const char* attn_cm = std::getenv("TESSERA_VULKAN_ATTN_CM");
     attn_cm_ = coopmat_ && !cpu_paths_ && kShaders[kFlashAttnCm].code &&
                props_.limits.maxComputeSharedMemorySize >= kAttnCmShared &&
@@ -241,13 +244,14 @@ void VulkanBackend::create_pipelines() {
         const bool dp = s >= kMulVecDp && s < kMulMatU;
         const bool big_tiles = s >= kMulMatT && s < kMulMatTh;
         const bool mul_vec = (s >= kMulVec && s < kMulMatCm) || dp;
-        const bool unused =
-            (mul_vec && !dp && (cpu_paths_ || (s >= kMulVecSg) != subgroups_)) || (cm && (!coopmat_ || cpu_paths_)) ||
-            (dp && (!int_dot_ || cpu_paths_ || !kShaders[s].code)) ||
-            (s >= kMulMatU && s < kMulMatT && !uniform_acts_) || (big_tiles && !big_tiles_) ||
-            (s >= kMulMatTh && !f16_tiles_) || (s == kFlashAttnTile && !attn_tiles_) ||
-            (s == kFlashAttnCm && !attn_cm_) || ((s == kFlashAttnGqa || s == kFlashAttnGqaAhead) && attn_gqa_ == 0) ||
-            ((s == kFlashAttnAhead || s == kFlashAttnGqaAhead) && (cpu_paths_ || !attn_ahead_));
+        const bool unused = (mul_vec && !dp && (cpu_paths_ || (s >= kMulVecSg) != subgroups_)) ||
+                            (cm && (!coopmat_ || cpu_paths_)) ||
+                            (dp && (!int_dot_ || cpu_paths_ || !kShaders[s].code)) ||
+                            (s >= kMulMatU && s < kMulMatT && !uniform_acts_) || (big_tiles && !big_tiles_) ||
+                            (s >= kMulMatTh && !f16_tiles_) || (s == kFlashAttnTile && !attn_tiles_) ||
+                            (s == kFlashAttnCm && !attn_cm_) || (s == kFlashAttnH && (!attn_h_ || attn_cm_)) ||
+                            ((s == kFlashAttnGqa || s == kFlashAttnGqaAhead) && attn_gqa_ == 0) ||
+                            ((s == kFlashAttnAhead || s == kFlashAttnGqaAhead) && (cpu_paths_ || !attn_ahead_));
         if (unused) {
             pipelines_.push_back(Pipeline{});
             continue;

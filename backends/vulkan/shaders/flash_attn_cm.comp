@@ -49,10 +49,7 @@ shared float fsh[BR * LDO];     // the scores [row][LDS] and partial maxima (RED
 shared f16vec4 psh[BR * LDP];   // the weights
 shared uint live_lo, live_hi;   // the keys some row sees: [live_lo, live_hi)
 
-f16vec4 halves(vec4 x) { return f16vec4(clamp(x, vec4(-65504.0), vec4(65504.0))); }
-
-bool hidden(float mv) { return isinf(mv) && mv < 0.0; }
-
+#include "attn_blocks.glsl"
 
 void main() {
     const uint t = gl_LocalInvocationID.x, sg = gl_SubgroupID, nsg = gl_NumSubgroups;
@@ -68,44 +65,9 @@ void main() {
     const uint kt = p.flags & 255u, vt = (p.flags >> 8) & 255u;
     const float neg_inf = -1.0 / 0.0;
 
-    const uint D8 = p.D / 8u;
-    for (uint x = t; x < BR * D8; x += WG) {  // the rows' queries (zeros past the last)
-        const uint row = x / D8, c = x % D8, vr = v0 + row;
-        vec4 lo = vec4(0.0), hi = vec4(0.0);
-        if (vr < VR) {
-            const uint qr = p.q_off + (vr / G) * p.q_nb1 + (hk * G + vr % G) * p.q_nb2 + s * p.q_nb3 + 32u * c;
-            lo = vec4(F32(q, qr), F32(q, qr + 4u), F32(q, qr + 8u), F32(q, qr + 12u));
-            hi = vec4(F32(q, qr + 16u), F32(q, qr + 20u), F32(q, qr + 24u), F32(q, qr + 28u));
-        }
-        const f16vec4 a = halves(lo), b = halves(hi);
-        qsh[row * LDQ + c] = uvec4(packFloat2x16(a.xy), packFloat2x16(a.zw), packFloat2x16(b.xy), packFloat2x16(b.zw));
-    }
-    // The keys some row sees, from the mask: the rows' positions p_first .. p_last.
-    const uint p_first = v0 / G, p_last = (min(v0 + BR, VR) - 1u) / G;
-    if (t == 0u) {
-        live_lo = key_end;
-        live_hi = key0;
-    }
-    barrier();
-    if ((p.flags & 0x10000u) != 0u) {
-        uint lo = key_end, hi = key0;
-        for (uint j = key0 + t; j < key_end; j += WG)
-            for (uint i = p_first; i <= p_last; ++i)
-                if (!hidden(attn_mask(i, j))) {
-                    lo = min(lo, j);
-                    hi = j + 1u;
-                    break;
-                }
-        if (lo < hi) {
-            atomicMin(live_lo, lo);
-            atomicMax(live_hi, hi);
-        }
-    } else if (t == 0u) {
-        live_lo = key0;
-        live_hi = key_end;
-    }
-    barrier();
-    const uint first = key0 + (live_lo - key0) / BC * BC, last = live_hi;
+    load_queries(t, v0, VR, G, hk, s);
+    const uvec2 live = live_keys(t, v0, VR, G, key0, key_end);
+    const uint first = live.x, last = live.y;
 
     // Invocation t: row r of the tile, its keys 8 part .. 8 part + 7 of a step and its
     // output elements 4 part + 32 i .. + 3.
