@@ -2,7 +2,8 @@
 // matrices, flash_attn_h.comp in packed f16 arithmetic): a workgroup of 256 takes BR query
 // rows that share a KV head ("virtual rows" v = position * G + head in group) and walks the
 // keys BC at a time. Included after attn.glsl and the declarations of the queries
-// (uvec4 qsh[BR * LDQ], 8 halves a vector) and of live_lo and live_hi.
+// (uvec4 qsh[BR * LDQ], 8 halves a vector), of live_lo and live_hi, and of the keys and
+// values seen 16 bytes at a time (k4 and v4).
 
 f16vec4 halves(vec4 x) { return f16vec4(clamp(x, vec4(-65504.0), vec4(65504.0))); }
 
@@ -11,6 +12,15 @@ uvec4 pack8(f16vec4 a, f16vec4 b) {
 }
 
 bool hidden(float mv) { return isinf(mv) && mv < 0.0; }
+
+// Elements e .. e + 7 of the key (or value) row at byte r of type kt as f16, e a multiple of
+// 8: F16 rows whose offsets are multiples of 16 (wide) in one 16-byte load.
+uvec4 key8(uint kt, uint r, uint e, bool wide) {
+    return wide ? k4[(r >> 4) + e / 8u] : pack8(halves(key4(kt, r, e)), halves(key4(kt, r, e + 4u)));
+}
+uvec4 value8(uint vt, uint r, uint e, bool wide) {
+    return wide ? v4[(r >> 4) + e / 8u] : pack8(halves(value4_of(vt, r, e)), halves(value4_of(vt, r, e + 4u)));
+}
 
 // The rows v0 .. v0 + BR - 1 of KV head hk and sequence s: their queries into qsh as f16
 // (zeros past the last, VR), 8 a vector.

@@ -28,7 +28,9 @@ layout(local_size_x = 256) in;
 layout(binding = 0) buffer O { uint o[]; };
 layout(binding = 1) readonly buffer Q { uint q[]; };
 layout(binding = 2) readonly buffer K { uint k[]; };
+layout(binding = 2) readonly buffer K4 { uvec4 k4[]; };  // the same rows, 16 bytes at a time
 layout(binding = 3) readonly buffer V { uint v[]; };
+layout(binding = 3) readonly buffer V4 { uvec4 v4[]; };
 layout(binding = 4) readonly buffer M { uint m[]; };
 #include "attn.glsl"
 
@@ -51,9 +53,18 @@ shared uint live_lo, live_hi;   // the keys some row sees: [live_lo, live_hi)
 
 #include "attn_blocks.glsl"
 
+// Halves at .. at + 7 of the keys or values from 8 packed in w.
+void put8(uint at, uvec4 w) {
+    [[unroll]] for (uint i = 0u; i < 4u; ++i) {
+        const f16vec2 h = unpackFloat2x16(w[i]);
+        kvh[at + 2u * i] = h.x;
+        kvh[at + 2u * i + 1u] = h.y;
+    }
+}
+
 void main() {
     const uint t = gl_LocalInvocationID.x, sg = gl_SubgroupID, nsg = gl_NumSubgroups;
-    const uint D4 = p.D / 4u, Dv4 = p.Dv / 4u;
+    const uint D8 = p.D / 8u, Dv8 = p.Dv / 8u;
     const uint G = p.H / p.H_kv, VR = p.n_q * G, tiles = (VR + BR - 1u) / BR;
     const uint ranges = p.mode == 1u ? (p.n_kv + p.split - 1u) / p.split : 1u;
     const uint id = group_id(), range = id % ranges, tile = (id / ranges) % tiles;
@@ -63,6 +74,7 @@ void main() {
     const uint key0 = range * p.split, key_end = p.mode == 1u ? min(p.n_kv, key0 + p.split) : p.n_kv;
     const uint kb = p.k_off + hk * p.k_nb2 + s * p.k_nb3, vb = p.v_off + hk * p.v_nb2 + s * p.v_nb3;
     const uint kt = p.flags & 255u, vt = (p.flags >> 8) & 255u;
+    const bool k_wide = kt == T_F16 && ((kb | p.k_nb1) & 15u) == 0u, v_wide = vt == T_F16 && ((vb | p.v_nb1) & 15u) == 0u;
     const float neg_inf = -1.0 / 0.0;
 
     load_queries(t, v0, VR, G, hk, s);
@@ -78,10 +90,10 @@ void main() {
 
     for (uint j0 = first; j0 < last; j0 += BC) {
         barrier();  // the last step's values, weights and products are read
-        for (uint x = t; x < BC * D4; x += WG) {
-            const uint c = x / D4, e = 4u * (x % D4), j = j0 + c;
-            const f16vec4 kv = j < key_end ? halves(key4(kt, kb + j * p.k_nb1, e)) : f16vec4(0.0);
-            [[unroll]] for (uint u = 0u; u < 4u; ++u) kvh[c * LDV + e + u] = kv[u];
+        for (uint x = t; x < BC * D8; x += WG) {
+            const uint c = x / D8, e = 8u * (x % D8), j = j0 + c;
+            const uvec4 w = key8(kt, kb + min(j, key_end - 1u) * p.k_nb1, e, k_wide);
+            put8(c * LDV + e, j < key_end ? w : uvec4(0u));
         }
         barrier();
         for (uint i = sg; i < (BR / 16u) * (BC / 16u); i += nsg) {
@@ -98,10 +110,10 @@ void main() {
             coopMatStore(sc, fsh, 16u * ti * LDS + 16u * tj, LDS, gl_CooperativeMatrixLayoutRowMajor);
         }
         barrier();
-        for (uint x = t; x < BC * Dv4; x += WG) {  // the keys are read: the values in their place
-            const uint c = x / Dv4, e = 4u * (x % Dv4), j = j0 + c;
-            const f16vec4 vv = j < key_end ? halves(value4_of(vt, vb + j * p.v_nb1, e)) : f16vec4(0.0);
-            [[unroll]] for (uint u = 0u; u < 4u; ++u) kvh[c * LDV + e + u] = vv[u];
+        for (uint x = t; x < BC * Dv8; x += WG) {  // the keys are read: the values in their place
+            const uint c = x / Dv8, e = 8u * (x % Dv8), j = j0 + c;
+            const uvec4 w = value8(vt, vb + min(j, key_end - 1u) * p.v_nb1, e, v_wide);
+            put8(c * LDV + e, j < key_end ? w : uvec4(0u));
         }
         float x[8];
         float top = neg_inf;

@@ -19,7 +19,9 @@ layout(local_size_x = 256) in;
 layout(binding = 0) buffer O { uint o[]; };
 layout(binding = 1) readonly buffer Q { uint q[]; };
 layout(binding = 2) readonly buffer K { uint k[]; };
+layout(binding = 2) readonly buffer K4 { uvec4 k4[]; };  // the same rows, 16 bytes at a time
 layout(binding = 3) readonly buffer V { uint v[]; };
+layout(binding = 3) readonly buffer V4 { uvec4 v4[]; };
 layout(binding = 4) readonly buffer M { uint m[]; };
 #include "attn.glsl"
 
@@ -80,6 +82,7 @@ void main() {
     const uint key0 = range * p.split, key_end = p.mode == 1u ? min(p.n_kv, key0 + p.split) : p.n_kv;
     const uint kb = p.k_off + hk * p.k_nb2 + s * p.k_nb3, vb = p.v_off + hk * p.v_nb2 + s * p.v_nb3;
     const uint kt = p.flags & 255u, vt = (p.flags >> 8) & 255u;
+    const bool k_wide = kt == T_F16 && ((kb | p.k_nb1) & 15u) == 0u, v_wide = vt == T_F16 && ((vb | p.v_nb1) & 15u) == 0u;
     const float neg_inf = -1.0 / 0.0;
 
     load_queries(t, v0, VR, G, hk, s);
@@ -103,10 +106,8 @@ void main() {
         for (uint x = t; x < BC * D8; x += WG) {
             const uint c = x / D8, e = 8u * (x % D8), j = j0 + c;
             const uint kr = kb + min(j, key_end - 1u) * p.k_nb1;
-            const bool in_range = j < key_end;
-            kvh[((c % 4u) * 16u + c / 4u) * LDQ + e / 8u] =
-                pack8(in_range ? halves(key4(kt, kr, e)) : f16vec4(0.0),
-                      in_range ? halves(key4(kt, kr, e + 4u)) : f16vec4(0.0));
+            const uvec4 w = key8(kt, kr, e, k_wide);
+            kvh[((c % 4u) * 16u + c / 4u) * LDQ + e / 8u] = j < key_end ? w : uvec4(0u);
         }
         barrier();
         float d[8] = float[8](0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);  // [4 row + i]: key 4 kc + i
@@ -141,9 +142,8 @@ void main() {
         for (uint x = t; x < BC * Dv8; x += WG) {  // the values in the keys' place
             const uint c = x / Dv8, e = 8u * (x % Dv8), j = j0 + c;
             const uint vr = vb + min(j, key_end - 1u) * p.v_nb1;
-            const bool in_range = j < key_end;
-            kvh[c * LDQ + e / 8u] = pack8(in_range ? halves(value4_of(vt, vr, e)) : f16vec4(0.0),
-                                          in_range ? halves(value4_of(vt, vr, e + 4u)) : f16vec4(0.0));
+            const uvec4 w = value8(vt, vr, e, v_wide);
+            kvh[c * LDQ + e / 8u] = j < key_end ? w : uvec4(0u);
         }
         [[unroll]] for (uint w = 0u; w < 2u; ++w) {
             const float m_new = max(m_run[w], row_max(2u * rp + w));
