@@ -444,9 +444,9 @@ void VulkanBackend::record_flash_attn(const Tensor& node) {
     // 32, 16 for heads over 128), where there are enough of them; decoding: one per row.
     const uint64_t block = q.ne[0] > 128 || v.ne[0] > 128 ? 16 : 32;
     const uint64_t head_rows = static_cast<uint64_t>(q.ne[1]) * (q.ne[2] / k.ne[2]);
-    // In f16 tiles (flash_attn_f16.comp: blocks of 32 rows, heads of up to 128 in multiples
-    // of 16), on cooperative matrices where the device has them, else in packed f16
-    // arithmetic, for an F16 or Q8_0 cache: an F32 one is kept exact.
+    // In f16 blocks of 32 rows (heads of up to 128 in multiples of 16): on cooperative
+    // matrices where the device has them (flash_attn_cm.comp), else in packed f16 arithmetic
+    // (flash_attn_h.comp), for an F16 or Q8_0 cache: an F32 one is kept exact.
     auto half_kv = [](DType t) { return t == DType::F16 || t == DType::Q8_0; };
     const bool f16 = (attn_cm_ || attn_h_) && head_rows >= 16 && q.ne[0] % 16 == 0 && v.ne[0] % 16 == 0 &&
                      q.ne[0] <= 128 && v.ne[0] <= 128 && half_kv(k.type) && half_kv(v.type);
