@@ -273,6 +273,9 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // 16 bytes against 4: TinyLlama Q4_0 768 / 757 against 724 / 747, 8B Q4_0 309 / 308
     // against 299 / 302; the fused node 10.9 -> 9.5 us with TESSERA_PROFILE=1).
     norm_wide_ = !env_off("TESSERA_VULKAN_NORM_WIDE");
+    // TESSERA_VULKAN_SPLIT_ROWS=0: Q4_0 and Q8_0 product weights kept in the file's layout, not
+    // as split rows (vulkan_device.h).
+    split_rows_ = !env_off("TESSERA_VULKAN_SPLIT_ROWS");
     // TESSERA_VULKAN_SPLIT=N: decoding attention over many keys split into ranges for about N
     // workgroups in all (default 512; prompt attention in f16 blocks aims at 2 N).
     if (const char* e = std::getenv("TESSERA_VULKAN_SPLIT"); e && std::atoi(e) > 0)
@@ -435,6 +438,15 @@ VulkanBackend::~VulkanBackend() {
 bool VulkanBackend::supports(const Tensor& node) const {
     const Tensor* a = node.src[0];
     if (op_is_f32_only(node.op)) return true;
+    // Split rows are read by products and row lookups, as their first source, by whole rows.
+    for (int i = 0; i < kMaxSrc; ++i) {
+        const Tensor* src = node.src[i];
+        if (!src || !(src->root()->flags & kFlagDeviceLayout)) continue;
+        const Tensor* root = src->root();
+        const bool whole_rows =
+            src->ne[0] == root->ne[0] && src->nb[1] == root->nb[1] && src->view_offset % src->nb[1] == 0;
+        if (i != 0 || !whole_rows || (node.op != Op::MulMat && node.op != Op::GetRows)) return false;
+    }
     switch (node.op) {
         case Op::GetRows:
         case Op::MulMat:
@@ -510,20 +522,65 @@ static void time_copy(const char* what, std::chrono::steady_clock::time_point t0
     if (prof) prof->add(what, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
 }
 
+namespace {
+
+// Rows of Q4_0 or Q8_0 blocks in the file's layout to split rows (vulkan_device.h): each row's
+// quants one after another, then its fp16 scales.
+void split_rows(DType type, const uint8_t* src, uint8_t* dst, int64_t row_elems, int64_t rows) {
+    const size_t block = type_traits(type).type_size, quants = block - 2;
+    const size_t nb = static_cast<size_t>(row_elems) / 32;
+    for (int64_t r = 0; r < rows; ++r, src += nb * block, dst += nb * block)
+        for (size_t c = 0; c < nb; ++c) {
+            std::memcpy(dst + c * quants, src + c * block + 2, quants);
+            std::memcpy(dst + nb * quants + 2 * c, src + c * block, 2);
+        }
+}
+
+}  // namespace
+
+// Whether the upload keeps this weight, at byte `at` of its buffer, as split rows: product
+// weights (kFlagProductWeight) of Q4_0 and Q8_0 whose rows are a multiple of 256 long, whole
+// and contiguous, 16-byte aligned (TESSERA_VULKAN_SPLIT_ROWS=0: never).
+bool VulkanBackend::wants_split_rows(const Tensor& t, size_t at) const {
+    return split_rows_ && (t.flags & kFlagProductWeight) && t.buffer && t.buffer->usage() == BufferUsage::Weights &&
+           !t.view_src && t.is_contiguous() && split_rows_fit(t.type, t.ne[0]) && at % 16 == 0;
+}
+
 void VulkanBackend::upload(Tensor* t, const void* src, size_t offset, size_t n) {
     if (n == 0) return;
     std::lock_guard<std::mutex> lock(mu_);
     const auto t0 = std::chrono::steady_clock::now();
     readable_.clear();  // may overlap an output copied out before
     auto [buf, at] = locate(t->data);
+    // A whole weight's upload decides its layout; a part of one kept as split rows cannot be
+    // written in the file's.
+    const bool whole = offset == 0 && n == t->n_bytes() && !t->view_src;
+    if (!whole && (t->root()->flags & kFlagDeviceLayout))
+        throw Error("Vulkan: a part of the weight '" + std::string(t->root()->name) +
+                        "', which the device keeps in its own layout, cannot be written",
+                    ErrorKind::Internal);
+    const bool split = whole && wants_split_rows(*t, at);
+    if (whole) t->flags = split ? t->flags | kFlagDeviceLayout : t->flags & ~kFlagDeviceLayout;
+    const auto* from = static_cast<const uint8_t*>(src);
     if (buf->mapped()) {
-        std::memcpy(static_cast<char*>(buf->mapped()) + at + offset, src, n);
+        auto* to = static_cast<uint8_t*>(buf->mapped()) + at + offset;
+        if (split)
+            split_rows(t->type, from, to, t->ne[0], t->n_rows());
+        else
+            std::memcpy(to, from, n);
         time_copy("copy to device, mapped", t0);
         return;
     }
+    // Split rows go through the staging buffer in whole rows.
+    const size_t row = t->nb[1];
+    const size_t most = split ? std::max<size_t>(1, kStagingBytes / row) * row : kStagingBytes;
     for (size_t done = 0; done < n;) {
-        const size_t chunk = std::min(n - done, kStagingBytes);
-        std::memcpy(staging()->mapped(), static_cast<const char*>(src) + done, chunk);
+        const size_t chunk = std::min(n - done, most);
+        auto* stage = static_cast<uint8_t*>(staging()->mapped());
+        if (split)
+            split_rows(t->type, from + done, stage, t->ne[0], static_cast<int64_t>(chunk / row));
+        else
+            std::memcpy(stage, from + done, chunk);
         copy_buffer(staging()->handle(), 0, buf->handle(), at + offset + done, chunk);
         done += chunk;
     }
@@ -532,6 +589,10 @@ void VulkanBackend::upload(Tensor* t, const void* src, size_t offset, size_t n) 
 
 void VulkanBackend::download(const Tensor* t, void* dst, size_t offset, size_t n) {
     if (n == 0) return;
+    if (t->root()->flags & kFlagDeviceLayout)
+        throw Error("Vulkan: the weight '" + std::string(t->root()->name) +
+                        "' is kept in the device's own layout and cannot be read back",
+                    ErrorKind::Internal);
     std::lock_guard<std::mutex> lock(mu_);
     const auto t0 = std::chrono::steady_clock::now();
     auto [buf, at] = locate(t->data);

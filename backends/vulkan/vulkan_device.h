@@ -146,6 +146,19 @@ inline bool weight_type(DType t) {
 
 inline bool element_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
+// Split rows (dequant.glsl): the upload keeps Q4_0 and Q8_0 product weights whose rows are a
+// multiple of 256 long with each row's quants first, 16-byte aligned, and its scales after
+// them (kFlagDeviceLayout). Such a weight is read only by products and row lookups, as their
+// first source, by whole rows.
+inline bool split_rows_fit(DType t, int64_t row) { return (t == DType::Q4_0 || t == DType::Q8_0) && row % 256 == 0; }
+
+// A product's or row lookup's push constant `split`: the blocks of a row of a weight kept as
+// split rows, else 0.
+inline uint32_t split_blocks(const Tensor& w) {
+    const Tensor* root = w.root();
+    return (root->flags & kFlagDeviceLayout) ? static_cast<uint32_t>(root->ne[0] / 32) : 0u;
+}
+
 // ---- the backend ----
 
 class VulkanBackend : public Backend {
@@ -221,6 +234,7 @@ private:
     DeviceBuffer* staging();
     void record_readback(Recording& r, std::span<Tensor* const> nodes);
     void copy_buffer(VkBuffer src, size_t src_off, VkBuffer dst, size_t dst_off, size_t n);
+    bool wants_split_rows(const Tensor& t, size_t at) const;
 
     // ---- pipelines (vulkan_pipeline.cpp) ----
     std::filesystem::path pipeline_cache_path() const;
@@ -290,6 +304,7 @@ private:
     uint32_t spin_us_ = 0;         // a submission's fence polled this long before sleeping on it
     bool attn_merge_ = false;      // split attention merged by each row's last workgroup
     bool norm_wide_ = true;        // RMS norms with an int8 copy: 16-byte loads and stores
+    bool split_rows_ = true;       // Q4_0 and Q8_0 product weights uploaded as split rows
     uint64_t split_target_ = 512;  // the workgroups a split of decoding attention aims at
     bool readback_on_ = false;     // graphs copy their outputs into readback_ (record_readback)
     bool attn_ahead_ = true;       // attention by rows on F16 rows: kFlashAttnAhead, kFlashAttnGqaAhead

@@ -51,7 +51,8 @@ constexpr uint64_t kStepKeys = 256;  // flash_attn.comp's keys a step
 constexpr uint64_t kTileKeys = 64;   // flash_attn_tile.comp's
 
 struct MulMatPush {
-    uint32_t a_off, a_nb[3], type;
+    uint32_t a_off, a_nb[3];
+    uint32_t split;  // a weight kept as split rows (dequant.glsl's split_nb): its row's blocks, else 0
     uint32_t b_off, b_nb[3];
     uint32_t y_off, y_nb[3];
     uint32_t K, N, M, B2, r2, r3, mode, i_base, B3;
@@ -126,7 +127,7 @@ void VulkanBackend::record(const Tensor& node) {
             MulMatPush pc{};
             pc.a_off = off[1];
             pc.a_nb[0] = static_cast<uint32_t>(a->nb[1]);
-            pc.type = static_cast<uint32_t>(a->type);
+            pc.split = split_blocks(*a);
             pc.b_off = off[2];
             pc.y_off = off[0];
             pc.y_nb[0] = static_cast<uint32_t>(node.nb[1]);
@@ -307,7 +308,7 @@ void VulkanBackend::record_mul_mat(const Tensor& node) {
         for (int i = 0; i < 3; ++i) pc.b_nb[i] = static_cast<uint32_t>(b.nb[i + 1]);
     }
     pc.a_off = off[1];
-    pc.type = static_cast<uint32_t>(a.type);
+    pc.split = split_blocks(a);
     pc.b_off = off[2];
     pc.y_off = off[0];
     for (int i = 0; i < 3; ++i) {

@@ -1,5 +1,22 @@
 // Element e of one block of a weight type, read from the buffer named A at byte offset b:
 // the layouts of tensor/quant/blocks.h (the same bits as GGUF files).
+
+// Split rows: the layout in which the Vulkan backend keeps Q4_0 and Q8_0 product weights
+// whose rows are a multiple of 256 long (vulkan_backend.cpp's split_rows). Each row's nb
+// blocks are taken apart: their quants one after another (16 bytes a block for Q4_0, 32 for
+// Q8_0), then their nb fp16 scales. A row keeps its size and place, and its quants are
+// 16-byte aligned. split_nb: a row's blocks where the weight bound as A is kept so (the
+// product shaders set it from their push constant `split`), 0 for the file's layout.
+uint split_nb = 0u;
+
+// Where block c of a Q4_0 or Q8_0 row at byte r keeps its fp16 scale and its quants.
+uint block_scale_at(uint type, uint r, uint c) {
+    return split_nb != 0u ? r + (type == T_Q8_0 ? 32u : 16u) * split_nb + 2u * c : r + (type == T_Q8_0 ? 34u : 18u) * c;
+}
+uint block_quants_at(uint type, uint r, uint c) {
+    return split_nb != 0u ? r + (type == T_Q8_0 ? 32u : 16u) * c : r + (type == T_Q8_0 ? 34u : 18u) * c + 2u;
+}
+
 float q4k_scale_min(uint b, uint j, out float m) {
     uint sc, mn;
     if (j < 4u) {
@@ -96,6 +113,13 @@ uint block_elems(uint type) {
 
 // Element k of a weight row starting at byte r.
 float weight_at(uint type, uint r, uint k) {
+    if (split_nb != 0u && (type == T_Q4_0 || type == T_Q8_0)) {
+        const uint c = k / 32u, e = k % 32u, q = block_quants_at(type, r, c);
+        const float d = F16(A, block_scale_at(type, r, c));
+        if (type == T_Q8_0) return d * float(I8(A, q + e));
+        const uint x = U8(A, q + (e & 15u));
+        return d * (float(e < 16u ? x & 15u : x >> 4) - 8.0);
+    }
     const uint be = block_elems(type);
     return dequant(type, r + (k / be) * block_bytes(type), k % be);
 }
@@ -108,10 +132,10 @@ void dequant32(uint type, uint r, uint c, out float v[32]) {
         return;
     }
     if (type == T_Q8_0) {
-        const uint b = r + 34u * c;
-        const float d = F16(A, b);
+        const float d = F16(A, block_scale_at(type, r, c));
+        const uint qs = block_quants_at(type, r, c);
         [[unroll]] for (uint u = 0u; u < 32u; u += 2u) {
-            const uint w = U16(A, b + 2u + u);
+            const uint w = U16(A, qs + u);
             v[u] = d * float(int(w << 24) >> 24);
             v[u + 1u] = d * float(int(w << 16) >> 24);
         }
@@ -119,14 +143,18 @@ void dequant32(uint type, uint r, uint c, out float v[32]) {
     }
     if (type == T_Q4_0 || type == T_Q4_1 || type == T_Q5_0 || type == T_Q5_1) {
         const uint b = r + block_bytes(type) * c;
-        const float d = F16(A, b);
+        const float d = F16(A, type == T_Q4_0 ? block_scale_at(type, r, c) : b);
         const float m = type == T_Q4_1 || type == T_Q5_1 ? F16(A, b + 2u) : 0.0;
-        const uint qs = type == T_Q4_0 ? 2u : type == T_Q4_1 ? 4u : type == T_Q5_0 ? 6u : 8u;
+        // The quants' first byte (Q4_0's may be in a split row).
+        const uint qs = type == T_Q4_0   ? block_quants_at(type, r, c)
+                        : type == T_Q4_1 ? b + 4u
+                        : type == T_Q5_0 ? b + 6u
+                                         : b + 8u;
         const uint qh = type == T_Q5_0 ? U32(A, b + 2u) : type == T_Q5_1 ? U32(A, b + 4u) : 0u;
         const bool five = type == T_Q5_0 || type == T_Q5_1;
         const float off = type == T_Q4_0 ? 8.0 : type == T_Q5_0 ? 16.0 : 0.0;
         [[unroll]] for (uint u = 0u; u < 16u; u += 2u) {
-            const uint w = U16(A, b + qs + u);
+            const uint w = U16(A, qs + u);
             [[unroll]] for (uint h = 0u; h < 2u; ++h) {
                 const uint q = (w >> (8u * h)) & 0xFFu;
                 uint lo = q & 15u, hi = q >> 4;
@@ -238,15 +266,19 @@ void dequant8(uint type, uint r, uint g, out float v[8]) {
     if (type == T_Q4_0 || type == T_Q4_1 || type == T_Q5_0 || type == T_Q5_1 || type == T_Q8_0) {
         const uint bb = block_bytes(type), h = g % 4u;  // group h of the block's 4
         const uint b = r + bb * (g / 4u);
-        const float d = F16(A, b);
+        const bool q40 = type == T_Q4_0 || type == T_Q8_0;  // the types that may be split rows
+        const float d = F16(A, q40 ? block_scale_at(type, r, g / 4u) : b);
         if (type == T_Q8_0) {
-            const uvec2 q = bytes8(b + 2u + 8u * h);
+            const uvec2 q = bytes8(block_quants_at(type, r, g / 4u) + 8u * h);
             [[unroll]] for (uint i = 0u; i < 8u; ++i) v[i] = d * from_small(byte_of(q, i, 0u, 0xFFu) ^ 0x80u, 128.0);
             return;
         }
         // Elements 0..15 are the low nibbles of the 16 quant bytes, 16..31 the high ones.
-        const uint qs = type == T_Q4_0 ? 2u : type == T_Q4_1 ? 4u : type == T_Q5_0 ? 6u : 8u;
-        const uvec2 q = bytes8(b + qs + 8u * (h & 1u));
+        const uint qs = type == T_Q4_0   ? block_quants_at(type, r, g / 4u)
+                        : type == T_Q4_1 ? b + 4u
+                        : type == T_Q5_0 ? b + 6u
+                                         : b + 8u;
+        const uvec2 q = bytes8(qs + 8u * (h & 1u));
         const uint s = 4u * (h >> 1);
         const bool five = type == T_Q5_0 || type == T_Q5_1;
         const uint qh = five ? bytes4(b + (type == T_Q5_0 ? 2u : 4u)) >> (8u * h) : 0u;

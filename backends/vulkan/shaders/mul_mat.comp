@@ -33,7 +33,7 @@ layout(binding = 2) readonly buffer B { uint b[]; };
 #endif
 const bool QUANTIZED = WTYPE != T_F32 && WTYPE != T_F16 && WTYPE != T_BF16;
 layout(push_constant) uniform P {
-    uint a_off, a_nb1, a_nb2, a_nb3, type_unused;
+    uint a_off, a_nb1, a_nb2, a_nb3, split;  // split: dequant.glsl's split_nb
     uint b_off, b_nb1, b_nb2, b_nb3;
     uint y_off, y_nb1, y_nb2, y_nb3;
     uint K, N, M, B2, r2, r3, mode, i_base, B3;
@@ -48,6 +48,7 @@ layout(push_constant) uniform P {
 vec4 act4(uint o) { return uintBitsToFloat(bu[o >> 4]); }
 
 void main() {
+    split_nb = p.split;
     const uint i_raw = gl_WorkGroupID.x * 64u + gl_LocalInvocationID.x;
     const uint i = min(i_raw, p.N - 1u);  // rows past the edge repeat the last; never stored
     const uint j0 = gl_WorkGroupID.y * 8u;
@@ -141,6 +142,7 @@ void tiled_product() {
 }
 
 void main() {
+    split_nb = p.split;
     const uint t = gl_LocalInvocationID.x;
     if (p.mode == 3u) {
         tiled_product();

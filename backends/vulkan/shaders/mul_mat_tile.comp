@@ -47,7 +47,7 @@ layout(binding = 2) readonly buffer B4 { vec4 b4[]; };
 #define WTYPE T_F32
 #endif
 layout(push_constant) uniform P {
-    uint a_off, a_nb1, a_nb2, a_nb3, type_unused;
+    uint a_off, a_nb1, a_nb2, a_nb3, split;  // split: dequant.glsl's split_nb
     uint b_off, b_nb1, b_nb2, b_nb3;
     uint y_off, y_nb1, y_nb2, y_nb3;
     uint K, N, M, B2, r2, r3, mode, i_base, B3;
@@ -86,6 +86,7 @@ void store_tiles(uint t, uint j0) {
 }
 
 void main() {
+    split_nb = p.split;
     const uint t = gl_LocalInvocationID.x;
     const uint i0 = gl_WorkGroupID.x * BM, j0 = gl_WorkGroupID.y * BN;
     const uint i2 = gl_WorkGroupID.z % p.B2, i3 = gl_WorkGroupID.z / p.B2;

@@ -32,6 +32,7 @@ layout(constant_id = 2) const uint U = 4u;
 layout(local_size_x_id = 1) in;
 layout(binding = 0) buffer Y { uint y[]; };
 layout(binding = 1) readonly buffer AW { uint A[]; };
+layout(binding = 1) readonly buffer AW4 { uvec4 A4[]; };  // the same weights, 16 bytes at a time
 layout(binding = 2) readonly buffer B { uint b[]; };
 layout(binding = 2) readonly buffer B4 { vec4 b4[]; };  // the same activations, 16 bytes at a time
 #include "dequant.glsl"
@@ -40,7 +41,7 @@ layout(binding = 2) readonly buffer B4 { vec4 b4[]; };  // the same activations,
 #endif
 const bool QUANTIZED = WTYPE != T_F32 && WTYPE != T_F16 && WTYPE != T_BF16;
 layout(push_constant) uniform P {
-    uint a_off, a_nb1, a_nb2, a_nb3, type_unused;
+    uint a_off, a_nb1, a_nb2, a_nb3, split;  // split: dequant.glsl's split_nb
     uint b_off, b_nb1, b_nb2, b_nb3;
     uint y_off, y_nb1, y_nb2, y_nb3;
     uint K, N, M, B2, r2, r3, mode, i_base, B3;
@@ -53,6 +54,7 @@ shared float part[R * 8u * W];  // [row r][activation row j][invocation or subgr
 #endif
 
 void main() {
+    split_nb = p.split;
     const uint t = gl_LocalInvocationID.x;
     const uint i0 = R * (gl_WorkGroupID.x + p.i_base);
     const uint jblocks = (p.M + 7u) / 8u;

@@ -30,6 +30,24 @@ uint spread4(uint v) { return ((v & 15u) * 0x00204081u) & 0x01010101u; }
 // element order, and the factors f.
 void weight_slice(uint r, uint s, out uint q[8], out vec3 f) {
     uint lo[4], hi[4];
+    if ((WTYPE == T_Q8_0 || WTYPE == T_Q4_0) && split_nb != 0u) {
+        // A split row (dequant.glsl): the quants in one or two 16-byte loads.
+        const float d = F16(A, block_scale_at(WTYPE, r, s));
+        const uint qa = block_quants_at(WTYPE, r, s) >> 4;
+        const uvec4 w0 = A4[qa];
+        if (WTYPE == T_Q8_0) {
+            const uvec4 w1 = A4[qa + 1u];
+            q = uint[8](w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w);
+            f = vec3(d, d, 0.0);
+        } else {
+            [[unroll]] for (uint i = 0u; i < 4u; ++i) {
+                q[i] = w0[i] & 0x0F0F0F0Fu;
+                q[i + 4u] = (w0[i] >> 4) & 0x0F0F0F0Fu;
+            }
+            f = vec3(d, d, -8.0 * d);
+        }
+        return;
+    }
     if (WTYPE == T_Q8_0) {
         const uint b = r + 34u * s;
         const float d = F16(A, b);
