@@ -258,6 +258,13 @@ uvec2 bytes8(uint o) {
     return odd != 0u ? uvec2((a >> 16) | (b << 16), (b >> 16) | (c << 16)) : uvec2(a, b);
 }
 
+// Eight bytes of A from an even byte offset, or from a multiple of 8 (a split row's quants:
+// two loads, not three).
+uvec2 quant_bytes8(uint o) {
+    if (split_nb != 0u) return uvec2(A[o >> 2], A[(o >> 2) + 1u]);
+    return bytes8(o);
+}
+
 // Byte i (0..7) of eight, shifted right by s and masked.
 uint byte_of(uvec2 q, uint i, uint s, uint mask) { return (q[i / 4u] >> (8u * (i % 4u) + s)) & mask; }
 
@@ -269,7 +276,7 @@ void dequant8(uint type, uint r, uint g, out float v[8]) {
         const bool q40 = type == T_Q4_0 || type == T_Q8_0;  // the types that may be split rows
         const float d = F16(A, q40 ? block_scale_at(type, r, g / 4u) : b);
         if (type == T_Q8_0) {
-            const uvec2 q = bytes8(block_quants_at(type, r, g / 4u) + 8u * h);
+            const uvec2 q = quant_bytes8(block_quants_at(type, r, g / 4u) + 8u * h);
             [[unroll]] for (uint i = 0u; i < 8u; ++i) v[i] = d * from_small(byte_of(q, i, 0u, 0xFFu) ^ 0x80u, 128.0);
             return;
         }
@@ -278,7 +285,7 @@ void dequant8(uint type, uint r, uint g, out float v[8]) {
                         : type == T_Q4_1 ? b + 4u
                         : type == T_Q5_0 ? b + 6u
                                          : b + 8u;
-        const uvec2 q = bytes8(qs + 8u * (h & 1u));
+        const uvec2 q = type == T_Q4_0 ? quant_bytes8(qs + 8u * (h & 1u)) : bytes8(qs + 8u * (h & 1u));
         const uint s = 4u * (h >> 1);
         const bool five = type == T_Q5_0 || type == T_Q5_1;
         const uint qh = five ? bytes4(b + (type == T_Q5_0 ? 2u : 4u)) >> (8u * h) : 0u;
