@@ -27,8 +27,10 @@
 // Weight rows per workgroup and invocations per workgroup.
 layout(constant_id = 0) const uint R = 2u;
 layout(constant_id = 1) const uint W = 64u;
-// Groups of 8 an invocation takes in a step of the one-activation-row loop.
+// Groups of 8 an invocation takes in a step of the one-activation-row loop, and the INTDOT
+// variants' 32-element slices (half as many, at least one).
 layout(constant_id = 2) const uint U = 4u;
+const uint US = U > 1u ? U / 2u : 1u;
 layout(local_size_x_id = 1) in;
 layout(binding = 0) buffer Y { uint y[]; };
 layout(binding = 1) readonly buffer AW { uint A[]; };
@@ -72,19 +74,22 @@ void main() {
 #ifdef INTDOT
     const uint slices = p.K / 32u;
     uint s0 = t;
-    if (nj == 1u) {  // one activation row, two slices a step: both their loads issued first
+    if (nj == 1u) {  // one activation row, US slices a step: all their loads issued first
         const uint xrow = (p.b_off + j0 * p.b_nb1) / 16u, drow = p.ds_off / 8u + j0 * slices;
-        for (; s0 + W < slices; s0 += 2u * W) {
-            const uint s1 = s0 + W;
-            const uvec4 x0 = bq[xrow + 2u * s0], x1 = bq[xrow + 2u * s0 + 1u];
-            const uvec4 y0 = bq[xrow + 2u * s1], y1 = bq[xrow + 2u * s1 + 1u];
-            const vec2 d0 = bd[drow + s0], d1 = bd[drow + s1];
+        for (; s0 + (US - 1u) * W < slices; s0 += US * W) {
+            uvec4 x0[US], x1[US];
+            vec2 d[US];
+            [[unroll]] for (uint u = 0u; u < US; ++u) {
+                const uint s = s0 + u * W;
+                x0[u] = bq[xrow + 2u * s];
+                x1[u] = bq[xrow + 2u * s + 1u];
+                d[u] = bd[drow + s];
+            }
             [[unroll]] for (uint r = 0u; r < R; ++r) {
-                uint q0[8], q1[8];
-                vec3 f0, f1;
-                weight_slice(arow[r], s0, q0, f0);
-                weight_slice(arow[r], s1, q1, f1);
-                acc[r][0] += slice_dot(q0, f0, x0, x1, d0) + slice_dot(q1, f1, y0, y1, d1);
+                uint q[US][8];
+                vec3 f[US];
+                [[unroll]] for (uint u = 0u; u < US; ++u) weight_slice(arow[r], s0 + u * W, q[u], f[u]);
+                [[unroll]] for (uint u = 0u; u < US; ++u) acc[r][0] += slice_dot(q[u], f[u], x0[u], x1[u], d[u]);
             }
         }
     }
