@@ -524,16 +524,24 @@ static void time_copy(const char* what, std::chrono::steady_clock::time_point t0
 
 namespace {
 
-// Rows of Q4_0 or Q8_0 blocks in the file's layout to split rows (vulkan_device.h): each row's
-// quants one after another, then its fp16 scales.
-void split_rows(DType type, const uint8_t* src, uint8_t* dst, int64_t row_elems, int64_t rows) {
-    const size_t block = type_traits(type).type_size, quants = block - 2;
-    const size_t nb = static_cast<size_t>(row_elems) / 32;
-    for (int64_t r = 0; r < rows; ++r, src += nb * block, dst += nb * block)
+// Rows of Q4_0 or Q8_0 blocks (kBlock bytes each) in the file's layout to split rows
+// (vulkan_device.h): each row's quants one after another, then its fp16 scales.
+template <size_t kBlock>
+void split_rows(const uint8_t* src, uint8_t* dst, size_t nb, int64_t rows) {
+    constexpr size_t kQuants = kBlock - 2;
+    for (int64_t r = 0; r < rows; ++r, src += nb * kBlock, dst += nb * kBlock)
         for (size_t c = 0; c < nb; ++c) {
-            std::memcpy(dst + c * quants, src + c * block + 2, quants);
-            std::memcpy(dst + nb * quants + 2 * c, src + c * block, 2);
+            std::memcpy(dst + c * kQuants, src + c * kBlock + 2, kQuants);
+            std::memcpy(dst + nb * kQuants + 2 * c, src + c * kBlock, 2);
         }
+}
+
+void split_rows(DType type, const uint8_t* src, uint8_t* dst, int64_t row_elems, int64_t rows) {
+    const size_t nb = static_cast<size_t>(row_elems) / 32;
+    if (type == DType::Q4_0)
+        split_rows<18>(src, dst, nb, rows);
+    else
+        split_rows<34>(src, dst, nb, rows);
 }
 
 }  // namespace
