@@ -109,6 +109,20 @@ void contiguous_strides(DType type, const int64_t ne[kMaxDims], size_t nb[kMaxDi
     nb[3] = nb[2] * static_cast<size_t>(ne[2]);
 }
 
+DeviceLayoutUse device_layout_use(const Tensor& node) {
+    DeviceLayoutUse use = DeviceLayoutUse::kNone;
+    for (int i = 0; i < kMaxSrc; ++i) {
+        const Tensor* src = node.src[i];
+        if (!src || !(src->root()->flags & kFlagDeviceLayout)) continue;
+        const Tensor* root = src->root();
+        const bool whole_rows =
+            src->ne[0] == root->ne[0] && src->nb[1] == root->nb[1] && src->view_offset % src->nb[1] == 0;
+        if (i != 0 || !whole_rows) return DeviceLayoutUse::kOther;
+        use = DeviceLayoutUse::kRows;
+    }
+    return use;
+}
+
 std::string shape_string(const Tensor* t) {
     int n = kMaxDims;
     while (n > 1 && t->ne[n - 1] == 1) --n;

@@ -127,4 +127,10 @@ struct Tensor {
 // Strides of a contiguous tensor of this type and shape.
 void contiguous_strides(DType type, const int64_t ne[kMaxDims], size_t nb[kMaxDims]);
 
+// How a node reads weights that a GPU backend keeps in a layout of its own
+// (kFlagDeviceLayout): kNone, or as its first source by whole rows (kRows, the only way such
+// a weight can be read; which ops may is each backend's call), or otherwise (kOther).
+enum class DeviceLayoutUse { kNone, kRows, kOther };
+DeviceLayoutUse device_layout_use(const Tensor& node);
+
 }  // namespace tessera

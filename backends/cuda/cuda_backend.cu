@@ -266,16 +266,10 @@ public:
         if (op_is_f32_only(node.op)) return true;
         // Split rows (the device's layout) are read as a first source, by whole rows, by products,
         // row lookups and copies to F32.
-        for (int i = 0; i < kMaxSrc; ++i) {
-            const Tensor* src = node.src[i];
-            if (!src || !(src->root()->flags & kFlagDeviceLayout)) continue;
-            const Tensor* root = src->root();
-            const bool whole_rows =
-                src->ne[0] == root->ne[0] && src->nb[1] == root->nb[1] && src->view_offset % src->nb[1] == 0;
-            const bool reader = node.op == Op::GetRows || node.op == Op::MulMat ||
-                                ((node.op == Op::Cont || node.op == Op::Cpy) && node.type == DType::F32);
-            if (i != 0 || !whole_rows || !reader) return false;
-        }
+        const DeviceLayoutUse split = device_layout_use(node);
+        const bool reader = node.op == Op::GetRows || node.op == Op::MulMat ||
+                            ((node.op == Op::Cont || node.op == Op::Cpy) && node.type == DType::F32);
+        if (split == DeviceLayoutUse::kOther || (split == DeviceLayoutUse::kRows && !reader)) return false;
         switch (node.op) {
             case Op::GetRows:
                 return mul_mat_supports(a->type) && !(a->flags & kFlagRepacked);

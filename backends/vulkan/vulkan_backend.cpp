@@ -439,14 +439,10 @@ bool VulkanBackend::supports(const Tensor& node) const {
     const Tensor* a = node.src[0];
     if (op_is_f32_only(node.op)) return true;
     // Split rows are read by products and row lookups, as their first source, by whole rows.
-    for (int i = 0; i < kMaxSrc; ++i) {
-        const Tensor* src = node.src[i];
-        if (!src || !(src->root()->flags & kFlagDeviceLayout)) continue;
-        const Tensor* root = src->root();
-        const bool whole_rows =
-            src->ne[0] == root->ne[0] && src->nb[1] == root->nb[1] && src->view_offset % src->nb[1] == 0;
-        if (i != 0 || !whole_rows || (node.op != Op::MulMat && node.op != Op::GetRows)) return false;
-    }
+    const DeviceLayoutUse split = device_layout_use(node);
+    if (split == DeviceLayoutUse::kOther ||
+        (split == DeviceLayoutUse::kRows && node.op != Op::MulMat && node.op != Op::GetRows))
+        return false;
     switch (node.op) {
         case Op::GetRows:
         case Op::MulMat:
