@@ -39,7 +39,9 @@ NodeProfile* NodeProfile::get(const std::string& title) {
     return slot.get();
 }
 
-void NodeProfile::add(const Tensor& node, double ms) {
+void NodeProfile::add(const Tensor& node, double ms) { add(kind(node), ms); }
+
+std::string NodeProfile::kind(const Tensor& node) {
     std::string key = op_name(node.op);
     if (node.op == Op::MulMat)
         key.append(" ")
@@ -48,7 +50,7 @@ void NodeProfile::add(const Tensor& node, double ms) {
             .append(std::to_string(node.src[0]->ne[1]))  // the weights' rows, of this many elements
             .append("x")
             .append(std::to_string(node.src[0]->ne[0]));
-    add(key, ms);
+    return key;
 }
 
 void NodeProfile::add(const std::string& key, double ms) {
@@ -66,6 +68,14 @@ bool NodeProfile::whole_graphs() {
     return whole;
 }
 
+bool NodeProfile::levels() {
+    static const bool on = [] {
+        const char* env = std::getenv("TESSERA_PROFILE");
+        return env && std::strcmp(env, "levels") == 0;
+    }();
+    return on;
+}
+
 void NodeProfile::add_overhead(double ms) {
     std::lock_guard<std::mutex> lock(mu_);
     overhead_ms_ += ms;
@@ -79,10 +89,21 @@ void NodeProfile::print(const std::string& title) {
     for (const auto& r : rows) total += r.second.ms;
     std::fprintf(stderr, "\n%s per kind of node (TESSERA_PROFILE), %.1f ms in all", title.c_str(), total);
     if (overhead_ms_ > 0) std::fprintf(stderr, ", %.1f ms around them", overhead_ms_);
-    std::fprintf(stderr, ":\n  %-30s %10s %10s %7s %10s\n", "node", "calls", "ms", "%", "us/call");
-    for (const auto& [key, e] : rows)
-        std::fprintf(stderr, "  %-30s %10lld %10.1f %6.1f%% %10.1f\n", key.c_str(), e.calls, e.ms,
-                     total > 0 ? 100.0 * e.ms / total : 0.0, e.ms * 1e3 / static_cast<double>(e.calls));
+    // Long keys (a level's node kinds) go last, after the figures.
+    size_t width = 0;
+    for (const auto& r : rows) width = std::max(width, r.first.size());
+    const bool last = width > 30;
+    if (last)
+        std::fprintf(stderr, ":\n  %10s %10s %7s %10s  %s\n", "calls", "ms", "%", "us/call", "nodes");
+    else
+        std::fprintf(stderr, ":\n  %-30s %10s %10s %7s %10s\n", "node", "calls", "ms", "%", "us/call");
+    for (const auto& [key, e] : rows) {
+        const double pct = total > 0 ? 100.0 * e.ms / total : 0.0, us = e.ms * 1e3 / static_cast<double>(e.calls);
+        if (last)
+            std::fprintf(stderr, "  %10lld %10.1f %6.1f%% %10.1f  %s\n", e.calls, e.ms, pct, us, key.c_str());
+        else
+            std::fprintf(stderr, "  %-30s %10lld %10.1f %6.1f%% %10.1f\n", key.c_str(), e.calls, e.ms, pct, us);
+    }
 }
 
 }  // namespace tessera

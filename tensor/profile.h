@@ -4,6 +4,8 @@
 // nodes its own way and says how in the table's title. TESSERA_PROFILE=graph: a backend
 // that can times whole submissions instead, on the device and on the host, leaving the
 // nodes to run as they do unprofiled (the gaps between them included).
+// TESSERA_PROFILE=levels: a backend that runs independent nodes side by side between
+// barriers times each such level instead, labelled with the kinds of node in it.
 #pragma once
 
 #include <map>
@@ -20,8 +22,12 @@ public:
     static NodeProfile* get(const std::string& title);
     void add(const Tensor& node, double ms);
     void add(const std::string& key, double ms);
+    // The kind of node a row of the table sums: the op, and a product's weight type and shape.
+    static std::string kind(const Tensor& node);
     // TESSERA_PROFILE=graph: whole submissions timed, not nodes.
     static bool whole_graphs();
+    // TESSERA_PROFILE=levels: the spans between barriers timed, not nodes.
+    static bool levels();
     // Time spent around the nodes (enqueuing them, say), shown in the title line.
     void add_overhead(double ms);
 

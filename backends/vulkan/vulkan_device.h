@@ -198,8 +198,9 @@ private:
         VkDescriptorPool pool = VK_NULL_HANDLE;
         size_t pool_sets = 0;
         uint64_t last_used = 0;
-        uint32_t stamps = 0;          // timestamps it writes (TESSERA_PROFILE), 0: none
-        std::vector<Readback> reads;  // the outputs it copies into readback_
+        uint32_t stamps = 0;              // timestamps it writes (TESSERA_PROFILE), 0: none
+        std::vector<std::string> levels;  // TESSERA_PROFILE=levels: what ran between stamps i and i + 1
+        std::vector<Readback> reads;      // the outputs it copies into readback_
     };
     static constexpr size_t kRecordings = 4;  // prompt and decode shapes of a context or two
 
@@ -245,7 +246,7 @@ private:
     // ---- recording and submission (vulkan_record.cpp) ----
     void submit(std::span<Tensor* const> nodes, NodeProfile* profile);
     void submit_and_wait(VkCommandBuffer cmd);
-    void read_stamps(std::span<Tensor* const> nodes, uint32_t stamps, NodeProfile* profile);
+    void read_stamps(std::span<Tensor* const> nodes, const Recording& r, NodeProfile* profile);
     void prepare_descriptors(Recording& r, size_t n_nodes);
     // Bytes [at, at + bytes) of a buffer bound to a shader (bytes 0: to the buffer's end).
     struct Bound {
@@ -272,6 +273,7 @@ private:
     bool uniform_product(const Tensor& node) const;  // one that may take kMulMatU
     void order(const Tensor& node, const Tensor* fused = nullptr);
     void barrier();
+    void close_level();
     void dispatch(Shader s, const void* push, size_t push_bytes, uint64_t groups_x, uint32_t groups_y = 1,
                   uint32_t groups_z = 1);
 
@@ -330,6 +332,12 @@ private:
     std::vector<uint64_t> key_;
     uint64_t clock_ = 0;
     // The recording being made: record() and bind() write into these.
+    // TESSERA_PROFILE=levels: the kind of the node being recorded, the kinds dispatched since
+    // the last barrier, and the recording's levels and next timestamp.
+    bool level_stamps_ = false;
+    std::string node_kind_, level_label_;
+    Recording* level_rec_ = nullptr;
+    uint32_t next_stamp_ = 0;
     VkCommandBuffer cmd_ = VK_NULL_HANDLE;
     VkDescriptorPool desc_pool_ = VK_NULL_HANDLE;
     VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;

@@ -60,10 +60,11 @@ void VulkanBackend::compute(std::span<Tensor* const> nodes, void*, size_t, int, 
     submit(nodes, prof);
 }
 
-// The times between a recording's timestamps, added to the profile node by node.
-void VulkanBackend::read_stamps(std::span<Tensor* const> nodes, uint32_t stamps, NodeProfile* profile) {
-    std::vector<uint64_t> t(stamps);
-    if (api_.vkGetQueryPoolResults(dev_, stamps_, 0, stamps, t.size() * sizeof(uint64_t), t.data(), sizeof(uint64_t),
+// The times between a recording's timestamps, added to the profile node by node (or level by
+// level).
+void VulkanBackend::read_stamps(std::span<Tensor* const> nodes, const Recording& r, NodeProfile* profile) {
+    std::vector<uint64_t> t(r.stamps);
+    if (api_.vkGetQueryPoolResults(dev_, stamps_, 0, r.stamps, t.size() * sizeof(uint64_t), t.data(), sizeof(uint64_t),
                                    VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) != VK_SUCCESS)
         return;
     const double ms_per_tick = static_cast<double>(props_.limits.timestampPeriod) * 1e-6;
@@ -72,7 +73,12 @@ void VulkanBackend::read_stamps(std::span<Tensor* const> nodes, uint32_t stamps,
                      static_cast<double>(t[1] - t[0]) * ms_per_tick);
         return;
     }
-    for (size_t i = 0; i + 1 < stamps && i < nodes.size(); ++i)
+    if (!r.levels.empty()) {
+        for (size_t i = 0; i + 1 < t.size() && i < r.levels.size(); ++i)
+            profile->add(r.levels[i], static_cast<double>(t[i + 1] - t[i]) * ms_per_tick);
+        return;
+    }
+    for (size_t i = 0; i + 1 < t.size() && i < nodes.size(); ++i)
         profile->add(*nodes[i], static_cast<double>(t[i + 1] - t[i]) * ms_per_tick);
 }
 
@@ -91,7 +97,7 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
             r.last_used = clock_;
             submit_and_wait(r.cmd);
             readable_ = r.reads;
-            if (r.stamps) read_stamps(nodes, r.stamps, profile);
+            if (r.stamps) read_stamps(nodes, r, profile);
             return;
         }
     if (recordings_.size() < kRecordings) {
@@ -113,8 +119,13 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
     check(a.vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
     VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     check(a.vkBeginCommandBuffer(cmd_, &bi), "vkBeginCommandBuffer");
-    const bool whole = profile && NodeProfile::whole_graphs();  // two stamps, around the nodes
-    r.stamps = whole ? 2u : profile && nodes.size() < kMaxStamps ? static_cast<uint32_t>(nodes.size() + 1) : 0u;
+    const bool whole = profile && NodeProfile::whole_graphs();       // two stamps, around the nodes
+    const bool levels = profile && !whole && NodeProfile::levels();  // a stamp at each barrier
+    r.stamps = whole                                  ? 2u
+               : levels                               ? kMaxStamps
+               : profile && nodes.size() < kMaxStamps ? static_cast<uint32_t>(nodes.size() + 1)
+                                                      : 0u;
+    r.levels.clear();
     if (r.stamps && !stamps_) {
         VkQueryPoolCreateInfo qi{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
         qi.queryType = VK_QUERY_TYPE_TIMESTAMP;
@@ -126,6 +137,10 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
         a.vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps_, 0);
     }
     pending_.clear();
+    level_stamps_ = levels;
+    level_label_.clear();
+    level_rec_ = &r;
+    next_stamp_ = 1;
     acts_used_ = 0;
     acts_made_.clear();
     acts_wanted_.clear();
@@ -138,7 +153,7 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
             const bool fuse = i + 1 < nodes.size() && fusable_add(*nodes[i], *nodes[i + 1]);
             const Tensor* fused = fuse ? nodes[i] : nullptr;
             if (fuse) ++i;
-            const bool each = r.stamps && !whole;  // each node timed
+            const bool each = r.stamps && !whole && !levels;  // each node timed
             if (!each) order(*nodes[i], fused);
             if (fuse)
                 record_rows(*nodes[i], fused);
@@ -152,9 +167,15 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
             }
         }
     } catch (...) {
+        level_stamps_ = false;
         a.vkEndCommandBuffer(cmd_);
         r.key.clear();  // never matched again
         throw;
+    }
+    if (levels) {
+        close_level();
+        level_stamps_ = false;
+        r.stamps = next_stamp_;
     }
     r.reads.clear();
     if (readback_on_) record_readback(r, nodes);
@@ -167,7 +188,7 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
     // buffer from its start).
     if (!retired_.empty()) r.key.clear();
     retired_.clear();
-    if (r.stamps) read_stamps(nodes, r.stamps, profile);
+    if (r.stamps) read_stamps(nodes, r, profile);
 }
 
 // The nodes read after the graph (kFlagOutput) copied at its end into readback_, host
@@ -323,8 +344,10 @@ bool VulkanBackend::quantize_acts(const Tensor& b, QuantActs* q) {
             return false;
         }
     *q = reserve_acts(b);
+    const std::string kind = std::exchange(node_kind_, "quant_act");
     dispatch_quant(b, *q, nullptr, nullptr, 0);
     barrier();
+    node_kind_ = kind;
     return true;
 }
 
@@ -426,6 +449,8 @@ void VulkanBackend::order(const Tensor& node, const Tensor* fused) {
                 break;
             }
     if (hazard) barrier();
+    if (level_stamps_)
+        node_kind_ = fused ? NodeProfile::kind(*fused) + "+" + NodeProfile::kind(node) : NodeProfile::kind(node);
     pending_.insert(pending_.end(), spans, spans + n);
     // A node that writes over a quantized source (in place) makes its int8 copy stale.
     for (size_t i = 0; i < n; ++i)
@@ -438,12 +463,22 @@ void VulkanBackend::order(const Tensor& node, const Tensor* fused) {
 
 // Every write recorded so far visible to what follows.
 void VulkanBackend::barrier() {
+    close_level();
     VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
     mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
     mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
     api_.vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1,
                               &mb, 0, nullptr, 0, nullptr);
     pending_.clear();
+}
+
+// TESSERA_PROFILE=levels: a timestamp where the dispatches since the last one end, and their
+// label.
+void VulkanBackend::close_level() {
+    if (!level_stamps_ || level_label_.empty() || next_stamp_ >= kMaxStamps) return;
+    api_.vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps_, next_stamp_++);
+    level_rec_->levels.push_back(std::move(level_label_));
+    level_label_.clear();
 }
 
 // Push constants and the dispatch (workgroup counts over x, then y); order() puts the
@@ -459,6 +494,10 @@ void VulkanBackend::dispatch(Shader s, const void* push, size_t push_bytes, uint
         x = std::min<uint64_t>(groups_x, 65535);
         y = (groups_x + x - 1) / x;
     }
+    if (level_stamps_ && !node_kind_.empty() &&
+        (level_label_.size() < node_kind_.size() ||
+         level_label_.compare(level_label_.size() - node_kind_.size(), node_kind_.size(), node_kind_) != 0))
+        level_label_.append(level_label_.empty() ? "" : " | ").append(node_kind_);
     if (x > 0 && y > 0 && groups_z > 0)
         a.vkCmdDispatch(cmd_, static_cast<uint32_t>(x), static_cast<uint32_t>(y), groups_z);
 }
