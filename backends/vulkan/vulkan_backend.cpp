@@ -276,6 +276,10 @@ VulkanBackend::VulkanBackend(int index, VkPhysicalDevice pd)
     // TESSERA_VULKAN_SPLIT_ROWS=0: Q4_0 and Q8_0 product weights kept in the file's layout, not
     // as split rows (vulkan_device.h).
     split_rows_ = !env_off("TESSERA_VULKAN_SPLIT_ROWS");
+    // TESSERA_VULKAN_PREFETCH=N: decoding products' first N MiB of weights read into the L2
+    // cache in the level before theirs (prefetch_ahead); 0: none.
+    if (const char* e = std::getenv("TESSERA_VULKAN_PREFETCH"); e && *e)
+        prefetch_bytes_ = static_cast<uint64_t>(std::max(0, std::atoi(e))) << 20;
     // TESSERA_VULKAN_SPLIT=N: decoding attention over many keys split into ranges for about N
     // workgroups in all (default 512; prompt attention in f16 blocks aims at 2 N).
     if (const char* e = std::getenv("TESSERA_VULKAN_SPLIT"); e && std::atoi(e) > 0)
@@ -421,6 +425,7 @@ VulkanBackend::~VulkanBackend() {
     readback_.reset();
     scratch_.reset();
     acts_.reset();
+    sink_.reset();
     for (auto& p : pipelines_) {
         a.vkDestroyPipeline(dev_, p.pipeline, nullptr);
         a.vkDestroyPipelineLayout(dev_, p.layout, nullptr);

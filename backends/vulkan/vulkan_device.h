@@ -75,6 +75,7 @@ enum Shader {
     kFlashAttnCm,        // flash_attn_cm.comp: prompts on cooperative matrices (absent without them)
     kFlashAttnH,         // flash_attn_h.comp: prompts in packed f16 arithmetic
     kQuantAct,
+    kPrefetch,  // prefetch.comp: weights read ahead into the L2 cache
     kMulMat,
     kMulVec = kMulMat + 13,
     kMulVecSg = kMulVec + 13,
@@ -274,6 +275,7 @@ private:
     void order(const Tensor& node, const Tensor* fused = nullptr);
     void barrier();
     void close_level();
+    void prefetch_ahead(std::span<Tensor* const> nodes, size_t i);
     void dispatch(Shader s, const void* push, size_t push_bytes, uint64_t groups_x, uint32_t groups_y = 1,
                   uint32_t groups_z = 1);
 
@@ -307,6 +309,7 @@ private:
     bool attn_merge_ = false;      // split attention merged by each row's last workgroup
     bool norm_wide_ = true;        // RMS norms with an int8 copy: 16-byte loads and stores
     bool split_rows_ = true;       // Q4_0 and Q8_0 product weights uploaded as split rows
+    uint64_t prefetch_bytes_ = 0;  // decoding products' weights read ahead a level, at most (prefetch_ahead)
     uint64_t split_target_ = 512;  // the workgroups a split of decoding attention aims at
     bool readback_on_ = false;     // graphs copy their outputs into readback_ (record_readback)
     bool attn_ahead_ = true;       // attention by rows on F16 rows: kFlashAttnAhead, kFlashAttnGqaAhead
@@ -347,7 +350,10 @@ private:
     std::vector<Readback> readable_;          // what it holds now (the last submission's reads)
     std::unique_ptr<DeviceBuffer> scratch_;   // split attention's partial results
     std::unique_ptr<DeviceBuffer> acts_;      // int8 activations (quantized_acts)
-    uint64_t acts_used_ = 0;                  // bytes of it the recording has taken
+    std::unique_ptr<DeviceBuffer> sink_;      // prefetch.comp's: a 16-byte slot per dispatch of a recording
+    uint32_t sinks_used_ = 0;
+    std::vector<const Tensor*> prefetched_;  // the products whose weights the recording read ahead
+    uint64_t acts_used_ = 0;                 // bytes of it the recording has taken
     std::vector<std::pair<const Tensor*, QuantActs>> acts_made_;
     std::vector<const Tensor*> acts_wanted_;              // the recording's int8 products' sources
     std::vector<std::unique_ptr<DeviceBuffer>> retired_;  // replaced scratch, until the submission ends

@@ -26,6 +26,7 @@ TESSERA_SHADER(rope)
 TESSERA_SHADER(flash_attn)
 TESSERA_SHADER(flash_attn_tile)
 TESSERA_SHADER(quant_act)
+TESSERA_SHADER(prefetch)
 // The weight types' variants of mul_mat and mul_vec (TESSERA_WEIGHT_TYPES, vulkan_device.h).
 #define TESSERA_MUL_MAT(t) TESSERA_SHADER(mul_mat_##t)
 #define TESSERA_MUL_VEC(t) TESSERA_SHADER(mul_vec_##t)
@@ -79,6 +80,7 @@ const ShaderInfo kShaders[kShaderCount] = {
 #endif
     {spirv::flash_attn_h, &spirv::flash_attn_h_size, 5},
     {spirv::quant_act, &spirv::quant_act_size, 4},
+    {spirv::prefetch, &spirv::prefetch_size, 2},
 #define TESSERA_MUL_MAT(t) {spirv::mul_mat_##t, &spirv::mul_mat_##t##_size, 3},
 #define TESSERA_MUL_VEC(t) {spirv::mul_vec_##t, &spirv::mul_vec_##t##_size, 3},
 #define TESSERA_MUL_VEC_SG(t) {spirv::mul_vec_sg_##t, &spirv::mul_vec_sg_##t##_size, 3},

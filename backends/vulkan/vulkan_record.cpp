@@ -142,6 +142,8 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
     level_rec_ = &r;
     next_stamp_ = 1;
     acts_used_ = 0;
+    sinks_used_ = 0;
+    prefetched_.clear();
     acts_made_.clear();
     acts_wanted_.clear();
     for (Tensor* n : nodes)
@@ -159,6 +161,7 @@ void VulkanBackend::submit(std::span<Tensor* const> nodes, NodeProfile* profile)
                 record_rows(*nodes[i], fused);
             else
                 record(*nodes[i]);
+            if (prefetch_bytes_ && !each) prefetch_ahead(nodes, i);
             if (each) {  // each node timed alone: a barrier after every one
                 barrier();
                 for (size_t k = fuse ? i : i + 1; k <= i + 1; ++k)
@@ -470,6 +473,61 @@ void VulkanBackend::barrier() {
     api_.vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1,
                               &mb, 0, nullptr, 0, nullptr);
     pending_.clear();
+}
+
+// Decoding products' weights read ahead (prefetch.comp): after a node that is not a product,
+// the next products of one activation row on integer dot products among the few nodes after
+// it (those sharing its activations: a layer's Q, K and V, or its gate and up), unless read
+// ahead already, get up to prefetch_bytes_ of their first weight bytes, shared evenly, read
+// into the L2 cache by a dispatch that runs beside the node. A decoding step's levels of
+// small nodes (norms, rotations, attention) leave memory idle, and each product's first
+// workgroups otherwise wait on it after the barrier.
+void VulkanBackend::prefetch_ahead(std::span<Tensor* const> nodes, size_t i) {
+    constexpr size_t kAhead = 12, kGroup = 4;
+    constexpr uint32_t kSlot = 16;
+    if (nodes[i]->op == Op::MulMat) return;
+    const Tensor* group[kGroup];
+    size_t n = 0;
+    for (size_t j = i + 1; j < nodes.size() && j <= i + kAhead && n < kGroup; ++j) {
+        const Tensor* m = nodes[j];
+        if (m->op != Op::MulMat) continue;
+        if (!int8_product(*m) || m->src[1]->ne[1] != 1 || (n && m->src[1] != group[0]->src[1])) break;
+        if (std::find(prefetched_.begin(), prefetched_.end(), m) != prefetched_.end()) break;
+        group[n++] = m;
+    }
+    DeviceBuffer* sink = n ? grow(sink_, size_t{1} << 16) : nullptr;
+    if (!n || static_cast<uint64_t>(sinks_used_ + n) * kSlot > sink->size()) return;
+    // Each product's share of the bytes, what the smaller ones leave going to the larger:
+    // shares taken smallest first.
+    uint64_t take[kGroup];
+    size_t order[kGroup];
+    for (size_t k = 0; k < n; ++k) {
+        take[k] = bound(group[k]->src[0]).bytes;
+        order[k] = k;
+    }
+    std::sort(order, order + n, [&](size_t x, size_t y) { return take[x] < take[y]; });
+    uint64_t left = prefetch_bytes_;
+    for (size_t k = 0; k < n; ++k) {
+        uint64_t& t = take[order[k]];
+        t = std::min<uint64_t>(t, left / (n - k)) / 4 * 4;
+        left -= t;
+    }
+    const std::string kind = std::exchange(node_kind_, "prefetch");
+    for (size_t k = 0; k < n; ++k) {
+        prefetched_.push_back(group[k]);
+        if (take[k] < 4) continue;
+        const Bound w = bound(group[k]->src[0]);
+        uint32_t off[kMaxBindings] = {};
+        const uint32_t slot = kSlot * sinks_used_++;
+        const Bound bs[2] = {{sink, slot, kSlot}, {w.buf, w.at, take[k]}};
+        bind(kPrefetch, bs, off);
+        struct {
+            uint32_t off, words, sink_off, magic;
+        } pc{off[1] / 4, static_cast<uint32_t>(take[k] / 4), off[0] / 4, 0x9E3779B9u};
+        dispatch(kPrefetch, &pc, sizeof pc, (take[k] / 32 + 2047) / 2048);
+        pending_.push_back(Span{sink->handle(), slot, slot + kSlot, true});
+    }
+    node_kind_ = kind;
 }
 
 // TESSERA_PROFILE=levels: a timestamp where the dispatches since the last one end, and their

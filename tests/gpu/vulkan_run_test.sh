@@ -65,4 +65,28 @@ grep -qE "graph of [0-9]+ nodes, device" "$work/log" && grep -qE "graph of [0-9]
     { echo "FAIL: TESSERA_PROFILE=graph printed no submission times:"; cat "$work/log"; exit 1; }
 grep -q "copy from device, in graph" "$work/log" ||
     { echo "FAIL: the logits were not read from the graph's own copy (TESSERA_VULKAN_READBACK=1):"; cat "$work/log"; exit 1; }
-echo "ok: $device's greedy continuation (all layers with the logits copied out by the graph, half of them, the fence polled) equals the CPU's, the validation layer reported nothing, and TESSERA_PROFILE=graph timed the submissions"
+# The GPU code paths (decoding products on integer dot products), with and without their
+# weights read ahead into the cache (TESSERA_VULKAN_PREFETCH, under the validation layer's
+# synchronization checks, timed level by level): reading ahead changes no result, and each
+# decoding level profiled shows what it read ahead beside.
+gpu_paths="TESSERA_VULKAN_GPU_PATHS=1"
+env $gpu_paths TESSERA_VULKAN_PREFETCH=0 "$tessera" run -m "$model" -nr --device "$device" \
+    -p "The capital of France is" -n 6 --temp 0 >"$work/plain" 2>"$work/log" || { cat "$work/log"; exit 1; }
+env $gpu_paths TESSERA_VULKAN_PREFETCH=1 TESSERA_PROFILE=levels VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation \
+    VK_LAYER_ENABLES=VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT \
+    "$tessera" run -m "$model" -nr --device "$device" -p "The capital of France is" -n 6 --temp 0 \
+    >"$work/ahead" 2>"$work/log" || { cat "$work/log"; exit 1; }
+if grep -qE "Validation|VUID" "$work/ahead" "$work/log"; then
+    echo "FAIL: validation messages with the weights read ahead:"
+    grep -hE "Validation|VUID" "$work/ahead" "$work/log" | head -5
+    exit 1
+fi
+if ! cmp -s "$work/plain" "$work/ahead"; then
+    echo "FAIL: reading weights ahead changed the continuation:"
+    echo "plain: $(cat "$work/plain")"
+    echo "ahead: $(cat "$work/ahead")"
+    exit 1
+fi
+grep -qE "add\+rms_norm \| prefetch" "$work/log" ||
+    { echo "FAIL: TESSERA_PROFILE=levels shows no weights read ahead beside the norms:"; cat "$work/log"; exit 1; }
+echo "ok: $device's greedy continuation (all layers with the logits copied out by the graph, half of them, the fence polled) equals the CPU's, the validation layer reported nothing, TESSERA_PROFILE=graph timed the submissions, and reading decoding products' weights ahead changed nothing"
