@@ -133,4 +133,12 @@ void contiguous_strides(DType type, const int64_t ne[kMaxDims], size_t nb[kMaxDi
 enum class DeviceLayoutUse { kNone, kRows, kOther };
 DeviceLayoutUse device_layout_use(const Tensor& node);
 
+// Split rows, the device layout both GPU backends give Q4_0 and Q8_0 product weights: each row
+// its blocks' quants one after another, then their fp16 scales. Rows of a multiple of
+// kSplitRowMultiple elements (8 blocks) keep the quants 16-byte aligned.
+inline constexpr int64_t kSplitRowMultiple = 256;
+inline bool split_rows_fit(DType type, int64_t row_elems) {
+    return (type == DType::Q4_0 || type == DType::Q8_0) && row_elems > 0 && row_elems % kSplitRowMultiple == 0;
+}
+
 }  // namespace tessera

@@ -40,6 +40,7 @@
 #include "backends/cuda/mulmat_dispatch.cuh"
 #include "backends/cuda/mulmat_f16.h"
 #include "backends/cuda/quant.cuh"
+#include "tensor/tensor.h"
 
 namespace tessera::cuda {
 namespace {
@@ -289,10 +290,6 @@ bool device_has_bf16_mma() {
 
 bool mul_mat_supports(DType type) {
     return visit_type(type, [](auto) {});
-}
-
-bool split_rows_fit(DType type, int64_t k) {
-    return (type == DType::Q4_0 || type == DType::Q8_0) && k > 0 && k % kSplitRowMultiple == 0;
 }
 
 void split_rows(DType type, const void* src, void* dst, int64_t k, int64_t n, cudaStream_t stream) {

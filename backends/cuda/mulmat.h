@@ -15,10 +15,9 @@ namespace tessera::cuda {
 // Whether mul_mat and dequantize_rows take weights of this type.
 bool mul_mat_supports(DType type);
 
-// Whether weights of this type with rows of k elements can be kept as split rows (quant.cuh:
-// Q4_0 and Q8_0 rows of a multiple of 256 elements), and the rearrangement of n such rows in
-// the file's layout at src into split rows at dst (device memory, 16-byte aligned, not src).
-bool split_rows_fit(DType type, int64_t k);
+// The rearrangement of n rows of k elements in the file's layout at src into split rows
+// (quant.cuh; tensor.h's split_rows_fit says which fit) at dst (device memory, 16-byte
+// aligned, not src).
 void split_rows(DType type, const void* src, void* dst, int64_t k, int64_t n, cudaStream_t stream);
 
 // Device scratch bytes mul_mat needs for a product of these sizes (the activation

@@ -87,8 +87,8 @@ struct BlockInfo<DType::Q6_K> {
 };
 
 // Split rows: the CUDA backend keeps Q4_0 and Q8_0 weights whose rows are a multiple of
-// kSplitRowMultiple long (tensors flagged kFlagDeviceLayout) with each row's nb blocks taken
-// apart: their quants one after another (16 bytes a block for Q4_0, 32 for Q8_0), then their
+// kSplitRowMultiple long (tensor.h's split_rows_fit; tensors flagged kFlagDeviceLayout) with
+// each row's nb blocks taken apart: their quants one after another (16 bytes a block for Q4_0, 32 for Q8_0), then their
 // nb fp16 scales. A row keeps its size and place, so row strides and row views stay as they
 // were, and its quants are 16-byte aligned: a thread reads a block's quants with one or two
 // 16-byte loads where the file's 18- or 34-byte blocks take five or nine 4-byte ones.
@@ -96,7 +96,6 @@ template <DType T>
 inline constexpr bool kSplitRows = T == DType::Q4_0 || T == DType::Q8_0;
 template <DType T>
 inline constexpr int kQuantBytes = BlockInfo<T>::kBytes - 2;  // the quants of a block (Q4_0, Q8_0)
-inline constexpr int64_t kSplitRowMultiple = 256;             // 8 blocks: rows of 16-byte multiples
 
 __device__ __forceinline__ float fp16_bits_to_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ float bf16_bits_to_float(uint16_t h) {

@@ -147,12 +147,10 @@ inline bool weight_type(DType t) {
 
 inline bool element_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
-// Split rows (dequant.glsl): the upload keeps Q4_0 and Q8_0 product weights whose rows are a
-// multiple of 256 long with each row's quants first, 16-byte aligned, and its scales after
-// them (kFlagDeviceLayout). Such a weight is read only by products and row lookups, as their
-// first source, by whole rows.
-inline bool split_rows_fit(DType t, int64_t row) { return (t == DType::Q4_0 || t == DType::Q8_0) && row % 256 == 0; }
-
+// Split rows (tensor.h's split_rows_fit; dequant.glsl reads them): the upload keeps such
+// product weights with each row's quants first and its scales after them (kFlagDeviceLayout).
+// Such a weight is read only by products and row lookups, as their first source, by whole
+// rows.
 // A product's or row lookup's push constant `split`: the blocks of a row of a weight kept as
 // split rows, else 0.
 inline uint32_t split_blocks(const Tensor& w) {
