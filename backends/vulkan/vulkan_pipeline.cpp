@@ -184,7 +184,7 @@ void VulkanBackend::save_pipeline_cache() const {
 void VulkanBackend::create_pipelines() {
     const Api& a = api_;
     // Tuning: TESSERA_VULKAN_MMV_ROWS=1|2|4|8, weight rows per workgroup of a decoding
-    // product, TESSERA_VULKAN_MMV_WG=32|64|128|256, its invocations, and
+    // product, TESSERA_VULKAN_MMV_WG=8|16|32|64|128|256, its invocations, and
     // TESSERA_VULKAN_MMV_UNROLL=1|2|4|8, the groups of 8 elements an invocation loads at once.
     if (const char* e = std::getenv("TESSERA_VULKAN_MMV_ROWS")) {
         const int r = std::atoi(e);
@@ -204,7 +204,7 @@ void VulkanBackend::create_pipelines() {
     if (subgroups_ && (subgroup_size_ == 32 || subgroup_size_ == 64)) mmv_width_ = subgroup_size_;
     if (const char* e = std::getenv("TESSERA_VULKAN_MMV_WG")) {
         const int w = std::atoi(e);
-        if (w == 32 || w == 64 || w == 128 || w == 256) mmv_width_ = static_cast<uint32_t>(w);
+        if (w == 8 || w == 16 || w == 32 || w == 64 || w == 128 || w == 256) mmv_width_ = static_cast<uint32_t>(w);
     }
     if (const char* e = std::getenv("TESSERA_VULKAN_MMV_UNROLL")) {
         const int u = std::atoi(e);

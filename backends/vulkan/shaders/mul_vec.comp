@@ -176,6 +176,19 @@ void main() {
     }
 #endif
 #ifdef SUBGROUPS
+    // A workgroup of one subgroup (a GPU's decoding products: W is its subgroup size): the
+    // sums written by the lanes that hold them, without shared memory or a barrier.
+    if (gl_NumSubgroups == 1u) {
+        [[unroll]] for (uint r = 0u; r < R; ++r)
+            [[unroll]] for (uint j = 0u; j < 8u; ++j) {
+                if (j >= nj) break;
+                const float s = subgroupAdd(acc[r][j]);
+                if (gl_SubgroupInvocationID == (8u * r + j) % gl_SubgroupSize && i0 + r < p.N)
+                    y[(p.y_off + (j0 + j) * p.y_nb1 + i2 * p.y_nb2 + i3 * p.y_nb3 + 4u * (i0 + r)) >> 2] =
+                        floatBitsToUint(s);
+            }
+        return;
+    }
     // Each subgroup's sums, then the subgroups' in shared memory.
     [[unroll]] for (uint r = 0u; r < R; ++r)
         [[unroll]] for (uint j = 0u; j < 8u; ++j) {
