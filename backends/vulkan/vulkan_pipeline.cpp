@@ -206,6 +206,8 @@ void VulkanBackend::create_pipelines() {
         const int w = std::atoi(e);
         if (w == 8 || w == 16 || w == 32 || w == 64 || w == 128 || w == 256) mmv_width_ = static_cast<uint32_t>(w);
     }
+    // TESSERA_VULKAN_MMV_LANE_SUMS=0: a workgroup of one subgroup meets in shared memory too.
+    if (const char* e = std::getenv("TESSERA_VULKAN_MMV_LANE_SUMS")) mmv_lane_sums_ = std::strcmp(e, "0") != 0;
     if (const char* e = std::getenv("TESSERA_VULKAN_MMV_UNROLL")) {
         const int u = std::atoi(e);
         if (u == 1 || u == 2 || u == 4 || u == 8) mmv_unroll_ = static_cast<uint32_t>(u);
@@ -295,10 +297,11 @@ void VulkanBackend::create_pipelines() {
         ci.stage.pName = "main";
         // The decoding products' rows and invocations per workgroup and groups per step
         // (mul_vec.comp's R, W and U).
-        const uint32_t values[3] = {mul_vec ? rows_of(static_cast<Shader>(s)) : 0u, mmv_width_, mmv_unroll_};
+        const uint32_t values[4] = {mul_vec ? rows_of(static_cast<Shader>(s)) : 0u, mmv_width_, mmv_unroll_,
+                                    mmv_lane_sums_ ? 1u : 0u};
         if (mul_vec) mmv_rows_of_[(s - kMulVec) % std::size(kWeightTypes)] = values[0];
-        const VkSpecializationMapEntry entries[3] = {{0, 0, 4}, {1, 4, 4}, {2, 8, 4}};
-        const VkSpecializationInfo spec{3, entries, sizeof values, values};
+        const VkSpecializationMapEntry entries[4] = {{0, 0, 4}, {1, 4, 4}, {2, 8, 4}, {3, 12, 4}};
+        const VkSpecializationInfo spec{4, entries, sizeof values, values};
         if (mul_vec) ci.stage.pSpecializationInfo = &spec;
         // mul_mat_cm.comp's workgroup: 2 x SGN subgroups.
         const uint32_t cm_values[2] = {2 * cm_sgn_ * subgroup_size_, cm_sgn_};

@@ -31,6 +31,8 @@ layout(constant_id = 1) const uint W = 64u;
 // variants' 32-element slices (half as many, at least one).
 layout(constant_id = 2) const uint U = 4u;
 const uint US = U > 1u ? U / 2u : 1u;
+// A workgroup of one subgroup writes its sums from the lanes (SUBGROUPS variants).
+layout(constant_id = 3) const bool LANE_SUMS = true;
 layout(local_size_x_id = 1) in;
 layout(binding = 0) buffer Y { uint y[]; };
 layout(binding = 1) readonly buffer AW { uint A[]; };
@@ -178,7 +180,7 @@ void main() {
 #ifdef SUBGROUPS
     // A workgroup of one subgroup (a GPU's decoding products: W is its subgroup size): the
     // sums written by the lanes that hold them, without shared memory or a barrier.
-    if (gl_NumSubgroups == 1u) {
+    if (LANE_SUMS && gl_NumSubgroups == 1u) {
         [[unroll]] for (uint r = 0u; r < R; ++r)
             [[unroll]] for (uint j = 0u; j < 8u; ++j) {
                 if (j >= nj) break;
