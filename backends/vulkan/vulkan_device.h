@@ -320,8 +320,8 @@ private:
     uint32_t mmv_rows_ = 2;                               // weight rows per workgroup of mul_vec.comp (its R), at most
     uint32_t mmv_rows_of_[std::size(kWeightTypes)] = {};  // and each weight type's
     uint32_t mmv_width_ = 64;                             // and its invocations (W)
-    bool mmv_lane_sums_ = true;  // one-subgroup workgroups' sums from the lanes (mul_vec.comp's LANE_SUMS)
-    uint32_t mmv_unroll_ = 4;    // groups of 8 elements an invocation loads at once (U)
+    bool mmv_lane_sums_ = false;  // one-subgroup workgroups' sums from the lanes (mul_vec.comp's LANE_SUMS)
+    uint32_t mmv_unroll_ = 4;     // groups of 8 elements an invocation loads at once (U)
     VkDevice dev_ = VK_NULL_HANDLE;
     VkQueue queue_ = VK_NULL_HANDLE;
     uint32_t host_local_ = UINT32_MAX, device_local_ = UINT32_MAX, host_only_ = UINT32_MAX;

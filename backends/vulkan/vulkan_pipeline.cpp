@@ -206,8 +206,9 @@ void VulkanBackend::create_pipelines() {
         const int w = std::atoi(e);
         if (w == 8 || w == 16 || w == 32 || w == 64 || w == 128 || w == 256) mmv_width_ = static_cast<uint32_t>(w);
     }
-    // TESSERA_VULKAN_MMV_LANE_SUMS=0: a workgroup of one subgroup meets in shared memory too.
-    if (const char* e = std::getenv("TESSERA_VULKAN_MMV_LANE_SUMS")) mmv_lane_sums_ = std::strcmp(e, "0") != 0;
+    // TESSERA_VULKAN_MMV_LANE_SUMS=1: a workgroup of one subgroup writes its sums from the
+    // lanes, without shared memory and its barrier (off until measured on a GPU).
+    if (const char* e = std::getenv("TESSERA_VULKAN_MMV_LANE_SUMS")) mmv_lane_sums_ = std::strcmp(e, "1") == 0;
     if (const char* e = std::getenv("TESSERA_VULKAN_MMV_UNROLL")) {
         const int u = std::atoi(e);
         if (u == 1 || u == 2 || u == 4 || u == 8) mmv_unroll_ = static_cast<uint32_t>(u);

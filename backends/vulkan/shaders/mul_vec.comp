@@ -32,7 +32,7 @@ layout(constant_id = 1) const uint W = 64u;
 layout(constant_id = 2) const uint U = 4u;
 const uint US = U > 1u ? U / 2u : 1u;
 // A workgroup of one subgroup writes its sums from the lanes (SUBGROUPS variants).
-layout(constant_id = 3) const bool LANE_SUMS = true;
+layout(constant_id = 3) const bool LANE_SUMS = false;
 layout(local_size_x_id = 1) in;
 layout(binding = 0) buffer Y { uint y[]; };
 layout(binding = 1) readonly buffer AW { uint A[]; };
