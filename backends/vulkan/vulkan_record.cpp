@@ -506,10 +506,12 @@ void VulkanBackend::prefetch_ahead(std::span<Tensor* const> nodes, size_t i) {
         order[k] = k;
     }
     std::sort(order, order + n, [&](size_t x, size_t y) { return take[x] < take[y]; });
+    // Within what one binding reaches past its offset's alignment (at most 256 bytes).
     uint64_t left = prefetch_bytes_;
+    const uint64_t reach = props_.limits.maxStorageBufferRange > 256 ? props_.limits.maxStorageBufferRange - 256 : 0;
     for (size_t k = 0; k < n; ++k) {
         uint64_t& t = take[order[k]];
-        t = std::min<uint64_t>(t, left / (n - k)) / 4 * 4;
+        t = std::min<uint64_t>({t, left / (n - k), reach}) / 4 * 4;
         left -= t;
     }
     const std::string kind = std::exchange(node_kind_, "prefetch");
