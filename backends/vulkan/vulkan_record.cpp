@@ -499,10 +499,12 @@ void VulkanBackend::prefetch_ahead(std::span<Tensor* const> nodes, size_t i) {
     if (!n || static_cast<uint64_t>(sinks_used_ + n) * kSlot > sink->size()) return;
     // Each product's share of the bytes, what the smaller ones leave going to the larger:
     // shares taken smallest first.
+    Bound weights[kGroup];
     uint64_t take[kGroup];
     size_t order[kGroup];
     for (size_t k = 0; k < n; ++k) {
-        take[k] = bound(group[k]->src[0]).bytes;
+        weights[k] = bound(group[k]->src[0]);
+        take[k] = weights[k].bytes;
         order[k] = k;
     }
     std::sort(order, order + n, [&](size_t x, size_t y) { return take[x] < take[y]; });
@@ -518,7 +520,7 @@ void VulkanBackend::prefetch_ahead(std::span<Tensor* const> nodes, size_t i) {
     for (size_t k = 0; k < n; ++k) {
         prefetched_.push_back(group[k]);
         if (take[k] < 4) continue;
-        const Bound w = bound(group[k]->src[0]);
+        const Bound& w = weights[k];
         uint32_t off[kMaxBindings] = {};
         const uint32_t slot = kSlot * sinks_used_++;
         const Bound bs[2] = {{sink, slot, kSlot}, {w.buf, w.at, take[k]}};
