@@ -13,7 +13,9 @@
 
 namespace tessera::backends {
 
-std::vector<std::unique_ptr<Backend>> create_available() {
+namespace {
+
+void register_all() {
     static std::once_flag once;
     std::call_once(once, [] {
 #ifdef TESSERA_HAVE_CUDA
@@ -24,7 +26,20 @@ std::vector<std::unique_ptr<Backend>> create_available() {
 #endif
         cpu::register_cpu_backend();
     });
+}
+
+}  // namespace
+
+std::vector<std::unique_ptr<Backend>> create_available() {
+    register_all();
     return create_available_backends();
+}
+
+std::unique_ptr<Backend> create_instance(const std::string& name) {
+    register_all();
+    for (const BackendFactory& f : backend_registry())
+        if (f.name == name && f.available()) return f.create();
+    return nullptr;
 }
 
 std::vector<std::string> gpu_devices() {

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -95,8 +96,13 @@ const char* const kGpuHelp =
     "                          with the last layer); 'all', or 'auto' (the default: the count\n"
     "                          'tessera fit' predicts fastest among those that fit: all that\n"
     "                          fit, unless the GPU is slower than the CPU); 0: all on the CPU\n"
-    "  --device NAME           the GPU to use, e.g. CUDA0 (default: the first; see\n"
-    "                          'tessera --version')\n"
+    "  --device NAME[,NAME...] the GPUs to use, e.g. CUDA0 or CUDA0,CUDA1 (default: the first\n"
+    "                          GPU and every other of its kind; see 'tessera --version')\n"
+    "  -sm, --split-mode MODE  how the GPU layers spread over several GPUs: layer (default:\n"
+    "                          consecutive layers on each, activations crossing between them)\n"
+    "                          or none (the first GPU only)\n"
+    "  -ts, --tensor-split A,B each GPU's share of the GPU layers, in --device order (default:\n"
+    "                          in proportion to their free memory)\n"
     "  -ot, --override-tensor PATTERN=DEVICE\n"
     "                          weights whose name matches PATTERN (a regular expression)\n"
     "                          go to DEVICE (CPU or the GPU) whatever -ngl says, e.g.\n"
@@ -153,6 +159,47 @@ int parse_gpu_option(const char* option, const char* value, GpuOptions* g, bool 
         g->device = value;
         return 1;
     }
+    if (!std::strcmp(option, "-sm") || !std::strcmp(option, "--split-mode")) {
+        if (!std::strcmp(value, "none")) {
+            g->split_mode = TESSERA_SPLIT_NONE;
+        } else if (!std::strcmp(value, "layer")) {
+            g->split_mode = TESSERA_SPLIT_LAYER;
+        } else if (!std::strcmp(value, "row")) {
+            std::fprintf(stderr, "error: %s row (tensor parallelism) is not available yet: use layer\n", option);
+            return -1;
+        } else {
+            std::fprintf(stderr, "error: %s takes none or layer (got '%s')\n", option, value);
+            return -1;
+        }
+        return 1;
+    }
+    if (!std::strcmp(option, "-ts") || !std::strcmp(option, "--tensor-split")) {
+        // Proportions split by commas or slashes, as "3,1" or "3/1".
+        g->tensor_split.clear();
+        double sum = 0;
+        for (const char* at = value;;) {
+            char* end = nullptr;
+            errno = 0;
+            const double v = std::strtod(at, &end);
+            if (errno || end == at || !(v >= 0) || v > 1e6) {
+                std::fprintf(stderr, "error: %s takes proportions such as 3,1 (got '%s')\n", option, value);
+                return -1;
+            }
+            g->tensor_split.push_back(static_cast<float>(v));
+            sum += v;
+            if (*end == '\0') break;
+            if (*end != ',' && *end != '/') {
+                std::fprintf(stderr, "error: %s takes proportions such as 3,1 (got '%s')\n", option, value);
+                return -1;
+            }
+            at = end + 1;
+        }
+        if (sum <= 0) {
+            std::fprintf(stderr, "error: %s: the proportions are all 0 (got '%s')\n", option, value);
+            return -1;
+        }
+        return 1;
+    }
     if (!layers) return 0;
     if (!std::strcmp(option, "-ngl") || !std::strcmp(option, "--gpu-layers") ||
         !std::strcmp(option, "--n-gpu-layers")) {
@@ -186,6 +233,9 @@ tessera_model* load_model_or_report(const char* path, const GpuOptions& gpu) {
     p.repack = gpu.repack ? 1 : 0;
     p.n_gpu_layers = gpu.n_gpu_layers;
     p.device = gpu.device.empty() ? nullptr : gpu.device.c_str();
+    p.split_mode = gpu.split_mode;
+    p.tensor_split = gpu.tensor_split.empty() ? nullptr : gpu.tensor_split.data();
+    p.n_tensor_split = static_cast<int32_t>(gpu.tensor_split.size());
     std::vector<const char*> overrides;
     for (const std::string& o : gpu.overrides) overrides.push_back(o.c_str());
     p.tensor_overrides = overrides.data();
@@ -200,10 +250,22 @@ tessera_model* load_model_or_report(const char* path, const GpuOptions& gpu) {
         std::fprintf(stderr, "error: %s\n", tessera_last_error());
         return nullptr;
     }
-    if (tessera_model_n_gpu_layers(m) > 0)
+    if (tessera_model_n_gpu_layers(m) > 0) {
+        // "on CUDA0", or split by layer "on CUDA0 (16), CUDA1 (16)".
+        std::string where;
+        const std::string names = tessera_model_gpu(m);
+        int32_t i = 0;
+        for (size_t at = 0; at <= names.size(); ++i) {
+            const size_t comma = std::min(names.find(',', at), names.size());
+            where += (where.empty() ? "" : ", ") + names.substr(at, comma - at);
+            if (names.find(',') != std::string::npos)
+                where += " (" + std::to_string(tessera_model_gpu_layers(m, i)) + ")";
+            at = comma + 1;
+        }
         std::fprintf(stderr, "tessera: %d of %d layers on %s (%.0f MiB of weights)\n", tessera_model_n_gpu_layers(m),
-                     tessera_model_n_layer(m), tessera_model_gpu(m),
+                     tessera_model_n_layer(m), where.c_str(),
                      static_cast<double>(tessera_model_gpu_bytes(m)) / (1024.0 * 1024.0));
+    }
     return m;
 }
 

@@ -22,12 +22,14 @@ int parse_sampling_option(const char* option, const char* value, tessera_sampler
 
 // Where the weights go: -ngl / --gpu-layers N|all|auto and --device NAME.
 struct GpuOptions {
-    int32_t n_gpu_layers = -1;           // -1: auto (all that fit when there is a GPU)
-    std::string device;                  // empty: the first GPU
-    std::vector<std::string> overrides;  // -ot PATTERN=DEVICE, in order
-    uint64_t gpu_mem = 0;                // --gpu-mem: bytes the automatic placement may fill (0: free memory)
-    bool repack = true;                  // -nr/--no-repack clears it: weights stay in the file's layout
-    int32_t plan_n_ctx = 0;    // the context and CPU threads -ngl auto plans for (the command's -c and -t)
+    int32_t n_gpu_layers = -1;                 // -1: auto (all that fit when there is a GPU)
+    std::string device;                        // empty: the first GPU (and the others of its kind, split by layer)
+    int32_t split_mode = TESSERA_SPLIT_LAYER;  // -sm
+    std::vector<float> tensor_split;           // -ts: each GPU's share of the GPU layers
+    std::vector<std::string> overrides;        // -ot PATTERN=DEVICE, in order
+    uint64_t gpu_mem = 0;                      // --gpu-mem: bytes the automatic placement may fill (0: free memory)
+    bool repack = true;                        // -nr/--no-repack clears it: weights stay in the file's layout
+    int32_t plan_n_ctx = 0;  // the context and CPU threads -ngl auto plans for (the command's -c and -t)
     int32_t plan_threads = 0;
 };
 // Returns true when `option` is one of the loading flags that take no value (-nr, --no-repack)

@@ -30,7 +30,9 @@ const char* const kFitHelp =
     "  -t, --threads N         CPU threads (default: all cores)\n"
     "  -ngl, --gpu-layers L    'auto' (the default: the count loading would choose), 'all', a\n"
     "                          count, or a list such as 0,8,16,24 (one line each)\n"
-    "  --device NAME           the GPU (default: the first)\n"
+    "  --device NAME[,NAME...] the GPUs (default: the first and every other of its kind)\n"
+    "  -sm, --split-mode MODE  layer (default: the GPU layers spread over the GPUs) or none\n"
+    "  -ts, --tensor-split A,B each GPU's share of the GPU layers (default: by free memory)\n"
     "  --gpu-mem SIZE          GPU memory the placement may fill (e.g. 1.5G; default: its free\n"
     "                          memory less 512 MiB)\n"
     "  --no-measure            predict from the speeds measured before only\n"
@@ -118,6 +120,9 @@ int cmd_fit(int argc, char** argv) {
         return 2;
     }
     fp.device = gpu.device.empty() ? nullptr : gpu.device.c_str();
+    fp.split_mode = gpu.split_mode;
+    fp.tensor_split = gpu.tensor_split.empty() ? nullptr : gpu.tensor_split.data();
+    fp.n_tensor_split = static_cast<int32_t>(gpu.tensor_split.size());
     fp.gpu_mem = gpu.gpu_mem;
 
     std::vector<tessera_fit_plan> plans;
@@ -135,7 +140,8 @@ int cmd_fit(int argc, char** argv) {
     std::printf("model: %s (%d layers), context %d, prompt steps of %d tokens\n", model_path, first.n_layer,
                 first.n_ctx, fp.n_batch);
     if (first.gpu[0])
-        std::printf("GPU: %s, budget %s\n", first.gpu, size_text(first.gpu_budget).c_str());
+        std::printf("GPU%s: %s, budget %s\n", first.n_gpus > 1 ? "s" : "", first.gpu,
+                    size_text(first.gpu_budget).c_str());
     else
         std::printf("GPU: none (the CPU runs every layer)\n");
     if (plans.size() == 1) {
@@ -146,11 +152,15 @@ int cmd_fit(int argc, char** argv) {
         else
             std::printf("plan: every layer on the CPU\n");
         std::printf("  %-8s %10s %10s %10s %10s\n", "device", "weights", "KV cache", "compute", "total");
-        if (p.gpu[0] && p.n_gpu_layers > 0)
-            std::printf("  %-8s %10s %10s %10s %10s%s\n", p.gpu, size_text(p.gpu_weight_bytes).c_str(),
-                        size_text(p.gpu_kv_bytes).c_str(), size_text(p.gpu_compute_bytes).c_str(),
-                        size_text(p.gpu_weight_bytes + p.gpu_kv_bytes + p.gpu_compute_bytes).c_str(),
-                        p.fits ? "" : "  (over the budget)");
+        // A row per GPU: its layers (split by layer), memory and budget.
+        for (int32_t g = 0; p.n_gpu_layers > 0 && g < p.n_gpus; ++g) {
+            const tessera_fit_gpu& d = p.gpus[g];
+            const uint64_t total = d.weight_bytes + d.kv_bytes + d.compute_bytes;
+            std::string layers = p.n_gpus > 1 ? "  " + std::to_string(d.n_layers) + " layers" : "";
+            std::printf("  %-8s %10s %10s %10s %10s%s%s\n", d.name, size_text(d.weight_bytes).c_str(),
+                        size_text(d.kv_bytes).c_str(), size_text(d.compute_bytes).c_str(), size_text(total).c_str(),
+                        layers.c_str(), total > d.budget ? "  (over the budget)" : "");
+        }
         const uint64_t cpu_total = p.cpu_weight_bytes + p.cpu_kv_bytes + p.cpu_compute_bytes + p.cpu_pinned_bytes;
         std::printf("  %-8s %10s %10s %10s %10s\n", "CPU", size_text(p.cpu_weight_bytes).c_str(),
                     size_text(p.cpu_kv_bytes).c_str(), size_text(p.cpu_compute_bytes).c_str(),

@@ -178,6 +178,9 @@ typedef struct tessera_model tessera_model;
 /* Load progress in [0, 1]; return 0 to cancel the load. */
 typedef int32_t (*tessera_progress_fn)(float progress, void* user);
 
+/* How a model's GPU layers spread over several GPUs. */
+enum { TESSERA_SPLIT_NONE = 0, TESSERA_SPLIT_LAYER = 1 };
+
 typedef struct tessera_model_params {
     int32_t vocab_only;        /* 1: load only the tokenizer (to tokenize; no contexts) */
     int32_t allow_unknown_pre; /* 1: an unknown tokenizer.ggml.pre falls back to the GPT-2 split, with a warning */
@@ -190,8 +193,16 @@ typedef struct tessera_model_params {
     int32_t n_gpu_layers; /* layers (weights and KV cache) on the GPU, counted from the last one; the output
                              head goes with the last layer. -1: all that fit when there is a GPU; 0: none;
                              more than the model has: all. Without a GPU the CPU runs everything. */
-    const char* device;   /* the GPU to use by name ("CUDA0", as tessera_system_info lists them); NULL or
-                             "": the first one. An unknown name fails the load. */
+    const char* device;   /* the GPUs to use by name, comma-separated ("CUDA0", "CUDA0,CUDA1", as
+                             tessera_system_info lists them; a name listed again gets another instance of
+                             that device); NULL or "": the first GPU and, split by layer, every other GPU
+                             of its kind. An unknown name fails the load. */
+    int32_t split_mode;   /* TESSERA_SPLIT_LAYER (default): the GPU layers spread over the GPUs, consecutive
+                             layers on each, in proportion to tensor_split or else to their free memory;
+                             TESSERA_SPLIT_NONE: one GPU */
+    const float* tensor_split; /* n_tensor_split proportions, one per GPU in use, in order; NULL: by their
+                             free memory */
+    int32_t n_tensor_split;
     const char* const* tensor_overrides; /* n_tensor_overrides strings "PATTERN=DEVICE": a weight whose name
                              contains a match of PATTERN (an ECMAScript regular expression) goes to DEVICE ("CPU"
                              or the GPU), whatever n_gpu_layers says; the first match decides */
@@ -204,7 +215,8 @@ typedef struct tessera_model_params {
 } tessera_model_params;
 
 /* The defaults: vocab_only = 0, allow_unknown_pre = 0, use_mmap = 1, repack = 1, no progress callback,
- * n_gpu_layers = -1, device = NULL, no tensor overrides, gpu_mem = 0, plan_n_ctx = 0, plan_n_threads = 0.
+ * n_gpu_layers = -1, device = NULL, split_mode = TESSERA_SPLIT_LAYER, no tensor split, no tensor
+ * overrides, gpu_mem = 0, plan_n_ctx = 0, plan_n_threads = 0.
  *
  * n_gpu_layers = -1 asks a cost model (see tessera_fit): of the layer counts whose GPU share fits
  * gpu_mem, the one predicted fastest for a 512-token prompt and 128 generated tokens. A GPU named
@@ -479,10 +491,12 @@ uint64_t tessera_model_n_params(const tessera_model* model);
 uint64_t tessera_model_size(const tessera_model* model);
 /* Milliseconds tessera_model_load took for this model (0 for NULL). */
 double tessera_model_load_ms(const tessera_model* model);
-/* Layers whose weights live on a GPU (0 for NULL, a vocab-only model or none), and that
- * GPU's name ("CUDA0"; "" when none). */
+/* Layers whose weights live on a GPU (0 for NULL, a vocab-only model or none), and the names
+ * of the GPUs holding them, comma-separated in layer order ("CUDA0", "CUDA0,CUDA1"; "" when
+ * none); tessera_model_gpu_layers: how many of them GPU i of that list holds (0 past its end). */
 int32_t tessera_model_n_gpu_layers(const tessera_model* model);
 const char* tessera_model_gpu(const tessera_model* model);
+int32_t tessera_model_gpu_layers(const tessera_model* model, int32_t i);
 /* Bytes of weights uploaded to the GPU (0 when none). */
 uint64_t tessera_model_gpu_bytes(const tessera_model* model);
 /* The copy bandwidth of the model's GPU in GB/s (bytes read plus written per second, the
@@ -551,24 +565,39 @@ typedef struct tessera_fit_params {
     int32_t n_batch;      /* tokens per prompt step (default 512) */
     int32_t n_threads;    /* CPU threads; 0: all cores */
     int32_t n_gpu_layers; /* -1: the count n_gpu_layers = -1 would choose; else this count */
-    const char* device;   /* the GPU by name; NULL or "": the first one */
-    uint64_t gpu_mem;     /* as in tessera_model_params */
+    const char* device;   /* the GPUs by name, as in tessera_model_params */
+    int32_t split_mode;   /* as in tessera_model_params */
+    const float* tensor_split;
+    int32_t n_tensor_split;
+    uint64_t gpu_mem;     /* as in tessera_model_params (each GPU's) */
     int32_t measure;      /* 1: measure the speeds not cached yet (default); 0: predict from the cache only */
 } tessera_fit_params;
+
+#define TESSERA_MAX_GPUS 16
+
+/* One GPU's share of a plan. */
+typedef struct tessera_fit_gpu {
+    char name[32];
+    int32_t n_layers;
+    uint64_t budget;
+    uint64_t weight_bytes, kv_bytes, compute_bytes;
+} tessera_fit_gpu;
 
 typedef struct tessera_fit_plan {
     int32_t n_layer;
     int32_t n_gpu_layers;  /* the last ones, with the output head */
     int32_t n_ctx;
-    int32_t fits;          /* 1 when the GPU's share fits gpu_budget */
-    char gpu[64];          /* the GPU's name; "" when there is none */
-    uint64_t gpu_budget;
+    int32_t fits;          /* 1 when each GPU's share fits its budget */
+    char gpu[64];          /* the GPUs' names, comma-separated; "" when there is none */
+    uint64_t gpu_budget;   /* the gpu_* figures: sums over the GPUs */
     uint64_t gpu_weight_bytes, gpu_kv_bytes, gpu_compute_bytes;
     uint64_t cpu_weight_bytes, cpu_kv_bytes, cpu_compute_bytes;
     uint64_t cpu_pinned_bytes; /* page-locked copy of the CPU layers' weights that prompts stream to the GPU
                                   (held beside cpu_weight_bytes; 0 where the GPU has no such memory) */
     double pp_tokens_per_s; /* predicted prompt processing, n_batch-token steps */
     double tg_tokens_per_s; /* predicted generation from an empty context; 0 where a speed is unknown */
+    int32_t n_gpus;         /* the GPUs in use (at most TESSERA_MAX_GPUS), each one's share in gpus */
+    tessera_fit_gpu gpus[TESSERA_MAX_GPUS];
 } tessera_fit_plan;
 
 tessera_fit_params tessera_fit_default_params(void);

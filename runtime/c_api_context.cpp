@@ -1,4 +1,5 @@
 // Implements the contexts, decoding, sampling and model-information parts of tessera.h.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -130,7 +131,8 @@ int32_t tessera_context_free_cells(const tessera_context* ctx) { return ctx ? ct
 tessera_status tessera_context_memory(const tessera_context* ctx, tessera_memory* out) {
     if (out) *out = tessera_memory{};
     return guard([&] {
-        if (!ctx || !out) throw Error("tessera_context_memory: ctx and out must not be NULL", ErrorKind::InvalidArgument);
+        if (!ctx || !out)
+            throw Error("tessera_context_memory: ctx and out must not be NULL", ErrorKind::InvalidArgument);
         const tessera::runtime::Model& m = ctx->ctx->model();
         const auto mem = ctx->ctx->memory();
         out->gpu_weight_bytes = m.gpu_weight_bytes;
@@ -303,7 +305,14 @@ int32_t tessera_model_n_gpu_layers(const tessera_model* model) {
 }
 
 const char* tessera_model_gpu(const tessera_model* model) {
-    return model && model->runtime && model->runtime->gpu ? model->runtime->gpu->name().c_str() : "";
+    return model && model->runtime ? model->runtime->gpu_names.c_str() : "";
+}
+
+int32_t tessera_model_gpu_layers(const tessera_model* model, int32_t i) {
+    if (!model || !model->runtime || i < 0 || static_cast<size_t>(i) >= model->runtime->gpus.size()) return 0;
+    const tessera::Backend* g = model->runtime->gpus[static_cast<size_t>(i)];
+    const auto& layers = model->runtime->layer_backend;
+    return static_cast<int32_t>(std::count(layers.begin(), layers.end(), g));
 }
 
 double tessera_model_gpu_bandwidth(const tessera_model* model) {

@@ -1,4 +1,5 @@
 // Implements the "models and tokenization" part of include/tessera.h over runtime::Vocab.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -48,6 +49,28 @@ void copy_out(std::string_view bytes, char* buf, size_t buf_size, size_t* len_ou
     if (bytes.size() < buf_size) buf[bytes.size()] = '\0';
 }
 
+tessera::runtime::SplitMode split_mode(int32_t mode) {
+    if (mode == TESSERA_SPLIT_NONE) return tessera::runtime::SplitMode::None;
+    if (mode == TESSERA_SPLIT_LAYER) return tessera::runtime::SplitMode::Layer;
+    throw Error("split_mode must be TESSERA_SPLIT_NONE or TESSERA_SPLIT_LAYER, not " + std::to_string(mode),
+                ErrorKind::InvalidArgument);
+}
+
+// A tensor split's proportions: finite, none negative, not all zero.
+std::vector<double> proportions(const float* split, int32_t n) {
+    if (n < 0 || (n > 0 && !split))
+        throw Error("tensor_split: " + std::to_string(n) + " proportions and no array", ErrorKind::InvalidArgument);
+    std::vector<double> out(split, split + n);
+    double sum = 0;
+    for (double v : out) {
+        if (!(v >= 0 && v < 1e30))
+            throw Error("tensor_split: a proportion must be 0 or more", ErrorKind::InvalidArgument);
+        sum += v;
+    }
+    if (n > 0 && sum <= 0) throw Error("tensor_split: the proportions are all 0", ErrorKind::InvalidArgument);
+    return out;
+}
+
 }  // namespace
 
 extern "C" {
@@ -62,6 +85,9 @@ tessera_model_params tessera_model_default_params(void) {
     p.progress_user = nullptr;
     p.n_gpu_layers = -1;
     p.device = nullptr;
+    p.split_mode = TESSERA_SPLIT_LAYER;
+    p.tensor_split = nullptr;
+    p.n_tensor_split = 0;
     p.tensor_overrides = nullptr;
     p.n_tensor_overrides = 0;
     p.gpu_mem = 0;
@@ -91,6 +117,8 @@ tessera_status tessera_model_load(const char* path, const tessera_model_params* 
                 throw Error("n_gpu_layers must be -1 (auto), 0 or more", ErrorKind::InvalidArgument);
             lo.n_gpu_layers = p.n_gpu_layers;
             if (p.device) lo.device = p.device;
+            lo.split_mode = split_mode(p.split_mode);
+            lo.tensor_split = proportions(p.tensor_split, p.n_tensor_split);
             if (p.n_tensor_overrides < 0 || (p.n_tensor_overrides > 0 && !p.tensor_overrides))
                 throw Error("tensor_overrides: " + std::to_string(p.n_tensor_overrides) + " overrides and no array",
                             ErrorKind::InvalidArgument);
@@ -103,7 +131,8 @@ tessera_status tessera_model_load(const char* path, const tessera_model_params* 
             }
             lo.gpu_mem = static_cast<size_t>(p.gpu_mem);
             if (p.plan_n_ctx < 0 || p.plan_n_threads < 0)
-                throw Error("plan_n_ctx and plan_n_threads must be 0 (the defaults) or more", ErrorKind::InvalidArgument);
+                throw Error("plan_n_ctx and plan_n_threads must be 0 (the defaults) or more",
+                            ErrorKind::InvalidArgument);
             lo.plan_n_ctx = p.plan_n_ctx;
             lo.plan_threads = p.plan_n_threads;
             if (p.progress) {
@@ -230,6 +259,9 @@ tessera_fit_params tessera_fit_default_params(void) {
     p.n_threads = 0;
     p.n_gpu_layers = -1;
     p.device = nullptr;
+    p.split_mode = TESSERA_SPLIT_LAYER;
+    p.tensor_split = nullptr;
+    p.n_tensor_split = 0;
     p.gpu_mem = 0;
     p.measure = 1;
     return p;
@@ -250,6 +282,8 @@ tessera_status tessera_fit(const char* path, const tessera_fit_params* params, t
         fo.n_threads = p.n_threads;
         fo.n_gpu_layers = p.n_gpu_layers;
         if (p.device) fo.device = p.device;
+        fo.split_mode = split_mode(p.split_mode);
+        fo.tensor_split = proportions(p.tensor_split, p.n_tensor_split);
         fo.gpu_mem = static_cast<size_t>(p.gpu_mem);
         fo.measure = p.measure != 0;
         fo.note = [](const std::string& line) { std::fprintf(stderr, "tessera: %s\n", line.c_str()); };
@@ -270,5 +304,17 @@ tessera_status tessera_fit(const char* path, const tessera_fit_params* params, t
         plan->cpu_pinned_bytes = pl.cpu_pinned_bytes;
         plan->pp_tokens_per_s = pl.pp_tokens_per_s;
         plan->tg_tokens_per_s = pl.tg_tokens_per_s;
+        plan->n_gpus = static_cast<int32_t>(std::min<size_t>(r.gpus.size(), TESSERA_MAX_GPUS));
+        for (size_t g = 0; g < static_cast<size_t>(plan->n_gpus); ++g) {
+            tessera_fit_gpu& o = plan->gpus[g];
+            std::snprintf(o.name, sizeof o.name, "%s", r.gpus[g].c_str());
+            o.budget = r.gpu_budgets[g];
+            if (g < pl.gpus.size()) {
+                o.n_layers = pl.gpus[g].n_layers;
+                o.weight_bytes = pl.gpus[g].weight_bytes;
+                o.kv_bytes = pl.gpus[g].kv_bytes;
+                o.compute_bytes = pl.gpus[g].compute_bytes;
+            }
+        }
     });
 }

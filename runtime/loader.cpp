@@ -72,6 +72,67 @@ Backend* choose_gpu(const std::vector<std::unique_ptr<Backend>>& backends, const
     return nullptr;
 }
 
+// A backend's kind: its name without the device number ("CUDA" for "CUDA1").
+std::string kind_of(const std::string& name) {
+    size_t n = name.size();
+    while (n > 0 && name[n - 1] >= '0' && name[n - 1] <= '9') --n;
+    return name.substr(0, n);
+}
+
+// The GPUs a model's layers go to, in order. `names`: comma-separated GPU names; one listed
+// again gets another instance of its device (added to `backends`, before the CPU). None
+// listed: the first GPU found by default and, split by layer, every other GPU of its kind
+// found by default. "CPU": none.
+std::vector<Backend*> choose_gpus(std::vector<std::unique_ptr<Backend>>& backends, const std::string& names,
+                                  SplitMode mode) {
+    std::vector<Backend*> out;
+    if (names.empty()) {
+        Backend* first = choose_gpu(backends, "");
+        if (!first) return out;
+        out.push_back(first);
+        if (mode == SplitMode::Layer)
+            for (const auto& b : backends)
+                if (b.get() != first && !b->host_memory() && b->offload_by_default() &&
+                    kind_of(b->name()) == kind_of(first->name()))
+                    out.push_back(b.get());
+        return out;
+    }
+    std::vector<std::string> list;
+    for (size_t at = 0;;) {
+        const size_t comma = names.find(',', at);
+        std::string name = names.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+        name.erase(0, name.find_first_not_of(" \t"));
+        name.erase(name.find_last_not_of(" \t") + 1);
+        if (name.empty()) throw Error("device list '" + names + "' has an empty name", ErrorKind::InvalidArgument);
+        list.push_back(name);
+        if (comma == std::string::npos) break;
+        at = comma + 1;
+    }
+    if (list.size() == 1 && (list[0] == "CPU" || list[0] == "cpu")) return out;
+    if (list.size() > 1 && mode == SplitMode::None)
+        throw Error("device list '" + names + "': one GPU without a split (split mode none)",
+                    ErrorKind::InvalidArgument);
+    for (const std::string& name : list) {
+        Backend* b = choose_gpu(backends, name);
+        if (!b) throw Error("device list '" + names + "': the CPU is not a GPU", ErrorKind::InvalidArgument);
+        if (std::find(out.begin(), out.end(), b) != out.end()) {
+            // Named again: the first instance not taken yet, else a new one.
+            Backend* free = nullptr;
+            for (const auto& o : backends)
+                if (o->name() == name && std::find(out.begin(), out.end(), o.get()) == out.end()) free = o.get();
+            if (!free) {
+                std::unique_ptr<Backend> extra = backends::create_instance(name);
+                if (!extra) throw Error("device '" + name + "': no further instance", ErrorKind::InvalidArgument);
+                free = extra.get();
+                backends.insert(backends.end() - 1, std::move(extra));
+            }
+            b = free;
+        }
+        out.push_back(b);
+    }
+    return out;
+}
+
 // Whether `gpu` computes with a weight of this type (asked as a matrix product).
 bool gpu_can_hold(const Backend& gpu, Tensor& weight) {
     Tensor b, node;
@@ -98,6 +159,28 @@ size_t gpu_budget(const Backend& gpu, size_t limit) {
     const size_t free = gpu.memory().free;
     const size_t room = free > (size_t{512} << 20) ? free - (size_t{512} << 20) : 0;
     return limit > 0 ? std::min(room, limit) : room;
+}
+
+// The request's GPU budgets and layer split over `gpus`: each one's budget, their sum, and
+// with several the proportions given (one per GPU), else their budgets.
+void request_gpus(const std::vector<Backend*>& gpus, size_t gpu_mem, const std::vector<double>& tensor_split,
+                  PlanRequest& req) {
+    if (!tensor_split.empty() && tensor_split.size() != gpus.size())
+        throw Error("tensor split: " + std::to_string(tensor_split.size()) + " proportions for " +
+                        std::to_string(gpus.size()) + " GPU" + (gpus.size() == 1 ? "" : "s"),
+                    ErrorKind::InvalidArgument);
+    req.gpu_budget = 0;
+    req.gpu_budgets.clear();
+    for (Backend* g : gpus) {
+        req.gpu_budgets.push_back(gpu_budget(*g, gpu_mem));
+        req.gpu_budget += req.gpu_budgets.back();
+    }
+    req.gpu_split.clear();
+    if (gpus.size() > 1)
+        req.gpu_split =
+            tensor_split.empty() ? std::vector<double>(req.gpu_budgets.begin(), req.gpu_budgets.end()) : tensor_split;
+    else
+        req.gpu_budgets.clear();
 }
 
 // The architecture `general.architecture` names, its hyper-parameters read into hp. An
@@ -229,7 +312,9 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
     // the GPU, the rest on the CPU; then the tensor overrides.
     struct Override {
         std::regex pattern;
-        bool gpu;
+        bool gpu = false;
+        std::string device;
+        Backend* target = nullptr;  // the GPU it names
     };
     std::vector<Override> overrides;
     std::string device = options.device;
@@ -242,16 +327,26 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
                         ErrorKind::InvalidArgument);
         }
         o.gpu = dev != "CPU" && dev != "cpu";
-        if (o.gpu) {
-            if (!device.empty() && device != dev)
-                throw Error("tensor override '" + pattern + "=" + dev + "' names another GPU than " + device +
-                                " (one GPU per model)",
-                            ErrorKind::InvalidArgument);
-            device = dev;
-        }
+        o.device = dev;
+        if (o.gpu && device.empty()) device = dev;  // the GPU an override names, alone
         overrides.push_back(std::move(o));
     }
-    Backend* gpu = choose_gpu(m->backends, device);
+    const std::vector<Backend*> gpus = choose_gpus(m->backends, device, options.split_mode);
+    Backend* gpu = gpus.empty() ? nullptr : gpus.front();
+    for (Override& o : overrides) {
+        if (!o.gpu) continue;
+        for (Backend* g : gpus)
+            if (g->name() == o.device) {
+                o.target = g;
+                break;
+            }
+        if (!o.target)
+            throw Error("tensor override '=" + o.device + "' names a GPU the model does not use (" +
+                            (device.empty() ? std::string("none") : device) + ")",
+                        ErrorKind::InvalidArgument);
+    }
+    PlanRequest req;
+    request_gpus(gpus, options.gpu_mem, options.tensor_split, req);
     const int32_t n_layer = m->hp.n_layer;
     int32_t ngl = options.n_gpu_layers < 0 ? n_layer : std::min(options.n_gpu_layers, n_layer);
     const bool gpu_overrides = std::any_of(overrides.begin(), overrides.end(), [](const Override& o) { return o.gpu; });
@@ -266,23 +361,11 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
         if (name.rfind("blk.", 0) != 0) return -1;
         return std::atoi(name.c_str() + 4);
     };
-    auto by_layers = [&](const std::string& name, int32_t layers) {
-        if (layers <= 0) return false;
-        const int il = layer_of(name);
-        if (il >= 0) return il >= n_layer - layers;
-        if (name == "token_embd.weight") return tied;  // it is the output head too
-        return true;                                   // the output head and its norm, rope factors
-    };
-    auto wants_gpu = [&](const std::string& name, int32_t layers) {
-        for (const Override& o : overrides)
-            if (std::regex_search(name, o.pattern)) return o.gpu;
-        return by_layers(name, layers);
-    };
+
     // The machine's speeds for this model's shapes: measured (once per machine, then cached)
     // when the automatic count has a GPU found by default to weigh against the CPU; otherwise
     // whatever the cache holds.
     const bool automatic = gpu && ngl > 0 && options.n_gpu_layers < 0;
-    PlanRequest req;
     req.n_ctx = options.plan_n_ctx > 0 ? options.plan_n_ctx : default_n_ctx(m->hp);
     if (gpu) {
         const ModelSizes sizes = model_sizes(f, m->hp);
@@ -300,7 +383,6 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
             rates = MachineRates{};
             rates.gpu.name = gpu->name();
         }
-        req.gpu_budget = gpu_budget(*gpu, options.gpu_mem);
         if (automatic) ngl = automatic_layers(sizes, rates, req, !device.empty());
         m->plan = plan_for(sizes, rates, req, ngl);
         // Prompt products over the CPU's layers go to the GPU from the batch where that pays
@@ -317,26 +399,56 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
     }
     m->n_gpu_layers = ngl;
     m->gpu = ngl > 0 || (gpu && gpu_overrides) ? gpu : nullptr;
-    for (int32_t il = 0; il < n_layer; ++il) m->layer_backend.push_back(il >= n_layer - ngl ? gpu : &cpu);
+    // The GPU layers in order over the GPUs (the first takes the earliest), the head with the
+    // last layer.
+    m->layer_backend.assign(static_cast<size_t>(n_layer), &cpu);
+    {
+        const std::vector<int32_t> counts = split_layers(ngl, req.gpu_split);
+        size_t il = static_cast<size_t>(n_layer - ngl);
+        for (size_t g = 0; g < counts.size() && g < gpus.size(); ++g) {
+            if (counts[g] > 0) m->gpus.push_back(gpus[g]);
+            for (int32_t k = 0; k < counts[g]; ++k) m->layer_backend[il++] = gpus[g];
+        }
+        if (m->gpus.empty() && m->gpu) m->gpus.push_back(m->gpu);
+        for (Backend* g : m->gpus) m->gpu_names += (m->gpu_names.empty() ? "" : ",") + g->name();
+    }
+    Backend* head = ngl > 0 ? m->layer_backend.back() : &cpu;
+    // Where a weight goes: the first override matching its name, else its layer's device (the
+    // output head, its norm and the rope factors with the last layer; the token embedding stays
+    // on the CPU unless it is the head too).
+    auto home = [&](const std::string& name) -> Backend* {
+        for (const Override& o : overrides)
+            if (std::regex_search(name, o.pattern)) return o.gpu ? o.target : &cpu;
+        const int il = layer_of(name);
+        if (il >= 0 && il < n_layer) return m->layer_backend[static_cast<size_t>(il)];
+        if (name == "token_embd.weight" && !tied) return &cpu;
+        return head;
+    };
 
-    std::vector<std::pair<Tensor*, const gguf::TensorInfo*>> on_cpu, on_gpu;
-    std::string too_large;  // weights meant for the GPU but larger than its largest buffer
+    std::vector<std::pair<Tensor*, const gguf::TensorInfo*>> on_cpu;
+    std::vector<std::pair<Backend*, std::vector<std::pair<Tensor*, const gguf::TensorInfo*>>>> on_gpu;
+    std::string too_large;  // weights meant for a GPU but larger than its largest buffer
+    Backend* too_large_on = nullptr;
     for (auto& [t, info] : source.loaded()) {
-        const bool wanted = m->gpu && wants_gpu(info->name, ngl);
-        if (wanted && gpu_can_hold(*m->gpu, *t)) {
-            on_gpu.emplace_back(t, info);
+        Backend* want = home(info->name);
+        if (want != &cpu && gpu_can_hold(*want, *t)) {
+            auto it = std::find_if(on_gpu.begin(), on_gpu.end(), [&](const auto& g) { return g.first == want; });
+            if (it == on_gpu.end()) it = on_gpu.insert(on_gpu.end(), {want, {}});
+            it->second.emplace_back(t, info);
             continue;
         }
-        if (wanted && t->n_bytes() > m->gpu->max_buffer_bytes())
+        if (want != &cpu && t->n_bytes() > want->max_buffer_bytes()) {
             too_large +=
                 (too_large.empty() ? "" : ", ") + info->name + " (" + std::to_string(t->n_bytes() >> 20) + " MiB)";
+            too_large_on = want;
+        }
         on_cpu.emplace_back(t, info);
     }
     static std::once_flag said_too_large;
     if (!too_large.empty())
         std::call_once(said_too_large, [&] {
             std::fprintf(stderr, "tessera: on the CPU, larger than %s's largest buffer (%zu MiB): %s\n",
-                         m->gpu->name().c_str(), m->gpu->max_buffer_bytes() >> 20, too_large.c_str());
+                         too_large_on->name().c_str(), too_large_on->max_buffer_bytes() >> 20, too_large.c_str());
         });
     size_t done = 0;
     auto report = [&](size_t n) {
@@ -344,16 +456,16 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
         if (options.progress && !options.progress(static_cast<float>(done) / static_cast<float>(m->weight_bytes)))
             throw Error(f.path() + ": loading cancelled");
     };
-    if (!on_gpu.empty()) {
+    for (auto& [dev, weights] : on_gpu) {
         std::vector<Tensor*> tensors;
-        for (auto& [t, info] : on_gpu) tensors.push_back(t);
-        for (auto& b : allocate_tensors_split(*m->gpu, tensors, BufferUsage::Weights, 256))
+        for (auto& [t, info] : weights) tensors.push_back(t);
+        for (auto& b : allocate_tensors_split(*dev, tensors, BufferUsage::Weights, 256))
             m->buffers.push_back(std::move(b));
-        for (auto& [t, info] : on_gpu) {
+        for (auto& [t, info] : weights) {
             // The families' weights are read by products and row lookups alone: the device
             // may keep a matrix in a layout of its own.
             if (t->ne[1] > 1) t->flags |= kFlagProductWeight;
-            m->gpu->upload(t, info->data, 0, info->n_bytes);
+            dev->upload(t, info->data, 0, info->n_bytes);
             m->gpu_weight_bytes += info->n_bytes;
             // The file's pages of an uploaded tensor are not needed again.
             if (options.use_mmap) release_file_pages(info->data, info->n_bytes);
@@ -493,13 +605,19 @@ FitResult fit_model(const std::string& path, const FitOptions& options) {
 
     auto backends = backends::create_available();
     Backend& cpu = *backends.back();
-    Backend* gpu = choose_gpu(backends, options.device);
-    if (gpu) r.gpu = gpu->name();
+    const std::vector<Backend*> gpus = choose_gpus(backends, options.device, options.split_mode);
+    Backend* gpu = gpus.empty() ? nullptr : gpus.front();
     PlanRequest req;
+    request_gpus(gpus, options.gpu_mem, options.tensor_split, req);
     req.n_ctx = r.n_ctx = options.n_ctx > 0 ? options.n_ctx : default_n_ctx(hp);
     req.n_batch = options.n_batch > 0 ? options.n_batch : 512;
     req.n_gpu_layers = gpu ? options.n_gpu_layers : 0;
-    req.gpu_budget = r.gpu_budget = gpu ? gpu_budget(*gpu, options.gpu_mem) : 0;
+    for (Backend* g : gpus) {
+        r.gpus.push_back(g->name());
+        r.gpu += (r.gpu.empty() ? "" : ",") + g->name();
+        r.gpu_budgets.push_back(gpu_budget(*g, options.gpu_mem));
+    }
+    r.gpu_budget = req.gpu_budget;
     RatesOptions ro;
     ro.n_threads = options.n_threads;
     ro.measure = options.measure;

@@ -14,6 +14,12 @@
 
 namespace tessera::runtime {
 
+// How a model's GPU layers spread over several GPUs.
+enum class SplitMode {
+    None,   // one GPU: the first found (or the one named)
+    Layer,  // consecutive layers on each GPU, activations crossing between them
+};
+
 struct LoadOptions {
     // Weights stay in the memory-mapped file (no copy) when true; else they are read
     // into allocated memory.
@@ -26,8 +32,14 @@ struct LoadOptions {
     // output head goes with the last layer. -1: all of them when there is a GPU; 0: none.
     // Larger than the layer count: all.
     int32_t n_gpu_layers = -1;
-    // The GPU backend to use by name ("CUDA0"); empty: the first one found.
+    // The GPU backends to use by name, comma-separated ("CUDA0" or "CUDA0,CUDA1"); a name listed
+    // again gets another instance of that device. Empty: the first GPU found, and with a layer
+    // split every other GPU of its kind found by default.
     std::string device;
+    SplitMode split_mode = SplitMode::Layer;
+    // Each GPU's share of the GPU layers, in the order of `device` (proportions); empty: in
+    // proportion to their free memory.
+    std::vector<double> tensor_split;
     // (pattern, device) pairs: a weight whose name contains a match of the pattern (ECMAScript
     // regular expression) goes to that device ("CPU", or the GPU in use), whatever the layer
     // count says; the first matching pair decides. Keeps the FFN of some layers on the CPU,
@@ -58,9 +70,11 @@ public:
     size_t repacked_bytes = 0;  // weights held in the r16 layout
     uint64_t n_params = 0;
     double load_ms = 0;
-    Backend* gpu = nullptr;               // the GPU holding layers, if any
-    int32_t n_gpu_layers = 0;             // layers on it (the last ones)
-    size_t gpu_weight_bytes = 0;          // weights uploaded to it
+    Backend* gpu = nullptr;               // the (first) GPU holding layers, if any
+    std::vector<Backend*> gpus;           // the GPUs holding layers, in layer order
+    std::string gpu_names;                // their names, comma-separated
+    int32_t n_gpu_layers = 0;             // layers on the GPUs (the last ones)
+    size_t gpu_weight_bytes = 0;          // weights uploaded to them
     size_t pinned_bytes = 0;              // CPU weights in page-locked memory, streamed to it for prompts
     std::vector<Backend*> layer_backend;  // where each layer's weights and KV cache live
     Plan plan;                            // the placement's plan (n_layer 0 without a GPU)
@@ -75,21 +89,25 @@ bool cpu_wants_r16(const Tensor& t, const std::string& name);
 
 // What `tessera fit` and tessera_fit ask: the plan for a model file with no model loaded.
 struct FitOptions {
-    int32_t n_ctx = 0;         // 0: the model's training context, at most 4096
+    int32_t n_ctx = 0;  // 0: the model's training context, at most 4096
     int32_t n_batch = 512;
-    int32_t n_threads = 0;     // 0: all cores
-    int32_t n_gpu_layers = -1; // -1: chosen by the cost model
-    std::string device;        // the GPU by name; empty: the first one
-    size_t gpu_mem = 0;        // 0: the device's free memory, less 512 MiB
-    bool measure = true;       // measure the speeds the cache lacks
+    int32_t n_threads = 0;      // 0: all cores
+    int32_t n_gpu_layers = -1;  // -1: chosen by the cost model
+    std::string device;         // the GPUs by name, as LoadOptions::device
+    SplitMode split_mode = SplitMode::Layer;
+    std::vector<double> tensor_split;
+    size_t gpu_mem = 0;   // 0: the device's free memory, less 512 MiB (each one's)
+    bool measure = true;  // measure the speeds the cache lacks
     std::function<void(const std::string&)> note;
 };
 struct FitResult {
     Plan plan;
-    std::string gpu;  // the GPU's name ("" when none)
+    std::string gpu;                // the GPUs' names, comma-separated ("" when none)
+    std::vector<std::string> gpus;  // the same, one by one
+    std::vector<size_t> gpu_budgets;
     std::string arch, name;
     int32_t n_ctx = 0;
-    size_t gpu_budget = 0;
+    size_t gpu_budget = 0;  // their sum
     MachineRates rates;
 };
 FitResult fit_model(const std::string& path, const FitOptions& options);

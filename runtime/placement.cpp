@@ -31,8 +31,7 @@ double layer_us(const ModelSizes& m, size_t l, const DeviceRates& d, int64_t n, 
     }
     const double params = sample.matmul_params();
     const double steps = static_cast<double>(n) / static_cast<double>(n_batch);
-    double us = steps * (d.layer_ops_prompt_us +
-                         (params > 0 ? d.layer_gemm_us * p.matmul_params() / params : 0.0));
+    double us = steps * (d.layer_ops_prompt_us + (params > 0 ? d.layer_gemm_us * p.matmul_params() / params : 0.0));
     us += steps * d.layer_attn_prompt_us;
     return us;
 }
@@ -55,8 +54,9 @@ double streamed_layer_us(const ModelSizes& m, size_t l, const MachineRates& r, i
     return work + bytes / (r.h2d_gbs * 1e3);
 }
 
-// A step of n tokens with the last `ngl` layers and the head on the GPU, in microseconds.
-double step_us(const ModelSizes& m, const MachineRates& r, int32_t ngl, int64_t n, int64_t n_batch) {
+// A step of n tokens with the last `ngl` layers and the head on `n_gpus` GPUs alike, in
+// microseconds.
+double step_us(const ModelSizes& m, const MachineRates& r, int32_t ngl, int n_gpus, int64_t n, int64_t n_batch) {
     const int32_t n_layer = static_cast<int32_t>(m.layers.size());
     const int64_t stream_from = ngl > 0 ? offload_min_batch(m, r, n_batch) : 0;
     double us = 0;
@@ -77,6 +77,8 @@ double step_us(const ModelSizes& m, const MachineRates& r, int32_t ngl, int64_t 
         const double activations = static_cast<double>(n) * static_cast<double>(m.n_embd) * 4.0;
         us += r.seam_us + activations / (r.h2d_gbs * 1e3);
         us += r.seam_us + static_cast<double>(m.n_vocab) * 4.0 / (r.h2d_gbs * 1e3);
+        // Between two GPUs the activations go through host memory: down and up again.
+        us += (n_gpus - 1) * 2.0 * (r.seam_us + activations / (r.h2d_gbs * 1e3));
     }
     return us;
 }
@@ -129,8 +131,8 @@ ModelSizes model_sizes(const gguf::File& f, const models::HParams& hp) {
     }
     m.sample_layer = m.layers.empty() ? 0 : m.layers.size() / 2;
     const int64_t kv_heads = std::max<int64_t>(hp.n_head_kv, 0);
-    m.kv_bytes_per_cell = static_cast<size_t>(kv_heads * (std::max<int64_t>(hp.head_dim_k, 0) +
-                                                          std::max<int64_t>(hp.head_dim_v, 0))) * 2;
+    m.kv_bytes_per_cell =
+        static_cast<size_t>(kv_heads * (std::max<int64_t>(hp.head_dim_k, 0) + std::max<int64_t>(hp.head_dim_v, 0))) * 2;
     m.layer_is_swa = hp.layer_is_swa;
     m.sliding_window = hp.sliding_window;
     m.n_embd = hp.n_embd;
@@ -153,43 +155,91 @@ size_t compute_bytes_estimate(const ModelSizes& m, int32_t n_batch, bool holds_h
     return static_cast<size_t>(bytes) + (size_t{16} << 20);  // and the kernels' scratch
 }
 
+std::vector<int32_t> split_layers(int32_t n_gpu_layers, const std::vector<double>& split) {
+    const size_t n = std::max<size_t>(split.size(), 1);
+    double sum = 0;
+    for (double w : split) sum += std::max(w, 0.0);
+    std::vector<int32_t> counts(n, 0);
+    std::vector<std::pair<double, size_t>> remainders;  // (fraction left over, GPU)
+    int32_t given = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const double w = split.empty() ? 1.0 : sum > 0 ? std::max(split[i], 0.0) : 1.0;
+        const double exact = static_cast<double>(n_gpu_layers) * w / (sum > 0 ? sum : static_cast<double>(n));
+        counts[i] = static_cast<int32_t>(exact);
+        given += counts[i];
+        remainders.emplace_back(exact - counts[i], i);
+    }
+    // The layers rounding left over go to the largest remainders, the later GPU on a tie (it
+    // holds the head).
+    std::sort(remainders.begin(), remainders.end(), [](const auto& a, const auto& b) {
+        return a.first != b.first ? a.first > b.first : a.second > b.second;
+    });
+    for (size_t k = 0; given < n_gpu_layers; ++k, ++given) ++counts[remainders[k % n].second];
+    return counts;
+}
+
 Plan plan_for(const ModelSizes& m, const MachineRates& r, const PlanRequest& req, int32_t n_gpu_layers) {
     Plan p;
     p.n_layer = static_cast<int32_t>(m.layers.size());
     const int32_t ngl = r.gpu.name.empty() ? 0 : std::clamp(n_gpu_layers, 0, p.n_layer);
     p.n_gpu_layers = ngl;
+    // The GPU layers, GPU by GPU in order; the head on the last GPU holding any.
+    const std::vector<int32_t> counts = split_layers(ngl, req.gpu_split);
+    p.gpus.resize(counts.size());
+    std::vector<int> gpu_of(static_cast<size_t>(p.n_layer), -1);
+    size_t head_gpu = 0;
+    for (size_t g = 0, il = static_cast<size_t>(p.n_layer - ngl); g < counts.size(); ++g) {
+        p.gpus[g].n_layers = counts[g];
+        for (int32_t k = 0; k < counts[g]; ++k) gpu_of[il++] = static_cast<int>(g);
+        if (counts[g] > 0) head_gpu = g;
+    }
     for (int32_t il = 0; il < p.n_layer; ++il) {
-        const bool gpu = il >= p.n_layer - ngl;
+        const int g = gpu_of[static_cast<size_t>(il)];
         const bool swa = static_cast<size_t>(il) < m.layer_is_swa.size() && m.layer_is_swa[static_cast<size_t>(il)];
         int64_t cells = req.n_ctx;
         if (swa && m.sliding_window > 0) cells = std::min<int64_t>(cells, m.sliding_window + req.n_batch);
         const size_t kv = m.kv_bytes_per_cell * static_cast<size_t>(cells);
-        (gpu ? p.gpu_weight_bytes : p.cpu_weight_bytes) += m.layers[static_cast<size_t>(il)].weight_bytes;
-        (gpu ? p.gpu_kv_bytes : p.cpu_kv_bytes) += kv;
+        const size_t w = m.layers[static_cast<size_t>(il)].weight_bytes;
+        if (g >= 0) {
+            p.gpus[static_cast<size_t>(g)].weight_bytes += w;
+            p.gpus[static_cast<size_t>(g)].kv_bytes += kv;
+        } else {
+            p.cpu_weight_bytes += w;
+            p.cpu_kv_bytes += kv;
+        }
     }
-    (ngl > 0 ? p.gpu_weight_bytes : p.cpu_weight_bytes) += m.head.weight_bytes;
+    (ngl > 0 ? p.gpus[head_gpu].weight_bytes : p.cpu_weight_bytes) += m.head.weight_bytes;
     p.cpu_weight_bytes += m.embd_bytes;
     p.cpu_compute_bytes = compute_bytes_estimate(m, req.n_batch, ngl == 0);
-    if (ngl > 0) p.gpu_compute_bytes = compute_bytes_estimate(m, req.n_batch, true);
-    // A prompt over the CPU's layers copies their weights into the GPU's compute buffer, a
-    // layer's while the one before computes (Scheduler::set_offload): two layers' at a time.
-    // With page-locked memory on the GPU's side, the host keeps a copy of them there.
+    for (size_t g = 0; g < p.gpus.size(); ++g)
+        if (p.gpus[g].n_layers > 0) p.gpus[g].compute_bytes = compute_bytes_estimate(m, req.n_batch, g == head_gpu);
+    // A prompt over the CPU's layers copies their weights into the (first) GPU's compute
+    // buffer, a layer's while the one before computes (Scheduler::set_offload): two layers' at
+    // a time. With page-locked memory on the GPU's side, the host keeps a copy of them there.
     if (ngl > 0 && ngl < p.n_layer) {
         size_t widest = 0, streamed = 0;
         for (int32_t il = 0; il < p.n_layer - ngl; ++il) {
             widest = std::max(widest, m.layers[static_cast<size_t>(il)].weight_bytes);
             streamed += m.layers[static_cast<size_t>(il)].matmul_bytes();
         }
-        p.gpu_compute_bytes += 2 * widest;
+        p.gpus.front().compute_bytes += 2 * widest;
         if (r.stream_gbs > 0 && offload_min_batch(m, r, req.n_batch) > 0) p.cpu_pinned_bytes = streamed;
     }
-    p.fits = p.gpu_total() <= req.gpu_budget;
+    int n_gpus = 0;
+    for (size_t g = 0; g < p.gpus.size(); ++g) {
+        p.gpu_weight_bytes += p.gpus[g].weight_bytes;
+        p.gpu_kv_bytes += p.gpus[g].kv_bytes;
+        p.gpu_compute_bytes += p.gpus[g].compute_bytes;
+        if (g < req.gpu_budgets.size() && p.gpus[g].total() > req.gpu_budgets[g]) p.fits = false;
+        n_gpus += p.gpus[g].n_layers > 0;
+    }
+    if (p.gpu_total() > req.gpu_budget) p.fits = false;
     // Speeds only where every device the plan uses was measured.
-    const bool uses_cpu = ngl < p.n_layer, uses_gpu = ngl > 0;
+    const bool uses_cpu = ngl<p.n_layer, uses_gpu = ngl> 0;
     if ((uses_cpu && !r.cpu.measured()) || (uses_gpu && !r.gpu.measured())) return p;
     const int64_t n = std::max(req.n_batch, 1);
-    const double pp_us = m.layers.empty() ? 0.0 : step_us(m, r, ngl, n, n);
-    const double tg_us = m.layers.empty() ? 0.0 : step_us(m, r, ngl, 1, n);
+    const double pp_us = m.layers.empty() ? 0.0 : step_us(m, r, ngl, n_gpus, n, n);
+    const double tg_us = m.layers.empty() ? 0.0 : step_us(m, r, ngl, n_gpus, 1, n);
     p.pp_tokens_per_s = pp_us > 0 ? 1e6 * static_cast<double>(n) / pp_us : 0.0;
     p.tg_tokens_per_s = tg_us > 0 ? 1e6 / tg_us : 0.0;
     return p;

@@ -78,8 +78,7 @@ void Scheduler::set_offload(Backend* b, int64_t min_rows) {
 // attention's output would take, and the device computes it many times faster).
 bool Scheduler::offloads(const Tensor* node) const {
     if (offload_ < 0 || (node->flags & kFlagBatchInvariant)) return false;
-    if (node->op == Op::GetRows || node->op == Op::SetRows || node->op == Op::Cpy || node->op == Op::View)
-        return false;
+    if (node->op == Op::GetRows || node->op == Op::SetRows || node->op == Op::Cpy || node->op == Op::View) return false;
     Backend& b = *backends_[static_cast<size_t>(offload_)];
     Tensor plain[kMaxSrc];  // the host weights as their copies will be: the file's layout
     Tensor asked = *node;
@@ -282,6 +281,15 @@ void Scheduler::plan(Graph& g) {
     for (Tensor& t : tensors)
         if (t.view_src) t.data = static_cast<char*>(t.view_src->data) + t.view_offset;
 
+    // Copies between two devices go through host memory, reserved here.
+    size_t staged = 0;
+    for (const Segment& seg : segments_)
+        for (const Copy& c : seg.copies)
+            if (!c.weight && !backends_[static_cast<size_t>(seg.backend)]->host_memory() &&
+                !backends_[static_cast<size_t>(home_of(c.src))]->host_memory())
+                staged = std::max(staged, c.src->n_bytes());
+    if (staging_.size() < staged) staging_.resize(staged);
+
     // 4. Scratch memory for each backend's segments.
     std::fill(work_sizes_.begin(), work_sizes_.end(), 0);
     for (const Segment& seg : segments_) {
@@ -335,8 +343,9 @@ void Scheduler::compute(Graph& g) {
                 src_backend.download(c.src, c.dst->data, 0, n);
             } else if (src_backend.host_memory()) {
                 dst_backend.upload(c.dst, host_bytes(c.src), 0, n);
-            } else {
-                throw Error("scheduler: copies between two device backends need a host staging buffer");
+            } else {  // between two devices (a layer split): through host memory
+                src_backend.download(c.src, staging_.data(), 0, n);
+                dst_backend.upload(c.dst, staging_.data(), 0, n);
             }
         }
         // Started after this segment's own inputs: a device with one copy engine each way

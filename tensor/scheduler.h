@@ -5,8 +5,9 @@
 // that does not support a node hands it to the fallback. With set_offload, a prompt-sized
 // product over a host weight runs on the GPU instead, its weight copied there beside the
 // computation of the segment before. Runs of same-backend nodes form segments;
-// a tensor crossing a seam is copied once into the consuming backend's memory. With the
-// layers of a model in order this gives one seam per CPU/GPU boundary.
+// a tensor crossing a seam is copied once into the consuming backend's memory (between two
+// devices through host memory). With the layers of a model in order this gives one seam per
+// boundary between devices.
 //
 // Memory: each backend gets one compute buffer holding the graph's intermediate tensors,
 // placed by liveness (tensor/alloc). Planning a graph allocates; evaluating an already
@@ -99,6 +100,7 @@ private:
     std::vector<size_t> work_sizes_;
     std::vector<Segment> segments_;
     std::deque<Tensor> copy_tensors_;
+    std::vector<uint8_t> staging_;   // a copy between two devices passes through it
     std::vector<uint64_t> tickets_;  // per segment: its streamed weights' copy, once started
     const Graph* planned_graph_ = nullptr;
     size_t planned_graph_size_ = 0;

@@ -81,6 +81,9 @@ TEST_CASE("default parameters are the documented ones") {
     CHECK(mp.progress_user == nullptr);
     CHECK(mp.n_gpu_layers == -1);
     CHECK(mp.device == nullptr);
+    CHECK(mp.split_mode == TESSERA_SPLIT_LAYER);
+    CHECK(mp.tensor_split == nullptr);
+    CHECK(mp.n_tensor_split == 0);
     CHECK(mp.tensor_overrides == nullptr);
     CHECK(mp.n_tensor_overrides == 0);
     CHECK(mp.gpu_mem == 0);
@@ -92,6 +95,9 @@ TEST_CASE("default parameters are the documented ones") {
     CHECK(fp.n_threads == 0);
     CHECK(fp.n_gpu_layers == -1);
     CHECK(fp.device == nullptr);
+    CHECK(fp.split_mode == TESSERA_SPLIT_LAYER);
+    CHECK(fp.tensor_split == nullptr);
+    CHECK(fp.n_tensor_split == 0);
     CHECK(fp.gpu_mem == 0);
     CHECK(fp.measure == 1);
     const tessera_context_params cp = tessera_context_default_params();
@@ -348,6 +354,29 @@ TEST_CASE("with the real model: load with progress, cancelled load, information,
         bad = tessera_model_default_params();
         bad.n_gpu_layers = -2;
         CHECK(tessera_model_load(path.c_str(), &bad, &other) == TESSERA_ERROR_INVALID_ARGUMENT);
+        // A split mode that is not one, a tensor split that is negative, all zero, without its
+        // array or with more proportions than GPUs in use: each fails with its reason.
+        bad = tessera_model_default_params();
+        bad.split_mode = 2;
+        CHECK(tessera_model_load(path.c_str(), &bad, &other) == TESSERA_ERROR_INVALID_ARGUMENT);
+        CHECK(std::string(tessera_last_error()).find("split_mode must be") != std::string::npos);
+        const float negative[] = {1.0f, -1.0f}, zeros[] = {0.0f, 0.0f};
+        const std::pair<const float*, int32_t> splits[] = {{negative, 2}, {zeros, 2}, {nullptr, 2}, {zeros, -1}};
+        for (const auto& [split, n] : splits) {
+            bad = tessera_model_default_params();
+            bad.tensor_split = split;
+            bad.n_tensor_split = n;
+            CHECK(tessera_model_load(path.c_str(), &bad, &other) == TESSERA_ERROR_INVALID_ARGUMENT);
+            CHECK(std::string(tessera_last_error()).find("tensor_split") != std::string::npos);
+        }
+        const float three[] = {1.0f, 1.0f, 1.0f};
+        bad = tessera_model_default_params();
+        bad.device = "CPU";
+        bad.tensor_split = three;
+        bad.n_tensor_split = 3;
+        CHECK(tessera_model_load(path.c_str(), &bad, &other) == TESSERA_ERROR_INVALID_ARGUMENT);
+        CHECK(std::string(tessera_last_error()).find("3 proportions for 0 GPUs") != std::string::npos);
+        bad = tessera_model_default_params();
         bad.n_gpu_layers = 0;
         REQUIRE(tessera_model_load(path.c_str(), &bad, &other) == TESSERA_OK);
         CHECK(tessera_model_n_gpu_layers(other) == 0);

@@ -70,6 +70,12 @@ if [ -f "$model" ]; then
     expect_error 2 "needs PATTERN=DEVICE" "$tessera" run -m "$model" -p hi -n 1 -ot ffn
     expect_error 1 "not a regular expression" "$tessera" run -m "$model" -p hi -n 1 -ot '([=CPU'
     expect_error 2 "needs a size such as" "$tessera" run -m "$model" -p hi -n 1 --gpu-mem 12Q
+    expect_error 2 "takes none or layer" "$tessera" run -m "$model" -p hi -n 1 -sm rows
+    expect_error 2 "row (tensor parallelism) is not available" "$tessera" run -m "$model" -p hi -n 1 -sm row
+    expect_error 2 "takes proportions such as 3,1" "$tessera" run -m "$model" -p hi -n 1 -ts 3,x
+    expect_error 2 "the proportions are all 0" "$tessera" run -m "$model" -p hi -n 1 -ts 0,0
+    expect_error 1 "tensor split: 2 proportions for 0 GPUs" "$tessera" run -m "$model" -p hi -n 1 --device CPU -ts 1,1
+    expect_error 1 "device list 'a,,b' has an empty name" "$tessera" run -m "$model" -p hi -n 1 --device a,,b
     # tessera fit: the plan without loading the model. The first run measures this CPU (into
     # the rates file), later ones read it; the memory it plans is the model's.
     export TESSERA_RATES_FILE=$work/rates.tsv

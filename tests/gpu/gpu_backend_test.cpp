@@ -285,6 +285,98 @@ TEST_CASE("a model split between the CPU and the GPU at every layer boundary giv
     }
 }
 
+TEST_CASE("a model split by layer over two instances of the GPU gives one GPU's logits at every boundary") {
+    // Two instances of one device stand in for two GPUs: each has its own queues and memory,
+    // and the activations cross between them through host memory as they would between two.
+    auto backends = backends::create_available();
+    Backend* gpu = find_gpu(backends);
+    if (skip_without_gpu(gpu)) return;
+    test::ScratchDir dir;
+    for (const auto& cfg : test::random_llama_configs()) {
+        // Each load makes a device instance of its own (slow on lavapipe): a tied head and an
+        // untied one, three weight types, and the six-layer model with sliding windows.
+        if (cfg.name.find("tied") == std::string::npos && cfg.name.rfind("qwen2", 0) != 0 &&
+            cfg.name.rfind("gemma3", 0) != 0)
+            continue;
+        CAPTURE(cfg.name);
+        const std::string path = dir.file(cfg.name + ".gguf").string();
+        test::write_random_llama(cfg, path);
+        std::vector<int32_t> prompt;
+        for (int32_t i = 0; i < 7; ++i) prompt.push_back((i * 3 + 1) % cfg.n_vocab);
+        runtime::LoadOptions one;
+        one.device = gpu->name();
+        one.n_gpu_layers = cfg.n_layer;
+        const auto want = last_logits(*runtime::load_model(gguf::File::open(path), one), prompt);
+        // The first instance takes `first` layers (none, one, half, all), the second the rest
+        // and the head; then with one layer left on the CPU too (the first).
+        for (int32_t ngl : {cfg.n_layer, cfg.n_layer - 1}) {
+            std::vector<int32_t> firsts = {ngl / 2};
+            if (ngl == cfg.n_layer)
+                firsts = ngl > 2 ? std::vector<int32_t>{0, 1, ngl / 2, ngl} : std::vector<int32_t>{0, 1, 2};
+            for (int32_t first : firsts) {
+                CAPTURE(ngl);
+                CAPTURE(first);
+                runtime::LoadOptions two = one;
+                two.device = gpu->name() + "," + gpu->name();
+                two.n_gpu_layers = ngl;
+                two.tensor_split = {static_cast<double>(first), static_cast<double>(ngl - first)};
+                const auto model = runtime::load_model(gguf::File::open(path), two);
+                REQUIRE(model->n_gpu_layers == ngl);
+                std::vector<Backend*> expect(static_cast<size_t>(cfg.n_layer - ngl), &model->cpu());
+                std::vector<Backend*> instances;
+                for (const auto& b : model->backends)
+                    if (b->name() == gpu->name()) instances.push_back(b.get());
+                REQUIRE(instances.size() == 2);
+                expect.insert(expect.end(), static_cast<size_t>(first), instances[0]);
+                expect.insert(expect.end(), static_cast<size_t>(ngl - first), instances[1]);
+                CHECK(model->layer_backend == expect);
+                // Each weight on its layer's instance; the head on the last layer's.
+                for (const Tensor& t : model->weights_graph.tensors()) {
+                    if (!t.buffer) continue;
+                    const std::string name = t.name;
+                    if (name.rfind("blk.", 0) == 0)
+                        CHECK(&t.buffer->backend() == expect[static_cast<size_t>(std::atoi(name.c_str() + 4))]);
+                    else if (name == "output.weight" || name == "output_norm.weight")
+                        CHECK(&t.buffer->backend() == expect.back());
+                }
+                // The plan `tessera fit` would print for this split holds what each was given.
+                runtime::PlanRequest req;
+                req.n_ctx = 64;
+                req.gpu_split = two.tensor_split;
+                runtime::MachineRates unmeasured;
+                unmeasured.gpu.name = gpu->name();
+                const runtime::Plan plan =
+                    runtime::plan_for(runtime::model_sizes(*model->file, model->hp), unmeasured, req, ngl);
+                REQUIRE(plan.gpus.size() == 2);
+                CHECK(plan.gpus[0].n_layers == first);
+                CHECK(plan.gpus[1].n_layers == ngl - first);
+                CHECK(plan.gpu_weight_bytes == model->gpu_weight_bytes);
+                {
+                    runtime::ContextOptions co;
+                    co.n_ctx = req.n_ctx;
+                    runtime::Context ctx(*model, co);
+                    for (size_t g = 0; g < 2; ++g) {
+                        size_t kv = 0;
+                        for (const auto* cache : {&ctx.cache().k(), &ctx.cache().v()})
+                            for (const Tensor* t : *cache)
+                                if (t->buffer && &t->buffer->backend() == instances[g]) kv += t->n_bytes();
+                        CHECK(plan.gpus[g].kv_bytes == kv);
+                    }
+                }
+                // The same kernels on both instances: the logits of one GPU, up to the CPU layer's
+                // 8-bit rounding of the activations of quantized products.
+                model->offload_min_batch = 0;
+                const auto got = last_logits(*model, prompt);
+                const bool quantized = type_traits(cfg.weight_type).block_size > 1;
+                double err = 0, norm = 0;
+                for (size_t j = 0; j < want.size(); ++j)
+                    err += (got[j] - want[j]) * (got[j] - want[j]), norm += want[j] * want[j];
+                CHECK(err / norm < (ngl == cfg.n_layer ? 1e-10 : quantized ? 2e-3 : 1e-5));
+            }
+        }
+    }
+}
+
 TEST_CASE("tensor overrides move what they name, and a memory budget bounds the automatic placement") {
     auto backends = backends::create_available();
     Backend* gpu = find_gpu(backends);

@@ -169,6 +169,58 @@ TEST_CASE("the automatic count: all layers on a faster GPU, none on a slower one
     CHECK_FALSE(over.fits);
 }
 
+TEST_CASE("a layer split spreads the GPU layers in proportion, and each GPU's share must fit its own budget") {
+    // The counts: proportional, whole, in order, summing to the layers asked for.
+    CHECK(runtime::split_layers(32, {}) == std::vector<int32_t>{32});
+    CHECK(runtime::split_layers(32, {1, 1}) == std::vector<int32_t>{16, 16});
+    CHECK(runtime::split_layers(30, {1, 3}) == std::vector<int32_t>{7, 23});  // 7.5 / 22.5: the tie to the later
+    CHECK(runtime::split_layers(10, {3, 0, 1}) == std::vector<int32_t>{7, 0, 3});
+    CHECK(runtime::split_layers(7, {0, 0}) == std::vector<int32_t>{3, 4});  // all zero: equal
+    CHECK(runtime::split_layers(0, {2, 1}) == std::vector<int32_t>{0, 0});
+    for (int32_t n = 0; n <= 40; ++n) {
+        const auto c = runtime::split_layers(n, {24, 80, 40});
+        CHECK(c[0] + c[1] + c[2] == n);
+        for (size_t g = 0; g < 3; ++g) CHECK(std::abs(c[g] - n * std::vector<double>{24, 80, 40}[g] / 144.0) < 1.0);
+    }
+
+    test::ScratchDir dir;
+    const auto cfg = test::random_llama_configs()[8];  // six layers, sliding-window ones among them
+    const std::string path = dir.file("m.gguf").string();
+    test::write_random_llama(cfg, path);
+    const ModelSizes m = sizes_of(path);
+    PlanRequest one;
+    one.n_ctx = 256;
+    PlanRequest two = one;
+    two.gpu_split = {1, 2};
+    const Plan a = runtime::plan_for(m, rates(10), one, cfg.n_layer);
+    const Plan b = runtime::plan_for(m, rates(10), two, cfg.n_layer);
+    REQUIRE(a.gpus.size() == 1);
+    REQUIRE(b.gpus.size() == 2);
+    CHECK(b.gpus[0].n_layers == 2);
+    CHECK(b.gpus[1].n_layers == 4);
+    // The same weights and cache in all, the head on the second; a compute buffer on each.
+    CHECK(b.gpu_weight_bytes == a.gpu_weight_bytes);
+    CHECK(b.gpu_kv_bytes == a.gpu_kv_bytes);
+    CHECK(b.gpus[1].weight_bytes > b.gpus[0].weight_bytes + m.head.weight_bytes);
+    CHECK(b.gpu_compute_bytes > a.gpu_compute_bytes);
+    CHECK(b.gpus[0].total() + b.gpus[1].total() == b.gpu_total());
+    // A token's activations crossing between the two (down to the host and up again) cost
+    // two seams.
+    const double crossing = 2.0 * (rates(10).seam_us + static_cast<double>(m.n_embd) * 4.0 / (rates(10).h2d_gbs * 1e3));
+    CHECK(1e6 / b.tg_tokens_per_s - 1e6 / a.tg_tokens_per_s == doctest::Approx(crossing).epsilon(1e-6));
+    // Each GPU's own budget bounds the automatic count: the whole budget would hold every
+    // layer, but not with the second GPU's share over its own.
+    PlanRequest tight = two;
+    tight.gpu_budgets = {b.gpus[0].total(), b.gpus[1].total() - 1};
+    tight.gpu_budget = b.gpu_total();
+    CHECK_FALSE(runtime::plan_for(m, rates(10), tight, cfg.n_layer).fits);
+    const Plan chosen = runtime::choose_plan(m, rates(10), tight);
+    CHECK(chosen.n_gpu_layers < cfg.n_layer);
+    CHECK(chosen.fits);
+    tight.gpu_budgets[1] += 1;
+    CHECK(runtime::choose_plan(m, rates(10), tight).n_gpu_layers == cfg.n_layer);
+}
+
 TEST_CASE("the CPU's speeds are measured once and then read from the cache") {
     test::ScratchDir dir;
     const auto cfg = test::random_llama_configs()[3];
