@@ -77,6 +77,17 @@ public:
     virtual void compute(std::span<Tensor* const> nodes, void* work, size_t work_size, int n_threads,
                          const AbortCheck& abort) = 0;
     virtual void synchronize() {}
+    // Copies n bytes of `src`, a tensor in the memory of another device backend `from`
+    // (synchronized), into `dst` in this backend's memory without passing through the host,
+    // where the two devices can (CUDA devices, peer to peer); done when the call returns.
+    // False: the caller stages the copy through host memory.
+    virtual bool copy_from_device(Backend& from, const Tensor* src, Tensor* dst, size_t n) {
+        (void)from;
+        (void)src;
+        (void)dst;
+        (void)n;
+        return false;
+    }
 
     // Copies beside the computation, for weights streamed to a device for one step. A batch
     // starts once the work submitted so far has finished (its destinations may still be read

@@ -343,7 +343,8 @@ void Scheduler::compute(Graph& g) {
                 src_backend.download(c.src, c.dst->data, 0, n);
             } else if (src_backend.host_memory()) {
                 dst_backend.upload(c.dst, host_bytes(c.src), 0, n);
-            } else {  // between two devices (a layer split): through host memory
+            } else if (!dst_backend.copy_from_device(src_backend, c.src, c.dst, n)) {
+                // Between two devices that cannot copy directly: through host memory.
                 src_backend.download(c.src, staging_.data(), 0, n);
                 dst_backend.upload(c.dst, staging_.data(), 0, n);
             }

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <tuple>
@@ -168,6 +169,22 @@ void profile_nodes(NodeProfile& prof, std::span<Tensor* const> nodes, const std:
     for (auto& e : ev) cudaEventDestroy(e);
 }
 
+// Lets `device` read and write `peer`'s memory directly (NVLink or PCIe) where the two can,
+// once per pair; where they cannot, peer copies still work, staged by the driver.
+void enable_peer_access(int device, int peer) {
+    static std::mutex mu;
+    static std::set<std::pair<int, int>> done;
+    std::lock_guard<std::mutex> lock(mu);
+    if (!done.insert({device, peer}).second) return;
+    int can = 0;
+    if (cudaDeviceCanAccessPeer(&can, device, peer) != cudaSuccess || !can) {
+        cudaGetLastError();
+        return;
+    }
+    TESSERA_CUDA_CHECK(cudaSetDevice(device));
+    if (cudaDeviceEnablePeerAccess(peer, 0) != cudaSuccess) cudaGetLastError();  // already enabled
+}
+
 class CudaBackend : public Backend {
 public:
     explicit CudaBackend(int device) : device_(device), name_("CUDA" + std::to_string(device)) {}
@@ -259,6 +276,18 @@ public:
         TESSERA_CUDA_CHECK(
             cudaMemcpyAsync(dst, static_cast<const char*>(t->data) + offset, n, cudaMemcpyDeviceToHost, s));
         TESSERA_CUDA_CHECK(cudaStreamSynchronize(s));
+    }
+
+    bool copy_from_device(Backend& from, const Tensor* src, Tensor* dst, size_t n) override {
+        auto* other = dynamic_cast<CudaBackend*>(&from);
+        if (!other || (src->root()->flags & kFlagDeviceLayout)) return false;
+        if (n == 0) return true;
+        cudaStream_t s = stream();
+        if (other->device_ != device_) enable_peer_access(device_, other->device_);
+        TESSERA_CUDA_CHECK(cudaMemcpyPeerAsync(dst->data, device_, src->data, other->device_, n, s));
+        // Done before the source's device goes on (and may reuse the source's memory).
+        TESSERA_CUDA_CHECK(cudaStreamSynchronize(s));
+        return true;
     }
 
     bool supports(const Tensor& node) const override {
