@@ -82,7 +82,7 @@ std::string kind_of(const std::string& name) {
 // The GPUs a model's layers go to, in order. `names`: comma-separated GPU names; one listed
 // again gets another instance of its device (added to `backends`, before the CPU). None
 // listed: the first GPU found by default and, split by layer, every other GPU of its kind
-// found by default. "CPU": none.
+// found by default (discrete ones with a discrete one, not an integrated GPU). "CPU": none.
 std::vector<Backend*> choose_gpus(std::vector<std::unique_ptr<Backend>>& backends, const std::string& names,
                                   SplitMode mode) {
     std::vector<Backend*> out;
@@ -93,7 +93,8 @@ std::vector<Backend*> choose_gpus(std::vector<std::unique_ptr<Backend>>& backend
         if (mode == SplitMode::Layer)
             for (const auto& b : backends)
                 if (b.get() != first && !b->host_memory() && b->offload_by_default() &&
-                    kind_of(b->name()) == kind_of(first->name()))
+                    kind_of(b->name()) == kind_of(first->name()) &&
+                    b->shares_host_memory() == first->shares_host_memory())
                     out.push_back(b.get());
         return out;
     }
@@ -313,7 +314,7 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
     struct Override {
         std::regex pattern;
         bool gpu = false;
-        std::string device;
+        std::string device, text;   // DEVICE, and PATTERN=DEVICE
         Backend* target = nullptr;  // the GPU it names
     };
     std::vector<Override> overrides;
@@ -328,6 +329,7 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
         }
         o.gpu = dev != "CPU" && dev != "cpu";
         o.device = dev;
+        o.text = pattern + "=" + dev;
         if (o.gpu && device.empty()) device = dev;  // the GPU an override names, alone
         overrides.push_back(std::move(o));
     }
@@ -341,7 +343,7 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
                 break;
             }
         if (!o.target)
-            throw Error("tensor override '=" + o.device + "' names a GPU the model does not use (" +
+            throw Error("tensor override '" + o.text + "' names a GPU the model does not use (" +
                             (device.empty() ? std::string("none") : device) + ")",
                         ErrorKind::InvalidArgument);
     }
@@ -398,7 +400,6 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
         }
     }
     m->n_gpu_layers = ngl;
-    m->gpu = ngl > 0 || (gpu && gpu_overrides) ? gpu : nullptr;
     // The GPU layers in order over the GPUs (the first takes the earliest), the head with the
     // last layer.
     m->layer_backend.assign(static_cast<size_t>(n_layer), &cpu);
@@ -409,7 +410,10 @@ std::unique_ptr<Model> load_model(std::unique_ptr<gguf::File> file, const LoadOp
             if (counts[g] > 0) m->gpus.push_back(gpus[g]);
             for (int32_t k = 0; k < counts[g]; ++k) m->layer_backend[il++] = gpus[g];
         }
-        if (m->gpus.empty() && m->gpu) m->gpus.push_back(m->gpu);
+        for (const Override& o : overrides)  // the GPUs overrides send weights to
+            if (o.target && std::find(m->gpus.begin(), m->gpus.end(), o.target) == m->gpus.end())
+                m->gpus.push_back(o.target);
+        m->gpu = m->gpus.empty() ? nullptr : m->gpus.front();
         for (Backend* g : m->gpus) m->gpu_names += (m->gpu_names.empty() ? "" : ",") + g->name();
     }
     Backend* head = ngl > 0 ? m->layer_backend.back() : &cpu;

@@ -56,6 +56,9 @@ public:
     // device that is the CPU in disguise (a software Vulkan driver such as lavapipe), which
     // only an explicit --device uses.
     virtual bool offload_by_default() const { return true; }
+    // Whether the device shares the host's memory (an integrated GPU): a layer split found by
+    // default keeps to devices alike.
+    virtual bool shares_host_memory() const { return false; }
     virtual DeviceMemory memory() const = 0;
     // The largest buffer (and so tensor) this backend can compute with (a Vulkan device's
     // storage-buffer range: 128 MiB on lavapipe).

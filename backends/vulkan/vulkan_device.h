@@ -171,6 +171,7 @@ public:
     const std::string& name() const override { return name_; }
     bool host_memory() const override { return false; }
     bool offload_by_default() const override { return !cpu_type_; }
+    bool shares_host_memory() const override { return unified_; }
 
     size_t max_buffer_bytes() const override { return props_.limits.maxStorageBufferRange; }
 
