@@ -2,7 +2,8 @@
 # `tessera run` with every layer on the first Vulkan device (lavapipe in CI), under the
 # Khronos validation layer: the greedy continuation must equal the CPU's, and the layer must
 # report nothing (this covers the command buffers recorded once and submitted again for
-# every decoding step); then with half the layers there, the CPU running the others. The
+# every decoding step); then with half the layers there, the CPU running the others, and split
+# over two instances of the device. The
 # CPU keeps the file's layout (-nr): the interleaved layout sums in another order, which turns
 # a near tie in this continuation (its sixth token) the other way. Last, all layers again with
 # the fence polled and TESSERA_PROFILE=graph. The runs with all layers on the device have the
@@ -51,6 +52,24 @@ if ! cmp -s "$work/cpu" "$work/half"; then
     echo "split: $(cat "$work/half")"
     exit 1
 fi
+# Split by layer over two instances of the device (each its own queues and memory, as two
+# GPUs), a third of the layers on the CPU, under the validation layer: the CPU's continuation,
+# and each instance holding its share.
+VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation "$tessera" run -m "$model" -nr --device "$device,$device" -ts 1,2 \
+    -ngl 20 -p "The capital of France is" -n 12 --temp 0 >"$work/two" 2>"$work/log" || { cat "$work/log"; exit 1; }
+if grep -qE "Validation|VUID" "$work/two" "$work/log"; then
+    echo "FAIL: validation messages with the layers split over two instances:"
+    grep -hE "Validation|VUID" "$work/two" "$work/log" | head -5
+    exit 1
+fi
+grep -q "20 of 30 layers on $device (7), $device (13)" "$work/log" ||
+    { echo "FAIL: not split 7 / 13 over two instances:"; cat "$work/log"; exit 1; }
+if ! cmp -s "$work/cpu" "$work/two"; then
+    echo "FAIL: the continuation split over the CPU and two instances of $device differs from the CPU's:"
+    echo "CPU:   $(cat "$work/cpu")"
+    echo "split: $(cat "$work/two")"
+    exit 1
+fi
 # The fence polled before the thread sleeps on it (a GPU's default, off on a CPU device) and
 # the whole-submission profile: the same continuation, and the profile's device and host rows.
 TESSERA_VULKAN_SPIN=20000 TESSERA_VULKAN_READBACK=1 TESSERA_PROFILE=graph "$tessera" run -m "$model" -nr --device "$device" \
@@ -89,4 +108,4 @@ if ! cmp -s "$work/plain" "$work/ahead"; then
 fi
 grep -qE "add\+rms_norm \| prefetch" "$work/log" ||
     { echo "FAIL: TESSERA_PROFILE=levels shows no weights read ahead beside the norms:"; cat "$work/log"; exit 1; }
-echo "ok: $device's greedy continuation (all layers with the logits copied out by the graph, half of them, the fence polled) equals the CPU's, the validation layer reported nothing, TESSERA_PROFILE=graph timed the submissions, and reading decoding products' weights ahead changed nothing"
+echo "ok: $device's greedy continuation (all layers with the logits copied out by the graph, half of them, two instances of it, the fence polled) equals the CPU's, the validation layer reported nothing, TESSERA_PROFILE=graph timed the submissions, and reading decoding products' weights ahead changed nothing"
