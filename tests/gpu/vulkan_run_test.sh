@@ -70,6 +70,11 @@ if ! cmp -s "$work/cpu" "$work/two"; then
     echo "split: $(cat "$work/two")"
     exit 1
 fi
+# The plan of that split without loading the model: a row per instance with its layers.
+"$tessera" fit -m "$model" --device "$device,$device" -ts 1,3 --no-measure >"$work/fit" 2>"$work/log" ||
+    { cat "$work/log"; exit 1; }
+grep -qE "^  $device .* 7 layers$" "$work/fit" && grep -qE "^  $device .* 23 layers$" "$work/fit" ||
+    { echo "FAIL: tessera fit's rows per GPU (7 and 23 layers):"; cat "$work/fit"; exit 1; }
 # The fence polled before the thread sleeps on it (a GPU's default, off on a CPU device) and
 # the whole-submission profile: the same continuation, and the profile's device and host rows.
 TESSERA_VULKAN_SPIN=20000 TESSERA_VULKAN_READBACK=1 TESSERA_PROFILE=graph "$tessera" run -m "$model" -nr --device "$device" \
