@@ -351,6 +351,19 @@ TEST_CASE("a model split by layer over two instances of the GPU gives one GPU's 
                 CHECK(plan.gpus[0].n_layers == first);
                 CHECK(plan.gpus[1].n_layers == ngl - first);
                 CHECK(plan.gpu_weight_bytes == model->gpu_weight_bytes);
+                // `tessera fit` asked for the same split plans the same.
+                runtime::FitOptions fo;
+                fo.n_ctx = req.n_ctx;
+                fo.n_gpu_layers = ngl;
+                fo.device = two.device;
+                fo.tensor_split = two.tensor_split;
+                fo.measure = false;
+                const runtime::FitResult fit = runtime::fit_model(path, fo);
+                CHECK(fit.gpus == std::vector<std::string>{gpu->name(), gpu->name()});
+                CHECK(fit.gpu == gpu->name() + "," + gpu->name());
+                REQUIRE(fit.plan.gpus.size() == 2);
+                CHECK(fit.plan.gpus[0].n_layers == first);
+                CHECK(fit.plan.gpus[1].weight_bytes == plan.gpus[1].weight_bytes);
                 {
                     runtime::ContextOptions co;
                     co.n_ctx = req.n_ctx;
