@@ -438,7 +438,7 @@ __device__ __forceinline__ void dot_float_chunk(uint4 raw, int64_t c, const floa
 
 // vec: weight rows and activation rows are 16-byte aligned (otherwise element by element).
 template <DType T, int M>
-__global__ void __launch_bounds__(kMmvWarps* kWarp)
+__global__ void __launch_bounds__(kMmvThreads)
     mmv_float_kernel(const uint8_t* __restrict__ w, size_t w_stride, const float* __restrict__ b, size_t b_stride,
                      int64_t k, int64_t n, int m, bool vec, float* __restrict__ y, size_t y_stride) {
     constexpr int E = kVecElems<T>;
@@ -586,7 +586,7 @@ void launch_mmv_float(const uint8_t* w, size_t w_stride, const float* b, size_t 
     const bool vec = aligned16(w) && w_stride % 16 == 0 && aligned16(b) && b_stride % 4 == 0;
     const unsigned blocks = static_cast<unsigned>((n + kMmvWarps - 1) / kMmvWarps);
     mmv_float_kernel<T, M>
-        <<<blocks, kMmvWarps * kWarp, 0, stream>>>(w, w_stride, b, b_stride, k, n, m, vec, y, y_stride);
+        <<<blocks, kMmvThreads, 0, stream>>>(w, w_stride, b, b_stride, k, n, m, vec, y, y_stride);
 }
 
 }  // namespace
