@@ -189,6 +189,18 @@ TEST_CASE("Gemma 3 all on the GPU gives the CPU's continuation and perplexity") 
     compare_cpu_gpu("gemma3-270m", gpu->name(), 2);
 }
 
+TEST_CASE("SmolLM2 and Gemma 3 split by layer over two instances of the GPU give the CPU's continuation") {
+    if (kPrefix != "CUDA") {  // lavapipe in CI: vulkan_run_test.sh splits SmolLM2 over two instances
+        test::skip_because("the Vulkan split of SmolLM2 is vulkan_run_test's; the real models split here on CUDA");
+        return;
+    }
+    auto backends = backends::create_available();
+    Backend* gpu = find_gpu(backends);
+    if (skip_without_gpu(gpu)) return;
+    compare_cpu_gpu("smollm2-135m-instruct", gpu->name() + "," + gpu->name(), -1);
+    compare_cpu_gpu("gemma3-270m", gpu->name() + "," + gpu->name(), 2);
+}
+
 namespace {
 
 // Where each weight of a loaded model lives, by name.
