@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -82,7 +83,8 @@ void build_net(Net& n, Backend& weights_on) {
 }
 
 void set_input(Tensor* x) {
-    for (int64_t i = 0; i < x->n_elements(); ++i) static_cast<float*>(x->data)[i] = 0.01f * static_cast<float>(i % 17) - 0.05f;
+    for (int64_t i = 0; i < x->n_elements(); ++i)
+        static_cast<float*>(x->data)[i] = 0.01f * static_cast<float>(i % 17) - 0.05f;
 }
 
 }  // namespace
@@ -128,7 +130,8 @@ TEST_CASE("scheduler: segments and seam copies with a partial second backend") {
     CHECK(split.n_copies() == 6);
 
     for (int64_t i = 0; i < ref.out->n_elements(); ++i)
-        CHECK(static_cast<float*>(net.out->data)[i] == doctest::Approx(static_cast<float*>(ref.out->data)[i]).epsilon(1e-6));
+        CHECK(static_cast<float*>(net.out->data)[i] ==
+              doctest::Approx(static_cast<float*>(ref.out->data)[i]).epsilon(1e-6));
 }
 
 TEST_CASE("scheduler: a tensor read by two nodes across a seam is copied once") {
@@ -140,9 +143,9 @@ TEST_CASE("scheduler: a tensor read by two nodes across a seam is copied once") 
     auto buf = allocate_tensors(partial, ws, BufferUsage::Weights);
     for (int i = 0; i < 8; ++i) static_cast<float*>(w->data)[i] = 1.0f + static_cast<float>(i);
     Tensor* x = g.input(DType::F32, {8, 2}, "x");
-    Tensor* s = g.silu(x);           // CPU
-    Tensor* a = g.add(s, w);         // partial (weights there)
-    Tensor* m = g.mul(s, w);         // partial, reads s again: no second copy
+    Tensor* s = g.silu(x);    // CPU
+    Tensor* a = g.add(s, w);  // partial (weights there)
+    Tensor* m = g.mul(s, w);  // partial, reads s again: no second copy
     Tensor* out = g.add(a, m);
     g.mark_output(out);
     Scheduler sched({&partial, &cpu});
@@ -151,7 +154,8 @@ TEST_CASE("scheduler: a tensor read by two nodes across a seam is copied once") 
     sched.compute(g);
     CHECK(sched.n_copies() == 1);
     for (int i = 0; i < 16; ++i) {
-        float xv = 0.1f * static_cast<float>(i), sv = xv / (1.0f + std::exp(-xv)), wv = 1.0f + static_cast<float>(i % 8);
+        float xv = 0.1f * static_cast<float>(i), sv = xv / (1.0f + std::exp(-xv)),
+              wv = 1.0f + static_cast<float>(i % 8);
         CHECK(static_cast<float*>(out->data)[i] == doctest::Approx((sv + wv) + sv * wv).epsilon(1e-6));
     }
 }
@@ -389,4 +393,77 @@ TEST_CASE("a host backend takes its compute and cache buffers from a device's pa
     auto again = host.alloc_buffer(64, BufferUsage::Cache);
     CHECK(lender.asked.size() == 3);
     CHECK(dynamic_cast<Lent*>(again.get()) == nullptr);
+}
+
+// A device in host memory (so its results can be checked) that copies from another device of
+// its kind directly when `peer` is set, logging which way each crossing went.
+class PeerDevice : public cpu::CpuBackend {
+public:
+    PeerDevice(const std::string& name, bool peer) : CpuBackend(name), peer_(peer) {}
+    bool host_memory() const override { return false; }
+    bool copy_from_device(Backend& from, const Tensor* src, Tensor* dst, size_t n) override {
+        if (!peer_ || !dynamic_cast<PeerDevice*>(&from)) return false;
+        std::memcpy(dst->data, src->data, n);
+        log.push_back(std::string("peer ") + src->name);
+        return true;
+    }
+    void upload(Tensor* t, const void* src, size_t offset, size_t n) override {
+        if (t->buffer == nullptr) log.push_back(std::string("upload ") + t->name);  // a copy, not a weight
+        CpuBackend::upload(t, src, offset, n);
+    }
+    std::vector<std::string> log;
+
+private:
+    bool peer_;
+};
+
+TEST_CASE("scheduler: layers on two devices, the activations crossing directly or through the host") {
+    // x -> [w0 product, silu] on device A -> [w1 product, silu] on device B: each product runs
+    // where its weight lives, the silu follows its input.
+    auto build = [](Graph& g, Backend& a, Backend& b, std::vector<std::unique_ptr<Buffer>>& bufs) {
+        std::mt19937 rng(11);
+        std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+        Tensor* x = g.input(DType::F32, {16, 3}, "x");
+        Tensor* h = x;
+        Backend* homes[] = {&a, &b};
+        for (int l = 0; l < 2; ++l) {
+            Tensor* w = g.new_tensor(DType::F32, {16, 16}, ("w." + std::to_string(l)).c_str());
+            bufs.push_back(allocate_tensors(*homes[l], std::span<Tensor* const>(&w, 1), BufferUsage::Weights));
+            for (int i = 0; i < 256; ++i) static_cast<float*>(w->data)[i] = u(rng);
+            h = g.silu(g.mul_mat(w, h));
+            std::snprintf(h->name, sizeof h->name, "act.%d", l);
+        }
+        g.mark_output(h);
+        return std::make_pair(x, h);
+    };
+    auto fill = [](Tensor* x) {
+        for (int i = 0; i < 48; ++i) static_cast<float*>(x->data)[i] = 0.04f * static_cast<float>(i % 13) - 0.3f;
+    };
+    cpu::CpuBackend cpu("CPU");
+    std::vector<std::unique_ptr<Buffer>> bufs;
+    Graph ref;
+    auto [rx, rout] = build(ref, cpu, cpu, bufs);
+    Scheduler single({&cpu});
+    plan_fill_run(single, ref, rx, fill);
+    for (bool peer : {false, true}) {
+        CAPTURE(peer);
+        PeerDevice a("A", peer), b("B", peer);
+        Graph g;
+        auto [x, out] = build(g, a, b, bufs);
+        Scheduler sched({&a, &b, &cpu});
+        plan_fill_run(sched, g, x, fill);
+        // A: product, silu | B: product, silu; the input uploaded to A, act.0 crossing to B.
+        const auto& segs = sched.segments();
+        REQUIRE(segs.size() == 2);
+        CHECK(segs[0].backend == 0);
+        CHECK(segs[1].backend == 1);
+        REQUIRE(segs[1].copies.size() == 1);
+        CHECK(std::string(segs[1].copies[0].src->name) == "act.0");
+        const std::vector<std::string> crossing = {peer ? "peer act.0" : "upload act.0 (copy)"};
+        CHECK(b.log == crossing);
+        std::vector<float> got(48);
+        sched.read(out, got.data(), got.size() * sizeof(float));
+        for (int i = 0; i < 48; ++i)
+            CHECK(got[static_cast<size_t>(i)] == doctest::Approx(static_cast<float*>(rout->data)[i]).epsilon(1e-6));
+    }
 }
