@@ -77,7 +77,8 @@ double step_us(const ModelSizes& m, const MachineRates& r, int32_t ngl, int n_gp
         const double activations = static_cast<double>(n) * static_cast<double>(m.n_embd) * 4.0;
         us += r.seam_us + activations / (r.h2d_gbs * 1e3);
         us += r.seam_us + static_cast<double>(m.n_vocab) * 4.0 / (r.h2d_gbs * 1e3);
-        // Between two GPUs the activations go through host memory: down and up again.
+        // A crossing between two GPUs, counted as through host memory: down and up again (a
+        // peer copy between CUDA devices takes less).
         us += (n_gpus - 1) * 2.0 * (r.seam_us + activations / (r.h2d_gbs * 1e3));
     }
     return us;
