@@ -254,12 +254,12 @@ tessera_model* load_model_or_report(const char* path, const GpuOptions& gpu) {
         // "on CUDA0", or split by layer "on CUDA0 (16), CUDA1 (16)".
         std::string where;
         const std::string names = tessera_model_gpu(m);
+        const bool several = names.find(',') != std::string::npos;
         int32_t i = 0;
         for (size_t at = 0; at <= names.size(); ++i) {
             const size_t comma = std::min(names.find(',', at), names.size());
             where += (where.empty() ? "" : ", ") + names.substr(at, comma - at);
-            if (names.find(',') != std::string::npos)
-                where += " (" + std::to_string(tessera_model_gpu_layers(m, i)) + ")";
+            if (several) where += " (" + std::to_string(tessera_model_gpu_layers(m, i)) + ")";
             at = comma + 1;
         }
         std::fprintf(stderr, "tessera: %d of %d layers on %s (%.0f MiB of weights)\n", tessera_model_n_gpu_layers(m),

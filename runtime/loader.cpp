@@ -180,8 +180,6 @@ void request_gpus(const std::vector<Backend*>& gpus, size_t gpu_mem, const std::
     if (gpus.size() > 1)
         req.gpu_split =
             tensor_split.empty() ? std::vector<double>(req.gpu_budgets.begin(), req.gpu_budgets.end()) : tensor_split;
-    else
-        req.gpu_budgets.clear();
 }
 
 // The architecture `general.architecture` names, its hyper-parameters read into hp. An
@@ -619,8 +617,8 @@ FitResult fit_model(const std::string& path, const FitOptions& options) {
     for (Backend* g : gpus) {
         r.gpus.push_back(g->name());
         r.gpu += (r.gpu.empty() ? "" : ",") + g->name();
-        r.gpu_budgets.push_back(gpu_budget(*g, options.gpu_mem));
     }
+    r.gpu_budgets = req.gpu_budgets;
     r.gpu_budget = req.gpu_budget;
     RatesOptions ro;
     ro.n_threads = options.n_threads;

@@ -82,8 +82,8 @@ struct PlanRequest {
     int32_t n_gpu_layers = -1;     // -1: choose
     size_t gpu_budget = SIZE_MAX;  // bytes of the GPU the plan may fill (weights, KV cache, compute buffer)
     // Several GPUs (a layer split): each one's share of the GPU layers, in order (the first takes
-    // the earliest of them, the last the output head), and each one's budget (gpu_budget is
-    // then their sum). Empty: one GPU.
+    // the earliest of them, the last the output head; empty: one GPU), and each one's budget
+    // (gpu_budget is their sum; empty: gpu_budget alone bounds the plan).
     std::vector<double> gpu_split;
     std::vector<size_t> gpu_budgets;
     int32_t n_prompt = 512;  // the workload that `choose` weighs: a prompt of n_prompt tokens
